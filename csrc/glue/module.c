@@ -1,0 +1,934 @@
+/*
+ * module.c -- skipblocks._C, the one file of skipblocks that includes Python.h.
+ *
+ * This is the boundary layer of STYLE.md: it turns array-likes into float32
+ * NumPy arrays, checks shapes once (with the kernels' own output-size
+ * helpers, and with the wording of torch's error messages, prefixed by the
+ * name of the skipblocks layer that called it), allocates outputs and
+ * scratch, releases the GIL around the kernel and maps an sb_status to a
+ * Python exception at one cleanup label. Argument conveniences (int-or-pair,
+ * 'same' padding, defaults) live in Python (skipblocks/functional.py), which
+ * passes already-normalised integers here.
+ *
+ * Input policy (issue 2, item 7): float32 input is used as it is when each
+ * image is contiguous (a C-contiguous array, or a channel slice of one);
+ * anything else real-valued (float64, float16, ints, bool, other layouts,
+ * lists, torch CPU tensors through __array__) is converted as
+ * np.asarray(x, np.float32) would. Complex, object, string and other
+ * non-numeric dtypes raise TypeError. Inputs are never written, except the
+ * explicit `out=` arrays the Python layer passes for inplace=True and for
+ * BatchNorm's running statistics.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#define PY_ARRAY_UNIQUE_SYMBOL skipblocks_ARRAY_API
+#include <numpy/arrayobject.h>
+
+#include <string.h>
+
+#include "skipblocks.h"
+
+/* ------------------------------------------------------------------ */
+/* Conversion helpers                                                  */
+/* ------------------------------------------------------------------ */
+
+/* "[1, 3, 100, 100]": torch prints tensor sizes this way in its errors. */
+static PyObject *shape_string(PyArrayObject *arr)
+{
+    int ndim = PyArray_NDIM(arr);
+    npy_intp *dims = PyArray_DIMS(arr);
+    PyObject *parts = PyList_New(ndim);
+    if (parts == NULL) return NULL;
+    for (int i = 0; i < ndim; i++) {
+        PyObject *s = PyUnicode_FromFormat("%zd", (Py_ssize_t)dims[i]);
+        if (s == NULL) { Py_DECREF(parts); return NULL; }
+        PyList_SET_ITEM(parts, i, s);
+    }
+    PyObject *sep = PyUnicode_FromString(", ");
+    if (sep == NULL) { Py_DECREF(parts); return NULL; }
+    PyObject *joined = PyUnicode_Join(sep, parts);
+    Py_DECREF(sep);
+    Py_DECREF(parts);
+    if (joined == NULL) return NULL;
+    PyObject *result = PyUnicode_FromFormat("[%U]", joined);
+    Py_DECREF(joined);
+    return result;
+}
+
+/* True when each image (the last three axes of a 4-D array) is contiguous
+ * and images are a non-negative whole number of floats apart: the layout an
+ * sb_fmap describes. Axes of extent 1 may have any stride (NumPy's rule). */
+static int has_fmap_layout(PyArrayObject *arr)
+{
+    if (PyArray_NDIM(arr) != 4) return 0;
+    npy_intp *d = PyArray_DIMS(arr);
+    npy_intp *s = PyArray_STRIDES(arr);
+    npy_intp expect = (npy_intp)sizeof(float);
+    for (int axis = 3; axis >= 1; axis--) {
+        if (d[axis] != 1 && s[axis] != expect) return 0;
+        expect *= d[axis];
+    }
+    if (d[0] > 1 && (s[0] < expect || s[0] % (npy_intp)sizeof(float) != 0)) return 0;
+    return 1;
+}
+
+/* Returns a new reference to a float32 array holding `obj`: obj itself when
+ * it already is a well-behaved float32 array in the layout the kernels take
+ * (C-contiguous, or an fmap when fmap_ok), otherwise a converted copy.
+ * `what` names the argument in the TypeError for non-real dtypes. */
+static PyArrayObject *as_float_array(PyObject *obj, const char *layer,
+                                     const char *what, int fmap_ok)
+{
+    PyArrayObject *arr;
+    if (PyArray_Check(obj)) {
+        Py_INCREF(obj);
+        arr = (PyArrayObject *)obj;
+    } else {
+        arr = (PyArrayObject *)PyArray_FromAny(obj, NULL, 0, 0, 0, NULL);
+        if (arr == NULL) return NULL;
+    }
+    char kind = PyArray_DESCR(arr)->kind;
+    if (kind != 'f' && kind != 'i' && kind != 'u' && kind != 'b') {
+        PyObject *dtype_repr = PyObject_Str((PyObject *)PyArray_DESCR(arr));
+        if (dtype_repr != NULL) {
+            PyErr_Format(PyExc_TypeError,
+                         "%s: %s must hold real numbers (float, int or bool), "
+                         "got an array of dtype %U; skipblocks computes in float32",
+                         layer, what, dtype_repr);
+            Py_DECREF(dtype_repr);
+        }
+        Py_DECREF(arr);
+        return NULL;
+    }
+    int usable = PyArray_TYPE(arr) == NPY_FLOAT32 && PyArray_ISALIGNED(arr) &&
+                 PyArray_ISNOTSWAPPED(arr) &&
+                 (PyArray_IS_C_CONTIGUOUS(arr) || (fmap_ok && has_fmap_layout(arr)));
+    if (usable) return arr;
+    PyArrayObject *converted = (PyArrayObject *)PyArray_FromAny(
+        (PyObject *)arr, PyArray_DescrFromType(NPY_FLOAT32), 0, 0,
+        NPY_ARRAY_C_CONTIGUOUS | NPY_ARRAY_ALIGNED | NPY_ARRAY_FORCECAST, NULL);
+    Py_DECREF(arr);
+    return converted;
+}
+
+/* Optional parameter array (bias, weight): None gives NULL without error. */
+static int as_optional_float_array(PyObject *obj, const char *layer, const char *what,
+                                   PyArrayObject **out)
+{
+    *out = NULL;
+    if (obj == NULL || obj == Py_None) return 0;
+    *out = as_float_array(obj, layer, what, 0);
+    return *out == NULL ? -1 : 0;
+}
+
+/* An sb_fmap for a 4-D array in fmap layout (see has_fmap_layout). */
+static sb_fmap fmap_of(PyArrayObject *arr)
+{
+    sb_fmap m;
+    npy_intp *d = PyArray_DIMS(arr);
+    m.n = d[0]; m.c = d[1]; m.h = d[2]; m.w = d[3];
+    m.batch_stride = d[0] > 1 ? PyArray_STRIDES(arr)[0] / (npy_intp)sizeof(float)
+                              : m.c * m.h * m.w;
+    return m;
+}
+
+/* A 4-D view of a 3-D (unbatched C x H x W) array: batch of one. */
+static PyArrayObject *add_batch_axis(PyArrayObject *arr)
+{
+    npy_intp *d = PyArray_DIMS(arr);
+    npy_intp dims4[4] = {1, d[0], d[1], d[2]};
+    PyArray_Dims shape = {dims4, 4};
+    return (PyArrayObject *)PyArray_Newshape(arr, &shape, NPY_CORDER);
+}
+
+static PyArrayObject *new_float_array(int ndim, const npy_intp *dims)
+{
+    return (PyArrayObject *)PyArray_SimpleNew(ndim, (npy_intp *)dims, NPY_FLOAT32);
+}
+
+/* The caller's output array: must be a writable float32 array of exactly
+ * `dims`, in fmap layout (4-D) or C-contiguous. Used by DenseBlock (channel
+ * slices of one preallocated output) and by inplace=True. */
+static int check_out_array(PyObject *out, const char *layer, int ndim,
+                           const npy_intp *dims, int fmap_ok)
+{
+    if (!PyArray_Check(out)) {
+        PyErr_Format(PyExc_TypeError, "%s: out must be a numpy.ndarray", layer);
+        return -1;
+    }
+    PyArrayObject *arr = (PyArrayObject *)out;
+    int layout_ok = PyArray_IS_C_CONTIGUOUS(arr) || (fmap_ok && has_fmap_layout(arr));
+    if (PyArray_TYPE(arr) != NPY_FLOAT32 || !PyArray_ISALIGNED(arr) ||
+        !PyArray_ISNOTSWAPPED(arr) || !layout_ok) {
+        PyErr_Format(PyExc_ValueError,
+                     "%s: out must be an aligned native float32 array whose images "
+                     "are contiguous", layer);
+        return -1;
+    }
+    if (!PyArray_ISWRITEABLE(arr)) {
+        PyErr_Format(PyExc_ValueError, "%s: out array is read-only", layer);
+        return -1;
+    }
+    int same = PyArray_NDIM(arr) == ndim;
+    for (int i = 0; same && i < ndim; i++) same = PyArray_DIMS(arr)[i] == dims[i];
+    if (!same) {
+        PyObject *shape = shape_string(arr);
+        if (shape != NULL) {
+            PyErr_Format(PyExc_ValueError, "%s: out has shape %U, which is not the "
+                         "shape of the result", layer, shape);
+            Py_DECREF(shape);
+        }
+        return -1;
+    }
+    return 0;
+}
+
+/* One place maps kernel statuses to exceptions. A status other than SB_OK
+ * after the glue's own checks is a bug in skipblocks, so say so. */
+static PyObject *raise_status(sb_status status, const char *layer)
+{
+    PyErr_Format(PyExc_RuntimeError,
+                 "%s: kernel failed with status %d (%s); the shapes passed the "
+                 "checks, so this is a skipblocks bug: please report it",
+                 layer, (int)status, sb_status_string(status));
+    return NULL;
+}
+
+/* The result of a computation on a batch: the 4-D array, or its single
+ * image when the input was unbatched (3-D). Steals `out`. */
+static PyObject *finish_image_batch(PyArrayObject *out, int was_unbatched)
+{
+    if (!was_unbatched || out == NULL) return (PyObject *)out;
+    npy_intp *d = PyArray_DIMS(out);
+    npy_intp dims3[3] = {d[1], d[2], d[3]};
+    PyArray_Dims shape = {dims3, 3};
+    PyObject *result = PyArray_Newshape(out, &shape, NPY_CORDER);
+    Py_DECREF(out);
+    return result;
+}
+
+/* ------------------------------------------------------------------ */
+/* conv2d(layer, input, weight, bias, stride, padding, dilation,       */
+/*        groups, out=None, reference=False)                            */
+/* stride, padding, dilation: pairs of non-negative ints (Python checked */
+/* that stride and dilation are >= 1).                                  */
+/* ------------------------------------------------------------------ */
+static PyObject *py_conv2d(PyObject *self, PyObject *args, PyObject *kwargs)
+{
+    static char *keywords[] = {"layer", "input", "weight", "bias", "stride", "padding",
+                               "dilation", "groups", "out", "reference", NULL};
+    const char *layer;
+    PyObject *input_obj, *weight_obj, *bias_obj, *out_obj = Py_None;
+    Py_ssize_t sh, sw, ph, pw, dh, dw, groups;
+    int reference = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "sOOO(nn)(nn)(nn)n|Op", keywords,
+                                     &layer, &input_obj, &weight_obj, &bias_obj,
+                                     &sh, &sw, &ph, &pw, &dh, &dw, &groups,
+                                     &out_obj, &reference))
+        return NULL;
+
+    PyArrayObject *input = NULL, *weight = NULL, *bias = NULL, *out = NULL;
+    PyObject *result = NULL, *shape_a = NULL, *shape_b = NULL;
+    float *workspace = NULL;
+    int was_unbatched = 0;
+
+    weight = as_float_array(weight_obj, layer, "weight", 0);
+    if (weight == NULL) goto done;
+    if (as_optional_float_array(bias_obj, layer, "bias", &bias) < 0) goto done;
+    input = as_float_array(input_obj, layer, "input", 1);
+    if (input == NULL) goto done;
+
+    if (PyArray_NDIM(input) != 3 && PyArray_NDIM(input) != 4) {
+        if ((shape_a = shape_string(input)) != NULL)
+            PyErr_Format(PyExc_RuntimeError,
+                         "%s: Expected 3D (unbatched) or 4D (batched) input to conv2d, "
+                         "but got input of size: %U", layer, shape_a);
+        goto done;
+    }
+    if (PyArray_NDIM(weight) != 4) {
+        if ((shape_a = shape_string(weight)) != NULL)
+            PyErr_Format(PyExc_RuntimeError,
+                         "%s: weight should be 4-D (out_channels, in_channels/groups, "
+                         "kH, kW), but got weight of size %U", layer, shape_a);
+        goto done;
+    }
+    if (PyArray_NDIM(input) == 3) {
+        PyArrayObject *batched = add_batch_axis(input);
+        Py_DECREF(input);
+        input = batched;
+        was_unbatched = 1;
+        if (input == NULL) goto done;
+    }
+
+    npy_intp *wd = PyArray_DIMS(weight);
+    npy_intp *xd = PyArray_DIMS(input);
+    if (groups < 1) {
+        PyErr_Format(PyExc_RuntimeError, "%s: non-positive groups is not supported", layer);
+        goto done;
+    }
+    if (wd[0] % groups != 0) {
+        if ((shape_a = shape_string(weight)) != NULL)
+            PyErr_Format(PyExc_RuntimeError,
+                         "%s: Given groups=%zd, expected weight to be divisible by %zd at "
+                         "dimension 0, but got weight of size %U instead",
+                         layer, groups, groups, shape_a);
+        goto done;
+    }
+    if (xd[1] != wd[1] * groups) {
+        shape_a = shape_string(weight);
+        shape_b = shape_a ? shape_string(input) : NULL;
+        if (shape_b != NULL)
+            PyErr_Format(PyExc_RuntimeError,
+                         "%s: Given groups=%zd, weight of size %U, expected input%U to "
+                         "have %zd channels, but got %zd channels instead",
+                         layer, groups, shape_a, shape_b, (Py_ssize_t)(wd[1] * groups),
+                         (Py_ssize_t)xd[1]);
+        goto done;
+    }
+    if (bias != NULL && (PyArray_NDIM(bias) != 1 || PyArray_DIMS(bias)[0] != wd[0])) {
+        shape_a = shape_string(weight);
+        shape_b = shape_a ? shape_string(bias) : NULL;
+        if (shape_b != NULL)
+            PyErr_Format(PyExc_RuntimeError,
+                         "%s: Given weight of size %U, expected bias to be 1-dimensional "
+                         "with %zd elements, but got bias of size %U instead",
+                         layer, shape_a, (Py_ssize_t)wd[0], shape_b);
+        goto done;
+    }
+    int64_t oh = sb_conv2d_out_size(xd[2], wd[2], sh, ph, dh);
+    int64_t ow = sb_conv2d_out_size(xd[3], wd[3], sw, pw, dw);
+    if (oh <= 0 || ow <= 0) {
+        PyErr_Format(PyExc_RuntimeError,
+                     "%s: Calculated padded input size per channel: (%zd x %zd). Kernel "
+                     "size: (%zd x %zd). Kernel size can't be greater than actual input size",
+                     layer, (Py_ssize_t)(xd[2] + 2 * ph), (Py_ssize_t)(xd[3] + 2 * pw),
+                     (Py_ssize_t)((wd[2] - 1) * dh + 1), (Py_ssize_t)((wd[3] - 1) * dw + 1));
+        goto done;
+    }
+
+    npy_intp out_dims[4] = {xd[0], wd[0], oh, ow};
+    if (out_obj != Py_None) {
+        if (was_unbatched) {
+            PyErr_Format(PyExc_ValueError, "%s: out= needs a 4-D (batched) input", layer);
+            goto done;
+        }
+        if (check_out_array(out_obj, layer, 4, out_dims, 1) < 0) goto done;
+        Py_INCREF(out_obj);
+        out = (PyArrayObject *)out_obj;
+    } else {
+        out = new_float_array(4, out_dims);
+        if (out == NULL) goto done;
+    }
+
+    sb_fmap in_map = fmap_of(input), out_map = fmap_of(out);
+    sb_conv2d_params params = {wd[2], wd[3], sh, sw, ph, pw, dh, dw, groups};
+    int64_t workspace_floats = reference ? 0
+        : sb_conv2d_f32_workspace_floats(&out_map, &in_map, &params);
+    if (workspace_floats > 0) {
+        workspace = PyMem_RawMalloc((size_t)workspace_floats * sizeof(float));
+        if (workspace == NULL) { PyErr_NoMemory(); goto done; }
+    }
+    sb_status status;
+    float *out_data = (float *)PyArray_DATA(out);
+    const float *in_data = (const float *)PyArray_DATA(input);
+    const float *w_data = (const float *)PyArray_DATA(weight);
+    const float *b_data = bias ? (const float *)PyArray_DATA(bias) : NULL;
+    Py_BEGIN_ALLOW_THREADS
+    if (reference)
+        status = sb_conv2d_f32__ref(out_data, &out_map, in_data, &in_map, w_data, b_data, &params);
+    else
+        status = sb_conv2d_f32(out_data, &out_map, in_data, &in_map, w_data, b_data, &params,
+                               workspace);
+    Py_END_ALLOW_THREADS
+    if (status != SB_OK) { raise_status(status, layer); goto done; }
+
+    result = finish_image_batch(out, was_unbatched);
+    out = NULL; /* stolen */
+done:
+    PyMem_RawFree(workspace);
+    Py_XDECREF(input); Py_XDECREF(weight); Py_XDECREF(bias); Py_XDECREF(out);
+    Py_XDECREF(shape_a); Py_XDECREF(shape_b);
+    return result;
+}
+
+/* ------------------------------------------------------------------ */
+/* batch_norm(layer, input, running_mean, running_var, weight, bias,   */
+/*            training, momentum, eps, relu=False, out=None)            */
+/* Matches torch.nn.functional.batch_norm on 2-D..N-D input (N, C, ...): */
+/* statistics are per channel over every axis but 1. With training, the */
+/* batch statistics normalise and, when running_mean/var are given, they */
+/* are updated in place (they must be writable contiguous float32 arrays */
+/* of C elements: the Python layer guarantees that for module buffers).  */
+/* ------------------------------------------------------------------ */
+static int check_running_stat(PyObject *obj, const char *layer, const char *what,
+                              npy_intp channels, int must_write)
+{
+    if (!PyArray_Check(obj)) {
+        PyErr_Format(PyExc_TypeError, "%s: %s must be a numpy.ndarray", layer, what);
+        return -1;
+    }
+    PyArrayObject *arr = (PyArrayObject *)obj;
+    if (PyArray_TYPE(arr) != NPY_FLOAT32 || !PyArray_IS_C_CONTIGUOUS(arr) ||
+        !PyArray_ISALIGNED(arr) || !PyArray_ISNOTSWAPPED(arr)) {
+        PyErr_Format(PyExc_TypeError,
+                     "%s: %s must be a C-contiguous native float32 array, because "
+                     "training updates it in place", layer, what);
+        return -1;
+    }
+    if (PyArray_SIZE(arr) != channels) {
+        PyErr_Format(PyExc_RuntimeError, "%s: %s should contain %zd elements not %zd",
+                     layer, what, (Py_ssize_t)channels, (Py_ssize_t)PyArray_SIZE(arr));
+        return -1;
+    }
+    if (must_write && !PyArray_ISWRITEABLE(arr)) {
+        PyErr_Format(PyExc_ValueError,
+                     "%s: %s is read-only, so training cannot update it in place "
+                     "(pass a writable array, or training=False)", layer, what);
+        return -1;
+    }
+    return 0;
+}
+
+static PyObject *py_batch_norm(PyObject *self, PyObject *args, PyObject *kwargs)
+{
+    static char *keywords[] = {"layer", "input", "running_mean", "running_var", "weight",
+                               "bias", "training", "momentum", "eps", "relu", "out", NULL};
+    const char *layer;
+    PyObject *input_obj, *rm_obj, *rv_obj, *weight_obj, *bias_obj, *out_obj = Py_None;
+    int training, relu = 0;
+    double momentum, eps;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "sOOOOOpdd|pO", keywords, &layer,
+                                     &input_obj, &rm_obj, &rv_obj, &weight_obj, &bias_obj,
+                                     &training, &momentum, &eps, &relu, &out_obj))
+        return NULL;
+
+    PyArrayObject *input = NULL, *weight = NULL, *bias = NULL, *out = NULL;
+    PyObject *result = NULL, *shape_a = NULL;
+    float *scratch = NULL;
+
+    input = as_float_array(input_obj, layer, "input", 1);
+    if (input == NULL) goto done;
+    int ndim = PyArray_NDIM(input);
+    if (ndim < 2) {
+        if ((shape_a = shape_string(input)) != NULL)
+            PyErr_Format(PyExc_ValueError, "%s: expected at least 2D input (got %dD input "
+                         "of size %U)", layer, ndim, shape_a);
+        goto done;
+    }
+    npy_intp *xd = PyArray_DIMS(input);
+    npy_intp channels = xd[1];
+    npy_intp spatial = 1;
+    for (int i = 2; i < ndim; i++) spatial *= xd[i];
+
+    int have_running = rm_obj != Py_None && rv_obj != Py_None;
+    if ((rm_obj == Py_None) != (rv_obj == Py_None)) {
+        PyErr_Format(PyExc_ValueError, "%s: running_mean and running_var must both be "
+                     "given or both be None", layer);
+        goto done;
+    }
+    if (!training && !have_running) {
+        PyErr_Format(PyExc_RuntimeError, "%s: running_mean and running_var must be "
+                     "defined in evaluation mode", layer);
+        goto done;
+    }
+    if (have_running) {
+        if (check_running_stat(rm_obj, layer, "running_mean", channels, training) < 0) goto done;
+        if (check_running_stat(rv_obj, layer, "running_var", channels, training) < 0) goto done;
+    }
+    if (as_optional_float_array(weight_obj, layer, "weight", &weight) < 0) goto done;
+    if (as_optional_float_array(bias_obj, layer, "bias", &bias) < 0) goto done;
+    if (weight != NULL && PyArray_SIZE(weight) != channels) {
+        PyErr_Format(PyExc_RuntimeError, "%s: weight should contain %zd elements not %zd",
+                     layer, (Py_ssize_t)channels, (Py_ssize_t)PyArray_SIZE(weight));
+        goto done;
+    }
+    if (bias != NULL && PyArray_SIZE(bias) != channels) {
+        PyErr_Format(PyExc_RuntimeError, "%s: bias should contain %zd elements not %zd",
+                     layer, (Py_ssize_t)channels, (Py_ssize_t)PyArray_SIZE(bias));
+        goto done;
+    }
+    npy_intp count = xd[0] * spatial;
+    /* torch.nn.functional.batch_norm's _verify_batch_size. */
+    if (training && count == 1) {
+        if ((shape_a = shape_string(input)) != NULL)
+            PyErr_Format(PyExc_ValueError,
+                         "%s: Expected more than 1 value per channel when training, got "
+                         "input size %U", layer, shape_a);
+        goto done;
+    }
+
+    if (out_obj != Py_None) {
+        if (check_out_array(out_obj, layer, ndim, xd, ndim == 4) < 0) goto done;
+        Py_INCREF(out_obj);
+        out = (PyArrayObject *)out_obj;
+    } else {
+        out = new_float_array(ndim, xd);
+        if (out == NULL) goto done;
+    }
+
+    /* Kernels see every input as N x C x (spatial) x 1. A non-4-D input is
+     * C-contiguous here (as_float_array only keeps fmap layouts for 4-D). */
+    sb_fmap in_map, out_map;
+    if (ndim == 4) {
+        in_map = fmap_of(input);
+        out_map = fmap_of(out);
+    } else {
+        sb_fmap m = {xd[0], channels, spatial, 1, channels * spatial};
+        in_map = m;
+        out_map = m;
+    }
+
+    /* scratch: batch mean, batch var, scale, shift. */
+    scratch = PyMem_RawMalloc(4 * (size_t)(channels > 0 ? channels : 1) * sizeof(float));
+    if (scratch == NULL) { PyErr_NoMemory(); goto done; }
+    float *batch_mean = scratch, *batch_var = scratch + channels;
+    float *scale = scratch + 2 * channels, *shift = scratch + 3 * channels;
+    float *running_mean = have_running ? (float *)PyArray_DATA((PyArrayObject *)rm_obj) : NULL;
+    float *running_var = have_running ? (float *)PyArray_DATA((PyArrayObject *)rv_obj) : NULL;
+    const float *w_data = weight ? (const float *)PyArray_DATA(weight) : NULL;
+    const float *b_data = bias ? (const float *)PyArray_DATA(bias) : NULL;
+    const float *in_data = (const float *)PyArray_DATA(input);
+    float *out_data = (float *)PyArray_DATA(out);
+
+    sb_status status = SB_OK;
+    Py_BEGIN_ALLOW_THREADS
+    if (training && count == 0) {
+        /* torch: an empty batch in train mode gives an empty output and
+         * leaves the running statistics as they were. */
+        status = SB_OK;
+    } else if (training) {
+        status = sb_batch_norm_stats_f32(batch_mean, batch_var, in_data, &in_map);
+        if (status == SB_OK && have_running)
+            status = sb_batch_norm_update_running_f32(running_mean, running_var, batch_mean,
+                                                      batch_var, count, momentum, channels);
+        if (status == SB_OK)
+            status = sb_batch_norm_fold_f32(scale, shift, batch_mean, batch_var, w_data,
+                                            b_data, eps, channels);
+        if (status == SB_OK)
+            status = sb_batch_norm_apply_f32(out_data, &out_map, in_data, &in_map, scale,
+                                             shift, relu);
+    } else {
+        status = sb_batch_norm_fold_f32(scale, shift, running_mean, running_var, w_data,
+                                        b_data, eps, channels);
+        if (status == SB_OK)
+            status = sb_batch_norm_apply_f32(out_data, &out_map, in_data, &in_map, scale,
+                                             shift, relu);
+    }
+    Py_END_ALLOW_THREADS
+    if (status != SB_OK) { raise_status(status, layer); goto done; }
+    result = (PyObject *)out;
+    out = NULL;
+done:
+    PyMem_RawFree(scratch);
+    Py_XDECREF(input); Py_XDECREF(weight); Py_XDECREF(bias); Py_XDECREF(out);
+    Py_XDECREF(shape_a);
+    return result;
+}
+
+/* ------------------------------------------------------------------ */
+/* max_pool2d(layer, input, kernel, stride, padding, dilation, ceil_mode)*/
+/* ------------------------------------------------------------------ */
+static PyObject *py_max_pool2d(PyObject *self, PyObject *args, PyObject *kwargs)
+{
+    static char *keywords[] = {"layer", "input", "kernel_size", "stride", "padding",
+                               "dilation", "ceil_mode", NULL};
+    const char *layer;
+    PyObject *input_obj;
+    Py_ssize_t kh, kw, sh, sw, ph, pw, dh, dw;
+    int ceil_mode;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "sO(nn)(nn)(nn)(nn)p", keywords, &layer,
+                                     &input_obj, &kh, &kw, &sh, &sw, &ph, &pw, &dh, &dw,
+                                     &ceil_mode))
+        return NULL;
+    PyArrayObject *input = NULL, *out = NULL;
+    PyObject *result = NULL;
+    int was_unbatched = 0;
+
+    input = as_float_array(input_obj, layer, "input", 1);
+    if (input == NULL) goto done;
+    int ndim = PyArray_NDIM(input);
+    /* torch accepts an empty batch (N = 0) but no other empty axis. */
+    int empty_non_batch = 0;
+    for (int i = ndim == 4 ? 1 : 0; i < ndim; i++) empty_non_batch |= PyArray_DIMS(input)[i] == 0;
+    if ((ndim != 3 && ndim != 4) || empty_non_batch) {
+        PyErr_Format(PyExc_RuntimeError, "%s: non-empty 3D or 4D (batch mode) tensor "
+                     "expected for input", layer);
+        goto done;
+    }
+    if (kh <= 0 || kw <= 0) {
+        PyErr_Format(PyExc_RuntimeError, "%s: kernel size should be greater than zero, but "
+                     "got kH: %zd kW: %zd", layer, kh, kw);
+        goto done;
+    }
+    if (sh <= 0 || sw <= 0) {
+        PyErr_Format(PyExc_RuntimeError, "%s: stride should be greater than zero, but got "
+                     "dH: %zd dW: %zd", layer, sh, sw);
+        goto done;
+    }
+    if (dh <= 0 || dw <= 0) {
+        PyErr_Format(PyExc_RuntimeError, "%s: dilation should be greater than zero, but got "
+                     "dilationH: %zd dilationW: %zd", layer, dh, dw);
+        goto done;
+    }
+    if (ph < 0 || pw < 0 || ph > ((kh - 1) * dh + 1) / 2 || pw > ((kw - 1) * dw + 1) / 2) {
+        int h_bad = ph < 0 || ph > ((kh - 1) * dh + 1) / 2;
+        PyErr_Format(PyExc_RuntimeError, "%s: pad should be at most half of effective "
+                     "kernel size, but got pad=%zd, kernel_size=%zd and dilation=%zd",
+                     layer, h_bad ? ph : pw, h_bad ? kh : kw, h_bad ? dh : dw);
+        goto done;
+    }
+    if (ndim == 3) {
+        PyArrayObject *batched = add_batch_axis(input);
+        Py_DECREF(input);
+        input = batched;
+        was_unbatched = 1;
+        if (input == NULL) goto done;
+    }
+    npy_intp *xd = PyArray_DIMS(input);
+    int64_t oh = sb_pool2d_out_size(xd[2], kh, sh, ph, dh, ceil_mode);
+    int64_t ow = sb_pool2d_out_size(xd[3], kw, sw, pw, dw, ceil_mode);
+    if (oh <= 0 || ow <= 0) {
+        PyErr_Format(PyExc_RuntimeError, "%s: Given input size: (%zdx%zdx%zd). Calculated "
+                     "output size: (%zdx%zdx%zd). Output size is too small", layer,
+                     (Py_ssize_t)xd[1], (Py_ssize_t)xd[2], (Py_ssize_t)xd[3],
+                     (Py_ssize_t)xd[1], (Py_ssize_t)oh, (Py_ssize_t)ow);
+        goto done;
+    }
+    npy_intp out_dims[4] = {xd[0], xd[1], oh, ow};
+    out = new_float_array(4, out_dims);
+    if (out == NULL) goto done;
+    sb_fmap in_map = fmap_of(input), out_map = fmap_of(out);
+    sb_pool2d_params params = {kh, kw, sh, sw, ph, pw, dh, dw};
+    sb_status status;
+    Py_BEGIN_ALLOW_THREADS
+    status = sb_max_pool2d_f32((float *)PyArray_DATA(out), &out_map,
+                               (const float *)PyArray_DATA(input), &in_map, &params);
+    Py_END_ALLOW_THREADS
+    if (status != SB_OK) { raise_status(status, layer); goto done; }
+    result = finish_image_batch(out, was_unbatched);
+    out = NULL;
+done:
+    Py_XDECREF(input); Py_XDECREF(out);
+    return result;
+}
+
+/* ------------------------------------------------------------------ */
+/* adaptive_avg_pool2d(layer, input, output_size)                       */
+/* output_size: a pair of positive ints (Python resolved None entries). */
+/* ------------------------------------------------------------------ */
+static PyObject *py_adaptive_avg_pool2d(PyObject *self, PyObject *args, PyObject *kwargs)
+{
+    static char *keywords[] = {"layer", "input", "output_size", NULL};
+    const char *layer;
+    PyObject *input_obj;
+    Py_ssize_t oh, ow;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "sO(nn)", keywords, &layer, &input_obj,
+                                     &oh, &ow))
+        return NULL;
+    PyArrayObject *input = NULL, *out = NULL;
+    PyObject *result = NULL, *shape_a = NULL;
+    int was_unbatched = 0;
+
+    input = as_float_array(input_obj, layer, "input", 1);
+    if (input == NULL) goto done;
+    int ndim = PyArray_NDIM(input);
+    if (ndim != 3 && ndim != 4) {
+        if ((shape_a = shape_string(input)) != NULL)
+            PyErr_Format(PyExc_RuntimeError, "%s: adaptive_avg_pool2d(): Expected 3D or 4D "
+                         "tensor, but got %U", layer, shape_a);
+        goto done;
+    }
+    for (int i = ndim - 3; i < ndim; i++) {
+        if (PyArray_DIMS(input)[i] == 0) {
+            if ((shape_a = shape_string(input)) != NULL)
+                PyErr_Format(PyExc_RuntimeError, "%s: adaptive_avg_pool2d(): Expected input "
+                             "to have non-zero size for non-batch dimensions, but input has "
+                             "sizes %U with dimension %d being empty", layer, shape_a, i);
+            goto done;
+        }
+    }
+    if (oh < 0 || ow < 0) {
+        PyErr_Format(PyExc_RuntimeError, "%s: adaptive_avg_pool2d(): output_size must be "
+                     "non-negative, got (%zd, %zd)", layer, oh, ow);
+        goto done;
+    }
+    if (ndim == 3) {
+        PyArrayObject *batched = add_batch_axis(input);
+        Py_DECREF(input);
+        input = batched;
+        was_unbatched = 1;
+        if (input == NULL) goto done;
+    }
+    npy_intp *xd = PyArray_DIMS(input);
+    npy_intp out_dims[4] = {xd[0], xd[1], oh, ow};
+    out = new_float_array(4, out_dims);
+    if (out == NULL) goto done;
+    sb_fmap in_map = fmap_of(input), out_map = fmap_of(out);
+    sb_status status;
+    Py_BEGIN_ALLOW_THREADS
+    status = sb_adaptive_avg_pool2d_f32((float *)PyArray_DATA(out), &out_map,
+                                        (const float *)PyArray_DATA(input), &in_map);
+    Py_END_ALLOW_THREADS
+    if (status != SB_OK) { raise_status(status, layer); goto done; }
+    result = finish_image_batch(out, was_unbatched);
+    out = NULL;
+done:
+    Py_XDECREF(input); Py_XDECREF(out); Py_XDECREF(shape_a);
+    return result;
+}
+
+/* ------------------------------------------------------------------ */
+/* Element-wise: relu / sigmoid (layer, input, out=None)               */
+/* out, when given, is a writable C-contiguous float32 array of the    */
+/* input's shape; the Python layer uses it for inplace=True.           */
+/* ------------------------------------------------------------------ */
+typedef sb_status (*unary_kernel)(float *, const float *, int64_t);
+
+static PyObject *unary(PyObject *args, PyObject *kwargs, unary_kernel kernel)
+{
+    static char *keywords[] = {"layer", "input", "out", NULL};
+    const char *layer;
+    PyObject *input_obj, *out_obj = Py_None;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "sO|O", keywords, &layer, &input_obj,
+                                     &out_obj))
+        return NULL;
+    PyArrayObject *input = as_float_array(input_obj, layer, "input", 0);
+    if (input == NULL) return NULL;
+    PyArrayObject *out;
+    if (out_obj != Py_None) {
+        if (check_out_array(out_obj, layer, PyArray_NDIM(input), PyArray_DIMS(input), 0) < 0) {
+            Py_DECREF(input);
+            return NULL;
+        }
+        Py_INCREF(out_obj);
+        out = (PyArrayObject *)out_obj;
+    } else {
+        out = new_float_array(PyArray_NDIM(input), PyArray_DIMS(input));
+        if (out == NULL) { Py_DECREF(input); return NULL; }
+    }
+    sb_status status;
+    int64_t count = PyArray_SIZE(input);
+    Py_BEGIN_ALLOW_THREADS
+    status = kernel((float *)PyArray_DATA(out), (const float *)PyArray_DATA(input), count);
+    Py_END_ALLOW_THREADS
+    Py_DECREF(input);
+    if (status != SB_OK) { Py_DECREF(out); return raise_status(status, layer); }
+    return (PyObject *)out;
+}
+
+static PyObject *py_relu(PyObject *self, PyObject *args, PyObject *kwargs)
+{
+    return unary(args, kwargs, sb_relu_f32);
+}
+
+static PyObject *py_sigmoid(PyObject *self, PyObject *args, PyObject *kwargs)
+{
+    return unary(args, kwargs, sb_sigmoid_f32);
+}
+
+/* ------------------------------------------------------------------ */
+/* add_relu(layer, a, b): relu(a + b) for two arrays of one shape.     */
+/* ------------------------------------------------------------------ */
+static PyObject *py_add_relu(PyObject *self, PyObject *args, PyObject *kwargs)
+{
+    static char *keywords[] = {"layer", "a", "b", NULL};
+    const char *layer;
+    PyObject *a_obj, *b_obj;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "sOO", keywords, &layer, &a_obj, &b_obj))
+        return NULL;
+    PyArrayObject *a = NULL, *b = NULL, *out = NULL;
+    PyObject *result = NULL, *shape_a = NULL, *shape_b = NULL;
+    a = as_float_array(a_obj, layer, "input", 0);
+    if (a == NULL) goto done;
+    b = as_float_array(b_obj, layer, "residual", 0);
+    if (b == NULL) goto done;
+    int same = PyArray_NDIM(a) == PyArray_NDIM(b);
+    for (int i = 0; same && i < PyArray_NDIM(a); i++)
+        same = PyArray_DIMS(a)[i] == PyArray_DIMS(b)[i];
+    if (!same) {
+        shape_a = shape_string(a);
+        shape_b = shape_a ? shape_string(b) : NULL;
+        if (shape_b != NULL)
+            PyErr_Format(PyExc_RuntimeError, "%s: the output of the convolutions, of size %U, "
+                         "and the residual, of size %U, must have the same size",
+                         layer, shape_a, shape_b);
+        goto done;
+    }
+    out = new_float_array(PyArray_NDIM(a), PyArray_DIMS(a));
+    if (out == NULL) goto done;
+    sb_status status;
+    int64_t count = PyArray_SIZE(a);
+    Py_BEGIN_ALLOW_THREADS
+    status = sb_add_relu_f32((float *)PyArray_DATA(out), (const float *)PyArray_DATA(a),
+                             (const float *)PyArray_DATA(b), count);
+    Py_END_ALLOW_THREADS
+    if (status != SB_OK) { raise_status(status, layer); goto done; }
+    result = (PyObject *)out;
+    out = NULL;
+done:
+    Py_XDECREF(a); Py_XDECREF(b); Py_XDECREF(out); Py_XDECREF(shape_a); Py_XDECREF(shape_b);
+    return result;
+}
+
+/* ------------------------------------------------------------------ */
+/* channel_scale(layer, input, scale): input (N, C, H, W) times scale   */
+/* (N, C) broadcast over H and W -- SEAttention's x * y.expand_as(x).   */
+/* ------------------------------------------------------------------ */
+static PyObject *py_channel_scale(PyObject *self, PyObject *args, PyObject *kwargs)
+{
+    static char *keywords[] = {"layer", "input", "scale", NULL};
+    const char *layer;
+    PyObject *input_obj, *scale_obj;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "sOO", keywords, &layer, &input_obj,
+                                     &scale_obj))
+        return NULL;
+    PyArrayObject *input = NULL, *scale = NULL, *out = NULL;
+    PyObject *result = NULL;
+    input = as_float_array(input_obj, layer, "input", 1);
+    if (input == NULL) goto done;
+    scale = as_float_array(scale_obj, layer, "scale", 0);
+    if (scale == NULL) goto done;
+    if (PyArray_NDIM(input) != 4 ||
+        PyArray_SIZE(scale) != PyArray_DIMS(input)[0] * PyArray_DIMS(input)[1]) {
+        PyErr_Format(PyExc_RuntimeError, "%s: channel_scale needs a 4-D input and one scale "
+                     "per (image, channel)", layer);
+        goto done;
+    }
+    out = new_float_array(4, PyArray_DIMS(input));
+    if (out == NULL) goto done;
+    sb_fmap in_map = fmap_of(input), out_map = fmap_of(out);
+    sb_status status;
+    Py_BEGIN_ALLOW_THREADS
+    status = sb_channel_scale_f32((float *)PyArray_DATA(out), &out_map,
+                                  (const float *)PyArray_DATA(input), &in_map,
+                                  (const float *)PyArray_DATA(scale));
+    Py_END_ALLOW_THREADS
+    if (status != SB_OK) { raise_status(status, layer); goto done; }
+    result = (PyObject *)out;
+    out = NULL;
+done:
+    Py_XDECREF(input); Py_XDECREF(scale); Py_XDECREF(out);
+    return result;
+}
+
+/* ------------------------------------------------------------------ */
+/* linear(layer, input, weight, bias, reference=False)                  */
+/* input (..., in_features) -> (..., out_features), torch.nn.functional */
+/* ------------------------------------------------------------------ */
+static PyObject *py_linear(PyObject *self, PyObject *args, PyObject *kwargs)
+{
+    static char *keywords[] = {"layer", "input", "weight", "bias", "reference", NULL};
+    const char *layer;
+    PyObject *input_obj, *weight_obj, *bias_obj;
+    int reference = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "sOOO|p", keywords, &layer, &input_obj,
+                                     &weight_obj, &bias_obj, &reference))
+        return NULL;
+    PyArrayObject *input = NULL, *weight = NULL, *bias = NULL, *out = NULL;
+    PyObject *result = NULL, *shape_a = NULL;
+
+    weight = as_float_array(weight_obj, layer, "weight", 0);
+    if (weight == NULL) goto done;
+    if (as_optional_float_array(bias_obj, layer, "bias", &bias) < 0) goto done;
+    input = as_float_array(input_obj, layer, "input", 0);
+    if (input == NULL) goto done;
+    if (PyArray_NDIM(weight) != 2) {
+        if ((shape_a = shape_string(weight)) != NULL)
+            PyErr_Format(PyExc_RuntimeError, "%s: weight should be 2-D (out_features, "
+                         "in_features), but got weight of size %U", layer, shape_a);
+        goto done;
+    }
+    int ndim = PyArray_NDIM(input);
+    if (ndim < 1) {
+        PyErr_Format(PyExc_RuntimeError, "%s: input must have at least 1 dimension, "
+                     "got a 0-d array", layer);
+        goto done;
+    }
+    npy_intp *xd = PyArray_DIMS(input);
+    npy_intp out_features = PyArray_DIMS(weight)[0], in_features = PyArray_DIMS(weight)[1];
+    npy_intp rows = 1;
+    for (int i = 0; i < ndim - 1; i++) rows *= xd[i];
+    if (xd[ndim - 1] != in_features) {
+        PyErr_Format(PyExc_RuntimeError, "%s: mat1 and mat2 shapes cannot be multiplied "
+                     "(%zdx%zd and %zdx%zd)", layer, (Py_ssize_t)rows,
+                     (Py_ssize_t)xd[ndim - 1], (Py_ssize_t)in_features,
+                     (Py_ssize_t)out_features);
+        goto done;
+    }
+    if (bias != NULL && PyArray_SIZE(bias) != out_features) {
+        PyErr_Format(PyExc_RuntimeError, "%s: bias should contain %zd elements not %zd",
+                     layer, (Py_ssize_t)out_features, (Py_ssize_t)PyArray_SIZE(bias));
+        goto done;
+    }
+    npy_intp out_dims[NPY_MAXDIMS];
+    for (int i = 0; i < ndim - 1; i++) out_dims[i] = xd[i];
+    out_dims[ndim - 1] = out_features;
+    out = new_float_array(ndim, out_dims);
+    if (out == NULL) goto done;
+    sb_status status;
+    float *out_data = (float *)PyArray_DATA(out);
+    const float *in_data = (const float *)PyArray_DATA(input);
+    const float *w_data = (const float *)PyArray_DATA(weight);
+    const float *b_data = bias ? (const float *)PyArray_DATA(bias) : NULL;
+    Py_BEGIN_ALLOW_THREADS
+    if (reference)
+        status = sb_linear_f32__ref(out_data, in_data, w_data, b_data, rows, in_features,
+                                    out_features);
+    else
+        status = sb_linear_f32(out_data, in_data, w_data, b_data, rows, in_features,
+                               out_features);
+    Py_END_ALLOW_THREADS
+    if (status != SB_OK) { raise_status(status, layer); goto done; }
+    result = (PyObject *)out;
+    out = NULL;
+done:
+    Py_XDECREF(input); Py_XDECREF(weight); Py_XDECREF(bias); Py_XDECREF(out);
+    Py_XDECREF(shape_a);
+    return result;
+}
+
+/* ------------------------------------------------------------------ */
+/* output_size helpers, exposed so Python computes shapes with the      */
+/* kernels' own arithmetic (e.g. for DenseBlock's preallocated output). */
+/* ------------------------------------------------------------------ */
+static PyObject *py_conv2d_out_size(PyObject *self, PyObject *args)
+{
+    Py_ssize_t in, k, s, p, d;
+    if (!PyArg_ParseTuple(args, "nnnnn", &in, &k, &s, &p, &d)) return NULL;
+    return PyLong_FromLongLong(sb_conv2d_out_size(in, k, s, p, d));
+}
+
+static PyMethodDef methods[] = {
+    {"conv2d", (PyCFunction)(void (*)(void))py_conv2d, METH_VARARGS | METH_KEYWORDS,
+     "conv2d(layer, input, weight, bias, stride, padding, dilation, groups, out=None, "
+     "reference=False)"},
+    {"batch_norm", (PyCFunction)(void (*)(void))py_batch_norm, METH_VARARGS | METH_KEYWORDS,
+     "batch_norm(layer, input, running_mean, running_var, weight, bias, training, momentum, "
+     "eps, relu=False, out=None)"},
+    {"max_pool2d", (PyCFunction)(void (*)(void))py_max_pool2d, METH_VARARGS | METH_KEYWORDS,
+     "max_pool2d(layer, input, kernel_size, stride, padding, dilation, ceil_mode)"},
+    {"adaptive_avg_pool2d", (PyCFunction)(void (*)(void))py_adaptive_avg_pool2d,
+     METH_VARARGS | METH_KEYWORDS, "adaptive_avg_pool2d(layer, input, output_size)"},
+    {"relu", (PyCFunction)(void (*)(void))py_relu, METH_VARARGS | METH_KEYWORDS,
+     "relu(layer, input, out=None)"},
+    {"sigmoid", (PyCFunction)(void (*)(void))py_sigmoid, METH_VARARGS | METH_KEYWORDS,
+     "sigmoid(layer, input, out=None)"},
+    {"add_relu", (PyCFunction)(void (*)(void))py_add_relu, METH_VARARGS | METH_KEYWORDS,
+     "add_relu(layer, a, b): relu(a + b)"},
+    {"channel_scale", (PyCFunction)(void (*)(void))py_channel_scale,
+     METH_VARARGS | METH_KEYWORDS, "channel_scale(layer, input, scale)"},
+    {"linear", (PyCFunction)(void (*)(void))py_linear, METH_VARARGS | METH_KEYWORDS,
+     "linear(layer, input, weight, bias, reference=False)"},
+    {"conv2d_out_size", py_conv2d_out_size, METH_VARARGS,
+     "conv2d_out_size(in, kernel, stride, pad, dilation)"},
+    {NULL, NULL, 0, NULL}};
+
+static struct PyModuleDef module_def = {
+    PyModuleDef_HEAD_INIT, "skipblocks._C",
+    "C kernels of skipblocks (internal: use skipblocks.functional).", -1, methods};
+
+PyMODINIT_FUNC PyInit__C(void)
+{
+    import_array();
+    return PyModule_Create(&module_def);
+}

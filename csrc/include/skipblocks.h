@@ -1,0 +1,204 @@
+/*
+ * skipblocks.h -- the public C API of the skipblocks kernels.
+ *
+ * Every kernel here works on raw float32 buffers described by small dims
+ * structs. Kernels never include Python.h or NumPy headers, never allocate,
+ * never print, never exit or abort: they return an sb_status. The caller
+ * (csrc/glue/, the only file that includes Python.h) validates shapes once,
+ * allocates outputs and scratch (sized by the *_workspace_floats helpers),
+ * releases the GIL and calls the kernel.
+ *
+ * Argument order everywhere: outputs, inputs, weights, params, workspace.
+ * Naming: sb_<op>_<dtype>; variants after a double underscore
+ * (sb_conv2d_f32__ref is the readable reference that tests compare with).
+ *
+ * Shape legend (NCHW, the layout of torch.nn):
+ *   N      batch size               C, C_in, C_out   channels
+ *   H, W   input height and width   OH, OW           output height and width
+ *   KH, KW kernel height and width  G                convolution groups
+ *
+ * Feature maps (sb_fmap): an N x C x H x W float32 map in which each image
+ * (C*H*W floats) is contiguous, and consecutive images sit batch_stride
+ * floats apart (batch_stride >= C*H*W). A plain C-contiguous array has
+ * batch_stride == C*H*W; a channel slice x[:, c0:c1] of a larger contiguous
+ * map has the larger map's C*H*W. This is what lets DenseBlock read its
+ * inputs from, and write each layer's new features straight into, one
+ * preallocated output instead of re-concatenating a growing list.
+ */
+#ifndef SKIPBLOCKS_H
+#define SKIPBLOCKS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef enum {
+    SB_OK = 0,
+    SB_ERR_SHAPE = 1,    /* sizes inconsistent or out of range */
+    SB_ERR_ARGUMENT = 2, /* a parameter out of range (stride 0, groups 0...) */
+    SB_ERR_NULL = 3      /* a required pointer is NULL */
+} sb_status;
+
+/* Human-readable text for a status, for error messages of the glue. */
+const char *sb_status_string(sb_status status);
+
+typedef struct {
+    int64_t n, c, h, w;
+    int64_t batch_stride; /* floats between image n and image n+1 */
+} sb_fmap;
+
+/* ------------------------------------------------------------------ */
+/* Conv2d -- matches torch.nn.functional.conv2d with zero padding.      */
+/* ------------------------------------------------------------------ */
+
+typedef struct {
+    int64_t kernel_h, kernel_w;
+    int64_t stride_h, stride_w;
+    int64_t pad_h, pad_w;        /* zeros added on each side (top/bottom, left/right) */
+    int64_t dilation_h, dilation_w;
+    int64_t groups;
+} sb_conv2d_params;
+
+/* torch's output size: floor((in + 2*pad - dilation*(k-1) - 1) / stride) + 1.
+ * Returns a value <= 0 when the padded input is smaller than the dilated
+ * kernel (the caller turns that into torch's "Kernel size can't be greater
+ * than actual input size" error). */
+int64_t sb_conv2d_out_size(int64_t in, int64_t kernel, int64_t stride,
+                           int64_t pad, int64_t dilation);
+
+/* Floats of scratch sb_conv2d_f32 needs for these shapes (may be 0). */
+int64_t sb_conv2d_f32_workspace_floats(const sb_fmap *out, const sb_fmap *in,
+                                       const sb_conv2d_params *params);
+
+/*
+ * out   : N x C_out x OH x OW            (out->c == C_out)
+ * in    : N x C_in x H x W
+ * weight: C_out x (C_in/G) x KH x KW, contiguous (torch's layout)
+ * bias  : C_out, or NULL
+ * workspace: sb_conv2d_f32_workspace_floats(...) floats, or NULL if that is 0
+ */
+sb_status sb_conv2d_f32(float *out_data, const sb_fmap *out,
+                        const float *in_data, const sb_fmap *in,
+                        const float *weight, const float *bias,
+                        const sb_conv2d_params *params, float *workspace);
+
+/* Direct 7-loop reference, no workspace. For tests only. */
+sb_status sb_conv2d_f32__ref(float *out_data, const sb_fmap *out,
+                             const float *in_data, const sb_fmap *in,
+                             const float *weight, const float *bias,
+                             const sb_conv2d_params *params);
+
+/* ------------------------------------------------------------------ */
+/* BatchNorm2d -- matches torch.nn.functional.batch_norm on NCHW.       */
+/* ------------------------------------------------------------------ */
+
+/* Per-channel mean and *biased* variance over N, H, W (what torch
+ * normalises with in train mode). mean, var_biased: C floats.
+ * Accumulates in double so the result does not depend on N*H*W's size.
+ * Requires N*H*W >= 1. */
+sb_status sb_batch_norm_stats_f32(float *mean, float *var_biased,
+                                  const float *in_data, const sb_fmap *in);
+
+/* scale[c] = weight[c] / sqrt(var[c] + eps); shift[c] = bias[c] - mean[c]*scale[c]
+ * (weight NULL means 1, bias NULL means 0): torch's CPU batch_norm computes
+ * its output as x * scale + shift with exactly these two per-channel values. */
+sb_status sb_batch_norm_fold_f32(float *scale, float *shift,
+                                 const float *mean, const float *var,
+                                 const float *weight, const float *bias,
+                                 double eps, int64_t channels);
+
+/* running_mean = (1 - momentum) * running_mean + momentum * mean
+ * running_var  = (1 - momentum) * running_var  + momentum * var_biased * count / (count - 1)
+ * (torch stores the unbiased variance; count = N*H*W, must be >= 2). */
+sb_status sb_batch_norm_update_running_f32(float *running_mean, float *running_var,
+                                           const float *mean, const float *var_biased,
+                                           int64_t count, double momentum,
+                                           int64_t channels);
+
+/* out = in * scale[c] + shift[c], then max(., 0) when relu != 0.
+ * out and in may be the same buffer (in-place). */
+sb_status sb_batch_norm_apply_f32(float *out_data, const sb_fmap *out,
+                                  const float *in_data, const sb_fmap *in,
+                                  const float *scale, const float *shift,
+                                  int relu);
+
+/* ------------------------------------------------------------------ */
+/* Pooling                                                             */
+/* ------------------------------------------------------------------ */
+
+typedef struct {
+    int64_t kernel_h, kernel_w;
+    int64_t stride_h, stride_w;
+    int64_t pad_h, pad_w;
+    int64_t dilation_h, dilation_w;
+} sb_pool2d_params;
+
+/* torch's pooling output size, including its ceil_mode rule: with ceil
+ * rounding, the last window must start inside the input or the left
+ * padding, otherwise it is dropped. Returns <= 0 when too small. */
+int64_t sb_pool2d_out_size(int64_t in, int64_t kernel, int64_t stride,
+                           int64_t pad, int64_t dilation, int ceil_mode);
+
+/* torch.nn.functional.max_pool2d: padding counts as -inf, NaN propagates.
+ * out: N x C x OH x OW, in: N x C x H x W (out->c == in->c). */
+sb_status sb_max_pool2d_f32(float *out_data, const sb_fmap *out,
+                            const float *in_data, const sb_fmap *in,
+                            const sb_pool2d_params *params);
+
+/* torch.nn.functional.adaptive_avg_pool2d: output cell (i, j) averages rows
+ * floor(i*H/OH) .. ceil((i+1)*H/OH)-1 and the same for columns. */
+sb_status sb_adaptive_avg_pool2d_f32(float *out_data, const sb_fmap *out,
+                                     const float *in_data, const sb_fmap *in);
+
+/* ------------------------------------------------------------------ */
+/* Element-wise and small ops                                          */
+/* ------------------------------------------------------------------ */
+
+/* torch.relu: max(x, 0), NaN stays NaN. out may equal in. */
+sb_status sb_relu_f32(float *out, const float *in, int64_t count);
+
+/* torch.sigmoid: 1 / (1 + exp(-x)). out may equal in. */
+sb_status sb_sigmoid_f32(float *out, const float *in, int64_t count);
+
+/* relu(a + b), element-wise (ResidualBlock's "out + residual, then relu").
+ * out may equal a or b. */
+sb_status sb_add_relu_f32(float *out, const float *a, const float *b, int64_t count);
+
+/* out[n, c, :, :] = in[n, c, :, :] * scale[n * C + c] (SEAttention's x * y). */
+sb_status sb_channel_scale_f32(float *out_data, const sb_fmap *out,
+                               const float *in_data, const sb_fmap *in,
+                               const float *scale);
+
+/* torch.nn.functional.linear: out[r, o] = sum_i in[r, i] * weight[o, i] + bias[o].
+ * out: rows x out_features; in: rows x in_features; weight: out_features x
+ * in_features (torch's layout), all contiguous; bias may be NULL. */
+sb_status sb_linear_f32(float *out, const float *in, const float *weight,
+                        const float *bias, int64_t rows, int64_t in_features,
+                        int64_t out_features);
+
+/* Reference for sb_linear_f32, for tests only. */
+sb_status sb_linear_f32__ref(float *out, const float *in, const float *weight,
+                             const float *bias, int64_t rows,
+                             int64_t in_features, int64_t out_features);
+
+/* ------------------------------------------------------------------ */
+/* GEMM: the workhorse of conv2d. Row-major.                           */
+/*   c[m, n] (+)= sum_k a[m, k] * b[k, n]                               */
+/* a: M x K with row stride lda; b: K x N with row stride ldb;          */
+/* c: M x N with row stride ldc. accumulate == 0 overwrites c.          */
+/* ------------------------------------------------------------------ */
+sb_status sb_gemm_f32(float *c, const float *a, const float *b,
+                      int64_t m, int64_t n, int64_t k,
+                      int64_t lda, int64_t ldb, int64_t ldc, int accumulate);
+
+sb_status sb_gemm_f32__ref(float *c, const float *a, const float *b,
+                           int64_t m, int64_t n, int64_t k,
+                           int64_t lda, int64_t ldb, int64_t ldc, int accumulate);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* SKIPBLOCKS_H */

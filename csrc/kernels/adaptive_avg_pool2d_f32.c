@@ -1,0 +1,78 @@
+/*
+ * adaptive_avg_pool2d_f32.c -- matches torch.nn.functional.adaptive_avg_pool2d
+ * (float32, NCHW, forward).
+ *
+ * Output cell (i, j) averages input rows start_h(i) .. end_h(i)-1 and columns
+ * start_w(j) .. end_w(j)-1 with torch's start_index / end_index:
+ *   start = floor(i * H / OH),  end = ceil((i + 1) * H / OH)
+ * in exact integer arithmetic. Windows may overlap (H not a multiple of OH)
+ * and are never empty when OH, H >= 1.
+ *
+ * Precision follows torch's two code paths:
+ *   - OH == OW == 1 (the global pool of SEAttention / classifier heads):
+ *     torch computes input.mean((-1, -2)): a cascade float sum (close to the
+ *     exact sum), then a float division by H*W. We sum in double, round the
+ *     sum to float, then divide in float, so only the summation error differs.
+ *   - otherwise torch's cpu_adaptive_avg_pool sums the window in float, row
+ *     by row, then divides by kh and then by kw; we do exactly that.
+ *
+ * Output sizes larger than the input are accepted, as in torch (windows
+ * then repeat input cells). Not done: channels-last, backward.
+ */
+#include "skipblocks.h"
+
+static int fmap_ok(const sb_fmap *f)
+{
+    if (f->n < 0 || f->c < 0 || f->h < 0 || f->w < 0)
+        return 0;
+    return f->n <= 1 || f->batch_stride >= f->c * f->h * f->w;
+}
+
+sb_status sb_adaptive_avg_pool2d_f32(float *restrict out_data, const sb_fmap *out,
+                                     const float *restrict in_data, const sb_fmap *in)
+{
+    if (out == NULL || in == NULL)
+        return SB_ERR_NULL;
+    if (!fmap_ok(out) || !fmap_ok(in) || out->n != in->n || out->c != in->c)
+        return SB_ERR_SHAPE;
+    /* torch rejects empty spatial input; an empty output has no cells. */
+    if (in->h < 1 || in->w < 1 || out->h < 1 || out->w < 1)
+        return SB_ERR_SHAPE;
+    if (out->n == 0 || out->c == 0)
+        return SB_OK;
+    if (out_data == NULL || in_data == NULL)
+        return SB_ERR_NULL;
+
+    const int64_t H = in->h, W = in->w, OH = out->h, OW = out->w;
+    const int64_t hw_in = H * W, hw_out = OH * OW;
+    const int global = (OH == 1 && OW == 1);
+    for (int64_t n = 0; n < out->n; n++) {
+        for (int64_t c = 0; c < out->c; c++) {
+            const float *restrict plane = in_data + n * in->batch_stride + c * hw_in;
+            float *restrict dst = out_data + n * out->batch_stride + c * hw_out;
+            if (global) {
+                double sum = 0.0;
+                for (int64_t i = 0; i < hw_in; i++)
+                    sum += plane[i];
+                /* torch: float sum, then float division by numel. */
+                dst[0] = (float)sum / (float)hw_in;
+                continue;
+            }
+            for (int64_t i = 0; i < OH; i++) {
+                const int64_t h0 = (i * H) / OH;
+                const int64_t h1 = ((i + 1) * H + OH - 1) / OH;
+                for (int64_t j = 0; j < OW; j++) {
+                    const int64_t w0 = (j * W) / OW;
+                    const int64_t w1 = ((j + 1) * W + OW - 1) / OW;
+                    float sum = 0.0f;
+                    for (int64_t y = h0; y < h1; y++)
+                        for (int64_t x = w0; x < w1; x++)
+                            sum += plane[y * W + x];
+                    /* Two float divisions, in torch's order (sum / kh / kw). */
+                    dst[i * OW + j] = sum / (float)(h1 - h0) / (float)(w1 - w0);
+                }
+            }
+        }
+    }
+    return SB_OK;
+}

@@ -1,0 +1,115 @@
+/*
+ * max_pool2d_f32.c -- 2-D max pooling, matching
+ * torch.nn.functional.max_pool2d (float32, NCHW, forward, no indices),
+ * plus sb_pool2d_out_size, torch's pooling_output_shape shared with any
+ * other pooling op.
+ *
+ *   out[n, c, oh, ow] = max over kh, kw of in[n, c, oh*sh - ph + kh*dh, ow*sw - pw + kw*dw]
+ *
+ * Padding behaves as -inf (padded taps never win). NaN propagates like
+ * torch's CPU kernel (`if (val > max || isnan(val)) max = val`): once a NaN
+ * is seen it is kept, since no later `val > NaN` holds. A window with no
+ * input tap (impossible under torch's pad <= kernel/2 rule, which the glue
+ * enforces) yields -inf, torch's starting value, rather than reading out of
+ * bounds. ceil_mode is not a kernel parameter: out->h / out->w must equal
+ * the floor or the ceil size, and the glue picks which.
+ *
+ * Not done: return_indices, channels-last, 1-D / 3-D pooling.
+ */
+#include <math.h>
+
+#include "skipblocks.h"
+
+int64_t sb_pool2d_out_size(int64_t in, int64_t kernel, int64_t stride,
+                           int64_t pad, int64_t dilation, int ceil_mode)
+{
+    if (stride <= 0 || kernel <= 0 || dilation <= 0 || pad < 0 || in < 0)
+        return 0;
+    const int64_t num = in + 2 * pad - dilation * (kernel - 1) - 1 +
+                        (ceil_mode ? stride - 1 : 0);
+    /* torch's div_rtn floors; num < 0 means the window does not fit. */
+    if (num < 0)
+        return 0;
+    int64_t out = num / stride + 1;
+    /* The last window must start inside the input or the left padding. */
+    if (ceil_mode && (out - 1) * stride >= in + pad)
+        out--;
+    return out;
+}
+
+static int fmap_ok(const sb_fmap *f)
+{
+    if (f->n < 0 || f->c < 0 || f->h < 0 || f->w < 0)
+        return 0;
+    return f->n <= 1 || f->batch_stride >= f->c * f->h * f->w;
+}
+
+/* out_len must be torch's size for one of the two rounding modes. */
+static int out_len_ok(int64_t out_len, int64_t in, int64_t k, int64_t s, int64_t p, int64_t d)
+{
+    return out_len > 0 && (out_len == sb_pool2d_out_size(in, k, s, p, d, 0) ||
+                           out_len == sb_pool2d_out_size(in, k, s, p, d, 1));
+}
+
+/* First tap index t >= 0 with start + t*d >= 0, and the tap count that keeps
+ * start + t*d < len: the window clipped to the input, on one axis. */
+static void clip_window(int64_t start, int64_t k, int64_t d, int64_t len,
+                        int64_t *t_lo, int64_t *t_hi)
+{
+    int64_t lo = start >= 0 ? 0 : (-start + d - 1) / d;
+    int64_t hi = start >= len ? 0 : (len - start + d - 1) / d;
+    if (hi > k) hi = k;
+    if (lo > hi) lo = hi;
+    *t_lo = lo;
+    *t_hi = hi;
+}
+
+sb_status sb_max_pool2d_f32(float *restrict out_data, const sb_fmap *out,
+                            const float *restrict in_data, const sb_fmap *in,
+                            const sb_pool2d_params *params)
+{
+    if (out == NULL || in == NULL || params == NULL)
+        return SB_ERR_NULL;
+    const sb_pool2d_params *p = params;
+    if (p->kernel_h <= 0 || p->kernel_w <= 0 || p->stride_h <= 0 || p->stride_w <= 0 ||
+        p->dilation_h <= 0 || p->dilation_w <= 0 || p->pad_h < 0 || p->pad_w < 0)
+        return SB_ERR_ARGUMENT;
+    if (!fmap_ok(out) || !fmap_ok(in) || out->n != in->n || out->c != in->c)
+        return SB_ERR_SHAPE;
+    if (!out_len_ok(out->h, in->h, p->kernel_h, p->stride_h, p->pad_h, p->dilation_h) ||
+        !out_len_ok(out->w, in->w, p->kernel_w, p->stride_w, p->pad_w, p->dilation_w))
+        return SB_ERR_SHAPE;
+    if (out->n == 0 || out->c == 0)
+        return SB_OK;
+    if (out_data == NULL || in_data == NULL)
+        return SB_ERR_NULL;
+
+    const int64_t hw_in = in->h * in->w, hw_out = out->h * out->w;
+    for (int64_t n = 0; n < out->n; n++) {
+        for (int64_t c = 0; c < out->c; c++) {
+            const float *restrict plane = in_data + n * in->batch_stride + c * hw_in;
+            float *restrict dst = out_data + n * out->batch_stride + c * hw_out;
+            for (int64_t y = 0; y < out->h; y++) {
+                const int64_t y0 = y * p->stride_h - p->pad_h;
+                int64_t ky_lo, ky_hi;
+                clip_window(y0, p->kernel_h, p->dilation_h, in->h, &ky_lo, &ky_hi);
+                for (int64_t x = 0; x < out->w; x++) {
+                    const int64_t x0 = x * p->stride_w - p->pad_w;
+                    int64_t kx_lo, kx_hi;
+                    clip_window(x0, p->kernel_w, p->dilation_w, in->w, &kx_lo, &kx_hi);
+                    float m = -INFINITY;
+                    for (int64_t ky = ky_lo; ky < ky_hi; ky++) {
+                        const float *restrict row = plane + (y0 + ky * p->dilation_h) * in->w;
+                        for (int64_t kx = kx_lo; kx < kx_hi; kx++) {
+                            const float v = row[x0 + kx * p->dilation_w];
+                            if (v > m || v != v)  /* v != v: isnan, as torch */
+                                m = v;
+                        }
+                    }
+                    dst[y * out->w + x] = m;
+                }
+            }
+        }
+    }
+    return SB_OK;
+}

@@ -1,0 +1,39 @@
+"""Build script for the C extension skipblocks._C.
+
+Only portable flags: no -march=native, so a wheel built here runs on any
+x86-64 (and the same sources build on ARM). CPU-specific code paths are
+chosen at run time, never at build time.
+"""
+import glob
+import os
+import sys
+
+import numpy
+from setuptools import Extension, setup
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def c_sources():
+    kernels = sorted(glob.glob(os.path.join("csrc", "kernels", "*.c")))
+    glue = sorted(glob.glob(os.path.join("csrc", "glue", "*.c")))
+    return glue + kernels
+
+
+if sys.platform == "win32":
+    extra_compile_args = ["/O2"]
+else:
+    # -fno-math-errno lets sqrt/exp inline; no -ffast-math: NaN and inf must
+    # propagate exactly as they do in torch.
+    extra_compile_args = ["-O3", "-std=c99", "-fno-math-errno", "-Wall", "-Wextra",
+                          "-Wno-unused-parameter", "-Wno-missing-field-initializers"]
+
+extension = Extension(
+    "skipblocks._C",
+    sources=c_sources(),
+    include_dirs=[os.path.join("csrc", "include"), numpy.get_include()],
+    define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_23_API_VERSION")],
+    extra_compile_args=extra_compile_args,
+)
+
+setup(ext_modules=[extension])

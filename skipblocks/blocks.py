@@ -1,0 +1,208 @@
+"""The document's blocks (sections 3.1, 3.2 and 4.3 of
+shared/seed/000_b831e00f78ae79ec.txt) with its constructor signatures and
+state_dict keys.
+
+Where the document's code has a quirk that defines its numbers, we keep it:
+ResidualBlock uses one BatchNorm ``bn`` after both convolutions, so in train
+mode its running statistics update twice per forward. Where it has a bug, we
+do not copy it: its ResidualBlock.forward applies the module-level global
+``downsample`` instead of ``self.downsample``, and its Dense_Block.forward
+appends to the caller's list.
+"""
+import numpy as np
+
+from . import _C
+from . import functional as F
+from .containers import ModuleDict, Sequential
+from .layers import AdaptiveAvgPool2d, BatchNorm2d, Conv2d, Linear, ReLU, Sigmoid
+from .module import Module
+
+__all__ = ["ResidualBlock", "DenseLayer", "DenseBlock", "Dense_Layer", "Dense_Block",
+           "SEAttention"]
+
+
+def _bn_relu(bn, x, out=None):
+    """relu(bn(x)) in one pass over x when bn is our BatchNorm2d; any other
+    module or callable a user put there is called as it is."""
+    if isinstance(bn, BatchNorm2d):
+        return bn._forward(x, relu=True, out=out)
+    result = F.relu(bn(x))
+    if out is not None:
+        out[...] = result
+        return out
+    return result
+
+
+def _require_4d(x, layer):
+    x = F.as_float32(x, layer) if not isinstance(x, np.ndarray) else x
+    if x.ndim != 4:
+        raise ValueError(f"{layer}: expected a 4-D (N, C, H, W) input, got shape {x.shape}")
+    return x
+
+
+class ResidualBlock(Module):
+    """The document's basic residual block of ResNet.
+
+    out = relu(bn(conv2(relu(bn(conv1(x))))) + downsample(x)), with the one
+    BatchNorm ``bn`` shared by both convolutions, as in the document.
+    ``stride`` is a pair: stride[0] for conv1, stride[1] for conv2.
+    ``downsample`` may be any module or callable (None: identity)."""
+
+    def __init__(self, in_channels, out_channels, stride=[1, 1], downsample=None):
+        super().__init__()
+        if len(stride) != 2:
+            raise ValueError(f"ResidualBlock: stride must be a pair [conv1, conv2], got "
+                             f"{stride!r}")
+        self.conv1 = Conv2d(in_channels, out_channels, kernel_size=3, stride=stride[0],
+                            padding=1, bias=False)
+        self.conv2 = Conv2d(out_channels, out_channels, kernel_size=3, stride=stride[1],
+                            padding=1, bias=False)
+        self.bn = BatchNorm2d(out_channels)
+        self.downsample = downsample
+
+    def forward(self, x):
+        x = _require_4d(x, "ResidualBlock")
+        residual = x
+        # The document calls the module-level global `downsample` here; the
+        # block's own self.downsample is what it means.
+        if self.downsample is not None:
+            residual = self.downsample(residual)
+        out = _bn_relu(self.bn, self.conv1(x))
+        out = self.bn(self.conv2(out))
+        residual = F.as_float32(residual, "ResidualBlock", "residual")
+        if residual.shape != out.shape:
+            # torch broadcasts `out + residual`; allow what broadcasts to out's shape.
+            try:
+                residual = np.broadcast_to(residual, out.shape)
+            except ValueError:
+                raise RuntimeError(
+                    f"ResidualBlock: the output of the convolutions has shape {out.shape} "
+                    f"but the residual has shape {residual.shape}; they must match (give "
+                    "the block a downsample that maps the input to the output's shape)"
+                ) from None
+        return _C.add_relu("ResidualBlock", out, residual)
+
+
+class DenseLayer(Module):
+    """The document's Dense_Layer: cat(inputs) -> bn1 -> relu -> 1x1 conv1 ->
+    bn2 -> relu -> 3x3 conv2, giving ``growthrate`` new channels."""
+
+    def __init__(self, in_channels, growthrate, bn_size):
+        super().__init__()
+        self.bn1 = BatchNorm2d(in_channels)
+        self.conv1 = Conv2d(in_channels, bn_size * growthrate, kernel_size=1, bias=False)
+        self.bn2 = BatchNorm2d(bn_size * growthrate)
+        self.conv2 = Conv2d(bn_size * growthrate, growthrate, kernel_size=3, padding=1,
+                            bias=False)
+
+    def forward(self, prev_features):
+        if isinstance(prev_features, (list, tuple)):
+            x = F.cat(prev_features, dim=1)
+        else:
+            x = prev_features
+        return self._forward(_require_4d(x, "DenseLayer"))
+
+    def _forward(self, x, out=None):
+        """x: one (N, C, H, W) array (possibly a channel slice of DenseBlock's
+        output); the new features go to ``out`` when given."""
+        out1 = self.conv1(_bn_relu(self.bn1, x))
+        out1 = _bn_relu(self.bn2, out1)
+        if out is not None and isinstance(self.conv2, Conv2d):
+            c = self.conv2
+            return F.conv2d(out1, c.weight, c.bias, c.stride, c.padding, c.dilation,
+                            c.groups, _layer="Conv2d", _out=out)
+        result = self.conv2(out1)
+        if out is not None:
+            out[...] = result
+            return out
+        return result
+
+
+class DenseBlock(ModuleDict):
+    """The document's Dense_Block: ``n_layers`` DenseLayers held in a
+    ModuleDict ``block`` (keys dense0, dense1, ...), each fed the
+    concatenation of the block's input and every earlier layer's output.
+
+    forward takes one feature map (an array) or a list/tuple of them and
+    returns the concatenation of the inputs and all new features. Unlike the
+    document, it never appends to the caller's list; and instead of
+    re-concatenating a growing list at every layer, it writes each layer's
+    features straight into their slice of one preallocated output."""
+
+    def __init__(self, n_layers, in_channels, growthrate, bn_size):
+        super().__init__()
+        layers = dict()
+        for i in range(n_layers):
+            layers["dense{}".format(i)] = DenseLayer(in_channels + i * growthrate,
+                                                     growthrate, bn_size)
+        self.block = ModuleDict(layers)
+
+    def forward(self, features):
+        if isinstance(features, (list, tuple)):
+            features = [_require_4d(F.as_float32(f, "DenseBlock"), "DenseBlock")
+                        for f in features]
+            if not features:
+                raise ValueError("DenseBlock: expected at least one feature map, got an "
+                                 "empty list")
+        else:
+            features = [_require_4d(F.as_float32(features, "DenseBlock"), "DenseBlock")]
+        layers = list(self.block.values())
+        if not all(isinstance(layer, DenseLayer) and isinstance(layer.conv2, Conv2d)
+                   for layer in layers):
+            # A user replaced a layer: fall back to the document's list algorithm.
+            features = list(features)
+            for layer in layers:
+                features.append(layer(features))
+            return F.cat(features, dim=1)
+
+        first = features[0].shape
+        for i, f in enumerate(features[1:], start=1):
+            if f.shape[0] != first[0] or f.shape[2:] != first[2:]:
+                raise RuntimeError(
+                    f"DenseBlock: feature maps must match except in channels; got "
+                    f"{first} and {f.shape} (tensor number {i} in the list)")
+        n, _, h, w = first
+        in_channels = sum(f.shape[1] for f in features)
+        growth = [layer.conv2.out_channels for layer in layers]
+        output = np.empty((n, in_channels + sum(growth), h, w), dtype=np.float32)
+        start = 0
+        for f in features:
+            output[:, start:start + f.shape[1]] = f
+            start += f.shape[1]
+        for layer, g in zip(layers, growth):
+            # output[:, :start] is exactly torch.cat(features so far, dim=1).
+            layer._forward(output[:, :start], out=output[:, start:start + g])
+            start += g
+        return output
+
+
+class SEAttention(Module):
+    """The document's Squeeze-and-Excitation module: global average pool ->
+    Linear(C, C // r) -> ReLU -> Linear(C // r, C) -> Sigmoid -> scale each
+    channel of the input. No biases, as in the document."""
+
+    def __init__(self, channel=512, reduction=16):
+        super().__init__()
+        self.avg_pool = AdaptiveAvgPool2d(1)
+        self.fc = Sequential(
+            Linear(channel, channel // reduction, bias=False),
+            ReLU(inplace=True),
+            Linear(channel // reduction, channel, bias=False),
+            Sigmoid(),
+        )
+
+    def forward(self, x):
+        x = F.as_float32(x, "SEAttention") if not isinstance(x, np.ndarray) else x
+        if x.ndim != 4:
+            # torch fails at `b, c, _, _ = x.size()` with this ValueError.
+            raise ValueError(f"SEAttention: not enough values to unpack (expected 4-D "
+                             f"(N, C, H, W) input, got shape {x.shape})")
+        b, c = x.shape[:2]
+        y = self.avg_pool(x).reshape(b, c)
+        y = self.fc(y).reshape(b, c)
+        return _C.channel_scale("SEAttention", x, y)
+
+
+# The document's names.
+Dense_Layer = DenseLayer
+Dense_Block = DenseBlock

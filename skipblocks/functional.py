@@ -1,0 +1,212 @@
+"""skipblocks.functional: torch.nn.functional's names and arguments on NumPy.
+
+Every function accepts array-likes (NumPy arrays of any dtype that is real,
+layout or order; lists; CPU torch tensors) and returns a new float32 array;
+see the README's dtype policy. Argument conveniences (int-or-pair, 'same'
+padding, None entries) are resolved here; shapes are checked once, in C, by
+skipblocks._C, whose errors follow torch's wording and name the layer.
+
+The ``_layer`` keyword of each function is internal: modules pass their
+class name so that an error names the layer the user built.
+"""
+import numbers
+
+import numpy as np
+
+from . import _C
+from .module import to_numpy
+
+__all__ = ["conv2d", "batch_norm", "relu", "sigmoid", "max_pool2d",
+           "adaptive_avg_pool2d", "linear", "cat"]
+
+
+def pair(value, name, layer):
+    """int -> (int, int); a pair stays a pair (as torch's _pair)."""
+    if isinstance(value, numbers.Integral) and not isinstance(value, bool):
+        return (int(value), int(value))
+    try:
+        items = tuple(value)
+    except TypeError:
+        raise TypeError(f"{layer}: {name} must be an int or a pair of ints, got {value!r}") from None
+    if len(items) == 1:
+        items = items * 2
+    if len(items) != 2 or not all(isinstance(v, numbers.Integral) and not isinstance(v, bool)
+                                  for v in items):
+        raise TypeError(f"{layer}: {name} must be an int or a pair of ints, got {value!r}")
+    return (int(items[0]), int(items[1]))
+
+
+def _positive(values, name, layer):
+    if any(v <= 0 for v in values):
+        raise RuntimeError(f"{layer}: {name} should be greater than zero, got {values}")
+
+
+def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *,
+           _layer="conv2d", _out=None):
+    """torch.nn.functional.conv2d: zero padding; padding may be an int, a pair,
+    'valid' or 'same' (stride 1 only, as torch)."""
+    stride = pair(stride, "stride", _layer)
+    dilation = pair(dilation, "dilation", _layer)
+    _positive(stride, "stride", _layer)
+    _positive(dilation, "dilation", _layer)
+    if isinstance(padding, str):
+        if padding == "valid":
+            padding = (0, 0)
+        elif padding == "same":
+            if stride != (1, 1):
+                raise ValueError(f"{_layer}: padding='same' is not supported for strided "
+                                 "convolutions")
+            w = to_numpy(weight)
+            if w.ndim != 4:
+                raise RuntimeError(f"{_layer}: weight should be 4-D, got shape {w.shape}")
+            # torch pads the extra row/column of an even total padding at the
+            # bottom/right; the kernel pads symmetrically, so pad that one here.
+            totals = [d * (k - 1) for d, k in zip(dilation, w.shape[2:])]
+            padding = (totals[0] // 2, totals[1] // 2)
+            extra = [t - 2 * p for t, p in zip(totals, padding)]
+            if any(extra):
+                x = as_float32(input, _layer)
+                if x.ndim in (3, 4):  # other ndims fail in C with torch's message
+                    widths = [(0, 0)] * (x.ndim - 2) + [(0, extra[0]), (0, extra[1])]
+                    input = np.pad(x, widths)
+        else:
+            raise ValueError(f"{_layer}: Invalid padding string {padding!r}, should be one of "
+                             "{'valid', 'same'}")
+    else:
+        padding = pair(padding, "padding", _layer)
+        if any(p < 0 for p in padding):
+            raise RuntimeError(f"{_layer}: negative padding is not supported, got {padding}")
+    if not isinstance(groups, numbers.Integral) or groups <= 0:
+        raise RuntimeError(f"{_layer}: non-positive groups is not supported, got {groups!r}")
+    return _C.conv2d(_layer, input, weight, bias, stride, padding, dilation, int(groups),
+                     out=_out)
+
+
+def batch_norm(input, running_mean, running_var, weight=None, bias=None, training=False,
+               momentum=0.1, eps=1e-5, *, _layer="batch_norm", _relu=False, _out=None):
+    """torch.nn.functional.batch_norm on (N, C, ...) input.
+
+    With ``training=True`` the batch's statistics normalise (biased variance)
+    and, when ``running_mean``/``running_var`` are given, they are updated in
+    place with ``momentum`` (the variance stored unbiased), as torch does.
+    Because they are updated in place they must then be writable, C-contiguous
+    float32 arrays of C elements: anything else raises TypeError or
+    ValueError rather than silently updating a copy."""
+    if momentum is None:
+        raise TypeError(f"{_layer}: momentum must be a number (BatchNorm2d turns "
+                        "momentum=None into a cumulative average factor before calling)")
+    return _C.batch_norm(_layer, input, running_mean, running_var, weight, bias,
+                         bool(training), float(momentum), float(eps), relu=_relu, out=_out)
+
+
+def _inplace_target(input, layer):
+    if not isinstance(input, np.ndarray) or input.dtype != np.float32 \
+            or not input.flags.writeable:
+        kind = type(input).__name__ if not isinstance(input, np.ndarray) else \
+            f"{'read-only ' if not input.flags.writeable else ''}{input.dtype} array"
+        raise ValueError(f"{layer}: inplace=True writes the result into its input, which "
+                         f"must be a writable float32 numpy array; got a {kind}. Use "
+                         "inplace=False to get a new array.")
+    return input
+
+
+def _elementwise(kernel, input, inplace, layer):
+    if not inplace:
+        return kernel(layer, input)
+    target = _inplace_target(input, layer)
+    if target.flags.c_contiguous:
+        return kernel(layer, target, out=target)
+    np.copyto(target, kernel(layer, target))
+    return target
+
+
+def relu(input, inplace=False, *, _layer="relu"):
+    """torch.nn.functional.relu; NaN stays NaN. ``inplace=True`` writes into
+    ``input`` (a writable float32 array) and returns it."""
+    return _elementwise(_C.relu, input, inplace, _layer)
+
+
+def sigmoid(input, *, _layer="sigmoid", _inplace=False):
+    """torch.sigmoid."""
+    return _elementwise(_C.sigmoid, input, _inplace, _layer)
+
+
+def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False,
+               return_indices=False, *, _layer="max_pool2d"):
+    """torch.nn.functional.max_pool2d: -inf padding, torch's ceil_mode rule,
+    NaN propagates. stride defaults to kernel_size."""
+    if return_indices:
+        raise NotImplementedError(f"{_layer}: return_indices=True is not supported by "
+                                  "skipblocks")
+    kernel = pair(kernel_size, "kernel_size", _layer)
+    stride = kernel if stride is None or (not isinstance(stride, numbers.Integral)
+                                          and len(tuple(stride)) == 0) \
+        else pair(stride, "stride", _layer)
+    return _C.max_pool2d(_layer, input, kernel, stride, pair(padding, "padding", _layer),
+                         pair(dilation, "dilation", _layer), bool(ceil_mode))
+
+
+def adaptive_avg_pool2d(input, output_size, *, _layer="adaptive_avg_pool2d"):
+    """torch.nn.functional.adaptive_avg_pool2d; ``None`` in output_size keeps
+    that input dimension."""
+    if output_size is None or isinstance(output_size, numbers.Integral):
+        sizes = (output_size, output_size)
+    else:
+        sizes = tuple(output_size)
+        if len(sizes) == 1:
+            sizes = sizes * 2
+        if len(sizes) != 2:
+            raise TypeError(f"{_layer}: output_size must be an int, None or a pair, "
+                            f"got {output_size!r}")
+    if any(s is None for s in sizes):
+        shape = np.shape(input) if isinstance(input, np.ndarray) else np.shape(to_numpy(input))
+        if len(shape) < 2:
+            raise RuntimeError(f"{_layer}: adaptive_avg_pool2d(): Expected 3D or 4D tensor, "
+                               f"but got {list(shape)}")
+        sizes = tuple(shape[-2 + i] if s is None else s for i, s in enumerate(sizes))
+    return _C.adaptive_avg_pool2d(_layer, input, tuple(int(s) for s in sizes))
+
+
+def linear(input, weight, bias=None, *, _layer="linear"):
+    """torch.nn.functional.linear: input (..., in_features) -> (..., out_features)."""
+    return _C.linear(_layer, input, weight, bias)
+
+
+def as_float32(value, layer, what="input"):
+    """np.asarray(value, np.float32) for real-valued input; TypeError for
+    complex, object and string data."""
+    array = to_numpy(value)
+    if array.dtype.kind not in "fiub":
+        raise TypeError(f"{layer}: {what} must hold real numbers (float, int or bool), got "
+                        f"an array of dtype {array.dtype}; skipblocks computes in float32")
+    return np.asarray(array, dtype=np.float32)
+
+
+def cat(tensors, dim=0):
+    """torch.cat: concatenates float32 arrays along ``dim`` (exact copy)."""
+    if isinstance(tensors, np.ndarray) or not hasattr(tensors, "__iter__"):
+        raise TypeError("cat(): argument 'tensors' must be a list or tuple of arrays, "
+                        f"not {type(tensors).__name__}")
+    arrays = [as_float32(t, "cat", f"tensor number {i}") for i, t in enumerate(tensors)]
+    if not arrays:
+        raise RuntimeError("cat: expected a non-empty list of arrays")
+    ndim = arrays[0].ndim
+    if ndim == 0:
+        raise RuntimeError("cat: zero-dimensional tensor (at position 0) cannot be "
+                           "concatenated")
+    if not -ndim <= dim < ndim:
+        raise IndexError(f"cat: Dimension out of range (expected to be in range of "
+                         f"[{-ndim}, {ndim - 1}], but got {dim})")
+    axis = dim % ndim
+    first = arrays[0].shape
+    for i, a in enumerate(arrays[1:], start=1):
+        if a.ndim != ndim:
+            raise RuntimeError(f"cat: Tensors must have same number of dimensions: got "
+                               f"{ndim} and {a.ndim}")
+        for d in range(ndim):
+            if d != axis and a.shape[d] != first[d]:
+                raise RuntimeError(
+                    f"cat: Sizes of tensors must match except in dimension {axis}. Expected "
+                    f"size {first[d]} but got size {a.shape[d]} for tensor number {i} in "
+                    "the list.")
+    return np.concatenate(arrays, axis=axis)

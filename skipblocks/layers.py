@@ -1,0 +1,285 @@
+"""The torch.nn layers the document uses, with torch's names, constructor
+signatures, defaults, attribute names, state_dict keys and repr."""
+import math
+import numbers
+
+import numpy as np
+
+from . import functional as F
+from . import random as _random
+from .module import Module, writable
+
+__all__ = ["Conv2d", "BatchNorm2d", "ReLU", "Sigmoid", "MaxPool2d", "AdaptiveAvgPool2d",
+           "Linear"]
+
+_PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
+
+
+def _check_factory_kwargs(layer, device, dtype):
+    """torch's device/dtype arguments: only what skipblocks computes with is
+    accepted; anything else raises instead of being ignored."""
+    if device is not None and str(device) != "cpu":
+        raise NotImplementedError(f"{layer}: skipblocks computes on the CPU only; got "
+                                  f"device={device!r}")
+    if dtype is not None:
+        name = str(dtype)
+        if name not in ("float32", "torch.float32", "<class 'numpy.float32'>") and \
+                not (isinstance(dtype, type) and dtype is np.float32):
+            raise NotImplementedError(f"{layer}: skipblocks computes in float32 only; got "
+                                      f"dtype={dtype!r}")
+
+
+def _check_count(layer, name, value, minimum):
+    if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < minimum:
+        raise ValueError(f"{layer}: {name} must be an integer >= {minimum}, got {value!r}")
+    return int(value)
+
+
+def _kaiming_uniform_bound(fan_in):
+    """torch's default init for conv and linear layers, kaiming_uniform_ with
+    a=sqrt(5), is uniform on +-1/sqrt(fan_in); so is the bias."""
+    return 1.0 / math.sqrt(fan_in) if fan_in > 0 else 0.0
+
+
+class Conv2d(Module):
+    """torch.nn.Conv2d (zero padding only)."""
+
+    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0,
+                 dilation=1, groups=1, bias=True, padding_mode="zeros", device=None,
+                 dtype=None):
+        super().__init__()
+        name = "Conv2d"
+        _check_factory_kwargs(name, device, dtype)
+        in_channels = _check_count(name, "in_channels", in_channels, 0)
+        out_channels = _check_count(name, "out_channels", out_channels, 0)
+        if not isinstance(groups, numbers.Integral) or groups <= 0:
+            raise ValueError("groups must be a positive integer")
+        if in_channels % groups != 0:
+            raise ValueError("in_channels must be divisible by groups")
+        if out_channels % groups != 0:
+            raise ValueError("out_channels must be divisible by groups")
+        if padding_mode not in _PADDING_MODES:
+            raise ValueError(f"padding_mode must be one of {_PADDING_MODES}, but got "
+                             f"padding_mode='{padding_mode}'")
+        if padding_mode != "zeros":
+            raise NotImplementedError(f"{name}: padding_mode={padding_mode!r} is not "
+                                      "supported by skipblocks (only 'zeros')")
+        self.in_channels = in_channels
+        self.out_channels = out_channels
+        self.kernel_size = F.pair(kernel_size, "kernel_size", name)
+        self.stride = F.pair(stride, "stride", name)
+        if isinstance(padding, str):
+            if padding not in ("same", "valid"):
+                raise ValueError(f"Invalid padding string {padding!r}, should be one of "
+                                 "{'valid', 'same'}")
+            if padding == "same" and self.stride != (1, 1):
+                raise ValueError("padding='same' is not supported for strided convolutions")
+            self.padding = padding
+        else:
+            self.padding = F.pair(padding, "padding", name)
+        self.dilation = F.pair(dilation, "dilation", name)
+        self.groups = int(groups)
+        self.padding_mode = padding_mode
+        self.register_parameter("weight", np.empty(
+            (out_channels, in_channels // groups) + self.kernel_size, np.float32))
+        self.register_parameter("bias", np.empty(out_channels, np.float32) if bias else None)
+        self.reset_parameters()
+
+    def reset_parameters(self):
+        fan_in = self.weight.shape[1] * self.kernel_size[0] * self.kernel_size[1]
+        bound = _kaiming_uniform_bound(fan_in)
+        self.weight = _random.uniform(-bound, bound, self.weight.shape)
+        if self.bias is not None:
+            self.bias = _random.uniform(-bound, bound, self.bias.shape)
+
+    def forward(self, input):
+        return F.conv2d(input, self.weight, self.bias, self.stride, self.padding,
+                        self.dilation, self.groups, _layer="Conv2d")
+
+    def extra_repr(self):
+        s = f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, " \
+            f"stride={self.stride}"
+        if self.padding != (0, 0):
+            s += f", padding={self.padding}"
+        if self.dilation != (1, 1):
+            s += f", dilation={self.dilation}"
+        if self.groups != 1:
+            s += f", groups={self.groups}"
+        if self.bias is None:
+            s += ", bias=False"
+        return s
+
+
+class BatchNorm2d(Module):
+    """torch.nn.BatchNorm2d (torch 2.13's signature, keyword-only ``bias``).
+
+    Train mode normalises with the batch's biased variance and updates the
+    running statistics in place (unbiased variance, ``momentum``, or a
+    cumulative average when ``momentum=None``); eval mode uses the running
+    statistics, or the batch's when ``track_running_stats=False``."""
+
+    def __init__(self, num_features, eps=1e-5, momentum=0.1, affine=True,
+                 track_running_stats=True, device=None, dtype=None, *, bias=True):
+        super().__init__()
+        _check_factory_kwargs("BatchNorm2d", device, dtype)
+        num_features = _check_count("BatchNorm2d", "num_features", num_features, 0)
+        self.num_features = num_features
+        self.eps = eps
+        self.momentum = momentum
+        self.affine = affine
+        self.track_running_stats = track_running_stats
+        if affine:
+            self.register_parameter("weight", np.ones(num_features, np.float32))
+            self.register_parameter("bias", np.zeros(num_features, np.float32) if bias else None)
+        else:
+            self.register_parameter("weight", None)
+            self.register_parameter("bias", None)
+        if track_running_stats:
+            self.register_buffer("running_mean", np.zeros(num_features, np.float32))
+            self.register_buffer("running_var", np.ones(num_features, np.float32))
+            self.register_buffer("num_batches_tracked", np.array(0, np.int64))
+        else:
+            self.register_buffer("running_mean", None)
+            self.register_buffer("running_var", None)
+            self.register_buffer("num_batches_tracked", None)
+
+    def _check_input_dim(self, input):
+        ndim = np.ndim(input) if isinstance(input, np.ndarray) else np.ndim(
+            F.as_float32(input, "BatchNorm2d"))
+        if ndim != 4:
+            raise ValueError(f"BatchNorm2d: expected 4D input (got {ndim}D input of shape "
+                             f"{tuple(np.shape(input))})")
+
+    def forward(self, input):
+        return self._forward(input, relu=False)
+
+    def _forward(self, input, relu, out=None):
+        """forward, optionally followed by relu and written into ``out``
+        (the fused paths of the blocks). Follows torch's _BatchNorm.forward."""
+        self._check_input_dim(input)
+        factor = 0.0 if self.momentum is None else self.momentum
+        update = self.training and self.track_running_stats
+        if update and self.num_batches_tracked is not None:
+            with writable(self.num_batches_tracked):
+                self.num_batches_tracked += 1
+            if self.momentum is None:  # cumulative moving average
+                factor = 1.0 / float(self.num_batches_tracked)
+        use_batch_stats = self.training or (self.running_mean is None
+                                            and self.running_var is None)
+        pass_running = not self.training or self.track_running_stats
+        running_mean = self.running_mean if pass_running else None
+        running_var = self.running_var if pass_running else None
+        if use_batch_stats and running_mean is not None:
+            with writable(running_mean, running_var):
+                result = F.batch_norm(input, running_mean, running_var, self.weight,
+                                      self.bias, True, factor, self.eps,
+                                      _layer="BatchNorm2d", _relu=relu, _out=out)
+            self._bump_version()
+            return result
+        return F.batch_norm(input, running_mean, running_var, self.weight, self.bias,
+                            use_batch_stats, factor, self.eps, _layer="BatchNorm2d",
+                            _relu=relu, _out=out)
+
+    def _load_from_state_dict(self, state_dict, prefix, local_metadata, *args):
+        # torch: checkpoints older than version 2 have no num_batches_tracked;
+        # they load, keeping the module's current count. A plain dict has no
+        # version, so that is what happens when the key is absent.
+        version = local_metadata.get("version", None)
+        key = prefix + "num_batches_tracked"
+        if (version is None or version < 2) and self.track_running_stats \
+                and key not in state_dict:
+            state_dict[key] = self.num_batches_tracked
+        super()._load_from_state_dict(state_dict, prefix, local_metadata, *args)
+
+    def extra_repr(self):
+        return (f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, "
+                f"affine={self.affine}, bias={self.bias is not None}, "
+                f"track_running_stats={self.track_running_stats}")
+
+
+class ReLU(Module):
+    """torch.nn.ReLU; ``inplace=True`` writes into its (writable float32) input."""
+
+    def __init__(self, inplace=False):
+        super().__init__()
+        self.inplace = inplace
+
+    def forward(self, input):
+        return F.relu(input, self.inplace, _layer="ReLU")
+
+    def extra_repr(self):
+        return "inplace=True" if self.inplace else ""
+
+
+class Sigmoid(Module):
+    """torch.nn.Sigmoid."""
+
+    def forward(self, input):
+        return F.sigmoid(input, _layer="Sigmoid")
+
+
+class MaxPool2d(Module):
+    """torch.nn.MaxPool2d. Arguments are kept as given (an int stays an int),
+    so the repr echoes them as torch's does."""
+
+    def __init__(self, kernel_size, stride=None, padding=0, dilation=1,
+                 return_indices=False, ceil_mode=False):
+        super().__init__()
+        if return_indices:
+            raise NotImplementedError("MaxPool2d: return_indices=True is not supported by "
+                                      "skipblocks")
+        self.kernel_size = kernel_size
+        self.stride = stride if (stride is not None) else kernel_size
+        self.padding = padding
+        self.dilation = dilation
+        self.return_indices = return_indices
+        self.ceil_mode = ceil_mode
+
+    def forward(self, input):
+        return F.max_pool2d(input, self.kernel_size, self.stride, self.padding,
+                            self.dilation, self.ceil_mode, _layer="MaxPool2d")
+
+    def extra_repr(self):
+        return (f"kernel_size={self.kernel_size}, stride={self.stride}, "
+                f"padding={self.padding}, dilation={self.dilation}, "
+                f"ceil_mode={self.ceil_mode}")
+
+
+class AdaptiveAvgPool2d(Module):
+    """torch.nn.AdaptiveAvgPool2d (int, pair, None entries keep the input size)."""
+
+    def __init__(self, output_size):
+        super().__init__()
+        self.output_size = output_size
+
+    def forward(self, input):
+        return F.adaptive_avg_pool2d(input, self.output_size, _layer="AdaptiveAvgPool2d")
+
+    def extra_repr(self):
+        return f"output_size={self.output_size}"
+
+
+class Linear(Module):
+    """torch.nn.Linear: (..., in_features) -> (..., out_features)."""
+
+    def __init__(self, in_features, out_features, bias=True, device=None, dtype=None):
+        super().__init__()
+        _check_factory_kwargs("Linear", device, dtype)
+        self.in_features = _check_count("Linear", "in_features", in_features, 0)
+        self.out_features = _check_count("Linear", "out_features", out_features, 0)
+        self.register_parameter("weight", np.empty((out_features, in_features), np.float32))
+        self.register_parameter("bias", np.empty(out_features, np.float32) if bias else None)
+        self.reset_parameters()
+
+    def reset_parameters(self):
+        bound = _kaiming_uniform_bound(self.in_features)
+        self.weight = _random.uniform(-bound, bound, self.weight.shape)
+        if self.bias is not None:
+            self.bias = _random.uniform(-bound, bound, self.bias.shape)
+
+    def forward(self, input):
+        return F.linear(input, self.weight, self.bias, _layer="Linear")
+
+    def extra_repr(self):
+        return (f"in_features={self.in_features}, out_features={self.out_features}, "
+                f"bias={self.bias is not None}")

@@ -1,0 +1,99 @@
+"""Module-level parity of every skipblocks layer against the torch.nn layer of
+the same name, built with the same constructor arguments and loaded with the
+torch module's state_dict: outputs in train and eval mode (several forwards,
+alternating), and every state_dict entry after each forward.
+"""
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+import skipblocks as sb
+
+from helpers import (assert_parity, assert_state_dict_parity, load_from_torch, randn,
+                     randomize_, to_torch)
+
+# id, class name, args, kwargs, input shape, tolerance-table op
+LAYER_CASES = [
+    ("conv_default", "Conv2d", (3, 5, 3), {}, (2, 3, 9, 8), "conv2d"),
+    ("conv_doc_stem", "Conv2d", (3, 8, 7), dict(stride=2, padding=3, bias=False), (1, 3, 21, 19), "conv2d"),
+    ("conv_1x1_s2", "Conv2d", (6, 10, 1), dict(stride=2, bias=False), (2, 6, 9, 9), "conv2d"),
+    ("conv_groups_dil", "Conv2d", (6, 9, (3, 2)), dict(stride=(1, 2), padding=(2, 1), dilation=(2, 1), groups=3), (2, 6, 8, 9), "conv2d"),
+    ("conv_same", "Conv2d", (4, 4, 4), dict(padding="same", dilation=2), (1, 4, 7, 6), "conv2d"),
+    ("conv_valid_list", "Conv2d", (4, 3, [2, 3]), dict(padding="valid", stride=[1, 1]), (1, 4, 5, 6), "conv2d"),
+    ("bn_default", "BatchNorm2d", (5,), {}, (3, 5, 4, 3), "batch_norm"),
+    ("bn_eps_mom", "BatchNorm2d", (17,), dict(eps=1e-3, momentum=0.3), (2, 17, 3, 5), "batch_norm"),
+    ("bn_mom_none", "BatchNorm2d", (4,), dict(momentum=None), (2, 4, 3, 3), "batch_norm"),
+    ("bn_no_affine", "BatchNorm2d", (6,), dict(affine=False), (2, 6, 2, 2), "batch_norm"),
+    ("bn_no_stats", "BatchNorm2d", (3,), dict(track_running_stats=False), (4, 3, 2, 3), "batch_norm"),
+    ("bn_no_affine_no_stats", "BatchNorm2d", (3,), dict(affine=False, track_running_stats=False), (2, 3, 3, 1), "batch_norm"),
+    ("bn_two_values", "BatchNorm2d", (8,), {}, (2, 8, 1, 1), "batch_norm"),
+    ("relu", "ReLU", (), {}, (2, 3, 5, 5), "relu"),
+    ("sigmoid", "Sigmoid", (), {}, (2, 3, 5, 5), "sigmoid"),
+    ("maxpool_doc_resnet", "MaxPool2d", (), dict(kernel_size=2, stride=2), (1, 4, 11, 10), "max_pool2d"),
+    ("maxpool_doc_dense", "MaxPool2d", (3, 2), {}, (2, 3, 13, 12), "max_pool2d"),
+    ("maxpool_ceil", "MaxPool2d", (3,), dict(stride=2, padding=1, ceil_mode=True), (1, 3, 10, 7), "max_pool2d"),
+    ("maxpool_dil", "MaxPool2d", ((2, 3),), dict(stride=(1, 2), padding=(1, 1), dilation=(2, 1)), (2, 2, 9, 9), "max_pool2d"),
+    ("adaptive_1", "AdaptiveAvgPool2d", (1,), {}, (3, 7, 7, 7), "adaptive_avg_pool2d"),
+    ("adaptive_3x4", "AdaptiveAvgPool2d", ((3, 4),), {}, (2, 5, 10, 9), "adaptive_avg_pool2d"),
+    ("adaptive_none", "AdaptiveAvgPool2d", ((None, 2),), {}, (1, 3, 5, 7), "adaptive_avg_pool2d"),
+    ("linear", "Linear", (12, 7), {}, (4, 12), "linear"),
+    ("linear_nobias", "Linear", (9, 16), dict(bias=False), (2, 3, 9), "linear"),
+    ("linear_doc_se", "Linear", (512, 64), dict(bias=False), (50, 512), "linear"),
+]
+
+
+@pytest.mark.parametrize("case", LAYER_CASES, ids=[c[0] for c in LAYER_CASES])
+def test_layer_parity_train_and_eval(case, rng):
+    name, cls, args, kwargs, shape, op = case
+    tm = randomize_(getattr(nn, cls)(*args, **kwargs), seed=len(name))
+    sm = load_from_torch(getattr(sb, cls)(*args, **kwargs), tm)
+    assert sm.training and tm.training
+    fan_in = None
+    if cls == "Linear":
+        fan_in = args[0]
+    elif cls == "Conv2d":
+        fan_in = int(np.prod(tm.weight.shape[1:]))
+    # train, train, eval, train, eval: running statistics must follow torch at every step
+    for step, training in enumerate([True, True, False, True, False]):
+        tm.train(training)
+        assert sm.train(training) is sm
+        assert sm.training is training
+        x = randn(rng, *shape, scale=2.0, shift=0.3 * step)
+        with torch.no_grad():
+            expected = tm(to_torch(x))
+        got = sm(x)
+        what = "%s step %d (%s)" % (name, step, "train" if training else "eval")
+        assert_parity(got, expected, op, what=what, fan_in=fan_in)
+        assert_state_dict_parity(sm, tm, what=what)
+
+
+def test_sequential_of_layers_parity(rng):
+    spec = [("Conv2d", (3, 6, 3), dict(padding=1, bias=False)), ("BatchNorm2d", (6,), {}),
+            ("ReLU", (), {}), ("MaxPool2d", (2,), {}), ("Conv2d", (6, 4, 1), {}),
+            ("AdaptiveAvgPool2d", ((2, 3),), {}), ("Sigmoid", (), {})]
+    tm = randomize_(nn.Sequential(*[getattr(nn, c)(*a, **k) for c, a, k in spec]))
+    sm = load_from_torch(sb.Sequential(*[getattr(sb, c)(*a, **k) for c, a, k in spec]), tm)
+    assert len(sm) == len(tm)
+    for training in (True, False):
+        tm.train(training)
+        sm.train(training)
+        x = randn(rng, 2, 3, 9, 11)
+        with torch.no_grad():
+            expected = tm(to_torch(x))
+        assert_parity(sm(x), expected, "sequential", what="Sequential train=%s" % training)
+        assert_state_dict_parity(sm, tm, what="Sequential train=%s" % training)
+
+
+def test_batchnorm_momentum_none_is_cumulative_average(rng):
+    """momentum=None: running stats are the plain average of all batches seen (torch's rule)."""
+    tm = nn.BatchNorm2d(3, momentum=None)
+    sm = load_from_torch(sb.BatchNorm2d(3, momentum=None), tm)
+    for i in range(4):
+        x = randn(rng, 2, 3, 3, 3, shift=float(i))
+        with torch.no_grad():
+            tm(to_torch(x))
+        sm(x)
+    assert int(sm.num_batches_tracked) == 4
+    assert_state_dict_parity(sm, tm, what="momentum=None after 4 batches")

@@ -1,0 +1,69 @@
+"""The one table of parity bounds used by the whole test suite.
+
+Metric (issue 2, item 8), computed by ``skipblocks.reference.parity_error``::
+
+    err = max|skipblocks - torch| / max(1, max|torch|)
+
+Bounds are per op and tight.  They were calibrated against torch 2.13.0 (CPU)
+itself: the listed bound is a small multiple (about 2-4x) of the difference
+between torch's float32 result and the exact (float64) result at the shapes
+the tests use, so an accurate float32 kernel passes and a kernel that drops a
+term, mis-pads, or uses the wrong variance fails by orders of magnitude.
+
+* ``0.0`` means bit-exact (``np.array_equal`` with NaN == NaN): relu, max-pool,
+  concatenation and the channel copies they involve do no arithmetic that
+  could round differently.
+* Reductions (conv2d, linear) grow their rounding error like sqrt(fan-in);
+  ``tolerance(op, fan_in=...)`` scales the bound by sqrt(fan_in / 256) above a
+  fan-in of 256 (measured: torch's own conv error vs float64 is ~1e-6 at
+  fan-in 1152 and ~2.4e-6 at fan-in 4608).
+* The document's blocks are bounded at 1e-5 (2e-5 for the 5-layer ResNet
+  stack with train-mode BatchNorm, whose torch-vs-float64 error alone is
+  ~3e-6), far inside the issue's ceiling of 1e-4 -- ``ISSUE_BLOCK_BOUND``,
+  which no entry may exceed (checked in ``test_tolerance_table_sane``).
+"""
+
+import math
+
+# The issue's hard ceiling for the document's blocks.
+ISSUE_BLOCK_BOUND = 1e-4
+
+TOLERANCES = {
+    # --- exact ops -------------------------------------------------------
+    "relu": 0.0,
+    "max_pool2d": 0.0,
+    "cat": 0.0,
+    # --- elementwise / small reductions ------------------------------------
+    "sigmoid": 5e-7,               # torch vs float64: ~6e-8 (1 ulp)
+    "adaptive_avg_pool2d": 1e-6,   # torch vs float64: ~1e-7
+    "batch_norm": 1e-6,            # eval (running stats) and train (batch stats); torch vs f64 ~1e-7
+    "running_stats": 1e-6,         # running_mean / running_var after train-mode forwards
+    # --- reductions over fan-in (scaled above fan-in 256) ----------------
+    "conv2d": 2e-6,
+    "linear": 2e-6,
+    # --- the document's blocks (module level) ------------------------------
+    "residual_block": 1e-5,
+    "dense_layer": 1e-5,
+    "dense_block": 1e-5,
+    "se_attention": 2e-6,          # pool -> linear -> relu -> linear -> sigmoid -> scale; torch vs f64 ~1e-7
+    "sequential": 1e-5,            # small hand-built Sequential stacks of the layers above
+    "resnet_demo": 2e-5,
+    "densenet_demo": 1e-5,
+    "se_demo": 2e-6,
+}
+
+# Entries that are the document's blocks / demos (must stay <= ISSUE_BLOCK_BOUND).
+BLOCK_OPS = ("residual_block", "dense_layer", "dense_block", "se_attention", "sequential",
+             "resnet_demo", "densenet_demo", "se_demo")
+
+_FAN_IN_SCALED = ("conv2d", "linear")
+_FAN_IN_BASE = 256
+
+
+def tolerance(op, fan_in=None):
+    """Bound for ``op``; for conv2d/linear pass ``fan_in`` = C_in/groups * kh * kw
+    (or in_features) to get the sqrt-scaled bound for long reductions."""
+    tol = TOLERANCES[op]
+    if op in _FAN_IN_SCALED and fan_in is not None and fan_in > _FAN_IN_BASE:
+        tol *= math.sqrt(fan_in / _FAN_IN_BASE)
+    return tol
