@@ -6,13 +6,44 @@ with torch's class names, constructor arguments, state_dict keys, repr and
 numbers -- and NumPy as the only run-time dependency (torch is never
 imported here; skipblocks.reference, the test oracle, needs it).
 """
-try:
-    from . import _C  # noqa: F401  (the compiled kernels)
-except ImportError as exc:  # pragma: no cover - only on a broken install
+
+
+def _load_extension():
+    """Imports the compiled kernels, skipblocks._C.
+
+    Python run from the root of a source checkout imports this source
+    package, which has no compiled extension after a plain `pip install .`
+    (the build went to site-packages). In that case, and only then, the
+    installed build of the extension is loaded, so the README's commands work
+    from the checkout. After changing C code, `pip install .` again."""
+    import importlib.machinery
+    import importlib.util
+    import os
+    import sys
+    try:
+        from . import _C
+        return _C
+    except ImportError as exc:
+        error = exc
+    here = os.path.dirname(os.path.abspath(__file__))
+    for entry in sys.path:
+        package_dir = os.path.abspath(os.path.join(entry or os.getcwd(), "skipblocks"))
+        if package_dir == here:
+            continue
+        for suffix in importlib.machinery.EXTENSION_SUFFIXES:
+            path = os.path.join(package_dir, "_C" + suffix)
+            if os.path.isfile(path):
+                spec = importlib.util.spec_from_file_location(__name__ + "._C", path)
+                module = importlib.util.module_from_spec(spec)
+                spec.loader.exec_module(module)
+                sys.modules[__name__ + "._C"] = module
+                return module
     raise ImportError(
-        "skipblocks' C extension (skipblocks._C) is not built. Install the package "
-        "with `pip install .` from the source tree rather than importing it from "
-        "there.") from exc
+        "skipblocks' C extension (skipblocks._C) is not built: install the package with "
+        "`pip install .` (or `pip install -e .` to work on it)") from error
+
+
+_C = _load_extension()
 
 from . import functional
 from .blocks import (DenseBlock, DenseLayer, Dense_Block, Dense_Layer, ResidualBlock,
