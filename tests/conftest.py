@@ -31,3 +31,9 @@ def _seed_torch(request):
     if torch is not None:
         torch.manual_seed(zlib.crc32(request.node.nodeid.encode()) & 0x7FFFFFFF)
     yield
+
+
+def pytest_configure(config):
+    # torch's own warnings about its oracle computations are noise here
+    config.addinivalue_line("filterwarnings", "ignore:Initializing zero-element tensors:UserWarning")
+    config.addinivalue_line("filterwarnings", "ignore:Using padding='same' with even kernel:UserWarning")

@@ -1,0 +1,347 @@
+"""Benchmark skipblocks against torch on the document's demos.
+
+    python benchmarks/bench_demos.py                 # 20 timed runs per case, torch at 1 thread
+    python benchmarks/bench_demos.py --quick         # smoke run
+    python benchmarks/bench_demos.py --threads 1 2 --cases resnet conv
+
+Cases: the document's three demos at the document's shapes (train and eval),
+the ResNet and DenseNet demos at 8x3x224x224 (eval), and one 3x3 64->64
+convolution on 8x64x56x56 (the hot kernel of both). Everything runs in this
+one process: torch under torch.no_grad() with torch.set_num_threads(n),
+skipblocks on the same float32 input with the same weights.
+
+Method: warm-up runs, then runs that alternate torch and skipblocks (and
+alternate which goes first), so drift in machine load hits both sides alike.
+Reported: medians with [min-max]; ratio = torch time / skipblocks time (> 1
+means skipblocks is faster). "threads" is torch's thread count: skipblocks
+computes on one thread whatever it is (its kernels are not threaded yet).
+
+After the table, a per-layer breakdown of the ResNet demo: the wall time of
+each named submodule's forward (children included), measured by wrapping the
+forwards as skipblocks.parity does, next to torch's per-module time from
+forward pre/post hooks.
+
+Timings are measurements, not tests: nothing here asserts on speed.
+"""
+import argparse
+import datetime
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+
+import numpy as np
+
+try:
+    import skipblocks
+except ImportError:  # a source checkout built in place, run as benchmarks/bench_demos.py
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    import skipblocks
+
+import torch
+
+from skipblocks import demos, parity
+from skipblocks import reference as ref
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+DEFAULT_JSON = os.path.join(HERE, "results", "latest.json")
+
+
+# -- cases ----------------------------------------------------------------
+def _conv_pair():
+    theirs = torch.nn.Conv2d(64, 64, kernel_size=3, stride=1, padding=1, bias=False)
+    return theirs, skipblocks.Conv2d(64, 64, kernel_size=3, stride=1, padding=1, bias=False)
+
+
+def _conv_flops(shape):
+    n, cin, h, w = shape
+    cout, k = 64, 3
+    oh, ow = h, w  # stride 1, pad 1
+    return 2 * n * cout * oh * ow * cin * k * k
+
+
+def _demo_pair(name):
+    return lambda: (ref.DOCUMENT_INPUTS[name]["builder"](), demos.DEMOS[name][0]())
+
+
+# (case, builder of (torch module, skipblocks module), input shape, how the
+# input is drawn, modes, FLOP count function or None)
+CASES = [
+    ("resnet-doc", _demo_pair("resnet"), (1, 3, 100, 100), "rand", ("eval", "train"), None),
+    ("densenet-doc", _demo_pair("densenet"), (1, 3, 100, 100), "rand", ("eval", "train"), None),
+    ("se-doc", _demo_pair("se"), (50, 512, 7, 7), "randn", ("eval", "train"), None),
+    ("resnet-224", _demo_pair("resnet"), (8, 3, 224, 224), "rand", ("eval",), None),
+    ("densenet-224", _demo_pair("densenet"), (8, 3, 224, 224), "rand", ("eval",), None),
+    ("conv3x3-64", _conv_pair, (8, 64, 56, 56), "randn", ("eval",), _conv_flops),
+]
+
+
+# -- timing ---------------------------------------------------------------
+def _summary(seconds):
+    ms = [s * 1e3 for s in seconds]
+    return {"median": statistics.median(ms), "min": min(ms), "max": max(ms), "runs": len(ms)}
+
+
+def time_pair(theirs, ours, x, warmup, repeats):
+    """Median-able wall times (seconds) of torch and skipblocks on x."""
+    xt = torch.from_numpy(x.copy())
+
+    def run_torch():
+        start = time.perf_counter()
+        theirs(xt)
+        return time.perf_counter() - start
+
+    def run_ours():
+        start = time.perf_counter()
+        ours(x)
+        return time.perf_counter() - start
+
+    with torch.no_grad():
+        for _ in range(warmup):
+            run_torch()
+            run_ours()
+        t_times, o_times = [], []
+        for i in range(repeats):
+            # Alternate who goes first: neither side always runs on a cache
+            # the other has just warmed (or thrashed).
+            if i % 2 == 0:
+                t_times.append(run_torch())
+                o_times.append(run_ours())
+            else:
+                o_times.append(run_ours())
+                t_times.append(run_torch())
+    return t_times, o_times
+
+
+def run_cases(cases, threads, warmup, repeats, seed, log):
+    results = []
+    rng = np.random.default_rng(seed)
+    for n_threads in threads:
+        torch.set_num_threads(n_threads)
+        for case, builder, shape, how, modes, flops_of in cases:
+            torch.manual_seed(seed)
+            skipblocks.manual_seed(seed)
+            theirs, ours = builder()
+            ours.load_state_dict(theirs.state_dict())
+            x = (rng.random(shape) if how == "rand" else rng.standard_normal(shape)).astype(
+                np.float32)
+            for mode in modes:
+                theirs.train(mode == "train")
+                ours.train(mode == "train")
+                log(f"  {case} {mode} torch-threads={n_threads} ...")
+                t_times, o_times = time_pair(theirs, ours, x, warmup, repeats)
+                t, o = _summary(t_times), _summary(o_times)
+                row = {"case": case, "input_shape": list(shape), "mode": mode,
+                       "threads": n_threads, "skipblocks_threads": 1,
+                       "torch_ms": t, "skipblocks_ms": o,
+                       "ratio": t["median"] / o["median"], "gflops": None}
+                if flops_of is not None:
+                    flops = flops_of(shape)
+                    row["flops"] = flops
+                    row["gflops"] = {"torch": flops / t["median"] / 1e6,
+                                     "skipblocks": flops / o["median"] / 1e6}
+                results.append(row)
+    return results
+
+
+# -- per-layer breakdown ----------------------------------------------------
+def layer_breakdown(name, warmup, repeats, seed, mode="eval"):
+    """Per named submodule call: median ms in skipblocks and torch (each call
+    of a module used several times, like ResidualBlock's shared bn, is its own
+    row: bn#1, bn#2). Inclusive times: a block's row includes its layers."""
+    torch.manual_seed(seed)
+    skipblocks.manual_seed(seed)
+    theirs, ours = _demo_pair(name)()
+    ours.load_state_dict(theirs.state_dict())
+    theirs.train(mode == "train")
+    ours.train(mode == "train")
+    x = ref.document_input(name, seed).numpy()
+    xt = torch.from_numpy(x.copy())
+
+    our_runs = []
+    calls = []
+
+    def record(layer, module, result, seconds, fused):
+        calls.append((layer, type(module).__name__, seconds))
+
+    with parity.hook_forwards(ours, record):
+        for i in range(warmup + repeats):
+            calls = []
+            ours(x)
+            if i >= warmup:
+                our_runs.append(calls)
+
+    torch_runs = []
+    starts = {}  # module -> stack of start times (a module may be re-entered)
+
+    def pre(module, args):
+        starts.setdefault(module, []).append(time.perf_counter())
+
+    def make_post(layer):
+        def post(module, args, output):
+            t_calls.append((layer, type(module).__name__,
+                            time.perf_counter() - starts[module].pop()))
+        return post
+
+    handles = []
+    for layer, module in theirs.named_modules():
+        handles.append(module.register_forward_pre_hook(pre))
+        handles.append(module.register_forward_hook(make_post(layer)))
+    try:
+        with torch.no_grad():
+            for i in range(warmup + repeats):
+                t_calls = []
+                theirs(xt)
+                if i >= warmup:
+                    torch_runs.append(t_calls)
+    finally:
+        for h in handles:
+            h.remove()
+
+    def medians(runs):
+        names = parity._display_names(runs[0])
+        out = {}
+        for j, display in enumerate(names):
+            out[display] = (runs[0][j][1], statistics.median(r[j][2] * 1e3 for r in runs))
+        return names, out
+
+    our_names, our_ms = medians(our_runs)
+    _, torch_ms = medians(torch_runs)
+    rows = []
+    for display in our_names:
+        type_name, ms = our_ms[display]
+        rows.append({"layer": display or "(model)", "type": type_name, "skipblocks_ms": ms,
+                     "torch_ms": torch_ms.get(display, (None, None))[1]})
+    for display, (type_name, ms) in torch_ms.items():
+        if display not in our_ms:
+            rows.append({"layer": display or "(model)", "type": type_name,
+                         "skipblocks_ms": None, "torch_ms": ms})
+    return {"demo": name, "mode": mode, "input_shape": list(x.shape), "rows": rows}
+
+
+# -- output -------------------------------------------------------------------
+def _ms(s):
+    return f"{s['median']:.2f} [{s['min']:.2f}-{s['max']:.2f}]"
+
+
+def format_table(results):
+    headers = ["case", "input shape", "mode", "threads", "torch ms", "skipblocks ms", "ratio",
+               "GFLOP/s torch/sb"]
+    lines = []
+    for r in results:
+        g = r["gflops"]
+        lines.append([r["case"], "x".join(map(str, r["input_shape"])), r["mode"],
+                      str(r["threads"]), _ms(r["torch_ms"]), _ms(r["skipblocks_ms"]),
+                      f"{r['ratio']:.2f}",
+                      "-" if g is None else f"{g['torch']:.1f}/{g['skipblocks']:.1f}"])
+    widths = [max(len(h), *(len(l[i]) for l in lines)) if lines else len(h)
+              for i, h in enumerate(headers)]
+    right = {3, 4, 5, 6, 7}
+
+    def fmt(cells):
+        return "  ".join(c.rjust(w) if i in right else c.ljust(w)
+                         for i, (c, w) in enumerate(zip(cells, widths))).rstrip()
+
+    out = [fmt(headers), fmt(["-" * w for w in widths])] + [fmt(l) for l in lines]
+    out.append("ms: median [min-max]; ratio = torch / skipblocks (> 1: skipblocks faster); "
+               "threads = torch's; skipblocks runs on 1 thread.")
+    return "\n".join(out)
+
+
+def format_breakdown(breakdown):
+    rows = breakdown["rows"]
+    total = next((r["skipblocks_ms"] for r in rows if r["layer"] == "(model)"), None)
+    width = max(len(r["layer"]) for r in rows)
+    tw = max(len(r["type"]) for r in rows)
+    out = [f"per-layer time, {breakdown['demo']} demo, {breakdown['mode']} mode, input "
+           f"{'x'.join(map(str, breakdown['input_shape']))} (median ms, children included; "
+           "torch at 1 thread)",
+           f"{'layer'.ljust(width)}  {'type'.ljust(tw)}  {'skipblocks':>10}  {'% total':>7}  "
+           f"{'torch':>8}  {'ratio':>6}"]
+    for r in rows:
+        sb_ms, t_ms = r["skipblocks_ms"], r["torch_ms"]
+        share = f"{100 * sb_ms / total:6.1f}%" if sb_ms is not None and total else "-"
+        ratio = f"{t_ms / sb_ms:6.2f}" if sb_ms and t_ms is not None else "-"
+        out.append(f"{r['layer'].ljust(width)}  {r['type'].ljust(tw)}  "
+                   f"{'-' if sb_ms is None else f'{sb_ms:10.3f}':>10}  {share:>7}  "
+                   f"{'-' if t_ms is None else f'{t_ms:8.3f}':>8}  {ratio:>6}")
+    out.append("skipblocks bn#1 rows include the fused ReLU (torch applies F.relu outside "
+               "the module); '-' = not called separately on that side.")
+    return "\n".join(out)
+
+
+def write_json(path, payload):
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    tmp = path + ".tmp"  # benchmarks/results/*.tmp is gitignored
+    with open(tmp, "w") as f:
+        json.dump(payload, f, indent=1)
+        f.write("\n")
+    os.replace(tmp, path)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--repeats", type=int, default=None,
+                        help="timed runs per case and side (default 20; 3 with --quick)")
+    parser.add_argument("--warmup", type=int, default=None,
+                        help="untimed runs first (default 3; 1 with --quick)")
+    parser.add_argument("--threads", type=int, nargs="+", default=[1],
+                        help="torch thread counts to run (default: 1)")
+    parser.add_argument("--quick", action="store_true", help="few repeats: a smoke run")
+    parser.add_argument("--cases", nargs="+", default=None,
+                        help="only cases whose name contains one of these substrings "
+                             f"({', '.join(c[0] for c in CASES)})")
+    parser.add_argument("--json", default=DEFAULT_JSON,
+                        help="where to write the results (default benchmarks/results/latest.json)")
+    parser.add_argument("--no-breakdown", action="store_true",
+                        help="skip the per-layer breakdown")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+
+    repeats = args.repeats if args.repeats is not None else (3 if args.quick else 20)
+    warmup = args.warmup if args.warmup is not None else (1 if args.quick else 3)
+    if repeats < 1 or warmup < 0 or any(n < 1 for n in args.threads):
+        parser.error("--repeats and --threads must be >= 1, --warmup >= 0")
+    cases = [c for c in CASES if args.cases is None or any(s in c[0] for s in args.cases)]
+    if not cases:
+        parser.error(f"no case matches {args.cases}")
+
+    def log(msg):
+        print(msg, file=sys.stderr, flush=True)
+
+    log(f"torch {torch.__version__}, skipblocks {skipblocks.__version__}, numpy "
+        f"{np.__version__}; {warmup} warm-up + {repeats} timed runs per side")
+    results = run_cases(cases, args.threads, warmup, repeats, args.seed, log)
+    print(format_table(results))
+
+    breakdown = None
+    if not args.no_breakdown:
+        torch.set_num_threads(1)
+        breakdown = layer_breakdown("resnet", warmup, repeats, args.seed)
+        print()
+        print(format_breakdown(breakdown))
+
+    payload = {
+        "meta": {
+            "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+            "torch": torch.__version__, "skipblocks": skipblocks.__version__,
+            "numpy": np.__version__, "python": platform.python_version(),
+            "machine": platform.machine(), "processor": platform.processor(),
+            "cpu_count": os.cpu_count(), "repeats": repeats, "warmup": warmup,
+            "quick": args.quick, "seed": args.seed,
+            "note": "threads = torch.set_num_threads; skipblocks runs on 1 thread. "
+                    "ratio = torch median / skipblocks median. Times in ms.",
+        },
+        "results": results,
+        "layer_breakdown": breakdown,
+    }
+    write_json(args.json, payload)
+    print(f"\nwrote {os.path.relpath(args.json)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

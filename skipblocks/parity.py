@@ -1,0 +1,452 @@
+"""Per-layer parity tables between a torch module and its skipblocks twin.
+
+For notebooks and debugging: instead of one assert on the final output,
+:func:`compare` runs both modules on the same input and reports, for every
+named submodule, how far skipblocks' output is from torch's -- so the first
+layer that drifts is visible at a glance::
+
+    from skipblocks import demos, parity, reference as ref
+
+    theirs = ref.resnet_demo()
+    ours = demos.resnet_demo()
+    table = parity.compare(theirs, ours, ref.document_input("resnet"), mode="both")
+    print(table)            # or just `table` as the last line of a Jupyter cell
+
+How outputs are captured
+------------------------
+torch side: a forward hook on every module of ``named_modules()``.
+skipblocks side: the modules' ``forward`` is temporarily shadowed by an
+instance attribute that records the output (removed again in a ``finally``).
+skipblocks' blocks also take fused fast paths that never call a child's
+``forward``: ``bn._forward(x, relu=True)`` (BatchNorm followed by ReLU in one
+pass) and ``DenseLayer._forward`` (DenseBlock writing each layer's features
+straight into its output). Those ``_forward`` entry points are wrapped too:
+
+* a BatchNorm recorded through a fused ReLU is compared with ``relu(torch's
+  BatchNorm output)`` -- what skipblocks actually computed -- and the row says
+  so in its ``note``;
+* a layer skipblocks never calls on its own (e.g. each DenseLayer's ``conv2``
+  inside DenseBlock, computed straight into the block's output) has only a
+  torch row, noted "not called separately by skipblocks"; its output is
+  covered by its parent's row.
+
+A module called several times in one forward (ResidualBlock's shared ``bn``
+runs after both convolutions) gets one row per call, ``bn#1``, ``bn#2``, ...;
+calls are matched by name and call order.
+
+What compare does to the modules you pass in
+--------------------------------------------
+* torch module: untouched. Each mode runs on a ``copy.deepcopy`` of it, so
+  its train/eval flag, running statistics and hooks stay as they were.
+* skipblocks module: with ``copy_weights=True`` (default) torch's
+  ``state_dict()`` is loaded into it first, and it **keeps** those weights
+  afterwards (that is usually what you want in a notebook). Train mode
+  updates BatchNorm running statistics, so the module's state_dict (after the
+  optional load) is snapshotted and restored, along with every submodule's
+  train/eval flag, when compare returns -- also on error. With ``mode="both"``
+  each mode starts from that same state, so the eval rows do not see the
+  statistics the train forward produced.
+
+This module imports neither torch nor skipblocks.reference at import time;
+only :func:`compare` needs them.
+"""
+import copy
+import html
+import inspect
+import time
+from contextlib import contextmanager
+
+import numpy as np
+
+from .module import Module
+
+__all__ = ["compare", "ParityTable", "hook_forwards"]
+
+# The entry points of skipblocks modules that are wrapped. ``_forward`` is the
+# fused path the blocks call instead of ``forward`` (see the module docstring).
+_ENTRY_POINTS = ("forward", "_forward")
+
+_MODES = {"train": ("train",), "eval": ("eval",), "both": ("train", "eval")}
+
+_NOTE_FUSED = "fused ReLU: compared with relu(torch)"
+_NOTE_TORCH_ONLY = "not called separately by skipblocks (fused into its parent)"
+_NOTE_OURS_ONLY = "no torch call with this name"
+
+
+def _fused_relu(method, args, kwargs):
+    """Whether this call of ``method`` applies a ReLU after the layer (the
+    ``relu`` argument of BatchNorm2d._forward). Bound by signature so a change
+    in argument order does not silently break the detection."""
+    try:
+        bound = inspect.signature(method).bind(*args, **kwargs)
+    except TypeError:
+        return False
+    return bool(bound.arguments.get("relu", False))
+
+
+@contextmanager
+def hook_forwards(module, callback):
+    """Within the ``with`` block, every call of a named submodule of the
+    skipblocks ``module`` (including ``module`` itself, named "") calls
+    ``callback(name, submodule, output, seconds, fused_relu)`` after it
+    returns. ``seconds`` is the call's wall time, children included.
+
+    Only the outermost entry into a submodule is reported: ``forward`` calling
+    the same module's ``_forward`` is one call, not two. The wrappers are
+    instance attributes shadowing the class's methods, deleted on exit.
+    """
+    if not isinstance(module, Module):
+        raise TypeError(f"expected a skipblocks Module, got {type(module).__name__}")
+    installed = []
+    try:
+        for name, sub in module.named_modules():
+            depth = [0]  # per module, shared by its wrapped entry points
+            for entry in _ENTRY_POINTS:
+                original = getattr(type(sub), entry, None)
+                if original is None or entry in sub.__dict__:
+                    continue
+                bound = getattr(sub, entry)
+                wrapper = _make_wrapper(name, sub, bound, depth, callback)
+                # A plain instance attribute shadows the class's method for
+                # this module only; other instances stay unwrapped.
+                object.__setattr__(sub, entry, wrapper)
+                installed.append((sub, entry))
+        yield module
+    finally:
+        for sub, entry in installed:
+            sub.__dict__.pop(entry, None)
+
+
+def _make_wrapper(name, sub, bound, depth, callback):
+    def wrapper(*args, **kwargs):
+        if depth[0]:
+            return bound(*args, **kwargs)
+        fused = _fused_relu(bound, args, kwargs)
+        depth[0] += 1
+        try:
+            start = time.perf_counter()
+            result = bound(*args, **kwargs)
+            seconds = time.perf_counter() - start
+        finally:
+            depth[0] -= 1
+        callback(name, sub, result, seconds, fused)
+        return result
+
+    return wrapper
+
+
+def _stats_of(module, to_array):
+    """A copy of (running_mean, running_var) of a BatchNorm-like module, else None."""
+    mean = getattr(module, "running_mean", None)
+    var = getattr(module, "running_var", None)
+    if mean is None or var is None:
+        return None
+    return to_array(mean), to_array(var)
+
+
+def _display_names(calls):
+    """[(name, ...)] in call order -> ["name" or "name#k"]: a suffix only for
+    modules called more than once."""
+    totals = {}
+    for call in calls:
+        totals[call[0]] = totals.get(call[0], 0) + 1
+    seen = {}
+    names = []
+    for call in calls:
+        seen[call[0]] = seen.get(call[0], 0) + 1
+        names.append(call[0] if totals[call[0]] == 1 else f"{call[0]}#{seen[call[0]]}")
+    return names
+
+
+def _label(name):
+    return name if name else "(model)"
+
+
+class ParityTable:
+    """The result of :func:`compare`.
+
+    ``rows``: one dict per layer call with keys ``mode``, ``name``, ``type``
+    (torch's class name), ``shape``, ``max_abs_diff``, ``parity_error``
+    (max|ours - theirs| / max(1, max|theirs|)), ``running_mean_error`` and
+    ``running_var_error`` (parity errors of the BatchNorm statistics right
+    after that call, train mode only; None elsewhere) and ``note``.
+    Numbers are None when a side is missing.
+
+    ``worst``: the largest parity error of any output or statistic (0.0 for an
+    empty table); ``worst_row``: its row. ``tol`` only decides which rows the
+    text/HTML renderings flag.
+    """
+
+    COLUMNS = [("mode", "mode"), ("name", "layer"), ("type", "type"), ("shape", "output shape"),
+               ("max_abs_diff", "max|diff|"), ("parity_error", "parity err"),
+               ("running_mean_error", "mean err"), ("running_var_error", "var err"),
+               ("note", "note")]
+
+    def __init__(self, rows, tol=1e-4):
+        self.rows = list(rows)
+        self.tol = tol
+
+    @staticmethod
+    def _row_worst(row):
+        values = [row[k] for k in ("parity_error", "running_mean_error", "running_var_error")
+                  if row[k] is not None]
+        return max(values) if values else None
+
+    @property
+    def worst_row(self):
+        scored = [(self._row_worst(r), i) for i, r in enumerate(self.rows)]
+        scored = [(s, i) for s, i in scored if s is not None]
+        if not scored:
+            return None
+        # max by error; the earliest row wins ties (the first layer to drift).
+        return self.rows[max(scored, key=lambda si: (si[0], -si[1]))[1]]
+
+    @property
+    def worst(self):
+        row = self.worst_row
+        return 0.0 if row is None else self._row_worst(row)
+
+    def over(self, tol=None):
+        """The rows whose output or statistics error exceeds ``tol`` (default self.tol)."""
+        tol = self.tol if tol is None else tol
+        return [r for r in self.rows if (self._row_worst(r) or 0.0) > tol]
+
+    def __len__(self):
+        return len(self.rows)
+
+    def __iter__(self):
+        return iter(self.rows)
+
+    # -- rendering ------------------------------------------------------
+    @staticmethod
+    def _cell(key, value):
+        if value is None:
+            return "-"
+        if key == "shape":
+            return "x".join(str(d) for d in value) if value else "()"
+        if key == "name":
+            return _label(value)
+        if isinstance(value, float):
+            return f"{value:.2e}"
+        return str(value)
+
+    def _cells(self):
+        return [[self._cell(k, r[k]) for k, _ in self.COLUMNS] for r in self.rows]
+
+    def _summary(self):
+        flagged = len(self.over())
+        return (f"{len(self.rows)} rows; worst parity error {self.worst:.2e}; "
+                f"{flagged} row(s) above {self.tol:.0e}. "
+                "parity err = max|ours-torch| / max(1, max|torch|)")
+
+    def __str__(self):
+        headers = [h for _, h in self.COLUMNS]
+        cells = self._cells()
+        widths = [max([len(h)] + [len(c[i]) for c in cells]) for i, h in enumerate(headers)]
+        numeric = {i for i, (k, _) in enumerate(self.COLUMNS)
+                   if k in ("max_abs_diff", "parity_error", "running_mean_error",
+                            "running_var_error")}
+
+        def line(values, flag=" "):
+            parts = [v.rjust(w) if i in numeric else v.ljust(w)
+                     for i, (v, w) in enumerate(zip(values, widths))]
+            return (flag + " " + "  ".join(parts)).rstrip()
+
+        over = {id(r) for r in self.over()}
+        out = [line(headers), line(["-" * w for w in widths])]
+        out += [line(c, "!" if id(r) in over else " ") for c, r in zip(cells, self.rows)]
+        out.append(self._summary())
+        return "\n".join(out)
+
+    def __repr__(self):
+        return f"<ParityTable {len(self.rows)} rows, worst {self.worst:.2e}>"
+
+    def to_markdown(self):
+        headers = [h.replace("|", "\\|") for _, h in self.COLUMNS]
+        out = ["| " + " | ".join(headers) + " |",
+               "|" + "|".join("---" for _ in headers) + "|"]
+        for cells in self._cells():
+            out.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
+        return "\n".join(out) + "\n\n" + self._summary() + "\n"
+
+    def _repr_html_(self):
+        over = {id(r) for r in self.over()}
+        head = "".join(f"<th>{html.escape(h)}</th>" for _, h in self.COLUMNS)
+        body = []
+        for cells, row in zip(self._cells(), self.rows):
+            style = ' style="background-color:#fdd"' if id(row) in over else ""
+            tds = "".join(f"<td>{html.escape(c)}</td>" for c in cells)
+            body.append(f"<tr{style}>{tds}</tr>")
+        return (f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+                f"<p>{html.escape(self._summary())}</p>")
+
+
+def _import_torch():
+    try:
+        import torch
+    except ImportError as exc:
+        raise ImportError(
+            "skipblocks.parity.compare needs torch (it runs the torch module as the "
+            "reference); install it, e.g. `pip install torch` or "
+            "`pip install skipblocks[test]`") from exc
+    return torch
+
+
+def _inputs(x, torch):
+    """(numpy input, factory of fresh torch inputs). A list/tuple of arrays
+    (a DenseLayer's input) is supported; fresh copies each time because the
+    document's Dense_Block appends to the list it is given and torch's
+    in-place ops may write into a tensor that shares our array's memory."""
+    def as_np(a):
+        if hasattr(a, "detach"):
+            a = a.detach().cpu().numpy()
+        return np.array(a, dtype=np.float32, copy=True)
+
+    if isinstance(x, (list, tuple)):
+        arrays = [as_np(a) for a in x]
+        return (lambda: [a.copy() for a in arrays],
+                lambda: [torch.from_numpy(a.copy()) for a in arrays])
+    array = as_np(x)
+    return (lambda: array.copy()), (lambda: torch.from_numpy(array.copy()))
+
+
+def _torch_array(value, torch):
+    if isinstance(value, torch.Tensor):
+        return value.detach().cpu().numpy().copy()
+    return None
+
+
+def _run_torch(torch_module, make_input, training, torch):
+    module = copy.deepcopy(torch_module)
+    module.train(training)
+    calls = []  # (name, type, output array or None, stats or None)
+
+    def make_hook(name):
+        def hook(mod, args, output):
+            # Copy now: later in-place ops (ReLU(inplace=True)) may overwrite it.
+            stats = _stats_of(mod, lambda t: t.detach().cpu().numpy().copy()) \
+                if training else None
+            calls.append((name, type(mod).__name__, _torch_array(output, torch), stats))
+        return hook
+
+    handles = [m.register_forward_hook(make_hook(n)) for n, m in module.named_modules()]
+    try:
+        with torch.no_grad():
+            module(make_input())
+    finally:
+        for h in handles:
+            h.remove()
+    return calls
+
+
+def _run_ours(sb_module, make_input, training):
+    sb_module.train(training)
+    calls = []  # (name, type, output array or None, stats or None, fused_relu)
+
+    def record(name, mod, result, seconds, fused):
+        output = np.array(result, dtype=np.float64, copy=True) if isinstance(
+            result, np.ndarray) else None
+        stats = _stats_of(mod, lambda a: np.array(a, copy=True)) if training else None
+        calls.append((name, type(mod).__name__, output, stats, fused))
+
+    with hook_forwards(sb_module, record):
+        sb_module(make_input())
+    return calls
+
+
+def _parity(ours, theirs):
+    """(max abs diff, parity error, note) of two arrays; inf on shape mismatch."""
+    from .reference import parity_error
+    if ours.shape != theirs.shape:
+        return float("inf"), float("inf"), f"shape {tuple(ours.shape)} vs torch {tuple(theirs.shape)}"
+    err = parity_error(ours, theirs)
+    a = np.asarray(ours, np.float64)
+    b = np.asarray(theirs, np.float64)
+    if a.size == 0:
+        return 0.0, err, ""
+    same = (a == b) | (np.isnan(a) & np.isnan(b))
+    diff = np.where(same, 0.0, np.abs(a - b))
+    diff = np.where(np.isnan(diff), np.inf, diff)
+    return float(diff.max()), err, ""
+
+
+def _rows_for_mode(mode, torch_calls, our_calls):
+    from .reference import parity_error
+    torch_names = _display_names(torch_calls)
+    our_names = _display_names(our_calls)
+    ours_by_name = dict(zip(our_names, our_calls))
+    rows = []
+    for display, (name, type_name, theirs, t_stats) in zip(torch_names, torch_calls):
+        row = {"mode": mode, "name": display, "type": type_name,
+               "shape": None if theirs is None else tuple(theirs.shape),
+               "max_abs_diff": None, "parity_error": None,
+               "running_mean_error": None, "running_var_error": None, "note": ""}
+        rows.append(row)
+        mine = ours_by_name.pop(display, None)
+        if mine is None:
+            row["note"] = _NOTE_TORCH_ONLY
+            continue
+        _, _, output, o_stats, fused = mine
+        notes = []
+        if theirs is None or output is None:
+            notes.append("non-array output, not compared")
+        else:
+            reference = np.maximum(theirs, 0) if fused else theirs
+            row["max_abs_diff"], row["parity_error"], note = _parity(output, reference)
+            if fused:
+                notes.append(_NOTE_FUSED)
+            if note:
+                notes.append(note)
+        if t_stats is not None and o_stats is not None:
+            row["running_mean_error"] = parity_error(o_stats[0], t_stats[0])
+            row["running_var_error"] = parity_error(o_stats[1], t_stats[1])
+        row["note"] = "; ".join(notes)
+    for display, (name, type_name, output, _, _) in ours_by_name.items():
+        rows.append({"mode": mode, "name": display, "type": type_name,
+                     "shape": None if output is None else tuple(output.shape),
+                     "max_abs_diff": None, "parity_error": None,
+                     "running_mean_error": None, "running_var_error": None,
+                     "note": _NOTE_OURS_ONLY})
+    return rows
+
+
+def compare(torch_module, sb_module, x, mode="eval", copy_weights=True, tol=1e-4):
+    """Run ``torch_module`` and ``sb_module`` on the input ``x`` (a NumPy array
+    or torch tensor, or a list of them) and return a :class:`ParityTable` with
+    one row per layer call, matched by ``named_modules()`` name.
+
+    ``mode``: "train", "eval" or "both" (train rows, then eval rows, each from
+    the same starting state). ``copy_weights``: load
+    ``torch_module.state_dict()`` into ``sb_module`` first (it keeps them).
+    ``tol``: which rows the table flags; it does not raise.
+
+    Neither module's state is changed by the forwards themselves: see the
+    module docstring for the exact contract.
+    """
+    torch = _import_torch()
+    if mode not in _MODES:
+        raise ValueError(f"mode must be one of {sorted(_MODES)}, got {mode!r}")
+    if not isinstance(sb_module, Module):
+        raise TypeError(f"sb_module must be a skipblocks Module, got {type(sb_module).__name__}")
+    if not isinstance(torch_module, torch.nn.Module):
+        raise TypeError(f"torch_module must be a torch.nn.Module, got "
+                        f"{type(torch_module).__name__}")
+    if copy_weights:
+        sb_module.load_state_dict(torch_module.state_dict())
+    make_ours, make_theirs = _inputs(x, torch)
+    snapshot = {k: np.array(v, copy=True) for k, v in sb_module.state_dict().items()}
+    flags = [(m, m.training) for _, m in sb_module.named_modules()]
+    rows = []
+    try:
+        for i, m in enumerate(_MODES[mode]):
+            if i:
+                sb_module.load_state_dict(snapshot)
+            training = m == "train"
+            torch_calls = _run_torch(torch_module, make_theirs, training, torch)
+            our_calls = _run_ours(sb_module, make_ours, training)
+            rows += _rows_for_mode(m, torch_calls, our_calls)
+    finally:
+        sb_module.load_state_dict(snapshot)
+        for m, flag in flags:
+            object.__setattr__(m, "training", flag)
+    return ParityTable(rows, tol=tol)
