@@ -15,18 +15,19 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 
 
 def c_sources():
-    kernels = sorted(glob.glob(os.path.join("csrc", "kernels", "*.c")))
-    glue = sorted(glob.glob(os.path.join("csrc", "glue", "*.c")))
-    return glue + kernels
+    parts = ("glue", "runtime", "kernels")
+    return [f for part in parts for f in sorted(glob.glob(os.path.join("csrc", part, "*.c")))]
 
 
 if sys.platform == "win32":
     extra_compile_args = ["/O2"]
+    extra_link_args = []
 else:
     # -fno-math-errno lets sqrt/exp inline; no -ffast-math: NaN and inf must
     # propagate exactly as they do in torch.
-    extra_compile_args = ["-O3", "-std=c99", "-fno-math-errno", "-Wall", "-Wextra",
+    extra_compile_args = ["-O3", "-std=c99", "-fno-math-errno", "-pthread", "-Wall", "-Wextra",
                           "-Wno-unused-parameter", "-Wno-missing-field-initializers"]
+    extra_link_args = ["-pthread"]
 
 extension = Extension(
     "skipblocks._C",
@@ -34,6 +35,7 @@ extension = Extension(
     include_dirs=[os.path.join("csrc", "include"), numpy.get_include()],
     define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_23_API_VERSION")],
     extra_compile_args=extra_compile_args,
+    extra_link_args=extra_link_args,
 )
 
 setup(ext_modules=[extension])

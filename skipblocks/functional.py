@@ -189,7 +189,7 @@ def cat(tensors, dim=0):
                         f"not {type(tensors).__name__}")
     arrays = [as_float32(t, "cat", f"tensor number {i}") for i, t in enumerate(tensors)]
     if not arrays:
-        raise RuntimeError("cat: expected a non-empty list of arrays")
+        raise ValueError("cat(): expected a non-empty list of arrays")
     ndim = arrays[0].ndim
     if ndim == 0:
         raise RuntimeError("cat: zero-dimensional tensor (at position 0) cannot be "

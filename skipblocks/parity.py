@@ -73,12 +73,14 @@ _NOTE_TORCH_ONLY = "not called separately by skipblocks (fused into its parent)"
 _NOTE_OURS_ONLY = "no torch call with this name"
 
 
-def _fused_relu(method, args, kwargs):
-    """Whether this call of ``method`` applies a ReLU after the layer (the
-    ``relu`` argument of BatchNorm2d._forward). Bound by signature so a change
-    in argument order does not silently break the detection."""
+def _fused_relu(signature, args, kwargs):
+    """Whether this call applies a ReLU after the layer (the ``relu`` argument
+    of BatchNorm2d._forward). Bound by signature so a change in argument
+    order does not silently break the detection."""
+    if signature is None or "relu" not in signature.parameters:
+        return False
     try:
-        bound = inspect.signature(method).bind(*args, **kwargs)
+        bound = signature.bind(*args, **kwargs)
     except TypeError:
         return False
     return bool(bound.arguments.get("relu", False))
@@ -118,10 +120,15 @@ def hook_forwards(module, callback):
 
 
 def _make_wrapper(name, sub, bound, depth, callback):
+    try:
+        signature = inspect.signature(bound)  # once: wrappers sit in timed code
+    except (TypeError, ValueError):
+        signature = None
+
     def wrapper(*args, **kwargs):
         if depth[0]:
             return bound(*args, **kwargs)
-        fused = _fused_relu(bound, args, kwargs)
+        fused = _fused_relu(signature, args, kwargs)
         depth[0] += 1
         try:
             start = time.perf_counter()
@@ -165,7 +172,10 @@ def _label(name):
 class ParityTable:
     """The result of :func:`compare`.
 
-    ``rows``: one dict per layer call with keys ``mode``, ``name``, ``type``
+    ``rows``: one dict per layer call, in torch's call-completion order
+    (a layer before the block containing it), with keys ``mode``, ``name``
+    (the ``named_modules()`` name, "#k" for the k-th call of a module called
+    more than once, "" for the whole model, shown as "(model)"), ``type``
     (torch's class name), ``shape``, ``max_abs_diff``, ``parity_error``
     (max|ours - theirs| / max(1, max|theirs|)), ``running_mean_error`` and
     ``running_var_error`` (parity errors of the BatchNorm statistics right
@@ -358,12 +368,15 @@ def _parity(ours, theirs):
     """(max abs diff, parity error, note) of two arrays; inf on shape mismatch."""
     from .reference import parity_error
     if ours.shape != theirs.shape:
-        return float("inf"), float("inf"), f"shape {tuple(ours.shape)} vs torch {tuple(theirs.shape)}"
+        return (float("inf"), float("inf"),
+                f"shape {tuple(ours.shape)} vs torch {tuple(theirs.shape)}")
     err = parity_error(ours, theirs)
     a = np.asarray(ours, np.float64)
     b = np.asarray(theirs, np.float64)
     if a.size == 0:
         return 0.0, err, ""
+    # Same conventions as parity_error: NaN vs NaN (or equal infinities) is
+    # no difference; any other non-finite mismatch is an infinite one.
     same = (a == b) | (np.isnan(a) & np.isnan(b))
     diff = np.where(same, 0.0, np.abs(a - b))
     diff = np.where(np.isnan(diff), np.inf, diff)
@@ -376,7 +389,7 @@ def _rows_for_mode(mode, torch_calls, our_calls):
     our_names = _display_names(our_calls)
     ours_by_name = dict(zip(our_names, our_calls))
     rows = []
-    for display, (name, type_name, theirs, t_stats) in zip(torch_names, torch_calls):
+    for display, (_, type_name, theirs, t_stats) in zip(torch_names, torch_calls):
         row = {"mode": mode, "name": display, "type": type_name,
                "shape": None if theirs is None else tuple(theirs.shape),
                "max_abs_diff": None, "parity_error": None,
@@ -401,7 +414,7 @@ def _rows_for_mode(mode, torch_calls, our_calls):
             row["running_mean_error"] = parity_error(o_stats[0], t_stats[0])
             row["running_var_error"] = parity_error(o_stats[1], t_stats[1])
         row["note"] = "; ".join(notes)
-    for display, (name, type_name, output, _, _) in ours_by_name.items():
+    for display, (_, type_name, output, _, _) in ours_by_name.items():
         rows.append({"mode": mode, "name": display, "type": type_name,
                      "shape": None if output is None else tuple(output.shape),
                      "max_abs_diff": None, "parity_error": None,

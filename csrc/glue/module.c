@@ -27,6 +27,7 @@
 #include <string.h>
 
 #include "skipblocks.h"
+#include "sb_parallel.h"
 
 /* ------------------------------------------------------------------ */
 /* Conversion helpers                                                  */
@@ -207,29 +208,53 @@ static PyObject *finish_image_batch(PyArrayObject *out, int was_unbatched)
     return result;
 }
 
+/* A per-channel vector argument (BatchNorm scale/shift for the fused
+ * paths): None gives NULL; otherwise `count` float32 values. */
+static int as_channel_vector(PyObject *obj, const char *layer, const char *what,
+                             npy_intp count, PyArrayObject **out)
+{
+    if (as_optional_float_array(obj, layer, what, out) < 0) return -1;
+    if (*out != NULL && PyArray_SIZE(*out) != count) {
+        PyErr_Format(PyExc_RuntimeError, "%s: %s should contain %zd elements not %zd",
+                     layer, what, (Py_ssize_t)count, (Py_ssize_t)PyArray_SIZE(*out));
+        Py_CLEAR(*out);
+        return -1;
+    }
+    return 0;
+}
+
 /* ------------------------------------------------------------------ */
-/* conv2d(layer, input, weight, bias, stride, padding, dilation,       */
-/*        groups, out=None, reference=False)                            */
-/* stride, padding, dilation: pairs of non-negative ints (Python checked */
-/* that stride and dilation are >= 1).                                  */
+/* conv2d(layer, input, weight, bias, stride, padding, dilation, groups,*/
+/*        out=None, reference=False, packed=None, in_scale=None,        */
+/*        in_shift=None, in_relu=False, residual=None, relu=False)       */
+/* stride, padding, dilation: pairs of ints (Python checked signs).     */
+/* packed: weights packed by conv2d_pack (the layer's cache; it holds   */
+/* the bias, and may hold a folded BatchNorm); without it the weights   */
+/* are packed for this call. in_scale/in_shift/in_relu transform the    */
+/* input on the fly; residual/relu form the epilogue (see skipblocks.h).*/
+/* reference=True runs the direct reference kernel (tests), no fusion.  */
 /* ------------------------------------------------------------------ */
 static PyObject *py_conv2d(PyObject *self, PyObject *args, PyObject *kwargs)
 {
     static char *keywords[] = {"layer", "input", "weight", "bias", "stride", "padding",
-                               "dilation", "groups", "out", "reference", NULL};
+                               "dilation", "groups", "out", "reference", "packed",
+                               "in_scale", "in_shift", "in_relu", "residual", "relu", NULL};
     const char *layer;
-    PyObject *input_obj, *weight_obj, *bias_obj, *out_obj = Py_None;
+    PyObject *input_obj, *weight_obj, *bias_obj, *out_obj = Py_None, *packed_obj = Py_None;
+    PyObject *in_scale_obj = Py_None, *in_shift_obj = Py_None, *residual_obj = Py_None;
     Py_ssize_t sh, sw, ph, pw, dh, dw, groups;
-    int reference = 0;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "sOOO(nn)(nn)(nn)n|Op", keywords,
+    int reference = 0, in_relu = 0, relu = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "sOOO(nn)(nn)(nn)n|OpOOOpOp", keywords,
                                      &layer, &input_obj, &weight_obj, &bias_obj,
                                      &sh, &sw, &ph, &pw, &dh, &dw, &groups,
-                                     &out_obj, &reference))
+                                     &out_obj, &reference, &packed_obj, &in_scale_obj,
+                                     &in_shift_obj, &in_relu, &residual_obj, &relu))
         return NULL;
 
-    PyArrayObject *input = NULL, *weight = NULL, *bias = NULL, *out = NULL;
+    PyArrayObject *input = NULL, *weight = NULL, *bias = NULL, *out = NULL, *packed = NULL;
+    PyArrayObject *in_scale = NULL, *in_shift = NULL, *residual = NULL;
     PyObject *result = NULL, *shape_a = NULL, *shape_b = NULL;
-    float *workspace = NULL;
+    float *workspace = NULL, *own_packed = NULL;
     int was_unbatched = 0;
 
     weight = as_float_array(weight_obj, layer, "weight", 0);
@@ -305,8 +330,34 @@ static PyObject *py_conv2d(PyObject *self, PyObject *args, PyObject *kwargs)
                      (Py_ssize_t)((wd[2] - 1) * dh + 1), (Py_ssize_t)((wd[3] - 1) * dw + 1));
         goto done;
     }
-
     npy_intp out_dims[4] = {xd[0], wd[0], oh, ow};
+
+    /* Fusion arguments. */
+    if (as_channel_vector(in_scale_obj, layer, "in_scale", xd[1], &in_scale) < 0) goto done;
+    if (as_channel_vector(in_shift_obj, layer, "in_shift", xd[1], &in_shift) < 0) goto done;
+    if ((in_scale == NULL) != (in_shift == NULL)) {
+        PyErr_Format(PyExc_ValueError, "%s: in_scale and in_shift go together", layer);
+        goto done;
+    }
+    if (residual_obj != Py_None) {
+        residual = as_float_array(residual_obj, layer, "residual", 1);
+        if (residual == NULL) goto done;
+        int same = PyArray_NDIM(residual) == 4;
+        for (int i = 0; same && i < 4; i++) same = PyArray_DIMS(residual)[i] == out_dims[i];
+        if (!same) {
+            if ((shape_a = shape_string(residual)) != NULL)
+                PyErr_Format(PyExc_RuntimeError, "%s: the residual has size %U, but the "
+                             "convolution's output is [%zd, %zd, %zd, %zd]", layer, shape_a,
+                             (Py_ssize_t)out_dims[0], (Py_ssize_t)out_dims[1],
+                             (Py_ssize_t)out_dims[2], (Py_ssize_t)out_dims[3]);
+            goto done;
+        }
+    }
+    if (reference && (in_scale || residual || in_relu || relu || packed_obj != Py_None)) {
+        PyErr_Format(PyExc_ValueError, "%s: the reference kernel takes no fusion", layer);
+        goto done;
+    }
+
     if (out_obj != Py_None) {
         if (was_unbatched) {
             PyErr_Format(PyExc_ValueError, "%s: out= needs a 4-D (batched) input", layer);
@@ -322,23 +373,64 @@ static PyObject *py_conv2d(PyObject *self, PyObject *args, PyObject *kwargs)
 
     sb_fmap in_map = fmap_of(input), out_map = fmap_of(out);
     sb_conv2d_params params = {wd[2], wd[3], sh, sw, ph, pw, dh, dw, groups};
+    const float *w_data = (const float *)PyArray_DATA(weight);
+    const float *b_data = bias ? (const float *)PyArray_DATA(bias) : NULL;
+    const float *packed_data = NULL;
+    int64_t packed_floats = sb_conv2d_f32_packed_weights_floats(wd[0], wd[1], wd[2], wd[3],
+                                                                groups);
+    if (!reference) {
+        if (packed_obj != Py_None) {
+            if (!PyArray_Check(packed_obj) ||
+                PyArray_TYPE((PyArrayObject *)packed_obj) != NPY_FLOAT32 ||
+                !PyArray_IS_C_CONTIGUOUS((PyArrayObject *)packed_obj) ||
+                PyArray_SIZE((PyArrayObject *)packed_obj) != packed_floats) {
+                PyErr_Format(PyExc_ValueError, "%s: packed weights do not match the weight "
+                             "shape (repack them with conv2d_pack)", layer);
+                goto done;
+            }
+            packed = (PyArrayObject *)packed_obj;
+            Py_INCREF(packed);
+            packed_data = (const float *)PyArray_DATA(packed);
+        } else {
+            own_packed = PyMem_RawMalloc((size_t)(packed_floats > 0 ? packed_floats : 1) *
+                                         sizeof(float));
+            if (own_packed == NULL) { PyErr_NoMemory(); goto done; }
+            packed_data = own_packed;
+        }
+    }
+    int threads = sb_get_num_threads();
     int64_t workspace_floats = reference ? 0
-        : sb_conv2d_f32_workspace_floats(&out_map, &in_map, &params);
+        : sb_conv2d_f32_packed_workspace_floats(&out_map, &in_map, &params, threads);
     if (workspace_floats > 0) {
         workspace = PyMem_RawMalloc((size_t)workspace_floats * sizeof(float));
         if (workspace == NULL) { PyErr_NoMemory(); goto done; }
     }
-    sb_status status;
+    sb_conv2d_fusion fusion;
+    memset(&fusion, 0, sizeof fusion);
+    fusion.in_scale = in_scale ? (const float *)PyArray_DATA(in_scale) : NULL;
+    fusion.in_shift = in_shift ? (const float *)PyArray_DATA(in_shift) : NULL;
+    fusion.in_relu = in_relu;
+    fusion.out_relu = relu;
+    if (residual != NULL) {
+        fusion.residual = (const float *)PyArray_DATA(residual);
+        fusion.residual_map = fmap_of(residual);
+    }
+
+    sb_status status = SB_OK;
     float *out_data = (float *)PyArray_DATA(out);
     const float *in_data = (const float *)PyArray_DATA(input);
-    const float *w_data = (const float *)PyArray_DATA(weight);
-    const float *b_data = bias ? (const float *)PyArray_DATA(bias) : NULL;
     Py_BEGIN_ALLOW_THREADS
-    if (reference)
-        status = sb_conv2d_f32__ref(out_data, &out_map, in_data, &in_map, w_data, b_data, &params);
-    else
-        status = sb_conv2d_f32(out_data, &out_map, in_data, &in_map, w_data, b_data, &params,
-                               workspace);
+    if (reference) {
+        status = sb_conv2d_f32__ref(out_data, &out_map, in_data, &in_map, w_data, b_data,
+                                    &params);
+    } else {
+        if (own_packed != NULL)
+            status = sb_conv2d_f32_pack_weights(own_packed, w_data, b_data, NULL, NULL,
+                                                wd[0], wd[1], wd[2], wd[3], groups);
+        if (status == SB_OK)
+            status = sb_conv2d_f32_packed(out_data, &out_map, in_data, &in_map, packed_data,
+                                          &params, &fusion, workspace, threads);
+    }
     Py_END_ALLOW_THREADS
     if (status != SB_OK) { raise_status(status, layer); goto done; }
 
@@ -346,8 +438,60 @@ static PyObject *py_conv2d(PyObject *self, PyObject *args, PyObject *kwargs)
     out = NULL; /* stolen */
 done:
     PyMem_RawFree(workspace);
+    PyMem_RawFree(own_packed);
     Py_XDECREF(input); Py_XDECREF(weight); Py_XDECREF(bias); Py_XDECREF(out);
+    Py_XDECREF(packed); Py_XDECREF(in_scale); Py_XDECREF(in_shift); Py_XDECREF(residual);
     Py_XDECREF(shape_a); Py_XDECREF(shape_b);
+    return result;
+}
+
+/* ------------------------------------------------------------------ */
+/* conv2d_pack(layer, weight, bias, groups, row_scale=None,             */
+/*             row_shift=None) -> 1-D float32 array                      */
+/* Packs weights for conv2d(packed=...); row_scale/row_shift fold a     */
+/* following eval-mode BatchNorm (see sb_conv2d_f32_pack_weights).      */
+/* ------------------------------------------------------------------ */
+static PyObject *py_conv2d_pack(PyObject *self, PyObject *args, PyObject *kwargs)
+{
+    static char *keywords[] = {"layer", "weight", "bias", "groups", "row_scale", "row_shift",
+                               NULL};
+    const char *layer;
+    PyObject *weight_obj, *bias_obj, *scale_obj = Py_None, *shift_obj = Py_None;
+    Py_ssize_t groups;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "sOOn|OO", keywords, &layer, &weight_obj,
+                                     &bias_obj, &groups, &scale_obj, &shift_obj))
+        return NULL;
+    PyArrayObject *weight = NULL, *bias = NULL, *scale = NULL, *shift = NULL, *packed = NULL;
+    PyObject *result = NULL;
+    weight = as_float_array(weight_obj, layer, "weight", 0);
+    if (weight == NULL) goto done;
+    if (PyArray_NDIM(weight) != 4 || groups < 1 || PyArray_DIMS(weight)[0] % groups != 0) {
+        PyErr_Format(PyExc_RuntimeError, "%s: cannot pack a weight that is not 4-D with "
+                     "out_channels divisible by groups", layer);
+        goto done;
+    }
+    npy_intp *wd = PyArray_DIMS(weight);
+    if (as_channel_vector(bias_obj, layer, "bias", wd[0], &bias) < 0) goto done;
+    if (as_channel_vector(scale_obj, layer, "row_scale", wd[0], &scale) < 0) goto done;
+    if (as_channel_vector(shift_obj, layer, "row_shift", wd[0], &shift) < 0) goto done;
+    if ((scale == NULL) != (shift == NULL)) {
+        PyErr_Format(PyExc_ValueError, "%s: row_scale and row_shift go together", layer);
+        goto done;
+    }
+    npy_intp size = sb_conv2d_f32_packed_weights_floats(wd[0], wd[1], wd[2], wd[3], groups);
+    packed = new_float_array(1, &size);
+    if (packed == NULL) goto done;
+    sb_status status = sb_conv2d_f32_pack_weights(
+        (float *)PyArray_DATA(packed), (const float *)PyArray_DATA(weight),
+        bias ? (const float *)PyArray_DATA(bias) : NULL,
+        scale ? (const float *)PyArray_DATA(scale) : NULL,
+        shift ? (const float *)PyArray_DATA(shift) : NULL, wd[0], wd[1], wd[2], wd[3], groups);
+    if (status != SB_OK) { raise_status(status, layer); goto done; }
+    result = (PyObject *)packed;
+    packed = NULL;
+done:
+    Py_XDECREF(weight); Py_XDECREF(bias); Py_XDECREF(scale); Py_XDECREF(shift);
+    Py_XDECREF(packed);
     return result;
 }
 
@@ -550,9 +694,18 @@ static PyObject *py_max_pool2d(PyObject *self, PyObject *args, PyObject *kwargs)
     /* torch accepts an empty batch (N = 0) but no other empty axis. */
     int empty_non_batch = 0;
     for (int i = ndim == 4 ? 1 : 0; i < ndim; i++) empty_non_batch |= PyArray_DIMS(input)[i] == 0;
-    if ((ndim != 3 && ndim != 4) || empty_non_batch) {
+    if (ndim != 3 && ndim != 4) {
         PyErr_Format(PyExc_RuntimeError, "%s: non-empty 3D or 4D (batch mode) tensor "
                      "expected for input", layer);
+        goto done;
+    }
+    if (empty_non_batch) {
+        PyObject *shape = shape_string(input);
+        if (shape != NULL) {
+            PyErr_Format(PyExc_RuntimeError, "%s: Expected 3D or 4D (batch mode) tensor with "
+                         "optional 0 dim batch size for input, but got:%U", layer, shape);
+            Py_DECREF(shape);
+        }
         goto done;
     }
     if (kh <= 0 || kw <= 0) {
@@ -898,10 +1051,79 @@ static PyObject *py_conv2d_out_size(PyObject *self, PyObject *args)
     return PyLong_FromLongLong(sb_conv2d_out_size(in, k, s, p, d));
 }
 
+
+/* ------------------------------------------------------------------ */
+/* Threads and instruction sets (skipblocks.set_num_threads, set_isa). */
+/* ------------------------------------------------------------------ */
+static PyObject *py_get_num_threads(PyObject *self, PyObject *unused)
+{
+    return PyLong_FromLong(sb_get_num_threads());
+}
+
+static PyObject *py_set_num_threads(PyObject *self, PyObject *arg)
+{
+    long n = PyLong_AsLong(arg);
+    if (n == -1 && PyErr_Occurred()) return NULL;
+    if (n < 1 || n > SB_MAX_THREADS || sb_set_num_threads((int)n) != 0) {
+        PyErr_Format(PyExc_ValueError, "set_num_threads: expected 1 <= n <= %d, got %ld",
+                     SB_MAX_THREADS, n);
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
+static PyObject *py_get_isa(PyObject *self, PyObject *unused)
+{
+    return PyUnicode_FromString(sb_isa_name(sb_get_isa()));
+}
+
+static const sb_isa all_isas[] = {SB_ISA_SCALAR, SB_ISA_AVX2};
+
+static PyObject *py_available_isas(PyObject *self, PyObject *unused)
+{
+    PyObject *names = PyList_New(0);
+    if (names == NULL) return NULL;
+    for (size_t i = 0; i < sizeof all_isas / sizeof all_isas[0]; i++) {
+        if (!sb_isa_available(all_isas[i])) continue;
+        PyObject *name = PyUnicode_FromString(sb_isa_name(all_isas[i]));
+        if (name == NULL || PyList_Append(names, name) < 0) {
+            Py_XDECREF(name);
+            Py_DECREF(names);
+            return NULL;
+        }
+        Py_DECREF(name);
+    }
+    return names;
+}
+
+/* set_isa("scalar" | "avx2" | "auto") */
+static PyObject *py_set_isa(PyObject *self, PyObject *arg)
+{
+    const char *name = PyUnicode_AsUTF8(arg);
+    if (name == NULL) return NULL;
+    if (strcmp(name, "auto") == 0) {
+        sb_set_isa(sb_isa_best());
+        Py_RETURN_NONE;
+    }
+    for (size_t i = 0; i < sizeof all_isas / sizeof all_isas[0]; i++) {
+        if (strcmp(name, sb_isa_name(all_isas[i])) != 0) continue;
+        if (sb_set_isa(all_isas[i]) != SB_OK) {
+            PyErr_Format(PyExc_ValueError, "set_isa: this CPU (or build) cannot run %s", name);
+            return NULL;
+        }
+        Py_RETURN_NONE;
+    }
+    PyErr_Format(PyExc_ValueError, "set_isa: unknown instruction set %R (expected 'auto', "
+                 "'scalar' or 'avx2')", arg);
+    return NULL;
+}
+
 static PyMethodDef methods[] = {
     {"conv2d", (PyCFunction)(void (*)(void))py_conv2d, METH_VARARGS | METH_KEYWORDS,
      "conv2d(layer, input, weight, bias, stride, padding, dilation, groups, out=None, "
      "reference=False)"},
+    {"conv2d_pack", (PyCFunction)(void (*)(void))py_conv2d_pack, METH_VARARGS | METH_KEYWORDS,
+     "conv2d_pack(layer, weight, bias, groups, row_scale=None, row_shift=None)"},
     {"batch_norm", (PyCFunction)(void (*)(void))py_batch_norm, METH_VARARGS | METH_KEYWORDS,
      "batch_norm(layer, input, running_mean, running_var, weight, bias, training, momentum, "
      "eps, relu=False, out=None)"},
@@ -921,6 +1143,11 @@ static PyMethodDef methods[] = {
      "linear(layer, input, weight, bias, reference=False)"},
     {"conv2d_out_size", py_conv2d_out_size, METH_VARARGS,
      "conv2d_out_size(in, kernel, stride, pad, dilation)"},
+    {"get_num_threads", py_get_num_threads, METH_NOARGS, "get_num_threads()"},
+    {"set_num_threads", py_set_num_threads, METH_O, "set_num_threads(n)"},
+    {"get_isa", py_get_isa, METH_NOARGS, "get_isa() -> name of the ISA in use"},
+    {"set_isa", py_set_isa, METH_O, "set_isa(name): 'auto', 'scalar' or 'avx2'"},
+    {"available_isas", py_available_isas, METH_NOARGS, "available_isas() -> list of names"},
     {NULL, NULL, 0, NULL}};
 
 static struct PyModuleDef module_def = {

@@ -198,6 +198,100 @@ sb_status sb_gemm_f32__ref(float *c, const float *a, const float *b,
                            int64_t m, int64_t n, int64_t k,
                            int64_t lda, int64_t ldb, int64_t ldc, int accumulate);
 
+
+/* ------------------------------------------------------------------ */
+/* Instruction-set dispatch                                            */
+/*                                                                     */
+/* The fast kernels (GEMM micro-kernels) exist per ISA; the one used is */
+/* picked at run time from what the CPU supports, so one build runs on  */
+/* any x86-64 (and on ARM, where only the portable path is built).      */
+/* sb_set_isa forces a path -- tests use it to cover every path on one  */
+/* machine. The scalar path is plain C, always built, always available. */
+/* ------------------------------------------------------------------ */
+typedef enum {
+    SB_ISA_SCALAR = 0,
+    SB_ISA_AVX2 = 1 /* AVX2 + FMA (x86-64) */
+} sb_isa;
+
+/* Nonzero when this build and this CPU can run `isa`. */
+int sb_isa_available(sb_isa isa);
+/* The best available ISA (what the first kernel call selects). */
+sb_isa sb_isa_best(void);
+/* Forces `isa`; SB_ERR_ARGUMENT if it is not available. */
+sb_status sb_set_isa(sb_isa isa);
+sb_isa sb_get_isa(void);
+const char *sb_isa_name(sb_isa isa);
+
+/* ------------------------------------------------------------------ */
+/* Packed convolution: the fast path.                                  */
+/*                                                                     */
+/* The convolution is a GEMM per image and group,                       */
+/*   out (C_out/G x OH*OW) = W (C_out/G x K) * columns (K x OH*OW),     */
+/*   K = (C_in/G)*KH*KW,                                                */
+/* computed by MR x NR register-tile micro-kernels. W is packed once per */
+/* weight change (sb_conv2d_f32_pack_weights; the Python layer caches   */
+/* it); the columns are packed block by block straight from the NCHW   */
+/* input (im2col fused into packing), optionally passing every input    */
+/* value through BatchNorm's scale/shift and a ReLU on the way (the     */
+/* pre-activation of DenseLayer). The epilogue adds the bias, an        */
+/* optional residual, and applies an optional ReLU while the tile is    */
+/* still in registers (ResidualBlock's "+ residual, relu").             */
+/* ------------------------------------------------------------------ */
+#define SB_CONV_MR 6
+#define SB_CONV_NR 16
+
+/* Floats of a packed weight buffer: per group, per block of MR output
+ * channels, MR bias values then K*MR weights (k-major, MR contiguous). */
+int64_t sb_conv2d_f32_packed_weights_floats(int64_t c_out, int64_t c_in_per_group,
+                                            int64_t kernel_h, int64_t kernel_w,
+                                            int64_t groups);
+
+/* Packs torch-layout weight (C_out x C_in/G x KH x KW) and bias (C_out or
+ * NULL) into `packed`. With row_scale/row_shift (C_out each, or NULL) it
+ * folds a following BatchNorm in eval mode into the convolution:
+ *   weight'[o] = weight[o] * row_scale[o],
+ *   bias'[o]   = bias[o] * row_scale[o] + row_shift[o]. */
+sb_status sb_conv2d_f32_pack_weights(float *packed, const float *weight, const float *bias,
+                                     const float *row_scale, const float *row_shift,
+                                     int64_t c_out, int64_t c_in_per_group,
+                                     int64_t kernel_h, int64_t kernel_w, int64_t groups);
+
+typedef struct {
+    /* Input transform (NULL scale: none): each input value x of channel c
+     * is used as x * in_scale[c] + in_shift[c], then max(., 0) if in_relu.
+     * Zero padding stays zero (torch pads the transformed map). */
+    const float *in_scale, *in_shift;
+    int in_relu;
+    /* Epilogue: add residual (NULL: none; same shape as the output, in
+     * the layout residual_map describes), then max(., 0) if out_relu. */
+    const float *residual;
+    sb_fmap residual_map;
+    int out_relu;
+} sb_conv2d_fusion;
+
+/* Scratch floats for sb_conv2d_f32_packed when run on `num_threads` threads. */
+int64_t sb_conv2d_f32_packed_workspace_floats(const sb_fmap *out, const sb_fmap *in,
+                                              const sb_conv2d_params *params,
+                                              int num_threads);
+
+/* out = epilogue(conv(transform(in), packed weights)). fusion may be NULL.
+ * Splits the output over up to num_threads threads (sb_parallel_for);
+ * results are bit-identical for every thread count, because each output
+ * element is summed in the same order whatever the split.
+ * workspace: sb_conv2d_f32_packed_workspace_floats(..., num_threads). */
+sb_status sb_conv2d_f32_packed(float *out_data, const sb_fmap *out,
+                               const float *in_data, const sb_fmap *in,
+                               const float *packed_weights,
+                               const sb_conv2d_params *params,
+                               const sb_conv2d_fusion *fusion,
+                               float *workspace, int num_threads);
+
+/* ResidualBlock's train-mode tail: out = relu(in * scale[c] + shift[c] + residual). */
+sb_status sb_batch_norm_add_relu_f32(float *out_data, const sb_fmap *out,
+                                     const float *in_data, const sb_fmap *in,
+                                     const float *scale, const float *shift,
+                                     const float *residual_data, const sb_fmap *residual);
+
 #ifdef __cplusplus
 }
 #endif

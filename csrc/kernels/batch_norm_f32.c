@@ -86,8 +86,10 @@ sb_status sb_batch_norm_fold_f32(float *restrict scale, float *restrict shift,
         return SB_ERR_NULL;
     for (int64_t c = 0; c < channels; c++) {
         /* invstd in double, rounded once to float: torch's train path
-         * (InvStd<double> over var_sum / n). scale and shift in float, as
-         * batch_norm_cpu_collect_linear_and_constant_terms. */
+         * (InvStd<double> over var_sum / n). torch's eval path instead uses
+         * float, 1 / sqrt(running_var + (float)eps); the two differ by at
+         * most an ulp, and this API cannot tell the modes apart. scale and
+         * shift in float, as batch_norm_cpu_collect_linear_and_constant_terms. */
         const float invstd = (float)(1.0 / sqrt((double)var[c] + eps));
         const float w = weight != NULL ? weight[c] : 1.0f;
         const float b = bias != NULL ? bias[c] : 0.0f;

@@ -18,6 +18,11 @@
  * A 1x1 / stride 1 / pad 0 convolution skips im2col: the input image slice is
  * itself the K x (H*W) matrix. Bias is added in a second pass over the output.
  *
+ * Padding taps are real zeros in the column matrix, so a NaN / inf weight
+ * makes 0 * w = NaN even where the window hangs over the border (as torch's
+ * im2col path does; oneDNN's direct kernels skip those taps instead). The
+ * reference skips them, so tests put NaN only in the input.
+ *
  * Not done: padding modes other than zeros, transposed convolution,
  * Winograd/FFT, and threading. The output must not overlap the input.
  */

@@ -11,25 +11,28 @@
  * float rounding (~1e-6 relative). Every product is computed: no term is
  * skipped because an operand is zero, so NaN and inf propagate as in torch.
  *
- * Structure (GotoBLAS loop nest without packing, since kernels may not
- * allocate and the workspace contract of conv2d only covers im2col):
+ * Structure (GotoBLAS loop nest; kernels may not allocate, so only the
+ * small B strip is packed, into a fixed-size stack buffer, and A is read in
+ * place with its stride):
  *
  *   for jc over n in NC-wide column blocks      (B block ~ L2)
  *     for pc over k in KC-deep slices           (partial sums; later slices accumulate)
  *       for ic over m in MC-tall row blocks     (A block MC x KC ~ L2)
- *         for jr over NR-wide strips            (B strip KC x NR stays in L1 ...)
+ *         for jr over NR-wide strips            (pack B strip KC x NR, stays in L1 ...)
  *           for ir over MR-tall strips          (... while the A strips stream past it)
  *             micro-kernel: MR x NR register tile over KC
  *
- * The micro-kernel is a separate static function taking (kc, a, lda, b, ldb,
- * c, ldc, accumulate) so that a later AVX2 / AVX-512 version can replace it
- * through a dispatch table without touching the loop nest. Written in plain
+ * The micro-kernel is a separate static function taking (kc, a, lda,
+ * packed b strip, c, ldc, accumulate), so that a later AVX2 / AVX-512
+ * version can replace it through a dispatch table without touching the
+ * loop nest. Written in plain
  * C with compile-time MR/NR so GCC -O3 keeps the tile in SSE registers and
- * vectorises the NR loop (checked on x86-64 SSE2 baseline). Edges (fewer than
- * MR rows or NR columns left) go to a bounds-checked scalar edge kernel, so
- * nothing outside m x n is ever read or written.
+ * vectorises the NR loop (checked on x86-64 SSE2 baseline). Column edges
+ * (fewer than NR columns) run the full kernel on a zero-padded strip into a
+ * scratch tile; row edges (fewer than MR rows) go to a bounds-checked scalar
+ * kernel. Nothing outside a, b and the m x n part of c is read or written.
  *
- * Deliberately not done: packing, transposed operands, alpha/beta scaling,
+ * Deliberately not done: packing A, transposed operands, alpha/beta scaling,
  * threading (the glue runs one kernel per call; parallelism comes later).
  */
 #include "skipblocks.h"
@@ -44,50 +47,79 @@
 #define SB_GEMM_MC 64
 #define SB_GEMM_NC 256
 
+/*
+ * GCC 12 at -O3 "vectorises" the k loop of a register-tile kernel as
+ * in-order (fold-left) float reductions: shuffles and scalar adds, 3x slower
+ * than scalar code that its SLP vectoriser turns into one SIMD multiply-add
+ * per tile row. Turning the *loop* vectoriser off for these functions only
+ * leaves the SLP vectoriser to do the intended thing. Other compilers do
+ * not vectorise in-order FP reductions and need nothing.
+ */
+#if defined(__GNUC__) && !defined(__clang__) && !defined(__INTEL_COMPILER)
+#define SB_SLP_ONLY __attribute__((optimize("no-tree-loop-vectorize")))
+#else
+#define SB_SLP_ONLY
+#endif
+
 static int64_t min_i64(int64_t x, int64_t y) { return x < y ? x : y; }
 
 /*
- * Full MR x NR tile over kc terms. acc starts at zero and c is only read
+ * Full MR x NR tile over kc terms. b is a packed strip: kc rows of NR floats,
+ * contiguous (the layout SIMD micro-kernels expect, so a later __avx2
+ * version takes the same arguments). acc starts at zero and c is only read
  * when accumulate != 0, matching the reference's summation start.
+ *
+ * The shape of this loop is chosen for GCC's SLP vectoriser: one flat
+ * accumulator array, the A column loaded into av[] first, and B read
+ * through a pointer bumped by NR. This compiles to 2 B loads, 4 broadcasts
+ * and 8 mulps/addps pairs per k with all 32 sums in registers (about 30
+ * GFLOP/s from L1 on a Zen core at SSE2). Seemingly equivalent spellings
+ * (acc[i][j], indexing b[p * ldb + j]) made GCC 12 split vectors and spill.
  */
+SB_SLP_ONLY
 static void sb_gemm_f32_ukernel_4x8__scalar(int64_t kc,
                                             const float *restrict a, int64_t lda,
-                                            const float *restrict b, int64_t ldb,
+                                            const float *restrict b,
                                             float *restrict c, int64_t ldc,
                                             int accumulate)
 {
-    float acc[SB_GEMM_MR][SB_GEMM_NR] = {{0.0f}};
-    for (int64_t p = 0; p < kc; p++) {
-        const float *restrict bp = b + p * ldb;
-        for (int i = 0; i < SB_GEMM_MR; i++) {
-            const float ai = a[i * lda + p];
+    float acc[SB_GEMM_MR * SB_GEMM_NR];
+    for (int j = 0; j < SB_GEMM_MR * SB_GEMM_NR; j++)
+        acc[j] = 0.0f;
+    const float *restrict bp = b;
+    for (int64_t p = 0; p < kc; p++, bp += SB_GEMM_NR) {
+        float av[SB_GEMM_MR];
+        for (int i = 0; i < SB_GEMM_MR; i++)
+            av[i] = a[i * lda + p];
+        for (int i = 0; i < SB_GEMM_MR; i++)
             for (int j = 0; j < SB_GEMM_NR; j++)
-                acc[i][j] += ai * bp[j];
-        }
+                acc[i * SB_GEMM_NR + j] += av[i] * bp[j];
     }
     for (int i = 0; i < SB_GEMM_MR; i++) {
         float *restrict ci = c + i * ldc;
+        const float *restrict ai = acc + i * SB_GEMM_NR;
         if (accumulate) {
             for (int j = 0; j < SB_GEMM_NR; j++)
-                ci[j] += acc[i][j];
+                ci[j] += ai[j];
         } else {
             for (int j = 0; j < SB_GEMM_NR; j++)
-                ci[j] = acc[i][j];
+                ci[j] = ai[j];
         }
     }
 }
 
-/* Partial tile: mr <= MR rows, nr <= NR columns. Same arithmetic order as
- * the full tile, so a result does not depend on where the tile edge fell. */
+/* Partial tile: mr <= MR rows, nr <= NR columns of a packed strip (rows NR
+ * floats apart). Same arithmetic order as the full tile, so a result does
+ * not depend on where the tile edge fell. */
 static void sb_gemm_f32_ukernel_edge__scalar(int64_t mr, int64_t nr, int64_t kc,
                                              const float *restrict a, int64_t lda,
-                                             const float *restrict b, int64_t ldb,
+                                             const float *restrict b,
                                              float *restrict c, int64_t ldc,
                                              int accumulate)
 {
     float acc[SB_GEMM_MR][SB_GEMM_NR] = {{0.0f}};
     for (int64_t p = 0; p < kc; p++) {
-        const float *restrict bp = b + p * ldb;
+        const float *restrict bp = b + p * SB_GEMM_NR;
         for (int64_t i = 0; i < mr; i++) {
             const float ai = a[i * lda + p];
             for (int64_t j = 0; j < nr; j++)
@@ -98,6 +130,27 @@ static void sb_gemm_f32_ukernel_edge__scalar(int64_t mr, int64_t nr, int64_t kc,
         float *restrict ci = c + i * ldc;
         for (int64_t j = 0; j < nr; j++)
             ci[j] = accumulate ? ci[j] + acc[i][j] : acc[i][j];
+    }
+}
+
+/* Copy a kc x nr block of B (row stride ldb) into a kc x NR contiguous
+ * strip, zero-filling columns nr..NR-1. The full-width case has its own
+ * fixed-length loop so it compiles to two vector moves per row. */
+static void pack_b_strip(float *restrict dst, const float *restrict b, int64_t ldb,
+                         int64_t kc, int64_t nr)
+{
+    if (nr == SB_GEMM_NR) {
+        for (int64_t p = 0; p < kc; p++)
+            for (int j = 0; j < SB_GEMM_NR; j++)
+                dst[p * SB_GEMM_NR + j] = b[p * ldb + j];
+        return;
+    }
+    for (int64_t p = 0; p < kc; p++) {
+        int64_t j = 0;
+        for (; j < nr; j++)
+            dst[p * SB_GEMM_NR + j] = b[p * ldb + j];
+        for (; j < SB_GEMM_NR; j++)
+            dst[p * SB_GEMM_NR + j] = 0.0f;
     }
 }
 
@@ -138,6 +191,16 @@ sb_status sb_gemm_f32(float *restrict c, const float *restrict a,
         return SB_OK;
     }
 
+    /* The KC x NR strip of B, copied contiguous (8 KiB on the stack, no
+     * allocation). Unpacked, its rows sit ldb floats apart -- for a conv,
+     * OH*OW, often several KiB -- so every micro-kernel call would touch KC
+     * different cache lines and pages; packed, it is 2 lines per 4 rows
+     * and stays in L1 while all MC rows of A stream past it. Columns past
+     * n are zero-filled; their results land in a scratch tile and are
+     * dropped, so they never reach c. */
+    float bpack[SB_GEMM_KC * SB_GEMM_NR];
+    float tile[SB_GEMM_MR * SB_GEMM_NR];
+
     for (int64_t jc = 0; jc < n; jc += SB_GEMM_NC) {
         const int64_t nc = min_i64(SB_GEMM_NC, n - jc);
         for (int64_t pc = 0; pc < k; pc += SB_GEMM_KC) {
@@ -149,16 +212,26 @@ sb_status sb_gemm_f32(float *restrict c, const float *restrict a,
                 for (int64_t jr = 0; jr < nc; jr += SB_GEMM_NR) {
                     const int64_t nr = min_i64(SB_GEMM_NR, nc - jr);
                     const float *bj = b + pc * ldb + jc + jr;
+                    pack_b_strip(bpack, bj, ldb, kc, nr);
                     for (int64_t ir = 0; ir < mc; ir += SB_GEMM_MR) {
                         const int64_t mr = min_i64(SB_GEMM_MR, mc - ir);
                         const float *ai = a + (ic + ir) * lda + pc;
                         float *cij = c + (ic + ir) * ldc + jc + jr;
-                        if (mr == SB_GEMM_MR && nr == SB_GEMM_NR)
-                            sb_gemm_f32_ukernel_4x8__scalar(kc, ai, lda, bj, ldb,
-                                                            cij, ldc, acc_flag);
-                        else
-                            sb_gemm_f32_ukernel_edge__scalar(mr, nr, kc, ai, lda, bj, ldb,
+                        if (mr == SB_GEMM_MR && nr == SB_GEMM_NR) {
+                            sb_gemm_f32_ukernel_4x8__scalar(kc, ai, lda, bpack, cij, ldc, acc_flag);
+                        } else if (mr == SB_GEMM_MR) {
+                            /* Column edge: full tile into scratch, keep nr columns. */
+                            sb_gemm_f32_ukernel_4x8__scalar(kc, ai, lda, bpack, tile, SB_GEMM_NR, 0);
+                            for (int64_t i = 0; i < SB_GEMM_MR; i++)
+                                for (int64_t j = 0; j < nr; j++) {
+                                    const float t = tile[i * SB_GEMM_NR + j];
+                                    cij[i * ldc + j] = acc_flag ? cij[i * ldc + j] + t : t;
+                                }
+                        } else {
+                            /* Row edge: fewer than MR rows of A exist; never read past them. */
+                            sb_gemm_f32_ukernel_edge__scalar(mr, nr, kc, ai, lda, bpack,
                                                              cij, ldc, acc_flag);
+                        }
                     }
                 }
             }

@@ -21,6 +21,20 @@
  */
 #include "skipblocks.h"
 
+/*
+ * GCC 12 at -O3 "vectorises" the i loop of the lane-split dot products as
+ * in-order (fold-left) float reductions: shuffles and scalar adds, 3x slower
+ * than scalar code that its SLP vectoriser turns into one SIMD multiply-add
+ * per tile row. Turning the *loop* vectoriser off for these functions only
+ * leaves the SLP vectoriser to do the intended thing. Other compilers do
+ * not vectorise in-order FP reductions and need nothing.
+ */
+#if defined(__GNUC__) && !defined(__clang__) && !defined(__INTEL_COMPILER)
+#define SB_SLP_ONLY __attribute__((optimize("no-tree-loop-vectorize")))
+#else
+#define SB_SLP_ONLY
+#endif
+
 #define SB_LINEAR_LANES 8  /* two SSE vectors, one AVX vector */
 #define SB_LINEAR_OB 4     /* outputs computed together */
 

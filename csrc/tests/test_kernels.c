@@ -11,9 +11,11 @@
  * (llm.c style); the exit status is nonzero if any check fails.
  *
  * Build (output outside the repo):
- *   gcc -O2 -std=c99 -Wall -Wextra -Icsrc/include csrc/kernels/[*].c \
+ *   K=csrc/kernels
+ *   gcc -O2 -std=c99 -Wall -Wextra -Icsrc/include $K/status.c $K/gemm_f32.c \
+ *       $K/conv2d_f32.c $K/batch_norm_f32.c $K/max_pool2d_f32.c \
+ *       $K/adaptive_avg_pool2d_f32.c $K/elementwise_f32.c $K/linear_f32.c \
  *       csrc/tests/test_kernels.c -lm -o /tmp/test_kernels
- * (the [*] stands for a plain star, which would end this comment).
  * Run under valgrind --error-exitcode=1 to catch out-of-bounds access:
  * buffers are malloc'd at their exact size for that reason.
  *

@@ -252,7 +252,8 @@ def parity_error(ours, theirs):
     finite = np.isfinite(a) & np.isfinite(b)
     if np.any(~same & ~finite):
         return float("inf")
-    diff = np.where(same, 0.0, np.abs(a - b))
+    with np.errstate(invalid="ignore"):
+        diff = np.where(same, 0.0, np.abs(a - b))
     scale = np.abs(b[np.isfinite(b)])
     denom = max(1.0, float(scale.max()) if scale.size else 0.0)
     return float(diff.max()) / denom

@@ -1,0 +1,74 @@
+/*
+ * dispatch.c -- run-time choice of the instruction set of the fast kernels.
+ *
+ * The module is compiled for the baseline of its target (x86-64: SSE2), so
+ * it loads on any CPU; kernels for newer ISAs are compiled with target
+ * pragmas and only called after the CPU has been asked whether it has them
+ * (GCC/clang's __builtin_cpu_supports, which also checks that the OS saves
+ * the AVX registers). The choice is one global, set on first use to the
+ * best available ISA, and changed only by sb_set_isa (tests force each path
+ * in turn; SKIPBLOCKS_ISA is read by the Python glue at import).
+ *
+ * Not done: AVX-512 kernels (the development machine has no AVX-512, and an
+ * untested path is not shipped), ARM NEON kernels (ARM runs the scalar path,
+ * which GCC vectorises for NEON).
+ */
+#include "gemm_ukernel.h"
+
+static int sb_isa_selected = -1; /* -1: not chosen yet */
+
+int sb_isa_available(sb_isa isa)
+{
+    switch (isa) {
+    case SB_ISA_SCALAR:
+        return 1;
+    case SB_ISA_AVX2:
+#ifdef SB_HAVE_AVX2_KERNELS
+        __builtin_cpu_init();
+        return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+#else
+        return 0;
+#endif
+    }
+    return 0;
+}
+
+sb_isa sb_isa_best(void)
+{
+    return sb_isa_available(SB_ISA_AVX2) ? SB_ISA_AVX2 : SB_ISA_SCALAR;
+}
+
+sb_status sb_set_isa(sb_isa isa)
+{
+    if (!sb_isa_available(isa))
+        return SB_ERR_ARGUMENT;
+    sb_isa_selected = (int)isa;
+    return SB_OK;
+}
+
+sb_isa sb_get_isa(void)
+{
+    if (sb_isa_selected < 0)
+        sb_isa_selected = (int)sb_isa_best();
+    return (sb_isa)sb_isa_selected;
+}
+
+const char *sb_isa_name(sb_isa isa)
+{
+    switch (isa) {
+    case SB_ISA_SCALAR:
+        return "scalar";
+    case SB_ISA_AVX2:
+        return "avx2";
+    }
+    return "unknown";
+}
+
+sb_gemm_ukernel sb_gemm_ukernel_active(void)
+{
+#ifdef SB_HAVE_AVX2_KERNELS
+    if (sb_get_isa() == SB_ISA_AVX2)
+        return sb_gemm_f32_ukernel_6x16__avx2;
+#endif
+    return sb_gemm_f32_ukernel_6x16__scalar;
+}

@@ -1,0 +1,51 @@
+/*
+ * gemm_ukernel.h -- internal: the register-tile micro-kernels of the packed
+ * convolution, one per ISA, and the dispatch that picks one.
+ *
+ * A micro-kernel computes one SB_CONV_MR x SB_CONV_NR tile of C over kc terms
+ * of packed operands:
+ *   a: kc x MR, k-major (a[p*MR + i] = A[i, p])   -- packed weights
+ *   b: kc x NR, k-major (b[p*NR + j] = B[p, j])   -- packed input columns
+ *   acc[i][j] = sum_p a[p*MR + i] * b[p*NR + j], p = 0, 1, ..., kc-1 in order
+ * then
+ *   if accumulate: acc += c           (earlier k-blocks of the same tile)
+ *   if epilogue:   acc += bias[i]; acc += residual[i*ldr + j]; relu
+ * and stores acc to c (row stride ldc). Every variant sums in the same
+ * order (p ascending, one fused or unfused multiply-add per term), so a
+ * result never depends on how the caller split the work over threads.
+ * Variants differ from each other only by FMA rounding (scalar: unfused).
+ *
+ * ReLU keeps NaN (torch: relu(NaN) = NaN), so it is written max(0, x) with
+ * x as the operand that is returned when either is NaN.
+ */
+#ifndef SB_GEMM_UKERNEL_H
+#define SB_GEMM_UKERNEL_H
+
+#include "skipblocks.h"
+
+typedef struct {
+    const float *bias;      /* MR values (row i's bias), or NULL */
+    const float *residual;  /* MR x NR values with row stride ldr, or NULL */
+    int64_t ldr;
+    int relu;
+} sb_tile_epilogue;
+
+typedef void (*sb_gemm_ukernel)(int64_t kc, const float *a, const float *b, float *c,
+                                int64_t ldc, int accumulate, const sb_tile_epilogue *epilogue);
+
+void sb_gemm_f32_ukernel_6x16__scalar(int64_t kc, const float *a, const float *b, float *c,
+                                      int64_t ldc, int accumulate,
+                                      const sb_tile_epilogue *epilogue);
+#if defined(__x86_64__) || defined(_M_X64) || defined(__i386__)
+#if defined(__GNUC__) || defined(__clang__)
+#define SB_HAVE_AVX2_KERNELS 1
+void sb_gemm_f32_ukernel_6x16__avx2(int64_t kc, const float *a, const float *b, float *c,
+                                    int64_t ldc, int accumulate,
+                                    const sb_tile_epilogue *epilogue);
+#endif
+#endif
+
+/* The micro-kernel of the ISA selected now (sb_get_isa). */
+sb_gemm_ukernel sb_gemm_ukernel_active(void);
+
+#endif /* SB_GEMM_UKERNEL_H */

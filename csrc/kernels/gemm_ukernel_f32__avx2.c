@@ -1,0 +1,89 @@
+/*
+ * gemm_ukernel_f32__avx2.c -- the AVX2 + FMA 6x16 micro-kernel of the packed
+ * convolution (contract in gemm_ukernel.h).
+ *
+ * Twelve ymm accumulators hold the 6 x 16 tile (two 8-float halves per
+ * row); each k step loads one 16-float row of packed B (2 loads), broadcasts
+ * the 6 packed A values and issues 12 FMAs -- 15 of the 16 ymm registers,
+ * and two FMA ports kept busy (Zen 3 / Haswell and later: 2 FMAs per cycle).
+ *
+ * Compiled for AVX2+FMA by a target pragma, not by a command-line flag, so
+ * the rest of the module stays baseline x86-64; dispatch.c calls this only
+ * when the CPU reports AVX2 and FMA.
+ */
+#include "gemm_ukernel.h"
+
+#ifdef SB_HAVE_AVX2_KERNELS
+#pragma GCC target("avx2,fma")
+#include <immintrin.h>
+
+/* max(0, x) returning x when x is NaN: MAXPS returns its second operand
+ * when either operand is NaN, so NaN stays NaN as in torch.relu. */
+static inline __m256 relu_keep_nan(__m256 x)
+{
+    return _mm256_max_ps(_mm256_setzero_ps(), x);
+}
+
+void sb_gemm_f32_ukernel_6x16__avx2(int64_t kc, const float *restrict a,
+                                    const float *restrict b, float *restrict c,
+                                    int64_t ldc, int accumulate,
+                                    const sb_tile_epilogue *epilogue)
+{
+    __m256 c00 = _mm256_setzero_ps(), c01 = _mm256_setzero_ps();
+    __m256 c10 = _mm256_setzero_ps(), c11 = _mm256_setzero_ps();
+    __m256 c20 = _mm256_setzero_ps(), c21 = _mm256_setzero_ps();
+    __m256 c30 = _mm256_setzero_ps(), c31 = _mm256_setzero_ps();
+    __m256 c40 = _mm256_setzero_ps(), c41 = _mm256_setzero_ps();
+    __m256 c50 = _mm256_setzero_ps(), c51 = _mm256_setzero_ps();
+    for (int64_t p = 0; p < kc; p++) {
+        const __m256 b0 = _mm256_loadu_ps(b);
+        const __m256 b1 = _mm256_loadu_ps(b + 8);
+        __m256 ai;
+        ai = _mm256_broadcast_ss(a + 0);
+        c00 = _mm256_fmadd_ps(ai, b0, c00); c01 = _mm256_fmadd_ps(ai, b1, c01);
+        ai = _mm256_broadcast_ss(a + 1);
+        c10 = _mm256_fmadd_ps(ai, b0, c10); c11 = _mm256_fmadd_ps(ai, b1, c11);
+        ai = _mm256_broadcast_ss(a + 2);
+        c20 = _mm256_fmadd_ps(ai, b0, c20); c21 = _mm256_fmadd_ps(ai, b1, c21);
+        ai = _mm256_broadcast_ss(a + 3);
+        c30 = _mm256_fmadd_ps(ai, b0, c30); c31 = _mm256_fmadd_ps(ai, b1, c31);
+        ai = _mm256_broadcast_ss(a + 4);
+        c40 = _mm256_fmadd_ps(ai, b0, c40); c41 = _mm256_fmadd_ps(ai, b1, c41);
+        ai = _mm256_broadcast_ss(a + 5);
+        c50 = _mm256_fmadd_ps(ai, b0, c50); c51 = _mm256_fmadd_ps(ai, b1, c51);
+        a += SB_CONV_MR;
+        b += SB_CONV_NR;
+    }
+    __m256 acc[SB_CONV_MR][2] = {{c00, c01}, {c10, c11}, {c20, c21},
+                                 {c30, c31}, {c40, c41}, {c50, c51}};
+    for (int i = 0; i < SB_CONV_MR; i++) {
+        float *ci = c + i * ldc;
+        __m256 lo = acc[i][0], hi = acc[i][1];
+        if (accumulate) {
+            lo = _mm256_add_ps(lo, _mm256_loadu_ps(ci));
+            hi = _mm256_add_ps(hi, _mm256_loadu_ps(ci + 8));
+        }
+        if (epilogue != NULL) {
+            if (epilogue->bias != NULL) {
+                const __m256 bias = _mm256_broadcast_ss(epilogue->bias + i);
+                lo = _mm256_add_ps(lo, bias);
+                hi = _mm256_add_ps(hi, bias);
+            }
+            if (epilogue->residual != NULL) {
+                const float *ri = epilogue->residual + i * epilogue->ldr;
+                lo = _mm256_add_ps(lo, _mm256_loadu_ps(ri));
+                hi = _mm256_add_ps(hi, _mm256_loadu_ps(ri + 8));
+            }
+            if (epilogue->relu) {
+                lo = relu_keep_nan(lo);
+                hi = relu_keep_nan(hi);
+            }
+        }
+        _mm256_storeu_ps(ci, lo);
+        _mm256_storeu_ps(ci + 8, hi);
+    }
+}
+#else
+/* Not an x86 GCC/clang build: no AVX2 kernel (dispatch.c never asks). */
+typedef int sb_gemm_ukernel_f32_avx2_unused;
+#endif

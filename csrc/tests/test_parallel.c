@@ -1,0 +1,609 @@
+/*
+ * test_parallel.c -- standalone checks of the thread-pool runtime
+ * (csrc/runtime/parallel.c, contract in sb_parallel.h).
+ *
+ * What is checked, and how:
+ *   - coverage: every index of [0, count) visited exactly once (per-index
+ *     counters bumped atomically, so two chunks overlapping show up as a 2
+ *     even when they run at the same time), over counts and grains around
+ *     the chunk boundaries (0, 1, grain - 1, grain, grain + 1, multiples)
+ *     for 1 .. 8 threads;
+ *   - the split: the chunks a loop produced, sorted, equal the documented
+ *     formula, and are the same on a second run (determinism); each chunk
+ *     ran on a distinct thread (the pool really is parallel);
+ *   - nested loops run serially on the thread that calls them;
+ *   - sb_set_num_threads at run time (1 -> 2 -> 4 -> 1), invalid values;
+ *   - fork(): parent and child both compute correctly after a fork, also
+ *     when another thread is busy in sb_parallel_for during the fork;
+ *   - concurrent callers from several threads, with a thread resizing the
+ *     pool meanwhile;
+ *   - pthread_create failing (address-space limit in a child): smaller
+ *     pool, same result;
+ *   - an idle pool sleeps: next to no process CPU time while nothing runs;
+ *   - overhead: median time of one empty sb_parallel_for on 2 threads, with
+ *     the workers spinning (back-to-back calls) and asleep.
+ * Children get alarm() so a deadlock fails the test instead of hanging it.
+ * The exit status is nonzero if any check fails.
+ *
+ * Build (output outside the repo) and run:
+ *   gcc -O2 -std=c99 -D_GNU_SOURCE -Wall -Wextra -pthread -Icsrc/include \
+ *       csrc/runtime/parallel.c csrc/tests/test_parallel.c -o /tmp/test_parallel
+ *   /tmp/test_parallel            (SB_TEST_QUICK=1: fewer repetitions, for
+ *                                  valgrind / -fsanitize=thread runs;
+ *                                  SB_TEST_OVERHEAD_ONLY=1: timing only;
+ *                                  SB_TEST_NO_FORK=1: for -fsanitize=thread,
+ *                                  which cannot run threads after a fork)
+ */
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "sb_parallel.h"
+
+static int g_failures = 0;
+static int g_quick = 0; /* SB_TEST_QUICK: fewer repetitions, skip timing */
+
+#define CHECK(cond, ...)                                               \
+    do {                                                               \
+        if (!(cond)) {                                                 \
+            fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__);       \
+            fprintf(stderr, __VA_ARGS__);                              \
+            fprintf(stderr, "\n");                                     \
+            g_failures++;                                              \
+        }                                                              \
+    } while (0)
+
+/* ---- a loop that records what it did --------------------------------- */
+
+#define MAX_CHUNKS 64
+
+/* A small id per thread, to count the distinct threads a loop used. */
+static int g_next_tid = 0;
+static __thread int t_tid = -1;
+static int thread_id(void)
+{
+    if (t_tid < 0)
+        t_tid = __atomic_fetch_add(&g_next_tid, 1, __ATOMIC_RELAXED);
+    return t_tid;
+}
+
+typedef struct {
+    int *visits;             /* count counters */
+    int64_t begins[MAX_CHUNKS], ends[MAX_CHUNKS];
+    int tids[MAX_CHUNKS];
+    int nchunks;             /* atomic */
+    int64_t nested_count;    /* > 0: each index runs an inner loop this long */
+    int nested_bad;          /* atomic: inner loops that were split */
+    int64_t spin;            /* busy work per index, to make chunks overlap */
+} record_ctx;
+
+static void inner_task(void *vctx, int64_t begin, int64_t end)
+{
+    record_ctx *c = (record_ctx *)vctx;
+    /* A nested loop must arrive here whole, on one call. */
+    if (begin != 0 || end != c->nested_count)
+        __atomic_fetch_add(&c->nested_bad, 1, __ATOMIC_RELAXED);
+}
+
+static void record_task(void *vctx, int64_t begin, int64_t end)
+{
+    record_ctx *c = (record_ctx *)vctx;
+    int k = __atomic_fetch_add(&c->nchunks, 1, __ATOMIC_RELAXED);
+    if (k < MAX_CHUNKS) {
+        c->begins[k] = begin;
+        c->ends[k] = end;
+        c->tids[k] = thread_id();
+    }
+    for (int64_t i = begin; i < end; i++) {
+        __atomic_fetch_add(&c->visits[i], 1, __ATOMIC_RELAXED);
+        if (c->nested_count > 0)
+            sb_parallel_for(c->nested_count, 1, inner_task, c);
+        for (volatile int64_t s = 0; s < c->spin; s++) {
+        }
+    }
+}
+
+static void sort_chunks(record_ctx *c, int n)
+{
+    for (int i = 1; i < n; i++) /* insertion sort, keeping tids along */
+        for (int j = i; j > 0 && c->begins[j - 1] > c->begins[j]; j--) {
+            int64_t b = c->begins[j], e = c->ends[j];
+            int t = c->tids[j];
+            c->begins[j] = c->begins[j - 1];
+            c->ends[j] = c->ends[j - 1];
+            c->tids[j] = c->tids[j - 1];
+            c->begins[j - 1] = b;
+            c->ends[j - 1] = e;
+            c->tids[j - 1] = t;
+        }
+}
+
+/* The split sb_parallel.h documents, written out independently. */
+static int64_t expected_chunks(int64_t count, int64_t grain, int threads)
+{
+    int64_t k;
+    if (count <= 0)
+        return 0;
+    if (grain < 1)
+        grain = 1;
+    if (count <= grain)
+        return 1;
+    k = count / grain;
+    return k < threads ? k : threads;
+}
+
+/* Runs one loop and checks coverage and the split. Returns the number of
+ * distinct threads used, or -1 after a failure. *out (if given) receives
+ * the sorted chunk list for determinism checks. threads <= 0: the count may
+ * change during the call (a resizer thread), so check coverage only. */
+static int run_and_check(int64_t count, int64_t grain, int threads,
+                         int64_t spin, record_ctx *out)
+{
+    record_ctx *c = calloc(1, sizeof *c);
+    int distinct = 0, ok = 1;
+    int64_t k = expected_chunks(count, grain, threads);
+    c->visits = calloc(count > 0 ? (size_t)count : 1, sizeof(int));
+    c->spin = spin;
+    sb_parallel_for(count, grain, record_task, c);
+
+    for (int64_t i = 0; i < count; i++)
+        if (c->visits[i] != 1) {
+            CHECK(0, "count=%lld grain=%lld threads=%d: index %lld visited %d times",
+                  (long long)count, (long long)grain, threads, (long long)i, c->visits[i]);
+            ok = 0;
+            break;
+        }
+    if (threads <= 0)
+        k = c->nchunks; /* coverage only */
+    CHECK(c->nchunks == k, "count=%lld grain=%lld threads=%d: %d chunks, expected %lld",
+          (long long)count, (long long)grain, threads, c->nchunks, (long long)k);
+    if (c->nchunks != k)
+        ok = 0;
+    if (ok && k > 0 && threads > 0) {
+        sort_chunks(c, (int)k);
+        int64_t g = grain < 1 ? 1 : grain;
+        for (int64_t i = 0; i < k; i++) {
+            int64_t size = count / k + (i < count % k ? 1 : 0);
+            int64_t begin = i * (count / k) + (i < count % k ? i : count % k);
+            if (c->begins[i] != begin || c->ends[i] != begin + size ||
+                (k > 1 && size < g)) {
+                CHECK(0, "count=%lld grain=%lld threads=%d: chunk %lld is [%lld, %lld)",
+                      (long long)count, (long long)grain, threads, (long long)i,
+                      (long long)c->begins[i], (long long)c->ends[i]);
+                ok = 0;
+                break;
+            }
+            int seen = 0;
+            for (int64_t j = 0; j < i; j++)
+                seen |= c->tids[j] == c->tids[i];
+            distinct += !seen;
+        }
+    }
+    if (out != NULL)
+        *out = *c;
+    free(c->visits);
+    free(c);
+    return ok ? distinct : -1;
+}
+
+/* ---- the tests ----------------------------------------------------------- */
+
+static void test_coverage_and_split(void)
+{
+    static const int threads[] = {1, 2, 3, 4, 7, 8};
+    static const int64_t counts[] = {0, 1, 2, 3, 4, 5, 7, 8, 9, 15, 16, 17, 63, 64,
+                                     65, 100, 127, 1000, 1001, 4096, 100003};
+    static const int64_t grains[] = {-3, 0, 1, 2, 3, 7, 8, 16, 64, 1000, 1 << 20};
+    int cases = 0, parallel_cases = 0, fewer_threads = 0;
+    for (size_t t = 0; t < sizeof threads / sizeof *threads; t++) {
+        CHECK(sb_set_num_threads(threads[t]) == 0, "set_num_threads(%d)", threads[t]);
+        for (size_t i = 0; i < sizeof counts / sizeof *counts; i++)
+            for (size_t g = 0; g < sizeof grains / sizeof *grains + 3; g++) {
+                int64_t count = counts[i], grain;
+                record_ctx a, b;
+                int d1, d2;
+                /* grain exactly at, just below and just above count too */
+                if (g < sizeof grains / sizeof *grains)
+                    grain = grains[g];
+                else
+                    grain = count + (int64_t)(g - sizeof grains / sizeof *grains) - 1;
+                d1 = run_and_check(count, grain, threads[t], 0, &a);
+                d2 = run_and_check(count, grain, threads[t], 0, &b);
+                cases++;
+                if (d1 < 0 || d2 < 0)
+                    continue;
+                /* determinism: the same chunks both times */
+                CHECK(a.nchunks == b.nchunks &&
+                          memcmp(a.begins, b.begins, sizeof(int64_t) * (size_t)a.nchunks) == 0 &&
+                          memcmp(a.ends, b.ends, sizeof(int64_t) * (size_t)a.nchunks) == 0,
+                      "split not deterministic: count=%lld grain=%lld threads=%d",
+                      (long long)count, (long long)grain, threads[t]);
+                /* chunk i goes to worker i-1: one distinct thread per chunk */
+                if (a.nchunks > 1) {
+                    parallel_cases++;
+                    if (d1 != a.nchunks)
+                        fewer_threads++;
+                }
+            }
+    }
+    CHECK(fewer_threads == 0, "%d loops ran on fewer threads than chunks", fewer_threads);
+    printf("coverage/split: %d cases (%d parallel), every index once, split = formula, "
+           "repeatable, one thread per chunk\n", cases, parallel_cases);
+}
+
+static void test_nested(void)
+{
+    const int64_t outer = 64, inner = 100;
+    record_ctx *c = calloc(1, sizeof *c);
+    c->visits = calloc((size_t)outer, sizeof(int));
+    c->nested_count = inner;
+    sb_set_num_threads(4);
+    sb_parallel_for(outer, 1, record_task, c);
+    for (int64_t i = 0; i < outer; i++)
+        CHECK(c->visits[i] == 1, "nested: outer index %lld visited %d times",
+              (long long)i, c->visits[i]);
+    CHECK(c->nested_bad == 0, "nested: %d inner loops were split", c->nested_bad);
+    CHECK(c->nchunks == 4, "nested: outer loop used %d chunks, expected 4", c->nchunks);
+    printf("nested: %lld inner loops (on the caller and on workers) ran serially, no deadlock\n",
+           (long long)outer);
+    free(c->visits);
+    free(c);
+}
+
+/* Sets the thread count from inside a task: must not deadlock, and the
+ * next loop must use the new count. */
+static void set_inside_task(void *ctx, int64_t begin, int64_t end)
+{
+    (void)ctx;
+    if (begin == 0 && end > 0)
+        sb_set_num_threads(3);
+}
+
+static void test_set_num_threads(void)
+{
+    static const int seq[] = {1, 2, 4, 1, 3, 2, 8, 1};
+    int ok = 1;
+    for (size_t i = 0; i < sizeof seq / sizeof *seq; i++) {
+        int d;
+        CHECK(sb_set_num_threads(seq[i]) == 0, "set_num_threads(%d) failed", seq[i]);
+        CHECK(sb_get_num_threads() == seq[i], "get_num_threads() = %d after set(%d)",
+              sb_get_num_threads(), seq[i]);
+        d = run_and_check(10000, 1, seq[i], 0, NULL);
+        if (d != seq[i]) {
+            CHECK(0, "threads=%d: loop used %d distinct threads", seq[i], d);
+            ok = 0;
+        }
+    }
+    CHECK(sb_set_num_threads(0) != 0, "set_num_threads(0) accepted");
+    CHECK(sb_set_num_threads(-1) != 0, "set_num_threads(-1) accepted");
+    CHECK(sb_set_num_threads(SB_MAX_THREADS + 1) != 0, "set_num_threads(too many) accepted");
+    CHECK(sb_get_num_threads() == 1, "invalid set changed the count to %d", sb_get_num_threads());
+
+    sb_set_num_threads(2);
+    sb_parallel_for(100, 1, set_inside_task, NULL);
+    CHECK(sb_get_num_threads() == 3, "set from inside a task: count %d", sb_get_num_threads());
+    CHECK(run_and_check(1000, 1, 3, 0, NULL) == 3, "after a resize from inside a task");
+    printf("set_num_threads: 1 -> 2 -> 4 -> 1 -> 3 -> 2 -> 8 -> 1 %s, invalid values "
+           "rejected, resize from inside a task ok\n", ok ? "each used exactly n threads" : "FAILED");
+}
+
+/* In a child: a few loops at several sizes; exit status = failures. */
+static void child_checks(int threads)
+{
+    alarm(20); /* a deadlock becomes SIGALRM, not a hung test */
+    if (run_and_check(100000, 1, threads, 0, NULL) != threads)
+        _exit(1);
+    sb_set_num_threads(2);
+    if (run_and_check(5000, 7, 2, 0, NULL) != 2)
+        _exit(2);
+    sb_set_num_threads(threads);
+    for (int i = 0; i < 200; i++)
+        if (run_and_check(1000 + i, 3, threads, 0, NULL) < 0)
+            _exit(3);
+    _exit(g_failures == 0 ? 0 : 4);
+}
+
+static int wait_child(pid_t pid, const char *what)
+{
+    int status;
+    if (waitpid(pid, &status, 0) != pid) {
+        CHECK(0, "%s: waitpid failed", what);
+        return 0;
+    }
+    if (WIFSIGNALED(status)) {
+        CHECK(0, "%s: child killed by signal %d%s", what, WTERMSIG(status),
+              WTERMSIG(status) == SIGALRM ? " (deadlock?)" : "");
+        return 0;
+    }
+    CHECK(WEXITSTATUS(status) == 0, "%s: child exit status %d", what, WEXITSTATUS(status));
+    return WEXITSTATUS(status) == 0;
+}
+
+static volatile int g_stop_busy = 0;
+static void *busy_caller(void *arg)
+{
+    int *loops = (int *)arg;
+    while (!__atomic_load_n(&g_stop_busy, __ATOMIC_RELAXED)) {
+        if (run_and_check(20000, 1, 4, 10, NULL) < 0)
+            break;
+        (*loops)++;
+    }
+    return NULL;
+}
+
+static void test_fork(void)
+{
+    pid_t pid;
+    int ok = 1, forks = g_quick ? 3 : 20, busy_loops = 0;
+    pthread_t busy;
+
+    sb_set_num_threads(4);
+    CHECK(run_and_check(100000, 1, 4, 0, NULL) == 4, "before fork");
+    fflush(stdout);
+    fflush(stderr);
+    pid = fork();
+    if (pid == 0)
+        child_checks(4);
+    CHECK(run_and_check(100000, 1, 4, 0, NULL) == 4, "parent after fork");
+    ok &= wait_child(pid, "fork after a loop");
+
+    /* A grandchild: the child's fresh pool must itself survive a fork. */
+    fflush(stdout);
+    pid = fork();
+    if (pid == 0) {
+        pid_t inner;
+        int status;
+        alarm(30);
+        if (run_and_check(10000, 1, 4, 0, NULL) != 4)
+            _exit(5);
+        inner = fork();
+        if (inner == 0)
+            child_checks(4);
+        if (run_and_check(10000, 1, 4, 0, NULL) != 4)
+            _exit(6);
+        if (waitpid(inner, &status, 0) != inner || !WIFEXITED(status) || WEXITSTATUS(status))
+            _exit(7);
+        _exit(0);
+    }
+    ok &= wait_child(pid, "fork of a forked child");
+
+    /* Fork while another thread is inside sb_parallel_for: the prepare
+     * handler waits for that loop, so the child inherits a quiet pool. */
+    g_stop_busy = 0;
+    pthread_create(&busy, NULL, busy_caller, &busy_loops);
+    for (int i = 0; i < forks; i++) {
+        struct timespec ts = {0, 300000};
+        nanosleep(&ts, NULL);
+        fflush(stdout);
+        pid = fork();
+        if (pid == 0)
+            child_checks(4);
+        ok &= wait_child(pid, "fork during a loop in another thread");
+    }
+    __atomic_store_n(&g_stop_busy, 1, __ATOMIC_RELAXED);
+    pthread_join(busy, NULL);
+    CHECK(run_and_check(100000, 1, 4, 0, NULL) == 4, "parent after the forks");
+    printf("fork: child and parent correct after fork (%d forks during %d busy loops of "
+           "another thread, plus a grandchild) %s\n", forks, busy_loops, ok ? "ok" : "FAILED");
+}
+
+typedef struct {
+    int64_t count;
+    int iters;
+    int threads; /* 0 while a resizer runs: coverage only */
+    int failures;
+} caller_arg;
+
+static void *concurrent_caller(void *varg)
+{
+    caller_arg *a = (caller_arg *)varg;
+    for (int i = 0; i < a->iters; i++)
+        if (run_and_check(a->count + i % 17, 1 + i % 5, a->threads, 0, NULL) < 0)
+            a->failures++;
+    return NULL;
+}
+
+static void *resizer(void *arg)
+{
+    int iters = *(int *)arg;
+    for (int i = 0; i < iters; i++) {
+        struct timespec ts = {0, 50000};
+        sb_set_num_threads(1 + i % 4);
+        nanosleep(&ts, NULL);
+    }
+    return NULL;
+}
+
+static void test_concurrent_callers(void)
+{
+    enum { NCALLERS = 3 };
+    pthread_t th[NCALLERS], rs;
+    caller_arg args[NCALLERS];
+    int iters = g_quick ? 100 : 3000, resizes = g_quick ? 50 : 1000;
+    int before = g_failures;
+
+    /* First with a fixed count, then with a resizer running alongside. */
+    for (int round = 0; round < 2; round++) {
+        sb_set_num_threads(4);
+        for (int i = 0; i < NCALLERS; i++) {
+            args[i].count = 500 + 100 * i;
+            args[i].iters = iters;
+            args[i].threads = round == 0 ? 4 : 0;
+            args[i].failures = 0;
+            pthread_create(&th[i], NULL, concurrent_caller, &args[i]);
+        }
+        if (round == 1)
+            pthread_create(&rs, NULL, resizer, &resizes);
+        for (int i = 0; i < NCALLERS; i++)
+            pthread_join(th[i], NULL);
+        if (round == 1)
+            pthread_join(rs, NULL);
+    }
+    printf("concurrent callers: %d threads x %d loops, twice (second time with a thread "
+           "resizing the pool %d times): %s\n", NCALLERS, iters, resizes,
+           g_failures == before ? "every index once" : "FAILED");
+}
+
+/* pthread_create fails once the address space is full: limit it in a child
+ * so only a few 8 MB thread stacks fit, ask for 16 threads, and check the
+ * loop is still right (same split, fewer distinct threads). */
+static void test_create_failure(void)
+{
+    pid_t pid;
+    fflush(stdout);
+    pid = fork();
+    if (pid == 0) {
+        struct rlimit rl;
+        unsigned long vm_pages = 0;
+        FILE *f = fopen("/proc/self/statm", "r");
+        int d;
+        alarm(20);
+        if (f == NULL || fscanf(f, "%lu", &vm_pages) != 1)
+            _exit(100); /* no /proc: skipped */
+        fclose(f);
+        rl.rlim_cur = rl.rlim_max =
+            (rlim_t)vm_pages * (rlim_t)sysconf(_SC_PAGESIZE) + ((rlim_t)24 << 20);
+        if (setrlimit(RLIMIT_AS, &rl) != 0)
+            _exit(100);
+        sb_set_num_threads(16);
+        d = run_and_check(160000, 1, 16, 0, NULL);
+        if (d < 0)
+            _exit(1);
+        printf("create failure: 16 threads asked, %d started, loop still correct\n", d);
+        fflush(stdout);
+        _exit(d < 16 ? 0 : 101);
+    }
+    {
+        int status;
+        waitpid(pid, &status, 0);
+        if (WIFEXITED(status) && WEXITSTATUS(status) == 100)
+            printf("create failure: skipped (no /proc or setrlimit)\n");
+        else if (WIFEXITED(status) && WEXITSTATUS(status) == 101)
+            printf("create failure: not provoked (all 16 threads started), skipped\n");
+        else
+            CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+                  "create failure: child status %d", status);
+    }
+}
+
+/* An idle pool must sleep, not spin: after a loop on 4 threads, 300 ms of
+ * doing nothing may cost the process only the spin-down (50 us a thread). */
+static void test_idle_cpu(void)
+{
+    struct timespec c0, c1, ts = {0, 300000000};
+    double used_ms;
+    sb_set_num_threads(4);
+    CHECK(run_and_check(100000, 1, 4, 0, NULL) == 4, "idle test loop");
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &c0);
+    nanosleep(&ts, NULL);
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &c1);
+    used_ms = (c1.tv_sec - c0.tv_sec) * 1e3 + (c1.tv_nsec - c0.tv_nsec) * 1e-6;
+    CHECK(used_ms < 20.0, "idle pool used %.2f ms of CPU in 300 ms", used_ms);
+    printf("idle: pool of 4 used %.3f ms of CPU over 300 ms of idleness\n", used_ms);
+}
+
+/* ---- overhead ------------------------------------------------------------- */
+
+static void empty_task(void *ctx, int64_t begin, int64_t end)
+{
+    (void)ctx;
+    (void)begin;
+    (void)end;
+}
+
+static double now_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1e6 + ts.tv_nsec * 1e-3;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+static double g_spread[3]; /* min, p10, p90 of the last median_call_us */
+
+/* Median of n timed calls; gap_us > 0 sleeps between calls (workers asleep). */
+static double median_call_us(int64_t count, int64_t grain, int n, double gap_us)
+{
+    double *t = malloc(sizeof(double) * (size_t)n), m;
+    for (int i = 0; i < n; i++) {
+        double t0;
+        if (gap_us > 0) {
+            struct timespec ts = {0, (long)(gap_us * 1000)};
+            nanosleep(&ts, NULL);
+        }
+        t0 = now_us();
+        sb_parallel_for(count, grain, empty_task, NULL);
+        t[i] = now_us() - t0;
+    }
+    qsort(t, (size_t)n, sizeof *t, cmp_double);
+    m = t[n / 2];
+    g_spread[0] = t[0];
+    g_spread[1] = t[n / 10];
+    g_spread[2] = t[n - 1 - n / 10];
+    free(t);
+    return m;
+}
+
+static void report(const char *what, double median)
+{
+    printf("  %-42s %7.2f us  [%.2f, %.2f, %.2f]\n", what, median,
+           g_spread[0], g_spread[1], g_spread[2]);
+}
+
+static void test_overhead(void)
+{
+    if (g_quick) {
+        printf("overhead: skipped (SB_TEST_QUICK)\n");
+        return;
+    }
+    sb_set_num_threads(2);
+    median_call_us(2, 1, 1000, 0); /* create the pool, warm up */
+    printf("overhead of one empty sb_parallel_for, median [min, p10, p90]:\n");
+    report("2 threads, back to back (worker spinning)", median_call_us(2, 1, 100000, 0));
+    report("2 threads, 1 ms apart (worker asleep)", median_call_us(2, 1, 300, 1000));
+    report("count <= grain (serial, no sync)", median_call_us(1, 1, 100000, 0));
+    sb_set_num_threads(1);
+    report("1 thread, count > grain", median_call_us(2, 1, 100000, 0));
+}
+
+int main(void)
+{
+    const char *q = getenv("SB_TEST_QUICK");
+    g_quick = q != NULL && *q != '\0' && *q != '0';
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    printf("default threads: %d (CPUs usable / SKIPBLOCKS_NUM_THREADS)\n",
+           sb_default_num_threads());
+
+    if (getenv("SB_TEST_OVERHEAD_ONLY") == NULL) {
+        test_coverage_and_split();
+        test_nested();
+        test_set_num_threads();
+        test_concurrent_callers();
+        test_idle_cpu();
+        /* ThreadSanitizer cannot start threads in a child of a threaded
+         * process, so its runs skip these. */
+        if (getenv("SB_TEST_NO_FORK") == NULL) {
+            test_fork();
+            if (!g_quick)
+                test_create_failure();
+        }
+    }
+    test_overhead();
+
+    if (g_failures)
+        printf("FAILED: %d check(s)\n", g_failures);
+    else
+        printf("all parallel runtime checks passed\n");
+    return g_failures != 0;
+}
