@@ -54,6 +54,7 @@ from .layers import (AdaptiveAvgPool2d, BatchNorm2d, Conv2d, Linear, MaxPool2d, 
                      Sigmoid)
 from .module import Module, Parameter
 from .random import manual_seed
+from .runtime import available_isas, get_isa, get_num_threads, set_isa, set_num_threads
 
 __version__ = "0.1.0"
 
@@ -62,4 +63,5 @@ __all__ = [
     "Conv2d", "BatchNorm2d", "ReLU", "Sigmoid", "MaxPool2d", "AdaptiveAvgPool2d", "Linear",
     "ResidualBlock", "DenseLayer", "DenseBlock", "Dense_Layer", "Dense_Block", "SEAttention",
     "functional", "cat", "manual_seed",
+    "set_num_threads", "get_num_threads", "set_isa", "get_isa", "available_isas",
 ]

@@ -13,6 +13,7 @@ import numpy as np
 
 from . import _C
 from . import functional as F
+from . import runtime
 from .containers import ModuleDict, Sequential
 from .layers import AdaptiveAvgPool2d, BatchNorm2d, Conv2d, Linear, ReLU, Sigmoid
 from .module import Module
@@ -21,16 +22,25 @@ __all__ = ["ResidualBlock", "DenseLayer", "DenseBlock", "Dense_Layer", "Dense_Bl
            "SEAttention"]
 
 
-def _bn_relu(bn, x, out=None):
-    """relu(bn(x)) in one pass over x when bn is our BatchNorm2d; any other
-    module or callable a user put there is called as it is."""
+def _bn_relu(bn, x):
+    """relu(bn(x)) as the document writes it, in one pass over x when bn is
+    our BatchNorm2d; any other module or callable is called as it is."""
     if isinstance(bn, BatchNorm2d):
-        return bn._forward(x, relu=True, out=out)
-    result = F.relu(bn(x))
-    if out is not None:
-        out[...] = result
-        return out
-    return result
+        return bn._run(x, relu=True)
+    return F.relu(bn(x))
+
+
+def _fusable_conv(conv):
+    """A Conv2d the fused paths can drive (any user replacement is simply
+    called instead)."""
+    return isinstance(conv, Conv2d) and conv._symmetric_padding() is not None
+
+
+def _in_transform(bn, x):
+    """BatchNorm ``bn`` on ``x`` as a per-channel (scale, shift), doing what
+    bn(x) does to bn's state (train mode: running statistics and
+    num_batches_tracked updated) without writing bn(x)."""
+    return bn._run(x, apply=False)
 
 
 def _require_4d(x, layer):
@@ -62,25 +72,49 @@ class ResidualBlock(Module):
 
     def forward(self, x):
         x = _require_4d(x, "ResidualBlock")
-        residual = x
         # The document calls the module-level global `downsample` here; the
         # block's own self.downsample is what it means.
-        if self.downsample is not None:
-            residual = self.downsample(residual)
+        residual = x if self.downsample is None else self.downsample(x)
+        residual = F.as_float32(residual, "ResidualBlock", "residual")
+        if runtime.fusion_enabled() and _fusable_conv(self.conv1) \
+                and _fusable_conv(self.conv2) and isinstance(self.bn, BatchNorm2d):
+            return self._forward_fused(x, residual)
         out = _bn_relu(self.bn, self.conv1(x))
         out = self.bn(self.conv2(out))
-        residual = F.as_float32(residual, "ResidualBlock", "residual")
-        if residual.shape != out.shape:
-            # torch broadcasts `out + residual`; allow what broadcasts to out's shape.
-            try:
-                residual = np.broadcast_to(residual, out.shape)
-            except ValueError:
-                raise RuntimeError(
-                    f"ResidualBlock: the output of the convolutions has shape {out.shape} "
-                    f"but the residual has shape {residual.shape}; they must match (give "
-                    "the block a downsample that maps the input to the output's shape)"
-                ) from None
-        return _C.add_relu("ResidualBlock", out, residual)
+        return _C.add_relu("ResidualBlock", out, self._match_residual(residual, out.shape))
+
+    def _forward_fused(self, x, residual):
+        """The same computation in fewer passes. Eval mode: bn (running
+        statistics) is folded into both convolutions' packed weights; conv1's
+        epilogue applies the ReLU, conv2's adds the residual and applies the
+        ReLU. Train mode: bn's batch statistics of conv1's output become a
+        per-channel scale/shift applied (with the ReLU) while conv2 packs its
+        input; the second bn, residual and ReLU are one pass. bn's running
+        statistics update twice per forward, in torch's order."""
+        bn = self.bn
+        if bn._uses_running_stats():
+            out = self.conv1._conv(x, fold=bn, relu=True)
+            out_shape = (out.shape[0], self.conv2.out_channels) + \
+                self.conv2._output_hw(*out.shape[2:])
+            return self.conv2._conv(out, fold=bn, relu=True,
+                                    residual=self._match_residual(residual, out_shape))
+        out1 = self.conv1._conv(x)
+        scale, shift = _in_transform(bn, out1)
+        out2 = self.conv2._conv(out1, in_scale=scale, in_shift=shift, in_relu=True)
+        return bn._run(out2, residual=self._match_residual(residual, out2.shape))
+
+    @staticmethod
+    def _match_residual(residual, shape):
+        if residual.shape == tuple(shape):
+            return residual
+        # torch broadcasts `out + residual`; allow what broadcasts to out's shape.
+        try:
+            return np.ascontiguousarray(np.broadcast_to(residual, shape))
+        except ValueError:
+            raise RuntimeError(
+                f"ResidualBlock: the output of the convolutions has shape {tuple(shape)} "
+                f"but the residual has shape {residual.shape}; they must match (give the "
+                "block a downsample that maps the input to the output's shape)") from None
 
 
 class DenseLayer(Module):
@@ -104,14 +138,22 @@ class DenseLayer(Module):
 
     def _forward(self, x, out=None):
         """x: one (N, C, H, W) array (possibly a channel slice of DenseBlock's
-        output); the new features go to ``out`` when given."""
+        output); the new features go to ``out`` when given.
+
+        Fused path: each BatchNorm + ReLU is applied to the values as the
+        next convolution packs its input (batch statistics in train mode,
+        running statistics in eval mode), so neither bn1(x) nor bn2(out1)
+        is ever written."""
+        if runtime.fusion_enabled() and isinstance(self.bn1, BatchNorm2d) \
+                and isinstance(self.bn2, BatchNorm2d) and _fusable_conv(self.conv1) \
+                and _fusable_conv(self.conv2):
+            scale, shift = _in_transform(self.bn1, x)
+            out1 = self.conv1._conv(x, in_scale=scale, in_shift=shift, in_relu=True)
+            scale, shift = _in_transform(self.bn2, out1)
+            return self.conv2._conv(out1, in_scale=scale, in_shift=shift, in_relu=True,
+                                    out=out)
         out1 = self.conv1(_bn_relu(self.bn1, x))
-        out1 = _bn_relu(self.bn2, out1)
-        if out is not None and isinstance(self.conv2, Conv2d):
-            c = self.conv2
-            return F.conv2d(out1, c.weight, c.bias, c.stride, c.padding, c.dilation,
-                            c.groups, _layer="Conv2d", _out=out)
-        result = self.conv2(out1)
+        result = self.conv2(_bn_relu(self.bn2, out1))
         if out is not None:
             out[...] = result
             return out

@@ -1,7 +1,19 @@
 """torch.nn.Sequential and torch.nn.ModuleDict."""
 from collections import OrderedDict
 
+from . import runtime
+from .layers import BatchNorm2d, Conv2d, ReLU
 from .module import Module
+
+
+def _foldable(conv, bn, input):
+    """conv(input) then bn can run as one convolution with bn folded in:
+    same result as calling them in turn, errors included (BatchNorm2d's 4-D
+    check, a channel mismatch), otherwise the caller calls them in turn."""
+    return (getattr(input, "ndim", None) == 4
+            and isinstance(conv, Conv2d) and isinstance(bn, BatchNorm2d)
+            and bn._uses_running_stats() and conv._symmetric_padding() is not None
+            and bn.num_features == conv.out_channels)
 
 __all__ = ["Sequential", "ModuleDict"]
 
@@ -38,8 +50,22 @@ class Sequential(Module):
         return self
 
     def forward(self, input):
-        for module in self._modules.values():
+        modules = [m for m in self._modules.values() if m is not None]
+        fuse = runtime.fusion_enabled()
+        i = 0
+        while i < len(modules):
+            module = modules[i]
+            follower = modules[i + 1] if i + 1 < len(modules) else None
+            if fuse and _foldable(module, follower, input):
+                # Conv2d then an eval-mode BatchNorm2d (the stems, ResNet's
+                # downsample): one convolution with the BatchNorm folded into
+                # its packed weights, plus a following ReLU in its epilogue.
+                relu = i + 2 < len(modules) and isinstance(modules[i + 2], ReLU)
+                input = module._conv(input, fold=follower, relu=relu)
+                i += 3 if relu else 2
+                continue
             input = module(input)
+            i += 1
         return input
 
 

@@ -5,6 +5,7 @@ import numbers
 
 import numpy as np
 
+from . import _C
 from . import functional as F
 from . import random as _random
 from .module import Module, writable
@@ -93,8 +94,60 @@ class Conv2d(Module):
             self.bias = _random.uniform(-bound, bound, self.bias.shape)
 
     def forward(self, input):
-        return F.conv2d(input, self.weight, self.bias, self.stride, self.padding,
-                        self.dilation, self.groups, _layer="Conv2d")
+        padding = self._symmetric_padding()
+        if padding is None:  # 'same' with an odd total: functional pads the input
+            return F.conv2d(input, self.weight, self.bias, self.stride, self.padding,
+                            self.dilation, self.groups, _layer="Conv2d")
+        return self._conv(input)
+
+    def _symmetric_padding(self):
+        """The padding as a pair, or None for a 'same' padding that torch
+        splits unevenly (an even kernel), which the fused paths do not take."""
+        if self.padding == "valid":
+            return (0, 0)
+        if self.padding == "same":
+            totals = [d * (k - 1) for d, k in zip(self.dilation, self.kernel_size)]
+            if any(t % 2 for t in totals):
+                return None
+            return (totals[0] // 2, totals[1] // 2)
+        return self.padding
+
+    def _output_hw(self, height, width):
+        """Output (OH, OW) for an input of height x width (symmetric padding)."""
+        (ph, pw), (kh, kw) = self._symmetric_padding(), self.kernel_size
+        return (_C.conv2d_out_size(height, kh, self.stride[0], ph, self.dilation[0]),
+                _C.conv2d_out_size(width, kw, self.stride[1], pw, self.dilation[1]))
+
+    def _packed_weights(self, fold=None):
+        """The weights (and bias) packed for the C micro-kernels, with an
+        eval-mode BatchNorm ``fold`` folded in. Cached, and rebuilt when the
+        cache key changes: this layer's version (any weight or bias change),
+        the BatchNorm's version (any change of its parameters or running
+        statistics) and eps -- so packed weights are never stale."""
+        key = (self._version, self.groups, fold,
+               None if fold is None else (fold._version, fold.eps))
+        cache = self.__dict__.get("_packed_cache")
+        if cache is None or cache[0] != key:
+            scale = shift = None
+            if fold is not None:
+                scale, shift = fold._fold()
+            packed = _C.conv2d_pack("Conv2d", self.weight, self.bias, self.groups, scale, shift)
+            cache = (key, packed)
+            object.__setattr__(self, "_packed_cache", cache)
+        return cache[1]
+
+    def _conv(self, input, fold=None, in_scale=None, in_shift=None, in_relu=False,
+              residual=None, relu=False, out=None):
+        """The convolution with its fusions (see sb_conv2d_f32_packed):
+        ``fold`` an eval-mode BatchNorm applied to the output; ``in_scale``,
+        ``in_shift``, ``in_relu`` a transform of every input value (a
+        BatchNorm + ReLU before this layer); ``residual`` added and ``relu``
+        applied to the result; ``out`` the array written. Requires
+        _symmetric_padding() to be a pair."""
+        return _C.conv2d("Conv2d", input, self.weight, self.bias, self.stride,
+                         self._symmetric_padding(), self.dilation, self.groups, out=out,
+                         packed=self._packed_weights(fold), in_scale=in_scale,
+                         in_shift=in_shift, in_relu=in_relu, residual=residual, relu=relu)
 
     def extra_repr(self):
         s = f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, " \
@@ -151,11 +204,25 @@ class BatchNorm2d(Module):
                              f"{tuple(np.shape(input))})")
 
     def forward(self, input):
-        return self._forward(input, relu=False)
+        return self._run(input)
 
-    def _forward(self, input, relu, out=None):
-        """forward, optionally followed by relu and written into ``out``
-        (the fused paths of the blocks). Follows torch's _BatchNorm.forward."""
+    def _uses_running_stats(self):
+        """Normalises with the running statistics (eval mode, tracking)."""
+        return not self.training and self.running_mean is not None \
+            and self.running_var is not None
+
+    def _fold(self):
+        """(scale, shift) of the eval-mode normalisation, x * scale + shift."""
+        return _C.batch_norm_fold("BatchNorm2d", self.running_mean, self.running_var,
+                                  self.weight, self.bias, float(self.eps))
+
+    def _run(self, input, relu=False, out=None, apply=True, residual=None):
+        """forward, following torch's _BatchNorm.forward, with the fused
+        variants the blocks use: ``relu`` after it, written into ``out``,
+        ``residual`` added before a ReLU, or ``apply=False`` to get the
+        per-channel (scale, shift) instead of the output (the train-mode
+        bookkeeping -- running statistics, num_batches_tracked -- happens
+        either way)."""
         self._check_input_dim(input)
         factor = 0.0 if self.momentum is None else self.momentum
         update = self.training and self.track_running_stats
@@ -169,16 +236,17 @@ class BatchNorm2d(Module):
         pass_running = not self.training or self.track_running_stats
         running_mean = self.running_mean if pass_running else None
         running_var = self.running_var if pass_running else None
+        extra = dict(relu=relu, out=out, apply=apply, residual=residual)
         if use_batch_stats and running_mean is not None:
             with writable(running_mean, running_var):
-                result = F.batch_norm(input, running_mean, running_var, self.weight,
-                                      self.bias, True, factor, self.eps,
-                                      _layer="BatchNorm2d", _relu=relu, _out=out)
+                result = _C.batch_norm("BatchNorm2d", input, running_mean, running_var,
+                                       self.weight, self.bias, True, float(factor),
+                                       float(self.eps), **extra)
             self._bump_version()
             return result
-        return F.batch_norm(input, running_mean, running_var, self.weight, self.bias,
-                            use_batch_stats, factor, self.eps, _layer="BatchNorm2d",
-                            _relu=relu, _out=out)
+        return _C.batch_norm("BatchNorm2d", input, running_mean, running_var, self.weight,
+                             self.bias, use_batch_stats, float(factor), float(self.eps),
+                             **extra)
 
     def _load_from_state_dict(self, state_dict, prefix, local_metadata, *args):
         # torch: checkpoints older than version 2 have no num_batches_tracked;

@@ -13,7 +13,9 @@ of two ways only, and both go through the module:
   array-like or CPU torch tensor) into a new float32 array;
 * :meth:`Module.load_state_dict`, which does the same for every key.
 
-Each change increments the module's ``_version`` counter. So a cache derived
+The arrays are read-only views of read-only arrays, so
+``arr.flags.writeable = True`` is refused too. Each change increments the
+module's ``_version`` counter. So a cache derived
 from the weights (packed convolution weights, a BatchNorm folded into the
 convolution before it) stays valid exactly as long as the versions it was
 built from: nothing can change an array behind the module's back. The module
@@ -79,9 +81,13 @@ def _frozen_copy(value, dtype, what):
     array = to_numpy(value)
     if array.dtype.kind not in "fiub":
         raise TypeError(f"{what} must hold real numbers, got an array of dtype {array.dtype}")
-    frozen = np.array(array, dtype=dtype, order="C", copy=True)
-    frozen.flags.writeable = False
-    return frozen
+    # The module keeps a read-only view of a read-only array: NumPy refuses
+    # `view.flags.writeable = True` while the base is read-only, so a user
+    # cannot switch the protection off by accident and change a weight
+    # behind the caches' back.
+    owner = np.array(array, dtype=dtype, order="C", copy=True)
+    owner.flags.writeable = False
+    return owner.view()
 
 
 @contextmanager
@@ -90,12 +96,16 @@ def writable(*arrays):
     (BatchNorm's running statistics in train mode)."""
     arrays = [a for a in arrays if a is not None]
     for a in arrays:
+        if a.base is not None:
+            a.base.flags.writeable = True
         a.flags.writeable = True
     try:
         yield
     finally:
         for a in arrays:
             a.flags.writeable = False
+            if a.base is not None:
+                a.base.flags.writeable = False
 
 
 def _addindent(text, spaces):

@@ -17,18 +17,28 @@ How outputs are captured
 torch side: a forward hook on every module of ``named_modules()``.
 skipblocks side: the modules' ``forward`` is temporarily shadowed by an
 instance attribute that records the output (removed again in a ``finally``).
-skipblocks' blocks also take fused fast paths that never call a child's
-``forward``: ``bn._forward(x, relu=True)`` (BatchNorm followed by ReLU in one
-pass) and ``DenseLayer._forward`` (DenseBlock writing each layer's features
-straight into its output). Those ``_forward`` entry points are wrapped too:
 
-* a BatchNorm recorded through a fused ReLU is compared with ``relu(torch's
-  BatchNorm output)`` -- what skipblocks actually computed -- and the row says
-  so in its ``note``;
-* a layer skipblocks never calls on its own (e.g. each DenseLayer's ``conv2``
-  inside DenseBlock, computed straight into the block's output) has only a
-  torch row, noted "not called separately by skipblocks"; its output is
-  covered by its parent's row.
+skipblocks' blocks normally take fused fast paths (BatchNorm folded into the
+convolution, BatchNorm + ReLU applied while the next convolution packs its
+input, residual + ReLU in a convolution's epilogue), in which most layers are
+never called on their own. So by default (``fused=False``) compare runs the
+skipblocks side under ``skipblocks.runtime.unfused()``: every layer is called
+in turn, as in the document's torch code, and every layer gets a row. Pass
+``fused=True`` to check the fast path itself; then:
+
+* the private entry points the fused paths call instead of ``forward``
+  (``_forward``, ``_run``, ``_conv``, whichever a class has) are wrapped too,
+  so a layer called through one still gets its row;
+* a call with a fused ReLU only (``bn._run(x, relu=True)``) is compared with
+  ``relu(torch's output)`` -- what skipblocks computed -- and says so in its
+  ``note``;
+* a call with any other fusion (a folded BatchNorm, an input transform, a
+  residual) computes something torch's layer does not output: its output is
+  not compared (its running statistics still are), and the note says so;
+* a layer skipblocks never calls on its own has only a torch row, noted "not
+  called separately by skipblocks"; its output is covered by its parent's row.
+
+Even unfused, BatchNorm + ReLU may run as one pass (the ReLU-only case above).
 
 A module called several times in one forward (ResidualBlock's shared ``bn``
 runs after both convolutions) gets one row per call, ``bn#1``, ``bn#2``, ...;
@@ -50,11 +60,11 @@ What compare does to the modules you pass in
 This module imports neither torch nor skipblocks.reference at import time;
 only :func:`compare` needs them.
 """
+import contextlib
 import copy
 import html
 import inspect
 import time
-from contextlib import contextmanager
 
 import numpy as np
 
@@ -62,36 +72,52 @@ from .module import Module
 
 __all__ = ["compare", "ParityTable", "hook_forwards"]
 
-# The entry points of skipblocks modules that are wrapped. ``_forward`` is the
-# fused path the blocks call instead of ``forward`` (see the module docstring).
-_ENTRY_POINTS = ("forward", "_forward")
+# The entry points of skipblocks modules that are wrapped: ``forward`` and the
+# private ones the fused paths call instead (DenseLayer._forward,
+# BatchNorm2d._run, Conv2d._conv). Names a class does not have are skipped,
+# so a renamed private method costs rows, never correctness.
+_ENTRY_POINTS = ("forward", "_forward", "_run", "_conv")
+
+# Arguments of those entry points that fuse other work into the output, with
+# their neutral value. A call with any of them non-neutral computes something
+# no single torch layer outputs. ``relu`` alone is handled apart: relu(torch).
+_FUSION_ARGS = {"residual": None, "fold": None, "in_scale": None, "in_shift": None,
+                "in_relu": False, "apply": True}
 
 _MODES = {"train": ("train",), "eval": ("eval",), "both": ("train", "eval")}
 
-_NOTE_FUSED = "fused ReLU: compared with relu(torch)"
+_NOTE_FUSED_RELU = "fused ReLU: compared with relu(torch)"
+_NOTE_FUSED = "fused with other work: output not compared"
 _NOTE_TORCH_ONLY = "not called separately by skipblocks (fused into its parent)"
 _NOTE_OURS_ONLY = "no torch call with this name"
 
 
-def _fused_relu(signature, args, kwargs):
-    """Whether this call applies a ReLU after the layer (the ``relu`` argument
-    of BatchNorm2d._forward). Bound by signature so a change in argument
-    order does not silently break the detection."""
-    if signature is None or "relu" not in signature.parameters:
-        return False
+def _call_kind(signature, args, kwargs):
+    """"plain", "relu" (the layer followed by a ReLU) or "fused" (see
+    _FUSION_ARGS) for one call. Arguments are bound by signature so a change
+    in argument order does not silently break the detection."""
+    if signature is None:
+        return "plain"
     try:
-        bound = signature.bind(*args, **kwargs)
+        arguments = signature.bind(*args, **kwargs).arguments
     except TypeError:
-        return False
-    return bool(bound.arguments.get("relu", False))
+        return "plain"
+    for name, neutral in _FUSION_ARGS.items():
+        if name in arguments:
+            value = arguments[name]
+            if (value is not None) if neutral is None else (bool(value) != neutral):
+                return "fused"
+    return "relu" if arguments.get("relu", False) else "plain"
 
 
-@contextmanager
+@contextlib.contextmanager
 def hook_forwards(module, callback):
     """Within the ``with`` block, every call of a named submodule of the
     skipblocks ``module`` (including ``module`` itself, named "") calls
-    ``callback(name, submodule, output, seconds, fused_relu)`` after it
-    returns. ``seconds`` is the call's wall time, children included.
+    ``callback(name, submodule, output, seconds, kind)`` after it returns.
+    ``seconds`` is the call's wall time, children included; ``kind`` is
+    "plain", "relu" (the output went through a fused ReLU) or "fused" (the
+    output includes other fused work; see the module docstring).
 
     Only the outermost entry into a submodule is reported: ``forward`` calling
     the same module's ``_forward`` is one call, not two. The wrappers are
@@ -128,7 +154,7 @@ def _make_wrapper(name, sub, bound, depth, callback):
     def wrapper(*args, **kwargs):
         if depth[0]:
             return bound(*args, **kwargs)
-        fused = _fused_relu(signature, args, kwargs)
+        kind = _call_kind(signature, args, kwargs)
         depth[0] += 1
         try:
             start = time.perf_counter()
@@ -136,7 +162,7 @@ def _make_wrapper(name, sub, bound, depth, callback):
             seconds = time.perf_counter() - start
         finally:
             depth[0] -= 1
-        callback(name, sub, result, seconds, fused)
+        callback(name, sub, result, seconds, kind)
         return result
 
     return wrapper
@@ -349,17 +375,27 @@ def _run_torch(torch_module, make_input, training, torch):
     return calls
 
 
-def _run_ours(sb_module, make_input, training):
-    sb_module.train(training)
-    calls = []  # (name, type, output array or None, stats or None, fused_relu)
+def _unfused():
+    """skipblocks.runtime.unfused(), or nothing for a build without fused paths."""
+    try:
+        from .runtime import unfused
+    except ImportError:
+        return contextlib.nullcontext()
+    return unfused()
 
-    def record(name, mod, result, seconds, fused):
+
+def _run_ours(sb_module, make_input, training, fused):
+    sb_module.train(training)
+    calls = []  # (name, type, output array or None, stats or None, kind)
+
+    def record(name, mod, result, seconds, kind):
         output = np.array(result, dtype=np.float64, copy=True) if isinstance(
             result, np.ndarray) else None
         stats = _stats_of(mod, lambda a: np.array(a, copy=True)) if training else None
-        calls.append((name, type(mod).__name__, output, stats, fused))
+        calls.append((name, type(mod).__name__, output, stats, kind))
 
-    with hook_forwards(sb_module, record):
+    with hook_forwards(sb_module, record), \
+            (contextlib.nullcontext() if fused else _unfused()):
         sb_module(make_input())
     return calls
 
@@ -399,15 +435,17 @@ def _rows_for_mode(mode, torch_calls, our_calls):
         if mine is None:
             row["note"] = _NOTE_TORCH_ONLY
             continue
-        _, _, output, o_stats, fused = mine
+        _, _, output, o_stats, kind = mine
         notes = []
-        if theirs is None or output is None:
+        if kind == "fused":
+            notes.append(_NOTE_FUSED)
+        elif theirs is None or output is None:
             notes.append("non-array output, not compared")
         else:
-            reference = np.maximum(theirs, 0) if fused else theirs
+            reference = np.maximum(theirs, 0) if kind == "relu" else theirs
             row["max_abs_diff"], row["parity_error"], note = _parity(output, reference)
-            if fused:
-                notes.append(_NOTE_FUSED)
+            if kind == "relu":
+                notes.append(_NOTE_FUSED_RELU)
             if note:
                 notes.append(note)
         if t_stats is not None and o_stats is not None:
@@ -423,7 +461,8 @@ def _rows_for_mode(mode, torch_calls, our_calls):
     return rows
 
 
-def compare(torch_module, sb_module, x, mode="eval", copy_weights=True, tol=1e-4):
+def compare(torch_module, sb_module, x, mode="eval", copy_weights=True, fused=False,
+            tol=1e-4):
     """Run ``torch_module`` and ``sb_module`` on the input ``x`` (a NumPy array
     or torch tensor, or a list of them) and return a :class:`ParityTable` with
     one row per layer call, matched by ``named_modules()`` name.
@@ -431,7 +470,9 @@ def compare(torch_module, sb_module, x, mode="eval", copy_weights=True, tol=1e-4
     ``mode``: "train", "eval" or "both" (train rows, then eval rows, each from
     the same starting state). ``copy_weights``: load
     ``torch_module.state_dict()`` into ``sb_module`` first (it keeps them).
-    ``tol``: which rows the table flags; it does not raise.
+    ``fused``: run skipblocks' fused fast paths instead of calling every
+    layer in turn (fewer rows; see the module docstring). ``tol``: which rows
+    the table flags; it does not raise.
 
     Neither module's state is changed by the forwards themselves: see the
     module docstring for the exact contract.
@@ -456,7 +497,7 @@ def compare(torch_module, sb_module, x, mode="eval", copy_weights=True, tol=1e-4
                 sb_module.load_state_dict(snapshot)
             training = m == "train"
             torch_calls = _run_torch(torch_module, make_theirs, training, torch)
-            our_calls = _run_ours(sb_module, make_ours, training)
+            our_calls = _run_ours(sb_module, make_ours, training, fused)
             rows += _rows_for_mode(m, torch_calls, our_calls)
     finally:
         sb_module.load_state_dict(snapshot)

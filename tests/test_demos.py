@@ -93,6 +93,8 @@ def test_python_dash_m_skipblocks_runs_demos():
     """README's main job: ``python -m skipblocks`` prints the three demos' output shapes
     (and, torch being installed here, their parity errors)."""
     env = dict(os.environ)
+    pkg_parent = os.path.dirname(os.path.dirname(os.path.abspath(sb.__file__)))
+    env["PYTHONPATH"] = pkg_parent + os.pathsep + env.get("PYTHONPATH", "")
     proc = subprocess.run([sys.executable, "-m", "skipblocks"], capture_output=True, text=True,
                           timeout=300, env=env)
     assert proc.returncode == 0, proc.stderr[-3000:]

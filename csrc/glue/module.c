@@ -536,17 +536,21 @@ static int check_running_stat(PyObject *obj, const char *layer, const char *what
 static PyObject *py_batch_norm(PyObject *self, PyObject *args, PyObject *kwargs)
 {
     static char *keywords[] = {"layer", "input", "running_mean", "running_var", "weight",
-                               "bias", "training", "momentum", "eps", "relu", "out", NULL};
+                               "bias", "training", "momentum", "eps", "relu", "out",
+                               "apply", "residual", NULL};
     const char *layer;
     PyObject *input_obj, *rm_obj, *rv_obj, *weight_obj, *bias_obj, *out_obj = Py_None;
-    int training, relu = 0;
+    PyObject *residual_obj = Py_None;
+    int training, relu = 0, apply = 1;
     double momentum, eps;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "sOOOOOpdd|pO", keywords, &layer,
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "sOOOOOpdd|pOpO", keywords, &layer,
                                      &input_obj, &rm_obj, &rv_obj, &weight_obj, &bias_obj,
-                                     &training, &momentum, &eps, &relu, &out_obj))
+                                     &training, &momentum, &eps, &relu, &out_obj, &apply,
+                                     &residual_obj))
         return NULL;
 
-    PyArrayObject *input = NULL, *weight = NULL, *bias = NULL, *out = NULL;
+    PyArrayObject *input = NULL, *weight = NULL, *bias = NULL, *out = NULL, *residual = NULL;
+    PyArrayObject *scale_arr = NULL, *shift_arr = NULL;
     PyObject *result = NULL, *shape_a = NULL;
     float *scratch = NULL;
 
@@ -601,7 +605,26 @@ static PyObject *py_batch_norm(PyObject *self, PyObject *args, PyObject *kwargs)
         goto done;
     }
 
-    if (out_obj != Py_None) {
+    if (residual_obj != Py_None) {
+        /* ResidualBlock's train-mode tail: relu(bn(x) + residual). */
+        residual = as_float_array(residual_obj, layer, "residual", 1);
+        if (residual == NULL) goto done;
+        int same = ndim == 4 && PyArray_NDIM(residual) == 4;
+        for (int i = 0; same && i < 4; i++) same = PyArray_DIMS(residual)[i] == xd[i];
+        if (!same) {
+            PyErr_Format(PyExc_RuntimeError, "%s: the residual must have the shape of the "
+                         "4-D input", layer);
+            goto done;
+        }
+    }
+    if (!apply) {
+        /* Only the per-channel scale and shift (and the running-statistics
+         * update): the caller applies them inside the next convolution. */
+        npy_intp c_dims[1] = {channels};
+        scale_arr = new_float_array(1, c_dims);
+        shift_arr = new_float_array(1, c_dims);
+        if (scale_arr == NULL || shift_arr == NULL) goto done;
+    } else if (out_obj != Py_None) {
         if (check_out_array(out_obj, layer, ndim, xd, ndim == 4) < 0) goto done;
         Py_INCREF(out_obj);
         out = (PyArrayObject *)out_obj;
@@ -612,34 +635,41 @@ static PyObject *py_batch_norm(PyObject *self, PyObject *args, PyObject *kwargs)
 
     /* Kernels see every input as N x C x (spatial) x 1. A non-4-D input is
      * C-contiguous here (as_float_array only keeps fmap layouts for 4-D). */
-    sb_fmap in_map, out_map;
+    sb_fmap in_map, out_map, residual_map;
     if (ndim == 4) {
         in_map = fmap_of(input);
-        out_map = fmap_of(out);
+        out_map = out ? fmap_of(out) : in_map;
     } else {
         sb_fmap m = {xd[0], channels, spatial, 1, channels * spatial};
         in_map = m;
         out_map = m;
     }
+    residual_map = residual ? fmap_of(residual) : in_map;
 
     /* scratch: batch mean, batch var, scale, shift. */
     scratch = PyMem_RawMalloc(4 * (size_t)(channels > 0 ? channels : 1) * sizeof(float));
     if (scratch == NULL) { PyErr_NoMemory(); goto done; }
     float *batch_mean = scratch, *batch_var = scratch + channels;
-    float *scale = scratch + 2 * channels, *shift = scratch + 3 * channels;
+    float *scale = apply ? scratch + 2 * channels : (float *)PyArray_DATA(scale_arr);
+    float *shift = apply ? scratch + 3 * channels : (float *)PyArray_DATA(shift_arr);
     float *running_mean = have_running ? (float *)PyArray_DATA((PyArrayObject *)rm_obj) : NULL;
     float *running_var = have_running ? (float *)PyArray_DATA((PyArrayObject *)rv_obj) : NULL;
     const float *w_data = weight ? (const float *)PyArray_DATA(weight) : NULL;
     const float *b_data = bias ? (const float *)PyArray_DATA(bias) : NULL;
     const float *in_data = (const float *)PyArray_DATA(input);
-    float *out_data = (float *)PyArray_DATA(out);
+    float *out_data = out ? (float *)PyArray_DATA(out) : NULL;
+    const float *residual_data = residual ? (const float *)PyArray_DATA(residual) : NULL;
 
     sb_status status = SB_OK;
     Py_BEGIN_ALLOW_THREADS
     if (training && count == 0) {
         /* torch: an empty batch in train mode gives an empty output and
-         * leaves the running statistics as they were. */
-        status = SB_OK;
+         * leaves the running statistics as they were. The scale and shift
+         * of an empty batch are never used; make them the identity. */
+        for (npy_intp c = 0; c < channels; c++) {
+            scale[c] = 1.0f;
+            shift[c] = 0.0f;
+        }
     } else if (training) {
         status = sb_batch_norm_stats_f32(batch_mean, batch_var, in_data, &in_map);
         if (status == SB_OK && have_running)
@@ -648,24 +678,75 @@ static PyObject *py_batch_norm(PyObject *self, PyObject *args, PyObject *kwargs)
         if (status == SB_OK)
             status = sb_batch_norm_fold_f32(scale, shift, batch_mean, batch_var, w_data,
                                             b_data, eps, channels);
-        if (status == SB_OK)
-            status = sb_batch_norm_apply_f32(out_data, &out_map, in_data, &in_map, scale,
-                                             shift, relu);
     } else {
         status = sb_batch_norm_fold_f32(scale, shift, running_mean, running_var, w_data,
                                         b_data, eps, channels);
-        if (status == SB_OK)
+    }
+    if (status == SB_OK && apply && count > 0) {
+        if (residual_data != NULL)
+            status = sb_batch_norm_add_relu_f32(out_data, &out_map, in_data, &in_map, scale,
+                                                shift, residual_data, &residual_map);
+        else
             status = sb_batch_norm_apply_f32(out_data, &out_map, in_data, &in_map, scale,
                                              shift, relu);
     }
     Py_END_ALLOW_THREADS
     if (status != SB_OK) { raise_status(status, layer); goto done; }
-    result = (PyObject *)out;
-    out = NULL;
+    if (apply) {
+        result = (PyObject *)out;
+        out = NULL;
+    } else {
+        result = PyTuple_Pack(2, (PyObject *)scale_arr, (PyObject *)shift_arr);
+    }
 done:
     PyMem_RawFree(scratch);
     Py_XDECREF(input); Py_XDECREF(weight); Py_XDECREF(bias); Py_XDECREF(out);
+    Py_XDECREF(residual); Py_XDECREF(scale_arr); Py_XDECREF(shift_arr);
     Py_XDECREF(shape_a);
+    return result;
+}
+
+
+/* ------------------------------------------------------------------ */
+/* batch_norm_fold(layer, mean, var, weight, bias, eps) -> (scale, shift)*/
+/* An eval-mode BatchNorm as the per-channel x * scale + shift that torch */
+/* computes; the layers fold it into the convolution next to it.        */
+/* ------------------------------------------------------------------ */
+static PyObject *py_batch_norm_fold(PyObject *self, PyObject *args, PyObject *kwargs)
+{
+    static char *keywords[] = {"layer", "mean", "var", "weight", "bias", "eps", NULL};
+    const char *layer;
+    PyObject *mean_obj, *var_obj, *weight_obj, *bias_obj;
+    double eps;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "sOOOOd", keywords, &layer, &mean_obj,
+                                     &var_obj, &weight_obj, &bias_obj, &eps))
+        return NULL;
+    PyArrayObject *mean = NULL, *var = NULL, *weight = NULL, *bias = NULL;
+    PyArrayObject *scale = NULL, *shift = NULL;
+    PyObject *result = NULL;
+    mean = as_float_array(mean_obj, layer, "running_mean", 0);
+    if (mean == NULL) goto done;
+    npy_intp channels = PyArray_SIZE(mean);
+    if (as_channel_vector(var_obj, layer, "running_var", channels, &var) < 0) goto done;
+    if (var == NULL) {
+        PyErr_Format(PyExc_TypeError, "%s: running_var is required", layer);
+        goto done;
+    }
+    if (as_channel_vector(weight_obj, layer, "weight", channels, &weight) < 0) goto done;
+    if (as_channel_vector(bias_obj, layer, "bias", channels, &bias) < 0) goto done;
+    scale = new_float_array(1, &channels);
+    shift = new_float_array(1, &channels);
+    if (scale == NULL || shift == NULL) goto done;
+    sb_status status = sb_batch_norm_fold_f32(
+        (float *)PyArray_DATA(scale), (float *)PyArray_DATA(shift),
+        (const float *)PyArray_DATA(mean), (const float *)PyArray_DATA(var),
+        weight ? (const float *)PyArray_DATA(weight) : NULL,
+        bias ? (const float *)PyArray_DATA(bias) : NULL, eps, channels);
+    if (status != SB_OK) { raise_status(status, layer); goto done; }
+    result = PyTuple_Pack(2, (PyObject *)scale, (PyObject *)shift);
+done:
+    Py_XDECREF(mean); Py_XDECREF(var); Py_XDECREF(weight); Py_XDECREF(bias);
+    Py_XDECREF(scale); Py_XDECREF(shift);
     return result;
 }
 
@@ -1127,6 +1208,8 @@ static PyMethodDef methods[] = {
     {"batch_norm", (PyCFunction)(void (*)(void))py_batch_norm, METH_VARARGS | METH_KEYWORDS,
      "batch_norm(layer, input, running_mean, running_var, weight, bias, training, momentum, "
      "eps, relu=False, out=None)"},
+    {"batch_norm_fold", (PyCFunction)(void (*)(void))py_batch_norm_fold,
+     METH_VARARGS | METH_KEYWORDS, "batch_norm_fold(layer, mean, var, weight, bias, eps)"},
     {"max_pool2d", (PyCFunction)(void (*)(void))py_max_pool2d, METH_VARARGS | METH_KEYWORDS,
      "max_pool2d(layer, input, kernel_size, stride, padding, dilation, ceil_mode)"},
     {"adaptive_avg_pool2d", (PyCFunction)(void (*)(void))py_adaptive_avg_pool2d,

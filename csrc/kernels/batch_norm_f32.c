@@ -113,8 +113,8 @@ sb_status sb_batch_norm_update_running_f32(float *restrict running_mean,
      * before it gets here; n / (n - 1) would divide by zero. */
     if (count < 2)
         return SB_ERR_SHAPE;
-    if (!(momentum >= 0.0 && momentum <= 1.0))
-        return SB_ERR_ARGUMENT;
+    /* Any momentum is accepted, as in torch (values outside [0, 1] are odd
+     * but well defined). */
     if (channels == 0)
         return SB_OK;
     if (running_mean == NULL || running_var == NULL || mean == NULL || var_biased == NULL)
@@ -167,6 +167,44 @@ sb_status sb_batch_norm_apply_f32(float *out_data, const sb_fmap *out,
             } else {
                 for (int64_t i = 0; i < hw; i++)
                     y[i] = x[i] * s + t;
+            }
+        }
+    }
+    return SB_OK;
+}
+
+/*
+ * ResidualBlock's train-mode tail, one pass instead of three:
+ *   out = relu(in * scale[c] + shift[c] + residual)
+ * which is torch's F.relu(bn(conv2(out)) + residual) once the batch
+ * statistics are known. out may be in (in-place).
+ */
+sb_status sb_batch_norm_add_relu_f32(float *out_data, const sb_fmap *out,
+                                     const float *in_data, const sb_fmap *in,
+                                     const float *restrict scale, const float *restrict shift,
+                                     const float *residual_data, const sb_fmap *residual)
+{
+    if (out == NULL || in == NULL || residual == NULL)
+        return SB_ERR_NULL;
+    if (!fmap_ok(out) || !fmap_ok(in) || !fmap_ok(residual) || out->n != in->n ||
+        out->c != in->c || out->h != in->h || out->w != in->w || residual->n != in->n ||
+        residual->c != in->c || residual->h != in->h || residual->w != in->w)
+        return SB_ERR_SHAPE;
+    const int64_t hw = in->h * in->w;
+    if (in->n == 0 || in->c == 0 || hw == 0)
+        return SB_OK;
+    if (out_data == NULL || in_data == NULL || scale == NULL || shift == NULL ||
+        residual_data == NULL)
+        return SB_ERR_NULL;
+    for (int64_t n = 0; n < in->n; n++) {
+        for (int64_t c = 0; c < in->c; c++) {
+            const float *x = in_data + n * in->batch_stride + c * hw;
+            const float *r = residual_data + n * residual->batch_stride + c * hw;
+            float *y = out_data + n * out->batch_stride + c * hw;
+            const float s = scale[c], t = shift[c];
+            for (int64_t i = 0; i < hw; i++) {
+                const float v = (x[i] * s + t) + r[i];
+                y[i] = v < 0.0f ? 0.0f : v; /* torch.relu: NaN and -0.0 kept */
             }
         }
     }

@@ -132,8 +132,8 @@ static void valid_span(int64_t off, int64_t stride, int64_t in_len, int64_t out_
 }
 
 /* Copies `count` input values src[0], src[stride], ... to dst, through the
- * input transform when there is one: x * s + t, then relu keeping NaN
- * (torch.relu(NaN) is NaN). */
+ * input transform when there is one: x * s + t, then torch.relu
+ * (v < 0 ? 0 : v, which keeps NaN and -0.0). */
 static void copy_transformed(float *restrict dst, const float *restrict src, int64_t stride,
                              int64_t count, const float *scale_shift, int relu)
 {
@@ -149,7 +149,7 @@ static void copy_transformed(float *restrict dst, const float *restrict src, int
     const float t = scale_shift ? scale_shift[1] : 0.0f;
     for (int64_t q = 0; q < count; q++) {
         float v = src[q * stride] * s + t;
-        dst[q] = relu && !(v > 0.0f) && v == v ? 0.0f : v;
+        dst[q] = relu && v < 0.0f ? 0.0f : v;
     }
 }
 

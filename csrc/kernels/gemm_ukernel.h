@@ -15,8 +15,8 @@
  * result never depends on how the caller split the work over threads.
  * Variants differ from each other only by FMA rounding (scalar: unfused).
  *
- * ReLU keeps NaN (torch: relu(NaN) = NaN), so it is written max(0, x) with
- * x as the operand that is returned when either is NaN.
+ * ReLU is torch's clamp_min(x, 0) = (x < 0 ? 0 : x) bit for bit: NaN fails
+ * the test and is kept, -0.0 stays -0.0.
  */
 #ifndef SB_GEMM_UKERNEL_H
 #define SB_GEMM_UKERNEL_H

@@ -17,8 +17,8 @@
 #pragma GCC target("avx2,fma")
 #include <immintrin.h>
 
-/* max(0, x) returning x when x is NaN: MAXPS returns its second operand
- * when either operand is NaN, so NaN stays NaN as in torch.relu. */
+/* torch.relu, x < 0 ? 0 : x: MAXPS returns its second operand when either
+ * operand is NaN or both are zero, so NaN and -0.0 come through as x. */
 static inline __m256 relu_keep_nan(__m256 x)
 {
     return _mm256_max_ps(_mm256_setzero_ps(), x);

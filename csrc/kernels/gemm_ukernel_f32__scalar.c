@@ -43,7 +43,7 @@ void sb_gemm_f32_ukernel_6x16__scalar(int64_t kc, const float *restrict a,
             }
             if (epilogue->relu)
                 for (int j = 0; j < NR; j++)
-                    acc[i][j] = acc[i][j] > 0.0f || acc[i][j] != acc[i][j] ? acc[i][j] : 0.0f;
+                    acc[i][j] = acc[i][j] < 0.0f ? 0.0f : acc[i][j];
         }
         for (int j = 0; j < NR; j++)
             ci[j] = acc[i][j];

@@ -1,0 +1,86 @@
+"""Threads and instruction sets of the C kernels.
+
+- ``set_num_threads(n)`` / ``get_num_threads()``: threads used by the
+  convolutions (the default: the CPUs this process may use, or the
+  environment variable ``SKIPBLOCKS_NUM_THREADS``). Results are bit-identical
+  for every thread count: work is split over output tiles, never inside a sum.
+- ``set_isa(name)`` / ``get_isa()`` / ``available_isas()``: the instruction set
+  of the convolution micro-kernels, chosen at run time from what the CPU
+  supports ('avx2' on x86-64 CPUs with AVX2 and FMA, else 'scalar', the
+  portable C path every build has). Forcing one ('scalar', 'avx2', or 'auto'
+  for the best) is for tests and benchmarks; so is the environment variable
+  ``SKIPBLOCKS_ISA``, read at import.
+"""
+import os
+
+from . import _C
+
+__all__ = ["set_num_threads", "get_num_threads", "set_isa", "get_isa", "available_isas",
+           "fusion_enabled", "unfused"]
+
+
+def set_num_threads(n):
+    """Sets the number of threads the kernels use (n >= 1)."""
+    if isinstance(n, bool) or not isinstance(n, int):
+        raise TypeError(f"set_num_threads: expected an int, got {type(n).__name__}")
+    _C.set_num_threads(n)
+
+
+def get_num_threads():
+    """The number of threads the kernels use."""
+    return _C.get_num_threads()
+
+
+def set_isa(name):
+    """Forces the instruction set of the kernels: 'auto', 'scalar' or 'avx2'."""
+    _C.set_isa(name)
+
+
+def get_isa():
+    """The instruction set in use: 'scalar' or 'avx2'."""
+    return _C.get_isa()
+
+
+def available_isas():
+    """The instruction sets this build can run on this CPU."""
+    return _C.available_isas()
+
+
+def _apply_environment():
+    isa = os.environ.get("SKIPBLOCKS_ISA", "").strip()
+    if isa:
+        try:
+            set_isa(isa)
+        except ValueError as exc:
+            raise ImportError(f"skipblocks: SKIPBLOCKS_ISA={isa!r}: {exc}") from None
+
+
+_apply_environment()
+
+
+_fusion_enabled = True
+
+
+def fusion_enabled():
+    """Whether blocks run their fused fast paths (the default)."""
+    return _fusion_enabled
+
+
+class unfused:
+    """Context manager: blocks and Sequential call each child layer in turn,
+    as the document's torch code does, instead of their fused paths (folded
+    BatchNorms, BatchNorm + ReLU inside the next convolution's packing,
+    residual + ReLU in its epilogue). The numbers agree within the parity
+    bounds either way; skipblocks.parity uses this to see every layer's
+    output."""
+
+    def __enter__(self):
+        global _fusion_enabled
+        self._previous = _fusion_enabled
+        _fusion_enabled = False
+        return self
+
+    def __exit__(self, *exc):
+        global _fusion_enabled
+        _fusion_enabled = self._previous
+        return False
