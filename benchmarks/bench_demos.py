@@ -19,8 +19,9 @@ the way in a threading issue); an extension without it computes on one thread.
 Either way the "sb thr" column and the JSON record what skipblocks really used.
 
 After the table, a per-layer breakdown of the ResNet demo: the wall time of
-each named submodule's forward (children included), measured by wrapping the
-forwards as skipblocks.parity does, next to torch's per-module time from
+each named submodule's call (children included), measured by wrapping the
+forwards as skipblocks.parity does -- on skipblocks' default fused path and
+with every layer called in turn -- next to torch's per-module time from
 forward pre/post hooks.
 
 Timings are measurements, not tests: nothing here asserts on speed.
@@ -173,33 +174,32 @@ def run_cases(cases, threads, warmup, repeats, seed, log):
 
 
 # -- per-layer breakdown ----------------------------------------------------
-def layer_breakdown(name, warmup, repeats, seed, mode="eval"):
-    """Per named submodule call: median ms in skipblocks and torch (each call
-    of a module used several times, like ResidualBlock's shared bn, is its own
-    row: bn#1, bn#2). Inclusive times: a block's row includes its layers."""
-    torch.manual_seed(seed)
-    skipblocks.manual_seed(seed)
-    theirs, ours = _demo_pair(name)()
-    ours.load_state_dict(theirs.state_dict())
-    theirs.train(mode == "train")
-    ours.train(mode == "train")
-    x = ref.document_input(name, seed).numpy()
-    xt = torch.from_numpy(x.copy())
+def _median_calls(runs):
+    """[[(layer, type, seconds)] per run] -> (display names in call order,
+    {display name: (type, median ms)}). Each call of a module used several
+    times (ResidualBlock's shared bn) is its own entry: bn#1, bn#2."""
+    names = parity._display_names(runs[0])
+    return names, {display: (runs[0][j][1], statistics.median(r[j][2] * 1e3 for r in runs))
+                   for j, display in enumerate(names)}
 
-    our_runs = []
-    calls = []
 
-    def record(layer, module, result, seconds, fused):
+def _time_ours(ours, x, warmup, repeats):
+    runs, calls = [], []
+
+    def record(layer, module, result, seconds, kind):
         calls.append((layer, type(module).__name__, seconds))
 
     with parity.hook_forwards(ours, record):
         for i in range(warmup + repeats):
-            calls = []
+            calls.clear()
             ours(x)
             if i >= warmup:
-                our_runs.append(calls)
+                runs.append(list(calls))
+    return _median_calls(runs)
 
-    torch_runs = []
+
+def _time_torch(theirs, xt, warmup, repeats):
+    runs, calls = [], []
     starts = {}  # module -> stack of start times (a module may be re-entered)
 
     def pre(module, args):
@@ -207,8 +207,8 @@ def layer_breakdown(name, warmup, repeats, seed, mode="eval"):
 
     def make_post(layer):
         def post(module, args, output):
-            t_calls.append((layer, type(module).__name__,
-                            time.perf_counter() - starts[module].pop()))
+            calls.append((layer, type(module).__name__,
+                          time.perf_counter() - starts[module].pop()))
         return post
 
     handles = []
@@ -218,32 +218,48 @@ def layer_breakdown(name, warmup, repeats, seed, mode="eval"):
     try:
         with torch.no_grad():
             for i in range(warmup + repeats):
-                t_calls = []
+                calls.clear()
                 theirs(xt)
                 if i >= warmup:
-                    torch_runs.append(t_calls)
+                    runs.append(list(calls))
     finally:
         for h in handles:
             h.remove()
+    return _median_calls(runs)
 
-    def medians(runs):
-        names = parity._display_names(runs[0])
-        out = {}
-        for j, display in enumerate(names):
-            out[display] = (runs[0][j][1], statistics.median(r[j][2] * 1e3 for r in runs))
-        return names, out
 
-    our_names, our_ms = medians(our_runs)
-    _, torch_ms = medians(torch_runs)
+def layer_breakdown(name, warmup, repeats, seed, mode="eval"):
+    """Median ms per named submodule call, children included: skipblocks on
+    its default fused path, skipblocks with every layer called in turn
+    (runtime.unfused, when the build has fused paths) and torch.
+
+    On the fused path a layer folded into another has no row of its own, and
+    a call's time includes the work fused into it (conv1's row in eval mode
+    includes the folded BatchNorm and the ReLU)."""
+    torch.manual_seed(seed)
+    skipblocks.manual_seed(seed)
+    theirs, ours = _demo_pair(name)()
+    ours.load_state_dict(theirs.state_dict())
+    theirs.train(mode == "train")
+    ours.train(mode == "train")
+    x = ref.document_input(name, seed).numpy()
+
+    fused_names, fused = _time_ours(ours, x, warmup, repeats)
+    with parity._unfused():
+        unfused_names, unfused = _time_ours(ours, x, warmup, repeats)
+    torch_names, theirs_ms = _time_torch(theirs, torch.from_numpy(x.copy()), warmup, repeats)
+
     rows = []
-    for display in our_names:
-        type_name, ms = our_ms[display]
-        rows.append({"layer": display or "(model)", "type": type_name, "skipblocks_ms": ms,
-                     "torch_ms": torch_ms.get(display, (None, None))[1]})
-    for display, (type_name, ms) in torch_ms.items():
-        if display not in our_ms:
-            rows.append({"layer": display or "(model)", "type": type_name,
-                         "skipblocks_ms": None, "torch_ms": ms})
+    # torch's call order lists every layer; then anything only skipblocks called.
+    for display in torch_names + [n for n in unfused_names + fused_names
+                                  if n not in theirs_ms]:
+        if any(r["layer"] == (display or "(model)") for r in rows):
+            continue
+        type_name = (theirs_ms.get(display) or unfused.get(display) or fused.get(display))[0]
+        rows.append({"layer": display or "(model)", "type": type_name,
+                     "skipblocks_ms": fused.get(display, (None, None))[1],
+                     "skipblocks_unfused_ms": unfused.get(display, (None, None))[1],
+                     "torch_ms": theirs_ms.get(display, (None, None))[1]})
     return {"demo": name, "mode": mode, "input_shape": list(x.shape), "rows": rows}
 
 
@@ -278,23 +294,25 @@ def format_table(results):
 
 def format_breakdown(breakdown):
     rows = breakdown["rows"]
-    total = next((r["skipblocks_ms"] for r in rows if r["layer"] == "(model)"), None)
     width = max(len(r["layer"]) for r in rows)
     tw = max(len(r["type"]) for r in rows)
+
+    def num(v, w):
+        return "-".rjust(w) if v is None else f"{v:{w}.3f}"
+
     out = [f"per-layer time, {breakdown['demo']} demo, {breakdown['mode']} mode, input "
            f"{'x'.join(map(str, breakdown['input_shape']))} (median ms, children included; "
            "both sides at 1 thread)",
-           f"{'layer'.ljust(width)}  {'type'.ljust(tw)}  {'skipblocks':>10}  {'% total':>7}  "
+           f"{'layer'.ljust(width)}  {'type'.ljust(tw)}  {'sb fused':>9}  {'sb unfused':>10}  "
            f"{'torch':>8}  {'ratio':>6}"]
     for r in rows:
         sb_ms, t_ms = r["skipblocks_ms"], r["torch_ms"]
-        share = f"{100 * sb_ms / total:6.1f}%" if sb_ms is not None and total else "-"
-        ratio = f"{t_ms / sb_ms:6.2f}" if sb_ms and t_ms is not None else "-"
-        out.append(f"{r['layer'].ljust(width)}  {r['type'].ljust(tw)}  "
-                   f"{'-' if sb_ms is None else f'{sb_ms:10.3f}':>10}  {share:>7}  "
-                   f"{'-' if t_ms is None else f'{t_ms:8.3f}':>8}  {ratio:>6}")
-    out.append("skipblocks bn#1 rows include the fused ReLU (torch applies F.relu outside "
-               "the module); '-' = not called separately on that side.")
+        ratio = f"{t_ms / sb_ms:6.2f}" if sb_ms and t_ms is not None else "-".rjust(6)
+        out.append(f"{r['layer'].ljust(width)}  {r['type'].ljust(tw)}  {num(sb_ms, 9)}  "
+                   f"{num(r['skipblocks_unfused_ms'], 10)}  {num(t_ms, 8)}  {ratio}")
+    out.append("sb fused = skipblocks' default path: '-' where a layer is folded into another, "
+               "whose row includes it; sb unfused = every layer called in turn; "
+               "ratio = torch / sb fused.")
     return "\n".join(out)
 
 

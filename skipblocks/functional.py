@@ -158,11 +158,14 @@ def adaptive_avg_pool2d(input, output_size, *, _layer="adaptive_avg_pool2d"):
         if len(sizes) != 2:
             raise TypeError(f"{_layer}: output_size must be an int, None or a pair, "
                             f"got {output_size!r}")
-    if any(s is None for s in sizes):
+    if not isinstance(output_size, numbers.Integral):
         shape = np.shape(input) if isinstance(input, np.ndarray) else np.shape(to_numpy(input))
-        if len(shape) < 2:
-            raise RuntimeError(f"{_layer}: adaptive_avg_pool2d(): Expected 3D or 4D tensor, "
-                               f"but got {list(shape)}")
+        if len(shape) <= 2:
+            # torch.nn.functional checks a pair output_size against the input
+            # before its kernel runs, with this ValueError.
+            raise ValueError(f"{_layer}: Input dimension should be at least 3, got input of "
+                             f"size {list(shape)}")
+    if any(s is None for s in sizes):
         sizes = tuple(shape[-2 + i] if s is None else s for i, s in enumerate(sizes))
     return _C.adaptive_avg_pool2d(_layer, input, tuple(int(s) for s in sizes))
 

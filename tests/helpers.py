@@ -143,6 +143,7 @@ def randomize_(torch_module, seed=0):
                 c = m.num_features
                 if m.weight is not None:
                     m.weight.copy_(torch.rand(c, generator=g) + 0.5)
+                if m.bias is not None:
                     m.bias.copy_(torch.rand(c, generator=g) - 0.5)
                 if m.running_mean is not None:
                     m.running_mean.copy_(torch.randn(c, generator=g) * 0.2)

@@ -205,6 +205,8 @@ BAD_SHAPES = [
     (lambda: sb.MaxPool2d(3, padding=2), lambda: nn.MaxPool2d(3, padding=2), (1, 3, 6, 6), ["MaxPool2d"]),
     (lambda: sb.AdaptiveAvgPool2d(2), lambda: nn.AdaptiveAvgPool2d(2), (4, 4), ["AdaptiveAvgPool2d"]),
     (lambda: sb.AdaptiveAvgPool2d(2), lambda: nn.AdaptiveAvgPool2d(2), (1, 2, 0, 4), ["AdaptiveAvgPool2d"]),
+    # with a None entry torch checks the rank in Python first and raises ValueError
+    (lambda: sb.AdaptiveAvgPool2d((3, None)), lambda: nn.AdaptiveAvgPool2d((3, None)), (7, 5), ["AdaptiveAvgPool2d"]),
     (lambda: sb.Linear(4, 3), lambda: nn.Linear(4, 3), (2, 5), ["Linear"]),
     (lambda: sb.Linear(4, 3), lambda: nn.Linear(4, 3), (5,), ["Linear"]),
     (lambda: sb.Linear(4, 3), lambda: nn.Linear(4, 3), (), ["Linear"]),

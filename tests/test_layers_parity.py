@@ -28,6 +28,7 @@ LAYER_CASES = [
     ("bn_no_affine", "BatchNorm2d", (6,), dict(affine=False), (2, 6, 2, 2), "batch_norm"),
     ("bn_no_stats", "BatchNorm2d", (3,), dict(track_running_stats=False), (4, 3, 2, 3), "batch_norm"),
     ("bn_no_affine_no_stats", "BatchNorm2d", (3,), dict(affine=False, track_running_stats=False), (2, 3, 3, 1), "batch_norm"),
+    ("bn_no_bias", "BatchNorm2d", (5,), dict(bias=False), (2, 5, 3, 4), "batch_norm"),
     ("bn_two_values", "BatchNorm2d", (8,), {}, (2, 8, 1, 1), "batch_norm"),
     ("relu", "ReLU", (), {}, (2, 3, 5, 5), "relu"),
     ("sigmoid", "Sigmoid", (), {}, (2, 3, 5, 5), "sigmoid"),

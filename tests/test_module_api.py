@@ -15,7 +15,6 @@ import torch.nn.functional as F
 from torch import nn
 
 import skipblocks as sb
-import skipblocks.functional as sbF
 from skipblocks import reference as ref
 
 from helpers import (SB_BUILDERS, assert_parity, assert_state_dict_parity, load_from_torch,
@@ -43,6 +42,7 @@ MODULE_CASES = [
     ("BatchNorm2d", (5,), dict(affine=False)),
     ("BatchNorm2d", (5,), dict(track_running_stats=False)),
     ("BatchNorm2d", (2,), dict(eps=0.001, momentum=0.01, affine=False, track_running_stats=False)),
+    ("BatchNorm2d", (4,), dict(bias=False)),     # torch 2.13's keyword-only bias
     ("ReLU", (), {}),
     ("ReLU", (True,), {}),
     ("ReLU", (), dict(inplace=True)),
@@ -194,22 +194,26 @@ def _user_modules():
             super().__init__()
             self.conv = nn.Conv2d(2, 3, 1)
             self.scale = nn.Parameter(torch.rand(3) + 0.5)
+            self.register_parameter("shift", nn.Parameter(torch.rand(3)))
             self.register_buffer("offset", torch.rand(3))
             self.add_module("bn", nn.BatchNorm2d(3))
 
         def forward(self, x):
-            return self.bn(self.conv(x)) * self.scale[:, None, None] + self.offset[:, None, None]
+            return (self.bn(self.conv(x)) * self.scale[:, None, None] + self.offset[:, None, None]
+                    + self.shift[:, None, None])
 
     class MineSB(sb.Module):
         def __init__(self):
             super().__init__()
             self.conv = sb.Conv2d(2, 3, 1)
             self.scale = sb.Parameter(np.ones(3, np.float32))
+            self.register_parameter("shift", sb.Parameter(np.zeros(3)))
             self.register_buffer("offset", np.zeros(3, np.float32))
             self.add_module("bn", sb.BatchNorm2d(3))
 
         def forward(self, x):
-            return self.bn(self.conv(x)) * self.scale[:, None, None] + self.offset[:, None, None]
+            return (self.bn(self.conv(x)) * self.scale[:, None, None] + self.offset[:, None, None]
+                    + self.shift[:, None, None])
 
     MineSB.__name__ = MineSB.__qualname__ = "Mine"
     return Mine(), MineSB()

@@ -10,8 +10,6 @@ import subprocess
 import sys
 import textwrap
 
-import pytest
-
 import skipblocks
 
 # The subprocess must import the same skipblocks as this test process.

@@ -144,6 +144,21 @@ def test_modules_are_left_as_found():
                    for m in ours.modules())
 
 
+@pytest.mark.parametrize("mode", ["train", "eval"])
+def test_fused_path_block_rows_within_bound(mode):
+    """fused=True checks the fast path: layers folded into others are noted
+    (never silently dropped), block and model outputs are still compared."""
+    theirs, ours, x = _resnet_pair()
+    table = parity.compare(theirs, ours, x, mode=mode, fused=True)
+    rows = _by_name(table, mode)
+    assert table.worst < TOL, str(table)
+    for name in BLOCKS + ("",):
+        assert rows[name]["parity_error"] is not None, name
+    for name, row in rows.items():
+        if row["parity_error"] is None:
+            assert row["note"], name
+
+
 def test_densenet_rows_fused_layers_are_noted():
     theirs = ref.densenet_demo()
     ours = demos.densenet_demo()

@@ -7,24 +7,39 @@
  *   - reading every input value through x * in_scale[c] + in_shift[c] and a
  *     ReLU (DenseLayer's BatchNorm + ReLU before each convolution; torch
  *     zero-pads the *transformed* map, so padding stays 0), and
- *   - adding a residual and applying a ReLU to the result (ResidualBlock),
- * in one pass over the output.
+ *   - adding a residual and applying a ReLU to the result (ResidualBlock).
  *
- * Method (per image n and group g the convolution is the GEMM
- *   out (Cog x P) = W (Cog x K) * cols (K x P), P = OH*OW, K = Cig*KH*KW):
- *   - W is packed ahead of time by sb_conv2d_f32_pack_weights, in blocks of
- *     MR output channels: [MR biases][K x MR weights, k-major], rows past
- *     Cog zero (so edge tiles need no special weights).
- *   - The output pixels of each (n, g) are cut into column blocks of at most
- *     NC pixels: the unit of work ("tile") given to a thread. For its tile a
- *     thread walks K in blocks of KC; for each it packs cols[k0:k0+kc, block]
- *     (im2col + input transform) into NR-wide panels in its own workspace
- *     (KC x NC floats, sized for L2), then runs the micro-kernel over every
- *     (MR-row block, NR-column panel) pair. Later K blocks accumulate into
- *     the output; the last applies the epilogue.
- *   - Edge tiles (fewer than MR rows or NR columns left) run the same
- *     micro-kernel on a local MR x NR buffer and copy the valid part, so
- *     every element goes through the same arithmetic.
+ * Method. Per image n and group g the convolution is the GEMM
+ *   out (Cog x P) = W (Cog x K) * cols (K x P),  K = Cig*KH*KW, P pixels,
+ * row k = (channel c, tap ky, kx) of cols holding input(c, oy*sh + ky*dh - ph,
+ * ox*sw + kx*dw - pw) for pixel (oy, ox).
+ *
+ *  1. Staging: unless the input can be read as it is, every (image, channel)
+ *     plane is copied once into the workspace, zero-padded on all sides
+ *     (Hp = H + 2ph, Wp = W + 2pw) and passed through the input transform.
+ *     After that no tap needs a bounds test, and the transform costs one
+ *     pass over the input instead of KH*KW passes.
+ *  2. Columns. With stride 1 a pixel's taps sit at a fixed offset from
+ *     pixel (oy, ox)'s position oy*Wp + ox in the padded plane, so the
+ *     columns are taken over "virtual" pixels q = oy*Wp + ox, q in [0,
+ *     OH*Wp): row k of cols is then a *contiguous* run of the padded plane
+ *     starting at c*Hp*Wp + ky*dh*Wp + kx*dw, and packing a panel is a 64-byte
+ *     copy. The Wp - OW columns per row that are not real pixels are
+ *     computed and dropped (for a 3x3 conv on 24x24, 2 of 26). With a
+ *     stride, columns are the real pixels and each is gathered through a
+ *     precomputed offset table.
+ *  3. The weights W are packed ahead of time by sb_conv2d_f32_pack_weights
+ *     in blocks of MR output channels: [MR biases][K x MR weights, k-major],
+ *     rows past Cog zero.
+ *  4. Tiles: the columns of each (n, g) are cut into blocks of at most NC;
+ *     a tile is one such block, the unit of work of a thread. For its tile a
+ *     thread walks K in blocks of KC: it packs cols[k0:k0+kc, block] into
+ *     NR-wide panels (KC x NC floats, sized for L2) and runs the
+ *     micro-kernel over every (MR-row block, NR-column panel), accumulating
+ *     into a tile buffer of its own (all MR-padded rows x NC columns, so
+ *     every micro-kernel call is a full tile: no edge code). After the last
+ *     K block the epilogue -- bias, residual, ReLU -- is applied while the
+ *     real pixels are copied from the tile buffer to the output.
  *
  * Determinism: K blocking depends only on K, never on the thread count or
  * the column split, and the micro-kernel sums in a fixed order, so results
@@ -43,6 +58,9 @@ enum { MR = SB_CONV_MR, NR = SB_CONV_NR };
  * while the MR x KC weight strips stream past; NC columns x KC rows of
  * packed input (up to 192 KiB) stay in L2 across the MR-row blocks. */
 enum { KC_MAX = 256, NC_PANELS_MAX = 12, NC_MAX = NC_PANELS_MAX * NR };
+/* A convolution with fewer multiply-adds than this stays on one thread:
+ * waking a thread costs more than it saves. */
+#define SB_CONV_PARALLEL_MIN_MACS ((int64_t)1 << 20)
 
 static int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 static int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
@@ -104,184 +122,158 @@ sb_status sb_conv2d_f32_pack_weights(float *restrict packed, const float *restri
 
 /* Everything a tile needs, shared read-only by the threads. */
 typedef struct {
-    const float *in;
+    /* the (staged or original) input: image n, group g, channel c, padded
+     * row y, column x at src + n*src_image + g*src_group + c*src_plane +
+     * y*src_row + x */
+    const float *src;
+    int64_t src_image, src_group, src_plane, src_row;
     float *out;
+    sb_fmap out_map;
     const float *packed;
-    sb_fmap in_map, out_map;
     sb_conv2d_params p;
-    sb_conv2d_fusion fusion; /* in_scale NULL: no transform; residual NULL: none */
-    int64_t cig, cog, k, pixels, m_blocks;
+    const float *residual; /* NULL: none */
+    sb_fmap residual_map;
+    int relu;
+    int contiguous;      /* virtual-pixel columns (stride 1) */
+    int64_t cig, cog, k, m_blocks;
+    int64_t columns;     /* per (n, g): OH*Wp if contiguous, else OH*OW */
+    int64_t col_width;   /* Wp if contiguous, else OW: columns per output row */
     int64_t kc, k_blocks;          /* K blocking (thread-count independent) */
     int64_t nc, col_blocks, tiles; /* column split (may depend on threads) */
     int64_t slots;                 /* workspace slots = threads used */
-    float *workspace;              /* slots x (KC_MAX * NC_MAX) floats */
+    float *slot_space;             /* slots x slot_floats */
+    int64_t slot_floats;
     sb_gemm_ukernel ukernel;
 } conv_job;
 
-/* First and one-past-last output column x in [0, out_len) whose input column
- * x*stride + off lies inside [0, in_len). */
-static void valid_span(int64_t off, int64_t stride, int64_t in_len, int64_t out_len,
-                       int64_t *lo, int64_t *hi)
-{
-    int64_t a = off >= 0 ? 0 : ceil_div(-off, stride);
-    int64_t b = in_len - off <= 0 ? 0 : ceil_div(in_len - off, stride);
-    a = min64(a, out_len);
-    b = min64(max64(b, a), out_len);
-    *lo = a;
-    *hi = b;
-}
-
-/* Copies `count` input values src[0], src[stride], ... to dst, through the
- * input transform when there is one: x * s + t, then torch.relu
- * (v < 0 ? 0 : v, which keeps NaN and -0.0). */
-static void copy_transformed(float *restrict dst, const float *restrict src, int64_t stride,
-                             int64_t count, const float *scale_shift, int relu)
-{
-    if (scale_shift == NULL && !relu) {
-        if (stride == 1)
-            memcpy(dst, src, (size_t)count * sizeof(float));
-        else
-            for (int64_t q = 0; q < count; q++)
-                dst[q] = src[q * stride];
-        return;
-    }
-    const float s = scale_shift ? scale_shift[0] : 1.0f;
-    const float t = scale_shift ? scale_shift[1] : 0.0f;
-    for (int64_t q = 0; q < count; q++) {
-        float v = src[q * stride] * s + t;
-        dst[q] = relu && v < 0.0f ? 0.0f : v;
-    }
-}
-
-/*
- * Packs rows [k0, k0+kc) and columns [j0, j0+ncols) of the column matrix of
- * image `img` (channel 0 of the group) into NR-wide panels:
- *   dst[(j / NR) * kc * NR + (k - k0) * NR + j % NR], j relative to j0,
- * zero-filling columns past ncols up to the panel boundary.
- * Row k reads input channel k / (KH*KW) at tap (ky, kx); a run of output
- * pixels within one output row and one panel reads a strided run of one
- * input row, so it is copied as a run, with the taps that fall in the
- * padding written as zeros.
- */
-static void pack_columns(float *restrict dst, const float *restrict img, const conv_job *job,
-                         const float *in_scale, const float *in_shift, int in_relu,
-                         int64_t k0, int64_t kc, int64_t j0, int64_t ncols)
+/* Packs rows [k0, k0+kc) and columns [col0, col0+ncols) of cols for one
+ * image and group (src_ng: its first staged plane) into NR-wide panels,
+ *   dst[(j / NR) * kc*NR + (k - k0) * NR + j % NR], j relative to col0,
+ * zero-filling columns past ncols up to the panel boundary. `offset` gives,
+ * in gather mode, each column's position in a padded plane. */
+static void pack_columns(float *restrict dst, const float *restrict src_ng,
+                         const conv_job *job, int64_t k0, int64_t kc, int64_t col0,
+                         int64_t ncols, const int64_t *restrict offset)
 {
     const sb_conv2d_params *p = &job->p;
-    const int64_t h = job->in_map.h, w = job->in_map.w, ow = job->out_map.w;
     const int64_t taps = p->kernel_h * p->kernel_w;
-    const int64_t panels = ceil_div(ncols, NR);
     const int64_t panel_floats = kc * NR;
+    const int64_t full = ncols / NR, rest = ncols % NR;
     for (int64_t kk = 0; kk < kc; kk++) {
         const int64_t k = k0 + kk;
         const int64_t c = k / taps, tap = k % taps;
         const int64_t ky = tap / p->kernel_w, kx = tap % p->kernel_w;
-        const float *plane = img + c * h * w;
-        float scale_shift[2];
-        const float *transform = NULL;
-        if (in_scale != NULL) {
-            scale_shift[0] = in_scale[c];
-            scale_shift[1] = in_shift[c];
-            transform = scale_shift;
+        const float *row = src_ng + c * job->src_plane + ky * p->dilation_h * job->src_row +
+                           kx * p->dilation_w;
+        float *d = dst + kk * NR;
+        if (job->contiguous) {
+            const float *s = row + col0;
+            for (int64_t pj = 0; pj < full; pj++)
+                memcpy(d + pj * panel_floats, s + pj * NR, NR * sizeof(float));
+            if (rest) {
+                float *dp = d + full * panel_floats;
+                memcpy(dp, s + full * NR, (size_t)rest * sizeof(float));
+                memset(dp + rest, 0, (size_t)(NR - rest) * sizeof(float));
+            }
+        } else {
+            for (int64_t pj = 0; pj < full; pj++) {
+                float *dp = d + pj * panel_floats;
+                const int64_t *o = offset + pj * NR;
+                for (int t = 0; t < NR; t++)
+                    dp[t] = row[o[t]];
+            }
+            if (rest) {
+                float *dp = d + full * panel_floats;
+                const int64_t *o = offset + full * NR;
+                for (int64_t t = 0; t < rest; t++)
+                    dp[t] = row[o[t]];
+                for (int64_t t = rest; t < NR; t++)
+                    dp[t] = 0.0f;
+            }
         }
-        const int64_t off_x = kx * p->dilation_w - p->pad_w;
-        int64_t x_lo, x_hi; /* output columns whose tap lies inside the row */
-        valid_span(off_x, p->stride_w, w, ow, &x_lo, &x_hi);
-        float *row_dst = dst + kk * NR;
+    }
+}
+
+/* Copies the real pixels of a finished tile buffer to the output, applying
+ * the epilogue in torch's order: (sum + bias) + residual, then torch.relu
+ * (x < 0 ? 0 : x, keeping NaN and -0.0). */
+static void store_tile(const conv_job *job, const float *restrict tile, int64_t n, int64_t g,
+                       int64_t col0, int64_t ncols, const float *group_weights)
+{
+    const int64_t pixels = job->out_map.h * job->out_map.w, ow = job->out_map.w;
+    float *out = job->out + n * job->out_map.batch_stride + g * job->cog * pixels;
+    const float *res = job->residual == NULL ? NULL
+        : job->residual + n * job->residual_map.batch_stride + g * job->cog * pixels;
+    for (int64_t m = 0; m < job->cog; m++) {
+        const float bias = group_weights[(m / MR) * (MR + job->k * MR) + m % MR];
+        const float *trow = tile + m * job->nc;
+        float *orow = out + m * pixels;
+        const float *rrow = res ? res + m * pixels : NULL;
         int64_t j = 0;
         while (j < ncols) {
-            /* one output row's worth of pixels */
-            const int64_t pix = j0 + j;
-            const int64_t oy = pix / ow, ox0 = pix % ow;
-            const int64_t seg = min64(ow - ox0, ncols - j);
-            const int64_t iy = oy * p->stride_h - p->pad_h + ky * p->dilation_h;
-            const float *src = (iy >= 0 && iy < h) ? plane + iy * w + off_x : NULL;
-            int64_t q = 0;
-            while (q < seg) {
-                /* the part of it that lands in one panel */
-                const int64_t jj = j + q;
-                const int64_t run = min64(seg - q, NR - jj % NR);
-                float *d = row_dst + (jj / NR) * panel_floats + jj % NR;
-                const int64_t ox = ox0 + q;
-                int64_t a = 0, b = 0; /* valid part of the run: [a, b) */
-                if (src != NULL) {
-                    a = min64(max64(x_lo - ox, 0), run);
-                    b = min64(max64(x_hi - ox, a), run);
+            /* one output row's worth of real pixels at a time */
+            const int64_t col = col0 + j;
+            const int64_t oy = col / job->col_width, ox = col % job->col_width;
+            const int64_t seg = min64(job->col_width - ox, ncols - j);
+            const int64_t real = ox >= ow ? 0 : min64(seg, ow - ox);
+            const int64_t pix = oy * ow + ox;
+            const float *t = trow + j;
+            float *o = orow + pix;
+            if (rrow != NULL) {
+                const float *r = rrow + pix;
+                for (int64_t q = 0; q < real; q++) {
+                    const float v = (t[q] + bias) + r[q];
+                    o[q] = job->relu && v < 0.0f ? 0.0f : v;
                 }
-                for (int64_t t = 0; t < a; t++)
-                    d[t] = 0.0f;
-                if (b > a)
-                    copy_transformed(d + a, src + (ox + a) * p->stride_w, p->stride_w, b - a,
-                                     transform, in_relu);
-                for (int64_t t = b; t < run; t++)
-                    d[t] = 0.0f;
-                q += run;
+            } else {
+                for (int64_t q = 0; q < real; q++) {
+                    const float v = t[q] + bias;
+                    o[q] = job->relu && v < 0.0f ? 0.0f : v;
+                }
             }
             j += seg;
         }
-        for (int64_t jj = ncols; jj < panels * NR; jj++)
-            row_dst[(jj / NR) * panel_floats + (jj % NR)] = 0.0f;
     }
 }
 
 /* One tile: image n, group g, column block cb. */
-static void run_tile(const conv_job *job, int64_t tile, float *restrict bbuf)
+static void run_tile(const conv_job *job, int64_t tile_index, float *restrict slot)
 {
     const int64_t per_image = job->p.groups * job->col_blocks;
-    const int64_t n = tile / per_image;
-    const int64_t g = (tile % per_image) / job->col_blocks;
-    const int64_t cb = tile % job->col_blocks;
-    const int64_t j0 = cb * job->nc;
-    const int64_t ncols = min64(job->nc, job->pixels - j0);
+    const int64_t n = tile_index / per_image;
+    const int64_t g = (tile_index % per_image) / job->col_blocks;
+    const int64_t cb = tile_index % job->col_blocks;
+    const int64_t col0 = cb * job->nc;
+    const int64_t ncols = min64(job->nc, job->columns - col0);
     const int64_t panels = ceil_div(ncols, NR);
-    const int64_t pixels = job->pixels;
-
-    const float *img = job->in + n * job->in_map.batch_stride +
-                       g * job->cig * job->in_map.h * job->in_map.w;
-    float *out = job->out + n * job->out_map.batch_stride + g * job->cog * pixels;
-    const sb_conv2d_fusion *f = &job->fusion;
-    const float *residual = f->residual == NULL ? NULL
-        : f->residual + n * f->residual_map.batch_stride + g * job->cog * pixels;
-    const float *in_scale = f->in_scale ? f->in_scale + g * job->cig : NULL;
-    const float *in_shift = f->in_scale ? f->in_shift + g * job->cig : NULL;
+    float *bbuf = slot;                       /* KC_MAX x nc packed columns */
+    float *tile = slot + KC_MAX * job->nc;    /* m_blocks*MR x nc sums */
+    const float *src_ng = job->src + n * job->src_image + g * job->src_group;
     const float *group_weights = job->packed + g * job->m_blocks * (MR + job->k * MR);
 
+    int64_t offset[NC_MAX];
+    if (!job->contiguous) {
+        const int64_t ow = job->out_map.w;
+        for (int64_t j = 0; j < ncols; j++) {
+            const int64_t oy = (col0 + j) / ow, ox = (col0 + j) % ow;
+            offset[j] = oy * job->p.stride_h * job->src_row + ox * job->p.stride_w;
+        }
+    }
     for (int64_t kb = 0; kb < job->k_blocks; kb++) {
         const int64_t k0 = kb * job->kc;
         const int64_t kc = min64(job->kc, job->k - k0);
-        const int accumulate = kb > 0;
-        const int last = kb == job->k_blocks - 1;
-        pack_columns(bbuf, img, job, in_scale, in_shift, f->in_relu, k0, kc, j0, ncols);
+        pack_columns(bbuf, src_ng, job, k0, kc, col0, ncols, offset);
         for (int64_t mb = 0; mb < job->m_blocks; mb++) {
-            const float *panel = group_weights + mb * (MR + job->k * MR);
-            const float *a = panel + MR + k0 * MR;
-            const int64_t m0 = mb * MR, mr = min64(MR, job->cog - m0);
-            for (int64_t pj = 0; pj < panels; pj++) {
-                const int64_t col = j0 + pj * NR, nr = min64(NR, pixels - col);
-                const float *b = bbuf + pj * kc * NR;
-                float *c = out + m0 * pixels + col;
-                const float *r = residual ? residual + m0 * pixels + col : NULL;
-                if (mr == MR && nr == NR) {
-                    sb_tile_epilogue epi = {panel, r, pixels, f->out_relu};
-                    job->ukernel(kc, a, b, c, pixels, accumulate, last ? &epi : NULL);
-                    continue;
-                }
-                /* Edge tile: the same kernel on a zeroed local tile, of
-                 * which only the valid mr x nr part is read back. */
-                float tile_c[MR * NR] = {0.0f}, tile_r[MR * NR] = {0.0f};
-                for (int64_t i = 0; i < mr; i++) {
-                    if (accumulate)
-                        memcpy(tile_c + i * NR, c + i * pixels, (size_t)nr * sizeof(float));
-                    if (r != NULL && last)
-                        memcpy(tile_r + i * NR, r + i * pixels, (size_t)nr * sizeof(float));
-                }
-                sb_tile_epilogue epi = {panel, r != NULL ? tile_r : NULL, NR, f->out_relu};
-                job->ukernel(kc, a, b, tile_c, NR, accumulate, last ? &epi : NULL);
-                for (int64_t i = 0; i < mr; i++)
-                    memcpy(c + i * pixels, tile_c + i * NR, (size_t)nr * sizeof(float));
-            }
+            const float *a = group_weights + mb * (MR + job->k * MR) + MR + k0 * MR;
+            for (int64_t pj = 0; pj < panels; pj++)
+                job->ukernel(kc, a, bbuf + pj * kc * NR, tile + mb * MR * job->nc + pj * NR,
+                             job->nc, kb > 0);
         }
     }
+    if (job->k == 0) /* no input channels: the sum is empty, torch gives the bias */
+        for (int64_t i = 0; i < job->m_blocks * MR * job->nc; i++)
+            tile[i] = 0.0f;
+    store_tile(job, tile, n, g, col0, ncols, group_weights);
 }
 
 /* Slot s of the parallel loop runs tiles [s*T/S, (s+1)*T/S) with its own
@@ -291,33 +283,101 @@ static void run_slot(void *ctx, int64_t begin, int64_t end)
 {
     const conv_job *job = (const conv_job *)ctx;
     for (int64_t s = begin; s < end; s++) {
-        float *bbuf = job->workspace + s * (int64_t)(KC_MAX * NC_MAX);
+        float *slot = job->slot_space + s * job->slot_floats;
         const int64_t t0 = s * job->tiles / job->slots, t1 = (s + 1) * job->tiles / job->slots;
         for (int64_t t = t0; t < t1; t++)
-            run_tile(job, t, bbuf);
+            run_tile(job, t, slot);
     }
 }
 
-/* Only a convolution this big (multiply-adds) is worth waking a thread. */
-static const int64_t SB_CONV_PARALLEL_MIN_MACS = 1 << 20;
+/* Staging (step 1): planes [begin, end) of N*C_in, each zero-padded and
+ * transformed into the workspace. */
+typedef struct {
+    const float *in;
+    sb_fmap in_map;
+    float *staged;
+    int64_t pad_h, pad_w, hp, wp, image_floats, group_floats, cig;
+    const float *scale, *shift; /* NULL: no transform */
+    int relu;
+} stage_job;
 
-static int threads_for(const sb_fmap *out, const sb_fmap *in, const sb_conv2d_params *p,
-                       int num_threads)
+static void stage_planes(void *ctx, int64_t begin, int64_t end)
 {
-    if (num_threads < 1)
-        num_threads = 1;
-    const int64_t k = (in->c / p->groups) * p->kernel_h * p->kernel_w;
-    const int64_t macs = out->n * out->c * out->h * out->w * k;
-    return macs < SB_CONV_PARALLEL_MIN_MACS ? 1 : num_threads;
+    const stage_job *sj = (const stage_job *)ctx;
+    const int64_t h = sj->in_map.h, w = sj->in_map.w, c_total = sj->in_map.c;
+    for (int64_t plane = begin; plane < end; plane++) {
+        const int64_t n = plane / c_total, c = plane % c_total;
+        const int64_t g = c / sj->cig, cl = c % sj->cig;
+        const float *x = sj->in + n * sj->in_map.batch_stride + c * h * w;
+        float *d = sj->staged + n * sj->image_floats + g * sj->group_floats +
+                   cl * sj->hp * sj->wp;
+        const float s = sj->scale ? sj->scale[c] : 1.0f;
+        const float t = sj->scale ? sj->shift[c] : 0.0f;
+        memset(d, 0, (size_t)(sj->pad_h * sj->wp) * sizeof(float));
+        for (int64_t y = 0; y < h; y++) {
+            float *drow = d + (y + sj->pad_h) * sj->wp;
+            const float *xrow = x + y * w;
+            for (int64_t i = 0; i < sj->pad_w; i++) drow[i] = 0.0f;
+            float *dmid = drow + sj->pad_w;
+            if (sj->scale != NULL || sj->relu) {
+                for (int64_t i = 0; i < w; i++) {
+                    const float v = xrow[i] * s + t;
+                    dmid[i] = sj->relu && v < 0.0f ? 0.0f : v; /* torch.relu */
+                }
+            } else {
+                memcpy(dmid, xrow, (size_t)w * sizeof(float));
+            }
+            for (int64_t i = sj->pad_w + w; i < sj->wp; i++) drow[i] = 0.0f;
+        }
+        memset(d + (h + sj->pad_h) * sj->wp, 0, (size_t)(sj->pad_h * sj->wp) * sizeof(float));
+        /* the slack after a group's last plane (read by dropped columns) */
+        if (cl == sj->cig - 1) {
+            float *slack = sj->staged + n * sj->image_floats + (g + 1) * sj->group_floats -
+                           (sj->group_floats - sj->cig * sj->hp * sj->wp);
+            memset(slack, 0, (size_t)(sj->group_floats - sj->cig * sj->hp * sj->wp) *
+                             sizeof(float));
+        }
+    }
 }
 
-int64_t sb_conv2d_f32_packed_workspace_floats(const sb_fmap *out, const sb_fmap *in,
-                                              const sb_conv2d_params *params,
-                                              int num_threads)
+/* The geometry of a call, shared by the workspace-size function and the
+ * kernel so the two can never disagree. */
+typedef struct {
+    int threads, contiguous, staged;
+    int64_t hp, wp, group_floats, image_floats, staged_floats;
+    int64_t columns, col_width, nc, m_blocks, slot_floats;
+} conv_plan;
+
+static void plan_conv(conv_plan *pl, const sb_fmap *out, const sb_fmap *in,
+                      const sb_conv2d_params *p, int transform, int num_threads)
 {
-    if (out == NULL || in == NULL || params == NULL || params->groups <= 0)
-        return 0;
-    return (int64_t)threads_for(out, in, params, num_threads) * KC_MAX * NC_MAX;
+    const int64_t cig = in->c / p->groups, cog = out->c / p->groups;
+    const int64_t k = cig * p->kernel_h * p->kernel_w;
+    const int64_t macs = out->n * out->c * out->h * out->w * k;
+    pl->threads = (num_threads < 1 || macs < SB_CONV_PARALLEL_MIN_MACS) ? 1 : num_threads;
+    pl->contiguous = p->stride_h == 1 && p->stride_w == 1;
+    /* Read the input as it is when nothing needs padding or transforming
+     * and no column reads past a plane (a contiguous column run of a
+     * kernel wider than 1 would): a 1x1 convolution, or a strided one. */
+    pl->staged = transform || p->pad_h > 0 || p->pad_w > 0 ||
+                 (pl->contiguous && p->kernel_w > 1);
+    pl->hp = in->h + 2 * p->pad_h;
+    pl->wp = in->w + 2 * p->pad_w;
+    const int64_t slack = pl->contiguous ? (p->kernel_w - 1) * p->dilation_w : 0;
+    pl->group_floats = cig * pl->hp * pl->wp + slack;
+    pl->image_floats = p->groups * pl->group_floats;
+    pl->staged_floats = pl->staged ? in->n * pl->image_floats : 0;
+    pl->col_width = pl->contiguous ? pl->wp : out->w;
+    pl->columns = out->h * pl->col_width;
+    /* Column blocks: as wide as fits L2, but narrow enough to give every
+     * thread about two tiles when there are few images. */
+    const int64_t units = out->n * p->groups;
+    const int64_t want_blocks = ceil_div(2 * (int64_t)pl->threads, units > 0 ? units : 1);
+    int64_t nc_panels = ceil_div(ceil_div(pl->columns, NR), want_blocks);
+    nc_panels = max64(1, min64(nc_panels, NC_PANELS_MAX));
+    pl->nc = nc_panels * NR;
+    pl->m_blocks = ceil_div(cog, MR);
+    pl->slot_floats = KC_MAX * pl->nc + pl->m_blocks * MR * pl->nc;
 }
 
 static int fmap_sane(const sb_fmap *f)
@@ -325,6 +385,30 @@ static int fmap_sane(const sb_fmap *f)
     if (f->n < 0 || f->c < 0 || f->h < 0 || f->w < 0)
         return 0;
     return f->n <= 1 || f->batch_stride >= f->c * f->h * f->w;
+}
+
+static int conv_args_ok(const sb_fmap *out, const sb_fmap *in, const sb_conv2d_params *p)
+{
+    return p->kernel_h > 0 && p->kernel_w > 0 && p->stride_h > 0 && p->stride_w > 0 &&
+           p->dilation_h > 0 && p->dilation_w > 0 && p->pad_h >= 0 && p->pad_w >= 0 &&
+           p->groups > 0 && fmap_sane(out) && fmap_sane(in) && out->n == in->n &&
+           in->c % p->groups == 0 && out->c % p->groups == 0 &&
+           out->h == sb_conv2d_out_size(in->h, p->kernel_h, p->stride_h, p->pad_h,
+                                        p->dilation_h) &&
+           out->w == sb_conv2d_out_size(in->w, p->kernel_w, p->stride_w, p->pad_w,
+                                        p->dilation_w);
+}
+
+int64_t sb_conv2d_f32_packed_workspace_floats(const sb_fmap *out, const sb_fmap *in,
+                                              const sb_conv2d_params *params,
+                                              int num_threads)
+{
+    if (out == NULL || in == NULL || params == NULL || !conv_args_ok(out, in, params))
+        return 0;
+    /* Sized for the worst case (a transform), so the caller need not say. */
+    conv_plan pl;
+    plan_conv(&pl, out, in, params, 1, num_threads);
+    return pl.staged_floats + (int64_t)pl.threads * pl.slot_floats;
 }
 
 sb_status sb_conv2d_f32_packed(float *out_data, const sb_fmap *out,
@@ -341,61 +425,82 @@ sb_status sb_conv2d_f32_packed(float *out_data, const sb_fmap *out,
         p->dilation_h <= 0 || p->dilation_w <= 0 || p->pad_h < 0 || p->pad_w < 0 ||
         p->groups <= 0)
         return SB_ERR_ARGUMENT;
-    if (!fmap_sane(out) || !fmap_sane(in) || out->n != in->n ||
-        in->c % p->groups != 0 || out->c % p->groups != 0 ||
-        out->h != sb_conv2d_out_size(in->h, p->kernel_h, p->stride_h, p->pad_h, p->dilation_h) ||
-        out->w != sb_conv2d_out_size(in->w, p->kernel_w, p->stride_w, p->pad_w, p->dilation_w))
+    if (!conv_args_ok(out, in, p))
         return SB_ERR_SHAPE;
     if (out->n == 0 || out->c == 0 || out->h == 0 || out->w == 0)
         return SB_OK;
     if (out_data == NULL || in_data == NULL || packed_weights == NULL || workspace == NULL)
         return SB_ERR_NULL;
+    sb_conv2d_fusion none;
+    memset(&none, 0, sizeof none);
+    const sb_conv2d_fusion *f = fusion != NULL ? fusion : &none;
+    if ((f->in_scale == NULL) != (f->in_shift == NULL))
+        return SB_ERR_NULL;
+    if (f->residual != NULL) {
+        const sb_fmap *r = &f->residual_map;
+        if (r->n != out->n || r->c != out->c || r->h != out->h || r->w != out->w ||
+            !fmap_sane(r))
+            return SB_ERR_SHAPE;
+    }
+
+    conv_plan pl;
+    plan_conv(&pl, out, in, p, 1, num_threads); /* the layout the workspace was sized for */
+    const int transform = f->in_scale != NULL || f->in_relu;
+    pl.staged = pl.staged || transform;
+    conv_plan actual;
+    plan_conv(&actual, out, in, p, transform, num_threads);
 
     conv_job job;
     memset(&job, 0, sizeof job);
-    job.in = in_data;
-    job.out = out_data;
-    job.packed = packed_weights;
-    job.in_map = *in;
-    job.out_map = *out;
     job.p = *p;
-    if (fusion != NULL) {
-        job.fusion = *fusion;
-        if ((fusion->in_scale == NULL) != (fusion->in_shift == NULL))
-            return SB_ERR_NULL;
-        if (fusion->residual != NULL) {
-            const sb_fmap *r = &fusion->residual_map;
-            if (r->n != out->n || r->c != out->c || r->h != out->h || r->w != out->w ||
-                !fmap_sane(r))
-                return SB_ERR_SHAPE;
-        }
-    }
     job.cig = in->c / p->groups;
     job.cog = out->c / p->groups;
     job.k = job.cig * p->kernel_h * p->kernel_w;
-    job.pixels = out->h * out->w;
-    job.m_blocks = ceil_div(job.cog, MR);
+    job.m_blocks = pl.m_blocks;
+    job.out = out_data;
+    job.out_map = *out;
+    job.packed = packed_weights;
+    job.residual = f->residual;
+    job.residual_map = f->residual_map;
+    job.relu = f->out_relu;
+    job.contiguous = pl.contiguous;
+    job.columns = pl.columns;
+    job.col_width = pl.col_width;
+    job.nc = pl.nc;
     /* K blocks of equal size <= KC_MAX: a function of K alone. */
     job.k_blocks = max64(1, ceil_div(job.k, KC_MAX));
     job.kc = max64(1, ceil_div(job.k, job.k_blocks));
+    job.col_blocks = ceil_div(pl.columns, pl.nc);
+    job.tiles = out->n * p->groups * job.col_blocks;
+    job.slots = min64(pl.threads, job.tiles);
+    job.slot_floats = pl.slot_floats;
     job.ukernel = sb_gemm_ukernel_active();
 
-    const int threads = threads_for(out, in, p, num_threads);
-    /* Column blocks: as wide as fits L2, but narrow enough to give every
-     * thread about two tiles when there are few images. */
-    const int64_t panels_total = ceil_div(job.pixels, NR);
-    const int64_t units = out->n * p->groups;
-    const int64_t want_blocks = ceil_div(2 * (int64_t)threads, units);
-    int64_t nc_panels = ceil_div(panels_total, want_blocks);
-    nc_panels = max64(1, min64(nc_panels, NC_PANELS_MAX));
-    job.nc = nc_panels * NR;
-    job.col_blocks = ceil_div(job.pixels, job.nc);
-    job.tiles = units * job.col_blocks;
-    job.slots = min64(threads, job.tiles);
-    job.workspace = workspace;
-
-    /* K == 0 (no input channels) needs no special case: one empty K block
-     * leaves the bias and epilogue alone, which is torch's result. */
+    if (actual.staged) {
+        float *staged = workspace;
+        stage_job sj = {in_data, *in, staged, p->pad_h, p->pad_w, pl.hp, pl.wp,
+                        pl.image_floats, pl.group_floats, job.cig,
+                        f->in_scale, f->in_shift, f->in_relu};
+        const int64_t planes = in->n * in->c;
+        if (pl.threads > 1)
+            sb_parallel_for(planes, 16, stage_planes, &sj);
+        else
+            stage_planes(&sj, 0, planes);
+        job.src = staged;
+        job.src_image = pl.image_floats;
+        job.src_group = pl.group_floats;
+        job.src_plane = pl.hp * pl.wp;
+        job.src_row = pl.wp;
+        job.slot_space = workspace + pl.staged_floats;
+    } else {
+        /* No padding (so Hp, Wp are H, W) and no transform: read in place. */
+        job.src = in_data;
+        job.src_image = in->batch_stride;
+        job.src_group = job.cig * in->h * in->w;
+        job.src_plane = in->h * in->w;
+        job.src_row = in->w;
+        job.slot_space = workspace + pl.staged_floats;
+    }
     if (job.slots <= 1)
         run_slot(&job, 0, 1);
     else

@@ -7,41 +7,29 @@
  *   a: kc x MR, k-major (a[p*MR + i] = A[i, p])   -- packed weights
  *   b: kc x NR, k-major (b[p*NR + j] = B[p, j])   -- packed input columns
  *   acc[i][j] = sum_p a[p*MR + i] * b[p*NR + j], p = 0, 1, ..., kc-1 in order
- * then
- *   if accumulate: acc += c           (earlier k-blocks of the same tile)
- *   if epilogue:   acc += bias[i]; acc += residual[i*ldr + j]; relu
- * and stores acc to c (row stride ldc). Every variant sums in the same
- * order (p ascending, one fused or unfused multiply-add per term), so a
- * result never depends on how the caller split the work over threads.
- * Variants differ from each other only by FMA rounding (scalar: unfused).
- *
- * ReLU is torch's clamp_min(x, 0) = (x < 0 ? 0 : x) bit for bit: NaN fails
- * the test and is kept, -0.0 stays -0.0.
+ * then, when accumulate is set, acc += c (the sums of earlier k-blocks of
+ * the same tile), and stores acc to c (row stride ldc). The epilogue (bias,
+ * residual, ReLU) is the caller's, applied when it copies finished tiles
+ * out. Every variant sums in the same order (p ascending, one multiply-add
+ * per term), so a result never depends on how the caller split the work
+ * over threads. Variants differ from each other only by FMA rounding (the
+ * scalar one rounds the product and the sum separately).
  */
 #ifndef SB_GEMM_UKERNEL_H
 #define SB_GEMM_UKERNEL_H
 
 #include "skipblocks.h"
 
-typedef struct {
-    const float *bias;      /* MR values (row i's bias), or NULL */
-    const float *residual;  /* MR x NR values with row stride ldr, or NULL */
-    int64_t ldr;
-    int relu;
-} sb_tile_epilogue;
-
 typedef void (*sb_gemm_ukernel)(int64_t kc, const float *a, const float *b, float *c,
-                                int64_t ldc, int accumulate, const sb_tile_epilogue *epilogue);
+                                int64_t ldc, int accumulate);
 
 void sb_gemm_f32_ukernel_6x16__scalar(int64_t kc, const float *a, const float *b, float *c,
-                                      int64_t ldc, int accumulate,
-                                      const sb_tile_epilogue *epilogue);
+                                      int64_t ldc, int accumulate);
 #if defined(__x86_64__) || defined(_M_X64) || defined(__i386__)
 #if defined(__GNUC__) || defined(__clang__)
 #define SB_HAVE_AVX2_KERNELS 1
 void sb_gemm_f32_ukernel_6x16__avx2(int64_t kc, const float *a, const float *b, float *c,
-                                    int64_t ldc, int accumulate,
-                                    const sb_tile_epilogue *epilogue);
+                                    int64_t ldc, int accumulate);
 #endif
 #endif
 

@@ -17,17 +17,9 @@
 #pragma GCC target("avx2,fma")
 #include <immintrin.h>
 
-/* torch.relu, x < 0 ? 0 : x: MAXPS returns its second operand when either
- * operand is NaN or both are zero, so NaN and -0.0 come through as x. */
-static inline __m256 relu_keep_nan(__m256 x)
-{
-    return _mm256_max_ps(_mm256_setzero_ps(), x);
-}
-
 void sb_gemm_f32_ukernel_6x16__avx2(int64_t kc, const float *restrict a,
                                     const float *restrict b, float *restrict c,
-                                    int64_t ldc, int accumulate,
-                                    const sb_tile_epilogue *epilogue)
+                                    int64_t ldc, int accumulate)
 {
     __m256 c00 = _mm256_setzero_ps(), c01 = _mm256_setzero_ps();
     __m256 c10 = _mm256_setzero_ps(), c11 = _mm256_setzero_ps();
@@ -62,22 +54,6 @@ void sb_gemm_f32_ukernel_6x16__avx2(int64_t kc, const float *restrict a,
         if (accumulate) {
             lo = _mm256_add_ps(lo, _mm256_loadu_ps(ci));
             hi = _mm256_add_ps(hi, _mm256_loadu_ps(ci + 8));
-        }
-        if (epilogue != NULL) {
-            if (epilogue->bias != NULL) {
-                const __m256 bias = _mm256_broadcast_ss(epilogue->bias + i);
-                lo = _mm256_add_ps(lo, bias);
-                hi = _mm256_add_ps(hi, bias);
-            }
-            if (epilogue->residual != NULL) {
-                const float *ri = epilogue->residual + i * epilogue->ldr;
-                lo = _mm256_add_ps(lo, _mm256_loadu_ps(ri));
-                hi = _mm256_add_ps(hi, _mm256_loadu_ps(ri + 8));
-            }
-            if (epilogue->relu) {
-                lo = relu_keep_nan(lo);
-                hi = relu_keep_nan(hi);
-            }
         }
         _mm256_storeu_ps(ci, lo);
         _mm256_storeu_ps(ci + 8, hi);

@@ -10,8 +10,7 @@
 
 void sb_gemm_f32_ukernel_6x16__scalar(int64_t kc, const float *restrict a,
                                       const float *restrict b, float *restrict c,
-                                      int64_t ldc, int accumulate,
-                                      const sb_tile_epilogue *epilogue)
+                                      int64_t ldc, int accumulate)
 {
     enum { MR = SB_CONV_MR, NR = SB_CONV_NR };
     float acc[MR][NR];
@@ -32,19 +31,6 @@ void sb_gemm_f32_ukernel_6x16__scalar(int64_t kc, const float *restrict a,
         if (accumulate)
             for (int j = 0; j < NR; j++)
                 acc[i][j] += ci[j];
-        if (epilogue != NULL) {
-            if (epilogue->bias != NULL)
-                for (int j = 0; j < NR; j++)
-                    acc[i][j] += epilogue->bias[i];
-            if (epilogue->residual != NULL) {
-                const float *restrict ri = epilogue->residual + i * epilogue->ldr;
-                for (int j = 0; j < NR; j++)
-                    acc[i][j] += ri[j];
-            }
-            if (epilogue->relu)
-                for (int j = 0; j < NR; j++)
-                    acc[i][j] = acc[i][j] < 0.0f ? 0.0f : acc[i][j];
-        }
         for (int j = 0; j < NR; j++)
             ci[j] = acc[i][j];
     }

@@ -85,6 +85,19 @@ sb_status sb_max_pool2d_f32(float *restrict out_data, const sb_fmap *out,
         return SB_ERR_NULL;
 
     const int64_t hw_in = in->h * in->w, hw_out = out->h * out->w;
+    /* Output columns [x_a, x_b) have every tap of their window inside the
+     * row: they run tap by tap over the whole run (no bounds tests, no
+     * unpredictable branch), the others one by one with clipped windows.
+     * Both visit a window's taps in torch's order (ky, then kx), and keep a
+     * value only if it is greater or NaN (torch: val > max || isnan(val)),
+     * so the result is torch's bit for bit, NaN and signed zeros included. */
+    const int64_t span_w = (p->kernel_w - 1) * p->dilation_w;
+    int64_t x_a = (p->pad_w + p->stride_w - 1) / p->stride_w;
+    int64_t x_b = in->w - 1 - span_w + p->pad_w < 0 ? 0
+                : (in->w - 1 - span_w + p->pad_w) / p->stride_w + 1;
+    if (x_a > out->w) x_a = out->w;
+    if (x_b > out->w) x_b = out->w;
+    if (x_b < x_a) x_b = x_a;
     for (int64_t n = 0; n < out->n; n++) {
         for (int64_t c = 0; c < out->c; c++) {
             const float *restrict plane = in_data + n * in->batch_stride + c * hw_in;
@@ -93,7 +106,12 @@ sb_status sb_max_pool2d_f32(float *restrict out_data, const sb_fmap *out,
                 const int64_t y0 = y * p->stride_h - p->pad_h;
                 int64_t ky_lo, ky_hi;
                 clip_window(y0, p->kernel_h, p->dilation_h, in->h, &ky_lo, &ky_hi);
+                float *restrict drow = dst + y * out->w;
                 for (int64_t x = 0; x < out->w; x++) {
+                    if (x == x_a && x_b > x_a) {
+                        x = x_b - 1; /* the interior run is done below */
+                        continue;
+                    }
                     const int64_t x0 = x * p->stride_w - p->pad_w;
                     int64_t kx_lo, kx_hi;
                     clip_window(x0, p->kernel_w, p->dilation_w, in->w, &kx_lo, &kx_hi);
@@ -106,7 +124,22 @@ sb_status sb_max_pool2d_f32(float *restrict out_data, const sb_fmap *out,
                                 m = v;
                         }
                     }
-                    dst[y * out->w + x] = m;
+                    drow[x] = m;
+                }
+                if (x_b <= x_a)
+                    continue;
+                for (int64_t x = x_a; x < x_b; x++)
+                    drow[x] = -INFINITY;
+                for (int64_t ky = ky_lo; ky < ky_hi; ky++) {
+                    const float *restrict row = plane + (y0 + ky * p->dilation_h) * in->w;
+                    for (int64_t kx = 0; kx < p->kernel_w; kx++) {
+                        const float *restrict src =
+                            row + x_a * p->stride_w - p->pad_w + kx * p->dilation_w;
+                        for (int64_t x = 0; x < x_b - x_a; x++) {
+                            const float v = src[x * p->stride_w], m = drow[x_a + x];
+                            drow[x_a + x] = (v > m || v != v) ? v : m;
+                        }
+                    }
                 }
             }
         }
