@@ -346,7 +346,22 @@ class Linear(Module):
             self.bias = _random.uniform(-bound, bound, self.bias.shape)
 
     def forward(self, input):
-        return F.linear(input, self.weight, self.bias, _layer="Linear")
+        return _C.linear("Linear", input, self.weight, self.bias, packed=self._packed_weights())
+
+    def _packed_weights(self):
+        """The weights and bias packed for the GEMM micro-kernels (as a 1x1
+        convolution), rebuilt when this layer's version changes."""
+        cache = self.__dict__.get("_packed_cache")
+        if cache is None or cache[0] != self._version:
+            weight = self.weight
+            if weight.ndim != 2:
+                # let the kernel report the bad shape with torch's wording
+                return None
+            packed = _C.conv2d_pack("Linear", weight.reshape(weight.shape + (1, 1)),
+                                    self.bias, 1)
+            cache = (self._version, packed)
+            object.__setattr__(self, "_packed_cache", cache)
+        return cache[1]
 
     def extra_repr(self):
         return (f"in_features={self.in_features}, out_features={self.out_features}, "

@@ -1051,13 +1051,15 @@ done:
 /* ------------------------------------------------------------------ */
 static PyObject *py_linear(PyObject *self, PyObject *args, PyObject *kwargs)
 {
-    static char *keywords[] = {"layer", "input", "weight", "bias", "reference", NULL};
+    static char *keywords[] = {"layer", "input", "weight", "bias", "reference", "packed",
+                               NULL};
     const char *layer;
-    PyObject *input_obj, *weight_obj, *bias_obj;
+    PyObject *input_obj, *weight_obj, *bias_obj, *packed_obj = Py_None;
     int reference = 0;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "sOOO|p", keywords, &layer, &input_obj,
-                                     &weight_obj, &bias_obj, &reference))
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "sOOO|pO", keywords, &layer, &input_obj,
+                                     &weight_obj, &bias_obj, &reference, &packed_obj))
         return NULL;
+    float *workspace = NULL;
     PyArrayObject *input = NULL, *weight = NULL, *bias = NULL, *out = NULL;
     PyObject *result = NULL, *shape_a = NULL;
 
@@ -1104,10 +1106,33 @@ static PyObject *py_linear(PyObject *self, PyObject *args, PyObject *kwargs)
     const float *in_data = (const float *)PyArray_DATA(input);
     const float *w_data = (const float *)PyArray_DATA(weight);
     const float *b_data = bias ? (const float *)PyArray_DATA(bias) : NULL;
+    /* packed: the Linear layer's cached weights (conv2d_pack of the weight
+     * as out x in x 1 x 1, with the bias): the packed-GEMM fast path. */
+    const float *packed_data = NULL;
+    int threads = sb_get_num_threads();
+    if (packed_obj != Py_None) {
+        PyArrayObject *packed = (PyArrayObject *)packed_obj;
+        if (reference || !PyArray_Check(packed_obj) || PyArray_TYPE(packed) != NPY_FLOAT32 ||
+            !PyArray_IS_C_CONTIGUOUS(packed) ||
+            PyArray_SIZE(packed) != sb_conv2d_f32_packed_weights_floats(out_features,
+                                                                        in_features, 1, 1, 1)) {
+            PyErr_Format(PyExc_ValueError, "%s: packed weights do not match the weight "
+                         "shape (repack them with conv2d_pack)", layer);
+            goto done;
+        }
+        packed_data = (const float *)PyArray_DATA(packed);
+        int64_t floats = sb_linear_f32_packed_workspace_floats(rows, in_features,
+                                                               out_features, threads);
+        workspace = PyMem_RawMalloc((size_t)(floats > 0 ? floats : 1) * sizeof(float));
+        if (workspace == NULL) { PyErr_NoMemory(); goto done; }
+    }
     Py_BEGIN_ALLOW_THREADS
     if (reference)
         status = sb_linear_f32__ref(out_data, in_data, w_data, b_data, rows, in_features,
                                     out_features);
+    else if (packed_data != NULL)
+        status = sb_linear_f32_packed(out_data, in_data, packed_data, rows, in_features,
+                                      out_features, workspace, threads);
     else
         status = sb_linear_f32(out_data, in_data, w_data, b_data, rows, in_features,
                                out_features);
@@ -1116,6 +1141,7 @@ static PyObject *py_linear(PyObject *self, PyObject *args, PyObject *kwargs)
     result = (PyObject *)out;
     out = NULL;
 done:
+    PyMem_RawFree(workspace);
     Py_XDECREF(input); Py_XDECREF(weight); Py_XDECREF(bias); Py_XDECREF(out);
     Py_XDECREF(shape_a);
     return result;

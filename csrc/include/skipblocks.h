@@ -286,6 +286,18 @@ sb_status sb_conv2d_f32_packed(float *out_data, const sb_fmap *out,
                                const sb_conv2d_fusion *fusion,
                                float *workspace, int num_threads);
 
+/* Linear on the packed-GEMM fast path: out (rows x out_features) =
+ * in (rows x in_features) * W^T + bias, with W packed by
+ * sb_conv2d_f32_pack_weights as a 1x1 convolution (out_features x
+ * in_features x 1 x 1; it carries the bias). The input is transposed into
+ * the workspace so the rows become the GEMM's columns, and the result is
+ * transposed back. workspace: sb_linear_f32_packed_workspace_floats(...). */
+int64_t sb_linear_f32_packed_workspace_floats(int64_t rows, int64_t in_features,
+                                              int64_t out_features, int num_threads);
+sb_status sb_linear_f32_packed(float *out, const float *in, const float *packed_weights,
+                               int64_t rows, int64_t in_features, int64_t out_features,
+                               float *workspace, int num_threads);
+
 /* ResidualBlock's train-mode tail: out = relu(in * scale[c] + shift[c] + residual). */
 sb_status sb_batch_norm_add_relu_f32(float *out_data, const sb_fmap *out,
                                      const float *in_data, const sb_fmap *in,

@@ -11,8 +11,9 @@
  * Precision follows torch's two code paths:
  *   - OH == OW == 1 (the global pool of SEAttention / classifier heads):
  *     torch computes input.mean((-1, -2)): a cascade float sum (close to the
- *     exact sum), then a float division by H*W. We sum in double, round the
- *     sum to float, then divide in float, so only the summation error differs.
+ *     exact sum), then a float division by H*W. We sum in 8 float lanes
+ *     combined pairwise (vectorised, a fixed order), then divide in float,
+ *     so only the summation order differs.
  *   - otherwise torch's cpu_adaptive_avg_pool sums the window in float, row
  *     by row, then divides by kh and then by kw; we do exactly that.
  *
@@ -51,11 +52,21 @@ sb_status sb_adaptive_avg_pool2d_f32(float *restrict out_data, const sb_fmap *ou
             const float *restrict plane = in_data + n * in->batch_stride + c * hw_in;
             float *restrict dst = out_data + n * out->batch_stride + c * hw_out;
             if (global) {
-                double sum = 0.0;
-                for (int64_t i = 0; i < hw_in; i++)
-                    sum += plane[i];
-                /* torch: float sum, then float division by numel. */
-                dst[0] = (float)sum / (float)hw_in;
+                /* Global pooling (SEAttention's squeeze): 8 float lanes
+                 * summed side by side, then combined pairwise -- a fixed
+                 * order that vectorises, instead of one serial chain whose
+                 * add latency dominated; torch also sums in float lanes.
+                 * Then a float division by numel, as torch's mean. */
+                float lane[8] = {0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f};
+                int64_t i = 0;
+                for (; i + 8 <= hw_in; i += 8)
+                    for (int l = 0; l < 8; l++)
+                        lane[l] += plane[i + l];
+                for (int l = 0; i < hw_in; i++, l++)
+                    lane[l] += plane[i];
+                const float sum = ((lane[0] + lane[4]) + (lane[2] + lane[6])) +
+                                  ((lane[1] + lane[5]) + (lane[3] + lane[7]));
+                dst[0] = sum / (float)hw_in;
                 continue;
             }
             for (int64_t i = 0; i < OH; i++) {

@@ -16,8 +16,12 @@
  *
  * torch (addmm via MKL/OpenBLAS) sums in yet another order: results agree to
  * float rounding (~1e-6 relative), not bit for bit. Every product is formed,
- * so NaN / inf propagate. Not done: threading, weight pre-packing, bias-free
- * fused activations.
+ * so NaN / inf propagate.
+ *
+ * sb_linear_f32_packed (at the end) is the fast path the Linear layer uses:
+ * the layer as a 1x1 convolution on the packed-GEMM micro-kernels, with
+ * weights packed once per change. sb_linear_f32 stays the direct kernel of
+ * skipblocks.functional.linear (no packing to amortise there).
  */
 #include "skipblocks.h"
 
@@ -134,5 +138,72 @@ sb_status sb_linear_f32__ref(float *restrict out, const float *restrict in,
             out[r * out_features + o] = bias != NULL ? sum + bias[o] : sum;
         }
     }
+    return SB_OK;
+}
+
+/* out (cols x rows) = in (rows x cols) transposed, in square blocks so both
+ * sides are walked a cache line at a time. */
+static void transpose(float *restrict out, const float *restrict in, int64_t rows,
+                      int64_t cols)
+{
+    enum { B = 16 };
+    for (int64_t r0 = 0; r0 < rows; r0 += B)
+        for (int64_t c0 = 0; c0 < cols; c0 += B) {
+            const int64_t r1 = r0 + B < rows ? r0 + B : rows;
+            const int64_t c1 = c0 + B < cols ? c0 + B : cols;
+            for (int64_t r = r0; r < r1; r++)
+                for (int64_t c = c0; c < c1; c++)
+                    out[c * rows + r] = in[r * cols + c];
+        }
+}
+
+/* The 1x1 convolution that is this linear layer: one image of in_features
+ * channels and 1 x rows pixels. */
+static void linear_as_conv(int64_t rows, int64_t in_features, int64_t out_features,
+                           sb_fmap *in_map, sb_fmap *out_map, sb_conv2d_params *params)
+{
+    const sb_fmap in_m = {1, in_features, 1, rows, in_features * rows};
+    const sb_fmap out_m = {1, out_features, 1, rows, out_features * rows};
+    const sb_conv2d_params p = {1, 1, 1, 1, 0, 0, 1, 1, 1};
+    *in_map = in_m;
+    *out_map = out_m;
+    *params = p;
+}
+
+int64_t sb_linear_f32_packed_workspace_floats(int64_t rows, int64_t in_features,
+                                              int64_t out_features, int num_threads)
+{
+    if (rows < 0 || in_features < 0 || out_features < 0)
+        return 0;
+    sb_fmap in_map, out_map;
+    sb_conv2d_params params;
+    linear_as_conv(rows, in_features, out_features, &in_map, &out_map, &params);
+    return rows * in_features + rows * out_features +
+           sb_conv2d_f32_packed_workspace_floats(&out_map, &in_map, &params, num_threads);
+}
+
+sb_status sb_linear_f32_packed(float *out, const float *in, const float *packed_weights,
+                               int64_t rows, int64_t in_features, int64_t out_features,
+                               float *workspace, int num_threads)
+{
+    if (rows < 0 || in_features < 0 || out_features < 0)
+        return SB_ERR_SHAPE;
+    if (rows == 0 || out_features == 0)
+        return SB_OK;
+    if (out == NULL || packed_weights == NULL || workspace == NULL ||
+        (in_features > 0 && in == NULL))
+        return SB_ERR_NULL;
+    sb_fmap in_map, out_map;
+    sb_conv2d_params params;
+    linear_as_conv(rows, in_features, out_features, &in_map, &out_map, &params);
+    float *in_t = workspace;                       /* in_features x rows */
+    float *out_t = in_t + rows * in_features;      /* out_features x rows */
+    float *conv_space = out_t + rows * out_features;
+    transpose(in_t, in, rows, in_features);
+    sb_status st = sb_conv2d_f32_packed(out_t, &out_map, in_t, &in_map, packed_weights,
+                                        &params, NULL, conv_space, num_threads);
+    if (st != SB_OK)
+        return st;
+    transpose(out, out_t, out_features, rows);
     return SB_OK;
 }
