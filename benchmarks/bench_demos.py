@@ -14,9 +14,9 @@ Method: warm-up runs, then runs that alternate torch and skipblocks (and
 alternate which goes first), so drift in machine load hits both sides alike.
 Reported: medians with [min-max]; ratio = torch time / skipblocks time (> 1
 means skipblocks is faster). "threads" is torch's thread count. skipblocks
-is given the same count when its extension can take one (set_num_threads, on
-the way in a threading issue); an extension without it computes on one thread.
-Either way the "sb thr" column and the JSON record what skipblocks really used.
+is given the same count (skipblocks.set_num_threads; a build without it
+computes on one thread); the "sb thr" column and the JSON record what
+skipblocks really used.
 
 After the table, a per-layer breakdown of the ResNet demo: the wall time of
 each named submodule's call (children included), measured by wrapping the
@@ -24,33 +24,59 @@ forwards as skipblocks.parity does -- on skipblocks' default fused path and
 with every layer called in turn -- next to torch's per-module time from
 forward pre/post hooks.
 
+GFLOP/s and % of peak (the 3x3 convolution case, the only one with a FLOP
+count): 2*N*C_out*H_out*W_out*C_in*9 FLOPs whatever the algorithm, divided
+by the median time. The peak is measured, not looked up: benchmarks/fma_peak.c
+(a throughput loop of independent 256-bit FMAs) is compiled with the system C
+compiler into a temporary directory and run three times for 0.5 s on one
+thread; the best of the three is the single-core peak. Its rate is per second
+of the thread's CPU time (the wall rate is recorded too): on a machine shared
+with other work, time slicing lowers the wall rate but not the core's
+throughput, and a depressed peak would inflate % of peak. A row's % of peak
+is against that peak times the threads skipblocks used. 256-bit, because
+that is the widest path skipblocks has on a CPU without AVX-512 (its ISAs
+are 'scalar' and 'avx2'); on such a machine an AVX-512 peak cannot be
+measured, and the header says so. If the program cannot be built or run,
+the header gives the reason and % of peak is left empty.
+
+Above the table: the machine (CPU model, family/model, avx2/fma/avx512f
+flags, core count), skipblocks' ISA, the versions, which build (git commit,
+extension hash), the date and the command line; the JSON records the same
+under "meta".
+
+The other two checks of the issue run each measurement in its own process,
+so they are separate scripts: bench_torch_interference.py (skipblocks at 2
+threads with and without torch in the process) and bench_memory.py (peak
+memory of a forward call).
+
 Timings are measurements, not tests: nothing here asserts on speed.
 """
 import argparse
-import datetime
 import fnmatch
-import json
 import os
 import platform
+import shutil
 import statistics
+import subprocess
 import sys
+import tempfile
 import time
 
 import numpy as np
 
-try:
-    import skipblocks
-except ImportError:  # a source checkout built in place, run as benchmarks/bench_demos.py
-    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    import skipblocks
+from common import (RESULTS, build_info, build_line, command_line, format_rows,
+                    import_skipblocks, load_average, load_line, machine_info, machine_line,
+                    now_utc, write_json)
 
-import torch
+skipblocks = import_skipblocks()
+
+import torch  # noqa: E402 (after skipblocks: its import must not depend on torch)
 
 from skipblocks import demos, parity
 from skipblocks import reference as ref
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-DEFAULT_JSON = os.path.join(HERE, "results", "latest.json")
+DEFAULT_JSON = os.path.join(RESULTS, "latest.json")
 
 
 # -- cases ----------------------------------------------------------------
@@ -80,6 +106,93 @@ CASES = [
     ("densenet-224", _demo_pair("densenet"), (8, 3, 224, 224), "rand", ("eval",), None),
     ("conv3x3-64", _conv_pair, (8, 64, 56, 56), "randn", ("eval",), _conv_flops),
 ]
+
+
+# -- machine and peak ---------------------------------------------------------
+PEAK_SOURCE = os.path.join(HERE, "fma_peak.c")
+
+
+def _compiler():
+    for name in (os.environ.get("CC"), "cc", "gcc", "clang"):
+        if name and shutil.which(name):
+            return shutil.which(name)
+    return None
+
+
+def build_peak(workdir):
+    """Compiles fma_peak.c into workdir; (path, description) or (None, why not)."""
+    flags = machine_info()["flags"]
+    if platform.machine() not in ("x86_64", "AMD64") or not (flags["avx2"] and flags["fma"]):
+        return None, "no AVX2+FMA on this CPU: the 256-bit FMA peak program cannot run"
+    cc = _compiler()
+    if cc is None:
+        return None, "no C compiler found (tried $CC, cc, gcc, clang)"
+    exe = os.path.join(workdir, "fma_peak")
+    # -mavx2 -mfma as well as the file's pragma: clang ignores GCC's pragma.
+    cmd = [cc, "-O2", "-mavx2", "-mfma", "-o", exe, PEAK_SOURCE]
+    try:
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return None, f"compiling fma_peak.c failed: {exc}"
+    if done.returncode != 0:
+        return None, (f"compiling fma_peak.c failed (exit {done.returncode}): "
+                      f"{done.stderr.strip()[:500]}")
+    return exe, " ".join(os.path.basename(c) if i == 0 else c for i, c in enumerate(cmd))
+
+
+def run_peak(exe, runs=3, seconds=0.5):
+    """[(GFLOP/s per CPU second, GFLOP/s per wall second)] of each run of the
+    peak program (one thread), or an error string."""
+    values = []
+    for _ in range(runs):
+        try:
+            done = subprocess.run([exe, str(seconds)], capture_output=True, text=True,
+                                  timeout=60 + 10 * seconds)
+            cpu_rate, wall_rate = map(float, done.stdout.split()[:2])
+            values.append((cpu_rate, wall_rate))
+        except (OSError, subprocess.TimeoutExpired, ValueError) as exc:
+            return f"running fma_peak failed: {exc} {getattr(exc, 'stderr', '') or ''}"
+    return values
+
+
+def peak_report(runs, build, error):
+    """The peak as the JSON records it. An FMA loop cannot run faster than the
+    hardware, so the best run (the least disturbed) is the estimate, not the
+    median."""
+    flags = machine_info()["flags"]
+    return {"vector": "256-bit (AVX2 + FMA3), 12 independent FMA chains, one thread",
+            "avx512": "not measured: this CPU has no AVX-512F" if not flags["avx512f"] else
+            "not measured: fma_peak.c runs 256-bit FMAs only",
+            "build": build, "error": error,
+            "runs_gflops_cpu_time": [r[0] for r in runs],
+            "runs_gflops_wall_time": [r[1] for r in runs],
+            "gflops_1core": max(r[0] for r in runs) if runs and not error else None}
+
+
+def format_header(meta):
+    p = meta["peak"]
+    lines = [
+        f"machine:   {machine_line(meta['machine_info'])}",
+        f"software:  skipblocks {meta['skipblocks']} (ISA in use: {meta['skipblocks_isa']}; "
+        f"available: {', '.join(meta['skipblocks_isas'])}), torch {meta['torch']}, numpy "
+        f"{meta['numpy']}, python {meta['python']}",
+        f"build:     {build_line(meta['skipblocks_build'])}",
+    ]
+    if p["gflops_1core"] is not None:
+        cpu = ", ".join(f"{v:.1f}" for v in p["runs_gflops_cpu_time"])
+        wall = ", ".join(f"{v:.1f}" for v in p["runs_gflops_wall_time"])
+        lines.append(f"peak:      {p['gflops_1core']:.1f} GFLOP/s on one core = best of "
+                     f"[{cpu}] per CPU second ([{wall}] per wall second); {p['vector']}")
+        lines.append(f"           AVX-512 peak {p['avx512']}; % of peak is against this "
+                     "256-bit peak, skipblocks' widest path here")
+    else:
+        lines.append(f"peak:      not available ({p['error']}); % of peak left empty")
+    lines += [f"date:      {meta['date']}",
+              f"load:      {load_line(*meta['load_average_1min'])}",
+              f"command:   {meta['command']}   (in {meta['cwd']})",
+              f"method:    {meta['warmup']} warm-up + {meta['repeats']} timed runs per side, "
+              "alternating torch/skipblocks, torch under no_grad"]
+    return "\n".join(lines)
 
 
 # -- threads ----------------------------------------------------------------
@@ -167,10 +280,22 @@ def run_cases(cases, threads, warmup, repeats, seed, log):
                 if flops_of is not None:
                     flops = flops_of(shape)
                     row["flops"] = flops
+                    # flops / ms / 1e6 = GFLOP/s
                     row["gflops"] = {"torch": flops / t["median"] / 1e6,
                                      "skipblocks": flops / o["median"] / 1e6}
                 results.append(row)
     return results
+
+
+def add_peak_fraction(results, peak_1core):
+    """% of peak for rows with a FLOP count: skipblocks' GFLOP/s against the
+    single-core peak times the threads skipblocks ran on (1 thread: the
+    single-core peak)."""
+    for r in results:
+        r["peak_gflops"] = r["pct_of_peak"] = None
+        if r["gflops"] is not None and peak_1core:
+            r["peak_gflops"] = peak_1core * r["skipblocks_threads"]
+            r["pct_of_peak"] = 100.0 * r["gflops"]["skipblocks"] / r["peak_gflops"]
 
 
 # -- per-layer breakdown ----------------------------------------------------
@@ -270,25 +395,22 @@ def _ms(s):
 
 def format_table(results):
     headers = ["case", "input shape", "mode", "threads", "sb thr", "torch ms", "skipblocks ms",
-               "ratio", "GFLOP/s torch/sb"]
+               "ratio", "GFLOP/s torch", "GFLOP/s sb", "% of peak"]
     lines = []
     for r in results:
-        g = r["gflops"]
+        g, pct = r["gflops"], r.get("pct_of_peak")
         lines.append([r["case"], "x".join(map(str, r["input_shape"])), r["mode"],
-                      str(r["threads"]), str(r["skipblocks_threads"]), _ms(r["torch_ms"]), _ms(r["skipblocks_ms"]),
-                      f"{r['ratio']:.2f}",
-                      "-" if g is None else f"{g['torch']:.1f}/{g['skipblocks']:.1f}"])
-    widths = [max(len(h), *(len(l[i]) for l in lines)) if lines else len(h)
-              for i, h in enumerate(headers)]
-    right = {3, 4, 5, 6, 7, 8}
-
-    def fmt(cells):
-        return "  ".join(c.rjust(w) if i in right else c.ljust(w)
-                         for i, (c, w) in enumerate(zip(cells, widths))).rstrip()
-
-    out = [fmt(headers), fmt(["-" * w for w in widths])] + [fmt(l) for l in lines]
+                      str(r["threads"]), str(r["skipblocks_threads"]), _ms(r["torch_ms"]),
+                      _ms(r["skipblocks_ms"]), f"{r['ratio']:.2f}",
+                      "-" if g is None else f"{g['torch']:.1f}",
+                      "-" if g is None else f"{g['skipblocks']:.1f}",
+                      # blank, not "-": a FLOP count exists but no peak was measured
+                      ("" if g is not None else "-") if pct is None else f"{pct:.0f} %"])
+    out = format_rows(headers, lines, right=set(range(3, len(headers))))
     out.append("ms: median [min-max]; ratio = torch / skipblocks (> 1: skipblocks faster); "
                "threads = torch's, sb thr = skipblocks' (1 when its build has no threads).")
+    out.append("GFLOP/s = 2*N*C_out*H_out*W_out*C_in*9 / median time; % of peak = skipblocks' "
+               "GFLOP/s / (sb thr x measured single-core 256-bit FMA peak).")
     return "\n".join(out)
 
 
@@ -316,15 +438,6 @@ def format_breakdown(breakdown):
     return "\n".join(out)
 
 
-def write_json(path, payload):
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    tmp = path + ".tmp"  # benchmarks/results/*.tmp is gitignored
-    with open(tmp, "w") as f:
-        json.dump(payload, f, indent=1)
-        f.write("\n")
-    os.replace(tmp, path)
-
-
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -342,6 +455,8 @@ def main(argv=None):
                         help="where to write the results (default benchmarks/results/latest.json)")
     parser.add_argument("--no-breakdown", action="store_true",
                         help="skip the per-layer breakdown")
+    parser.add_argument("--no-peak", action="store_true",
+                        help="do not build and run the FMA peak program (no %% of peak)")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
 
@@ -358,9 +473,46 @@ def main(argv=None):
     def log(msg):
         print(msg, file=sys.stderr, flush=True)
 
+    load_before = load_average()
     log(f"torch {torch.__version__}, skipblocks {skipblocks.__version__}, numpy "
         f"{np.__version__}; {warmup} warm-up + {repeats} timed runs per side")
+
+    peak_runs, peak_error, build = [], None, None
+    if args.no_peak:
+        peak_error = "not requested (--no-peak)"
+    else:
+        # Built at run time into a temporary directory: no binary in the repo.
+        with tempfile.TemporaryDirectory(prefix="skipblocks-peak-") as workdir:
+            exe, build = build_peak(workdir)
+            if exe is None:
+                peak_error, build = build, None
+            else:
+                log("  FMA peak ...")
+                got = run_peak(exe)
+                peak_runs, peak_error = (got, None) if isinstance(got, list) else ([], got)
+    peak = peak_report(peak_runs, build, peak_error)
     results = run_cases(cases, args.threads, warmup, repeats, args.seed, log)
+    add_peak_fraction(results, peak["gflops_1core"])
+
+    meta = {
+        "date": now_utc(), "command": command_line(), "cwd": os.getcwd(),
+        "load_average_1min": [load_before, load_average()],
+        "torch": torch.__version__, "skipblocks": skipblocks.__version__,
+        "skipblocks_isa": skipblocks.get_isa(),
+        "skipblocks_isas": list(skipblocks.available_isas()),
+        "skipblocks_build": build_info(skipblocks),
+        "numpy": np.__version__, "python": platform.python_version(),
+        "machine": platform.machine(), "cpu_model": machine_info()["cpu_model"],
+        "cpu_count": os.cpu_count(), "machine_info": machine_info(), "peak": peak,
+        "repeats": repeats, "warmup": warmup, "quick": args.quick, "seed": args.seed,
+        "note": "threads = torch.set_num_threads; skipblocks_threads = what skipblocks "
+                "used (set to the same count when its build supports threads). "
+                "ratio = torch median / skipblocks median. Times in ms. "
+                "pct_of_peak = skipblocks GFLOP/s / (skipblocks_threads x "
+                "peak.gflops_1core), the peak of 256-bit FMAs measured by fma_peak.c.",
+    }
+    print(format_header(meta))
+    print()
     print(format_table(results))
 
     breakdown = None
@@ -371,17 +523,7 @@ def main(argv=None):
         print(format_breakdown(breakdown))
 
     payload = {
-        "meta": {
-            "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-            "torch": torch.__version__, "skipblocks": skipblocks.__version__,
-            "numpy": np.__version__, "python": platform.python_version(),
-            "machine": platform.machine(), "processor": platform.processor(),
-            "cpu_count": os.cpu_count(), "repeats": repeats, "warmup": warmup,
-            "quick": args.quick, "seed": args.seed,
-            "note": "threads = torch.set_num_threads; skipblocks_threads = what skipblocks "
-                    "used (set to the same count when its build supports threads). "
-                    "ratio = torch median / skipblocks median. Times in ms.",
-        },
+        "meta": meta,
         "results": results,
         "layer_breakdown": breakdown,
     }

@@ -237,6 +237,16 @@ class Module:
         return sorted(set(super().__dir__()) | set(self._parameters) | set(self._buffers)
                       | set(self._modules))
 
+    def __setstate__(self, state):
+        # copy.deepcopy and pickle rebuild the arrays writable: freeze them
+        # again (the never-stale guarantee) and drop derived caches.
+        self.__dict__.update(state)
+        for store in (self._parameters, self._buffers):
+            for name, value in store.items():
+                if value is not None:
+                    store[name] = _frozen_copy(value, value.dtype, name)
+        self.__dict__.pop("_packed_cache", None)
+
     # -- calling --------------------------------------------------------
     def forward(self, *args, **kwargs):
         raise NotImplementedError(

@@ -611,6 +611,14 @@ def _mutations(conv_path, bn_path, rng, x_train):
         m([x_train] if isinstance(m, sb.DenseLayer) else x_train)
         m.eval()
 
+    def bn_alone_train_forward(m):
+        # running statistics updated in place by the BatchNorm on its own: the
+        # convolution whose packed weights fold it is not called meanwhile
+        bn = _get(m, bn_path)
+        bn.train()
+        bn(randn(rng, 2, bn.num_features, 3, 4, scale=1.5, shift=0.7))
+        bn.eval()
+
     return [("conv.weight = ...", conv_assign),
             ("conv.load_state_dict", conv_load_submodule),
             ("model.load_state_dict", conv_load_whole_model),
@@ -619,7 +627,8 @@ def _mutations(conv_path, bn_path, rng, x_train):
             ("bn.load_state_dict(running_mean)", bn_running_mean_load),
             ("bn.running_var = ...", bn_running_var_assign),
             ("bn.eps = 0.5", bn_eps),
-            ("train forward, then eval", train_forward_then_eval)]
+            ("train forward, then eval", train_forward_then_eval),
+            ("bn alone: train forward, then eval", bn_alone_train_forward)]
 
 
 @pytest.mark.parametrize("name", list(CACHE_MODELS))
@@ -646,27 +655,27 @@ def test_packed_weights_never_stale(isa, rng, name):
 
 
 def test_conv_cache_with_and_without_fold(isa, rng):
-    """One Conv2d called both inside an eval Sequential (BatchNorm folded into its
-    packed weights) and on its own (no fold): each call uses the right weights."""
+    """One Conv2d called inside eval Sequentials (a BatchNorm folded into its
+    packed weights) and on its own (no fold): each call uses the right
+    weights. The two BatchNorms have equal versions and eps, different values."""
     conv = sb.Conv2d(5, 7, 3, padding=1)
-    tbn = randomize_(nn.BatchNorm2d(7), seed=4).eval()
-    bn = load_from_torch(sb.BatchNorm2d(7), tbn).eval()
-    seq = sb.Sequential(conv, bn)
-    x = randn(rng, 1, 5, 6, 17)
     tconv = nn.Conv2d(5, 7, 3, padding=1)
     tconv.load_state_dict({k: torch.from_numpy(np.array(v))
                            for k, v in conv.state_dict().items()})
+    tbns = [randomize_(nn.BatchNorm2d(7), seed=s).eval() for s in (4, 5)]
+    bns = [load_from_torch(sb.BatchNorm2d(7), t).eval() for t in tbns]
+    assert bns[0]._version == bns[1]._version and bns[0].eps == bns[1].eps
+    seqs = [sb.Sequential(conv, bn) for bn in bns]
+    x = randn(rng, 1, 5, 6, 17)
     with torch.no_grad():
         exp_conv = tconv(to_torch(x))
-        exp_seq = tbn(exp_conv)
+        exp_seqs = [t(exp_conv) for t in tbns]
     for i in range(2):
-        assert_parity(seq(x), exp_seq, "sequential", what="seq %d" % i)
-        assert_parity(conv(x), exp_conv, "conv2d", what="conv %d" % i)
-    other_bn = sb.BatchNorm2d(7).eval()     # a second BatchNorm folded into the same conv
-    seq2 = sb.Sequential(conv, other_bn)
-    assert_parity(seq2(x), nn.BatchNorm2d(7).eval()(exp_conv).detach(), "sequential",
-                  what="seq with another bn")
-    assert_parity(seq(x), exp_seq, "sequential", what="seq again")
+        for j in (0, 1):
+            assert_parity(seqs[j](x), exp_seqs[j], "sequential", what="seq %d call %d" % (j, i))
+            assert_parity(conv(x), exp_conv, "conv2d", what="conv alone, call %d" % i)
+    for j in (1, 0, 0, 1):
+        assert_parity(seqs[j](x), exp_seqs[j], "sequential", what="seq %d again" % j)
 
 
 def test_cache_survives_isa_switch(rng, restore_threads):
@@ -811,7 +820,7 @@ def test_concurrent_python_threads(isa, rng, restore_threads, threads):
         except BaseException as exc:  # noqa: BLE001 -- reported below
             errors.append(repr(exc))
 
-    workers = [threading.Thread(target=work, args=(i,)) for i in range(2)]
+    workers = [threading.Thread(target=work, args=(i,), daemon=True) for i in range(2)]
     for w in workers:
         w.start()
     for w in workers:

@@ -85,7 +85,18 @@ static PyArrayObject *as_float_array(PyObject *obj, const char *layer,
         Py_INCREF(obj);
         arr = (PyArrayObject *)obj;
     } else {
-        arr = (PyArrayObject *)PyArray_FromAny(obj, NULL, 0, 0, 0, NULL);
+        /* A torch tensor that requires grad refuses __array__; skipblocks
+         * never differentiates, so read its values through .detach() (duck
+         * typing: torch is never imported). */
+        PyObject *source = obj;
+        Py_INCREF(source);
+        if (PyObject_HasAttrString(obj, "detach") && PyObject_HasAttrString(obj, "requires_grad")) {
+            PyObject *detached = PyObject_CallMethod(obj, "detach", NULL);
+            if (detached == NULL) { Py_DECREF(source); return NULL; }
+            Py_SETREF(source, detached);
+        }
+        arr = (PyArrayObject *)PyArray_FromAny(source, NULL, 0, 0, 0, NULL);
+        Py_DECREF(source);
         if (arr == NULL) return NULL;
     }
     char kind = PyArray_DESCR(arr)->kind;

@@ -69,16 +69,27 @@ typedef struct {
 int64_t sb_conv2d_out_size(int64_t in, int64_t kernel, int64_t stride,
                            int64_t pad, int64_t dilation);
 
-/* Floats of scratch sb_conv2d_f32 needs for these shapes (may be 0). */
+/* Floats of scratch sb_conv2d_f32 needs for these shapes: the packed
+ * weights (sb_conv2d_f32_packed_weights_floats) followed by the packed
+ * path's scratch for one thread (sb_conv2d_f32_packed_workspace_floats(...,
+ * 1)). Nonzero for any valid arguments; 0 for invalid ones. */
 int64_t sb_conv2d_f32_workspace_floats(const sb_fmap *out, const sb_fmap *in,
                                        const sb_conv2d_params *params);
 
 /*
+ * The one-call convolution: the single-thread convenience API over the
+ * packed path below. It packs weight and bias into the start of the
+ * workspace (sb_conv2d_f32_pack_weights) and runs sb_conv2d_f32_packed with
+ * no fusion on the calling thread, so it gives exactly what that call gives.
+ * It repacks on every call; the layers instead pack once per weight change
+ * and call sb_conv2d_f32_packed with the cached weights, fusion and threads.
+ *
  * out   : N x C_out x OH x OW            (out->c == C_out)
- * in    : N x C_in x H x W
+ * in    : N x C_in x H x W               (must not overlap out)
  * weight: C_out x (C_in/G) x KH x KW, contiguous (torch's layout)
  * bias  : C_out, or NULL
- * workspace: sb_conv2d_f32_workspace_floats(...) floats, or NULL if that is 0
+ * workspace: sb_conv2d_f32_workspace_floats(...) floats (may be NULL only
+ *            when the output is empty, N == 0 or C_out == 0)
  */
 sb_status sb_conv2d_f32(float *out_data, const sb_fmap *out,
                         const float *in_data, const sb_fmap *in,
@@ -183,21 +194,6 @@ sb_status sb_linear_f32(float *out, const float *in, const float *weight,
 sb_status sb_linear_f32__ref(float *out, const float *in, const float *weight,
                              const float *bias, int64_t rows,
                              int64_t in_features, int64_t out_features);
-
-/* ------------------------------------------------------------------ */
-/* GEMM: the workhorse of conv2d. Row-major.                           */
-/*   c[m, n] (+)= sum_k a[m, k] * b[k, n]                               */
-/* a: M x K with row stride lda; b: K x N with row stride ldb;          */
-/* c: M x N with row stride ldc. accumulate == 0 overwrites c.          */
-/* ------------------------------------------------------------------ */
-sb_status sb_gemm_f32(float *c, const float *a, const float *b,
-                      int64_t m, int64_t n, int64_t k,
-                      int64_t lda, int64_t ldb, int64_t ldc, int accumulate);
-
-sb_status sb_gemm_f32__ref(float *c, const float *a, const float *b,
-                           int64_t m, int64_t n, int64_t k,
-                           int64_t lda, int64_t ldb, int64_t ldc, int accumulate);
-
 
 /* ------------------------------------------------------------------ */
 /* Instruction-set dispatch                                            */

@@ -20,21 +20,14 @@
  * Output sizes larger than the input are accepted, as in torch (windows
  * then repeat input cells). Not done: channels-last, backward.
  */
-#include "skipblocks.h"
-
-static int fmap_ok(const sb_fmap *f)
-{
-    if (f->n < 0 || f->c < 0 || f->h < 0 || f->w < 0)
-        return 0;
-    return f->n <= 1 || f->batch_stride >= f->c * f->h * f->w;
-}
+#include "sb_internal.h"
 
 sb_status sb_adaptive_avg_pool2d_f32(float *restrict out_data, const sb_fmap *out,
                                      const float *restrict in_data, const sb_fmap *in)
 {
     if (out == NULL || in == NULL)
         return SB_ERR_NULL;
-    if (!fmap_ok(out) || !fmap_ok(in) || out->n != in->n || out->c != in->c)
+    if (!sb_fmap_ok(out) || !sb_fmap_ok(in) || out->n != in->n || out->c != in->c)
         return SB_ERR_SHAPE;
     /* torch rejects empty spatial input; an empty output has no cells. */
     if (in->h < 1 || in->w < 1 || out->h < 1 || out->w < 1)

@@ -19,23 +19,14 @@
  */
 #include <math.h>
 
-#include "skipblocks.h"
-
-/* Same rule as the other kernels: non-negative sizes and non-overlapping
- * images (batch_stride does not matter with at most one image). */
-static int fmap_ok(const sb_fmap *f)
-{
-    if (f->n < 0 || f->c < 0 || f->h < 0 || f->w < 0)
-        return 0;
-    return f->n <= 1 || f->batch_stride >= f->c * f->h * f->w;
-}
+#include "sb_internal.h"
 
 sb_status sb_batch_norm_stats_f32(float *restrict mean, float *restrict var_biased,
                                   const float *restrict in_data, const sb_fmap *in)
 {
     if (in == NULL)
         return SB_ERR_NULL;
-    if (!fmap_ok(in) || in->n * in->h * in->w < 1)
+    if (!sb_fmap_ok(in) || in->n * in->h * in->w < 1)
         return SB_ERR_SHAPE;
     if (in->c == 0)
         return SB_OK;
@@ -142,7 +133,7 @@ sb_status sb_batch_norm_apply_f32(float *out_data, const sb_fmap *out,
 {
     if (out == NULL || in == NULL)
         return SB_ERR_NULL;
-    if (!fmap_ok(out) || !fmap_ok(in) || out->n != in->n || out->c != in->c ||
+    if (!sb_fmap_ok(out) || !sb_fmap_ok(in) || out->n != in->n || out->c != in->c ||
         out->h != in->h || out->w != in->w)
         return SB_ERR_SHAPE;
     const int64_t hw = in->h * in->w;
@@ -186,7 +177,7 @@ sb_status sb_batch_norm_add_relu_f32(float *out_data, const sb_fmap *out,
 {
     if (out == NULL || in == NULL || residual == NULL)
         return SB_ERR_NULL;
-    if (!fmap_ok(out) || !fmap_ok(in) || !fmap_ok(residual) || out->n != in->n ||
+    if (!sb_fmap_ok(out) || !sb_fmap_ok(in) || !sb_fmap_ok(residual) || out->n != in->n ||
         out->c != in->c || out->h != in->h || out->w != in->w || residual->n != in->n ||
         residual->c != in->c || residual->h != in->h || residual->w != in->w)
         return SB_ERR_SHAPE;

@@ -10,23 +10,29 @@
  * batch_stride apart, so DenseBlock can read and write channel slices of a
  * larger buffer); weight is torch's contiguous C_out x Cig x KH x KW.
  *
- * Method: im2col + GEMM, per image and group. The im2col matrix is
- * K x (OH*OW) with K = Cig*KH*KW, row (ci, kh, kw), column (oh, ow); the
- * weights of group g are already the Cog x K row-major matrix A, so
- *   out_image_group (Cog x OH*OW) = A * cols
- * is written by sb_gemm_f32 straight into the output (row stride OH*OW).
- * A 1x1 / stride 1 / pad 0 convolution skips im2col: the input image slice is
- * itself the K x (H*W) matrix. Bias is added in a second pass over the output.
+ * This file holds the pieces of the convolution API that are not the fast
+ * path itself:
+ *   - sb_conv2d_out_size, torch's output-size formula, which the glue also
+ *     uses to validate shapes before calling any kernel;
+ *   - sb_conv2d_f32, the one-call, single-thread convenience entry: it packs
+ *     the weights (with the bias) into the start of the caller's workspace
+ *     and runs the packed-GEMM path of conv2d_packed_f32.c on the calling
+ *     thread, with no fusion. The layers do not use it: they keep packed
+ *     weights cached across calls and call sb_conv2d_f32_packed directly,
+ *     with fusion and threads. Repacking costs C_out*K stores per call, small
+ *     beside the C_out*K*OH*OW multiply-adds of the convolution;
+ *   - sb_conv2d_f32__ref, the direct 7-loop reference the tests compare
+ *     every path with.
  *
- * Padding taps are real zeros in the column matrix, so a NaN / inf weight
- * makes 0 * w = NaN even where the window hangs over the border (as torch's
- * im2col path does; oneDNN's direct kernels skip those taps instead). The
- * reference skips them, so tests put NaN only in the input.
+ * Padding taps are real zeros in the packed path's staged input, so a NaN /
+ * inf weight makes 0 * w = NaN even where the window hangs over the border
+ * (as torch's im2col path does; oneDNN's direct kernels skip those taps
+ * instead). The reference skips them, so tests put NaN only in the input.
  *
  * Not done: padding modes other than zeros, transposed convolution,
- * Winograd/FFT, and threading. The output must not overlap the input.
+ * Winograd/FFT. The output must not overlap the input.
  */
-#include "skipblocks.h"
+#include "sb_internal.h"
 
 int64_t sb_conv2d_out_size(int64_t in, int64_t kernel, int64_t stride,
                            int64_t pad, int64_t dilation)
@@ -43,23 +49,9 @@ int64_t sb_conv2d_out_size(int64_t in, int64_t kernel, int64_t stride,
     return span / stride + 1;
 }
 
-/* A map's sizes are usable: nothing negative, and images do not overlap.
- * batch_stride is irrelevant (and may be anything numpy reports for a
- * length-1 axis) when there is at most one image. */
-static int fmap_ok(const sb_fmap *f)
-{
-    if (f->n < 0 || f->c < 0 || f->h < 0 || f->w < 0)
-        return 0;
-    return f->n <= 1 || f->batch_stride >= f->c * f->h * f->w;
-}
-
-static int is_pointwise(const sb_conv2d_params *p)
-{
-    return p->kernel_h == 1 && p->kernel_w == 1 && p->stride_h == 1 &&
-           p->stride_w == 1 && p->pad_h == 0 && p->pad_w == 0;
-}
-
-/* Every check shared by the fast kernel and the reference. */
+/* Every check shared by sb_conv2d_f32 and the reference. Stricter than the
+ * packed path's own check in one respect: an output of size 0 because the
+ * dilated kernel does not fit is an error here (torch raises), not a no-op. */
 static sb_status check_conv_args(const sb_fmap *out, const sb_fmap *in,
                                  const sb_conv2d_params *p)
 {
@@ -69,7 +61,7 @@ static sb_status check_conv_args(const sb_fmap *out, const sb_fmap *in,
         p->dilation_h <= 0 || p->dilation_w <= 0 || p->pad_h < 0 || p->pad_w < 0 ||
         p->groups <= 0)
         return SB_ERR_ARGUMENT;
-    if (!fmap_ok(out) || !fmap_ok(in) || out->n != in->n)
+    if (!sb_fmap_ok(out) || !sb_fmap_ok(in) || out->n != in->n)
         return SB_ERR_SHAPE;
     if (in->c % p->groups != 0 || out->c % p->groups != 0)
         return SB_ERR_SHAPE;
@@ -80,73 +72,22 @@ static sb_status check_conv_args(const sb_fmap *out, const sb_fmap *in,
     return SB_OK;
 }
 
+/* Floats of the packed weights, the first part of sb_conv2d_f32's workspace. */
+static int64_t packed_weights_floats(const sb_fmap *out, const sb_fmap *in,
+                                     const sb_conv2d_params *p)
+{
+    return sb_conv2d_f32_packed_weights_floats(out->c, in->c / p->groups, p->kernel_h,
+                                               p->kernel_w, p->groups);
+}
+
 int64_t sb_conv2d_f32_workspace_floats(const sb_fmap *out, const sb_fmap *in,
                                        const sb_conv2d_params *params)
 {
     /* Invalid arguments need no scratch; sb_conv2d_f32 will reject them. */
-    if (check_conv_args(out, in, params) != SB_OK || is_pointwise(params))
+    if (check_conv_args(out, in, params) != SB_OK)
         return 0;
-    return (in->c / params->groups) * params->kernel_h * params->kernel_w *
-           out->h * out->w;
-}
-
-/*
- * First and one-past-last output index o in [0, out_len) whose input index
- * o*stride + off lies in [0, in_len). Lets im2col copy the valid middle of a
- * row without a bounds test per element and zero-fill the two ends.
- */
-static void valid_range(int64_t off, int64_t stride, int64_t in_len, int64_t out_len,
-                        int64_t *lo, int64_t *hi)
-{
-    int64_t a = off >= 0 ? 0 : (-off + stride - 1) / stride;    /* ceil(-off / stride) */
-    int64_t b = in_len - off <= 0 ? 0 : (in_len - off + stride - 1) / stride;
-    if (a > out_len) a = out_len;
-    if (b > out_len) b = out_len;
-    if (b < a) b = a;
-    *lo = a;
-    *hi = b;
-}
-
-/* Build the Cig*KH*KW x OH*OW column matrix of one image and group.
- * img points at channel 0 of the group. */
-static void im2col(float *restrict cols, const float *restrict img,
-                   int64_t cig, int64_t h, int64_t w, int64_t oh, int64_t ow,
-                   const sb_conv2d_params *p)
-{
-    const int64_t sh = p->stride_h, sw = p->stride_w;
-    for (int64_t ci = 0; ci < cig; ci++) {
-        const float *restrict plane = img + ci * h * w;
-        for (int64_t kh = 0; kh < p->kernel_h; kh++) {
-            const int64_t off_h = kh * p->dilation_h - p->pad_h;
-            for (int64_t kw = 0; kw < p->kernel_w; kw++) {
-                const int64_t off_w = kw * p->dilation_w - p->pad_w;
-                int64_t lo, hi;
-                valid_range(off_w, sw, w, ow, &lo, &hi);
-                for (int64_t y = 0; y < oh; y++) {
-                    const int64_t iy = y * sh + off_h;
-                    float *restrict dst = cols + y * ow;
-                    if (iy < 0 || iy >= h) {
-                        for (int64_t x = 0; x < ow; x++)
-                            dst[x] = 0.0f;
-                        continue;
-                    }
-                    const float *restrict src = plane + iy * w + off_w;
-                    for (int64_t x = 0; x < lo; x++)
-                        dst[x] = 0.0f;
-                    if (sw == 1) {
-                        for (int64_t x = lo; x < hi; x++)   /* a plain copy */
-                            dst[x] = src[x];
-                    } else {
-                        for (int64_t x = lo; x < hi; x++)
-                            dst[x] = src[x * sw];
-                    }
-                    for (int64_t x = hi; x < ow; x++)
-                        dst[x] = 0.0f;
-                }
-                cols += oh * ow;
-            }
-        }
-    }
+    return packed_weights_floats(out, in, params) +
+           sb_conv2d_f32_packed_workspace_floats(out, in, params, 1);
 }
 
 sb_status sb_conv2d_f32(float *restrict out_data, const sb_fmap *out,
@@ -157,50 +98,23 @@ sb_status sb_conv2d_f32(float *restrict out_data, const sb_fmap *out,
     sb_status st = check_conv_args(out, in, params);
     if (st != SB_OK)
         return st;
-    const int64_t groups = params->groups;
-    const int64_t cig = in->c / groups, cog = out->c / groups;
-    const int64_t k = cig * params->kernel_h * params->kernel_w;
-    const int64_t hw_in = in->h * in->w, hw_out = out->h * out->w;
-    const int pointwise = is_pointwise(params);
-
+    const sb_conv2d_params *p = params;
+    const int64_t cig = in->c / p->groups;
     if (out->n == 0 || out->c == 0)
         return SB_OK;
-    if (out_data == NULL || (k > 0 && (in_data == NULL || weight == NULL)))
-        return SB_ERR_NULL;
-    if (!pointwise && k > 0 && workspace == NULL)
+    /* The weights are only read when there is something to multiply (no
+     * input channels: the output is the bias, as in torch). */
+    if (out_data == NULL || in_data == NULL || workspace == NULL || (cig > 0 && weight == NULL))
         return SB_ERR_NULL;
 
-    for (int64_t n = 0; n < out->n; n++) {
-        const float *img = in_data + n * in->batch_stride;
-        float *dst = out_data + n * out->batch_stride;
-        for (int64_t g = 0; g < groups; g++) {
-            const float *a = weight + g * cog * k;
-            const float *b;
-            if (pointwise) {
-                b = img + g * cig * hw_in;      /* already K x (H*W), H*W == OH*OW */
-            } else {
-                if (k > 0)
-                    im2col(workspace, img + g * cig * hw_in, cig, in->h, in->w,
-                           out->h, out->w, params);
-                b = workspace;
-            }
-            /* k == 0 (no input channels) makes the GEMM write zeros: the
-             * output is then just the bias, as in torch. */
-            st = sb_gemm_f32(dst + g * cog * hw_out, a, b, cog, hw_out, k,
-                             k, hw_out, hw_out, 0);
-            if (st != SB_OK)
-                return st;
-        }
-        if (bias != NULL) {
-            for (int64_t oc = 0; oc < out->c; oc++) {
-                const float bv = bias[oc];
-                float *restrict plane = dst + oc * hw_out;
-                for (int64_t i = 0; i < hw_out; i++)
-                    plane[i] += bv;
-            }
-        }
-    }
-    return SB_OK;
+    /* workspace = [packed weights | packed path's scratch for one thread] */
+    float *packed = workspace;
+    float *scratch = workspace + packed_weights_floats(out, in, p);
+    st = sb_conv2d_f32_pack_weights(packed, weight, bias, NULL, NULL, out->c, cig,
+                                    p->kernel_h, p->kernel_w, p->groups);
+    if (st != SB_OK)
+        return st;
+    return sb_conv2d_f32_packed(out_data, out, in_data, in, packed, p, NULL, scratch, 1);
 }
 
 /* Direct 7-loop convolution with an explicit bounds test per tap. For tests. */

@@ -51,6 +51,7 @@
 #include <string.h>
 
 #include "gemm_ukernel.h"
+#include "sb_internal.h"
 #include "sb_parallel.h"
 
 enum { MR = SB_CONV_MR, NR = SB_CONV_NR };
@@ -380,18 +381,11 @@ static void plan_conv(conv_plan *pl, const sb_fmap *out, const sb_fmap *in,
     pl->slot_floats = KC_MAX * pl->nc + pl->m_blocks * MR * pl->nc;
 }
 
-static int fmap_sane(const sb_fmap *f)
-{
-    if (f->n < 0 || f->c < 0 || f->h < 0 || f->w < 0)
-        return 0;
-    return f->n <= 1 || f->batch_stride >= f->c * f->h * f->w;
-}
-
 static int conv_args_ok(const sb_fmap *out, const sb_fmap *in, const sb_conv2d_params *p)
 {
     return p->kernel_h > 0 && p->kernel_w > 0 && p->stride_h > 0 && p->stride_w > 0 &&
            p->dilation_h > 0 && p->dilation_w > 0 && p->pad_h >= 0 && p->pad_w >= 0 &&
-           p->groups > 0 && fmap_sane(out) && fmap_sane(in) && out->n == in->n &&
+           p->groups > 0 && sb_fmap_ok(out) && sb_fmap_ok(in) && out->n == in->n &&
            in->c % p->groups == 0 && out->c % p->groups == 0 &&
            out->h == sb_conv2d_out_size(in->h, p->kernel_h, p->stride_h, p->pad_h,
                                         p->dilation_h) &&
@@ -439,7 +433,7 @@ sb_status sb_conv2d_f32_packed(float *out_data, const sb_fmap *out,
     if (f->residual != NULL) {
         const sb_fmap *r = &f->residual_map;
         if (r->n != out->n || r->c != out->c || r->h != out->h || r->w != out->w ||
-            !fmap_sane(r))
+            !sb_fmap_ok(r))
             return SB_ERR_SHAPE;
     }
 

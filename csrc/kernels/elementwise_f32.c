@@ -19,7 +19,7 @@
  */
 #include <math.h>
 
-#include "skipblocks.h"
+#include "sb_internal.h"
 
 sb_status sb_relu_f32(float *out, const float *in, int64_t count)
 {
@@ -65,13 +65,6 @@ sb_status sb_add_relu_f32(float *out, const float *a, const float *b, int64_t co
     return SB_OK;
 }
 
-static int fmap_ok(const sb_fmap *f)
-{
-    if (f->n < 0 || f->c < 0 || f->h < 0 || f->w < 0)
-        return 0;
-    return f->n <= 1 || f->batch_stride >= f->c * f->h * f->w;
-}
-
 /* scale: N*C floats, row n holding image n's per-channel factors. */
 sb_status sb_channel_scale_f32(float *out_data, const sb_fmap *out,
                                const float *in_data, const sb_fmap *in,
@@ -79,7 +72,7 @@ sb_status sb_channel_scale_f32(float *out_data, const sb_fmap *out,
 {
     if (out == NULL || in == NULL)
         return SB_ERR_NULL;
-    if (!fmap_ok(out) || !fmap_ok(in) || out->n != in->n || out->c != in->c ||
+    if (!sb_fmap_ok(out) || !sb_fmap_ok(in) || out->n != in->n || out->c != in->c ||
         out->h != in->h || out->w != in->w)
         return SB_ERR_SHAPE;
     const int64_t hw = in->h * in->w;

@@ -18,7 +18,7 @@
  */
 #include <math.h>
 
-#include "skipblocks.h"
+#include "sb_internal.h"
 
 int64_t sb_pool2d_out_size(int64_t in, int64_t kernel, int64_t stride,
                            int64_t pad, int64_t dilation, int ceil_mode)
@@ -35,13 +35,6 @@ int64_t sb_pool2d_out_size(int64_t in, int64_t kernel, int64_t stride,
     if (ceil_mode && (out - 1) * stride >= in + pad)
         out--;
     return out;
-}
-
-static int fmap_ok(const sb_fmap *f)
-{
-    if (f->n < 0 || f->c < 0 || f->h < 0 || f->w < 0)
-        return 0;
-    return f->n <= 1 || f->batch_stride >= f->c * f->h * f->w;
 }
 
 /* out_len must be torch's size for one of the two rounding modes. */
@@ -74,7 +67,7 @@ sb_status sb_max_pool2d_f32(float *restrict out_data, const sb_fmap *out,
     if (p->kernel_h <= 0 || p->kernel_w <= 0 || p->stride_h <= 0 || p->stride_w <= 0 ||
         p->dilation_h <= 0 || p->dilation_w <= 0 || p->pad_h < 0 || p->pad_w < 0)
         return SB_ERR_ARGUMENT;
-    if (!fmap_ok(out) || !fmap_ok(in) || out->n != in->n || out->c != in->c)
+    if (!sb_fmap_ok(out) || !sb_fmap_ok(in) || out->n != in->n || out->c != in->c)
         return SB_ERR_SHAPE;
     if (!out_len_ok(out->h, in->h, p->kernel_h, p->stride_h, p->pad_h, p->dilation_h) ||
         !out_len_ok(out->w, in->w, p->kernel_w, p->stride_w, p->pad_w, p->dilation_w))

@@ -10,18 +10,26 @@
  * a sentinel that must survive. Every check prints its max difference
  * (llm.c style); the exit status is nonzero if any check fails.
  *
- * Build (output outside the repo):
- *   K=csrc/kernels
- *   gcc -O2 -std=c99 -Wall -Wextra -Icsrc/include $K/status.c $K/gemm_f32.c \
- *       $K/conv2d_f32.c $K/batch_norm_f32.c $K/max_pool2d_f32.c \
- *       $K/adaptive_avg_pool2d_f32.c $K/elementwise_f32.c $K/linear_f32.c \
- *       csrc/tests/test_kernels.c -lm -o /tmp/test_kernels
+ * The convolution and linear fast paths run on the packed-GEMM micro-kernels
+ * (conv2d_packed_f32.c), which exist per ISA: every check of them runs once
+ * per ISA this machine has (sb_set_isa: scalar always, AVX2 when the CPU has
+ * it), and the threaded ones on 1, 2 and 3 threads, where the results must
+ * be bit-identical (memcmp), as sb_conv2d_f32_packed promises.
+ *
+ * Build (output outside the repo; every kernel file, plus the thread pool
+ * the packed path calls) and run -- tests/test_c_kernels.py does the same
+ * under pytest:
+ *   gcc -O2 -std=c99 -Wall -Wextra -pthread -Icsrc/include \
+ *       csrc/kernels/[a-z]*.c csrc/runtime/parallel.c csrc/tests/test_kernels.c \
+ *       -lm -o /tmp/test_kernels && /tmp/test_kernels
  * Run under valgrind --error-exitcode=1 to catch out-of-bounds access:
- * buffers are malloc'd at their exact size for that reason.
+ * buffers (workspaces included) are malloc'd at their exact size for that
+ * reason.
  *
  * Tolerances, in one place: exact (bitwise, NaN == NaN) for ops whose
- * result is exactly determined (relu, max-pool, channel scale, bn apply).
- * The ops that sum in a different order (gemm, conv2d, linear) are held to
+ * result is exactly determined (relu, max-pool, channel scale, bn apply, bn
+ * add relu), and between thread counts of one ISA. The ops that sum in a
+ * different order (conv2d, linear, fused conv) are held to
  * |fast - ref| / (1 + mag), where mag is the same op applied to |inputs|,
  * i.e. the sum of the magnitudes of the terms: the quantity rounding error
  * is proportional to. This does not loosen with cancellation (small ref)
@@ -33,9 +41,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "sb_parallel.h"
 #include "skipblocks.h"
 
-#define TOL_GEMM 1e-5    /* gemm, conv2d, linear: reordered float sums, vs mag */
+#define TOL_SUM 1e-5     /* conv2d, linear, fused conv: reordered float sums, vs mag */
 #define TOL_ACCUM 1e-6   /* bn stats/fold, adaptive pool, sigmoid vs double */
 #define SENTINEL 12345.0f
 
@@ -159,99 +168,76 @@ static void expect_status(const char *what, sb_status got, sb_status want, int64
     }
 }
 
-/* ---- GEMM -------------------------------------------------------------- */
-
-static void test_gemm(void)
+/* NaN over the C*H*W payload of every image, the sentinel in the gaps
+ * between images (batch_stride > C*H*W). */
+static void prefill_map(float *y, const sb_fmap *m)
 {
-    /* Around the 4 x 8 register tile, its multiples, and the 64 / 256 cache
-     * blocks (k = 256, 257 crosses a KC boundary). */
-    static const int64_t ms[] = {0, 1, 2, 3, 4, 5, 7, 8, 9, 13, 63, 64, 65, 67};
-    static const int64_t ns[] = {0, 1, 3, 7, 8, 9, 15, 16, 17, 31, 255, 256, 257, 300};
-    static const int64_t ks[] = {0, 1, 2, 5, 8, 17, 255, 256, 257, 530};
-    const int nm = sizeof ms / sizeof ms[0], nn = sizeof ns / sizeof ns[0];
-    const int nk = sizeof ks / sizeof ks[0];
-    double worst = 0.0;
-    int64_t cases = 0, bad = 0;
-    for (int im = 0; im < nm; im++)
-        for (int in_ = 0; in_ < nn; in_++)
-            for (int ik = 0; ik < nk; ik++)
-                for (int accumulate = 0; accumulate < 2; accumulate++) {
-                    const int64_t m = ms[im], n = ns[in_], k = ks[ik];
-                    /* Large products are slow under valgrind and add nothing. */
-                    if (m * n * k > 4000000)
-                        continue;
-                    /* Padded strides on odd cases, tight ones on even. */
-                    const int64_t pad = (cases & 1) ? 3 : 0;
-                    const int64_t lda = k + pad, ldb = n + pad, ldc = n + pad;
-                    const int64_t sa = m * lda, sb = k * ldb, sc = m * ldc;
-                    float *a = alloc_f(sa), *b = alloc_f(sb);
-                    float *c = alloc_f(sc), *c_ref = alloc_f(sc);
-                    fill_rand(a, sa);
-                    fill_rand(b, sb);
-                    if (accumulate)
-                        fill_rand(c, sc);
-                    else
-                        fill_val(c, sc, NAN);
-                    for (int64_t i = 0; i < m; i++)   /* row gaps hold the sentinel */
-                        for (int64_t j = n; j < ldc; j++)
-                            c[i * ldc + j] = SENTINEL;
-                    if (sc > 0)
-                        memcpy(c_ref, c, (size_t)sc * sizeof(float));
-                    expect_status("gemm", sb_gemm_f32(c, a, b, m, n, k, lda, ldb, ldc, accumulate), SB_OK, &bad);
-                    /* c_mag = |c0| + |a| |b|, computed before c_ref is overwritten */
-                    float *a_abs = abs_dup(a, sa), *b_abs = abs_dup(b, sb), *c_mag = abs_dup(c_ref, sc);
-                    expect_status("gemm mag", sb_gemm_f32__ref(c_mag, a_abs, b_abs, m, n, k, lda, ldb, ldc, accumulate), SB_OK, &bad);
-                    expect_status("gemm ref", sb_gemm_f32__ref(c_ref, a, b, m, n, k, lda, ldb, ldc, accumulate), SB_OK, &bad);
-                    double d = max_scaled(c, c_ref, c_mag, sc);
-                    if (d > TOL_GEMM)
-                        printf("  gemm m=%lld n=%lld k=%lld acc=%d: %.3g\n", (long long)m,
-                               (long long)n, (long long)k, accumulate, d);
-                    if (d > worst) worst = d;
-                    for (int64_t i = 0; i < m; i++)
-                        for (int64_t j = n; j < ldc; j++)
-                            bad += c[i * ldc + j] != SENTINEL;
-                    /* k == 0 and no accumulate must write exact zeros. */
-                    if (k == 0 && !accumulate)
-                        for (int64_t i = 0; i < m; i++)
-                            for (int64_t j = 0; j < n; j++)
-                                bad += c[i * ldc + j] != 0.0f;
-                    free(a); free(b); free(c); free(c_ref);
-                    free(a_abs); free(b_abs); free(c_mag);
-                    cases++;
-                }
-    report("gemm vs ref", cases, worst, TOL_GEMM, bad);
+    const int64_t chw = m->c * m->h * m->w;
+    for (int64_t n = 0; n < m->n; n++)
+        for (int64_t i = 0; i < m->batch_stride; i++)
+            y[n * m->batch_stride + i] = i < chw ? NAN : SENTINEL;
+}
+/* Gap cells that lost the sentinel. */
+static int64_t count_bad_gaps(const float *y, const sb_fmap *m)
+{
+    int64_t bad = 0;
+    for (int64_t n = 0; n < m->n; n++)
+        for (int64_t i = m->c * m->h * m->w; i < m->batch_stride; i++)
+            bad += y[n * m->batch_stride + i] != SENTINEL;
+    return bad;
+}
 
-    /* NaN and inf must propagate through the fast path (no zero skipping):
-     * a NaN in a[1, 2] poisons row 1; an inf in b times a 0 in a gives NaN. */
-    {
-        enum { M = 9, N = 19, K = 11 };
-        float a[M * K], b[K * N], c[M * N], c_ref[M * N];
-        fill_rand(a, M * K);
-        fill_rand(b, K * N);
-        a[1 * K + 2] = NAN;
-        a[5 * K + 3] = 0.0f;
-        b[3 * N + 4] = INFINITY;
-        bad = 0;
-        expect_status("gemm nan", sb_gemm_f32(c, a, b, M, N, K, K, N, N, 0), SB_OK, &bad);
-        expect_status("gemm nan ref", sb_gemm_f32__ref(c_ref, a, b, M, N, K, K, N, N, 0), SB_OK, &bad);
-        for (int j = 0; j < N; j++)
-            bad += !(c[1 * N + j] != c[1 * N + j]);
-        bad += !(c[5 * N + 4] != c[5 * N + 4]);
-        report("gemm NaN/inf propagation", 1, max_rel(c, c_ref, M * N), TOL_GEMM, bad);
-    }
+/* ---- ISAs and threads -------------------------------------------------- */
 
-    /* Argument errors. */
-    {
-        float x[16] = {0};
-        bad = 0;
-        expect_status("gemm m<0", sb_gemm_f32(x, x, x, -1, 2, 2, 2, 2, 2, 0), SB_ERR_SHAPE, &bad);
-        expect_status("gemm lda<k", sb_gemm_f32(x, x, x, 2, 2, 3, 2, 2, 2, 0), SB_ERR_ARGUMENT, &bad);
-        expect_status("gemm ldc<n", sb_gemm_f32(x, x, x, 2, 3, 2, 2, 3, 2, 0), SB_ERR_ARGUMENT, &bad);
-        expect_status("gemm c NULL", sb_gemm_f32(NULL, x, x, 2, 2, 2, 2, 2, 2, 0), SB_ERR_NULL, &bad);
-        expect_status("gemm a NULL", sb_gemm_f32(x, NULL, x, 2, 2, 2, 2, 2, 2, 0), SB_ERR_NULL, &bad);
-        expect_status("gemm empty NULL", sb_gemm_f32(NULL, NULL, NULL, 0, 0, 0, 0, 0, 0, 0), SB_OK, &bad);
-        report("gemm argument errors", 6, 0.0, 0.0, bad);
+/* The ISAs the packed kernels are checked on: scalar always (the path every
+ * build has), AVX2 when this build and this CPU have it. */
+static sb_isa g_isas[2];
+static int g_n_isas = 0;
+/* Thread counts of the threaded checks; 3 does not divide the usual tile
+ * counts, so the split is uneven. */
+static const int g_threads[] = {1, 2, 3};
+enum { N_THREADS = sizeof g_threads / sizeof g_threads[0] };
+
+static void find_isas(void)
+{
+    int64_t bad = 0;
+    g_isas[g_n_isas++] = SB_ISA_SCALAR;
+    if (sb_isa_available(SB_ISA_AVX2))
+        g_isas[g_n_isas++] = SB_ISA_AVX2;
+    else
+        expect_status("set_isa(avx2) without AVX2", sb_set_isa(SB_ISA_AVX2), SB_ERR_ARGUMENT, &bad);
+    printf("ISAs checked:");
+    for (int i = 0; i < g_n_isas; i++)
+        printf(" %s", sb_isa_name(g_isas[i]));
+    printf("  (best on this CPU: %s)\n", sb_isa_name(sb_isa_best()));
+    bad += !sb_isa_available(SB_ISA_SCALAR) || !sb_isa_available(sb_isa_best());
+    report("isa dispatch", g_n_isas, 0.0, 0.0, bad);
+}
+
+static void use_isa(sb_isa isa, int64_t *bad)
+{
+    expect_status("sb_set_isa", sb_set_isa(isa), SB_OK, bad);
+    *bad += sb_get_isa() != isa;
+}
+
+/* The pool size and the kernel's num_threads are set together, so a split
+ * over n slots really runs on n threads (with a smaller pool, sb_parallel_for
+ * would run several slots on one thread). */
+static void use_threads(int n, int64_t *bad)
+{
+    if (sb_set_num_threads(n) != 0) {
+        printf("  sb_set_num_threads(%d) failed\n", n);
+        (*bad)++;
     }
+}
+
+/* report() with the ISA in the name: "conv2d vs ref (avx2)". */
+static void report_isa(const char *what, int isa_index, int64_t cases, double worst, double tol,
+                       int64_t bad)
+{
+    char name[80];
+    snprintf(name, sizeof name, "%s (%s)", what, sb_isa_name(g_isas[isa_index]));
+    report(name, cases, worst, tol, bad);
 }
 
 /* ---- Conv2d ------------------------------------------------------------- */
@@ -262,66 +248,88 @@ typedef struct {
     int bias;
 } conv_case;
 
-/* Runs one case through fast and reference; returns the max rel diff and
- * adds to *bad for wrong statuses, clobbered sentinels or a modified input. */
-static double run_conv(const conv_case *t, int64_t *bad)
+/* The parameters and maps of a case; 0 when the dilated kernel does not fit. */
+static int conv_geometry(const conv_case *t, sb_conv2d_params *p, sb_fmap *in, sb_fmap *out)
 {
-    sb_conv2d_params p = {t->kh, t->kw, t->sh, t->sw, t->ph, t->pw, t->dh, t->dw, t->g};
+    const sb_conv2d_params q = {t->kh, t->kw, t->sh, t->sw, t->ph, t->pw, t->dh, t->dw, t->g};
     const int64_t oh = sb_conv2d_out_size(t->h, t->kh, t->sh, t->ph, t->dh);
     const int64_t ow = sb_conv2d_out_size(t->w, t->kw, t->sw, t->pw, t->dw);
     if (oh <= 0 || ow <= 0)
-        return 0.0;
-    sb_fmap in = {t->n, t->cin, t->h, t->w, t->cin * t->h * t->w + t->in_extra};
-    sb_fmap out = {t->n, t->cout, oh, ow, t->cout * oh * ow + t->out_extra};
+        return 0;
+    const sb_fmap i = {t->n, t->cin, t->h, t->w, t->cin * t->h * t->w + t->in_extra};
+    const sb_fmap o = {t->n, t->cout, oh, ow, t->cout * oh * ow + t->out_extra};
+    *p = q;
+    *in = i;
+    *out = o;
+    return 1;
+}
+
+static void print_conv_case(const char *what, const conv_case *t, const char *detail, double d)
+{
+    printf("  %s n=%lld cin=%lld cout=%lld %lldx%lld k=%lldx%lld s=%lld,%lld p=%lld,%lld "
+           "d=%lld,%lld g=%lld %s: %.3g\n", what, (long long)t->n, (long long)t->cin,
+           (long long)t->cout, (long long)t->h, (long long)t->w, (long long)t->kh,
+           (long long)t->kw, (long long)t->sh, (long long)t->sw, (long long)t->ph,
+           (long long)t->pw, (long long)t->dh, (long long)t->dw, (long long)t->g, detail, d);
+}
+
+/* Runs one case through sb_conv2d_f32 on every ISA and through the
+ * reference; worst[i] / bad[i] collect ISA i's max scaled difference and
+ * its wrong statuses, clobbered sentinels or modified inputs. */
+static void run_conv(const conv_case *t, double worst[], int64_t bad[])
+{
+    sb_conv2d_params p;
+    sb_fmap in, out;
+    if (!conv_geometry(t, &p, &in, &out))
+        return;
     const int64_t in_count = t->n * in.batch_stride, out_count = t->n * out.batch_stride;
     const int64_t w_count = t->cout * (t->cin / t->g) * t->kh * t->kw;
     float *x = alloc_f(in_count), *wt = alloc_f(w_count), *bias = alloc_f(t->cout);
-    float *y = alloc_f(out_count), *y_ref = alloc_f(out_count);
     fill_rand(x, in_count);
     fill_rand(wt, w_count);
     fill_rand(bias, t->cout);
     float *x_copy = dup_f(x, in_count);
-    /* Image payload NaN, gap after each image the sentinel. */
-    for (int64_t n = 0; n < t->n; n++)
-        for (int64_t i = 0; i < out.batch_stride; i++)
-            y[n * out.batch_stride + i] = i < t->cout * oh * ow ? NAN : SENTINEL;
-    if (out_count > 0)
-        memcpy(y_ref, y, (size_t)out_count * sizeof(float));
-    const int64_t ws_count = sb_conv2d_f32_workspace_floats(&out, &in, &p);
-    float *ws = alloc_f(ws_count);   /* exact size: valgrind catches overruns */
     const float *bp = t->bias ? bias : NULL;
-    expect_status("conv", sb_conv2d_f32(y, &out, x, &in, wt, bp, &p, ws), SB_OK, bad);
-    expect_status("conv ref", sb_conv2d_f32__ref(y_ref, &out, x, &in, wt, bp, &p), SB_OK, bad);
+    float *y_ref = alloc_f(out_count), *y_mag = alloc_f(out_count);
+    prefill_map(y_ref, &out);
+    prefill_map(y_mag, &out);
+    expect_status("conv ref", sb_conv2d_f32__ref(y_ref, &out, x, &in, wt, bp, &p), SB_OK, &bad[0]);
     float *x_abs = abs_dup(x, in_count), *w_abs = abs_dup(wt, w_count), *b_abs = abs_dup(bias, t->cout);
-    float *y_mag = dup_f(y, out_count);
-    expect_status("conv mag", sb_conv2d_f32__ref(y_mag, &out, x_abs, &in, w_abs, t->bias ? b_abs : NULL, &p), SB_OK, bad);
-    const double d = max_scaled(y, y_ref, y_mag, out_count);
-    for (int64_t n = 0; n < t->n; n++)
-        for (int64_t i = t->cout * oh * ow; i < out.batch_stride; i++)
-            *bad += y[n * out.batch_stride + i] != SENTINEL;
-    *bad += count_not_same(x, x_copy, in_count);
-    if (d > TOL_GEMM)
-        printf("  conv n=%lld cin=%lld cout=%lld %lldx%lld k=%lldx%lld s=%lld,%lld p=%lld,%lld "
-               "d=%lld,%lld g=%lld: %.3g\n", (long long)t->n, (long long)t->cin,
-               (long long)t->cout, (long long)t->h, (long long)t->w, (long long)t->kh,
-               (long long)t->kw, (long long)t->sh, (long long)t->sw, (long long)t->ph,
-               (long long)t->pw, (long long)t->dh, (long long)t->dw, (long long)t->g, d);
-    free(x); free(wt); free(bias); free(y); free(y_ref); free(x_copy); free(ws);
+    expect_status("conv mag", sb_conv2d_f32__ref(y_mag, &out, x_abs, &in, w_abs, t->bias ? b_abs : NULL, &p), SB_OK, &bad[0]);
+    const int64_t ws_count = sb_conv2d_f32_workspace_floats(&out, &in, &p);
+    for (int i = 0; i < g_n_isas; i++) {
+        use_isa(g_isas[i], &bad[i]);
+        float *y = alloc_f(out_count);
+        float *ws = alloc_f(ws_count);   /* exact size: valgrind catches overruns */
+        prefill_map(y, &out);
+        expect_status("conv", sb_conv2d_f32(y, &out, x, &in, wt, bp, &p, ws), SB_OK, &bad[i]);
+        const double d = max_scaled(y, y_ref, y_mag, out_count);
+        bad[i] += count_bad_gaps(y, &out);
+        bad[i] += count_not_same(x, x_copy, in_count);
+        if (d > TOL_SUM)
+            print_conv_case("conv", t, sb_isa_name(g_isas[i]), d);
+        if (!(d <= worst[i]))
+            worst[i] = d;
+        free(y); free(ws);
+    }
+    free(x); free(wt); free(bias); free(y_ref); free(x_copy);
     free(x_abs); free(w_abs); free(b_abs); free(y_mag);
-    return d;
 }
 
 static void test_conv(void)
 {
-    double worst = 0.0;
-    int64_t cases = 0, bad = 0;
+    double worst[2] = {0.0, 0.0};
+    int64_t cases = 0, bad[2] = {0, 0};
 
-    /* Hand-picked: the shapes of the document's blocks and the edge cases. */
+    /* Hand-picked: the shapes of the document's blocks, the edge cases, and
+     * the packed path's blocking: the 6 x 16 register tile (MR output
+     * channels by NR columns), column blocks of up to 192 (NC) and K blocks
+     * of up to 256 (KC), each hit exactly, just below and just above. */
     static const conv_case fixed[] = {
         /* n cin cout  h  w kh kw sh sw ph pw dh dw  g  ie oe bias */
         {2,   3,  16, 32, 32, 3, 3, 1, 1, 1, 1, 1, 1, 1, 0, 0, 1},   /* stem 3x3 */
         {1,   3,   8, 31, 29, 7, 7, 2, 2, 3, 3, 1, 1, 1, 0, 0, 1},   /* ResNet stem */
-        {2,  16,  32, 15, 15, 1, 1, 1, 1, 0, 0, 1, 1, 1, 0, 0, 0},   /* 1x1 fast path */
+        {2,  16,  32, 15, 15, 1, 1, 1, 1, 0, 0, 1, 1, 1, 0, 0, 0},   /* 1x1: input read in place */
         {3,  24,  12,  9,  7, 1, 1, 1, 1, 0, 0, 1, 1, 1, 40, 7, 1},  /* 1x1, slices */
         {2,  16,  16, 10, 11, 3, 3, 1, 1, 1, 1, 1, 1, 16, 0, 0, 1},  /* depthwise */
         {2,  12,  18,  9,  9, 3, 3, 2, 2, 1, 1, 1, 1, 3, 0, 0, 1},   /* groups 3 */
@@ -333,12 +341,24 @@ static void test_conv(void)
         {1,   2,   3,  2,  2, 5, 5, 1, 1, 2, 2, 1, 1, 1, 0, 0, 1},   /* kernel > image */
         {1,   2,   3,  5,  5, 3, 3, 7, 7, 1, 1, 1, 1, 1, 0, 0, 1},   /* stride > image */
         {0,   4,   4,  8,  8, 3, 3, 1, 1, 1, 1, 1, 1, 1, 0, 0, 1},   /* N = 0 */
-        {2,  64,  32, 14, 14, 3, 3, 1, 1, 1, 1, 1, 1, 1, 0, 0, 1},   /* K = 576 > KC */
-        {1,  40,  70, 17, 19, 3, 3, 1, 1, 1, 1, 1, 1, 1, 0, 0, 1},   /* m > MC, n > NC */
+        {2,  64,  32, 14, 14, 3, 3, 1, 1, 1, 1, 1, 1, 1, 0, 0, 1},   /* K = 576: 3 K blocks */
+        {1,  40,  70, 17, 19, 3, 3, 1, 1, 1, 1, 1, 1, 1, 0, 0, 1},   /* 70 = 11 MR + 4, 2 column blocks */
+        {1,   5,   6,  4,  4, 1, 1, 1, 1, 0, 0, 1, 1, 1, 0, 0, 1},   /* C_out = MR, 16 px = NR */
+        {1,   5,   5,  3,  5, 1, 1, 1, 1, 0, 0, 1, 1, 1, 0, 0, 1},   /* MR - 1, NR - 1 */
+        {1,   5,  13, 17,  1, 1, 1, 1, 1, 0, 0, 1, 1, 1, 0, 0, 1},   /* 2 MR + 1, NR + 1 */
+        {1,   5,  12,  8,  4, 1, 1, 1, 1, 0, 0, 1, 1, 1, 0, 0, 1},   /* 2 MR, 2 NR */
+        {1,   3,   5, 12, 32, 1, 1, 1, 1, 0, 0, 1, 1, 1, 0, 0, 1},   /* 384 px = 2 NC */
+        {1,   3,   5,  1, 385, 1, 1, 1, 1, 0, 0, 1, 1, 1, 0, 0, 1},  /* 2 NC + 1 */
+        {1,   3,   5,  1, 383, 1, 1, 1, 1, 0, 0, 1, 1, 1, 0, 0, 1},  /* 2 NC - 1 */
+        {2,   3,   7,  4, 190, 3, 3, 1, 1, 1, 1, 1, 1, 1, 0, 0, 1},  /* padded row Wp = NC */
+        {2, 256,   7,  3,  3, 1, 1, 1, 1, 0, 0, 1, 1, 1, 0, 0, 1},   /* K = KC */
+        {1, 257,   7,  3,  5, 1, 1, 1, 1, 0, 0, 1, 1, 1, 0, 5, 1},   /* K = KC + 1 */
+        {1,  17,   9,  7,  6, 4, 4, 1, 1, 0, 0, 1, 1, 1, 3, 0, 1},   /* K = 272, unpadded 4x4 */
+        {2,   3,   7,  9, 15, 3, 1, 1, 1, 0, 0, 2, 1, 1, 0, 0, 1},   /* 3x1 dilated, read in place */
+        {1,   6,   4, 13, 11, 3, 3, 2, 3, 0, 0, 2, 1, 2, 0, 0, 1},   /* strided, unpadded, gathered */
     };
     for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++) {
-        double d = run_conv(&fixed[i], &bad);
-        if (d > worst) worst = d;
+        run_conv(&fixed[i], worst, bad);
         cases++;
     }
 
@@ -362,59 +382,71 @@ static void test_conv(void)
         t.in_extra = (it % 3 == 0) ? irand(1, 50) : 0;
         t.out_extra = (it % 4 == 0) ? irand(1, 50) : 0;
         t.bias = it % 5 != 0;
-        if (it % 7 == 0) {   /* force the pointwise path often */
+        if (it % 7 == 0) {   /* force the unstaged 1x1 path often */
             t.kh = t.kw = t.sh = t.sw = 1;
             t.ph = t.pw = 0;
         }
         if (sb_conv2d_out_size(t.h, t.kh, t.sh, t.ph, t.dh) <= 0 ||
             sb_conv2d_out_size(t.w, t.kw, t.sw, t.pw, t.dw) <= 0)
             continue;
-        double d = run_conv(&t, &bad);
-        if (d > worst) worst = d;
+        run_conv(&t, worst, bad);
         cases++;
     }
-    report("conv2d vs ref", cases, worst, TOL_GEMM, bad);
+    for (int i = 0; i < g_n_isas; i++)
+        report_isa("conv2d vs ref", i, cases, worst[i], TOL_SUM, bad[i]);
 
     /* Output size helper against torch's formula on known values. */
-    bad = 0;
-    bad += sb_conv2d_out_size(32, 3, 1, 1, 1) != 32;
-    bad += sb_conv2d_out_size(224, 7, 2, 3, 1) != 112;
-    bad += sb_conv2d_out_size(5, 3, 2, 0, 1) != 2;
-    bad += sb_conv2d_out_size(7, 3, 2, 2, 2) != 4;
-    bad += sb_conv2d_out_size(2, 5, 1, 1, 1) > 0;      /* kernel does not fit */
-    bad += sb_conv2d_out_size(5, 3, 0, 0, 1) > 0;      /* bad stride */
-    report("conv2d_out_size", 6, 0.0, 0.0, bad);
+    int64_t b = 0;
+    b += sb_conv2d_out_size(32, 3, 1, 1, 1) != 32;
+    b += sb_conv2d_out_size(224, 7, 2, 3, 1) != 112;
+    b += sb_conv2d_out_size(5, 3, 2, 0, 1) != 2;
+    b += sb_conv2d_out_size(7, 3, 2, 2, 2) != 4;
+    b += sb_conv2d_out_size(2, 5, 1, 1, 1) > 0;      /* kernel does not fit */
+    b += sb_conv2d_out_size(5, 3, 0, 0, 1) > 0;      /* bad stride */
+    report("conv2d_out_size", 6, 0.0, 0.0, b);
 
-    /* Workspace: 0 for the pointwise case, Cig*KH*KW*OH*OW otherwise. */
+    /* Workspace: the packed weights (per group and block of MR = 6 output
+     * channels, 6 biases + K*6 weights) then one thread's packed scratch;
+     * 0 for invalid arguments. */
     {
         sb_conv2d_params p1 = {1, 1, 1, 1, 0, 0, 1, 1, 2};
         sb_conv2d_params p3 = {3, 3, 1, 1, 1, 1, 1, 1, 2};
+        sb_conv2d_params p0 = {3, 3, 1, 1, 1, 1, 1, 1, 0};
         sb_fmap in = {2, 8, 10, 10, 800}, out = {2, 6, 10, 10, 600};
-        bad = 0;
-        bad += sb_conv2d_f32_workspace_floats(&out, &in, &p1) != 0;
-        bad += sb_conv2d_f32_workspace_floats(&out, &in, &p3) != 4 * 9 * 100;
-        report("conv2d workspace size", 2, 0.0, 0.0, bad);
+        sb_fmap out_bad = {2, 6, 9, 10, 600};
+        b = 0;
+        b += sb_conv2d_f32_packed_weights_floats(6, 4, 1, 1, 2) != 2 * (6 + 4 * 6);
+        b += sb_conv2d_f32_packed_weights_floats(6, 4, 3, 3, 2) != 2 * (6 + 36 * 6);
+        b += sb_conv2d_f32_workspace_floats(&out, &in, &p1) !=
+             2 * (6 + 4 * 6) + sb_conv2d_f32_packed_workspace_floats(&out, &in, &p1, 1);
+        b += sb_conv2d_f32_workspace_floats(&out, &in, &p3) !=
+             2 * (6 + 36 * 6) + sb_conv2d_f32_packed_workspace_floats(&out, &in, &p3, 1);
+        b += sb_conv2d_f32_packed_workspace_floats(&out, &in, &p3, 1) <= 0;
+        b += sb_conv2d_f32_workspace_floats(&out, &in, &p0) != 0;
+        b += sb_conv2d_f32_workspace_floats(&out_bad, &in, &p3) != 0;
+        report("conv2d workspace size", 7, 0.0, 0.0, b);
     }
 
     /* NaN / inf in input and weights propagate (nothing skipped on zeros). */
-    {
-        conv_case t = {1, 3, 4, 6, 7, 3, 3, 1, 1, 1, 1, 1, 1, 1, 0, 0, 1};
+    for (int i = 0; i < g_n_isas; i++) {
         sb_conv2d_params p = {3, 3, 1, 1, 1, 1, 1, 1, 1};
         sb_fmap in = {1, 3, 6, 7, 126}, out = {1, 4, 6, 7, 168};
-        float x[126], wt[4 * 27], y[168], y_ref[168], ws[27 * 42];
+        float x[126], wt[4 * 27], y[168], y_ref[168];
+        float *ws = alloc_f(sb_conv2d_f32_workspace_floats(&out, &in, &p));
         fill_rand(x, 126);
         fill_rand(wt, 4 * 27);
         x[1 * 42 + 3 * 7 + 3] = NAN;          /* channel 1, (3, 3) */
         x[0] = 0.0f;
         wt[2 * 27 + 0 * 9 + 4] = INFINITY;    /* oc 2, ci 0, centre tap: hits x[0] = 0 at (0, 0) */
-        bad = 0;
-        expect_status("conv nan", sb_conv2d_f32(y, &out, x, &in, wt, NULL, &p, ws), SB_OK, &bad);
-        expect_status("conv nan ref", sb_conv2d_f32__ref(y_ref, &out, x, &in, wt, NULL, &p), SB_OK, &bad);
+        b = 0;
+        use_isa(g_isas[i], &b);
+        expect_status("conv nan", sb_conv2d_f32(y, &out, x, &in, wt, NULL, &p, ws), SB_OK, &b);
+        expect_status("conv nan ref", sb_conv2d_f32__ref(y_ref, &out, x, &in, wt, NULL, &p), SB_OK, &b);
         for (int oc = 0; oc < 4; oc++)   /* every output channel sees the NaN at (3,3) */
-            bad += !(y[oc * 42 + 3 * 7 + 3] != y[oc * 42 + 3 * 7 + 3]);
-        bad += !(y[2 * 42] != y[2 * 42]);  /* inf * 0 = NaN */
-        report("conv2d NaN/inf propagation", 1, max_rel(y, y_ref, 168), TOL_GEMM, bad);
-        (void)t;
+            b += !(y[oc * 42 + 3 * 7 + 3] != y[oc * 42 + 3 * 7 + 3]);
+        b += !(y[2 * 42] != y[2 * 42]);  /* inf * 0 = NaN */
+        report_isa("conv2d NaN/inf propagation", i, 1, max_rel(y, y_ref, 168), TOL_SUM, b);
+        free(ws);
     }
 
     /* Argument errors come back as statuses, never as crashes. */
@@ -423,27 +455,282 @@ static void test_conv(void)
         fill_val(buf, 4096, 0.0f);
         sb_fmap in = {1, 4, 8, 8, 256}, out = {1, 4, 8, 8, 256};
         sb_conv2d_params p = {3, 3, 1, 1, 1, 1, 1, 1, 1}, q;
-        bad = 0;
+        b = 0;
         q = p; q.stride_h = 0;
-        expect_status("conv stride 0", sb_conv2d_f32(buf, &out, buf + 1024, &in, buf + 2048, NULL, &q, buf + 3000), SB_ERR_ARGUMENT, &bad);
+        expect_status("conv stride 0", sb_conv2d_f32(buf, &out, buf + 1024, &in, buf + 2048, NULL, &q, buf + 3000), SB_ERR_ARGUMENT, &b);
         q = p; q.groups = 0;
-        expect_status("conv groups 0", sb_conv2d_f32(buf, &out, buf + 1024, &in, buf + 2048, NULL, &q, buf + 3000), SB_ERR_ARGUMENT, &bad);
+        expect_status("conv groups 0", sb_conv2d_f32(buf, &out, buf + 1024, &in, buf + 2048, NULL, &q, buf + 3000), SB_ERR_ARGUMENT, &b);
         q = p; q.groups = 3;
-        expect_status("conv groups !| C", sb_conv2d_f32(buf, &out, buf + 1024, &in, buf + 2048, NULL, &q, buf + 3000), SB_ERR_SHAPE, &bad);
+        expect_status("conv groups !| C", sb_conv2d_f32(buf, &out, buf + 1024, &in, buf + 2048, NULL, &q, buf + 3000), SB_ERR_SHAPE, &b);
         q = p; q.dilation_w = 0;
-        expect_status("conv dilation 0", sb_conv2d_f32(buf, &out, buf + 1024, &in, buf + 2048, NULL, &q, buf + 3000), SB_ERR_ARGUMENT, &bad);
+        expect_status("conv dilation 0", sb_conv2d_f32(buf, &out, buf + 1024, &in, buf + 2048, NULL, &q, buf + 3000), SB_ERR_ARGUMENT, &b);
         q = p; q.pad_h = -1;
-        expect_status("conv pad < 0", sb_conv2d_f32(buf, &out, buf + 1024, &in, buf + 2048, NULL, &q, buf + 3000), SB_ERR_ARGUMENT, &bad);
+        expect_status("conv pad < 0", sb_conv2d_f32(buf, &out, buf + 1024, &in, buf + 2048, NULL, &q, buf + 3000), SB_ERR_ARGUMENT, &b);
         sb_fmap out_bad = {1, 4, 7, 8, 224};
-        expect_status("conv wrong OH", sb_conv2d_f32(buf, &out_bad, buf + 1024, &in, buf + 2048, NULL, &p, buf + 3000), SB_ERR_SHAPE, &bad);
+        expect_status("conv wrong OH", sb_conv2d_f32(buf, &out_bad, buf + 1024, &in, buf + 2048, NULL, &p, buf + 3000), SB_ERR_SHAPE, &b);
         sb_fmap out_n = {2, 4, 8, 8, 256};
-        expect_status("conv N mismatch", sb_conv2d_f32(buf, &out_n, buf + 1024, &in, buf + 2048, NULL, &p, buf + 3000), SB_ERR_SHAPE, &bad);
+        expect_status("conv N mismatch", sb_conv2d_f32(buf, &out_n, buf + 1024, &in, buf + 2048, NULL, &p, buf + 3000), SB_ERR_SHAPE, &b);
         sb_fmap in_overlap = {2, 4, 8, 8, 100}, out2 = {2, 4, 8, 8, 256};
-        expect_status("conv overlapping images", sb_conv2d_f32(buf, &out2, buf + 1024, &in_overlap, buf + 2048, NULL, &p, buf + 3000), SB_ERR_SHAPE, &bad);
-        expect_status("conv NULL workspace", sb_conv2d_f32(buf, &out, buf + 1024, &in, buf + 2048, NULL, &p, NULL), SB_ERR_NULL, &bad);
-        expect_status("conv NULL weight", sb_conv2d_f32(buf, &out, buf + 1024, &in, NULL, NULL, &p, buf + 3000), SB_ERR_NULL, &bad);
-        expect_status("conv NULL params", sb_conv2d_f32(buf, &out, buf + 1024, &in, buf + 2048, NULL, NULL, buf + 3000), SB_ERR_NULL, &bad);
-        report("conv2d argument errors", 11, 0.0, 0.0, bad);
+        expect_status("conv overlapping images", sb_conv2d_f32(buf, &out2, buf + 1024, &in_overlap, buf + 2048, NULL, &p, buf + 3000), SB_ERR_SHAPE, &b);
+        sb_fmap in_small = {1, 4, 2, 2, 16}, out_empty = {1, 4, 0, 0, 0};
+        q = p; q.pad_h = q.pad_w = 0;
+        expect_status("conv kernel > input", sb_conv2d_f32(buf, &out_empty, buf + 1024, &in_small, buf + 2048, NULL, &q, buf + 3000), SB_ERR_SHAPE, &b);
+        expect_status("conv NULL workspace", sb_conv2d_f32(buf, &out, buf + 1024, &in, buf + 2048, NULL, &p, NULL), SB_ERR_NULL, &b);
+        expect_status("conv NULL weight", sb_conv2d_f32(buf, &out, buf + 1024, &in, NULL, NULL, &p, buf + 3000), SB_ERR_NULL, &b);
+        expect_status("conv NULL input", sb_conv2d_f32(buf, &out, NULL, &in, buf + 2048, NULL, &p, buf + 3000), SB_ERR_NULL, &b);
+        expect_status("conv NULL params", sb_conv2d_f32(buf, &out, buf + 1024, &in, buf + 2048, NULL, NULL, buf + 3000), SB_ERR_NULL, &b);
+        sb_fmap empty = {0, 4, 8, 8, 256};
+        expect_status("conv N = 0, NULLs", sb_conv2d_f32(NULL, &empty, NULL, &empty, NULL, NULL, &p, NULL), SB_OK, &b);
+        report("conv2d argument errors", 14, 0.0, 0.0, b);
+    }
+}
+
+/* ---- Packed conv with fusion, on 1, 2 and 3 threads ---------------------- */
+
+/* A convolution that computes (the pool splits only convolutions of at least
+ * 2^20 multiply-adds; smaller ones stay on the calling thread). */
+typedef struct {
+    conv_case c;
+    int in_transform;   /* 0: none, 1: in_scale/in_shift, 2: that + in_relu, 3: in_relu alone */
+    int residual;       /* residual given, its batch_stride = C*H*W + res_extra */
+    int64_t res_extra;
+    int out_relu;
+    int fold;           /* row_scale / row_shift folded in by pack_weights */
+} fused_case;
+
+/* The reference composition, in torch's order, from the reference conv:
+ *   xt  = relu?(x * in_scale[c] + in_shift[c])     (the input transform)
+ *   y   = conv2d__ref(xt, weight, bias)             (zero padding *after* the
+ *                                                    transform: pads stay 0)
+ *   y   = y * row_scale[o] + row_shift[o]           (BatchNorm after the conv)
+ *   y   = relu?(y + residual)
+ * With absolute values everywhere it gives the magnitude the error is
+ * measured against (relu and the transform's sign do not enlarge it). */
+static void fused_reference(float *y, float *y_mag, const sb_fmap *out, const float *x,
+                            const sb_fmap *in, const float *wt, const float *w_abs,
+                            const float *bias, const float *b_abs, const sb_conv2d_params *p,
+                            const float *in_scale, const float *in_shift, int in_relu,
+                            const float *row_scale, const float *row_shift,
+                            const float *res, const sb_fmap *rmap, int out_relu, int64_t *bad)
+{
+    const int64_t hw = in->h * in->w, ohw = out->h * out->w;
+    const int64_t in_count = in->n * in->batch_stride;
+    float *xt = dup_f(x, in_count);
+    for (int64_t n = 0; n < in->n; n++)
+        for (int64_t c = 0; c < in->c; c++)
+            for (int64_t i = 0; i < hw; i++) {
+                float v = xt[n * in->batch_stride + c * hw + i];
+                if (in_scale != NULL)
+                    v = v * in_scale[c] + in_shift[c];
+                if (in_relu)
+                    v = v < 0.0f ? 0.0f : v;
+                xt[n * in->batch_stride + c * hw + i] = v;
+            }
+    float *xt_abs = abs_dup(xt, in_count);
+    expect_status("fused ref conv", sb_conv2d_f32__ref(y, out, xt, in, wt, bias, p), SB_OK, bad);
+    expect_status("fused mag conv", sb_conv2d_f32__ref(y_mag, out, xt_abs, in, w_abs, bias ? b_abs : NULL, p), SB_OK, bad);
+    for (int64_t n = 0; n < out->n; n++)
+        for (int64_t o = 0; o < out->c; o++)
+            for (int64_t i = 0; i < ohw; i++) {
+                const int64_t at = n * out->batch_stride + o * ohw + i;
+                float v = y[at], m = y_mag[at];
+                if (row_scale != NULL) {
+                    v = v * row_scale[o] + row_shift[o];
+                    m = m * fabsf(row_scale[o]) + fabsf(row_shift[o]);
+                }
+                if (res != NULL) {
+                    const float r = res[n * rmap->batch_stride + o * ohw + i];
+                    v = v + r;
+                    m = m + fabsf(r);
+                }
+                if (out_relu)
+                    v = v < 0.0f ? 0.0f : v;
+                y[at] = v;
+                y_mag[at] = m;
+            }
+    free(xt); free(xt_abs);
+}
+
+/* Runs one fused case on every ISA and thread count. worst[i] / bad[i]:
+ * ISA i's max scaled difference from the reference and its other failures;
+ * *split counts thread counts > 1 whose bits differ from 1 thread's. */
+static void run_fused(const fused_case *f, double worst[], int64_t bad[], int64_t *split)
+{
+    const conv_case *t = &f->c;
+    sb_conv2d_params p;
+    sb_fmap in, out;
+    if (!conv_geometry(t, &p, &in, &out))
+        return;
+    const int64_t cig = t->cin / t->g;
+    const int64_t in_count = t->n * in.batch_stride, out_count = t->n * out.batch_stride;
+    const int64_t w_count = t->cout * cig * t->kh * t->kw;
+    const sb_fmap rmap = {out.n, out.c, out.h, out.w, out.c * out.h * out.w + f->res_extra};
+    const int64_t r_count = rmap.n * rmap.batch_stride;
+    float *x = alloc_f(in_count), *wt = alloc_f(w_count), *bias = alloc_f(t->cout);
+    float *s_in = alloc_f(t->cin), *t_in = alloc_f(t->cin);
+    float *s_row = alloc_f(t->cout), *t_row = alloc_f(t->cout), *res = alloc_f(r_count);
+    fill_rand(x, in_count);
+    fill_rand(wt, w_count);
+    fill_rand(bias, t->cout);
+    fill_rand(t_in, t->cin);      /* shifts that make a wrongly transformed pad nonzero */
+    fill_rand(t_row, t->cout);
+    fill_rand(res, r_count);
+    for (int64_t c = 0; c < t->cin; c++)
+        s_in[c] = 1.5f * frand();  /* some negative: the transform flips signs */
+    for (int64_t o = 0; o < t->cout; o++)
+        s_row[o] = 0.25f + frand();
+    float *x_copy = dup_f(x, in_count), *res_copy = dup_f(res, r_count);
+    float *w_abs = abs_dup(wt, w_count), *b_abs = abs_dup(bias, t->cout);
+
+    const float *bp = t->bias ? bias : NULL;
+    const float *in_scale = f->in_transform == 1 || f->in_transform == 2 ? s_in : NULL;
+    const float *in_shift = in_scale ? t_in : NULL;
+    const int in_relu = f->in_transform >= 2;
+    const float *rs = f->fold ? s_row : NULL, *rt = f->fold ? t_row : NULL;
+    sb_conv2d_fusion fusion;
+    memset(&fusion, 0, sizeof fusion);
+    fusion.in_scale = in_scale;
+    fusion.in_shift = in_shift;
+    fusion.in_relu = in_relu;
+    fusion.residual = f->residual ? res : NULL;
+    fusion.residual_map = rmap;
+    fusion.out_relu = f->out_relu;
+
+    float *y_ref = alloc_f(out_count), *y_mag = alloc_f(out_count);
+    prefill_map(y_ref, &out);
+    prefill_map(y_mag, &out);
+    fused_reference(y_ref, y_mag, &out, x, &in, wt, w_abs, bp, b_abs, &p, in_scale, in_shift,
+                    in_relu, rs, rt, fusion.residual, &rmap, f->out_relu, &bad[0]);
+
+    /* pack_weights wants a buffer even for 0 floats (C_out == 0). */
+    const int64_t pw_count = sb_conv2d_f32_packed_weights_floats(t->cout, cig, t->kh, t->kw, t->g);
+    float *packed = alloc_f(pw_count > 0 ? pw_count : 1);
+    expect_status("pack_weights", sb_conv2d_f32_pack_weights(packed, wt, bp, rs, rt, t->cout, cig, t->kh, t->kw, t->g), SB_OK, &bad[0]);
+
+    float *y_one = alloc_f(out_count);   /* 1 thread's result, per ISA */
+    for (int i = 0; i < g_n_isas; i++) {
+        use_isa(g_isas[i], &bad[i]);
+        for (int ti = 0; ti < N_THREADS; ti++) {
+            const int nt = g_threads[ti];
+            use_threads(nt, &bad[i]);
+            float *y = alloc_f(out_count);
+            float *ws = alloc_f(sb_conv2d_f32_packed_workspace_floats(&out, &in, &p, nt));
+            prefill_map(y, &out);
+            expect_status("conv packed", sb_conv2d_f32_packed(y, &out, x, &in, packed, &p, &fusion, ws, nt), SB_OK, &bad[i]);
+            const double d = max_scaled(y, y_ref, y_mag, out_count);
+            bad[i] += count_bad_gaps(y, &out);
+            bad[i] += count_not_same(x, x_copy, in_count);
+            bad[i] += count_not_same(res, res_copy, r_count);
+            char detail[96];
+            snprintf(detail, sizeof detail, "[%s, %d thr, transform %d, res %d, relu %d, fold %d]",
+                     sb_isa_name(g_isas[i]), nt, f->in_transform, f->residual, f->out_relu, f->fold);
+            if (d > TOL_SUM)
+                print_conv_case("fused", t, detail, d);
+            if (!(d <= worst[i]))
+                worst[i] = d;
+            if (ti == 0) {
+                if (out_count > 0)
+                    memcpy(y_one, y, (size_t)out_count * sizeof(float));
+            } else if (out_count > 0 && memcmp(y, y_one, (size_t)out_count * sizeof(float)) != 0) {
+                print_conv_case("fused: bits differ from 1 thread", t, detail, 0.0);
+                (*split)++;
+            }
+            free(y); free(ws);
+        }
+    }
+    use_threads(1, &bad[0]);
+    free(x); free(wt); free(bias); free(s_in); free(t_in); free(s_row); free(t_row); free(res);
+    free(x_copy); free(res_copy); free(w_abs); free(b_abs); free(y_ref); free(y_mag);
+    free(packed); free(y_one);
+}
+
+static void test_conv_packed_fused(void)
+{
+    double worst[2] = {0.0, 0.0};
+    int64_t cases = 0, threaded = 0, bad[2] = {0, 0}, split = 0;
+
+    /* Large enough to be split over threads (>= 2^20 multiply-adds), one per
+     * layout of the packed path: staged contiguous (3x3 stride 1), gathered
+     * (strided), unstaged (1x1 with no transform), several K blocks, groups,
+     * channel slices on every map. */
+    static const fused_case big[] = {
+        /*  n cin cout  h   w kh kw sh sw ph pw dh dw  g  ie  oe b   tr res rex relu fold */
+        {{2,  16,  20, 20, 20, 3, 3, 1, 1, 1, 1, 1, 1, 1,  0,  0, 1}, 2, 1,  0, 1, 0}, /* DenseLayer-like + residual */
+        {{2,  16,  20, 20, 20, 3, 3, 1, 1, 1, 1, 1, 1, 1, 32, 17, 1}, 1, 1, 11, 0, 1}, /* slices everywhere */
+        {{1,  48,  13, 31, 29, 3, 3, 2, 2, 1, 1, 1, 1, 1,  0,  0, 1}, 2, 0,  0, 1, 1}, /* strided, K = 432 */
+        {{3,  32,  32, 18, 18, 3, 3, 1, 1, 1, 1, 1, 1, 4,  0,  0, 0}, 3, 1,  0, 1, 0}, /* groups 4, relu only */
+        {{2,  64,  40, 16, 16, 1, 1, 1, 1, 0, 0, 1, 1, 1,  0,  9, 1}, 0, 1,  5, 1, 1}, /* 1x1 read in place */
+        {{2,  64,  40, 16, 16, 1, 1, 1, 1, 0, 0, 1, 1, 1, 64,  0, 1}, 2, 0,  0, 0, 0}, /* 1x1 with transform */
+        {{1,  24,  30, 19, 21, 5, 5, 1, 1, 2, 2, 1, 1, 1,  0,  0, 1}, 2, 1,  0, 1, 1}, /* 5x5, K = 600 */
+        {{4,   3,  16, 32, 32, 3, 3, 1, 1, 1, 1, 2, 2, 1,  0,  0, 1}, 1, 0,  0, 1, 0}, /* dilated stem */
+    };
+    for (size_t i = 0; i < sizeof big / sizeof big[0]; i++) {
+        run_fused(&big[i], worst, bad, &split);
+        cases++;
+        threaded++;
+    }
+
+    /* Random small cases: every fusion combination over odd geometry. */
+    for (int it = 0; it < 300; it++) {
+        fused_case f;
+        conv_case *t = &f.c;
+        t->g = irand(1, 3);
+        t->cin = t->g * irand(1, 4);
+        t->cout = t->g * irand(1, 5);
+        t->n = irand(0, 3);
+        t->h = irand(1, 11);
+        t->w = irand(1, 11);
+        t->kh = irand(1, 4);
+        t->kw = irand(1, 4);
+        t->sh = irand(1, 3);
+        t->sw = irand(1, 3);
+        t->ph = irand(0, 2);
+        t->pw = irand(0, 2);
+        t->dh = irand(1, 2);
+        t->dw = irand(1, 2);
+        t->in_extra = (it % 3 == 0) ? irand(1, 30) : 0;
+        t->out_extra = (it % 4 == 0) ? irand(1, 30) : 0;
+        t->bias = it % 5 != 0;
+        if (it % 6 == 0) {
+            t->kh = t->kw = t->sh = t->sw = 1;
+            t->ph = t->pw = 0;
+        }
+        f.in_transform = it % 4;
+        f.residual = (it / 4) % 2;
+        f.res_extra = (it % 5 == 0) ? irand(1, 30) : 0;
+        f.out_relu = (it / 8) % 2;
+        f.fold = (it / 16) % 2;
+        if (sb_conv2d_out_size(t->h, t->kh, t->sh, t->ph, t->dh) <= 0 ||
+            sb_conv2d_out_size(t->w, t->kw, t->sw, t->pw, t->dw) <= 0)
+            continue;
+        run_fused(&f, worst, bad, &split);
+        cases++;
+    }
+    for (int i = 0; i < g_n_isas; i++)
+        report_isa("conv2d_packed fused vs ref", i, cases, worst[i], TOL_SUM, bad[i]);
+    printf("  (%lld cases large enough to be split over threads)\n", (long long)threaded);
+    report("conv2d_packed 1/2/3 threads memcmp", cases * g_n_isas * (N_THREADS - 1), split ? 1.0 : 0.0, 0.0, 0);
+
+    /* Fusion argument errors. */
+    {
+        float buf[2048];
+        fill_val(buf, 2048, 0.0f);
+        sb_fmap in = {1, 2, 4, 4, 32}, out = {1, 2, 4, 4, 32};
+        sb_conv2d_params p = {3, 3, 1, 1, 1, 1, 1, 1, 1};
+        sb_conv2d_fusion fu;
+        int64_t b = 0;
+        memset(&fu, 0, sizeof fu);
+        fu.in_scale = buf;   /* without in_shift */
+        expect_status("packed scale w/o shift", sb_conv2d_f32_packed(buf, &out, buf + 64, &in, buf + 128, &p, &fu, buf + 512, 1), SB_ERR_NULL, &b);
+        memset(&fu, 0, sizeof fu);
+        fu.residual = buf + 256;
+        const sb_fmap rbad = {1, 2, 4, 3, 32};
+        fu.residual_map = rbad;
+        expect_status("packed residual shape", sb_conv2d_f32_packed(buf, &out, buf + 64, &in, buf + 128, &p, &fu, buf + 512, 1), SB_ERR_SHAPE, &b);
+        expect_status("packed NULL workspace", sb_conv2d_f32_packed(buf, &out, buf + 64, &in, buf + 128, &p, NULL, NULL, 1), SB_ERR_NULL, &b);
+        expect_status("pack row_scale w/o shift", sb_conv2d_f32_pack_weights(buf, buf + 64, NULL, buf, NULL, 2, 2, 3, 3, 1), SB_ERR_NULL, &b);
+        expect_status("pack groups !| C_out", sb_conv2d_f32_pack_weights(buf, buf + 64, NULL, NULL, NULL, 3, 2, 3, 3, 2), SB_ERR_ARGUMENT, &b);
+        report("conv2d_packed argument errors", 5, 0.0, 0.0, b);
     }
 }
 
@@ -491,7 +778,96 @@ static void test_linear(void)
         expect_status("linear rows<0", sb_linear_f32(y, x, wt, NULL, -1, 9, 5), SB_ERR_SHAPE, &bad);
         expect_status("linear NULL", sb_linear_f32(NULL, x, wt, NULL, 1, 9, 5), SB_ERR_NULL, &bad);
     }
-    report("linear vs ref", cases, worst, TOL_GEMM, bad);
+    report("linear vs ref", cases, worst, TOL_SUM, bad);
+}
+
+/* sb_linear_f32_packed (the Linear layer's path: a 1x1 convolution on the
+ * packed micro-kernels) against the reference, on every ISA and on 1, 2 and
+ * 3 threads; results must be bit-identical across thread counts. */
+static void test_linear_packed(void)
+{
+    static const int64_t rs[] = {0, 1, 2, 5, 17};
+    static const int64_t is[] = {0, 1, 7, 8, 9, 15, 16, 17, 64, 100, 256, 257, 513};
+    static const int64_t os[] = {0, 1, 3, 5, 6, 7, 12, 13};
+    /* rows x in x out >= 2^20: split over threads (rows become columns). */
+    static const int64_t big[][3] = {{64, 300, 70}, {200, 129, 41}, {33, 1024, 37}};
+    const int n_small = (int)(sizeof rs / sizeof rs[0] * sizeof is / sizeof is[0] *
+                              sizeof os / sizeof os[0]);
+    const int n_big = (int)(sizeof big / sizeof big[0]);
+    double worst[2] = {0.0, 0.0};
+    int64_t cases = 0, bad[2] = {0, 0}, split = 0;
+    for (int c = 0; c < n_small + n_big; c++)
+        for (int with_bias = 0; with_bias < 2; with_bias++) {
+            int64_t r, i, o;
+            if (c < n_small) {
+                const int ni = (int)(sizeof is / sizeof is[0]), no = (int)(sizeof os / sizeof os[0]);
+                r = rs[c / (ni * no)];
+                i = is[(c / no) % ni];
+                o = os[c % no];
+            } else {
+                r = big[c - n_small][0];
+                i = big[c - n_small][1];
+                o = big[c - n_small][2];
+            }
+            float *x = alloc_f(r * i), *wt = alloc_f(o * i), *bias = alloc_f(o);
+            fill_rand(x, r * i);
+            fill_rand(wt, o * i);
+            fill_rand(bias, o);
+            const float *bp = with_bias ? bias : NULL;
+            float *x_copy = dup_f(x, r * i);
+            float *y_ref = alloc_f(r * o), *y_mag = alloc_f(r * o), *y_one = alloc_f(r * o);
+            fill_val(y_ref, r * o, NAN);
+            expect_status("linear ref", sb_linear_f32__ref(y_ref, x, wt, bp, r, i, o), SB_OK, &bad[0]);
+            float *xa = abs_dup(x, r * i), *wa = abs_dup(wt, o * i), *ba = abs_dup(bias, o);
+            expect_status("linear mag", sb_linear_f32__ref(y_mag, xa, wa, with_bias ? ba : NULL, r, i, o), SB_OK, &bad[0]);
+            /* The layer packs its weight as out x in x 1 x 1, bias included;
+             * pack_weights wants a buffer even for 0 floats. */
+            const int64_t pw_count = sb_conv2d_f32_packed_weights_floats(o, i, 1, 1, 1);
+            float *packed = alloc_f(pw_count > 0 ? pw_count : 1);
+            expect_status("linear pack", sb_conv2d_f32_pack_weights(packed, wt, bp, NULL, NULL, o, i, 1, 1, 1), SB_OK, &bad[0]);
+            for (int s = 0; s < g_n_isas; s++) {
+                use_isa(g_isas[s], &bad[s]);
+                for (int ti = 0; ti < N_THREADS; ti++) {
+                    const int nt = g_threads[ti];
+                    use_threads(nt, &bad[s]);
+                    float *y = alloc_f(r * o);
+                    float *ws = alloc_f(sb_linear_f32_packed_workspace_floats(r, i, o, nt));
+                    fill_val(y, r * o, NAN);
+                    expect_status("linear packed", sb_linear_f32_packed(y, x, packed, r, i, o, ws, nt), SB_OK, &bad[s]);
+                    const double d = max_scaled(y, y_ref, y_mag, r * o);
+                    bad[s] += count_not_same(x, x_copy, r * i);
+                    if (d > TOL_SUM)
+                        printf("  linear packed rows=%lld in=%lld out=%lld bias=%d [%s, %d thr]: %.3g\n",
+                               (long long)r, (long long)i, (long long)o, with_bias,
+                               sb_isa_name(g_isas[s]), nt, d);
+                    if (!(d <= worst[s]))
+                        worst[s] = d;
+                    if (ti == 0) {
+                        if (r * o > 0)
+                            memcpy(y_one, y, (size_t)(r * o) * sizeof(float));
+                    } else if (r * o > 0 && memcmp(y, y_one, (size_t)(r * o) * sizeof(float)) != 0) {
+                        printf("  linear packed rows=%lld in=%lld out=%lld [%s, %d thr]: bits differ "
+                               "from 1 thread\n", (long long)r, (long long)i, (long long)o,
+                               sb_isa_name(g_isas[s]), nt);
+                        split++;
+                    }
+                    free(y); free(ws);
+                }
+            }
+            use_threads(1, &bad[0]);
+            free(x); free(wt); free(bias); free(x_copy); free(y_ref); free(y_mag); free(y_one);
+            free(xa); free(wa); free(ba); free(packed);
+            cases++;
+        }
+    {
+        float x[4], y[4];
+        expect_status("linear packed rows<0", sb_linear_f32_packed(y, x, x, -1, 2, 2, x, 1), SB_ERR_SHAPE, &bad[0]);
+        expect_status("linear packed NULL ws", sb_linear_f32_packed(y, x, x, 1, 2, 2, NULL, 1), SB_ERR_NULL, &bad[0]);
+        expect_status("linear packed empty", sb_linear_f32_packed(NULL, NULL, NULL, 0, 2, 2, NULL, 1), SB_OK, &bad[0]);
+    }
+    for (int s = 0; s < g_n_isas; s++)
+        report_isa("linear_packed vs ref", s, cases, worst[s], TOL_SUM, bad[s]);
+    report("linear_packed 1/2/3 threads memcmp", cases * g_n_isas * (N_THREADS - 1), split ? 1.0 : 0.0, 0.0, 0);
 }
 
 /* ---- BatchNorm ---------------------------------------------------------- */
@@ -615,6 +991,68 @@ static void test_batch_norm(void)
         expect_status("bn fold NULL", sb_batch_norm_fold_f32(v, NULL, v, v, NULL, NULL, 1e-5, 2), SB_ERR_NULL, &bad);
     }
     report("batch_norm stats/fold/update/apply", cases, worst, TOL_ACCUM, bad);
+}
+
+/* ResidualBlock's train-mode tail against the same float expression written
+ * out: exact, NaN / inf / -0 included, strided maps and in place. */
+static void test_batch_norm_add_relu(void)
+{
+    static const int64_t shapes[][7] = {   /* n c h w in_extra out_extra res_extra */
+        {1, 1, 1, 1, 0, 0, 0}, {2, 3, 5, 7, 0, 0, 0}, {4, 16, 8, 8, 64, 0, 7},
+        {3, 5, 1, 1, 3, 2, 1}, {1, 7, 13, 11, 0, 5, 0}, {2, 9, 4, 33, 11, 13, 17},
+        {0, 4, 3, 3, 0, 0, 0},
+    };
+    int64_t cases = 0, bad = 0;
+    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
+        const int64_t *sh = shapes[s];
+        const int64_t chw = sh[1] * sh[2] * sh[3], hw = sh[2] * sh[3], C = sh[1];
+        const sb_fmap in = {sh[0], C, sh[2], sh[3], chw + sh[4]};
+        const sb_fmap out = {sh[0], C, sh[2], sh[3], chw + sh[5]};
+        const sb_fmap rm = {sh[0], C, sh[2], sh[3], chw + sh[6]};
+        const int64_t ic = in.n * in.batch_stride, oc = out.n * out.batch_stride;
+        const int64_t rc = rm.n * rm.batch_stride;
+        float *x = alloc_f(ic), *r = alloc_f(rc), *y = alloc_f(oc);
+        float *scale = alloc_f(C), *shift = alloc_f(C);
+        fill_rand(x, ic);
+        fill_rand(r, rc);
+        fill_rand(scale, C);
+        fill_rand(shift, C);
+        for (int64_t i = 0; i < ic; i++)   /* sprinkle NaN, +-inf, -0 */
+            if (frand() > 0.9f) {
+                const float u = frand();
+                x[i] = u > 0.5f ? NAN : u > 0.0f ? INFINITY : u > -0.5f ? -INFINITY : -0.0f;
+            }
+        if (rc > 0)
+            r[0] = NAN;
+        float *x_copy = dup_f(x, ic), *r_copy = dup_f(r, rc);
+        prefill_map(y, &out);
+        expect_status("bn add relu", sb_batch_norm_add_relu_f32(y, &out, x, &in, scale, shift, r, &rm), SB_OK, &bad);
+        for (int64_t n = 0; n < in.n; n++)
+            for (int64_t c = 0; c < C; c++)
+                for (int64_t i = 0; i < hw; i++) {
+                    const float v = (x[n * in.batch_stride + c * hw + i] * scale[c] + shift[c]) +
+                                    r[n * rm.batch_stride + c * hw + i];
+                    bad += !same_float(y[n * out.batch_stride + c * hw + i], v < 0.0f ? 0.0f : v);
+                }
+        bad += count_bad_gaps(y, &out);
+        bad += count_not_same(x, x_copy, ic) + count_not_same(r, r_copy, rc);
+        /* in place (out == in) gives the same bits */
+        float *xi = dup_f(x, ic);
+        expect_status("bn add relu inplace", sb_batch_norm_add_relu_f32(xi, &in, xi, &in, scale, shift, r, &rm), SB_OK, &bad);
+        for (int64_t n = 0; n < in.n; n++)
+            bad += count_not_same(xi + n * in.batch_stride, y + n * out.batch_stride, chw);
+        free(x); free(r); free(y); free(scale); free(shift); free(x_copy); free(r_copy); free(xi);
+        cases++;
+    }
+    {
+        float v[64];
+        fill_val(v, 64, 0.0f);
+        const sb_fmap m = {1, 2, 2, 2, 8}, m_bad = {1, 2, 2, 3, 12};
+        expect_status("bn add relu residual shape", sb_batch_norm_add_relu_f32(v, &m, v + 16, &m, v, v, v + 32, &m_bad), SB_ERR_SHAPE, &bad);
+        expect_status("bn add relu NULL residual map", sb_batch_norm_add_relu_f32(v, &m, v + 16, &m, v, v, v + 32, NULL), SB_ERR_NULL, &bad);
+        expect_status("bn add relu NULL scale", sb_batch_norm_add_relu_f32(v, &m, v + 16, &m, NULL, v, v + 32, &m), SB_ERR_NULL, &bad);
+    }
+    report("batch_norm_add_relu (exact)", cases, bad ? 1.0 : 0.0, 0.0, bad);
 }
 
 /* ---- Pooling ------------------------------------------------------------ */
@@ -946,10 +1384,13 @@ static void test_status(void)
 int main(void)
 {
     test_status();
-    test_gemm();
+    find_isas();
     test_conv();
+    test_conv_packed_fused();
     test_linear();
+    test_linear_packed();
     test_batch_norm();
+    test_batch_norm_add_relu();
     test_max_pool();
     test_adaptive_avg_pool();
     test_elementwise();
