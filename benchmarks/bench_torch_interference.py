@@ -34,8 +34,12 @@ timing. Each measurement runs in a fresh subprocess of one of three kinds:
 The kinds alternate round by round (the starting kind rotates) so drift in
 the machine's load hits all of them alike. A worker does warm-up calls, then
 --repeats timed calls per demo; each kind's timings are pooled over its
-rounds. Printed: medians with [min-max] in ms, and slowdown = median with
-torch / median without (<= 1.00: no slower with torch). Timings are
+rounds. Printed: medians with [min-max] in ms; slowdown = pooled median
+with torch / pooled median without (<= 1.00: no slower with torch); and the
+paired slowdown: in each round, that kind's median over the no-torch
+median of the same round, then the median [min-max] over rounds. The paired
+figure compares processes that ran seconds apart, so it is the steadier of
+the two when other work comes and goes on the machine. Timings are
 measurements, not tests: nothing asserts on speed.
 """
 import argparse
@@ -152,6 +156,7 @@ def main(argv=None):
 
     load_before = load_average()
     pooled = {k: {d: [] for d in DEMOS} for k in KINDS}
+    per_round = {k: {d: [] for d in DEMOS} for k in KINDS}  # median of each process
     reports = []
     for r in range(args.rounds):
         # Rotate the starting kind: none is always first (or last) in a round.
@@ -161,6 +166,7 @@ def main(argv=None):
             reports.append(report)
             for d in DEMOS:
                 pooled[kind][d] += report["times_ms"][d]
+                per_round[kind][d].append(statistics.median(report["times_ms"][d]))
 
     skipblocks = import_skipblocks()
     from skipblocks import demos
@@ -169,9 +175,12 @@ def main(argv=None):
         base = statistics.median(pooled["no-torch"][d])
         for kind in KINDS:
             s = summary_ms(pooled[kind][d])
+            paired = [m / b for m, b in zip(per_round[kind][d], per_round["no-torch"][d])]
             results.append({"demo": d, "input_shape": list(demos.DEMOS[d][1]), "mode": "eval",
                             "threads": args.threads, "kind": kind, "skipblocks_ms": s,
-                            "slowdown": s["median"] / base})
+                            "slowdown": s["median"] / base,
+                            "paired_slowdown": summary_ms(paired),
+                            "round_medians_ms": per_round[kind][d]})
 
     meta = {"date": now_utc(), "command": command_line(), "cwd": os.getcwd(),
             "load_average_1min": [load_before, load_average()],
@@ -196,16 +205,20 @@ def main(argv=None):
           f"warm-up + {args.repeats} timed skipblocks forwards per demo; pooled medians")
     print()
     headers = ["demo", "input shape", "mode", "threads", "process", "skipblocks ms",
-               "slowdown"]
+               "slowdown", "paired slowdown"]
     rows = [[r["demo"], "x".join(map(str, r["input_shape"])), r["mode"], str(r["threads"]),
              r["kind"], fmt_ms(r["skipblocks_ms"]),
-             "-" if r["kind"] == "no-torch" else f"{r['slowdown']:.2f}"] for r in results]
-    print("\n".join(format_rows(headers, rows, right={3, 5, 6})))
+             "-" if r["kind"] == "no-torch" else f"{r['slowdown']:.2f}",
+             "-" if r["kind"] == "no-torch" else fmt_ms(r["paired_slowdown"])]
+            for r in results]
+    print("\n".join(format_rows(headers, rows, right={3, 5, 6, 7})))
     print("skipblocks' time per forward: median [min-max]. no-torch: torch never imported; "
           "torch-busy: torch (same threads) ran its forward of the same demo right before "
           "each call; torch-idle: torch imported and warmed up, then idle; "
           "torch-busy-passive: torch-busy with OMP_WAIT_POLICY=PASSIVE. "
-          "slowdown = median / no-torch median (<= 1.00: no slower with torch).")
+          "slowdown = median / no-torch median (<= 1.00: no slower with torch); paired "
+          "slowdown = per round, median / that round's no-torch median: median [min-max] "
+          "over rounds.")
 
     write_json(args.json, {"meta": meta, "results": results,
                            "raw_ms": pooled})

@@ -409,13 +409,6 @@ static PyObject *py_conv2d(PyObject *self, PyObject *args, PyObject *kwargs)
             packed_data = own_packed;
         }
     }
-    int threads = sb_get_num_threads();
-    int64_t workspace_floats = reference ? 0
-        : sb_conv2d_f32_packed_workspace_floats(&out_map, &in_map, &params, threads);
-    if (workspace_floats > 0) {
-        workspace = PyMem_RawMalloc((size_t)workspace_floats * sizeof(float));
-        if (workspace == NULL) { PyErr_NoMemory(); goto done; }
-    }
     sb_conv2d_fusion fusion;
     memset(&fusion, 0, sizeof fusion);
     fusion.in_scale = in_scale ? (const float *)PyArray_DATA(in_scale) : NULL;
@@ -425,6 +418,13 @@ static PyObject *py_conv2d(PyObject *self, PyObject *args, PyObject *kwargs)
     if (residual != NULL) {
         fusion.residual = (const float *)PyArray_DATA(residual);
         fusion.residual_map = fmap_of(residual);
+    }
+    int threads = sb_get_num_threads();
+    int64_t workspace_floats = reference ? 0
+        : sb_conv2d_f32_packed_workspace_floats(&out_map, &in_map, &params, &fusion, threads);
+    if (workspace_floats > 0) {
+        workspace = PyMem_RawMalloc((size_t)workspace_floats * sizeof(float));
+        if (workspace == NULL) { PyErr_NoMemory(); goto done; }
     }
 
     sb_status status = SB_OK;
@@ -1277,5 +1277,8 @@ static struct PyModuleDef module_def = {
 PyMODINIT_FUNC PyInit__C(void)
 {
     import_array();
+    /* Choose the instruction set now, while one thread runs: later calls
+     * only read the choice (or sb_set_isa changes it, from Python). */
+    (void)sb_get_isa();
     return PyModule_Create(&module_def);
 }

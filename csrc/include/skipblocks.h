@@ -265,16 +265,18 @@ typedef struct {
     int out_relu;
 } sb_conv2d_fusion;
 
-/* Scratch floats for sb_conv2d_f32_packed when run on `num_threads` threads. */
+/* Scratch floats for sb_conv2d_f32_packed with this fusion (NULL: none)
+ * on `num_threads` threads. 0 for arguments sb_conv2d_f32_packed rejects. */
 int64_t sb_conv2d_f32_packed_workspace_floats(const sb_fmap *out, const sb_fmap *in,
                                               const sb_conv2d_params *params,
+                                              const sb_conv2d_fusion *fusion,
                                               int num_threads);
 
 /* out = epilogue(conv(transform(in), packed weights)). fusion may be NULL.
  * Splits the output over up to num_threads threads (sb_parallel_for);
  * results are bit-identical for every thread count, because each output
  * element is summed in the same order whatever the split.
- * workspace: sb_conv2d_f32_packed_workspace_floats(..., num_threads). */
+ * workspace: sb_conv2d_f32_packed_workspace_floats(..., fusion, num_threads). */
 sb_status sb_conv2d_f32_packed(float *out_data, const sb_fmap *out,
                                const float *in_data, const sb_fmap *in,
                                const float *packed_weights,

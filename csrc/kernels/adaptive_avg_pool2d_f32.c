@@ -22,6 +22,59 @@
  */
 #include "sb_internal.h"
 
+/* Everything a plane needs; planes are independent, split over threads. */
+typedef struct {
+    float *out_data;
+    const float *in_data;
+    const sb_fmap *out, *in;
+} adaptive_pool_job;
+
+static void adaptive_pool_planes(void *ctx, int64_t begin, int64_t end)
+{
+    const adaptive_pool_job *j = (const adaptive_pool_job *)ctx;
+    const sb_fmap *out = j->out, *in = j->in;
+    const int64_t H = in->h, W = in->w, OH = out->h, OW = out->w;
+    const int64_t hw_in = H * W, hw_out = OH * OW;
+    const int global = (OH == 1 && OW == 1);
+    for (int64_t index = begin; index < end; index++) {
+        const int64_t n = index / out->c, c = index % out->c;
+        const float *restrict plane = j->in_data + n * in->batch_stride + c * hw_in;
+        float *restrict dst = j->out_data + n * out->batch_stride + c * hw_out;
+        if (global) {
+            /* Global pooling (SEAttention's squeeze): 8 float lanes
+             * summed side by side, then combined pairwise -- a fixed
+             * order that vectorises, instead of one serial chain whose
+             * add latency dominated; torch also sums in float lanes.
+             * Then a float division by numel, as torch's mean. */
+            float lane[8] = {0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f};
+            int64_t i = 0;
+            for (; i + 8 <= hw_in; i += 8)
+                for (int l = 0; l < 8; l++)
+                    lane[l] += plane[i + l];
+            for (int l = 0; i < hw_in; i++, l++)
+                lane[l] += plane[i];
+            const float sum = ((lane[0] + lane[4]) + (lane[2] + lane[6])) +
+                              ((lane[1] + lane[5]) + (lane[3] + lane[7]));
+            dst[0] = sum / (float)hw_in;
+            continue;
+        }
+        for (int64_t i = 0; i < OH; i++) {
+            const int64_t h0 = (i * H) / OH;
+            const int64_t h1 = ((i + 1) * H + OH - 1) / OH;
+            for (int64_t j = 0; j < OW; j++) {
+                const int64_t w0 = (j * W) / OW;
+                const int64_t w1 = ((j + 1) * W + OW - 1) / OW;
+                float sum = 0.0f;
+                for (int64_t y = h0; y < h1; y++)
+                    for (int64_t x = w0; x < w1; x++)
+                        sum += plane[y * W + x];
+                /* Two float divisions, in torch's order (sum / kh / kw). */
+                dst[i * OW + j] = sum / (float)(h1 - h0) / (float)(w1 - w0);
+            }
+        }
+    }
+}
+
 sb_status sb_adaptive_avg_pool2d_f32(float *restrict out_data, const sb_fmap *out,
                                      const float *restrict in_data, const sb_fmap *in)
 {
@@ -37,46 +90,8 @@ sb_status sb_adaptive_avg_pool2d_f32(float *restrict out_data, const sb_fmap *ou
     if (out_data == NULL || in_data == NULL)
         return SB_ERR_NULL;
 
-    const int64_t H = in->h, W = in->w, OH = out->h, OW = out->w;
-    const int64_t hw_in = H * W, hw_out = OH * OW;
-    const int global = (OH == 1 && OW == 1);
-    for (int64_t n = 0; n < out->n; n++) {
-        for (int64_t c = 0; c < out->c; c++) {
-            const float *restrict plane = in_data + n * in->batch_stride + c * hw_in;
-            float *restrict dst = out_data + n * out->batch_stride + c * hw_out;
-            if (global) {
-                /* Global pooling (SEAttention's squeeze): 8 float lanes
-                 * summed side by side, then combined pairwise -- a fixed
-                 * order that vectorises, instead of one serial chain whose
-                 * add latency dominated; torch also sums in float lanes.
-                 * Then a float division by numel, as torch's mean. */
-                float lane[8] = {0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f};
-                int64_t i = 0;
-                for (; i + 8 <= hw_in; i += 8)
-                    for (int l = 0; l < 8; l++)
-                        lane[l] += plane[i + l];
-                for (int l = 0; i < hw_in; i++, l++)
-                    lane[l] += plane[i];
-                const float sum = ((lane[0] + lane[4]) + (lane[2] + lane[6])) +
-                                  ((lane[1] + lane[5]) + (lane[3] + lane[7]));
-                dst[0] = sum / (float)hw_in;
-                continue;
-            }
-            for (int64_t i = 0; i < OH; i++) {
-                const int64_t h0 = (i * H) / OH;
-                const int64_t h1 = ((i + 1) * H + OH - 1) / OH;
-                for (int64_t j = 0; j < OW; j++) {
-                    const int64_t w0 = (j * W) / OW;
-                    const int64_t w1 = ((j + 1) * W + OW - 1) / OW;
-                    float sum = 0.0f;
-                    for (int64_t y = h0; y < h1; y++)
-                        for (int64_t x = w0; x < w1; x++)
-                            sum += plane[y * W + x];
-                    /* Two float divisions, in torch's order (sum / kh / kw). */
-                    dst[i * OW + j] = sum / (float)(h1 - h0) / (float)(w1 - w0);
-                }
-            }
-        }
-    }
+    adaptive_pool_job job = {out_data, in_data, out, in};
+    sb_parallel_items(out->n * out->c, in->h * in->w + out->h * out->w, adaptive_pool_planes,
+                      &job);
     return SB_OK;
 }

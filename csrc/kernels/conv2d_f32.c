@@ -87,7 +87,7 @@ int64_t sb_conv2d_f32_workspace_floats(const sb_fmap *out, const sb_fmap *in,
     if (check_conv_args(out, in, params) != SB_OK)
         return 0;
     return packed_weights_floats(out, in, params) +
-           sb_conv2d_f32_packed_workspace_floats(out, in, params, 1);
+           sb_conv2d_f32_packed_workspace_floats(out, in, params, NULL, 1);
 }
 
 sb_status sb_conv2d_f32(float *restrict out_data, const sb_fmap *out,

@@ -89,7 +89,9 @@ sb_status sb_conv2d_f32_pack_weights(float *restrict packed, const float *restri
     if (c_out < 0 || c_in_per_group < 0 || kernel_h <= 0 || kernel_w <= 0 || groups <= 0 ||
         c_out % groups != 0)
         return SB_ERR_ARGUMENT;
-    if (packed == NULL || (c_out > 0 && c_in_per_group > 0 && weight == NULL))
+    if (c_out == 0)
+        return SB_OK; /* nothing to pack; packed may be NULL (0 floats) */
+    if (packed == NULL || (c_in_per_group > 0 && weight == NULL))
         return SB_ERR_NULL;
     if ((row_scale == NULL) != (row_shift == NULL))
         return SB_ERR_NULL;
@@ -387,21 +389,27 @@ static int conv_args_ok(const sb_fmap *out, const sb_fmap *in, const sb_conv2d_p
            p->dilation_h > 0 && p->dilation_w > 0 && p->pad_h >= 0 && p->pad_w >= 0 &&
            p->groups > 0 && sb_fmap_ok(out) && sb_fmap_ok(in) && out->n == in->n &&
            in->c % p->groups == 0 && out->c % p->groups == 0 &&
+           out->h > 0 && out->w > 0 &&
            out->h == sb_conv2d_out_size(in->h, p->kernel_h, p->stride_h, p->pad_h,
                                         p->dilation_h) &&
            out->w == sb_conv2d_out_size(in->w, p->kernel_w, p->stride_w, p->pad_w,
                                         p->dilation_w);
 }
 
+static int has_transform(const sb_conv2d_fusion *fusion)
+{
+    return fusion != NULL && (fusion->in_scale != NULL || fusion->in_relu);
+}
+
 int64_t sb_conv2d_f32_packed_workspace_floats(const sb_fmap *out, const sb_fmap *in,
                                               const sb_conv2d_params *params,
+                                              const sb_conv2d_fusion *fusion,
                                               int num_threads)
 {
     if (out == NULL || in == NULL || params == NULL || !conv_args_ok(out, in, params))
         return 0;
-    /* Sized for the worst case (a transform), so the caller need not say. */
     conv_plan pl;
-    plan_conv(&pl, out, in, params, 1, num_threads);
+    plan_conv(&pl, out, in, params, has_transform(fusion), num_threads);
     return pl.staged_floats + (int64_t)pl.threads * pl.slot_floats;
 }
 
@@ -421,10 +429,6 @@ sb_status sb_conv2d_f32_packed(float *out_data, const sb_fmap *out,
         return SB_ERR_ARGUMENT;
     if (!conv_args_ok(out, in, p))
         return SB_ERR_SHAPE;
-    if (out->n == 0 || out->c == 0 || out->h == 0 || out->w == 0)
-        return SB_OK;
-    if (out_data == NULL || in_data == NULL || packed_weights == NULL || workspace == NULL)
-        return SB_ERR_NULL;
     sb_conv2d_fusion none;
     memset(&none, 0, sizeof none);
     const sb_conv2d_fusion *f = fusion != NULL ? fusion : &none;
@@ -436,13 +440,15 @@ sb_status sb_conv2d_f32_packed(float *out_data, const sb_fmap *out,
             !sb_fmap_ok(r))
             return SB_ERR_SHAPE;
     }
+    if (out->n == 0 || out->c == 0)
+        return SB_OK;
+    if (out_data == NULL || packed_weights == NULL || workspace == NULL ||
+        (in->c > 0 && in_data == NULL))
+        return SB_ERR_NULL;
 
+    /* the same plan the workspace was sized with */
     conv_plan pl;
-    plan_conv(&pl, out, in, p, 1, num_threads); /* the layout the workspace was sized for */
-    const int transform = f->in_scale != NULL || f->in_relu;
-    pl.staged = pl.staged || transform;
-    conv_plan actual;
-    plan_conv(&actual, out, in, p, transform, num_threads);
+    plan_conv(&pl, out, in, p, has_transform(f), num_threads);
 
     conv_job job;
     memset(&job, 0, sizeof job);
@@ -470,7 +476,7 @@ sb_status sb_conv2d_f32_packed(float *out_data, const sb_fmap *out,
     job.slot_floats = pl.slot_floats;
     job.ukernel = sb_gemm_ukernel_active();
 
-    if (actual.staged) {
+    if (pl.staged) {
         float *staged = workspace;
         stage_job sj = {in_data, *in, staged, p->pad_h, p->pad_w, pl.hp, pl.wp,
                         pl.image_floats, pl.group_floats, job.cig,

@@ -9,9 +9,14 @@
  * with std::max keeping its first argument on ties: so NaN stays NaN and
  * -0.0 stays -0.0. `x < 0 ? 0 : x` gives exactly that and is branch-free.
  *
- * Sigmoid is 1 / (1 + expf(-x)) in float. torch's vectorised CPU sigmoid uses
- * its own exp and agrees to ~1 ulp, not bit for bit. Large |x| saturate
- * cleanly: expf overflows to inf and 1 / inf is 0; NaN stays NaN.
+ * Sigmoid is 1 / (1 + expf(-x)) in float on the scalar path, and the AVX2
+ * kernel of sigmoid_f32__avx2.c (its own vectorised exp) when that ISA is
+ * selected. torch's vectorised CPU sigmoid uses its own exp too: all agree
+ * to a few ulp, not bit for bit. Large |x| saturate cleanly (exp overflows
+ * to inf and 1 / inf is 0); NaN stays NaN.
+ *
+ * Big arrays are split over the thread pool by element range (planes for
+ * channel_scale): each output is computed the same way whatever the split.
  *
  * All of these may run in place (out == in, out == a or b), so the aliased
  * pointers are not restrict-qualified; GCC then vectorises behind a run-time
@@ -20,6 +25,22 @@
 #include <math.h>
 
 #include "sb_internal.h"
+#include "sb_isa_kernels.h"
+
+/* Arguments of the element-wise loops, split over threads by range. */
+typedef struct {
+    float *out;
+    const float *a, *b;
+} elementwise_job;
+
+static void relu_range(void *ctx, int64_t begin, int64_t end)
+{
+    const elementwise_job *j = (const elementwise_job *)ctx;
+    for (int64_t i = begin; i < end; i++) {
+        const float v = j->a[i];
+        j->out[i] = v < 0.0f ? 0.0f : v;
+    }
+}
 
 sb_status sb_relu_f32(float *out, const float *in, int64_t count)
 {
@@ -29,11 +50,22 @@ sb_status sb_relu_f32(float *out, const float *in, int64_t count)
         return SB_OK;
     if (out == NULL || in == NULL)
         return SB_ERR_NULL;
-    for (int64_t i = 0; i < count; i++) {
-        const float v = in[i];
-        out[i] = v < 0.0f ? 0.0f : v;
-    }
+    elementwise_job job = {out, in, NULL};
+    sb_parallel_items(count, 1, relu_range, &job);
     return SB_OK;
+}
+
+static void sigmoid_range(void *ctx, int64_t begin, int64_t end)
+{
+    const elementwise_job *j = (const elementwise_job *)ctx;
+#ifdef SB_HAVE_AVX2_KERNELS
+    if (sb_get_isa() == SB_ISA_AVX2) {
+        sb_sigmoid_f32__avx2(j->out + begin, j->a + begin, end - begin);
+        return;
+    }
+#endif
+    for (int64_t i = begin; i < end; i++)
+        j->out[i] = 1.0f / (1.0f + expf(-j->a[i]));
 }
 
 sb_status sb_sigmoid_f32(float *out, const float *in, int64_t count)
@@ -44,9 +76,19 @@ sb_status sb_sigmoid_f32(float *out, const float *in, int64_t count)
         return SB_OK;
     if (out == NULL || in == NULL)
         return SB_ERR_NULL;
-    for (int64_t i = 0; i < count; i++)
-        out[i] = 1.0f / (1.0f + expf(-in[i]));
+    elementwise_job job = {out, in, NULL};
+    sb_parallel_items(count, 8, sigmoid_range, &job); /* exp: ~8 floats' worth of work */
     return SB_OK;
+}
+
+static void add_relu_range(void *ctx, int64_t begin, int64_t end)
+{
+    const elementwise_job *j = (const elementwise_job *)ctx;
+    for (int64_t i = begin; i < end; i++) {
+        /* Round the sum to float first, as torch's separate add does. */
+        const float v = j->a[i] + j->b[i];
+        j->out[i] = v < 0.0f ? 0.0f : v;
+    }
 }
 
 sb_status sb_add_relu_f32(float *out, const float *a, const float *b, int64_t count)
@@ -57,12 +99,29 @@ sb_status sb_add_relu_f32(float *out, const float *a, const float *b, int64_t co
         return SB_OK;
     if (out == NULL || a == NULL || b == NULL)
         return SB_ERR_NULL;
-    for (int64_t i = 0; i < count; i++) {
-        /* Round the sum to float first, as torch's separate add does. */
-        const float v = a[i] + b[i];
-        out[i] = v < 0.0f ? 0.0f : v;
-    }
+    elementwise_job job = {out, a, b};
+    sb_parallel_items(count, 1, add_relu_range, &job);
     return SB_OK;
+}
+
+typedef struct {
+    float *out;
+    const float *in, *scale;
+    sb_fmap out_map, in_map;
+} channel_scale_job;
+
+static void channel_scale_planes(void *ctx, int64_t begin, int64_t end)
+{
+    const channel_scale_job *j = (const channel_scale_job *)ctx;
+    const int64_t channels = j->in_map.c, hw = j->in_map.h * j->in_map.w;
+    for (int64_t plane = begin; plane < end; plane++) {
+        const int64_t n = plane / channels, c = plane % channels;
+        const float s = j->scale[plane]; /* scale is N x C: plane n*C + c */
+        const float *x = j->in + n * j->in_map.batch_stride + c * hw; /* may be y */
+        float *y = j->out + n * j->out_map.batch_stride + c * hw;
+        for (int64_t i = 0; i < hw; i++)
+            y[i] = x[i] * s;
+    }
 }
 
 /* scale: N*C floats, row n holding image n's per-channel factors. */
@@ -80,14 +139,7 @@ sb_status sb_channel_scale_f32(float *out_data, const sb_fmap *out,
         return SB_OK;
     if (out_data == NULL || in_data == NULL || scale == NULL)
         return SB_ERR_NULL;
-    for (int64_t n = 0; n < in->n; n++) {
-        for (int64_t c = 0; c < in->c; c++) {
-            const float s = scale[n * in->c + c];
-            const float *x = in_data + n * in->batch_stride + c * hw;
-            float *y = out_data + n * out->batch_stride + c * hw;
-            for (int64_t i = 0; i < hw; i++)
-                y[i] = x[i] * s;
-        }
-    }
+    channel_scale_job job = {out_data, in_data, scale, *out, *in};
+    sb_parallel_items(in->n * in->c, hw, channel_scale_planes, &job);
     return SB_OK;
 }

@@ -179,7 +179,8 @@ int64_t sb_linear_f32_packed_workspace_floats(int64_t rows, int64_t in_features,
     sb_conv2d_params params;
     linear_as_conv(rows, in_features, out_features, &in_map, &out_map, &params);
     return rows * in_features + rows * out_features +
-           sb_conv2d_f32_packed_workspace_floats(&out_map, &in_map, &params, num_threads);
+           sb_conv2d_f32_packed_workspace_floats(&out_map, &in_map, &params, NULL,
+                                                 num_threads);
 }
 
 sb_status sb_linear_f32_packed(float *out, const float *in, const float *packed_weights,

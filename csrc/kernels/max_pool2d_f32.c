@@ -57,6 +57,69 @@ static void clip_window(int64_t start, int64_t k, int64_t d, int64_t len,
     *t_hi = hi;
 }
 
+/* Everything a plane needs; planes are independent, split over threads. */
+typedef struct {
+    float *out_data;
+    const float *in_data;
+    const sb_fmap *out, *in;
+    const sb_pool2d_params *p;
+    int64_t x_a, x_b;
+} max_pool_job;
+
+static void max_pool_planes(void *ctx, int64_t begin, int64_t end)
+{
+    const max_pool_job *j = (const max_pool_job *)ctx;
+    const sb_fmap *out = j->out, *in = j->in;
+    const sb_pool2d_params *p = j->p;
+    const int64_t x_a = j->x_a, x_b = j->x_b;
+    const int64_t hw_in = in->h * in->w, hw_out = out->h * out->w;
+    for (int64_t index = begin; index < end; index++) {
+        const int64_t n = index / out->c, c = index % out->c;
+        const float *restrict plane = j->in_data + n * in->batch_stride + c * hw_in;
+        float *restrict dst = j->out_data + n * out->batch_stride + c * hw_out;
+        for (int64_t y = 0; y < out->h; y++) {
+            const int64_t y0 = y * p->stride_h - p->pad_h;
+            int64_t ky_lo, ky_hi;
+            clip_window(y0, p->kernel_h, p->dilation_h, in->h, &ky_lo, &ky_hi);
+            float *restrict drow = dst + y * out->w;
+            for (int64_t x = 0; x < out->w; x++) {
+                if (x == x_a && x_b > x_a) {
+                    x = x_b - 1; /* the interior run is done below */
+                    continue;
+                }
+                const int64_t x0 = x * p->stride_w - p->pad_w;
+                int64_t kx_lo, kx_hi;
+                clip_window(x0, p->kernel_w, p->dilation_w, in->w, &kx_lo, &kx_hi);
+                float m = -INFINITY;
+                for (int64_t ky = ky_lo; ky < ky_hi; ky++) {
+                    const float *restrict row = plane + (y0 + ky * p->dilation_h) * in->w;
+                    for (int64_t kx = kx_lo; kx < kx_hi; kx++) {
+                        const float v = row[x0 + kx * p->dilation_w];
+                        if (v > m || v != v)  /* v != v: isnan, as torch */
+                            m = v;
+                    }
+                }
+                drow[x] = m;
+            }
+            if (x_b <= x_a)
+                continue;
+            for (int64_t x = x_a; x < x_b; x++)
+                drow[x] = -INFINITY;
+            for (int64_t ky = ky_lo; ky < ky_hi; ky++) {
+                const float *restrict row = plane + (y0 + ky * p->dilation_h) * in->w;
+                for (int64_t kx = 0; kx < p->kernel_w; kx++) {
+                    const float *restrict src =
+                        row + x_a * p->stride_w - p->pad_w + kx * p->dilation_w;
+                    for (int64_t x = 0; x < x_b - x_a; x++) {
+                        const float v = src[x * p->stride_w], m = drow[x_a + x];
+                        drow[x_a + x] = (v > m || v != v) ? v : m;
+                    }
+                }
+            }
+        }
+    }
+}
+
 sb_status sb_max_pool2d_f32(float *restrict out_data, const sb_fmap *out,
                             const float *restrict in_data, const sb_fmap *in,
                             const sb_pool2d_params *params)
@@ -91,51 +154,8 @@ sb_status sb_max_pool2d_f32(float *restrict out_data, const sb_fmap *out,
     if (x_a > out->w) x_a = out->w;
     if (x_b > out->w) x_b = out->w;
     if (x_b < x_a) x_b = x_a;
-    for (int64_t n = 0; n < out->n; n++) {
-        for (int64_t c = 0; c < out->c; c++) {
-            const float *restrict plane = in_data + n * in->batch_stride + c * hw_in;
-            float *restrict dst = out_data + n * out->batch_stride + c * hw_out;
-            for (int64_t y = 0; y < out->h; y++) {
-                const int64_t y0 = y * p->stride_h - p->pad_h;
-                int64_t ky_lo, ky_hi;
-                clip_window(y0, p->kernel_h, p->dilation_h, in->h, &ky_lo, &ky_hi);
-                float *restrict drow = dst + y * out->w;
-                for (int64_t x = 0; x < out->w; x++) {
-                    if (x == x_a && x_b > x_a) {
-                        x = x_b - 1; /* the interior run is done below */
-                        continue;
-                    }
-                    const int64_t x0 = x * p->stride_w - p->pad_w;
-                    int64_t kx_lo, kx_hi;
-                    clip_window(x0, p->kernel_w, p->dilation_w, in->w, &kx_lo, &kx_hi);
-                    float m = -INFINITY;
-                    for (int64_t ky = ky_lo; ky < ky_hi; ky++) {
-                        const float *restrict row = plane + (y0 + ky * p->dilation_h) * in->w;
-                        for (int64_t kx = kx_lo; kx < kx_hi; kx++) {
-                            const float v = row[x0 + kx * p->dilation_w];
-                            if (v > m || v != v)  /* v != v: isnan, as torch */
-                                m = v;
-                        }
-                    }
-                    drow[x] = m;
-                }
-                if (x_b <= x_a)
-                    continue;
-                for (int64_t x = x_a; x < x_b; x++)
-                    drow[x] = -INFINITY;
-                for (int64_t ky = ky_lo; ky < ky_hi; ky++) {
-                    const float *restrict row = plane + (y0 + ky * p->dilation_h) * in->w;
-                    for (int64_t kx = 0; kx < p->kernel_w; kx++) {
-                        const float *restrict src =
-                            row + x_a * p->stride_w - p->pad_w + kx * p->dilation_w;
-                        for (int64_t x = 0; x < x_b - x_a; x++) {
-                            const float v = src[x * p->stride_w], m = drow[x_a + x];
-                            drow[x_a + x] = (v > m || v != v) ? v : m;
-                        }
-                    }
-                }
-            }
-        }
-    }
+    max_pool_job job = {out_data, in_data, out, in, p, x_a, x_b};
+    sb_parallel_items(out->n * out->c, hw_in + hw_out * p->kernel_h * p->kernel_w,
+                      max_pool_planes, &job);
     return SB_OK;
 }

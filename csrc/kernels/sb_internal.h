@@ -6,6 +6,7 @@
 #ifndef SB_INTERNAL_H
 #define SB_INTERNAL_H
 
+#include "sb_parallel.h"
 #include "skipblocks.h"
 
 /* A feature map's sizes are usable: nothing negative, and images do not
@@ -17,6 +18,23 @@ static inline int sb_fmap_ok(const sb_fmap *f)
     if (f->n < 0 || f->c < 0 || f->h < 0 || f->w < 0)
         return 0;
     return f->n <= 1 || f->batch_stride >= f->c * f->h * f->w;
+}
+
+/* Element-wise and per-plane kernels split their work over the thread pool
+ * only when it touches at least this many floats: below that, waking a
+ * thread costs more than it saves. Every split is over independent outputs
+ * (elements, planes, channels), never inside a sum, so results do not
+ * depend on the thread count. */
+#define SB_PARALLEL_MIN_FLOATS ((int64_t)1 << 16)
+
+/* sb_parallel_for over `count` items of about `floats_per_item` floats each,
+ * with the grain that keeps small work on the calling thread. */
+static inline void sb_parallel_items(int64_t count, int64_t floats_per_item,
+                                     sb_parallel_task task, void *ctx)
+{
+    const int64_t per = floats_per_item > 0 ? floats_per_item : 1;
+    const int64_t grain = SB_PARALLEL_MIN_FLOATS / per > 0 ? SB_PARALLEL_MIN_FLOATS / per : 1;
+    sb_parallel_for(count, grain, task, ctx);
 }
 
 #endif /* SB_INTERNAL_H */

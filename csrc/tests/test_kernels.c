@@ -418,10 +418,10 @@ static void test_conv(void)
         b += sb_conv2d_f32_packed_weights_floats(6, 4, 1, 1, 2) != 2 * (6 + 4 * 6);
         b += sb_conv2d_f32_packed_weights_floats(6, 4, 3, 3, 2) != 2 * (6 + 36 * 6);
         b += sb_conv2d_f32_workspace_floats(&out, &in, &p1) !=
-             2 * (6 + 4 * 6) + sb_conv2d_f32_packed_workspace_floats(&out, &in, &p1, 1);
+             2 * (6 + 4 * 6) + sb_conv2d_f32_packed_workspace_floats(&out, &in, &p1, NULL, 1);
         b += sb_conv2d_f32_workspace_floats(&out, &in, &p3) !=
-             2 * (6 + 36 * 6) + sb_conv2d_f32_packed_workspace_floats(&out, &in, &p3, 1);
-        b += sb_conv2d_f32_packed_workspace_floats(&out, &in, &p3, 1) <= 0;
+             2 * (6 + 36 * 6) + sb_conv2d_f32_packed_workspace_floats(&out, &in, &p3, NULL, 1);
+        b += sb_conv2d_f32_packed_workspace_floats(&out, &in, &p3, NULL, 1) <= 0;
         b += sb_conv2d_f32_workspace_floats(&out, &in, &p0) != 0;
         b += sb_conv2d_f32_workspace_floats(&out_bad, &in, &p3) != 0;
         report("conv2d workspace size", 7, 0.0, 0.0, b);
@@ -614,7 +614,7 @@ static void run_fused(const fused_case *f, double worst[], int64_t bad[], int64_
             const int nt = g_threads[ti];
             use_threads(nt, &bad[i]);
             float *y = alloc_f(out_count);
-            float *ws = alloc_f(sb_conv2d_f32_packed_workspace_floats(&out, &in, &p, nt));
+            float *ws = alloc_f(sb_conv2d_f32_packed_workspace_floats(&out, &in, &p, &fusion, nt));
             prefill_map(y, &out);
             expect_status("conv packed", sb_conv2d_f32_packed(y, &out, x, &in, packed, &p, &fusion, ws, nt), SB_OK, &bad[i]);
             const double d = max_scaled(y, y_ref, y_mag, out_count);
