@@ -100,10 +100,11 @@ def _rss_kib():
 
 
 def _trim_heap():
-    """Returns free heap memory to the system (glibc only; a no-op elsewhere)."""
+    """Returns free heap memory to the system; False where there is no glibc."""
     try:
         import ctypes
-        return bool(ctypes.CDLL(None).malloc_trim(0)) or True
+        ctypes.CDLL(None).malloc_trim(0)
+        return True
     except (OSError, AttributeError):
         return False
 
@@ -158,8 +159,7 @@ def worker(side, demo, shape, how, mode, threads, weights_path, seed):
          else rng.standard_normal(shape, dtype=np.float32))
     if side == "torch":
         xt = torch.from_numpy(x)  # shares x's memory: no copy
-        grad_off = torch.no_grad()
-        grad_off.__enter__()  # for the rest of the process
+        torch.set_grad_enabled(False)  # what no_grad() does, for the rest of the process
         call = lambda: model(xt)  # noqa: E731
     else:
         call = lambda: model(x)  # noqa: E731

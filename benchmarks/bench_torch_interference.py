@@ -80,7 +80,7 @@ def worker(kind, threads, warmup, repeats, seed):
         ours = builder().eval()
         x = np.random.default_rng(seed).random(shape, dtype=np.float32)
 
-        run_torch = lambda: None  # noqa: E731 (no-torch: nothing between calls)
+        run_torch = None  # no-torch: nothing runs between the calls
         if torch is not None:
             theirs = ref.DOCUMENT_INPUTS[name]["builder"]().eval()
             theirs.load_state_dict({k: torch.from_numpy(np.array(v))
@@ -92,11 +92,12 @@ def worker(kind, threads, warmup, repeats, seed):
                     theirs(xt)
 
         for _ in range(warmup):
-            run_torch()  # torch-idle too: its thread pool exists and has run
+            if run_torch:
+                run_torch()  # torch-idle too: its thread pool exists and has run
             ours(x)
         ms = []
         for _ in range(repeats):
-            if "busy" in kind:
+            if run_torch and "busy" in kind:
                 run_torch()
             start = time.perf_counter()
             ours(x)

@@ -102,8 +102,13 @@ def load_line(before, after):
     """The 1-minute load average around the run: on a machine with N cores, a
     load well above the threads a benchmark uses means it shared the cores
     with other work, and its times (more so its 2-thread times) are noisy."""
-    return (f"1-min load average {before:.2f} at the start, {after:.2f} at the end "
+    line = (f"1-min load average {before:.2f} at the start, {after:.2f} at the end "
             f"({os.cpu_count()} cores)")
+    # At the start, this process accounts for about 1 of the load; more than
+    # half a core above that is other work.
+    if before > 1.5:
+        line += " -- other work was running: expect noisy times, 2-thread ones most"
+    return line
 
 
 def load_average():

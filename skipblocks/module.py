@@ -13,8 +13,9 @@ of two ways only, and both go through the module:
   array-like or CPU torch tensor) into a new float32 array;
 * :meth:`Module.load_state_dict`, which does the same for every key.
 
-The arrays are read-only views of read-only arrays, so
-``arr.flags.writeable = True`` is refused too. Each change increments the
+Parameters are backed by immutable ``bytes``, so
+``arr.flags.writeable = True`` is refused, on the array and on its base;
+buffers are read-only views of read-only arrays, which refuse it too. Each change increments the
 module's ``_version`` counter. So a cache derived
 from the weights (packed convolution weights, a BatchNorm folded into the
 convolution before it) stays valid exactly as long as the versions it was
@@ -75,17 +76,22 @@ def to_numpy(value):
     return np.asarray(value)
 
 
-def _frozen_copy(value, dtype, what):
+def _frozen_copy(value, dtype, what, immutable=False):
     """A new read-only C-contiguous array holding ``value`` cast to ``dtype``
-    (float64 checkpoints load as float32, as torch's copy_ casts)."""
+    (float64 checkpoints load as float32, as torch's copy_ casts).
+
+    Parameters (``immutable``) live in an immutable ``bytes`` object: NumPy
+    refuses to make such an array, or any array over it, writable again, so
+    a weight can only change through the module. Buffers, which the module
+    itself updates in place (BatchNorm's running statistics), are a
+    read-only view of a read-only array: ``arr.flags.writeable = True`` is
+    refused too; only going through ``arr.base`` on purpose gets around it."""
     array = to_numpy(value)
     if array.dtype.kind not in "fiub":
         raise TypeError(f"{what} must hold real numbers, got an array of dtype {array.dtype}")
-    # The module keeps a read-only view of a read-only array: NumPy refuses
-    # `view.flags.writeable = True` while the base is read-only, so a user
-    # cannot switch the protection off by accident and change a weight
-    # behind the caches' back.
     owner = np.array(array, dtype=dtype, order="C", copy=True)
+    if immutable:
+        return np.frombuffer(owner.tobytes(), dtype=owner.dtype).reshape(owner.shape)
     owner.flags.writeable = False
     return owner.view()
 
@@ -152,7 +158,7 @@ class Module:
         self._buffers.pop(name, None)
         self._modules.pop(name, None)
         self._parameters[name] = None if param is None else _frozen_copy(
-            param, np.float32, f"{self._get_name()}.{name}")
+            param, np.float32, f"{self._get_name()}.{name}", immutable=True)
         self._bump_version()
 
     def register_buffer(self, name, tensor, persistent=True):
@@ -241,10 +247,10 @@ class Module:
         # copy.deepcopy and pickle rebuild the arrays writable: freeze them
         # again (the never-stale guarantee) and drop derived caches.
         self.__dict__.update(state)
-        for store in (self._parameters, self._buffers):
+        for immutable, store in ((True, self._parameters), (False, self._buffers)):
             for name, value in store.items():
                 if value is not None:
-                    store[name] = _frozen_copy(value, value.dtype, name)
+                    store[name] = _frozen_copy(value, value.dtype, name, immutable)
         self.__dict__.pop("_packed_cache", None)
 
     # -- calling --------------------------------------------------------

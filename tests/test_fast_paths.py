@@ -35,10 +35,9 @@ from skipblocks import demos as sb_demos
 from skipblocks import reference as ref
 
 from helpers import (assert_parity, assert_state_dict_parity, diff_report, load_from_torch,
-                     poison_heap, randn, randomize_, to_numpy, to_torch, uniform)
+                     poison_heap, randn, randomize_, to_torch, uniform)
 
 ISAS = sb.available_isas()
-MR, NR, COL_BLOCK, K_BLOCK = 6, 16, 192, 256
 
 _PKG_PARENT = os.path.dirname(os.path.dirname(os.path.abspath(sb.__file__)))
 
@@ -281,7 +280,9 @@ def test_conv2d_fusion_arguments(isa, rng, case):
         expected = torch.relu(expected)
     poison_heap(int(np.prod(expected.shape)) * 4)
     got = conv._conv(x, **kwargs)
-    assert_parity(got, expected, "sequential", what="%s [%s]" % (name, isa))
+    # measured 1e-7 .. 4e-7 on both ISAs: the fused epilogue and the folded
+    # weights keep the convolution's own bound
+    assert_parity(got, expected, "conv2d", fan_in=cin * k * k, what="%s [%s]" % (name, isa))
 
 
 # ---------------------------------------------------------------------------
