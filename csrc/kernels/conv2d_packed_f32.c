@@ -144,6 +144,7 @@ typedef struct {
     int64_t kc, k_blocks;          /* K blocking (thread-count independent) */
     int64_t nc, col_blocks, tiles; /* column split (may depend on threads) */
     int64_t slots;                 /* workspace slots = threads used */
+    int64_t next_tile;             /* atomic: the next tile to hand out */
     float *slot_space;             /* slots x slot_floats */
     int64_t slot_floats;
     sb_gemm_ukernel ukernel;
@@ -279,17 +280,22 @@ static void run_tile(const conv_job *job, int64_t tile_index, float *restrict sl
     store_tile(job, tile, n, g, col0, ncols, group_weights);
 }
 
-/* Slot s of the parallel loop runs tiles [s*T/S, (s+1)*T/S) with its own
- * workspace: work and scratch are tied to the slot, not to whichever
- * thread picks it up. */
+/* Slot s of the parallel loop takes tiles from a shared counter until none
+ * is left, using its own workspace. Tiles are handed out dynamically so a
+ * thread that starts late (or runs slowly) simply takes fewer; a tile's
+ * result does not depend on which slot computes it, so the output is the
+ * same bits whatever the split. */
 static void run_slot(void *ctx, int64_t begin, int64_t end)
 {
-    const conv_job *job = (const conv_job *)ctx;
+    conv_job *job = (conv_job *)ctx;
     for (int64_t s = begin; s < end; s++) {
         float *slot = job->slot_space + s * job->slot_floats;
-        const int64_t t0 = s * job->tiles / job->slots, t1 = (s + 1) * job->tiles / job->slots;
-        for (int64_t t = t0; t < t1; t++)
+        for (;;) {
+            const int64_t t = __atomic_fetch_add(&job->next_tile, 1, __ATOMIC_RELAXED);
+            if (t >= job->tiles)
+                break;
             run_tile(job, t, slot);
+        }
     }
 }
 

@@ -43,8 +43,15 @@
  *     them): joining them from an atexit handler buys nothing and could run
  *     after the interpreter has started tearing down.
  *
- * Not done: work stealing, thread affinity, per-call thread counts, a pool
- * on Windows (every loop there runs on the calling thread).
+   - Late workers: after its own chunk the caller claims (compare-and-swap
+ *     on the slot's `taken` generation) every chunk whose worker has not
+ *     claimed it yet, and runs it itself; it then waits only for chunks a
+ *     worker really started. So a worker that cannot get a core (another
+ *     library's threads spinning on it) slows a loop down to one thread's
+ *     speed at worst, never to the scheduler's time slice.
+ *
+ * Not done: thread affinity, per-call thread counts, a pool on Windows
+ * (every loop there runs on the calling thread).
  *
  * Needs C99 plus the GCC/Clang __atomic builtins and __thread on POSIX.
  */
@@ -169,8 +176,9 @@ struct sb_pool;
  * writing worker i's slot does not disturb worker i+1 spinning on its own. */
 typedef struct {
     uint64_t gen;     /* atomic; bumped by the caller once per assignment */
+    uint64_t taken;   /* atomic; the last gen claimed, by this worker or the caller */
     int sleeping;     /* atomic; 1 while the worker waits (or is about to) on cv */
-    int stop;         /* set before the final gen bump: exit the thread */
+    int stop;         /* atomic; set before the final gen bump: exit the thread */
     sb_parallel_task task; /* the job: plain fields, published by gen */
     void *ctx;
     int64_t begin, end;
@@ -319,8 +327,17 @@ static void *worker_main(void *arg)
     g_in_region = 1; /* a task's own sb_parallel_for runs serially here */
     for (;;) {
         seen = worker_wait(w, seen);
-        if (w->stop)
+        /* atomic: a worker that lost its job to the caller may read the
+         * slot while the caller fills it for the next job */
+        if (load_acq(&w->stop))
             break;
+        /* Claim job `seen`; if the caller already ran it (it steals chunks
+         * whose worker has not started), there is nothing to do, and the
+         * job's fields must not be read. */
+        uint64_t expected = seen - 1;
+        if (!__atomic_compare_exchange_n(&w->taken, &expected, seen, 0, __ATOMIC_SEQ_CST,
+                                         __ATOMIC_SEQ_CST))
+            continue;
         w->task(w->ctx, w->begin, w->end);
         /* The (seq_cst, so also release) decrement publishes the task's
          * writes to the caller, which reads pending with acquire. */
@@ -334,8 +351,9 @@ static void *worker_main(void *arg)
     return NULL;
 }
 
-/* Hands worker w a job. Only called while w is idle (it finished its last
- * assignment: pending reached 0), so the plain slot writes race with nothing. */
+/* Hands worker w a job. Only called once w's previous job was claimed and
+ * finished (by w or by the caller), so a worker that reads the slot has
+ * claimed the job the slot now holds: the plain writes race with nothing. */
 static void worker_assign(sb_worker *w, sb_parallel_task task, void *ctx,
                           int64_t begin, int64_t end, int stop)
 {
@@ -343,7 +361,7 @@ static void worker_assign(sb_worker *w, sb_parallel_task task, void *ctx,
     w->ctx = ctx;
     w->begin = begin;
     w->end = end;
-    w->stop = stop;
+    store_rel(&w->stop, stop);
     /* The caller is the only writer of gen: a relaxed read is enough. */
     store_sc(&w->gen, __atomic_load_n(&w->gen, __ATOMIC_RELAXED) + 1);
     if (load_sc(&w->sleeping)) {
@@ -486,6 +504,7 @@ static sb_pool *pool_create(int nthreads)
     for (int i = 0; i < nthreads - 1; i++) {
         sb_worker *w = &pool->workers[i];
         w->gen = 0;
+        w->taken = 0;
         w->sleeping = 0;
         w->stop = 0;
         w->pool = pool;
@@ -585,6 +604,22 @@ void sb_parallel_for(int64_t count, int64_t grain, sb_parallel_task task, void *
         for (int64_t i = dispatched + 1; i < chunks; i++) {
             chunk_bounds(count, chunks, i, &begin, &end);
             task(ctx, begin, end);
+        }
+        /* Steal the chunks whose worker has not started yet (still waking,
+         * or its core taken by another process's or library's threads --
+         * torch's OpenMP threads spin for a while after each op): a late
+         * worker then costs nothing instead of the whole wait. Which thread
+         * runs a chunk never changes what the chunk computes. */
+        for (int64_t i = 1; i <= dispatched; i++) {
+            sb_worker *w = &pool->workers[i - 1];
+            const uint64_t gen = __atomic_load_n(&w->gen, __ATOMIC_RELAXED);
+            uint64_t expected = gen - 1;
+            if (__atomic_compare_exchange_n(&w->taken, &expected, gen, 0, __ATOMIC_SEQ_CST,
+                                            __ATOMIC_SEQ_CST)) {
+                chunk_bounds(count, chunks, i, &begin, &end);
+                task(ctx, begin, end);
+                __atomic_sub_fetch(&pool->pending, 1, __ATOMIC_SEQ_CST);
+            }
         }
         if (dispatched > 0)
             caller_wait(pool);

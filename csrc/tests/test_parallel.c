@@ -35,6 +35,7 @@
  *                                  which cannot run threads after a fork)
  */
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -81,7 +82,16 @@ typedef struct {
     int64_t nested_count;    /* > 0: each index runs an inner loop this long */
     int nested_bad;          /* atomic: inner loops that were split */
     int64_t spin;            /* busy work per index, to make chunks overlap */
+    int expected;            /* > 0: chunk 0 waits (up to 2 s) until this many chunks started */
 } record_ctx;
+
+/* The caller steals every chunk whose worker has not claimed it by the time
+ * the caller's own chunk 0 is done (sb_parallel.h). To check that each chunk
+ * *can* run on its own thread, chunk 0 waits until all chunks have started;
+ * a worker that never comes makes it give up after 2 s, the caller then
+ * runs that chunk, and the distinct-thread count shows it. Off where fewer
+ * threads are expected (a failed pthread_create). */
+static int g_wait_for_workers = 1;
 
 static void inner_task(void *vctx, int64_t begin, int64_t end)
 {
@@ -99,6 +109,16 @@ static void record_task(void *vctx, int64_t begin, int64_t end)
         c->begins[k] = begin;
         c->ends[k] = end;
         c->tids[k] = thread_id();
+    }
+    if (begin == 0 && c->expected > 1) {
+        struct timespec t0, t;
+        clock_gettime(CLOCK_MONOTONIC, &t0);
+        while (__atomic_load_n(&c->nchunks, __ATOMIC_ACQUIRE) < c->expected) {
+            clock_gettime(CLOCK_MONOTONIC, &t);
+            if (t.tv_sec - t0.tv_sec >= 2)
+                break;
+            sched_yield();
+        }
     }
     for (int64_t i = begin; i < end; i++) {
         __atomic_fetch_add(&c->visits[i], 1, __ATOMIC_RELAXED);
@@ -150,6 +170,7 @@ static int run_and_check(int64_t count, int64_t grain, int threads,
     int64_t k = expected_chunks(count, grain, threads);
     c->visits = calloc(count > 0 ? (size_t)count : 1, sizeof(int));
     c->spin = spin;
+    c->expected = (g_wait_for_workers && threads > 0) ? (int)k : 0;
     sb_parallel_for(count, grain, record_task, c);
 
     for (int64_t i = 0; i < count; i++)
@@ -235,6 +256,24 @@ static void test_coverage_and_split(void)
     CHECK(fewer_threads == 0, "%d loops ran on fewer threads than chunks", fewer_threads);
     printf("coverage/split: %d cases (%d parallel), every index once, split = formula, "
            "repeatable, one thread per chunk\n", cases, parallel_cases);
+}
+
+/* Without chunk 0 waiting, the caller steals every chunk it reaches before
+ * the chunk's worker claims it: with tiny loops that is most of them. Every
+ * index must still be visited once, with the same split, however the chunks
+ * are shared out between the caller and the workers. */
+static void test_stealing(void)
+{
+    int loops = 0, before = g_failures;
+    g_wait_for_workers = 0;
+    for (int threads = 2; threads <= 4; threads++) {
+        sb_set_num_threads(threads);
+        for (int i = 0; i < (g_quick ? 300 : 3000); i++, loops++)
+            run_and_check(2 + i % 97, 1 + i % 3, threads, 0, NULL);
+    }
+    g_wait_for_workers = 1;
+    printf("stealing: %d tiny loops (the caller takes chunks from late workers): %s\n",
+           loops, g_failures == before ? "every index once, same split" : "FAILED");
 }
 
 static void test_nested(void)
@@ -472,6 +511,7 @@ static void test_create_failure(void)
         if (setrlimit(RLIMIT_AS, &rl) != 0)
             _exit(100);
         sb_set_num_threads(16);
+        g_wait_for_workers = 0;
         d = run_and_check(160000, 1, 16, 0, NULL);
         if (d < 0)
             _exit(1);
@@ -587,6 +627,7 @@ int main(void)
 
     if (getenv("SB_TEST_OVERHEAD_ONLY") == NULL) {
         test_coverage_and_split();
+        test_stealing();
         test_nested();
         test_set_num_threads();
         test_concurrent_callers();
