@@ -349,16 +349,14 @@ class Linear(Module):
         return _C.linear("Linear", input, self.weight, self.bias, packed=self._packed_weights())
 
     def _packed_weights(self):
-        """The weights and bias packed for the GEMM micro-kernels (as a 1x1
-        convolution), rebuilt when this layer's version changes."""
+        """The weights and bias packed for the GEMM micro-kernels, rebuilt
+        when this layer's version changes (any weight or bias change)."""
         cache = self.__dict__.get("_packed_cache")
         if cache is None or cache[0] != self._version:
-            weight = self.weight
-            if weight.ndim != 2:
+            if self.weight.ndim != 2:
                 # let the kernel report the bad shape with torch's wording
                 return None
-            packed = _C.conv2d_pack("Linear", weight.reshape(weight.shape + (1, 1)),
-                                    self.bias, 1)
+            packed = _C.linear_pack("Linear", self.weight, self.bias)
             cache = (self._version, packed)
             object.__setattr__(self, "_packed_cache", cache)
         return cache[1]

@@ -1117,18 +1117,18 @@ static PyObject *py_linear(PyObject *self, PyObject *args, PyObject *kwargs)
     const float *in_data = (const float *)PyArray_DATA(input);
     const float *w_data = (const float *)PyArray_DATA(weight);
     const float *b_data = bias ? (const float *)PyArray_DATA(bias) : NULL;
-    /* packed: the Linear layer's cached weights (conv2d_pack of the weight
-     * as out x in x 1 x 1, with the bias): the packed-GEMM fast path. */
+    /* packed: the Linear layer's cached weights and bias (linear_pack): the
+     * packed-GEMM fast path. */
     const float *packed_data = NULL;
     int threads = sb_get_num_threads();
     if (packed_obj != Py_None) {
         PyArrayObject *packed = (PyArrayObject *)packed_obj;
         if (reference || !PyArray_Check(packed_obj) || PyArray_TYPE(packed) != NPY_FLOAT32 ||
             !PyArray_IS_C_CONTIGUOUS(packed) ||
-            PyArray_SIZE(packed) != sb_conv2d_f32_packed_weights_floats(out_features,
-                                                                        in_features, 1, 1, 1)) {
+            PyArray_SIZE(packed) != sb_linear_f32_packed_weights_floats(out_features,
+                                                                        in_features)) {
             PyErr_Format(PyExc_ValueError, "%s: packed weights do not match the weight "
-                         "shape (repack them with conv2d_pack)", layer);
+                         "shape (repack them with linear_pack)", layer);
             goto done;
         }
         packed_data = (const float *)PyArray_DATA(packed);
@@ -1155,6 +1155,43 @@ done:
     PyMem_RawFree(workspace);
     Py_XDECREF(input); Py_XDECREF(weight); Py_XDECREF(bias); Py_XDECREF(out);
     Py_XDECREF(shape_a);
+    return result;
+}
+
+
+/* ------------------------------------------------------------------ */
+/* linear_pack(layer, weight, bias) -> 1-D float32 array for            */
+/* linear(packed=...): weight (out x in) and bias packed once.          */
+/* ------------------------------------------------------------------ */
+static PyObject *py_linear_pack(PyObject *self, PyObject *args, PyObject *kwargs)
+{
+    static char *keywords[] = {"layer", "weight", "bias", NULL};
+    const char *layer;
+    PyObject *weight_obj, *bias_obj;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "sOO", keywords, &layer, &weight_obj,
+                                     &bias_obj))
+        return NULL;
+    PyArrayObject *weight = NULL, *bias = NULL, *packed = NULL;
+    PyObject *result = NULL;
+    weight = as_float_array(weight_obj, layer, "weight", 0);
+    if (weight == NULL) goto done;
+    if (PyArray_NDIM(weight) != 2) {
+        PyErr_Format(PyExc_RuntimeError, "%s: cannot pack a weight that is not 2-D", layer);
+        goto done;
+    }
+    npy_intp out_features = PyArray_DIMS(weight)[0], in_features = PyArray_DIMS(weight)[1];
+    if (as_channel_vector(bias_obj, layer, "bias", out_features, &bias) < 0) goto done;
+    npy_intp size = sb_linear_f32_packed_weights_floats(out_features, in_features);
+    packed = new_float_array(1, &size);
+    if (packed == NULL) goto done;
+    sb_status status = sb_linear_f32_pack_weights(
+        (float *)PyArray_DATA(packed), (const float *)PyArray_DATA(weight),
+        bias ? (const float *)PyArray_DATA(bias) : NULL, out_features, in_features);
+    if (status != SB_OK) { raise_status(status, layer); goto done; }
+    result = (PyObject *)packed;
+    packed = NULL;
+done:
+    Py_XDECREF(weight); Py_XDECREF(bias); Py_XDECREF(packed);
     return result;
 }
 
@@ -1259,6 +1296,8 @@ static PyMethodDef methods[] = {
      "add_relu(layer, a, b): relu(a + b)"},
     {"channel_scale", (PyCFunction)(void (*)(void))py_channel_scale,
      METH_VARARGS | METH_KEYWORDS, "channel_scale(layer, input, scale)"},
+    {"linear_pack", (PyCFunction)(void (*)(void))py_linear_pack, METH_VARARGS | METH_KEYWORDS,
+     "linear_pack(layer, weight, bias)"},
     {"linear", (PyCFunction)(void (*)(void))py_linear, METH_VARARGS | METH_KEYWORDS,
      "linear(layer, input, weight, bias, reference=False)"},
     {"conv2d_out_size", py_conv2d_out_size, METH_VARARGS,

@@ -285,11 +285,17 @@ sb_status sb_conv2d_f32_packed(float *out_data, const sb_fmap *out,
                                float *workspace, int num_threads);
 
 /* Linear on the packed-GEMM fast path: out (rows x out_features) =
- * in (rows x in_features) * W^T + bias, with W packed by
- * sb_conv2d_f32_pack_weights as a 1x1 convolution (out_features x
- * in_features x 1 x 1; it carries the bias). The input is transposed into
- * the workspace so the rows become the GEMM's columns, and the result is
- * transposed back. workspace: sb_linear_f32_packed_workspace_floats(...). */
+ * in (rows x in_features) * W^T + bias, the micro-kernels of the packed
+ * convolution with the input rows as A and W^T as B. W (torch's
+ * out_features x in_features) and the bias (or NULL) are packed once per
+ * change by sb_linear_f32_pack_weights into
+ * sb_linear_f32_packed_weights_floats(...) floats. Row blocks are split over
+ * the thread pool; each output is summed over in_features in one fixed
+ * order, so results are bit-identical for every thread count.
+ * workspace: sb_linear_f32_packed_workspace_floats(...) floats. */
+int64_t sb_linear_f32_packed_weights_floats(int64_t out_features, int64_t in_features);
+sb_status sb_linear_f32_pack_weights(float *packed, const float *weight, const float *bias,
+                                     int64_t out_features, int64_t in_features);
 int64_t sb_linear_f32_packed_workspace_floats(int64_t rows, int64_t in_features,
                                               int64_t out_features, int num_threads);
 sb_status sb_linear_f32_packed(float *out, const float *in, const float *packed_weights,

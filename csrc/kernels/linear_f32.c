@@ -19,11 +19,12 @@
  * so NaN / inf propagate.
  *
  * sb_linear_f32_packed (at the end) is the fast path the Linear layer uses:
- * the layer as a 1x1 convolution on the packed-GEMM micro-kernels, with
- * weights packed once per change. sb_linear_f32 stays the direct kernel of
+ * the packed-GEMM micro-kernels of the convolution, with the weights packed
+ * once per change. sb_linear_f32 stays the direct kernel of
  * skipblocks.functional.linear (no packing to amortise there).
  */
-#include "skipblocks.h"
+#include "gemm_ukernel.h"
+#include "sb_internal.h"
 
 /*
  * GCC 12 at -O3 "vectorises" the i loop of the lane-split dot products as
@@ -141,52 +142,115 @@ sb_status sb_linear_f32__ref(float *restrict out, const float *restrict in,
     return SB_OK;
 }
 
-/* out (cols x rows) = in (rows x cols) transposed, in square blocks so both
- * sides are walked a cache line at a time. */
-static void transpose(float *restrict out, const float *restrict in, int64_t rows,
-                      int64_t cols)
+/*
+ * The fast path of the Linear layer: out = in * W^T + bias as a GEMM whose
+ * A operand is the input rows and whose B operand is W^T, packed once per
+ * weight change into NR-wide panels of output features (so out_features
+ * such as SEAttention's 64 and 512 fill whole panels). Per call only the
+ * input rows are packed, MR at a time. Each MR x NR tile is summed over the
+ * whole of K in one micro-kernel call (p ascending), so the result does not
+ * depend on how row blocks are shared out between threads.
+ */
+enum { LMR = SB_CONV_MR, LNR = SB_CONV_NR };
+
+static int64_t panels_of(int64_t out_features)
 {
-    enum { B = 16 };
-    for (int64_t r0 = 0; r0 < rows; r0 += B)
-        for (int64_t c0 = 0; c0 < cols; c0 += B) {
-            const int64_t r1 = r0 + B < rows ? r0 + B : rows;
-            const int64_t c1 = c0 + B < cols ? c0 + B : cols;
-            for (int64_t r = r0; r < r1; r++)
-                for (int64_t c = c0; c < c1; c++)
-                    out[c * rows + r] = in[r * cols + c];
-        }
+    return (out_features + LNR - 1) / LNR;
 }
 
-/* The 1x1 convolution that is this linear layer: one image of in_features
- * channels and 1 x rows pixels. */
-static void linear_as_conv(int64_t rows, int64_t in_features, int64_t out_features,
-                           sb_fmap *in_map, sb_fmap *out_map, sb_conv2d_params *params)
+int64_t sb_linear_f32_packed_weights_floats(int64_t out_features, int64_t in_features)
 {
-    const sb_fmap in_m = {1, in_features, 1, rows, in_features * rows};
-    const sb_fmap out_m = {1, out_features, 1, rows, out_features * rows};
-    const sb_conv2d_params p = {1, 1, 1, 1, 0, 0, 1, 1, 1};
-    *in_map = in_m;
-    *out_map = out_m;
-    *params = p;
+    if (out_features < 0 || in_features < 0)
+        return 0;
+    /* panels of in_features x NR weights, then the bias padded to panels */
+    return panels_of(out_features) * LNR * (in_features + 1);
+}
+
+sb_status sb_linear_f32_pack_weights(float *packed, const float *weight, const float *bias,
+                                     int64_t out_features, int64_t in_features)
+{
+    if (out_features < 0 || in_features < 0)
+        return SB_ERR_SHAPE;
+    if (out_features == 0)
+        return SB_OK;
+    if (packed == NULL || (in_features > 0 && weight == NULL))
+        return SB_ERR_NULL;
+    const int64_t panels = panels_of(out_features);
+    for (int64_t pj = 0; pj < panels; pj++) {
+        float *panel = packed + pj * in_features * LNR;
+        for (int64_t p = 0; p < in_features; p++)
+            for (int64_t j = 0; j < LNR; j++) {
+                const int64_t o = pj * LNR + j;
+                panel[p * LNR + j] = o < out_features ? weight[o * in_features + p] : 0.0f;
+            }
+    }
+    float *packed_bias = packed + panels * in_features * LNR;
+    for (int64_t o = 0; o < panels * LNR; o++)
+        packed_bias[o] = (bias != NULL && o < out_features) ? bias[o] : 0.0f;
+    return SB_OK;
+}
+
+/* Scratch of one row block: its packed rows (in_features x MR) and an edge tile. */
+static int64_t row_block_floats(int64_t in_features)
+{
+    return in_features * LMR + LMR * LNR;
 }
 
 int64_t sb_linear_f32_packed_workspace_floats(int64_t rows, int64_t in_features,
                                               int64_t out_features, int num_threads)
 {
-    if (rows < 0 || in_features < 0 || out_features < 0)
+    (void)out_features;
+    (void)num_threads; /* one scratch area per row block, whoever runs it */
+    if (rows < 0 || in_features < 0)
         return 0;
-    sb_fmap in_map, out_map;
-    sb_conv2d_params params;
-    linear_as_conv(rows, in_features, out_features, &in_map, &out_map, &params);
-    return rows * in_features + rows * out_features +
-           sb_conv2d_f32_packed_workspace_floats(&out_map, &in_map, &params, NULL,
-                                                 num_threads);
+    return (rows + LMR - 1) / LMR * row_block_floats(in_features);
+}
+
+typedef struct {
+    float *out;
+    const float *in, *packed;
+    int64_t rows, in_features, out_features;
+    float *workspace;
+    sb_gemm_ukernel ukernel;
+} linear_job;
+
+static void linear_row_blocks(void *ctx, int64_t begin, int64_t end)
+{
+    const linear_job *j = (const linear_job *)ctx;
+    const int64_t k = j->in_features, n_out = j->out_features;
+    const int64_t panels = panels_of(n_out);
+    const float *bias = j->packed + panels * k * LNR;
+    for (int64_t rb = begin; rb < end; rb++) {
+        float *a = j->workspace + rb * row_block_floats(k);
+        float *tile = a + k * LMR;
+        const int64_t r0 = rb * LMR;
+        const int64_t mr = j->rows - r0 < LMR ? j->rows - r0 : LMR;
+        /* pack MR input rows, k-major; missing rows are zero */
+        for (int64_t p = 0; p < k; p++)
+            for (int64_t i = 0; i < LMR; i++)
+                a[p * LMR + i] = i < mr ? j->in[(r0 + i) * k + p] : 0.0f;
+        for (int64_t pj = 0; pj < panels; pj++) {
+            const int64_t c0 = pj * LNR;
+            const int64_t nr = n_out - c0 < LNR ? n_out - c0 : LNR;
+            float *dst = j->out + r0 * n_out + c0;
+            const int full = mr == LMR && nr == LNR;
+            /* k == 0: an empty sum, 0 (kc = 0 stores zeros) */
+            j->ukernel(k, a, j->packed + pj * k * LNR, full ? dst : tile,
+                       full ? n_out : LNR, 0);
+            const float *src = full ? dst : tile;
+            const int64_t lds = full ? n_out : LNR;
+            for (int64_t i = 0; i < mr; i++)
+                for (int64_t c = 0; c < nr; c++)
+                    dst[i * n_out + c] = src[i * lds + c] + bias[c0 + c];
+        }
+    }
 }
 
 sb_status sb_linear_f32_packed(float *out, const float *in, const float *packed_weights,
                                int64_t rows, int64_t in_features, int64_t out_features,
                                float *workspace, int num_threads)
 {
+    (void)num_threads; /* the pool's own setting splits the row blocks */
     if (rows < 0 || in_features < 0 || out_features < 0)
         return SB_ERR_SHAPE;
     if (rows == 0 || out_features == 0)
@@ -194,17 +258,10 @@ sb_status sb_linear_f32_packed(float *out, const float *in, const float *packed_
     if (out == NULL || packed_weights == NULL || workspace == NULL ||
         (in_features > 0 && in == NULL))
         return SB_ERR_NULL;
-    sb_fmap in_map, out_map;
-    sb_conv2d_params params;
-    linear_as_conv(rows, in_features, out_features, &in_map, &out_map, &params);
-    float *in_t = workspace;                       /* in_features x rows */
-    float *out_t = in_t + rows * in_features;      /* out_features x rows */
-    float *conv_space = out_t + rows * out_features;
-    transpose(in_t, in, rows, in_features);
-    sb_status st = sb_conv2d_f32_packed(out_t, &out_map, in_t, &in_map, packed_weights,
-                                        &params, NULL, conv_space, num_threads);
-    if (st != SB_OK)
-        return st;
-    transpose(out, out_t, out_features, rows);
+    linear_job job = {out, in, packed_weights, rows, in_features, out_features, workspace,
+                      sb_gemm_ukernel_active()};
+    const int64_t blocks = (rows + LMR - 1) / LMR;
+    sb_parallel_items(blocks, LMR * (in_features + 1) * out_features / 8, linear_row_blocks,
+                      &job);
     return SB_OK;
 }

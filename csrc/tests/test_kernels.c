@@ -781,8 +781,8 @@ static void test_linear(void)
     report("linear vs ref", cases, worst, TOL_SUM, bad);
 }
 
-/* sb_linear_f32_packed (the Linear layer's path: a 1x1 convolution on the
- * packed micro-kernels) against the reference, on every ISA and on 1, 2 and
+/* sb_linear_f32_packed (the Linear layer's path: the GEMM micro-kernels with
+ * W^T packed once) against the reference, on every ISA and on 1, 2 and
  * 3 threads; results must be bit-identical across thread counts. */
 static void test_linear_packed(void)
 {
@@ -820,11 +820,11 @@ static void test_linear_packed(void)
             expect_status("linear ref", sb_linear_f32__ref(y_ref, x, wt, bp, r, i, o), SB_OK, &bad[0]);
             float *xa = abs_dup(x, r * i), *wa = abs_dup(wt, o * i), *ba = abs_dup(bias, o);
             expect_status("linear mag", sb_linear_f32__ref(y_mag, xa, wa, with_bias ? ba : NULL, r, i, o), SB_OK, &bad[0]);
-            /* The layer packs its weight as out x in x 1 x 1, bias included;
-             * pack_weights wants a buffer even for 0 floats. */
-            const int64_t pw_count = sb_conv2d_f32_packed_weights_floats(o, i, 1, 1, 1);
+            /* The layer packs W^T (and the bias) once; alloc_f gets at least
+             * one float so 0-float cases still pass a real pointer. */
+            const int64_t pw_count = sb_linear_f32_packed_weights_floats(o, i);
             float *packed = alloc_f(pw_count > 0 ? pw_count : 1);
-            expect_status("linear pack", sb_conv2d_f32_pack_weights(packed, wt, bp, NULL, NULL, o, i, 1, 1, 1), SB_OK, &bad[0]);
+            expect_status("linear pack", sb_linear_f32_pack_weights(packed, wt, bp, o, i), SB_OK, &bad[0]);
             for (int s = 0; s < g_n_isas; s++) {
                 use_isa(g_isas[s], &bad[s]);
                 for (int ti = 0; ti < N_THREADS; ti++) {
