@@ -240,9 +240,33 @@ class SEAttention(Module):
             raise ValueError(f"SEAttention: not enough values to unpack (expected 4-D "
                              f"(N, C, H, W) input, got shape {x.shape})")
         b, c = x.shape[:2]
+        if runtime.fusion_enabled() and self._fusable(c):
+            # One C call: pool, both linears, ReLU, sigmoid and the scale
+            # run back to back without the GIL and without Python between.
+            fc1, fc2 = self.fc[0], self.fc[2]
+            return _C.se_attention("SEAttention", x, fc1._packed_weights(),
+                                   fc2._packed_weights(), fc1.out_features)
         y = self.avg_pool(x).reshape(b, c)
         y = self.fc(y).reshape(b, c)
         return _C.channel_scale("SEAttention", x, y)
+
+    def _fusable(self, channels):
+        """The children are still the document's: AdaptiveAvgPool2d(1), and
+        Sequential(Linear(C, h), ReLU, Linear(h, C), Sigmoid) with weights
+        of those shapes (a mismatch takes the layer-by-layer path, which
+        raises torch's error)."""
+        pool, fc = self.avg_pool, self.fc
+        if not (isinstance(pool, AdaptiveAvgPool2d) and pool.output_size in (1, (1, 1))
+                and isinstance(fc, Sequential) and len(fc) == 4):
+            return False
+        fc1, act, fc2, gate = fc[0], fc[1], fc[2], fc[3]
+        if not (type(fc1) is Linear and type(act) is ReLU and type(fc2) is Linear
+                and type(gate) is Sigmoid):
+            return False
+        hidden = fc1.out_features
+        return (fc1.weight.shape == (hidden, channels) and fc2.weight.shape == (channels, hidden)
+                and fc1.in_features == channels and fc2.in_features == hidden
+                and fc2.out_features == channels)
 
 
 # The document's names.

@@ -1195,6 +1195,95 @@ done:
     return result;
 }
 
+
+/* ------------------------------------------------------------------ */
+/* se_attention(layer, input, fc1_packed, fc2_packed, hidden)            */
+/* SEAttention's forward in one call, one GIL release: global average    */
+/* pool -> Linear(C, hidden) -> ReLU -> Linear(hidden, C) -> Sigmoid ->  */
+/* scale each channel of the input. fc1/fc2_packed: the two Linear       */
+/* layers' cached weights (linear_pack; no bias in the document, but     */
+/* one packed in is applied). The Python layer takes this path only when */
+/* its children are exactly that and the shapes agree; the same kernels  */
+/* run as when the layers are called one by one.                         */
+/* ------------------------------------------------------------------ */
+static PyObject *py_se_attention(PyObject *self, PyObject *args, PyObject *kwargs)
+{
+    static char *keywords[] = {"layer", "input", "fc1_packed", "fc2_packed", "hidden", NULL};
+    const char *layer;
+    PyObject *input_obj, *fc1_obj, *fc2_obj;
+    Py_ssize_t hidden;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "sOOOn", keywords, &layer, &input_obj,
+                                     &fc1_obj, &fc2_obj, &hidden))
+        return NULL;
+    PyArrayObject *input = NULL, *out = NULL;
+    PyObject *result = NULL;
+    float *scratch = NULL;
+    input = as_float_array(input_obj, layer, "input", 1);
+    if (input == NULL) goto done;
+    if (PyArray_NDIM(input) != 4 || hidden < 0) {
+        PyErr_Format(PyExc_ValueError, "%s: expected a 4-D (N, C, H, W) input", layer);
+        goto done;
+    }
+    npy_intp *xd = PyArray_DIMS(input);
+    const int64_t n = xd[0], c = xd[1];
+    if (!PyArray_Check(fc1_obj) || !PyArray_Check(fc2_obj) ||
+        PyArray_TYPE((PyArrayObject *)fc1_obj) != NPY_FLOAT32 ||
+        PyArray_TYPE((PyArrayObject *)fc2_obj) != NPY_FLOAT32 ||
+        !PyArray_IS_C_CONTIGUOUS((PyArrayObject *)fc1_obj) ||
+        !PyArray_IS_C_CONTIGUOUS((PyArrayObject *)fc2_obj) ||
+        PyArray_SIZE((PyArrayObject *)fc1_obj) != sb_linear_f32_packed_weights_floats(hidden, c) ||
+        PyArray_SIZE((PyArrayObject *)fc2_obj) != sb_linear_f32_packed_weights_floats(c, hidden)) {
+        PyErr_Format(PyExc_ValueError, "%s: packed fc weights do not match %zd channels and "
+                     "%zd hidden features", layer, (Py_ssize_t)c, hidden);
+        goto done;
+    }
+    if (xd[2] == 0 || xd[3] == 0) {
+        PyErr_Format(PyExc_RuntimeError, "%s: adaptive_avg_pool2d(): Expected input to have "
+                     "non-zero size for non-batch dimensions", layer);
+        goto done;
+    }
+    out = new_float_array(4, xd);
+    if (out == NULL) goto done;
+    int threads = sb_get_num_threads();
+    const int64_t ws1 = sb_linear_f32_packed_workspace_floats(n, c, hidden, threads);
+    const int64_t ws2 = sb_linear_f32_packed_workspace_floats(n, hidden, c, threads);
+    /* pooled (N x C), hidden (N x hidden), gate (N x C), linear workspace */
+    const int64_t floats = n * c + n * hidden + n * c + (ws1 > ws2 ? ws1 : ws2);
+    scratch = PyMem_RawMalloc((size_t)(floats > 0 ? floats : 1) * sizeof(float));
+    if (scratch == NULL) { PyErr_NoMemory(); goto done; }
+    float *pooled = scratch, *hid = pooled + n * c, *gate = hid + n * hidden;
+    float *ws = gate + n * c;
+    sb_fmap in_map = fmap_of(input), out_map = fmap_of(out);
+    sb_fmap pooled_map = {n, c, 1, 1, c};
+    const float *in_data = (const float *)PyArray_DATA(input);
+    const float *fc1 = (const float *)PyArray_DATA((PyArrayObject *)fc1_obj);
+    const float *fc2 = (const float *)PyArray_DATA((PyArrayObject *)fc2_obj);
+    sb_status status = SB_OK;
+    Py_BEGIN_ALLOW_THREADS
+    if (n > 0 && c > 0) {
+        status = sb_adaptive_avg_pool2d_f32(pooled, &pooled_map, in_data, &in_map);
+        if (status == SB_OK)
+            status = sb_linear_f32_packed(hid, pooled, fc1, n, c, hidden, ws, threads);
+        if (status == SB_OK)
+            status = sb_relu_f32(hid, hid, n * hidden);
+        if (status == SB_OK)
+            status = sb_linear_f32_packed(gate, hid, fc2, n, hidden, c, ws, threads);
+        if (status == SB_OK)
+            status = sb_sigmoid_f32(gate, gate, n * c);
+        if (status == SB_OK)
+            status = sb_channel_scale_f32((float *)PyArray_DATA(out), &out_map, in_data,
+                                          &in_map, gate);
+    }
+    Py_END_ALLOW_THREADS
+    if (status != SB_OK) { raise_status(status, layer); goto done; }
+    result = (PyObject *)out;
+    out = NULL;
+done:
+    PyMem_RawFree(scratch);
+    Py_XDECREF(input); Py_XDECREF(out);
+    return result;
+}
+
 /* ------------------------------------------------------------------ */
 /* output_size helpers, exposed so Python computes shapes with the      */
 /* kernels' own arithmetic (e.g. for DenseBlock's preallocated output). */
@@ -1296,6 +1385,8 @@ static PyMethodDef methods[] = {
      "add_relu(layer, a, b): relu(a + b)"},
     {"channel_scale", (PyCFunction)(void (*)(void))py_channel_scale,
      METH_VARARGS | METH_KEYWORDS, "channel_scale(layer, input, scale)"},
+    {"se_attention", (PyCFunction)(void (*)(void))py_se_attention,
+     METH_VARARGS | METH_KEYWORDS, "se_attention(layer, input, fc1_packed, fc2_packed, hidden)"},
     {"linear_pack", (PyCFunction)(void (*)(void))py_linear_pack, METH_VARARGS | METH_KEYWORDS,
      "linear_pack(layer, weight, bias)"},
     {"linear", (PyCFunction)(void (*)(void))py_linear, METH_VARARGS | METH_KEYWORDS,
