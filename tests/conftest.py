@@ -12,6 +12,8 @@ import zlib
 import numpy as np
 import pytest
 
+import skipblocks as sb
+
 # Make ``tolerances`` and ``helpers`` importable whatever pytest's import mode.
 _HERE = os.path.dirname(os.path.abspath(__file__))
 if _HERE not in sys.path:
@@ -37,3 +39,27 @@ def pytest_configure(config):
     # torch's own warnings about its oracle computations are noise here
     config.addinivalue_line("filterwarnings", "ignore:Initializing zero-element tensors:UserWarning")
     config.addinivalue_line("filterwarnings", "ignore:Using padding='same' with even kernel:UserWarning")
+
+
+# -- the fast paths: run a test on one instruction set, or restore threads --
+
+@pytest.fixture(params=sb.available_isas())
+def isa(request):
+    """Runs the test with the kernels forced to one ISA (every ISA this CPU
+    can run is a parameter, so CI covers them all); restores 'auto'."""
+    sb.set_isa(request.param)
+    assert sb.get_isa() == request.param
+    try:
+        yield request.param
+    finally:
+        sb.set_isa("auto")
+
+
+@pytest.fixture
+def restore_threads():
+    """Restores the thread count a test changes."""
+    original = sb.get_num_threads()
+    try:
+        yield original
+    finally:
+        sb.set_num_threads(original)

@@ -46,25 +46,6 @@ _PKG_PARENT = os.path.dirname(os.path.dirname(os.path.abspath(sb.__file__)))
 # fixtures: ISA and thread count, always restored
 # ---------------------------------------------------------------------------
 
-@pytest.fixture(params=ISAS)
-def isa(request):
-    """Runs the test with the kernels forced to one ISA; restores 'auto'."""
-    sb.set_isa(request.param)
-    assert sb.get_isa() == request.param
-    try:
-        yield request.param
-    finally:
-        sb.set_isa("auto")
-
-
-@pytest.fixture
-def restore_threads():
-    original = sb.get_num_threads()
-    try:
-        yield original
-    finally:
-        sb.set_num_threads(original)
-
 
 def test_available_isas_sane():
     assert "scalar" in ISAS, ISAS

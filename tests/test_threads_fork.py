@@ -28,24 +28,6 @@ pytestmark = pytest.mark.skipif(
 TIMEOUT = 60
 
 
-@pytest.fixture(params=sb.available_isas())
-def isa(request):
-    sb.set_isa(request.param)
-    try:
-        yield request.param
-    finally:
-        sb.set_isa("auto")
-
-
-@pytest.fixture
-def restore_threads():
-    original = sb.get_num_threads()
-    try:
-        yield original
-    finally:
-        sb.set_num_threads(original)
-
-
 def _problem(seed=0):
     """A convolution big enough to be split over threads (several column
     blocks, two K blocks, three images)."""
