@@ -226,11 +226,12 @@ class BatchNorm2d(Module):
         self._check_input_dim(input)
         factor = 0.0 if self.momentum is None else self.momentum
         update = self.training and self.track_running_stats
-        if update and self.num_batches_tracked is not None:
-            with writable(self.num_batches_tracked):
-                self.num_batches_tracked += 1
+        tracked = self._buffers.get("num_batches_tracked")
+        if update and tracked is not None:
+            with writable(tracked):  # in place, as torch's add_(1)
+                np.add(tracked, 1, out=tracked)
             if self.momentum is None:  # cumulative moving average
-                factor = 1.0 / float(self.num_batches_tracked)
+                factor = 1.0 / float(tracked)
         use_batch_stats = self.training or (self.running_mean is None
                                             and self.running_var is None)
         pass_running = not self.training or self.track_running_stats

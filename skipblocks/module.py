@@ -30,7 +30,6 @@ state_dict taken earlier. Take ``{k: v.copy() for k, v in sd.items()}`` to
 keep a snapshot.
 """
 from collections import OrderedDict, namedtuple
-from contextlib import contextmanager
 
 import numpy as np
 
@@ -96,22 +95,31 @@ def _frozen_copy(value, dtype, what, immutable=False):
     return owner.view()
 
 
-@contextmanager
-def writable(*arrays):
-    """Lets the owning module update its own read-only buffers in place
-    (BatchNorm's running statistics in train mode)."""
-    arrays = [a for a in arrays if a is not None]
-    for a in arrays:
-        if a.base is not None:
-            a.base.flags.writeable = True
-        a.flags.writeable = True
-    try:
-        yield
-    finally:
-        for a in arrays:
+class writable:
+    """``with writable(a, b):`` lets the owning module update its own
+    read-only buffers in place (BatchNorm's running statistics in train
+    mode), and makes them read-only again however the block ends. (A class,
+    not a generator context manager: it runs on every train-mode BatchNorm
+    call.)"""
+
+    __slots__ = ("arrays",)
+
+    def __init__(self, *arrays):
+        self.arrays = [a for a in arrays if a is not None]
+
+    def __enter__(self):
+        for a in self.arrays:
+            if a.base is not None:
+                a.base.flags.writeable = True
+            a.flags.writeable = True
+        return self
+
+    def __exit__(self, *exc):
+        for a in self.arrays:
             a.flags.writeable = False
             if a.base is not None:
                 a.base.flags.writeable = False
+        return False
 
 
 def _addindent(text, spaces):

@@ -195,6 +195,51 @@ static int check_out_array(PyObject *out, const char *layer, int ndim,
     return 0;
 }
 
+/* ------------------------------------------------------------------ */
+/* Scratch memory. Kernel workspaces (staged inputs, packed columns)    */
+/* are often hundreds of KiB: a fresh malloc of that size is an mmap,   */
+/* and touching its pages again costs tens of microseconds per call --  */
+/* a tenth of a small convolution. One arena is kept and reused; it     */
+/* grows to the largest workspace seen. Taken and given back with the   */
+/* GIL held, so a second Python thread calling in meanwhile (the kernel */
+/* runs without the GIL) simply gets a malloc of its own.               */
+/* ------------------------------------------------------------------ */
+static float *g_arena = NULL;
+static size_t g_arena_floats = 0;
+static int g_arena_busy = 0;
+
+/* Returns `floats` floats of scratch (at least one), or NULL with
+ * MemoryError set. *from_arena tells scratch_give how to release it. */
+static float *scratch_take(int64_t floats, int *from_arena)
+{
+    size_t want = floats > 0 ? (size_t)floats : 1;
+    *from_arena = 0;
+    if (!g_arena_busy) {
+        if (g_arena_floats < want) {
+            PyMem_RawFree(g_arena);
+            g_arena = PyMem_RawMalloc(want * sizeof(float));
+            g_arena_floats = g_arena != NULL ? want : 0;
+        }
+        if (g_arena != NULL) {
+            g_arena_busy = 1;
+            *from_arena = 1;
+            return g_arena;
+        }
+    }
+    float *p = PyMem_RawMalloc(want * sizeof(float));
+    if (p == NULL)
+        PyErr_NoMemory();
+    return p;
+}
+
+static void scratch_give(float *p, int from_arena)
+{
+    if (from_arena)
+        g_arena_busy = 0;
+    else
+        PyMem_RawFree(p);
+}
+
 /* One place maps kernel statuses to exceptions. A status other than SB_OK
  * after the glue's own checks is a bug in skipblocks, so say so. */
 static PyObject *raise_status(sb_status status, const char *layer)
@@ -266,7 +311,7 @@ static PyObject *py_conv2d(PyObject *self, PyObject *args, PyObject *kwargs)
     PyArrayObject *in_scale = NULL, *in_shift = NULL, *residual = NULL;
     PyObject *result = NULL, *shape_a = NULL, *shape_b = NULL;
     float *workspace = NULL, *own_packed = NULL;
-    int was_unbatched = 0;
+    int was_unbatched = 0, workspace_from_arena = 0;
 
     weight = as_float_array(weight_obj, layer, "weight", 0);
     if (weight == NULL) goto done;
@@ -423,8 +468,8 @@ static PyObject *py_conv2d(PyObject *self, PyObject *args, PyObject *kwargs)
     int64_t workspace_floats = reference ? 0
         : sb_conv2d_f32_packed_workspace_floats(&out_map, &in_map, &params, &fusion, threads);
     if (workspace_floats > 0) {
-        workspace = PyMem_RawMalloc((size_t)workspace_floats * sizeof(float));
-        if (workspace == NULL) { PyErr_NoMemory(); goto done; }
+        workspace = scratch_take(workspace_floats, &workspace_from_arena);
+        if (workspace == NULL) goto done;
     }
 
     sb_status status = SB_OK;
@@ -448,7 +493,8 @@ static PyObject *py_conv2d(PyObject *self, PyObject *args, PyObject *kwargs)
     result = finish_image_batch(out, was_unbatched);
     out = NULL; /* stolen */
 done:
-    PyMem_RawFree(workspace);
+    if (workspace != NULL)
+        scratch_give(workspace, workspace_from_arena);
     PyMem_RawFree(own_packed);
     Py_XDECREF(input); Py_XDECREF(weight); Py_XDECREF(bias); Py_XDECREF(out);
     Py_XDECREF(packed); Py_XDECREF(in_scale); Py_XDECREF(in_shift); Py_XDECREF(residual);
@@ -1071,6 +1117,7 @@ static PyObject *py_linear(PyObject *self, PyObject *args, PyObject *kwargs)
                                      &weight_obj, &bias_obj, &reference, &packed_obj))
         return NULL;
     float *workspace = NULL;
+    int workspace_from_arena = 0;
     PyArrayObject *input = NULL, *weight = NULL, *bias = NULL, *out = NULL;
     PyObject *result = NULL, *shape_a = NULL;
 
@@ -1134,8 +1181,8 @@ static PyObject *py_linear(PyObject *self, PyObject *args, PyObject *kwargs)
         packed_data = (const float *)PyArray_DATA(packed);
         int64_t floats = sb_linear_f32_packed_workspace_floats(rows, in_features,
                                                                out_features, threads);
-        workspace = PyMem_RawMalloc((size_t)(floats > 0 ? floats : 1) * sizeof(float));
-        if (workspace == NULL) { PyErr_NoMemory(); goto done; }
+        workspace = scratch_take(floats, &workspace_from_arena);
+        if (workspace == NULL) goto done;
     }
     Py_BEGIN_ALLOW_THREADS
     if (reference)
@@ -1152,7 +1199,8 @@ static PyObject *py_linear(PyObject *self, PyObject *args, PyObject *kwargs)
     result = (PyObject *)out;
     out = NULL;
 done:
-    PyMem_RawFree(workspace);
+    if (workspace != NULL)
+        scratch_give(workspace, workspace_from_arena);
     Py_XDECREF(input); Py_XDECREF(weight); Py_XDECREF(bias); Py_XDECREF(out);
     Py_XDECREF(shape_a);
     return result;
@@ -1218,6 +1266,7 @@ static PyObject *py_se_attention(PyObject *self, PyObject *args, PyObject *kwarg
     PyArrayObject *input = NULL, *out = NULL;
     PyObject *result = NULL;
     float *scratch = NULL;
+    int scratch_from_arena = 0;
     input = as_float_array(input_obj, layer, "input", 1);
     if (input == NULL) goto done;
     if (PyArray_NDIM(input) != 4 || hidden < 0) {
@@ -1249,8 +1298,8 @@ static PyObject *py_se_attention(PyObject *self, PyObject *args, PyObject *kwarg
     const int64_t ws2 = sb_linear_f32_packed_workspace_floats(n, hidden, c, threads);
     /* pooled (N x C), hidden (N x hidden), gate (N x C), linear workspace */
     const int64_t floats = n * c + n * hidden + n * c + (ws1 > ws2 ? ws1 : ws2);
-    scratch = PyMem_RawMalloc((size_t)(floats > 0 ? floats : 1) * sizeof(float));
-    if (scratch == NULL) { PyErr_NoMemory(); goto done; }
+    scratch = scratch_take(floats, &scratch_from_arena);
+    if (scratch == NULL) goto done;
     float *pooled = scratch, *hid = pooled + n * c, *gate = hid + n * hidden;
     float *ws = gate + n * c;
     sb_fmap in_map = fmap_of(input), out_map = fmap_of(out);
@@ -1279,7 +1328,8 @@ static PyObject *py_se_attention(PyObject *self, PyObject *args, PyObject *kwarg
     result = (PyObject *)out;
     out = NULL;
 done:
-    PyMem_RawFree(scratch);
+    if (scratch != NULL)
+        scratch_give(scratch, scratch_from_arena);
     Py_XDECREF(input); Py_XDECREF(out);
     return result;
 }
