@@ -1,6 +1,6 @@
 """Build script for the C extension skipblocks._C.
 
-Only portable flags: no -march=native, so a wheel built here runs on any
+Only portable flags (no CPU-specific -march option), so a wheel built here runs on any
 x86-64 (and the same sources build on ARM). CPU-specific code paths are
 chosen at run time, never at build time.
 """
