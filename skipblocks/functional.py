@@ -42,7 +42,7 @@ def _positive(values, name, layer):
 
 
 def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *,
-           _layer="conv2d", _out=None):
+           _layer="conv2d"):
     """torch.nn.functional.conv2d: zero padding; padding may be an int, a pair,
     'valid' or 'same' (stride 1 only, as torch)."""
     stride = pair(stride, "stride", _layer)
@@ -78,12 +78,11 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, 
             raise RuntimeError(f"{_layer}: negative padding is not supported, got {padding}")
     if not isinstance(groups, numbers.Integral) or groups <= 0:
         raise RuntimeError(f"{_layer}: non-positive groups is not supported, got {groups!r}")
-    return _C.conv2d(_layer, input, weight, bias, stride, padding, dilation, int(groups),
-                     out=_out)
+    return _C.conv2d(_layer, input, weight, bias, stride, padding, dilation, int(groups))
 
 
 def batch_norm(input, running_mean, running_var, weight=None, bias=None, training=False,
-               momentum=0.1, eps=1e-5, *, _layer="batch_norm", _relu=False, _out=None):
+               momentum=0.1, eps=1e-5, *, _layer="batch_norm"):
     """torch.nn.functional.batch_norm on (N, C, ...) input.
 
     With ``training=True`` the batch's statistics normalise (biased variance)
@@ -96,7 +95,7 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
         raise TypeError(f"{_layer}: momentum must be a number (BatchNorm2d turns "
                         "momentum=None into a cumulative average factor before calling)")
     return _C.batch_norm(_layer, input, running_mean, running_var, weight, bias,
-                         bool(training), float(momentum), float(eps), relu=_relu, out=_out)
+                         bool(training), float(momentum), float(eps))
 
 
 def _inplace_target(input, layer):
@@ -126,9 +125,9 @@ def relu(input, inplace=False, *, _layer="relu"):
     return _elementwise(_C.relu, input, inplace, _layer)
 
 
-def sigmoid(input, *, _layer="sigmoid", _inplace=False):
+def sigmoid(input, *, _layer="sigmoid"):
     """torch.sigmoid."""
-    return _elementwise(_C.sigmoid, input, _inplace, _layer)
+    return _C.sigmoid(_layer, input)
 
 
 def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False,
