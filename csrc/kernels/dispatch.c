@@ -3,7 +3,7 @@
  *
  * The module is compiled for the baseline of its target (x86-64: SSE2), so
  * it loads on any CPU; kernels for newer ISAs are compiled with target
- * pragmas and only called after the CPU has been asked whether it has them
+ * attributes and only called after the CPU has been asked whether it has them
  * (GCC/clang's __builtin_cpu_supports, which also checks that the OS saves
  * the AVX registers). The choice is one global, set on first use to the
  * best available ISA, and changed only by sb_set_isa (tests force each path

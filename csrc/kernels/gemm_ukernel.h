@@ -28,6 +28,9 @@ void sb_gemm_f32_ukernel_6x16__scalar(int64_t kc, const float *a, const float *b
 #if defined(__x86_64__) || defined(_M_X64) || defined(__i386__)
 #if defined(__GNUC__) || defined(__clang__)
 #define SB_HAVE_AVX2_KERNELS 1
+/* Compiles one function for AVX2 + FMA while the rest of the module stays
+ * baseline x86-64 (a function attribute: GCC and clang both honour it). */
+#define SB_TARGET_AVX2 __attribute__((target("avx2,fma")))
 void sb_gemm_f32_ukernel_6x16__avx2(int64_t kc, const float *a, const float *b, float *c,
                                     int64_t ldc, int accumulate);
 #endif

@@ -7,17 +7,16 @@
  * the 6 packed A values and issues 12 FMAs -- 15 of the 16 ymm registers,
  * and two FMA ports kept busy (Zen 3 / Haswell and later: 2 FMAs per cycle).
  *
- * Compiled for AVX2+FMA by a target pragma, not by a command-line flag, so
- * the rest of the module stays baseline x86-64; dispatch.c calls this only
+ * Compiled for AVX2+FMA by a function attribute (SB_TARGET_AVX2), not by a
+ * command-line flag, so the rest of the module stays baseline x86-64; dispatch.c calls this only
  * when the CPU reports AVX2 and FMA.
  */
 #include "gemm_ukernel.h"
 
 #ifdef SB_HAVE_AVX2_KERNELS
-#pragma GCC target("avx2,fma")
 #include <immintrin.h>
 
-void sb_gemm_f32_ukernel_6x16__avx2(int64_t kc, const float *restrict a,
+SB_TARGET_AVX2 void sb_gemm_f32_ukernel_6x16__avx2(int64_t kc, const float *restrict a,
                                     const float *restrict b, float *restrict c,
                                     int64_t ldc, int accumulate)
 {

@@ -13,17 +13,16 @@
  * few ulp of torch's (both are within a few ulp of the exact value); the
  * tests hold it to the sigmoid bound of tests/tolerances.py.
  *
- * Compiled for AVX2 by a target pragma; called through dispatch only on
- * CPUs that have it.
+ * Compiled for AVX2 by a function attribute (SB_TARGET_AVX2); called through
+ * dispatch only on CPUs that have it.
  */
 #include "skipblocks.h"
 #include "sb_isa_kernels.h"
 
 #ifdef SB_HAVE_AVX2_KERNELS
-#pragma GCC target("avx2,fma")
 #include <immintrin.h>
 
-static inline __m256 exp_avx2(__m256 t)
+SB_TARGET_AVX2 static inline __m256 exp_avx2(__m256 t)
 {
     const __m256 hi = _mm256_set1_ps(88.7228393f), lo = _mm256_set1_ps(-103.972084f);
     const __m256 nan_mask = _mm256_cmp_ps(t, t, _CMP_UNORD_Q);
@@ -55,7 +54,7 @@ static inline __m256 exp_avx2(__m256 t)
     return _mm256_blendv_ps(y, t, nan_mask);
 }
 
-void sb_sigmoid_f32__avx2(float *out, const float *in, int64_t count)
+SB_TARGET_AVX2 void sb_sigmoid_f32__avx2(float *out, const float *in, int64_t count)
 {
     const __m256 one = _mm256_set1_ps(1.0f);
     const __m256 sign = _mm256_set1_ps(-0.0f);
