@@ -2,7 +2,8 @@
 
 - ``set_num_threads(n)`` / ``get_num_threads()``: threads used by the
   convolutions (the default: the CPUs this process may use, or the
-  environment variable ``SKIPBLOCKS_NUM_THREADS``). Results are bit-identical
+  environment variable ``SKIPBLOCKS_NUM_THREADS``, an integer from 1 to 1024;
+  anything else there is an ImportError). Results are bit-identical
   for every thread count: work is split over output tiles, never inside a sum.
 - ``set_isa(name)`` / ``get_isa()`` / ``available_isas()``: the instruction set
   of the convolution micro-kernels, chosen at run time from what the CPU
@@ -47,12 +48,21 @@ def available_isas():
 
 
 def _apply_environment():
+    """The two environment switches, checked alike: a value that cannot be
+    used is an error at import, not silently ignored."""
     isa = os.environ.get("SKIPBLOCKS_ISA", "").strip()
     if isa:
         try:
             set_isa(isa)
         except ValueError as exc:
             raise ImportError(f"skipblocks: SKIPBLOCKS_ISA={isa!r}: {exc}") from None
+    threads = os.environ.get("SKIPBLOCKS_NUM_THREADS", "").strip()
+    if threads:
+        # The C runtime reads the variable itself for its default; here it
+        # is only validated, so a typo does not quietly mean "all CPUs".
+        if not threads.isdigit() or not 1 <= int(threads) <= 1024:
+            raise ImportError(f"skipblocks: SKIPBLOCKS_NUM_THREADS={threads!r}: expected an "
+                              "integer from 1 to 1024")
 
 
 _apply_environment()
