@@ -124,6 +124,11 @@ class Conv2d(Module):
         cache key changes: this layer's version (any weight or bias change),
         the BatchNorm's version (any change of its parameters or running
         statistics) and eps -- so packed weights are never stale."""
+        weight = self.weight
+        if weight.ndim != 4 or weight.shape[0] % self.groups != 0:
+            # a reassigned weight of the wrong shape: no packing, and the
+            # kernel reports the shapes with torch's wording
+            return None
         key = (self._version, self.groups, fold,
                None if fold is None else (fold._version, fold.eps))
         cache = self.__dict__.get("_packed_cache")
