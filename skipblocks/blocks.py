@@ -22,10 +22,17 @@ __all__ = ["ResidualBlock", "DenseLayer", "DenseBlock", "Dense_Layer", "Dense_Bl
            "SEAttention"]
 
 
+def _is(obj, cls):
+    """Exactly this skipblocks class: the fused paths call its internals
+    directly, so a subclass -- whose forward may do something else -- and
+    any other module are called through their own forward instead."""
+    return type(obj) is cls
+
+
 def _bn_relu(bn, x):
     """relu(bn(x)) as the document writes it, in one pass over x when bn is
     our BatchNorm2d; any other module or callable is called as it is."""
-    if isinstance(bn, BatchNorm2d):
+    if _is(bn, BatchNorm2d):
         return bn._run(x, relu=True)
     return F.relu(bn(x))
 
@@ -33,7 +40,7 @@ def _bn_relu(bn, x):
 def _fusable_conv(conv):
     """A Conv2d the fused paths can drive (any user replacement is simply
     called instead)."""
-    return isinstance(conv, Conv2d) and conv._symmetric_padding() is not None
+    return _is(conv, Conv2d) and conv._symmetric_padding() is not None
 
 
 def _in_transform(bn, x):
@@ -77,7 +84,7 @@ class ResidualBlock(Module):
         residual = x if self.downsample is None else self.downsample(x)
         residual = F.as_float32(residual, "ResidualBlock", "residual")
         if runtime.fusion_enabled() and _fusable_conv(self.conv1) \
-                and _fusable_conv(self.conv2) and isinstance(self.bn, BatchNorm2d):
+                and _fusable_conv(self.conv2) and _is(self.bn, BatchNorm2d):
             return self._forward_fused(x, residual)
         out = _bn_relu(self.bn, self.conv1(x))
         out = self.bn(self.conv2(out))
@@ -101,7 +108,12 @@ class ResidualBlock(Module):
         out1 = self.conv1._conv(x)
         scale, shift = _in_transform(bn, out1)
         out2 = self.conv2._conv(out1, in_scale=scale, in_shift=shift, in_relu=True)
-        return bn._run(out2, residual=self._match_residual(residual, out2.shape))
+        try:
+            residual = self._match_residual(residual, out2.shape)
+        except RuntimeError:
+            bn(out2)  # torch's bn(conv2(out)) has updated the statistics before `+` fails
+            raise
+        return bn._run(out2, residual=residual)
 
     @staticmethod
     def _match_residual(residual, shape):
@@ -144,8 +156,8 @@ class DenseLayer(Module):
         next convolution packs its input (batch statistics in train mode,
         running statistics in eval mode), so neither bn1(x) nor bn2(out1)
         is ever written."""
-        if runtime.fusion_enabled() and isinstance(self.bn1, BatchNorm2d) \
-                and isinstance(self.bn2, BatchNorm2d) and _fusable_conv(self.conv1) \
+        if runtime.fusion_enabled() and _is(self.bn1, BatchNorm2d) \
+                and _is(self.bn2, BatchNorm2d) and _fusable_conv(self.conv1) \
                 and _fusable_conv(self.conv2):
             scale, shift = _in_transform(self.bn1, x)
             out1 = self.conv1._conv(x, in_scale=scale, in_shift=shift, in_relu=True)
@@ -181,15 +193,19 @@ class DenseBlock(ModuleDict):
 
     def forward(self, features):
         if isinstance(features, (list, tuple)):
-            features = [_require_4d(F.as_float32(f, "DenseBlock"), "DenseBlock")
-                        for f in features]
+            features = [F.as_float32(f, "DenseBlock") for f in features]
             if not features:
                 raise ValueError("DenseBlock: expected at least one feature map, got an "
                                  "empty list")
+            if len({f.ndim for f in features}) > 1:
+                # what torch.cat in the first layer raises
+                raise RuntimeError("DenseBlock: Tensors must have same number of dimensions: "
+                                   f"got shapes {[f.shape for f in features]}")
+            features = [_require_4d(f, "DenseBlock") for f in features]
         else:
             features = [_require_4d(F.as_float32(features, "DenseBlock"), "DenseBlock")]
         layers = list(self.block.values())
-        if not all(isinstance(layer, DenseLayer) and isinstance(layer.conv2, Conv2d)
+        if not all(_is(layer, DenseLayer) and _is(layer.conv2, Conv2d)
                    for layer in layers):
             # A user replaced a layer: fall back to the document's list algorithm.
             features = list(features)
@@ -256,8 +272,8 @@ class SEAttention(Module):
         of those shapes (a mismatch takes the layer-by-layer path, which
         raises torch's error)."""
         pool, fc = self.avg_pool, self.fc
-        if not (isinstance(pool, AdaptiveAvgPool2d) and pool.output_size in (1, (1, 1))
-                and isinstance(fc, Sequential) and len(fc) == 4):
+        if not (_is(pool, AdaptiveAvgPool2d) and pool.output_size in (1, (1, 1))
+                and _is(fc, Sequential) and len(fc) == 4):
             return False
         fc1, act, fc2, gate = fc[0], fc[1], fc[2], fc[3]
         if not (type(fc1) is Linear and type(act) is ReLU and type(fc2) is Linear

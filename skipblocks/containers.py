@@ -11,7 +11,8 @@ def _foldable(conv, bn, input):
     same result as calling them in turn, errors included (BatchNorm2d's 4-D
     check, a channel mismatch), otherwise the caller calls them in turn."""
     return (getattr(input, "ndim", None) == 4
-            and isinstance(conv, Conv2d) and isinstance(bn, BatchNorm2d)
+            and type(conv) is Conv2d and type(bn) is BatchNorm2d  # not subclasses: their
+            # own forward must run
             and bn._uses_running_stats() and conv._symmetric_padding() is not None
             and bn.num_features == conv.out_channels)
 
@@ -40,10 +41,29 @@ class Sequential(Module):
     def __getitem__(self, index):
         if isinstance(index, slice):
             return Sequential(OrderedDict(list(self._modules.items())[index]))
+        return list(self._modules.values())[self._check_index(index)]
+
+    def __setitem__(self, index, module):
+        key = list(self._modules.keys())[self._check_index(index)]
+        self.add_module(key, module)
+
+    def __delitem__(self, index):
+        if isinstance(index, slice):
+            for key in list(self._modules.keys())[index]:
+                del self._modules[key]
+        else:
+            del self._modules[list(self._modules.keys())[self._check_index(index)]]
+        # torch renumbers the remaining children 0, 1, ...
+        items = list(self._modules.values())
+        self._modules.clear()
+        for i, module in enumerate(items):
+            self._modules[str(i)] = module
+
+    def _check_index(self, index):
         size = len(self)
         if not -size <= index < size:
             raise IndexError(f"index {index} is out of range")
-        return list(self._modules.values())[index % size]
+        return index % size
 
     def append(self, module):
         self.add_module(str(len(self)), module)
@@ -60,7 +80,7 @@ class Sequential(Module):
                 # Conv2d then an eval-mode BatchNorm2d (the stems, ResNet's
                 # downsample): one convolution with the BatchNorm folded into
                 # its packed weights, plus a following ReLU in its epilogue.
-                relu = i + 2 < len(modules) and isinstance(modules[i + 2], ReLU)
+                relu = i + 2 < len(modules) and type(modules[i + 2]) is ReLU
                 input = module._conv(input, fold=follower, relu=relu)
                 i += 3 if relu else 2
                 continue

@@ -94,8 +94,19 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
     if momentum is None:
         raise TypeError(f"{_layer}: momentum must be a number (BatchNorm2d turns "
                         "momentum=None into a cumulative average factor before calling)")
+    check_batch_norm_eps(eps, training, _layer)
     return _C.batch_norm(_layer, input, running_mean, running_var, weight, bias,
                          bool(training), float(momentum), float(eps))
+
+
+def check_batch_norm_eps(eps, training, layer):
+    """torch.nn.functional.batch_norm's checks of eps, with its ValueErrors
+    (a NaN eps passes them, as in torch)."""
+    if training and eps <= 0.0:
+        raise ValueError(f"{layer}: batch_norm eps must be positive during training, but "
+                         f"got {eps}")
+    if eps < 0.0:
+        raise ValueError(f"{layer}: batch_norm eps must be non-negative, but got {eps}")
 
 
 def _inplace_target(input, layer):
@@ -190,6 +201,10 @@ def cat(tensors, dim=0):
         raise TypeError("cat(): argument 'tensors' must be a list or tuple of arrays, "
                         f"not {type(tensors).__name__}")
     arrays = [as_float32(t, "cat", f"tensor number {i}") for i, t in enumerate(tensors)]
+    if any(a.ndim > 1 for a in arrays):
+        # torch.cat skips legacy empty 1-D tensors (shape (0,)) among
+        # higher-dimensional ones
+        arrays = [a for a in arrays if not (a.ndim == 1 and a.shape[0] == 0)]
     if not arrays:
         raise ValueError("cat(): expected a non-empty list of arrays")
     ndim = arrays[0].ndim

@@ -218,6 +218,7 @@ class BatchNorm2d(Module):
 
     def _fold(self):
         """(scale, shift) of the eval-mode normalisation, x * scale + shift."""
+        F.check_batch_norm_eps(self.eps, False, "BatchNorm2d")
         return _C.batch_norm_fold("BatchNorm2d", self.running_mean, self.running_var,
                                   self.weight, self.bias, float(self.eps))
 
@@ -229,6 +230,8 @@ class BatchNorm2d(Module):
         bookkeeping -- running statistics, num_batches_tracked -- happens
         either way)."""
         self._check_input_dim(input)
+        F.check_batch_norm_eps(self.eps, self.training or self.running_mean is None,
+                               "BatchNorm2d")
         factor = 0.0 if self.momentum is None else self.momentum
         update = self.training and self.track_running_stats
         tracked = self._buffers.get("num_batches_tracked")

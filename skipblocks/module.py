@@ -29,7 +29,9 @@ later train-mode forward that updates running statistics is visible through a
 state_dict taken earlier. Take ``{k: v.copy() for k, v in sd.items()}`` to
 keep a snapshot.
 """
+import threading
 from collections import OrderedDict, namedtuple
+from collections.abc import Mapping
 
 import numpy as np
 
@@ -71,7 +73,10 @@ def to_numpy(value):
     if isinstance(value, np.ndarray):
         return value
     if hasattr(value, "detach") and hasattr(value, "numpy") and hasattr(value, "cpu"):
-        return value.detach().cpu().numpy()
+        value = value.detach().cpu()
+        if str(getattr(value, "dtype", "")) == "torch.bfloat16":
+            value = value.float()  # NumPy has no bfloat16; the cast is exact
+        return value.numpy()
     return np.asarray(value)
 
 
@@ -95,12 +100,18 @@ def _frozen_copy(value, dtype, what, immutable=False):
     return owner.view()
 
 
+# Serialises in-place buffer updates: two Python threads running train-mode
+# forwards of one BatchNorm (the kernel releases the GIL) must not switch
+# the same arrays' write protection on and off under each other.
+_BUFFER_LOCK = threading.RLock()
+
+
 class writable:
     """``with writable(a, b):`` lets the owning module update its own
     read-only buffers in place (BatchNorm's running statistics in train
-    mode), and makes them read-only again however the block ends. (A class,
-    not a generator context manager: it runs on every train-mode BatchNorm
-    call.)"""
+    mode), and makes them read-only again however the block ends. One
+    update at a time, process-wide. (A class, not a generator context
+    manager: it runs on every train-mode BatchNorm call.)"""
 
     __slots__ = ("arrays",)
 
@@ -108,6 +119,7 @@ class writable:
         self.arrays = [a for a in arrays if a is not None]
 
     def __enter__(self):
+        _BUFFER_LOCK.acquire()
         for a in self.arrays:
             if a.base is not None:
                 a.base.flags.writeable = True
@@ -115,10 +127,13 @@ class writable:
         return self
 
     def __exit__(self, *exc):
-        for a in self.arrays:
-            a.flags.writeable = False
-            if a.base is not None:
-                a.base.flags.writeable = False
+        try:
+            for a in self.arrays:
+                a.flags.writeable = False
+                if a.base is not None:
+                    a.base.flags.writeable = False
+        finally:
+            _BUFFER_LOCK.release()
         return False
 
 
@@ -149,7 +164,11 @@ class Module:
         object.__setattr__(self, "training", True)
         # Incremented on every change of this module's own parameters or
         # buffers: the key that weight-derived caches are checked against.
-        object.__setattr__(self, "_version", 0)
+        # Kept in a one-element list so that a shallow copy (copy.copy),
+        # which shares the parameter dicts as torch's does, shares the
+        # counter too: a change made through either object invalidates the
+        # caches of both.
+        object.__setattr__(self, "_version_box", [0])
 
     # -- registration -------------------------------------------------
     def _check_initialised(self):
@@ -204,8 +223,12 @@ class Module:
 
     register_module = add_module
 
+    @property
+    def _version(self):
+        return self.__dict__["_version_box"][0]
+
     def _bump_version(self):
-        object.__setattr__(self, "_version", self.__dict__.get("_version", 0) + 1)
+        self.__dict__["_version_box"][0] += 1
 
     def __setattr__(self, name, value):
         params = self.__dict__.get("_parameters")
@@ -389,11 +412,16 @@ class Module:
                     f"from checkpoint, the shape in current model is {_shape(current)}.")
                 continue
             updates.append((self, kind, name, value))
+        # torch's rule: a key with a dot must go through a child module, a
+        # key without one must name a parameter or buffer of this module.
         local_names = {name for name, _, _ in local_state}
         for key in state_dict:
             if key.startswith(prefix) and key != "_metadata":
-                head = key[len(prefix):].split(".", 1)[0]
-                if head not in self._modules and head not in local_names:
+                parts = key[len(prefix):].split(".", 1)
+                if len(parts) > 1:
+                    if parts[0] not in self._modules:
+                        unexpected_keys.append(key)
+                elif parts[0] not in local_names:
                     unexpected_keys.append(key)
 
     def load_state_dict(self, state_dict, strict=True):
@@ -406,7 +434,7 @@ class Module:
         Deliberate difference from torch: the load is all-or-nothing. torch
         copies the matching keys before it raises; skipblocks checks every key
         first and changes nothing when it raises."""
-        if not isinstance(state_dict, dict):
+        if not isinstance(state_dict, Mapping):
             raise TypeError(f"Expected state_dict to be dict-like, got {type(state_dict)}.")
         metadata = getattr(state_dict, "_metadata", None)
         state = OrderedDict(state_dict)

@@ -13,6 +13,7 @@
   ``SKIPBLOCKS_ISA``, read at import.
 """
 import os
+import threading
 
 from . import _C
 
@@ -68,29 +69,31 @@ def _apply_environment():
 _apply_environment()
 
 
-_fusion_enabled = True
+class _FusionState(threading.local):
+    enabled = True  # per thread: one thread's unfused() never reaches another
+
+
+_fusion = _FusionState()
 
 
 def fusion_enabled():
-    """Whether blocks run their fused fast paths (the default)."""
-    return _fusion_enabled
+    """Whether blocks run their fused fast paths in this thread (the default)."""
+    return _fusion.enabled
 
 
 class unfused:
-    """Context manager: blocks and Sequential call each child layer in turn,
-    as the document's torch code does, instead of their fused paths (folded
-    BatchNorms, BatchNorm + ReLU inside the next convolution's packing,
-    residual + ReLU in its epilogue). The numbers agree within the parity
-    bounds either way; skipblocks.parity uses this to see every layer's
-    output."""
+    """Context manager: in this thread, blocks and Sequential call each child
+    layer in turn, as the document's torch code does, instead of their fused
+    paths (folded BatchNorms, BatchNorm + ReLU inside the next convolution's
+    packing, residual + ReLU in its epilogue, SEAttention in one call). The
+    numbers agree within the parity bounds either way; skipblocks.parity
+    uses this to see every layer's output."""
 
     def __enter__(self):
-        global _fusion_enabled
-        self._previous = _fusion_enabled
-        _fusion_enabled = False
+        self._previous = _fusion.enabled
+        _fusion.enabled = False
         return self
 
     def __exit__(self, *exc):
-        global _fusion_enabled
-        _fusion_enabled = self._previous
+        _fusion.enabled = self._previous
         return False

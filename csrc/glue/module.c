@@ -955,11 +955,14 @@ static PyObject *py_adaptive_avg_pool2d(PyObject *self, PyObject *args, PyObject
     out = new_float_array(4, out_dims);
     if (out == NULL) goto done;
     sb_fmap in_map = fmap_of(input), out_map = fmap_of(out);
-    sb_status status;
-    Py_BEGIN_ALLOW_THREADS
-    status = sb_adaptive_avg_pool2d_f32((float *)PyArray_DATA(out), &out_map,
-                                        (const float *)PyArray_DATA(input), &in_map);
-    Py_END_ALLOW_THREADS
+    sb_status status = SB_OK;
+    /* An output size of 0 is an empty result in torch: nothing to compute. */
+    if (oh > 0 && ow > 0) {
+        Py_BEGIN_ALLOW_THREADS
+        status = sb_adaptive_avg_pool2d_f32((float *)PyArray_DATA(out), &out_map,
+                                            (const float *)PyArray_DATA(input), &in_map);
+        Py_END_ALLOW_THREADS
+    }
     if (status != SB_OK) { raise_status(status, layer); goto done; }
     result = finish_image_batch(out, was_unbatched);
     out = NULL;

@@ -104,7 +104,7 @@ sb_status sb_batch_norm_fold_f32(float *restrict scale, float *restrict shift,
 {
     if (channels < 0)
         return SB_ERR_SHAPE;
-    if (!(eps >= 0.0))  /* also rejects a NaN eps */
+    if (eps < 0.0)  /* a NaN eps passes, and gives NaN, as in torch */
         return SB_ERR_ARGUMENT;
     if (channels == 0)
         return SB_OK;

@@ -1,0 +1,202 @@
+"""Edge cases found in review, each checked against torch where torch has
+an answer: shallow copies and caches, subclasses inside fused blocks, two
+threads on one module, thread-local unfused(), load_state_dict corners,
+eps checks, empty pooling outputs, cat's legacy empty tensors, Sequential
+item assignment."""
+import copy
+import threading
+import types
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+import skipblocks as sb
+from skipblocks.reference import parity_error
+
+
+def _x(shape, seed=0):
+    return np.random.default_rng(seed).standard_normal(shape).astype(np.float32)
+
+
+def test_shallow_copy_shares_the_cache_key():
+    # copy.copy shares the parameter dicts (as torch's does), so a change made
+    # through the copy must reach the original's next forward.
+    conv, x = sb.Conv2d(2, 3, 3), _x((1, 2, 5, 5))
+    conv(x)  # builds the packed weights
+    clone = copy.copy(conv)
+    clone.weight = np.zeros((3, 2, 3, 3))
+    np.testing.assert_array_equal(conv(x), sb.functional.conv2d(x, conv.weight, conv.bias))
+
+
+def test_shallow_copy_of_batchnorm_in_train_mode_keeps_folds_fresh():
+    model = sb.Sequential(sb.Conv2d(3, 4, 3), sb.BatchNorm2d(4)).eval()
+    x = _x((2, 3, 7, 7))
+    model(x)  # folds the BatchNorm into the conv's packed weights
+    clone = copy.copy(model[1]).train()
+    clone(model[0](x))  # updates the running statistics both share
+    fresh = sb.Sequential(sb.Conv2d(3, 4, 3), sb.BatchNorm2d(4)).eval()
+    fresh.load_state_dict(model.state_dict())
+    np.testing.assert_array_equal(model(x), fresh(x))
+
+
+class _ConstantBN(sb.BatchNorm2d):
+    def forward(self, x):
+        return super().forward(x) * 0 + 1
+
+
+class _ConstantConv(sb.Conv2d):
+    def forward(self, x):
+        return super().forward(x) * 0 + 2
+
+
+class _ZeroLayer(sb.DenseLayer):
+    def forward(self, prev_features):
+        return super().forward(prev_features) * 0
+
+
+@pytest.mark.parametrize("mode", ["train", "eval"])
+@pytest.mark.parametrize("case", ["residual-bn", "sequential-conv", "dense-layer"])
+def test_fused_paths_call_a_subclass_forward(case, mode):
+    x = _x((2, 8, 6, 6))
+    if case == "residual-bn":
+        model = sb.ResidualBlock(8, 8)
+        model.bn = _ConstantBN(8)
+    elif case == "sequential-conv":
+        model = sb.Sequential(_ConstantConv(8, 8, 3, padding=1), sb.BatchNorm2d(8))
+    else:
+        model = sb.DenseBlock(2, 8, 4, 2)
+        model.block["dense1"] = _ZeroLayer(12, 4, 2)
+    model.train(mode == "train")
+    twin = copy.deepcopy(model)
+    with sb.runtime.unfused():
+        expected = twin(x)
+    np.testing.assert_array_equal(model(x), expected)
+
+
+def test_two_threads_train_one_batchnorm_without_spurious_errors():
+    bn, x = sb.BatchNorm2d(4), _x((2, 4, 8, 8))
+    errors, rounds, workers = [], 300, 4
+
+    def work():
+        try:
+            for _ in range(rounds):
+                bn(x)
+        except Exception as exc:  # pragma: no cover - the failure being tested
+            errors.append(repr(exc))
+
+    threads = [threading.Thread(target=work) for _ in range(workers)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors[:3]
+    assert int(bn.num_batches_tracked) == rounds * workers
+    assert not bn.running_mean.flags.writeable
+
+
+def test_unfused_is_per_thread():
+    seen = {}
+    inside, release = threading.Event(), threading.Event()
+
+    def other():
+        inside.wait()
+        seen["other"] = sb.runtime.fusion_enabled()
+        release.set()
+
+    t = threading.Thread(target=other)
+    t.start()
+    with sb.runtime.unfused():
+        seen["self"] = sb.runtime.fusion_enabled()
+        inside.set()
+        release.wait(10)
+    t.join()
+    assert seen == {"self": False, "other": True}
+    assert sb.runtime.fusion_enabled()
+
+
+@pytest.mark.parametrize("extra", ["0", "0.weight.foo", "1.running_mean.x", "nothere"])
+def test_unexpected_keys_follow_torch(extra):
+    ours = sb.Sequential(sb.Conv2d(2, 3, 1), sb.BatchNorm2d(3))
+    theirs = nn.Sequential(nn.Conv2d(2, 3, 1), nn.BatchNorm2d(3))
+    sd = {k: v.clone() for k, v in theirs.state_dict().items()}
+    sd[extra] = torch.zeros(1)
+    t_result = theirs.load_state_dict(sd, strict=False)
+    s_result = ours.load_state_dict(sd, strict=False)
+    assert list(s_result.unexpected_keys) == list(t_result.unexpected_keys) == [extra]
+    with pytest.raises(RuntimeError, match="Unexpected key"):
+        ours.load_state_dict(sd)
+
+
+def test_load_state_dict_takes_any_mapping_and_bfloat16():
+    theirs = nn.Linear(4, 3).to(torch.bfloat16)
+    ours = sb.Linear(4, 3)
+    ours.load_state_dict(types.MappingProxyType(theirs.state_dict()))
+    np.testing.assert_array_equal(ours.weight, theirs.weight.detach().float().numpy())
+
+
+@pytest.mark.parametrize("eps", [-1e-3, 0.0, float("nan")])
+@pytest.mark.parametrize("training", [True, False])
+def test_batchnorm_eps_checks_follow_torch(eps, training):
+    ours, theirs = sb.BatchNorm2d(3, eps=eps), nn.BatchNorm2d(3, eps=eps)
+    ours.train(training)
+    theirs.train(training)
+    x = _x((2, 3, 4, 4))
+    try:
+        expected = theirs(torch.from_numpy(x)).detach().numpy()
+    except ValueError as exc:
+        with pytest.raises(ValueError, match="eps must be"):
+            ours(x)
+        assert "eps must be" in str(exc)
+        return
+    got = ours(x)
+    assert np.array_equal(np.isnan(got), np.isnan(expected))
+    assert parity_error(np.nan_to_num(got), np.nan_to_num(expected)) < 1e-5
+
+
+@pytest.mark.parametrize("size", [0, (0, 3), (2, 0)])
+def test_adaptive_pool_to_an_empty_output(size):
+    x = _x((1, 2, 4, 4))
+    expected = nn.AdaptiveAvgPool2d(size)(torch.from_numpy(x))
+    got = sb.AdaptiveAvgPool2d(size)(x)
+    assert got.shape == tuple(expected.shape)
+
+
+def test_cat_skips_legacy_empty_tensors_like_torch():
+    a, b = _x((2, 3)), np.zeros(0, np.float32)
+    expected = torch.cat([torch.from_numpy(a), torch.from_numpy(b)])
+    np.testing.assert_array_equal(sb.cat([a, b]), expected.numpy())
+
+
+def test_dense_block_mixed_ndim_list_raises_runtime_error_like_torch():
+    block = sb.DenseBlock(2, 4, 2, 2)
+    with pytest.raises(RuntimeError, match="DenseBlock"):
+        block([_x((1, 4, 5, 5)), _x((4, 5, 5))])
+
+
+def test_sequential_item_assignment_and_deletion_like_torch():
+    ours = sb.Sequential(sb.ReLU(), sb.Sigmoid(), sb.ReLU())
+    theirs = nn.Sequential(nn.ReLU(), nn.Sigmoid(), nn.ReLU())
+    ours[1], theirs[1] = sb.ReLU(inplace=True), nn.ReLU(inplace=True)
+    del ours[0]
+    del theirs[0]
+    assert repr(ours) == repr(theirs)
+    ours[-1] = sb.Sigmoid()
+    theirs[-1] = nn.Sigmoid()
+    assert repr(ours) == repr(theirs)
+    with pytest.raises(IndexError):
+        ours[5] = sb.ReLU()
+
+
+def test_residual_shape_error_leaves_torchs_statistics_in_train_mode():
+    ours, theirs = sb.ResidualBlock(8, 16), __import__(
+        "skipblocks.reference", fromlist=["ResidualBlock"]).ResidualBlock(8, 16)
+    ours.load_state_dict(theirs.state_dict())
+    x = _x((2, 8, 6, 6))
+    with pytest.raises(RuntimeError):
+        theirs(torch.from_numpy(x))
+    with pytest.raises(RuntimeError, match="ResidualBlock"):
+        ours(x)
+    assert int(ours.bn.num_batches_tracked) == int(theirs.bn.num_batches_tracked) == 2
+    assert parity_error(ours.bn.running_mean, theirs.bn.running_mean) < 1e-6
