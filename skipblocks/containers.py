@@ -14,7 +14,7 @@ def _foldable(conv, bn, input):
             and type(conv) is Conv2d and type(bn) is BatchNorm2d  # not subclasses: their
             # own forward must run
             and bn._uses_running_stats() and conv._symmetric_padding() is not None
-            and bn.num_features == conv.out_channels)
+            and bn.running_mean.shape[0] == conv.weight.shape[0])
 
 __all__ = ["Sequential", "ModuleDict"]
 

@@ -200,3 +200,33 @@ def test_residual_shape_error_leaves_torchs_statistics_in_train_mode():
         ours(x)
     assert int(ours.bn.num_batches_tracked) == int(theirs.bn.num_batches_tracked) == 2
     assert parity_error(ours.bn.running_mean, theirs.bn.running_mean) < 1e-6
+
+
+def test_global_pool_of_an_empty_map_is_nan_like_torch():
+    x = np.zeros((2, 3, 0, 5), np.float32)
+    expected = nn.AdaptiveAvgPool2d(1)(torch.from_numpy(x)).numpy()
+    got = sb.AdaptiveAvgPool2d(1)(x)
+    assert got.shape == expected.shape and np.isnan(got).all() and np.isnan(expected).all()
+    with pytest.raises(RuntimeError, match="AdaptiveAvgPool2d"):
+        sb.AdaptiveAvgPool2d(2)(x)
+
+
+@pytest.mark.parametrize("fused", [True, False])
+def test_se_attention_on_an_empty_map(fused):
+    se = sb.SEAttention(16, 4)
+    x = np.zeros((2, 16, 0, 5), np.float32)
+    if fused:
+        assert se(x).shape == x.shape
+    else:
+        with sb.runtime.unfused():
+            assert se(x).shape == x.shape
+
+
+def test_eval_batch_norm_reads_running_stats_of_any_layout():
+    x = _x((2, 3, 4, 4))
+    mean = np.arange(6, dtype=np.float64)[::2]   # strided, float64: only read in eval
+    var = np.linspace(1, 2, 3)
+    expected = torch.nn.functional.batch_norm(torch.from_numpy(x), torch.tensor(mean).float(),
+                                              torch.tensor(var).float(), training=False)
+    got = sb.functional.batch_norm(x, mean, var, training=False)
+    assert parity_error(got, expected) < 1e-6

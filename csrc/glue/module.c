@@ -24,6 +24,7 @@
 #define PY_ARRAY_UNIQUE_SYMBOL skipblocks_ARRAY_API
 #include <numpy/arrayobject.h>
 
+#include <math.h>
 #include <string.h>
 
 #include "skipblocks.h"
@@ -608,6 +609,7 @@ static PyObject *py_batch_norm(PyObject *self, PyObject *args, PyObject *kwargs)
 
     PyArrayObject *input = NULL, *weight = NULL, *bias = NULL, *out = NULL, *residual = NULL;
     PyArrayObject *scale_arr = NULL, *shift_arr = NULL;
+    PyArrayObject *running_mean_arr = NULL, *running_var_arr = NULL;
     PyObject *result = NULL, *shape_a = NULL;
     float *scratch = NULL;
 
@@ -637,8 +639,21 @@ static PyObject *py_batch_norm(PyObject *self, PyObject *args, PyObject *kwargs)
         goto done;
     }
     if (have_running) {
-        if (check_running_stat(rm_obj, layer, "running_mean", channels, training) < 0) goto done;
-        if (check_running_stat(rv_obj, layer, "running_var", channels, training) < 0) goto done;
+        if (training) {
+            /* updated in place: must be the caller's own writable arrays */
+            if (check_running_stat(rm_obj, layer, "running_mean", channels, 1) < 0) goto done;
+            if (check_running_stat(rv_obj, layer, "running_var", channels, 1) < 0) goto done;
+            Py_INCREF(rm_obj);
+            Py_INCREF(rv_obj);
+            running_mean_arr = (PyArrayObject *)rm_obj;
+            running_var_arr = (PyArrayObject *)rv_obj;
+        } else {
+            /* only read: any layout or real dtype, converted like the input */
+            if (as_channel_vector(rm_obj, layer, "running_mean", channels,
+                                  &running_mean_arr) < 0) goto done;
+            if (as_channel_vector(rv_obj, layer, "running_var", channels,
+                                  &running_var_arr) < 0) goto done;
+        }
     }
     if (as_optional_float_array(weight_obj, layer, "weight", &weight) < 0) goto done;
     if (as_optional_float_array(bias_obj, layer, "bias", &bias) < 0) goto done;
@@ -709,8 +724,8 @@ static PyObject *py_batch_norm(PyObject *self, PyObject *args, PyObject *kwargs)
     float *batch_mean = scratch, *batch_var = scratch + channels;
     float *scale = apply ? scratch + 2 * channels : (float *)PyArray_DATA(scale_arr);
     float *shift = apply ? scratch + 3 * channels : (float *)PyArray_DATA(shift_arr);
-    float *running_mean = have_running ? (float *)PyArray_DATA((PyArrayObject *)rm_obj) : NULL;
-    float *running_var = have_running ? (float *)PyArray_DATA((PyArrayObject *)rv_obj) : NULL;
+    float *running_mean = have_running ? (float *)PyArray_DATA(running_mean_arr) : NULL;
+    float *running_var = have_running ? (float *)PyArray_DATA(running_var_arr) : NULL;
     const float *w_data = weight ? (const float *)PyArray_DATA(weight) : NULL;
     const float *b_data = bias ? (const float *)PyArray_DATA(bias) : NULL;
     const float *in_data = (const float *)PyArray_DATA(input);
@@ -759,6 +774,7 @@ done:
     PyMem_RawFree(scratch);
     Py_XDECREF(input); Py_XDECREF(weight); Py_XDECREF(bias); Py_XDECREF(out);
     Py_XDECREF(residual); Py_XDECREF(scale_arr); Py_XDECREF(shift_arr);
+    Py_XDECREF(running_mean_arr); Py_XDECREF(running_var_arr);
     Py_XDECREF(shape_a);
     return result;
 }
@@ -929,8 +945,14 @@ static PyObject *py_adaptive_avg_pool2d(PyObject *self, PyObject *args, PyObject
                          "tensor, but got %U", layer, shape_a);
         goto done;
     }
+    /* torch computes a 1x1 output as a mean, which accepts empty axes (the
+     * mean of nothing is NaN); any other output size rejects them. */
+    const int global = oh == 1 && ow == 1;
+    int empty_window = 0;
     for (int i = ndim - 3; i < ndim; i++) {
-        if (PyArray_DIMS(input)[i] == 0) {
+        if (PyArray_DIMS(input)[i] == 0 && global) {
+            empty_window |= i >= ndim - 2;
+        } else if (PyArray_DIMS(input)[i] == 0) {
             if ((shape_a = shape_string(input)) != NULL)
                 PyErr_Format(PyExc_RuntimeError, "%s: adaptive_avg_pool2d(): Expected input "
                              "to have non-zero size for non-batch dimensions, but input has "
@@ -957,7 +979,11 @@ static PyObject *py_adaptive_avg_pool2d(PyObject *self, PyObject *args, PyObject
     sb_fmap in_map = fmap_of(input), out_map = fmap_of(out);
     sb_status status = SB_OK;
     /* An output size of 0 is an empty result in torch: nothing to compute. */
-    if (oh > 0 && ow > 0) {
+    if (empty_window) {
+        float *o = (float *)PyArray_DATA(out);
+        for (npy_intp i = 0; i < PyArray_SIZE(out); i++)
+            o[i] = NAN;
+    } else if (oh > 0 && ow > 0) {
         Py_BEGIN_ALLOW_THREADS
         status = sb_adaptive_avg_pool2d_f32((float *)PyArray_DATA(out), &out_map,
                                             (const float *)PyArray_DATA(input), &in_map);
@@ -1289,13 +1315,15 @@ static PyObject *py_se_attention(PyObject *self, PyObject *args, PyObject *kwarg
                      "%zd hidden features", layer, (Py_ssize_t)c, hidden);
         goto done;
     }
-    if (xd[2] == 0 || xd[3] == 0) {
-        PyErr_Format(PyExc_RuntimeError, "%s: adaptive_avg_pool2d(): Expected input to have "
-                     "non-zero size for non-batch dimensions", layer);
-        goto done;
-    }
     out = new_float_array(4, xd);
     if (out == NULL) goto done;
+    if (xd[2] == 0 || xd[3] == 0) {
+        /* torch: the pooled mean of nothing is NaN, and x * NaN over an
+         * empty map is the empty map */
+        result = (PyObject *)out;
+        out = NULL;
+        goto done;
+    }
     int threads = sb_get_num_threads();
     const int64_t ws1 = sb_linear_f32_packed_workspace_floats(n, c, hidden, threads);
     const int64_t ws2 = sb_linear_f32_packed_workspace_floats(n, hidden, c, threads);
