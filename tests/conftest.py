@@ -46,13 +46,15 @@ def pytest_configure(config):
 @pytest.fixture(params=sb.available_isas())
 def isa(request):
     """Runs the test with the kernels forced to one ISA (every ISA this CPU
-    can run is a parameter, so CI covers them all); restores 'auto'."""
+    can run is a parameter, so CI covers them all); restores the ISA that
+    was selected before (SKIPBLOCKS_ISA may have forced one for the run)."""
+    previous = sb.get_isa()
     sb.set_isa(request.param)
     assert sb.get_isa() == request.param
     try:
         yield request.param
     finally:
-        sb.set_isa("auto")
+        sb.set_isa(previous)
 
 
 @pytest.fixture

@@ -51,8 +51,12 @@ def test_available_isas_sane():
     assert "scalar" in ISAS, ISAS
     assert len(set(ISAS)) == len(ISAS)
     assert set(ISAS) <= {"scalar", "avx2"}, ISAS
-    sb.set_isa("auto")
-    assert sb.get_isa() == ("avx2" if "avx2" in ISAS else "scalar")
+    previous = sb.get_isa()
+    try:
+        sb.set_isa("auto")
+        assert sb.get_isa() == ("avx2" if "avx2" in ISAS else "scalar")
+    finally:
+        sb.set_isa(previous)
 
 
 # ---------------------------------------------------------------------------
@@ -667,6 +671,7 @@ def test_cache_survives_isa_switch(rng, restore_threads):
         pytest.skip("one ISA on this machine")
     tm = randomize_(_cache_residual_torch(), seed=5)
     x = randn(rng, 2, 7, 11, 13)
+    previous = sb.get_isa()
     try:
         for first, second in ((ISAS[0], ISAS[1]), (ISAS[1], ISAS[0])):
             model = load_from_torch(_cache_residual(), tm).eval()
@@ -678,7 +683,7 @@ def test_cache_survives_isa_switch(rng, restore_threads):
             assert np.array_equal(got, fresh), "%s then %s: %s" % (first, second,
                                                                   diff_report(got, fresh))
     finally:
-        sb.set_isa("auto")
+        sb.set_isa(previous)
 
 
 def test_weights_read_only(rng):
@@ -771,7 +776,7 @@ def test_runtime_argument_checks(restore_threads):
     for name in ISAS:
         sb.set_isa(name)
         assert sb.get_isa() == name
-    sb.set_isa("auto")
+    sb.set_isa(isa_before)
     assert sb.get_isa() == isa_before
 
 
