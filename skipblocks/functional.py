@@ -109,31 +109,23 @@ def check_batch_norm_eps(eps, training, layer):
         raise ValueError(f"{layer}: batch_norm eps must be non-negative, but got {eps}")
 
 
-def _inplace_target(input, layer):
+def relu(input, inplace=False, *, _layer="relu"):
+    """torch.nn.functional.relu; NaN stays NaN. ``inplace=True`` writes into
+    ``input`` and returns it; the input must then be a writable float32
+    array (anything else raises rather than silently returning a copy)."""
+    if not inplace:
+        return _C.relu(_layer, input)
     if not isinstance(input, np.ndarray) or input.dtype != np.float32 \
             or not input.flags.writeable:
         kind = type(input).__name__ if not isinstance(input, np.ndarray) else \
             f"{'read-only ' if not input.flags.writeable else ''}{input.dtype} array"
-        raise ValueError(f"{layer}: inplace=True writes the result into its input, which "
+        raise ValueError(f"{_layer}: inplace=True writes the result into its input, which "
                          f"must be a writable float32 numpy array; got a {kind}. Use "
                          "inplace=False to get a new array.")
+    if input.flags.c_contiguous:
+        return _C.relu(_layer, input, out=input)
+    np.copyto(input, _C.relu(_layer, input))  # strided view: only its elements change
     return input
-
-
-def _elementwise(kernel, input, inplace, layer):
-    if not inplace:
-        return kernel(layer, input)
-    target = _inplace_target(input, layer)
-    if target.flags.c_contiguous:
-        return kernel(layer, target, out=target)
-    np.copyto(target, kernel(layer, target))
-    return target
-
-
-def relu(input, inplace=False, *, _layer="relu"):
-    """torch.nn.functional.relu; NaN stays NaN. ``inplace=True`` writes into
-    ``input`` (a writable float32 array) and returns it."""
-    return _elementwise(_C.relu, input, inplace, _layer)
 
 
 def sigmoid(input, *, _layer="sigmoid"):
