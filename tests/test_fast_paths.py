@@ -70,9 +70,10 @@ def _conv_case(n, cin, hw, cout, k=3, stride=1, pad=1, dil=1, groups=1, bias=Tru
 
 
 def _conv_cases():
-    """The kernel cuts each (image, group) GEMM into columns: OH x (W + 2*pad)
-    "virtual" pixels for stride 1 (the padded width, extra columns dropped),
-    OH x OW for strided convolutions; column blocks of up to 192 (fewer when
+    """The kernel cuts each (image, group) GEMM into columns of "virtual"
+    pixels: OH x Wph, Wph the width of a phase plane, ceil((W + 2*pad) /
+    stride) (for stride 1 the padded width; extra columns are dropped);
+    column blocks of up to 192 (fewer when
     several threads share few images), panels of NR=16; K blocks of equal
     size <= 256; rows in blocks of MR=6. The sizes below put the column count
     at 15, 16, 17, 191, 192, 193 in each of the three column layouts."""
@@ -81,9 +82,9 @@ def _conv_cases():
     padded = {15: (1, 13), 16: (1, 14), 17: (1, 15), 191: (1, 189), 192: (2, 94), 193: (1, 191)}
     # stride 1, 1x1, padding 0 (read in place): columns = H * W = output pixels
     direct = {15: (3, 5), 16: (4, 4), 17: (1, 17), 191: (1, 191), 192: (12, 16), 193: (1, 193)}
-    # stride 2, 3x3, padding 1 (gathered): columns = OH * OW
-    strided = {15: (6, 10), 16: (8, 8), 17: (1, 33), 191: (1, 381), 192: (24, 16),
-               193: (1, 385)}
+    # stride 2, 3x3, padding 1 (phase planes): columns = OH * ceil((W + 2) / 2)
+    strided = {15: (5, 7), 16: (7, 6), 17: (1, 32), 191: (2, 379), 192: (47, 14),
+               193: (1, 384)}
     for i, cout in enumerate((1, 5, 6, 7, 12, 13, 32, 64)):
         for j, (cols, hw) in enumerate(sorted(padded.items())):
             cases.append(("s1_3x3_cout%d_cols%d" % (cout, cols),
@@ -112,6 +113,14 @@ def _conv_cases():
         ("stride2_1x1_pad0", _conv_case(2, 16, (9, 9), 13, k=1, stride=2, pad=0, bias=False)),
         ("stride2_7x7_pad3", _conv_case(1, 3, (37, 41), 64, k=7, stride=2, pad=3, bias=False)),
         ("stride3_pad0", _conv_case(2, 4, (20, 19), 12, k=3, stride=3, pad=0)),
+        # phases no tap reads (kernel narrower than the stride), and phases
+        # reached only through the dilation
+        ("k2_stride3_dil2", _conv_case(2, 5, (17, 22), 7, k=2, stride=3, pad=1, dil=2)),
+        ("k3_stride4_dil3_pad2", _conv_case(1, 3, (25, 19), 13, k=3, stride=4, pad=2, dil=3)),
+        ("patchify_k4_stride4", _conv_case(2, 3, (16, 20), 12, k=4, stride=4, pad=0)),
+        ("patchify_k32_stride32", _conv_case(1, 3, (64, 96), 8, k=32, stride=32, pad=0)),
+        ("stride5_pad2_odd", _conv_case(1, 6, (23, 31), 7, k=(3, 7), stride=(5, 2),
+                                        pad=(2, 3))),
         ("dil2", _conv_case(1, 4, (12, 11), 12, dil=2)),
         ("dil2_pad3", _conv_case(2, 6, (9, 17), 13, dil=2, pad=3)),
         ("dil2_stride2_pad0", _conv_case(1, 3, (23, 24), 7, dil=2, stride=2, pad=0)),

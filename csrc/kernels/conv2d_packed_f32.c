@@ -14,32 +14,36 @@
  * row k = (channel c, tap ky, kx) of cols holding input(c, oy*sh + ky*dh - ph,
  * ox*sw + kx*dw - pw) for pixel (oy, ox).
  *
- *  1. Staging: unless the input can be read as it is, every (image, channel)
- *     plane is copied once into the workspace, zero-padded on all sides
- *     (Hp = H + 2ph, Wp = W + 2pw) and passed through the input transform.
- *     After that no tap needs a bounds test, and the transform costs one
- *     pass over the input instead of KH*KW passes.
- *  2. Columns. With stride 1 a pixel's taps sit at a fixed offset from
- *     pixel (oy, ox)'s position oy*Wp + ox in the padded plane, so the
- *     columns are taken over "virtual" pixels q = oy*Wp + ox, q in [0,
- *     OH*Wp): row k of cols is then a *contiguous* run of the padded plane
- *     starting at c*Hp*Wp + ky*dh*Wp + kx*dw, and packing a panel is a 64-byte
- *     copy. The Wp - OW columns per row that are not real pixels are
- *     computed and dropped (for a 3x3 conv on 24x24, 2 of 26). With a
- *     stride, columns are the real pixels and each is gathered through a
- *     precomputed offset table.
+ *  1. Staging: unless the input can be read as it is (stride 1, no
+ *     padding, no transform, kernel width 1), every (image, channel) plane
+ *     is copied once into the workspace, zero-padded (Hp = H + 2ph, Wp = W
+ *     + 2pw), passed through the input transform, and split into stride_h
+ *     x stride_w "phase planes": phase (a, b) holds padded (a + sh*i, b +
+ *     sw*j) at (i, j), Hph = ceil(Hp/sh) rows of Wph = ceil(Wp/sw). After
+ *     that no tap needs a bounds test, the transform costs one pass over
+ *     the input instead of KH*KW, and a stride is no longer a stride:
+ *  2. Columns. Pixel (oy, ox)'s tap (ky, kx) reads padded (oy*sh + ky*dh,
+ *     ox*sw + kx*dw), which is phase ((ky*dh) % sh, (kx*dw) % sw) at (oy +
+ *     (ky*dh)/sh, ox + (kx*dw)/sw): a fixed offset from (oy, ox) in one
+ *     phase plane. So the columns are taken over "virtual" pixels q = oy*Wph
+ *     + ox, q in [0, OH*Wph), and row k of cols is a *contiguous* run of a
+ *     phase plane. The micro-kernel reads it where it lies (indirect GEMM,
+ *     one offset per row k): no im2col copy at all. The Wph - OW columns per
+ *     row that are not real pixels are computed and dropped (a 3x3 stride-1
+ *     conv on 24x24: 2 of 26; a 7x7 stride-2 stem on 100x100: 3 of 53).
  *  3. The weights W are packed ahead of time by sb_conv2d_f32_pack_weights
  *     in blocks of MR output channels: [MR biases][K x MR weights, k-major],
  *     rows past Cog zero.
  *  4. Tiles: the columns of each (n, g) are cut into blocks of at most NC;
  *     a tile is one such block, the unit of work of a thread. For its tile a
- *     thread walks K in blocks of KC: it packs cols[k0:k0+kc, block] into
- *     NR-wide panels (KC x NC floats, sized for L2) and runs the
- *     micro-kernel over every (MR-row block, NR-column panel), accumulating
- *     into a tile buffer of its own (all MR-padded rows x NC columns, so
- *     every micro-kernel call is a full tile: no edge code). After the last
- *     K block the epilogue -- bias, residual, ReLU -- is applied while the
- *     real pixels are copied from the tile buffer to the output.
+ *     thread walks K in blocks of KC and runs the micro-kernel over every
+ *     (MR-row block, NR-column panel), accumulating into a tile buffer of
+ *     its own (all MR-padded rows x NC columns, so every micro-kernel call
+ *     is a full tile: no edge code). Only the last panel of an (n, g), when
+ *     it is partial, is packed (zero-filled) rather than read in place,
+ *     which could run past the end of the input. After the last K block the
+ *     epilogue -- bias, residual, ReLU -- is applied while the real pixels
+ *     are copied from the tile buffer to the output.
  *
  * Determinism: K blocking depends only on K, never on the thread count or
  * the column split, and the micro-kernel sums in a fixed order, so results
@@ -55,10 +59,10 @@
 #include "sb_parallel.h"
 
 enum { MR = SB_CONV_MR, NR = SB_CONV_NR };
-/* K block: a KC x NR panel of packed input (16 KiB at KC 256) stays in L1
- * while the MR x KC weight strips stream past; NC columns x KC rows of
- * packed input (up to 192 KiB) stay in L2 across the MR-row blocks. */
-enum { KC_MAX = 256, NC_PANELS_MAX = 12, NC_MAX = NC_PANELS_MAX * NR };
+/* K block: the KC rows of a 16-column panel (at most 2 cache lines each)
+ * stay in L1 while the MR x KC weight strips stream past; NC columns x KC
+ * rows of input stay in L2 across the MR-row blocks. */
+enum { KC_MAX = 256, NC_PANELS_MAX = 12 };
 /* A convolution with fewer multiply-adds than this stays on one thread:
  * waking a thread costs more than it saves. */
 #define SB_CONV_PARALLEL_MIN_MACS ((int64_t)1 << 20)
@@ -123,13 +127,23 @@ sb_status sb_conv2d_f32_pack_weights(float *restrict packed, const float *restri
     return SB_OK;
 }
 
+/* The staged input of one channel: its padded plane split into stride_h x
+ * stride_w phase planes, phase (a, b) holding padded (a + sh*i, b + sw*j)
+ * at [i, j], i < hph, j < wph, at (a*sw + b) * plane_floats. Phases no tap
+ * reads (a 1x1 stride-2 conv reads one of four) are neither written nor
+ * read. Unstaged, the "phase" is the input plane itself. */
+typedef struct {
+    int64_t hph, wph, plane_floats, chan_floats;
+} stage_geometry;
+
 /* Everything a tile needs, shared read-only by the threads. */
 typedef struct {
-    /* the (staged or original) input: image n, group g, channel c, padded
-     * row y, column x at src + n*src_image + g*src_group + c*src_plane +
-     * y*src_row + x */
+    /* the (staged or original) input of image n, group g starts at
+     * src + n*src_image + g*src_group; row k = (c, ky, kx) of the column
+     * matrix starts at row_offset(k) from there (see tap_offsets) */
     const float *src;
-    int64_t src_image, src_group, src_plane, src_row;
+    int64_t src_image, src_group;
+    stage_geometry geo;
     float *out;
     sb_fmap out_map;
     const float *packed;
@@ -137,64 +151,53 @@ typedef struct {
     const float *residual; /* NULL: none */
     sb_fmap residual_map;
     int relu;
-    int contiguous;      /* virtual-pixel columns (stride 1) */
     int64_t cig, cog, k, m_blocks;
-    int64_t columns;     /* per (n, g): OH*Wp if contiguous, else OH*OW */
-    int64_t col_width;   /* Wp if contiguous, else OW: columns per output row */
+    int64_t columns;     /* per (n, g): OH * col_width */
+    int64_t col_width;   /* columns per output row: Wph (OW real, the rest dropped) */
     int64_t kc, k_blocks;          /* K blocking (thread-count independent) */
     int64_t nc, col_blocks, tiles; /* column split (may depend on threads) */
     int64_t slots;                 /* workspace slots = threads used */
     int64_t next_tile;             /* atomic: the next tile to hand out */
     float *slot_space;             /* slots x slot_floats */
     int64_t slot_floats;
-    sb_gemm_ukernel ukernel;
+    sb_gemm_ukernel gemm;   /* the packed final panel */
+    sb_igemm_ukernel igemm; /* full panels, read in place */
 } conv_job;
 
-/* Packs rows [k0, k0+kc) and columns [col0, col0+ncols) of cols for one
- * image and group (src_ng: its first staged plane) into NR-wide panels,
- *   dst[(j / NR) * kc*NR + (k - k0) * NR + j % NR], j relative to col0,
- * zero-filling columns past ncols up to the panel boundary. `offset` gives,
- * in gather mode, each column's position in a padded plane. */
-static void pack_columns(float *restrict dst, const float *restrict src_ng,
-                         const conv_job *job, int64_t k0, int64_t kc, int64_t col0,
-                         int64_t ncols, const int64_t *restrict offset)
+/* Where row k = (c, ky, kx) of the column matrix starts, for k in [k0,
+ * k0+kc): tap (ky, kx) reads padded row oy*sh + ky*dh, which lies in phase
+ * (ky*dh) % sh at phase row oy + (ky*dh) / sh (and the same for columns),
+ * so the row is the run of that phase plane starting at
+ *   c*chan + phase*plane + ((ky*dh)/sh)*Wph + (kx*dw)/sw,
+ * and column q = oy*Wph + ox of it is pixel (oy, ox). */
+static void tap_offsets(int64_t *restrict row_offset, const conv_job *job, int64_t k0,
+                        int64_t kc)
 {
     const sb_conv2d_params *p = &job->p;
+    const stage_geometry *g = &job->geo;
     const int64_t taps = p->kernel_h * p->kernel_w;
-    const int64_t panel_floats = kc * NR;
-    const int64_t full = ncols / NR, rest = ncols % NR;
     for (int64_t kk = 0; kk < kc; kk++) {
-        const int64_t k = k0 + kk;
-        const int64_t c = k / taps, tap = k % taps;
-        const int64_t ky = tap / p->kernel_w, kx = tap % p->kernel_w;
-        const float *row = src_ng + c * job->src_plane + ky * p->dilation_h * job->src_row +
-                           kx * p->dilation_w;
+        const int64_t c = (k0 + kk) / taps, tap = (k0 + kk) % taps;
+        const int64_t y = (tap / p->kernel_w) * p->dilation_h;
+        const int64_t x = (tap % p->kernel_w) * p->dilation_w;
+        const int64_t phase = (y % p->stride_h) * p->stride_w + x % p->stride_w;
+        row_offset[kk] = c * g->chan_floats + phase * g->plane_floats +
+                         (y / p->stride_h) * g->wph + x / p->stride_w;
+    }
+}
+
+/* Packs the final, partial panel of an (image, group): columns [col0,
+ * col0+ncols), ncols < NR, of rows k0.. k0+kc-1 into dst (kc x NR,
+ * k-major), zero past ncols. Reading these columns in place could run past
+ * the end of the input, so they are copied instead. */
+static void pack_partial_panel(float *restrict dst, const float *restrict src_ng,
+                               const int64_t *restrict row_offset, int64_t kc, int64_t col0,
+                               int64_t ncols)
+{
+    for (int64_t kk = 0; kk < kc; kk++) {
         float *d = dst + kk * NR;
-        if (job->contiguous) {
-            const float *s = row + col0;
-            for (int64_t pj = 0; pj < full; pj++)
-                memcpy(d + pj * panel_floats, s + pj * NR, NR * sizeof(float));
-            if (rest) {
-                float *dp = d + full * panel_floats;
-                memcpy(dp, s + full * NR, (size_t)rest * sizeof(float));
-                memset(dp + rest, 0, (size_t)(NR - rest) * sizeof(float));
-            }
-        } else {
-            for (int64_t pj = 0; pj < full; pj++) {
-                float *dp = d + pj * panel_floats;
-                const int64_t *o = offset + pj * NR;
-                for (int t = 0; t < NR; t++)
-                    dp[t] = row[o[t]];
-            }
-            if (rest) {
-                float *dp = d + full * panel_floats;
-                const int64_t *o = offset + full * NR;
-                for (int64_t t = 0; t < rest; t++)
-                    dp[t] = row[o[t]];
-                for (int64_t t = rest; t < NR; t++)
-                    dp[t] = 0.0f;
-            }
-        }
+        memcpy(d, src_ng + row_offset[kk] + col0, (size_t)ncols * sizeof(float));
+        memset(d + ncols, 0, (size_t)(NR - ncols) * sizeof(float));
     }
 }
 
@@ -249,29 +252,27 @@ static void run_tile(const conv_job *job, int64_t tile_index, float *restrict sl
     const int64_t cb = tile_index % job->col_blocks;
     const int64_t col0 = cb * job->nc;
     const int64_t ncols = min64(job->nc, job->columns - col0);
-    const int64_t panels = ceil_div(ncols, NR);
-    float *bbuf = slot;                       /* KC_MAX x nc packed columns */
-    float *tile = slot + KC_MAX * job->nc;    /* m_blocks*MR x nc sums */
+    const int64_t full = ncols / NR, rest = ncols % NR;
+    float *panel = slot;                   /* KC_MAX x NR: the partial panel */
+    float *tile = slot + KC_MAX * NR;      /* m_blocks*MR x nc sums */
     const float *src_ng = job->src + n * job->src_image + g * job->src_group;
     const float *group_weights = job->packed + g * job->m_blocks * (MR + job->k * MR);
 
-    int64_t offset[NC_MAX];
-    if (!job->contiguous) {
-        const int64_t ow = job->out_map.w;
-        for (int64_t j = 0; j < ncols; j++) {
-            const int64_t oy = (col0 + j) / ow, ox = (col0 + j) % ow;
-            offset[j] = oy * job->p.stride_h * job->src_row + ox * job->p.stride_w;
-        }
-    }
     for (int64_t kb = 0; kb < job->k_blocks; kb++) {
         const int64_t k0 = kb * job->kc;
         const int64_t kc = min64(job->kc, job->k - k0);
-        pack_columns(bbuf, src_ng, job, k0, kc, col0, ncols, offset);
+        int64_t row_offset[KC_MAX];
+        tap_offsets(row_offset, job, k0, kc);
+        if (rest)
+            pack_partial_panel(panel, src_ng, row_offset, kc, col0 + full * NR, rest);
+        const float *b = src_ng + col0;
         for (int64_t mb = 0; mb < job->m_blocks; mb++) {
             const float *a = group_weights + mb * (MR + job->k * MR) + MR + k0 * MR;
-            for (int64_t pj = 0; pj < panels; pj++)
-                job->ukernel(kc, a, bbuf + pj * kc * NR, tile + mb * MR * job->nc + pj * NR,
-                             job->nc, kb > 0);
+            float *c = tile + mb * MR * job->nc;
+            for (int64_t pj = 0; pj < full; pj++)
+                job->igemm(kc, a, b + pj * NR, row_offset, c + pj * NR, job->nc, kb > 0);
+            if (rest)
+                job->gemm(kc, a, panel, c + full * NR, job->nc, kb > 0);
         }
     }
     if (job->k == 0) /* no input channels: the sum is empty, torch gives the bias */
@@ -299,52 +300,97 @@ static void run_slot(void *ctx, int64_t begin, int64_t end)
     }
 }
 
-/* Staging (step 1): planes [begin, end) of N*C_in, each zero-padded and
- * transformed into the workspace. */
+/* Whether some tap t < kernel reads phase r of a dimension: (t*dilation)
+ * % stride == r. (t*dilation) % stride repeats with period at most stride,
+ * so taps past the stride add nothing. */
+static int phase_used(int64_t r, int64_t kernel, int64_t stride, int64_t dilation)
+{
+    for (int64_t t = 0; t < kernel && t < stride; t++)
+        if ((t * dilation) % stride == r)
+            return 1;
+    return 0;
+}
+
+/* Staging (step 1): planes [begin, end) of N*C_in, each zero-padded,
+ * transformed and split into its phase planes in the workspace. */
 typedef struct {
     const float *in;
     sb_fmap in_map;
     float *staged;
-    int64_t pad_h, pad_w, hp, wp, image_floats, group_floats, cig;
+    stage_geometry geo;
+    int64_t pad_h, pad_w, stride_h, stride_w, kernel_h, kernel_w, dilation_h, dilation_w;
+    int64_t image_floats, group_floats, cig;
     const float *scale, *shift; /* NULL: no transform */
     int relu;
 } stage_job;
 
+/* One phase plane: phase row i, column j holds padded (y0 + sh*i, x0 + sw*j),
+ * i.e. input (y0 + sh*i - ph, x0 + sw*j - pw) transformed, or 0 outside. */
+static void stage_phase(const stage_job *sj, float *restrict d, const float *restrict x,
+                        float s, float t, int64_t y0, int64_t x0)
+{
+    const int64_t h = sj->in_map.h, w = sj->in_map.w;
+    const int64_t hph = sj->geo.hph, wph = sj->geo.wph, sw = sj->stride_w;
+    /* phase columns [j_lo, j_hi) fall inside the input row */
+    int64_t j_lo = 0, j_hi = 0;
+    while (j_lo < wph && x0 + sw * j_lo < sj->pad_w) j_lo++;
+    j_hi = j_lo;
+    while (j_hi < wph && x0 + sw * j_hi < sj->pad_w + w) j_hi++;
+    const int transform = sj->scale != NULL || sj->relu;
+    for (int64_t i = 0; i < hph; i++) {
+        float *drow = d + i * wph;
+        const int64_t y = y0 + sj->stride_h * i - sj->pad_h;
+        if (y < 0 || y >= h) {
+            memset(drow, 0, (size_t)wph * sizeof(float));
+            continue;
+        }
+        const float *xrow = x + y * w + (x0 + sw * j_lo - sj->pad_w);
+        for (int64_t j = 0; j < j_lo; j++) drow[j] = 0.0f;
+        float *dmid = drow + j_lo;
+        const int64_t n_mid = j_hi - j_lo;
+        if (sw == 1 && !transform) {
+            memcpy(dmid, xrow, (size_t)n_mid * sizeof(float));
+        } else if (sw == 1) {
+            for (int64_t j = 0; j < n_mid; j++) {
+                const float v = xrow[j] * s + t;
+                dmid[j] = sj->relu && v < 0.0f ? 0.0f : v; /* torch.relu */
+            }
+        } else {
+            for (int64_t j = 0; j < n_mid; j++) {
+                const float v = transform ? xrow[j * sw] * s + t : xrow[j * sw];
+                dmid[j] = sj->relu && v < 0.0f ? 0.0f : v;
+            }
+        }
+        for (int64_t j = j_hi; j < wph; j++) drow[j] = 0.0f;
+    }
+}
+
 static void stage_planes(void *ctx, int64_t begin, int64_t end)
 {
     const stage_job *sj = (const stage_job *)ctx;
+    const stage_geometry *geo = &sj->geo;
     const int64_t h = sj->in_map.h, w = sj->in_map.w, c_total = sj->in_map.c;
     for (int64_t plane = begin; plane < end; plane++) {
         const int64_t n = plane / c_total, c = plane % c_total;
         const int64_t g = c / sj->cig, cl = c % sj->cig;
         const float *x = sj->in + n * sj->in_map.batch_stride + c * h * w;
         float *d = sj->staged + n * sj->image_floats + g * sj->group_floats +
-                   cl * sj->hp * sj->wp;
+                   cl * geo->chan_floats;
         const float s = sj->scale ? sj->scale[c] : 1.0f;
         const float t = sj->scale ? sj->shift[c] : 0.0f;
-        memset(d, 0, (size_t)(sj->pad_h * sj->wp) * sizeof(float));
-        for (int64_t y = 0; y < h; y++) {
-            float *drow = d + (y + sj->pad_h) * sj->wp;
-            const float *xrow = x + y * w;
-            for (int64_t i = 0; i < sj->pad_w; i++) drow[i] = 0.0f;
-            float *dmid = drow + sj->pad_w;
-            if (sj->scale != NULL || sj->relu) {
-                for (int64_t i = 0; i < w; i++) {
-                    const float v = xrow[i] * s + t;
-                    dmid[i] = sj->relu && v < 0.0f ? 0.0f : v; /* torch.relu */
-                }
-            } else {
-                memcpy(dmid, xrow, (size_t)w * sizeof(float));
-            }
-            for (int64_t i = sj->pad_w + w; i < sj->wp; i++) drow[i] = 0.0f;
+        for (int64_t a = 0; a < sj->stride_h; a++) {
+            if (!phase_used(a, sj->kernel_h, sj->stride_h, sj->dilation_h))
+                continue;
+            for (int64_t b = 0; b < sj->stride_w; b++)
+                if (phase_used(b, sj->kernel_w, sj->stride_w, sj->dilation_w))
+                    stage_phase(sj, d + (a * sj->stride_w + b) * geo->plane_floats, x, s, t,
+                                a, b);
         }
-        memset(d + (h + sj->pad_h) * sj->wp, 0, (size_t)(sj->pad_h * sj->wp) * sizeof(float));
         /* the slack after a group's last plane (read by dropped columns) */
         if (cl == sj->cig - 1) {
-            float *slack = sj->staged + n * sj->image_floats + (g + 1) * sj->group_floats -
-                           (sj->group_floats - sj->cig * sj->hp * sj->wp);
-            memset(slack, 0, (size_t)(sj->group_floats - sj->cig * sj->hp * sj->wp) *
-                             sizeof(float));
+            const int64_t used = sj->cig * geo->chan_floats;
+            memset(sj->staged + n * sj->image_floats + g * sj->group_floats + used, 0,
+                   (size_t)(sj->group_floats - used) * sizeof(float));
         }
     }
 }
@@ -352,8 +398,9 @@ static void stage_planes(void *ctx, int64_t begin, int64_t end)
 /* The geometry of a call, shared by the workspace-size function and the
  * kernel so the two can never disagree. */
 typedef struct {
-    int threads, contiguous, staged;
-    int64_t hp, wp, group_floats, image_floats, staged_floats;
+    int threads, staged;
+    stage_geometry geo;
+    int64_t group_floats, image_floats, staged_floats;
     int64_t columns, col_width, nc, m_blocks, slot_floats;
 } conv_plan;
 
@@ -363,20 +410,27 @@ static void plan_conv(conv_plan *pl, const sb_fmap *out, const sb_fmap *in,
     const int64_t cig = in->c / p->groups, cog = out->c / p->groups;
     const int64_t k = cig * p->kernel_h * p->kernel_w;
     const int64_t macs = out->n * out->c * out->h * out->w * k;
+    stage_geometry *geo = &pl->geo;
     pl->threads = (num_threads < 1 || macs < SB_CONV_PARALLEL_MIN_MACS) ? 1 : num_threads;
-    pl->contiguous = p->stride_h == 1 && p->stride_w == 1;
-    /* Read the input as it is when nothing needs padding or transforming
-     * and no column reads past a plane (a contiguous column run of a
-     * kernel wider than 1 would): a 1x1 convolution, or a strided one. */
-    pl->staged = transform || p->pad_h > 0 || p->pad_w > 0 ||
-                 (pl->contiguous && p->kernel_w > 1);
-    pl->hp = in->h + 2 * p->pad_h;
-    pl->wp = in->w + 2 * p->pad_w;
-    const int64_t slack = pl->contiguous ? (p->kernel_w - 1) * p->dilation_w : 0;
-    pl->group_floats = cig * pl->hp * pl->wp + slack;
+    /* Read the input as it is when it needs no padding, transform or phase
+     * split, and no column run reads past a plane (one of a kernel wider
+     * than 1 would). Otherwise stage it. */
+    const int unit_stride = p->stride_h == 1 && p->stride_w == 1;
+    pl->staged = transform || p->pad_h > 0 || p->pad_w > 0 || !unit_stride ||
+                 p->kernel_w > 1;
+    const int64_t hp = in->h + 2 * p->pad_h, wp = in->w + 2 * p->pad_w;
+    /* (unstaged: stride 1 and no padding, so one phase, the plane itself) */
+    geo->hph = ceil_div(hp, p->stride_h);
+    geo->wph = ceil_div(wp, p->stride_w);
+    geo->plane_floats = geo->hph * geo->wph;
+    geo->chan_floats = p->stride_h * p->stride_w * geo->plane_floats;
+    /* dropped columns of the last phase row run past the last plane by at
+     * most this much */
+    const int64_t slack = ((p->kernel_w - 1) * p->dilation_w) / p->stride_w;
+    pl->group_floats = cig * geo->chan_floats + slack;
     pl->image_floats = p->groups * pl->group_floats;
     pl->staged_floats = pl->staged ? in->n * pl->image_floats : 0;
-    pl->col_width = pl->contiguous ? pl->wp : out->w;
+    pl->col_width = geo->wph;
     pl->columns = out->h * pl->col_width;
     /* Column blocks: as wide as fits L2, but narrow enough to give every
      * thread about two tiles when there are few images. */
@@ -386,7 +440,7 @@ static void plan_conv(conv_plan *pl, const sb_fmap *out, const sb_fmap *in,
     nc_panels = max64(1, min64(nc_panels, NC_PANELS_MAX));
     pl->nc = nc_panels * NR;
     pl->m_blocks = ceil_div(cog, MR);
-    pl->slot_floats = KC_MAX * pl->nc + pl->m_blocks * MR * pl->nc;
+    pl->slot_floats = KC_MAX * NR + pl->m_blocks * MR * pl->nc;
 }
 
 static int conv_args_ok(const sb_fmap *out, const sb_fmap *in, const sb_conv2d_params *p)
@@ -469,7 +523,7 @@ sb_status sb_conv2d_f32_packed(float *out_data, const sb_fmap *out,
     job.residual = f->residual;
     job.residual_map = f->residual_map;
     job.relu = f->out_relu;
-    job.contiguous = pl.contiguous;
+    job.geo = pl.geo;
     job.columns = pl.columns;
     job.col_width = pl.col_width;
     job.nc = pl.nc;
@@ -480,11 +534,14 @@ sb_status sb_conv2d_f32_packed(float *out_data, const sb_fmap *out,
     job.tiles = out->n * p->groups * job.col_blocks;
     job.slots = min64(pl.threads, job.tiles);
     job.slot_floats = pl.slot_floats;
-    job.ukernel = sb_gemm_ukernel_active();
+    job.slot_space = workspace + pl.staged_floats;
+    job.gemm = sb_gemm_ukernel_active();
+    job.igemm = sb_igemm_ukernel_active();
 
     if (pl.staged) {
-        float *staged = workspace;
-        stage_job sj = {in_data, *in, staged, p->pad_h, p->pad_w, pl.hp, pl.wp,
+        stage_job sj = {in_data, *in, workspace, pl.geo,
+                        p->pad_h, p->pad_w, p->stride_h, p->stride_w,
+                        p->kernel_h, p->kernel_w, p->dilation_h, p->dilation_w,
                         pl.image_floats, pl.group_floats, job.cig,
                         f->in_scale, f->in_shift, f->in_relu};
         const int64_t planes = in->n * in->c;
@@ -492,20 +549,14 @@ sb_status sb_conv2d_f32_packed(float *out_data, const sb_fmap *out,
             sb_parallel_for(planes, 16, stage_planes, &sj);
         else
             stage_planes(&sj, 0, planes);
-        job.src = staged;
+        job.src = workspace;
         job.src_image = pl.image_floats;
         job.src_group = pl.group_floats;
-        job.src_plane = pl.hp * pl.wp;
-        job.src_row = pl.wp;
-        job.slot_space = workspace + pl.staged_floats;
     } else {
-        /* No padding (so Hp, Wp are H, W) and no transform: read in place. */
+        /* stride 1, no padding, no transform: read the input in place */
         job.src = in_data;
         job.src_image = in->batch_stride;
         job.src_group = job.cig * in->h * in->w;
-        job.src_plane = in->h * in->w;
-        job.src_row = in->w;
-        job.slot_space = workspace + pl.staged_floats;
     }
     if (job.slots <= 1)
         run_slot(&job, 0, 1);

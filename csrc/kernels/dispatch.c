@@ -72,3 +72,12 @@ sb_gemm_ukernel sb_gemm_ukernel_active(void)
 #endif
     return sb_gemm_f32_ukernel_6x16__scalar;
 }
+
+sb_igemm_ukernel sb_igemm_ukernel_active(void)
+{
+#ifdef SB_HAVE_AVX2_KERNELS
+    if (sb_get_isa() == SB_ISA_AVX2)
+        return sb_igemm_f32_ukernel_6x16__avx2;
+#endif
+    return sb_igemm_f32_ukernel_6x16__scalar;
+}

@@ -8,7 +8,14 @@
  *   b: kc x NR, k-major (b[p*NR + j] = B[p, j])   -- packed input columns
  *   acc[i][j] = sum_p a[p*MR + i] * b[p*NR + j], p = 0, 1, ..., kc-1 in order
  * then, when accumulate is set, acc += c (the sums of earlier k-blocks of
- * the same tile), and stores acc to c (row stride ldc). The epilogue (bias,
+ * the same tile), and stores acc to c (row stride ldc).
+ *
+ * The "igemm" (indirect GEMM) variant reads row p of B not from a packed
+ * panel but wherever it lies: b + b_offsets[p] (NR floats, any alignment).
+ * The convolution uses it with stride 1, where every row of its im2col
+ * matrix is a contiguous run of the padded input plane, so no packing pass
+ * is needed at all. It sums in the same order as the packed variant, so the
+ * two give the same bits for the same numbers. The epilogue (bias,
  * residual, ReLU) is the caller's, applied when it copies finished tiles
  * out. Every variant sums in the same order (p ascending, one multiply-add
  * per term), so a result never depends on how the caller split the work
@@ -23,8 +30,15 @@
 typedef void (*sb_gemm_ukernel)(int64_t kc, const float *a, const float *b, float *c,
                                 int64_t ldc, int accumulate);
 
+typedef void (*sb_igemm_ukernel)(int64_t kc, const float *a, const float *b,
+                                 const int64_t *b_offsets, float *c, int64_t ldc,
+                                 int accumulate);
+
 void sb_gemm_f32_ukernel_6x16__scalar(int64_t kc, const float *a, const float *b, float *c,
                                       int64_t ldc, int accumulate);
+void sb_igemm_f32_ukernel_6x16__scalar(int64_t kc, const float *a, const float *b,
+                                       const int64_t *b_offsets, float *c, int64_t ldc,
+                                       int accumulate);
 #if defined(__x86_64__) || defined(_M_X64) || defined(__i386__)
 #if defined(__GNUC__) || defined(__clang__)
 #define SB_HAVE_AVX2_KERNELS 1
@@ -33,10 +47,14 @@ void sb_gemm_f32_ukernel_6x16__scalar(int64_t kc, const float *a, const float *b
 #define SB_TARGET_AVX2 __attribute__((target("avx2,fma")))
 void sb_gemm_f32_ukernel_6x16__avx2(int64_t kc, const float *a, const float *b, float *c,
                                     int64_t ldc, int accumulate);
+void sb_igemm_f32_ukernel_6x16__avx2(int64_t kc, const float *a, const float *b,
+                                     const int64_t *b_offsets, float *c, int64_t ldc,
+                                     int accumulate);
 #endif
 #endif
 
-/* The micro-kernel of the ISA selected now (sb_get_isa). */
+/* The micro-kernels of the ISA selected now (sb_get_isa). */
 sb_gemm_ukernel sb_gemm_ukernel_active(void);
+sb_igemm_ukernel sb_igemm_ukernel_active(void);
 
 #endif /* SB_GEMM_UKERNEL_H */

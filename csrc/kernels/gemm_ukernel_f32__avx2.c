@@ -1,6 +1,6 @@
 /*
- * gemm_ukernel_f32__avx2.c -- the AVX2 + FMA 6x16 micro-kernel of the packed
- * convolution (contract in gemm_ukernel.h).
+ * gemm_ukernel_f32__avx2.c -- the AVX2 + FMA 6x16 micro-kernels of the
+ * packed convolution, packed-B and indirect-B (contract in gemm_ukernel.h).
  *
  * Twelve ymm accumulators hold the 6 x 16 tile (two 8-float halves per
  * row); each k step loads one 16-float row of packed B (2 loads), broadcasts
@@ -16,9 +16,11 @@
 #ifdef SB_HAVE_AVX2_KERNELS
 #include <immintrin.h>
 
-SB_TARGET_AVX2 void sb_gemm_f32_ukernel_6x16__avx2(int64_t kc, const float *restrict a,
-                                    const float *restrict b, float *restrict c,
-                                    int64_t ldc, int accumulate)
+/* Both variants: row p of B is b + p*NR (b_offsets NULL) or b + b_offsets[p].
+ * Inlined into each with a constant b_offsets, so each is specialised. */
+static inline __attribute__((always_inline)) SB_TARGET_AVX2 void
+tile_6x16(int64_t kc, const float *restrict a, const float *restrict b,
+          const int64_t *restrict b_offsets, float *restrict c, int64_t ldc, int accumulate)
 {
     __m256 c00 = _mm256_setzero_ps(), c01 = _mm256_setzero_ps();
     __m256 c10 = _mm256_setzero_ps(), c11 = _mm256_setzero_ps();
@@ -27,8 +29,9 @@ SB_TARGET_AVX2 void sb_gemm_f32_ukernel_6x16__avx2(int64_t kc, const float *rest
     __m256 c40 = _mm256_setzero_ps(), c41 = _mm256_setzero_ps();
     __m256 c50 = _mm256_setzero_ps(), c51 = _mm256_setzero_ps();
     for (int64_t p = 0; p < kc; p++) {
-        const __m256 b0 = _mm256_loadu_ps(b);
-        const __m256 b1 = _mm256_loadu_ps(b + 8);
+        const float *bp = b_offsets != NULL ? b + b_offsets[p] : b + p * SB_CONV_NR;
+        const __m256 b0 = _mm256_loadu_ps(bp);
+        const __m256 b1 = _mm256_loadu_ps(bp + 8);
         __m256 ai;
         ai = _mm256_broadcast_ss(a + 0);
         c00 = _mm256_fmadd_ps(ai, b0, c00); c01 = _mm256_fmadd_ps(ai, b1, c01);
@@ -43,7 +46,6 @@ SB_TARGET_AVX2 void sb_gemm_f32_ukernel_6x16__avx2(int64_t kc, const float *rest
         ai = _mm256_broadcast_ss(a + 5);
         c50 = _mm256_fmadd_ps(ai, b0, c50); c51 = _mm256_fmadd_ps(ai, b1, c51);
         a += SB_CONV_MR;
-        b += SB_CONV_NR;
     }
     __m256 acc[SB_CONV_MR][2] = {{c00, c01}, {c10, c11}, {c20, c21},
                                  {c30, c31}, {c40, c41}, {c50, c51}};
@@ -57,6 +59,22 @@ SB_TARGET_AVX2 void sb_gemm_f32_ukernel_6x16__avx2(int64_t kc, const float *rest
         _mm256_storeu_ps(ci, lo);
         _mm256_storeu_ps(ci + 8, hi);
     }
+}
+
+SB_TARGET_AVX2 void sb_gemm_f32_ukernel_6x16__avx2(int64_t kc, const float *restrict a,
+                                                   const float *restrict b, float *restrict c,
+                                                   int64_t ldc, int accumulate)
+{
+    tile_6x16(kc, a, b, NULL, c, ldc, accumulate);
+}
+
+SB_TARGET_AVX2 void sb_igemm_f32_ukernel_6x16__avx2(int64_t kc, const float *restrict a,
+                                                    const float *restrict b,
+                                                    const int64_t *restrict b_offsets,
+                                                    float *restrict c, int64_t ldc,
+                                                    int accumulate)
+{
+    tile_6x16(kc, a, b, b_offsets, c, ldc, accumulate);
 }
 #else
 /* Not an x86 GCC/clang build: no AVX2 kernel (dispatch.c never asks). */

@@ -43,6 +43,7 @@
 
 #include "sb_parallel.h"
 #include "skipblocks.h"
+#include "../kernels/gemm_ukernel.h" /* internal: the micro-kernels, tested directly */
 
 #define TOL_SUM 1e-5     /* conv2d, linear, fused conv: reordered float sums, vs mag */
 #define TOL_ACCUM 1e-6   /* bn stats/fold, adaptive pool, sigmoid vs double */
@@ -1370,6 +1371,82 @@ static void test_elementwise(void)
     report("channel_scale (exact)", cases, bad ? 1.0 : 0.0, 0.0, bad);
 }
 
+/* The micro-kernels themselves, per ISA: the packed-B kernel against a
+ * double-precision sum, and the indirect-B kernel against the packed-B
+ * kernel of the same ISA, which must give the same bits (same terms, same
+ * order) with its rows scattered at odd offsets (unaligned loads). kc
+ * covers 0 (stores zeros), 1, odd values and the 256 K block; accumulate
+ * on and off. */
+static void test_ukernels(void)
+{
+    enum { MR = SB_CONV_MR, NR = SB_CONV_NR, KMAX = 257, LDC = NR + 3 };
+    static const int64_t kcs[] = {0, 1, 2, 7, 16, 255, 256, 257};
+    struct { const char *name; sb_gemm_ukernel gemm; sb_igemm_ukernel igemm; } isas[2] = {
+        {"scalar", sb_gemm_f32_ukernel_6x16__scalar, sb_igemm_f32_ukernel_6x16__scalar}};
+    int n_isas = 1;
+#ifdef SB_HAVE_AVX2_KERNELS
+    if (sb_isa_available(SB_ISA_AVX2)) {
+        isas[1].name = "avx2";
+        isas[1].gemm = sb_gemm_f32_ukernel_6x16__avx2;
+        isas[1].igemm = sb_igemm_f32_ukernel_6x16__avx2;
+        n_isas = 2;
+    }
+#endif
+    const int64_t spread = NR + 5; /* scattered rows: NR floats every 21 */
+    float *a = alloc_f(KMAX * MR), *b = alloc_f(KMAX * NR);
+    float *scattered = alloc_f(KMAX * spread + 1);
+    float *c_init = alloc_f(MR * LDC), *c_gemm = alloc_f(MR * LDC), *c_igemm = alloc_f(MR * LDC);
+    int64_t offsets[KMAX];
+    fill_rand(a, KMAX * MR);
+    fill_rand(b, KMAX * NR);
+    fill_rand(c_init, MR * LDC);
+    fill_val(scattered, KMAX * spread + 1, SENTINEL);
+    for (int64_t p = 0; p < KMAX; p++) {
+        offsets[p] = 1 + p * spread + (p % 3); /* odd, uneven: never 32-byte aligned */
+        memcpy(scattered + offsets[p], b + p * NR, NR * sizeof(float));
+    }
+    for (int i = 0; i < n_isas; i++) {
+        int64_t cases = 0, bad = 0;
+        double worst = 0.0;
+        for (size_t ki = 0; ki < sizeof kcs / sizeof kcs[0]; ki++) {
+            const int64_t kc = kcs[ki];
+            for (int accumulate = 0; accumulate <= 1; accumulate++) {
+                memcpy(c_gemm, c_init, MR * LDC * sizeof(float));
+                memcpy(c_igemm, c_init, MR * LDC * sizeof(float));
+                isas[i].gemm(kc, a, b, c_gemm, LDC, accumulate);
+                isas[i].igemm(kc, a, scattered, offsets, c_igemm, LDC, accumulate);
+                bad += count_not_same(c_gemm, c_igemm, MR * LDC);
+                for (int r = 0; r < MR; r++) {
+                    for (int j = 0; j < LDC; j++) {
+                        const float got = c_gemm[r * LDC + j];
+                        if (j >= NR) { /* past the tile: untouched */
+                            bad += !same_float(got, c_init[r * LDC + j]);
+                            continue;
+                        }
+                        double sum = 0.0, mag = 0.0;
+                        for (int64_t p = 0; p < kc; p++) {
+                            sum += (double)a[p * MR + r] * b[p * NR + j];
+                            mag += fabs((double)a[p * MR + r] * b[p * NR + j]);
+                        }
+                        if (accumulate) {
+                            sum += c_init[r * LDC + j];
+                            mag += fabs(c_init[r * LDC + j]);
+                        }
+                        const double d = fabs(got - sum) / (1.0 + mag);
+                        if (!(d <= worst))
+                            worst = d;
+                    }
+                }
+                cases++;
+            }
+        }
+        char name[64];
+        snprintf(name, sizeof name, "gemm/igemm 6x16 ukernels (%s)", isas[i].name);
+        report(name, cases, worst, TOL_SUM, bad);
+    }
+    free(a); free(b); free(scattered); free(c_init); free(c_gemm); free(c_igemm);
+}
+
 static void test_status(void)
 {
     int64_t bad = 0;
@@ -1385,6 +1462,7 @@ int main(void)
 {
     test_status();
     find_isas();
+    test_ukernels();
     test_conv();
     test_conv_packed_fused();
     test_linear();
