@@ -7,10 +7,12 @@
   for every thread count: work is split over output tiles, never inside a sum.
 - ``set_isa(name)`` / ``get_isa()`` / ``available_isas()``: the instruction set
   of the convolution micro-kernels, chosen at run time from what the CPU
-  supports ('avx2' on x86-64 CPUs with AVX2 and FMA, else 'scalar', the
-  portable C path every build has). Forcing one ('scalar', 'avx2', or 'auto'
-  for the best) is for tests and benchmarks; so is the environment variable
-  ``SKIPBLOCKS_ISA``, read at import.
+  supports ('avx512' on x86-64 CPUs with AVX-512F, AVX2 and FMA; 'avx2' on
+  those with AVX2 and FMA; else 'scalar', the portable C path every build
+  has). Forcing one ('scalar', 'avx2', 'avx512', or 'auto' for the best) is
+  for tests and benchmarks; so is the environment variable
+  ``SKIPBLOCKS_ISA``, read at import. Forcing an ISA the CPU lacks raises
+  ValueError.
 """
 import os
 import threading
@@ -34,12 +36,13 @@ def get_num_threads():
 
 
 def set_isa(name):
-    """Forces the instruction set of the kernels: 'auto', 'scalar' or 'avx2'."""
+    """Forces the instruction set of the kernels: 'auto', 'scalar', 'avx2' or
+    'avx512' (ValueError if this CPU or build cannot run it)."""
     _C.set_isa(name)
 
 
 def get_isa():
-    """The instruction set in use: 'scalar' or 'avx2'."""
+    """The instruction set in use: 'scalar', 'avx2' or 'avx512'."""
     return _C.get_isa()
 
 

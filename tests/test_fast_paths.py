@@ -38,6 +38,7 @@ from helpers import (assert_parity, assert_state_dict_parity, diff_report, load_
                      poison_heap, randn, randomize_, to_torch, uniform)
 
 ISAS = sb.available_isas()
+_BEST_ISA = [isa for isa in ("avx512", "avx2", "scalar") if isa in ISAS][0]
 
 _PKG_PARENT = os.path.dirname(os.path.dirname(os.path.abspath(sb.__file__)))
 
@@ -50,11 +51,13 @@ _PKG_PARENT = os.path.dirname(os.path.dirname(os.path.abspath(sb.__file__)))
 def test_available_isas_sane():
     assert "scalar" in ISAS, ISAS
     assert len(set(ISAS)) == len(ISAS)
-    assert set(ISAS) <= {"scalar", "avx2"}, ISAS
+    assert set(ISAS) <= {"scalar", "avx2", "avx512"}, ISAS
+    # each ISA implies the ones below it (AVX-512 runs the AVX2 kernels too)
+    assert "avx512" not in ISAS or "avx2" in ISAS, ISAS
     previous = sb.get_isa()
     try:
         sb.set_isa("auto")
-        assert sb.get_isa() == ("avx2" if "avx2" in ISAS else "scalar")
+        assert sb.get_isa() == _BEST_ISA
     finally:
         sb.set_isa(previous)
 
@@ -741,7 +744,7 @@ def test_env_isa(value):
 def test_env_isa_auto_and_invalid():
     auto = _python("import skipblocks; print(skipblocks.get_isa())", SKIPBLOCKS_ISA="auto")
     assert auto.returncode == 0, auto.stderr
-    assert auto.stdout.strip() == ("avx2" if "avx2" in ISAS else "scalar"), auto.stdout
+    assert auto.stdout.strip() == _BEST_ISA, auto.stdout
     bad = _python("""
         try:
             import skipblocks
@@ -779,9 +782,14 @@ def test_runtime_argument_checks(restore_threads):
     sb.set_num_threads(3)
     assert sb.get_num_threads() == 3
     isa_before = sb.get_isa()
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="'scalar', 'avx2' or 'avx512'"):
         sb.set_isa("nope")
     assert sb.get_isa() == isa_before
+    # an ISA this CPU lacks is refused by name, and nothing changes
+    for name in {"avx2", "avx512"} - set(ISAS):
+        with pytest.raises(ValueError, match="cannot run " + name):
+            sb.set_isa(name)
+        assert sb.get_isa() == isa_before
     for name in ISAS:
         sb.set_isa(name)
         assert sb.get_isa() == name

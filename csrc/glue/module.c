@@ -1402,7 +1402,7 @@ static PyObject *py_get_isa(PyObject *self, PyObject *unused)
     return PyUnicode_FromString(sb_isa_name(sb_get_isa()));
 }
 
-static const sb_isa all_isas[] = {SB_ISA_SCALAR, SB_ISA_AVX2};
+static const sb_isa all_isas[] = {SB_ISA_SCALAR, SB_ISA_AVX2, SB_ISA_AVX512};
 
 static PyObject *py_available_isas(PyObject *self, PyObject *unused)
 {
@@ -1421,7 +1421,7 @@ static PyObject *py_available_isas(PyObject *self, PyObject *unused)
     return names;
 }
 
-/* set_isa("scalar" | "avx2" | "auto") */
+/* set_isa("scalar" | "avx2" | "avx512" | "auto") */
 static PyObject *py_set_isa(PyObject *self, PyObject *arg)
 {
     const char *name = PyUnicode_AsUTF8(arg);
@@ -1439,7 +1439,7 @@ static PyObject *py_set_isa(PyObject *self, PyObject *arg)
         Py_RETURN_NONE;
     }
     PyErr_Format(PyExc_ValueError, "set_isa: unknown instruction set %R (expected 'auto', "
-                 "'scalar' or 'avx2')", arg);
+                 "'scalar', 'avx2' or 'avx512')", arg);
     return NULL;
 }
 
@@ -1477,7 +1477,7 @@ static PyMethodDef methods[] = {
     {"get_num_threads", py_get_num_threads, METH_NOARGS, "get_num_threads()"},
     {"set_num_threads", py_set_num_threads, METH_O, "set_num_threads(n)"},
     {"get_isa", py_get_isa, METH_NOARGS, "get_isa() -> name of the ISA in use"},
-    {"set_isa", py_set_isa, METH_O, "set_isa(name): 'auto', 'scalar' or 'avx2'"},
+    {"set_isa", py_set_isa, METH_O, "set_isa(name): 'auto', 'scalar', 'avx2' or 'avx512'"},
     {"available_isas", py_available_isas, METH_NOARGS, "available_isas() -> list of names"},
     {NULL, NULL, 0, NULL}};
 

@@ -206,7 +206,10 @@ sb_status sb_linear_f32__ref(float *out, const float *in, const float *weight,
 /* ------------------------------------------------------------------ */
 typedef enum {
     SB_ISA_SCALAR = 0,
-    SB_ISA_AVX2 = 1 /* AVX2 + FMA (x86-64) */
+    SB_ISA_AVX2 = 1,  /* AVX2 + FMA (x86-64) */
+    SB_ISA_AVX512 = 2 /* AVX-512F, with AVX2 + FMA (x86-64): the convolution's
+                       * 6x32 micro-kernel on zmm registers; the other kernels
+                       * run their AVX2 variants */
 } sb_isa;
 
 /* Nonzero when this build and this CPU can run `isa`. */

@@ -162,6 +162,7 @@ typedef struct {
     int64_t slot_floats;
     sb_gemm_ukernel gemm;   /* the packed final panel */
     sb_igemm_ukernel igemm; /* full panels, read in place */
+    sb_igemm_ukernel igemm_wide; /* pairs of full panels, or NULL */
 } conv_job;
 
 /* Where row k = (c, ky, kx) of the column matrix starts, for k in [k0,
@@ -269,7 +270,12 @@ static void run_tile(const conv_job *job, int64_t tile_index, float *restrict sl
         for (int64_t mb = 0; mb < job->m_blocks; mb++) {
             const float *a = group_weights + mb * (MR + job->k * MR) + MR + k0 * MR;
             float *c = tile + mb * MR * job->nc;
-            for (int64_t pj = 0; pj < full; pj++)
+            int64_t pj = 0;
+            if (job->igemm_wide != NULL) /* two panels per call (AVX-512) */
+                for (; pj + 1 < full; pj += 2)
+                    job->igemm_wide(kc, a, b + pj * NR, row_offset, c + pj * NR, job->nc,
+                                    kb > 0);
+            for (; pj < full; pj++)
                 job->igemm(kc, a, b + pj * NR, row_offset, c + pj * NR, job->nc, kb > 0);
             if (rest)
                 job->gemm(kc, a, panel, c + full * NR, job->nc, kb > 0);
@@ -537,6 +543,7 @@ sb_status sb_conv2d_f32_packed(float *out_data, const sb_fmap *out,
     job.slot_space = workspace + pl.staged_floats;
     job.gemm = sb_gemm_ukernel_active();
     job.igemm = sb_igemm_ukernel_active();
+    job.igemm_wide = sb_igemm_wide_ukernel_active();
 
     if (pl.staged) {
         stage_job sj = {in_data, *in, workspace, pl.geo,

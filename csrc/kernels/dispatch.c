@@ -9,9 +9,11 @@
  * best available ISA, and changed only by sb_set_isa (tests force each path
  * in turn; SKIPBLOCKS_ISA is read by the Python glue at import).
  *
- * Not done: AVX-512 kernels (the development machine has no AVX-512, and an
- * untested path is not shipped), ARM NEON kernels (ARM runs the scalar path,
- * which GCC vectorises for NEON).
+ * AVX-512 adds one kernel, the convolution's 6x32 micro-kernel; everything
+ * else runs its AVX2 variant under it (an AVX-512 CPU has AVX2 and FMA).
+ *
+ * Not done: ARM NEON kernels (ARM runs the scalar path, which GCC
+ * vectorises for NEON).
  */
 #include "gemm_ukernel.h"
 
@@ -29,13 +31,40 @@ int sb_isa_available(sb_isa isa)
 #else
         return 0;
 #endif
+    case SB_ISA_AVX512:
+#ifdef SB_HAVE_AVX2_KERNELS
+        /* (GCC's check also asks the OS whether it saves zmm state) */
+        __builtin_cpu_init();
+        return sb_isa_available(SB_ISA_AVX2) && __builtin_cpu_supports("avx512f");
+#else
+        return 0;
+#endif
     }
     return 0;
 }
 
 sb_isa sb_isa_best(void)
 {
+    if (sb_isa_available(SB_ISA_AVX512))
+        return SB_ISA_AVX512;
     return sb_isa_available(SB_ISA_AVX2) ? SB_ISA_AVX2 : SB_ISA_SCALAR;
+}
+
+/* The AVX2 kernels serve under AVX-512 too. */
+static int avx2_kernels_selected(void)
+{
+    const sb_isa isa = sb_get_isa();
+    return isa == SB_ISA_AVX2 || isa == SB_ISA_AVX512;
+}
+
+static int sb_test_avx512_source = 0;
+
+int sb_test_use_avx512_source_on_avx2(int on)
+{
+    if (!sb_isa_available(SB_ISA_AVX2))
+        return -1;
+    sb_test_avx512_source = on != 0;
+    return 0;
 }
 
 sb_status sb_set_isa(sb_isa isa)
@@ -60,6 +89,8 @@ const char *sb_isa_name(sb_isa isa)
         return "scalar";
     case SB_ISA_AVX2:
         return "avx2";
+    case SB_ISA_AVX512:
+        return "avx512";
     }
     return "unknown";
 }
@@ -67,7 +98,7 @@ const char *sb_isa_name(sb_isa isa)
 sb_gemm_ukernel sb_gemm_ukernel_active(void)
 {
 #ifdef SB_HAVE_AVX2_KERNELS
-    if (sb_get_isa() == SB_ISA_AVX2)
+    if (avx2_kernels_selected())
         return sb_gemm_f32_ukernel_6x16__avx2;
 #endif
     return sb_gemm_f32_ukernel_6x16__scalar;
@@ -76,8 +107,19 @@ sb_gemm_ukernel sb_gemm_ukernel_active(void)
 sb_igemm_ukernel sb_igemm_ukernel_active(void)
 {
 #ifdef SB_HAVE_AVX2_KERNELS
-    if (sb_get_isa() == SB_ISA_AVX2)
+    if (avx2_kernels_selected())
         return sb_igemm_f32_ukernel_6x16__avx2;
 #endif
     return sb_igemm_f32_ukernel_6x16__scalar;
+}
+
+sb_igemm_ukernel sb_igemm_wide_ukernel_active(void)
+{
+#ifdef SB_HAVE_AVX2_KERNELS
+    if (sb_get_isa() == SB_ISA_AVX512)
+        return sb_igemm_f32_ukernel_6x32__avx512;
+    if (sb_get_isa() == SB_ISA_AVX2 && sb_test_avx512_source)
+        return sb_igemm_f32_ukernel_6x32__avx512_source_on_avx2;
+#endif
+    return NULL;
 }

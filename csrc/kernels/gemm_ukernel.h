@@ -50,11 +50,30 @@ void sb_gemm_f32_ukernel_6x16__avx2(int64_t kc, const float *a, const float *b, 
 void sb_igemm_f32_ukernel_6x16__avx2(int64_t kc, const float *a, const float *b,
                                      const int64_t *b_offsets, float *c, int64_t ldc,
                                      int accumulate);
+/* Two adjacent 16-column panels at once (6 x 32); gemm_ukernel_f32__avx512.c.
+ * The second is the same source compiled for AVX2, for tests. */
+void sb_igemm_f32_ukernel_6x32__avx512(int64_t kc, const float *a, const float *b,
+                                       const int64_t *b_offsets, float *c, int64_t ldc,
+                                       int accumulate);
+void sb_igemm_f32_ukernel_6x32__avx512_source_on_avx2(int64_t kc, const float *a,
+                                                      const float *b,
+                                                      const int64_t *b_offsets, float *c,
+                                                      int64_t ldc, int accumulate);
 #endif
 #endif
 
-/* The micro-kernels of the ISA selected now (sb_get_isa). */
+/* The micro-kernels of the ISA selected now (sb_get_isa). The wide one
+ * covers two adjacent panels per call; NULL when the ISA has none (then
+ * callers use the 16-column igemm kernel panel by panel). */
 sb_gemm_ukernel sb_gemm_ukernel_active(void);
 sb_igemm_ukernel sb_igemm_ukernel_active(void);
+sb_igemm_ukernel sb_igemm_wide_ukernel_active(void);
+
+/* Tests only (csrc/tests/test_kernels.c): with `on` set and AVX2 selected,
+ * sb_igemm_wide_ukernel_active() returns the AVX-512 kernel's source
+ * compiled for AVX2, so the convolution runs the AVX-512 path's logic on a
+ * CPU without AVX-512. Returns 0, or -1 (nothing changed) when this build
+ * or CPU has no AVX2. */
+int sb_test_use_avx512_source_on_avx2(int on);
 
 #endif /* SB_GEMM_UKERNEL_H */

@@ -192,33 +192,61 @@ static int64_t count_bad_gaps(const float *y, const sb_fmap *m)
 
 /* The ISAs the packed kernels are checked on: scalar always (the path every
  * build has), AVX2 when this build and this CPU have it. */
-static sb_isa g_isas[2];
+/* The kernel paths every ISA-dependent check runs on: each ISA this CPU
+ * has, plus, on an AVX2 CPU, "avx512-source": the convolution's AVX-512
+ * micro-kernel compiled from the same source for AVX2
+ * (sb_test_use_avx512_source_on_avx2), so the AVX-512 path's logic (pairs
+ * of panels, the single-panel remainders) is checked on a CPU without
+ * AVX-512. It must give exactly what the AVX2 path gives. */
+enum { MAX_PATHS = 4 };
+static struct { sb_isa isa; int avx512_source; } g_isas[MAX_PATHS];
 static int g_n_isas = 0;
 /* Thread counts of the threaded checks; 3 does not divide the usual tile
  * counts, so the split is uneven. */
 static const int g_threads[] = {1, 2, 3};
 enum { N_THREADS = sizeof g_threads / sizeof g_threads[0] };
 
+static const char *path_name(int i)
+{
+    return g_isas[i].avx512_source ? "avx512-source-on-avx2" : sb_isa_name(g_isas[i].isa);
+}
+
+static void add_path(sb_isa isa, int avx512_source)
+{
+    g_isas[g_n_isas].isa = isa;
+    g_isas[g_n_isas].avx512_source = avx512_source;
+    g_n_isas++;
+}
+
 static void find_isas(void)
 {
     int64_t bad = 0;
-    g_isas[g_n_isas++] = SB_ISA_SCALAR;
-    if (sb_isa_available(SB_ISA_AVX2))
-        g_isas[g_n_isas++] = SB_ISA_AVX2;
-    else
+    add_path(SB_ISA_SCALAR, 0);
+    if (sb_isa_available(SB_ISA_AVX2)) {
+        add_path(SB_ISA_AVX2, 0);
+        add_path(SB_ISA_AVX2, 1);
+    } else {
         expect_status("set_isa(avx2) without AVX2", sb_set_isa(SB_ISA_AVX2), SB_ERR_ARGUMENT, &bad);
-    printf("ISAs checked:");
+        bad += sb_test_use_avx512_source_on_avx2(1) != -1;
+    }
+    if (sb_isa_available(SB_ISA_AVX512))
+        add_path(SB_ISA_AVX512, 0);
+    else
+        expect_status("set_isa(avx512) without AVX-512", sb_set_isa(SB_ISA_AVX512), SB_ERR_ARGUMENT, &bad);
+    printf("kernel paths checked:");
     for (int i = 0; i < g_n_isas; i++)
-        printf(" %s", sb_isa_name(g_isas[i]));
-    printf("  (best on this CPU: %s)\n", sb_isa_name(sb_isa_best()));
+        printf(" %s", path_name(i));
+    printf("  (best ISA on this CPU: %s)\n", sb_isa_name(sb_isa_best()));
     bad += !sb_isa_available(SB_ISA_SCALAR) || !sb_isa_available(sb_isa_best());
     report("isa dispatch", g_n_isas, 0.0, 0.0, bad);
 }
 
-static void use_isa(sb_isa isa, int64_t *bad)
+static void use_isa(int path, int64_t *bad)
 {
-    expect_status("sb_set_isa", sb_set_isa(isa), SB_OK, bad);
-    *bad += sb_get_isa() != isa;
+    expect_status("sb_set_isa", sb_set_isa(g_isas[path].isa), SB_OK, bad);
+    *bad += sb_get_isa() != g_isas[path].isa;
+    if (g_isas[path].avx512_source || sb_isa_available(SB_ISA_AVX2))
+        *bad += sb_test_use_avx512_source_on_avx2(g_isas[path].avx512_source) != 0;
 }
 
 /* The pool size and the kernel's num_threads are set together, so a split
@@ -237,7 +265,7 @@ static void report_isa(const char *what, int isa_index, int64_t cases, double wo
                        int64_t bad)
 {
     char name[80];
-    snprintf(name, sizeof name, "%s (%s)", what, sb_isa_name(g_isas[isa_index]));
+    snprintf(name, sizeof name, "%s (%s)", what, path_name(isa_index));
     report(name, cases, worst, tol, bad);
 }
 
@@ -299,7 +327,7 @@ static void run_conv(const conv_case *t, double worst[], int64_t bad[])
     expect_status("conv mag", sb_conv2d_f32__ref(y_mag, &out, x_abs, &in, w_abs, t->bias ? b_abs : NULL, &p), SB_OK, &bad[0]);
     const int64_t ws_count = sb_conv2d_f32_workspace_floats(&out, &in, &p);
     for (int i = 0; i < g_n_isas; i++) {
-        use_isa(g_isas[i], &bad[i]);
+        use_isa(i, &bad[i]);
         float *y = alloc_f(out_count);
         float *ws = alloc_f(ws_count);   /* exact size: valgrind catches overruns */
         prefill_map(y, &out);
@@ -308,7 +336,7 @@ static void run_conv(const conv_case *t, double worst[], int64_t bad[])
         bad[i] += count_bad_gaps(y, &out);
         bad[i] += count_not_same(x, x_copy, in_count);
         if (d > TOL_SUM)
-            print_conv_case("conv", t, sb_isa_name(g_isas[i]), d);
+            print_conv_case("conv", t, path_name(i), d);
         if (!(d <= worst[i]))
             worst[i] = d;
         free(y); free(ws);
@@ -319,8 +347,8 @@ static void run_conv(const conv_case *t, double worst[], int64_t bad[])
 
 static void test_conv(void)
 {
-    double worst[2] = {0.0, 0.0};
-    int64_t cases = 0, bad[2] = {0, 0};
+    double worst[MAX_PATHS] = {0.0};
+    int64_t cases = 0, bad[MAX_PATHS] = {0};
 
     /* Hand-picked: the shapes of the document's blocks, the edge cases, and
      * the packed path's blocking: the 6 x 16 register tile (MR output
@@ -440,7 +468,7 @@ static void test_conv(void)
         x[0] = 0.0f;
         wt[2 * 27 + 0 * 9 + 4] = INFINITY;    /* oc 2, ci 0, centre tap: hits x[0] = 0 at (0, 0) */
         b = 0;
-        use_isa(g_isas[i], &b);
+        use_isa(i, &b);
         expect_status("conv nan", sb_conv2d_f32(y, &out, x, &in, wt, NULL, &p, ws), SB_OK, &b);
         expect_status("conv nan ref", sb_conv2d_f32__ref(y_ref, &out, x, &in, wt, NULL, &p), SB_OK, &b);
         for (int oc = 0; oc < 4; oc++)   /* every output channel sees the NaN at (3,3) */
@@ -610,7 +638,7 @@ static void run_fused(const fused_case *f, double worst[], int64_t bad[], int64_
 
     float *y_one = alloc_f(out_count);   /* 1 thread's result, per ISA */
     for (int i = 0; i < g_n_isas; i++) {
-        use_isa(g_isas[i], &bad[i]);
+        use_isa(i, &bad[i]);
         for (int ti = 0; ti < N_THREADS; ti++) {
             const int nt = g_threads[ti];
             use_threads(nt, &bad[i]);
@@ -624,7 +652,7 @@ static void run_fused(const fused_case *f, double worst[], int64_t bad[], int64_
             bad[i] += count_not_same(res, res_copy, r_count);
             char detail[96];
             snprintf(detail, sizeof detail, "[%s, %d thr, transform %d, res %d, relu %d, fold %d]",
-                     sb_isa_name(g_isas[i]), nt, f->in_transform, f->residual, f->out_relu, f->fold);
+                     path_name(i), nt, f->in_transform, f->residual, f->out_relu, f->fold);
             if (d > TOL_SUM)
                 print_conv_case("fused", t, detail, d);
             if (!(d <= worst[i]))
@@ -647,8 +675,8 @@ static void run_fused(const fused_case *f, double worst[], int64_t bad[], int64_
 
 static void test_conv_packed_fused(void)
 {
-    double worst[2] = {0.0, 0.0};
-    int64_t cases = 0, threaded = 0, bad[2] = {0, 0}, split = 0;
+    double worst[MAX_PATHS] = {0.0};
+    int64_t cases = 0, threaded = 0, bad[MAX_PATHS] = {0}, split = 0;
 
     /* Large enough to be split over threads (>= 2^20 multiply-adds), one per
      * layout of the packed path: staged contiguous (3x3 stride 1), gathered
@@ -795,8 +823,8 @@ static void test_linear_packed(void)
     const int n_small = (int)(sizeof rs / sizeof rs[0] * sizeof is / sizeof is[0] *
                               sizeof os / sizeof os[0]);
     const int n_big = (int)(sizeof big / sizeof big[0]);
-    double worst[2] = {0.0, 0.0};
-    int64_t cases = 0, bad[2] = {0, 0}, split = 0;
+    double worst[MAX_PATHS] = {0.0};
+    int64_t cases = 0, bad[MAX_PATHS] = {0}, split = 0;
     for (int c = 0; c < n_small + n_big; c++)
         for (int with_bias = 0; with_bias < 2; with_bias++) {
             int64_t r, i, o;
@@ -827,7 +855,7 @@ static void test_linear_packed(void)
             float *packed = alloc_f(pw_count > 0 ? pw_count : 1);
             expect_status("linear pack", sb_linear_f32_pack_weights(packed, wt, bp, o, i), SB_OK, &bad[0]);
             for (int s = 0; s < g_n_isas; s++) {
-                use_isa(g_isas[s], &bad[s]);
+                use_isa(s, &bad[s]);
                 for (int ti = 0; ti < N_THREADS; ti++) {
                     const int nt = g_threads[ti];
                     use_threads(nt, &bad[s]);
@@ -840,7 +868,7 @@ static void test_linear_packed(void)
                     if (d > TOL_SUM)
                         printf("  linear packed rows=%lld in=%lld out=%lld bias=%d [%s, %d thr]: %.3g\n",
                                (long long)r, (long long)i, (long long)o, with_bias,
-                               sb_isa_name(g_isas[s]), nt, d);
+                               path_name(s), nt, d);
                     if (!(d <= worst[s]))
                         worst[s] = d;
                     if (ti == 0) {
@@ -849,7 +877,7 @@ static void test_linear_packed(void)
                     } else if (r * o > 0 && memcmp(y, y_one, (size_t)(r * o) * sizeof(float)) != 0) {
                         printf("  linear packed rows=%lld in=%lld out=%lld [%s, %d thr]: bits differ "
                                "from 1 thread\n", (long long)r, (long long)i, (long long)o,
-                               sb_isa_name(g_isas[s]), nt);
+                               path_name(s), nt);
                         split++;
                     }
                     free(y); free(ws);
@@ -1371,6 +1399,58 @@ static void test_elementwise(void)
     report("channel_scale (exact)", cases, bad ? 1.0 : 0.0, 0.0, bad);
 }
 
+#ifdef SB_HAVE_AVX2_KERNELS
+/* The 6x32 AVX-512 micro-kernel (two adjacent 16-column panels per call)
+ * against two calls of the AVX2 6x16 indirect kernel: the same terms in
+ * the same order with one FMA each, so the same bits. Checked for its
+ * source compiled for AVX2 on any AVX2 CPU, and for the real AVX-512 build
+ * when the CPU has AVX-512F. Rows of B are 32 floats at odd offsets. */
+static void test_wide_ukernels(void)
+{
+    enum { MR = SB_CONV_MR, KMAX = 257, LDC = 32 + 5 };
+    static const int64_t kcs[] = {0, 1, 3, 16, 256, 257};
+    if (!sb_isa_available(SB_ISA_AVX2))
+        return;
+    struct { const char *name; sb_igemm_ukernel wide; } wides[2] = {
+        {"avx512-source-on-avx2", sb_igemm_f32_ukernel_6x32__avx512_source_on_avx2}};
+    int n_wides = 1;
+    if (sb_isa_available(SB_ISA_AVX512)) {
+        wides[1].name = "avx512";
+        wides[1].wide = sb_igemm_f32_ukernel_6x32__avx512;
+        n_wides = 2;
+    }
+    const int64_t spread = 32 + 7;
+    float *a = alloc_f(KMAX * MR), *src = alloc_f(KMAX * spread + 3);
+    float *c_init = alloc_f(MR * LDC), *c_pair = alloc_f(MR * LDC), *c_wide = alloc_f(MR * LDC);
+    int64_t offsets[KMAX];
+    fill_rand(a, KMAX * MR);
+    fill_rand(src, KMAX * spread + 3);
+    fill_rand(c_init, MR * LDC);
+    for (int64_t p = 0; p < KMAX; p++)
+        offsets[p] = 3 + p * spread - (p % 2);
+    for (int w = 0; w < n_wides; w++) {
+        int64_t cases = 0, bad = 0;
+        for (size_t ki = 0; ki < sizeof kcs / sizeof kcs[0]; ki++) {
+            for (int accumulate = 0; accumulate <= 1; accumulate++) {
+                const int64_t kc = kcs[ki];
+                memcpy(c_pair, c_init, MR * LDC * sizeof(float));
+                memcpy(c_wide, c_init, MR * LDC * sizeof(float));
+                sb_igemm_f32_ukernel_6x16__avx2(kc, a, src, offsets, c_pair, LDC, accumulate);
+                sb_igemm_f32_ukernel_6x16__avx2(kc, a, src + 16, offsets, c_pair + 16, LDC,
+                                                accumulate);
+                wides[w].wide(kc, a, src, offsets, c_wide, LDC, accumulate);
+                bad += count_not_same(c_pair, c_wide, MR * LDC); /* columns 32.. untouched too */
+                cases++;
+            }
+        }
+        char name[80];
+        snprintf(name, sizeof name, "6x32 ukernel == 2x avx2 6x16 (%s)", wides[w].name);
+        report(name, cases, bad ? 1.0 : 0.0, 0.0, bad);
+    }
+    free(a); free(src); free(c_init); free(c_pair); free(c_wide);
+}
+#endif
+
 /* The micro-kernels themselves, per ISA: the packed-B kernel against a
  * double-precision sum, and the indirect-B kernel against the packed-B
  * kernel of the same ISA, which must give the same bits (same terms, same
@@ -1445,6 +1525,9 @@ static void test_ukernels(void)
         report(name, cases, worst, TOL_SUM, bad);
     }
     free(a); free(b); free(scattered); free(c_init); free(c_gemm); free(c_igemm);
+#ifdef SB_HAVE_AVX2_KERNELS
+    test_wide_ukernels();
+#endif
 }
 
 static void test_status(void)
