@@ -27,17 +27,20 @@ forward pre/post hooks.
 GFLOP/s and % of peak (the 3x3 convolution case, the only one with a FLOP
 count): 2*N*C_out*H_out*W_out*C_in*9 FLOPs whatever the algorithm, divided
 by the median time. The peak is measured, not looked up: benchmarks/fma_peak.c
-(a throughput loop of independent 256-bit FMAs) is compiled with the system C
+(a throughput loop of independent FMAs) is compiled with the system C
 compiler into a temporary directory and run three times for 0.5 s on one
 thread; the best of the three is the single-core peak. Its rate is per second
 of the thread's CPU time (the wall rate is recorded too): on a machine shared
 with other work, time slicing lowers the wall rate but not the core's
-throughput, and a depressed peak would inflate % of peak. A row's % of peak
-is against that peak times the threads skipblocks used. 256-bit, because
-that is the widest path skipblocks has on a CPU without AVX-512 (its ISAs
-are 'scalar' and 'avx2'); on such a machine an AVX-512 peak cannot be
-measured, and the header says so. If the program cannot be built or run,
-the header gives the reason and % of peak is left empty.
+throughput, and a depressed peak would inflate % of peak. The 256-bit peak
+(AVX2 + FMA3) is always measured; on a CPU whose flags show AVX-512F the
+512-bit peak is measured the same way, and the JSON records both. A row's
+% of peak is against the peak of the vector width skipblocks uses, times the
+threads it used: the 512-bit peak when skipblocks.get_isa() is 'avx512' (and
+that peak was measured), else the 256-bit one; the header says which. On a
+CPU without AVX-512F the 512-bit peak cannot be measured (and skipblocks has
+no 'avx512' path there), and the header says so. If the program cannot be
+built or run, the header gives the reason and % of peak is left empty.
 
 Above the table: the machine (CPU model, family/model, avx2/fma/avx512f
 flags, core count), skipblocks' ISA, the versions, which build (git commit,
@@ -120,7 +123,9 @@ def _compiler():
 
 
 def build_peak(workdir):
-    """Compiles fma_peak.c into workdir; (path, description) or (None, why not)."""
+    """Compiles fma_peak.c into workdir; (path, description) or (None, why not).
+    One binary for both widths: its 512-bit loop is compiled for AVX-512F on
+    its own (a target attribute), the rest needs AVX2 + FMA only."""
     flags = machine_info()["flags"]
     if platform.machine() not in ("x86_64", "AMD64") or not (flags["avx2"] and flags["fma"]):
         return None, "no AVX2+FMA on this CPU: the 256-bit FMA peak program cannot run"
@@ -140,33 +145,75 @@ def build_peak(workdir):
     return exe, " ".join(os.path.basename(c) if i == 0 else c for i, c in enumerate(cmd))
 
 
-def run_peak(exe, runs=3, seconds=0.5):
+def run_peak(exe, runs=3, seconds=0.5, width=256):
     """[(GFLOP/s per CPU second, GFLOP/s per wall second)] of each run of the
-    peak program (one thread), or an error string."""
+    peak program (one thread) with width-bit FMAs, or an error string."""
     values = []
     for _ in range(runs):
         try:
-            done = subprocess.run([exe, str(seconds)], capture_output=True, text=True,
-                                  timeout=60 + 10 * seconds)
+            done = subprocess.run([exe, str(seconds), str(width)], capture_output=True,
+                                  text=True, timeout=60 + 10 * seconds)
+            if done.returncode != 0:
+                # The program says why (e.g. no AVX-512F); a signal is a negative code.
+                return (f"running fma_peak ({width}-bit) failed (exit {done.returncode}): "
+                        f"{done.stderr.strip()[:300]}")
             cpu_rate, wall_rate = map(float, done.stdout.split()[:2])
             values.append((cpu_rate, wall_rate))
         except (OSError, subprocess.TimeoutExpired, ValueError) as exc:
-            return f"running fma_peak failed: {exc} {getattr(exc, 'stderr', '') or ''}"
+            return (f"running fma_peak ({width}-bit) failed: {exc} "
+                    f"{getattr(exc, 'stderr', '') or ''}")
     return values
 
 
-def peak_report(runs, build, error):
+def avx512_peak_skip_reason():
+    """Why the 512-bit peak is not run on this CPU, or None when its flags
+    show AVX-512F (the program checks again before any 512-bit instruction)."""
+    avx512f = machine_info()["flags"]["avx512f"]
+    if avx512f is None:
+        return "not measured: no CPU flags (/proc/cpuinfo) to tell whether it has AVX-512F"
+    if not avx512f:
+        return "not measured: this CPU has no AVX-512F"
+    return None
+
+
+def _best(runs, error):
+    return max(r[0] for r in runs) if runs and not error else None
+
+
+def peak_report(runs, build, error, isa, runs_512=(), error_512=None):
     """The peak as the JSON records it. An FMA loop cannot run faster than the
     hardware, so the best run (the least disturbed) is the estimate, not the
-    median."""
-    flags = machine_info()["flags"]
+    median. The keys without a suffix are the 256-bit peak (as before the
+    512-bit one existed); "*_512" the 512-bit peak, None with "avx512" saying
+    why when it was not measured. "pct_of_peak_basis" is the peak % of peak
+    is against: the width skipblocks' ISA in use (isa) computes with."""
+    gflops, gflops_512 = _best(runs, error), _best(runs_512, error_512)
+    if isa == "avx512" and gflops_512 is not None:
+        basis = {"vector_bits": 512, "gflops_1core": gflops_512,
+                 "why": "skipblocks' ISA in use is 'avx512' (512-bit FMAs)"}
+    elif isa == "avx512":
+        # The 256-bit peak is lower than a 512-bit one can be: % of peak overstates.
+        basis = {"vector_bits": 256 if gflops is not None else None, "gflops_1core": gflops,
+                 "why": "skipblocks' ISA in use is 'avx512' but the 512-bit peak was not "
+                        "measured; 512-bit FMAs can exceed the 256-bit peak, so % of peak "
+                        "may overstate"}
+    else:
+        basis = {"vector_bits": 256 if gflops is not None else None, "gflops_1core": gflops,
+                 "why": f"skipblocks' ISA in use is '{isa}' (no wider than 256-bit)"}
+    basis["isa"] = isa
     return {"vector": "256-bit (AVX2 + FMA3), 12 independent FMA chains, one thread",
-            "avx512": "not measured: this CPU has no AVX-512F" if not flags["avx512f"] else
-            "not measured: fma_peak.c runs 256-bit FMAs only",
             "build": build, "error": error,
             "runs_gflops_cpu_time": [r[0] for r in runs],
             "runs_gflops_wall_time": [r[1] for r in runs],
-            "gflops_1core": max(r[0] for r in runs) if runs and not error else None}
+            "gflops_1core": gflops,
+            "vector_512": "512-bit (AVX-512F), 12 independent FMA chains, one thread",
+            # A string either way, as before: how the 512-bit peak went.
+            "avx512": "measured: gflops_1core_512" if gflops_512 is not None else
+            error_512 or "not measured",
+            "runs_gflops_cpu_time_512": [r[0] for r in runs_512],
+            "runs_gflops_wall_time_512": [r[1] for r in runs_512],
+            "gflops_1core_512": gflops_512,
+            "pct_of_peak_basis": basis}
 
 
 def format_header(meta):
@@ -178,15 +225,26 @@ def format_header(meta):
         f"{meta['numpy']}, python {meta['python']}",
         f"build:     {build_line(meta['skipblocks_build'])}",
     ]
+    def measured(suffix):
+        cpu = ", ".join(f"{v:.1f}" for v in p["runs_gflops_cpu_time" + suffix])
+        wall = ", ".join(f"{v:.1f}" for v in p["runs_gflops_wall_time" + suffix])
+        return (f"{p['gflops_1core' + suffix]:.1f} GFLOP/s on one core = best of [{cpu}] "
+                f"per CPU second ([{wall}] per wall second); {p['vector' + suffix]}")
+
+    basis = p.get("pct_of_peak_basis") or {}
     if p["gflops_1core"] is not None:
-        cpu = ", ".join(f"{v:.1f}" for v in p["runs_gflops_cpu_time"])
-        wall = ", ".join(f"{v:.1f}" for v in p["runs_gflops_wall_time"])
-        lines.append(f"peak:      {p['gflops_1core']:.1f} GFLOP/s on one core = best of "
-                     f"[{cpu}] per CPU second ([{wall}] per wall second); {p['vector']}")
-        lines.append(f"           AVX-512 peak {p['avx512']}; % of peak is against this "
-                     "256-bit peak, skipblocks' widest path here")
+        lines.append(f"peak:      256-bit: {measured('')}")
     else:
-        lines.append(f"peak:      not available ({p['error']}); % of peak left empty")
+        lines.append(f"peak:      256-bit: not available ({p['error']})")
+    if p.get("gflops_1core_512") is not None:
+        lines.append(f"           512-bit: {measured('_512')}")
+    else:
+        lines.append(f"           512-bit: {p['avx512']}")
+    if basis.get("gflops_1core") is not None:
+        lines.append(f"           % of peak is against the {basis['vector_bits']}-bit peak: "
+                     f"{basis['why']}")
+    else:
+        lines.append("           % of peak left empty: no peak measured")
     lines += [f"date:      {meta['date']}",
               f"load:      {load_line(*meta['load_average_1min'])}",
               f"command:   {meta['command']}   (in {meta['cwd']})",
@@ -287,13 +345,16 @@ def run_cases(cases, threads, warmup, repeats, seed, log):
     return results
 
 
-def add_peak_fraction(results, peak_1core):
+def add_peak_fraction(results, basis):
     """% of peak for rows with a FLOP count: skipblocks' GFLOP/s against the
-    single-core peak times the threads skipblocks ran on (1 thread: the
-    single-core peak)."""
+    single-core peak of the vector width skipblocks uses (basis, the peak
+    record's "pct_of_peak_basis") times the threads skipblocks ran on
+    (1 thread: the single-core peak)."""
+    peak_1core = basis["gflops_1core"]
     for r in results:
-        r["peak_gflops"] = r["pct_of_peak"] = None
+        r["peak_gflops"] = r["pct_of_peak"] = r["peak_vector_bits"] = None
         if r["gflops"] is not None and peak_1core:
+            r["peak_vector_bits"] = basis["vector_bits"]
             r["peak_gflops"] = peak_1core * r["skipblocks_threads"]
             r["pct_of_peak"] = 100.0 * r["gflops"]["skipblocks"] / r["peak_gflops"]
 
@@ -410,7 +471,8 @@ def format_table(results):
     out.append("ms: median [min-max]; ratio = torch / skipblocks (> 1: skipblocks faster); "
                "threads = torch's, sb thr = skipblocks' (1 when its build has no threads).")
     out.append("GFLOP/s = 2*N*C_out*H_out*W_out*C_in*9 / median time; % of peak = skipblocks' "
-               "GFLOP/s / (sb thr x measured single-core 256-bit FMA peak).")
+               "GFLOP/s / (sb thr x measured single-core FMA peak of the vector width skipblocks "
+               "uses, see the header).")
     return "\n".join(out)
 
 
@@ -477,28 +539,38 @@ def main(argv=None):
     log(f"torch {torch.__version__}, skipblocks {skipblocks.__version__}, numpy "
         f"{np.__version__}; {warmup} warm-up + {repeats} timed runs per side")
 
+    # The ISA skipblocks computes with: recorded in meta, and it picks the
+    # vector width % of peak is against.
+    isa = skipblocks.get_isa()
     peak_runs, peak_error, build = [], None, None
+    peak_runs_512, peak_error_512 = [], avx512_peak_skip_reason()
     if args.no_peak:
-        peak_error = "not requested (--no-peak)"
+        peak_error = peak_error_512 = "not requested (--no-peak)"
     else:
         # Built at run time into a temporary directory: no binary in the repo.
         with tempfile.TemporaryDirectory(prefix="skipblocks-peak-") as workdir:
             exe, build = build_peak(workdir)
             if exe is None:
                 peak_error, build = build, None
+                peak_error_512 = peak_error_512 or f"not measured: {peak_error}"
             else:
-                log("  FMA peak ...")
+                log("  FMA peak (256-bit) ...")
                 got = run_peak(exe)
                 peak_runs, peak_error = (got, None) if isinstance(got, list) else ([], got)
-    peak = peak_report(peak_runs, build, peak_error)
+                if peak_error_512 is None:  # the CPU flags show AVX-512F
+                    log("  FMA peak (512-bit) ...")
+                    got = run_peak(exe, width=512)
+                    peak_runs_512, peak_error_512 = ((got, None) if isinstance(got, list)
+                                                     else ([], f"not measured: {got}"))
+    peak = peak_report(peak_runs, build, peak_error, isa, peak_runs_512, peak_error_512)
     results = run_cases(cases, args.threads, warmup, repeats, args.seed, log)
-    add_peak_fraction(results, peak["gflops_1core"])
+    add_peak_fraction(results, peak["pct_of_peak_basis"])
 
     meta = {
         "date": now_utc(), "command": command_line(), "cwd": os.getcwd(),
         "load_average_1min": [load_before, load_average()],
         "torch": torch.__version__, "skipblocks": skipblocks.__version__,
-        "skipblocks_isa": skipblocks.get_isa(),
+        "skipblocks_isa": isa,
         "skipblocks_isas": list(skipblocks.available_isas()),
         "skipblocks_build": build_info(skipblocks),
         "numpy": np.__version__, "python": platform.python_version(),
@@ -509,7 +581,9 @@ def main(argv=None):
                 "used (set to the same count when its build supports threads). "
                 "ratio = torch median / skipblocks median. Times in ms. "
                 "pct_of_peak = skipblocks GFLOP/s / (skipblocks_threads x "
-                "peak.gflops_1core), the peak of 256-bit FMAs measured by fma_peak.c.",
+                "peak.pct_of_peak_basis.gflops_1core): the single-core FMA peak measured "
+                "by fma_peak.c for the vector width of skipblocks_isa (gflops_1core_512 "
+                "for 'avx512' when measured, else the 256-bit gflops_1core).",
     }
     print(format_header(meta))
     print()

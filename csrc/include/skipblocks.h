@@ -229,18 +229,22 @@ const char *sb_isa_name(sb_isa isa);
 /*   K = (C_in/G)*KH*KW,                                                */
 /* computed by MR x NR register-tile micro-kernels. W is packed once per */
 /* weight change (sb_conv2d_f32_pack_weights; the Python layer caches   */
-/* it); the columns are packed block by block straight from the NCHW   */
-/* input (im2col fused into packing), optionally passing every input    */
-/* value through BatchNorm's scale/shift and a ReLU on the way (the     */
-/* pre-activation of DenseLayer). The epilogue adds the bias, an        */
-/* optional residual, and applies an optional ReLU while the tile is    */
-/* still in registers (ResidualBlock's "+ residual, relu").             */
+/* it). The input is staged once per call -- zero-padded, split into    */
+/* stride x stride phase planes, optionally passed through BatchNorm's  */
+/* scale/shift and a ReLU (the pre-activation of DenseLayer) -- after   */
+/* which every row of the im2col matrix is a contiguous run that the    */
+/* micro-kernels read in place: no im2col copy. The epilogue adds the   */
+/* bias, an optional residual, and applies an optional ReLU as each     */
+/* finished tile is stored (ResidualBlock's "+ residual, relu").        */
 /* ------------------------------------------------------------------ */
 #define SB_CONV_MR 6
 #define SB_CONV_NR 16
 
-/* Floats of a packed weight buffer: per group, per block of MR output
- * channels, MR bias values then K*MR weights (k-major, MR contiguous). */
+/* Floats of a packed weight buffer: per group, per block of CB output
+ * channels, CB bias values then K*CB weights (k-major, CB contiguous). CB
+ * is SB_CONV_MR or SB_CONV_NR, chosen from (C_out/G, K) by the kernel (the
+ * orientation of its GEMM); the buffer is opaque to callers, who only
+ * need this size. */
 int64_t sb_conv2d_f32_packed_weights_floats(int64_t c_out, int64_t c_in_per_group,
                                             int64_t kernel_h, int64_t kernel_w,
                                             int64_t groups);

@@ -32,9 +32,20 @@
  *     row that are not real pixels are computed and dropped (a 3x3 stride-1
  *     conv on 24x24: 2 of 26; a 7x7 stride-2 stem on 100x100: 3 of 53).
  *  3. The weights W are packed ahead of time by sb_conv2d_f32_pack_weights
- *     in blocks of MR output channels: [MR biases][K x MR weights, k-major],
- *     rows past Cog zero.
- *  4. Tiles: the columns of each (n, g) are cut into blocks of at most NC;
+ *     in blocks of CB output channels: [CB biases][K x CB weights, k-major],
+ *     channels past Cog zero; CB = MR (6) or NR (16) by the orientation:
+ *  3b. Orientation (pixel_rows below). "Channel rows" tiles MR output
+ *     channels x NR virtual-pixel columns, as described in 2 and 4.
+ *     "Pixel rows" tiles MR real pixels x NR output channels: each pixel
+ *     is a pointer to its tap-(0,0) value in the phase planes and row k
+ *     adds the same offset to all of them, so there are no dropped columns
+ *     and nothing is packed, but the tile is pixel-major and is transposed
+ *     when stored. It is used when K >= 256 and Cog is a multiple of 16 (the
+ *     3x3 convolutions of the demos), where it saves the 8-25 % of dropped
+ *     columns and row padding at small maps (25x25, 13x13) for a transpose
+ *     that costs about one pass over the output.
+ *  4. Tiles (channel rows; pixel rows are alike with real pixels and all
+ *     16-channel panels): the columns of each (n, g) are cut into blocks of at most NC;
  *     a tile is one such block, the unit of work of a thread. For its tile a
  *     thread walks K in blocks of KC and runs the micro-kernel over every
  *     (MR-row block, NR-column panel), accumulating into a tile buffer of
@@ -71,6 +82,44 @@ static int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 static int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
 static int64_t max64(int64_t a, int64_t b) { return a > b ? a : b; }
 
+/* Pixel-row tiles: at most this many pixels per tile (a multiple of MR),
+ * fewer when the tile buffer (pixels x output channels) would outgrow L2. */
+enum { PX_TILE_MAX = 32 * MR, PX_TILE_FLOATS = 24 * 1024 };
+
+static int sb_test_orientation = -1; /* tests: -1 the rule, 0 channel rows, 1 pixel rows */
+
+int sb_test_conv_orientation(int orientation)
+{
+    sb_test_orientation = orientation < 0 ? -1 : orientation != 0;
+    return 0;
+}
+
+/* Which way round the GEMM runs, a function of the weights' shape alone
+ * (the packed layout depends on it, and weights are packed before any
+ * input is seen):
+ *   channel rows: MR=6 output channels x 16 pixel columns per tile. The
+ *     columns are "virtual" pixels (the phase-plane width, Wph - OW of
+ *     them dropped per row, and the count rounded up to 16), the rows
+ *     output channels rounded up to 6; stores are contiguous.
+ *   pixel rows: MR=6 real pixels x 16 output channels. No dropped columns
+ *     and only pixels rounded up to 6, but output channels round up to 16
+ *     and the tile is transposed when stored (pixel-major sums into NCHW).
+ * The transpose costs about one pass over the output, worth it when each
+ * output sums many terms (K large) and the channels fill 16-wide panels:
+ * the demos' 3x3 convolutions (K = 576..1152, 32..128 channels). */
+static int pixel_rows(int64_t cog, int64_t k)
+{
+    if (sb_test_orientation >= 0)
+        return sb_test_orientation;
+    return k >= 256 && cog % NR == 0;
+}
+
+/* Output channels per packed block: MR for channel rows, NR for pixel rows. */
+static int64_t channel_block(int64_t cog, int64_t k)
+{
+    return pixel_rows(cog, k) ? NR : MR;
+}
+
 int64_t sb_conv2d_f32_packed_weights_floats(int64_t c_out, int64_t c_in_per_group,
                                             int64_t kernel_h, int64_t kernel_w,
                                             int64_t groups)
@@ -79,8 +128,8 @@ int64_t sb_conv2d_f32_packed_weights_floats(int64_t c_out, int64_t c_in_per_grou
         c_out % groups != 0)
         return 0;
     const int64_t k = c_in_per_group * kernel_h * kernel_w;
-    const int64_t blocks = ceil_div(c_out / groups, MR);
-    return groups * blocks * (MR + k * MR);
+    const int64_t cb = channel_block(c_out / groups, k);
+    return groups * ceil_div(c_out / groups, cb) * (cb + k * cb);
 }
 
 sb_status sb_conv2d_f32_pack_weights(float *restrict packed, const float *restrict weight,
@@ -101,13 +150,14 @@ sb_status sb_conv2d_f32_pack_weights(float *restrict packed, const float *restri
         return SB_ERR_NULL;
     const int64_t k = c_in_per_group * kernel_h * kernel_w;
     const int64_t cog = c_out / groups;
-    const int64_t blocks = ceil_div(cog, MR);
+    const int64_t cb = channel_block(cog, k);
+    const int64_t blocks = ceil_div(cog, cb);
     for (int64_t g = 0; g < groups; g++) {
         for (int64_t blk = 0; blk < blocks; blk++) {
-            float *dst = packed + (g * blocks + blk) * (MR + k * MR);
-            for (int64_t i = 0; i < MR; i++) {
-                const int64_t o = g * cog + blk * MR + i; /* output channel */
-                const int valid = blk * MR + i < cog;
+            float *dst = packed + (g * blocks + blk) * (cb + k * cb);
+            for (int64_t i = 0; i < cb; i++) {
+                const int64_t o = g * cog + blk * cb + i; /* output channel */
+                const int valid = blk * cb + i < cog;
                 float scale = 1.0f, b = 0.0f;
                 if (valid) {
                     b = bias != NULL ? bias[o] : 0.0f;
@@ -120,7 +170,7 @@ sb_status sb_conv2d_f32_pack_weights(float *restrict packed, const float *restri
                 }
                 dst[i] = b;
                 for (int64_t p = 0; p < k; p++)
-                    dst[MR + p * MR + i] = valid ? weight[o * k + p] * scale : 0.0f;
+                    dst[cb + p * cb + i] = valid ? weight[o * k + p] * scale : 0.0f;
             }
         }
     }
@@ -163,6 +213,11 @@ typedef struct {
     sb_gemm_ukernel gemm;   /* the packed final panel */
     sb_igemm_ukernel igemm; /* full panels, read in place */
     sb_igemm_ukernel igemm_wide; /* pairs of full panels, or NULL */
+    /* pixel rows (see pixel_rows): tiles of nc real pixels, all channels */
+    int pixel_rows;
+    int64_t cb;          /* output channels per packed block: MR or NR */
+    int64_t ldt;         /* pixel rows: tile row stride, channel blocks * NR */
+    sb_pixgemm_ukernel pixgemm, pixgemm_wide;
 } conv_job;
 
 /* Where row k = (c, ky, kx) of the column matrix starts, for k in [k0,
@@ -287,6 +342,82 @@ static void run_tile(const conv_job *job, int64_t tile_index, float *restrict sl
     store_tile(job, tile, n, g, col0, ncols, group_weights);
 }
 
+/* Pixel rows: copies a finished tile (pixel-major, row stride ldt) to the
+ * output (channel-major), with the same epilogue in the same order as
+ * store_tile. Pixels p0.. p0+npix-1 of the (n, g) output are contiguous. */
+static void store_pixel_tile(const conv_job *job, const float *restrict tile, int64_t n,
+                             int64_t g, int64_t p0, int64_t npix, const float *group_weights)
+{
+    const int64_t pixels = job->out_map.h * job->out_map.w, ldt = job->ldt;
+    float *out = job->out + n * job->out_map.batch_stride + (g * job->cog) * pixels + p0;
+    const float *res = job->residual == NULL ? NULL
+        : job->residual + n * job->residual_map.batch_stride + (g * job->cog) * pixels + p0;
+    for (int64_t m = 0; m < job->cog; m++) {
+        const float bias = group_weights[(m / NR) * (NR + job->k * NR) + m % NR];
+        const float *t = tile + m;
+        float *o = out + m * pixels;
+        if (res != NULL) {
+            const float *r = res + m * pixels;
+            for (int64_t i = 0; i < npix; i++) {
+                const float v = (t[i * ldt] + bias) + r[i];
+                o[i] = job->relu && v < 0.0f ? 0.0f : v;
+            }
+        } else {
+            for (int64_t i = 0; i < npix; i++) {
+                const float v = t[i * ldt] + bias;
+                o[i] = job->relu && v < 0.0f ? 0.0f : v;
+            }
+        }
+    }
+}
+
+/* Pixel rows: one tile of pixels [p0, p0 + npix) of image n, group g, all
+ * output channels. Each pixel is a pointer to its tap-(0,0) input value in
+ * the phase planes; row k of the GEMM adds the same row_offset to every
+ * pixel (tap_offsets). Every read is a real tap of a real pixel, so
+ * nothing is packed; a partial last block of MR repeats its last pixel. */
+static void run_pixel_tile(const conv_job *job, int64_t tile_index, float *restrict slot)
+{
+    const int64_t per_image = job->p.groups * job->col_blocks;
+    const int64_t n = tile_index / per_image;
+    const int64_t g = (tile_index % per_image) / job->col_blocks;
+    const int64_t p0 = (tile_index % job->col_blocks) * job->nc;
+    const int64_t npix = min64(job->nc, job->columns - p0);
+    const int64_t blocks = ceil_div(npix, MR);
+    const int64_t panels = ceil_div(job->cog, NR), panel_floats = NR + job->k * NR;
+    const int64_t ow = job->out_map.w;
+    const float *src_ng = job->src + n * job->src_image + g * job->src_group;
+    const float *group_weights = job->packed + g * panels * panel_floats;
+    float *tile = slot; /* blocks*MR x ldt sums */
+
+    const float *px[PX_TILE_MAX];
+    for (int64_t i = 0; i < blocks * MR; i++) {
+        const int64_t q = p0 + min64(i, npix - 1);
+        px[i] = src_ng + (q / ow) * job->geo.wph + q % ow;
+    }
+    for (int64_t kb = 0; kb < job->k_blocks; kb++) {
+        const int64_t k0 = kb * job->kc;
+        const int64_t kc = min64(job->kc, job->k - k0);
+        int64_t row_offset[KC_MAX];
+        tap_offsets(row_offset, job, k0, kc);
+        int64_t pp = 0;
+        while (pp < panels) {
+            /* two channel panels per call where the ISA has a 32-wide kernel */
+            const int wide = job->pixgemm_wide != NULL && pp + 1 < panels;
+            const sb_pixgemm_ukernel kernel = wide ? job->pixgemm_wide : job->pixgemm;
+            const float *w = group_weights + pp * panel_floats + NR + k0 * NR;
+            for (int64_t b = 0; b < blocks; b++)
+                kernel(kc, px + b * MR, row_offset, w, panel_floats,
+                       tile + b * MR * job->ldt + pp * NR, job->ldt, kb > 0);
+            pp += wide ? 2 : 1;
+        }
+    }
+    if (job->k == 0)
+        for (int64_t i = 0; i < blocks * MR * job->ldt; i++)
+            tile[i] = 0.0f;
+    store_pixel_tile(job, tile, n, g, p0, npix, group_weights);
+}
+
 /* Slot s of the parallel loop takes tiles from a shared counter until none
  * is left, using its own workspace. Tiles are handed out dynamically so a
  * thread that starts late (or runs slowly) simply takes fewer; a tile's
@@ -301,7 +432,10 @@ static void run_slot(void *ctx, int64_t begin, int64_t end)
             const int64_t t = __atomic_fetch_add(&job->next_tile, 1, __ATOMIC_RELAXED);
             if (t >= job->tiles)
                 break;
-            run_tile(job, t, slot);
+            if (job->pixel_rows)
+                run_pixel_tile(job, t, slot);
+            else
+                run_tile(job, t, slot);
         }
     }
 }
@@ -404,10 +538,12 @@ static void stage_planes(void *ctx, int64_t begin, int64_t end)
 /* The geometry of a call, shared by the workspace-size function and the
  * kernel so the two can never disagree. */
 typedef struct {
-    int threads, staged;
+    int threads, staged, pixel_rows;
     stage_geometry geo;
     int64_t group_floats, image_floats, staged_floats;
-    int64_t columns, col_width, nc, m_blocks, slot_floats;
+    /* columns: per (n, g), virtual pixels (channel rows) or real pixels
+     * (pixel rows); nc: per tile */
+    int64_t columns, col_width, nc, m_blocks, ldt, slot_floats;
 } conv_plan;
 
 static void plan_conv(conv_plan *pl, const sb_fmap *out, const sb_fmap *in,
@@ -437,16 +573,28 @@ static void plan_conv(conv_plan *pl, const sb_fmap *out, const sb_fmap *in,
     pl->image_floats = p->groups * pl->group_floats;
     pl->staged_floats = pl->staged ? in->n * pl->image_floats : 0;
     pl->col_width = geo->wph;
-    pl->columns = out->h * pl->col_width;
-    /* Column blocks: as wide as fits L2, but narrow enough to give every
-     * thread about two tiles when there are few images. */
+    pl->pixel_rows = pixel_rows(cog, k);
+    /* Tiles: as wide as fits L2, but narrow enough to give every thread
+     * about two tiles when there are few images. */
     const int64_t units = out->n * p->groups;
     const int64_t want_blocks = ceil_div(2 * (int64_t)pl->threads, units > 0 ? units : 1);
-    int64_t nc_panels = ceil_div(ceil_div(pl->columns, NR), want_blocks);
-    nc_panels = max64(1, min64(nc_panels, NC_PANELS_MAX));
-    pl->nc = nc_panels * NR;
     pl->m_blocks = ceil_div(cog, MR);
-    pl->slot_floats = KC_MAX * NR + pl->m_blocks * MR * pl->nc;
+    if (pl->pixel_rows) {
+        pl->columns = out->h * out->w;
+        pl->ldt = ceil_div(cog, NR) * NR;
+        const int64_t max_blocks = max64(1, min64(PX_TILE_MAX, PX_TILE_FLOATS / pl->ldt) / MR);
+        int64_t blocks = ceil_div(ceil_div(pl->columns, MR), want_blocks);
+        blocks = max64(1, min64(blocks, max_blocks));
+        pl->nc = blocks * MR;
+        pl->slot_floats = pl->nc * pl->ldt;
+    } else {
+        pl->columns = out->h * pl->col_width;
+        int64_t nc_panels = ceil_div(ceil_div(pl->columns, NR), want_blocks);
+        nc_panels = max64(1, min64(nc_panels, NC_PANELS_MAX));
+        pl->nc = nc_panels * NR;
+        pl->ldt = 0;
+        pl->slot_floats = KC_MAX * NR + pl->m_blocks * MR * pl->nc;
+    }
 }
 
 static int conv_args_ok(const sb_fmap *out, const sb_fmap *in, const sb_conv2d_params *p)
@@ -544,6 +692,11 @@ sb_status sb_conv2d_f32_packed(float *out_data, const sb_fmap *out,
     job.gemm = sb_gemm_ukernel_active();
     job.igemm = sb_igemm_ukernel_active();
     job.igemm_wide = sb_igemm_wide_ukernel_active();
+    job.pixel_rows = pl.pixel_rows;
+    job.cb = pl.pixel_rows ? NR : MR;
+    job.ldt = pl.ldt;
+    job.pixgemm = sb_pixgemm_ukernel_active();
+    job.pixgemm_wide = sb_pixgemm_wide_ukernel_active();
 
     if (pl.staged) {
         stage_job sj = {in_data, *in, workspace, pl.geo,

@@ -123,3 +123,23 @@ sb_igemm_ukernel sb_igemm_wide_ukernel_active(void)
 #endif
     return NULL;
 }
+
+sb_pixgemm_ukernel sb_pixgemm_ukernel_active(void)
+{
+#ifdef SB_HAVE_AVX2_KERNELS
+    if (avx2_kernels_selected())
+        return sb_pixgemm_f32_ukernel_6x16__avx2;
+#endif
+    return sb_pixgemm_f32_ukernel_6x16__scalar;
+}
+
+sb_pixgemm_ukernel sb_pixgemm_wide_ukernel_active(void)
+{
+#ifdef SB_HAVE_AVX2_KERNELS
+    if (sb_get_isa() == SB_ISA_AVX512)
+        return sb_pixgemm_f32_ukernel_6x32__avx512;
+    if (sb_get_isa() == SB_ISA_AVX2 && sb_test_avx512_source)
+        return sb_pixgemm_f32_ukernel_6x32__avx512_source_on_avx2;
+#endif
+    return NULL;
+}

@@ -22,6 +22,18 @@
  * over threads. Variants differ from each other only by FMA rounding (the
  * scalar one rounds the product and the sum separately).
  */
+/*
+ * The "pixel-row" micro-kernels (pixgemm) turn the convolution's GEMM the
+ * other way round: rows are MR = 6 output pixels, read through one pointer
+ * per pixel into the (staged) input, columns are 16 output channels of
+ * packed weights:
+ *   c[i*ldc + j] (+)= sum_p pixels[i][offsets[p]] * w[p*16 + j],
+ *   i < 6, j < 16, p ascending, one multiply-add per term;
+ * the 32-wide variant adds columns 16..31 from the next channel panel,
+ *   w[w_next + p*16 + j - 16].
+ * Each output is still one sum over k in ascending order, so a pixgemm
+ * result is the same bits as the gemm/igemm result of its ISA.
+ */
 #ifndef SB_GEMM_UKERNEL_H
 #define SB_GEMM_UKERNEL_H
 
@@ -34,6 +46,14 @@ typedef void (*sb_igemm_ukernel)(int64_t kc, const float *a, const float *b,
                                  const int64_t *b_offsets, float *c, int64_t ldc,
                                  int accumulate);
 
+typedef void (*sb_pixgemm_ukernel)(int64_t kc, const float *const *pixels,
+                                   const int64_t *offsets, const float *w, int64_t w_next,
+                                   float *c, int64_t ldc, int accumulate);
+
+void sb_pixgemm_f32_ukernel_6x16__scalar(int64_t kc, const float *const *pixels,
+                                         const int64_t *offsets, const float *w,
+                                         int64_t w_next, float *c, int64_t ldc,
+                                         int accumulate);
 void sb_gemm_f32_ukernel_6x16__scalar(int64_t kc, const float *a, const float *b, float *c,
                                       int64_t ldc, int accumulate);
 void sb_igemm_f32_ukernel_6x16__scalar(int64_t kc, const float *a, const float *b,
@@ -50,6 +70,20 @@ void sb_gemm_f32_ukernel_6x16__avx2(int64_t kc, const float *a, const float *b, 
 void sb_igemm_f32_ukernel_6x16__avx2(int64_t kc, const float *a, const float *b,
                                      const int64_t *b_offsets, float *c, int64_t ldc,
                                      int accumulate);
+void sb_pixgemm_f32_ukernel_6x16__avx2(int64_t kc, const float *const *pixels,
+                                       const int64_t *offsets, const float *w,
+                                       int64_t w_next, float *c, int64_t ldc,
+                                       int accumulate);
+void sb_pixgemm_f32_ukernel_6x32__avx512(int64_t kc, const float *const *pixels,
+                                         const int64_t *offsets, const float *w,
+                                         int64_t w_next, float *c, int64_t ldc,
+                                         int accumulate);
+void sb_pixgemm_f32_ukernel_6x32__avx512_source_on_avx2(int64_t kc,
+                                                        const float *const *pixels,
+                                                        const int64_t *offsets,
+                                                        const float *w, int64_t w_next,
+                                                        float *c, int64_t ldc,
+                                                        int accumulate);
 /* Two adjacent 16-column panels at once (6 x 32); gemm_ukernel_f32__avx512.c.
  * The second is the same source compiled for AVX2, for tests. */
 void sb_igemm_f32_ukernel_6x32__avx512(int64_t kc, const float *a, const float *b,
@@ -68,6 +102,8 @@ void sb_igemm_f32_ukernel_6x32__avx512_source_on_avx2(int64_t kc, const float *a
 sb_gemm_ukernel sb_gemm_ukernel_active(void);
 sb_igemm_ukernel sb_igemm_ukernel_active(void);
 sb_igemm_ukernel sb_igemm_wide_ukernel_active(void);
+sb_pixgemm_ukernel sb_pixgemm_ukernel_active(void);
+sb_pixgemm_ukernel sb_pixgemm_wide_ukernel_active(void);
 
 /* Tests only (csrc/tests/test_kernels.c): with `on` set and AVX2 selected,
  * sb_igemm_wide_ukernel_active() returns the AVX-512 kernel's source
@@ -75,5 +111,10 @@ sb_igemm_ukernel sb_igemm_wide_ukernel_active(void);
  * CPU without AVX-512. Returns 0, or -1 (nothing changed) when this build
  * or CPU has no AVX2. */
 int sb_test_use_avx512_source_on_avx2(int on);
+
+/* Tests only: forces the convolution's orientation (conv2d_packed_f32.c,
+ * pixel_rows): 0 channel rows, 1 pixel rows, -1 (default) the shape rule.
+ * The packed weight layout follows it, so set it before packing. */
+int sb_test_conv_orientation(int orientation);
 
 #endif /* SB_GEMM_UKERNEL_H */

@@ -76,6 +76,57 @@ SB_TARGET_AVX2 void sb_igemm_f32_ukernel_6x16__avx2(int64_t kc, const float *res
 {
     tile_6x16(kc, a, b, b_offsets, c, ldc, accumulate);
 }
+/* Pixel rows (contract in gemm_ukernel.h): the roles of the operands are
+ * swapped, the register use is the same -- 12 accumulators, per k step two
+ * loads of 16 packed weights, six broadcasts (one input value per pixel)
+ * and 12 FMAs. */
+SB_TARGET_AVX2 void sb_pixgemm_f32_ukernel_6x16__avx2(int64_t kc, const float *const *pixels,
+                                                      const int64_t *restrict offsets,
+                                                      const float *restrict w, int64_t w_next,
+                                                      float *restrict c, int64_t ldc,
+                                                      int accumulate)
+{
+    (void)w_next; /* 16 columns: one panel */
+    const float *x0 = pixels[0], *x1 = pixels[1], *x2 = pixels[2];
+    const float *x3 = pixels[3], *x4 = pixels[4], *x5 = pixels[5];
+    __m256 c00 = _mm256_setzero_ps(), c01 = _mm256_setzero_ps();
+    __m256 c10 = _mm256_setzero_ps(), c11 = _mm256_setzero_ps();
+    __m256 c20 = _mm256_setzero_ps(), c21 = _mm256_setzero_ps();
+    __m256 c30 = _mm256_setzero_ps(), c31 = _mm256_setzero_ps();
+    __m256 c40 = _mm256_setzero_ps(), c41 = _mm256_setzero_ps();
+    __m256 c50 = _mm256_setzero_ps(), c51 = _mm256_setzero_ps();
+    for (int64_t p = 0; p < kc; p++) {
+        const int64_t o = offsets[p];
+        const __m256 w0 = _mm256_loadu_ps(w);
+        const __m256 w1 = _mm256_loadu_ps(w + 8);
+        __m256 xi;
+        xi = _mm256_broadcast_ss(x0 + o);
+        c00 = _mm256_fmadd_ps(xi, w0, c00); c01 = _mm256_fmadd_ps(xi, w1, c01);
+        xi = _mm256_broadcast_ss(x1 + o);
+        c10 = _mm256_fmadd_ps(xi, w0, c10); c11 = _mm256_fmadd_ps(xi, w1, c11);
+        xi = _mm256_broadcast_ss(x2 + o);
+        c20 = _mm256_fmadd_ps(xi, w0, c20); c21 = _mm256_fmadd_ps(xi, w1, c21);
+        xi = _mm256_broadcast_ss(x3 + o);
+        c30 = _mm256_fmadd_ps(xi, w0, c30); c31 = _mm256_fmadd_ps(xi, w1, c31);
+        xi = _mm256_broadcast_ss(x4 + o);
+        c40 = _mm256_fmadd_ps(xi, w0, c40); c41 = _mm256_fmadd_ps(xi, w1, c41);
+        xi = _mm256_broadcast_ss(x5 + o);
+        c50 = _mm256_fmadd_ps(xi, w0, c50); c51 = _mm256_fmadd_ps(xi, w1, c51);
+        w += SB_CONV_NR;
+    }
+    __m256 acc[SB_CONV_MR][2] = {{c00, c01}, {c10, c11}, {c20, c21},
+                                 {c30, c31}, {c40, c41}, {c50, c51}};
+    for (int i = 0; i < SB_CONV_MR; i++) {
+        float *ci = c + i * ldc;
+        __m256 lo = acc[i][0], hi = acc[i][1];
+        if (accumulate) {
+            lo = _mm256_add_ps(lo, _mm256_loadu_ps(ci));
+            hi = _mm256_add_ps(hi, _mm256_loadu_ps(ci + 8));
+        }
+        _mm256_storeu_ps(ci, lo);
+        _mm256_storeu_ps(ci + 8, hi);
+    }
+}
 #else
 /* Not an x86 GCC/clang build: no AVX2 kernel (dispatch.c never asks). */
 typedef int sb_gemm_ukernel_f32_avx2_unused;

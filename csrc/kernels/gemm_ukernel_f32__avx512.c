@@ -1,16 +1,18 @@
 /*
- * gemm_ukernel_f32__avx512.c -- the AVX-512 micro-kernel of the convolution:
- * 6 output channels x 32 columns (two 16-column panels at once), B read in
- * place (contract in gemm_ukernel.h; body in gemm_ukernel_6x32.inc).
+ * gemm_ukernel_f32__avx512.c -- the AVX-512 micro-kernels of the convolution,
+ * 32 columns (two 16-column panels) per call: 6 output channels x 32
+ * pixel columns read in place (igemm, body in gemm_ukernel_6x32.inc), and
+ * 6 pixels x 32 output channels (pixgemm, gemm_ukernel_pix_6x32.inc).
+ * Contracts in gemm_ukernel.h.
  *
  * Why generic vectors and not intrinsics: the development machine has no
  * AVX-512, and a kernel that cannot run cannot be tested. The body is
  * written once in GCC/clang vector types and compiled twice:
- *   - sb_igemm_f32_ukernel_6x32__avx512: for AVX-512F (zmm registers), the
- *     kernel dispatch.c selects on a CPU that has AVX-512F;
- *   - sb_igemm_f32_ukernel_6x32__avx512_source_on_avx2: the same source
- *     for AVX2+FMA, which tests call on any AVX2 machine to check the
- *     logic: it must equal the AVX2 intrinsic 6x16 kernel bit for bit.
+ *   - ..._6x32__avx512: for AVX-512F (zmm registers), the kernels
+ *     dispatch.c selects on a CPU that has AVX-512F;
+ *   - ..._6x32__avx512_source_on_avx2: the same source for AVX2+FMA,
+ *     which tests call on any AVX2 machine to check the logic: each must
+ *     equal two calls of its AVX2 intrinsic 6x16 twin bit for bit.
  * Only the instruction selection differs between the two, done by the
  * compiler. On a CPU with AVX-512 the test suite runs the real kernel too
  * (every available ISA is tested).
@@ -40,15 +42,23 @@ typedef float sb_v16u __attribute__((vector_size(64), aligned(4), may_alias));
 #define SB_UK_FP_CONTRACT_PRAGMA
 #endif
 
+#define SB_TARGET_AVX512 __attribute__((target("avx512f,avx2,fma")))
+
+#define SB_UK_TARGET SB_TARGET_AVX512
 #define SB_UK_NAME sb_igemm_f32_ukernel_6x32__avx512
-#define SB_UK_TARGET __attribute__((target("avx512f,avx2,fma")))
 #include "gemm_ukernel_6x32.inc"
+#undef SB_UK_NAME
+#define SB_UK_NAME sb_pixgemm_f32_ukernel_6x32__avx512
+#include "gemm_ukernel_pix_6x32.inc"
 #undef SB_UK_NAME
 #undef SB_UK_TARGET
 
-#define SB_UK_NAME sb_igemm_f32_ukernel_6x32__avx512_source_on_avx2
 #define SB_UK_TARGET SB_TARGET_AVX2
+#define SB_UK_NAME sb_igemm_f32_ukernel_6x32__avx512_source_on_avx2
 #include "gemm_ukernel_6x32.inc"
+#undef SB_UK_NAME
+#define SB_UK_NAME sb_pixgemm_f32_ukernel_6x32__avx512_source_on_avx2
+#include "gemm_ukernel_pix_6x32.inc"
 #undef SB_UK_NAME
 #undef SB_UK_TARGET
 

@@ -40,6 +40,34 @@ tile_6x16(int64_t kc, const float *restrict a, const float *restrict b,
     }
 }
 
+void sb_pixgemm_f32_ukernel_6x16__scalar(int64_t kc, const float *const *pixels,
+                                         const int64_t *restrict offsets,
+                                         const float *restrict w, int64_t w_next,
+                                         float *restrict c, int64_t ldc, int accumulate)
+{
+    (void)w_next; /* 16 columns: one panel */
+    float acc[MR][NR];
+    for (int i = 0; i < MR; i++)
+        for (int j = 0; j < NR; j++)
+            acc[i][j] = 0.0f;
+    for (int64_t p = 0; p < kc; p++) {
+        const float *restrict wp = w + p * NR;
+        for (int i = 0; i < MR; i++) {
+            const float xi = pixels[i][offsets[p]];
+            for (int j = 0; j < NR; j++)
+                acc[i][j] += xi * wp[j];
+        }
+    }
+    for (int i = 0; i < MR; i++) {
+        float *restrict ci = c + i * ldc;
+        if (accumulate)
+            for (int j = 0; j < NR; j++)
+                acc[i][j] += ci[j];
+        for (int j = 0; j < NR; j++)
+            ci[j] = acc[i][j];
+    }
+}
+
 void sb_gemm_f32_ukernel_6x16__scalar(int64_t kc, const float *restrict a,
                                       const float *restrict b, float *restrict c,
                                       int64_t ldc, int accumulate)

@@ -325,22 +325,41 @@ static void run_conv(const conv_case *t, double worst[], int64_t bad[])
     expect_status("conv ref", sb_conv2d_f32__ref(y_ref, &out, x, &in, wt, bp, &p), SB_OK, &bad[0]);
     float *x_abs = abs_dup(x, in_count), *w_abs = abs_dup(wt, w_count), *b_abs = abs_dup(bias, t->cout);
     expect_status("conv mag", sb_conv2d_f32__ref(y_mag, &out, x_abs, &in, w_abs, t->bias ? b_abs : NULL, &p), SB_OK, &bad[0]);
-    const int64_t ws_count = sb_conv2d_f32_workspace_floats(&out, &in, &p);
+    /* Both orientations of the GEMM (channel rows, pixel rows), whatever
+     * the shape rule would pick: each against the reference, and the two
+     * against each other bit for bit (every output is the same sum in the
+     * same order either way). */
+    float *y_rows = alloc_f(out_count);
     for (int i = 0; i < g_n_isas; i++) {
         use_isa(i, &bad[i]);
-        float *y = alloc_f(out_count);
-        float *ws = alloc_f(ws_count);   /* exact size: valgrind catches overruns */
-        prefill_map(y, &out);
-        expect_status("conv", sb_conv2d_f32(y, &out, x, &in, wt, bp, &p, ws), SB_OK, &bad[i]);
-        const double d = max_scaled(y, y_ref, y_mag, out_count);
-        bad[i] += count_bad_gaps(y, &out);
-        bad[i] += count_not_same(x, x_copy, in_count);
-        if (d > TOL_SUM)
-            print_conv_case("conv", t, path_name(i), d);
-        if (!(d <= worst[i]))
-            worst[i] = d;
-        free(y); free(ws);
+        for (int orientation = 0; orientation <= 1; orientation++) {
+            sb_test_conv_orientation(orientation);
+            const int64_t ws_count = sb_conv2d_f32_workspace_floats(&out, &in, &p);
+            float *y = alloc_f(out_count);
+            float *ws = alloc_f(ws_count);   /* exact size: valgrind catches overruns */
+            prefill_map(y, &out);
+            expect_status("conv", sb_conv2d_f32(y, &out, x, &in, wt, bp, &p, ws), SB_OK, &bad[i]);
+            const double d = max_scaled(y, y_ref, y_mag, out_count);
+            bad[i] += count_bad_gaps(y, &out);
+            bad[i] += count_not_same(x, x_copy, in_count);
+            char detail[64];
+            snprintf(detail, sizeof detail, "%s, %s", path_name(i),
+                     orientation ? "pixel rows" : "channel rows");
+            if (d > TOL_SUM)
+                print_conv_case("conv", t, detail, d);
+            if (!(d <= worst[i]))
+                worst[i] = d;
+            if (orientation == 0) {
+                memcpy(y_rows, y, (size_t)out_count * sizeof(float));
+            } else if (count_not_same(y, y_rows, out_count) != 0) {
+                print_conv_case("conv: orientations differ", t, detail, 0.0);
+                bad[i]++;
+            }
+            free(y); free(ws);
+        }
+        sb_test_conv_orientation(-1);
     }
+    free(y_rows);
     free(x); free(wt); free(bias); free(y_ref); free(x_copy);
     free(x_abs); free(w_abs); free(b_abs); free(y_mag);
 }
@@ -631,46 +650,53 @@ static void run_fused(const fused_case *f, double worst[], int64_t bad[], int64_
     fused_reference(y_ref, y_mag, &out, x, &in, wt, w_abs, bp, b_abs, &p, in_scale, in_shift,
                     in_relu, rs, rt, fusion.residual, &rmap, f->out_relu, &bad[0]);
 
-    /* pack_weights wants a buffer even for 0 floats (C_out == 0). */
-    const int64_t pw_count = sb_conv2d_f32_packed_weights_floats(t->cout, cig, t->kh, t->kw, t->g);
-    float *packed = alloc_f(pw_count > 0 ? pw_count : 1);
-    expect_status("pack_weights", sb_conv2d_f32_pack_weights(packed, wt, bp, rs, rt, t->cout, cig, t->kh, t->kw, t->g), SB_OK, &bad[0]);
+    /* both orientations of the GEMM; the packed layout follows it */
+    for (int orientation = 0; orientation <= 1; orientation++) {
+        sb_test_conv_orientation(orientation);
+        /* pack_weights wants a buffer even for 0 floats (C_out == 0). */
+        const int64_t pw_count = sb_conv2d_f32_packed_weights_floats(t->cout, cig, t->kh, t->kw, t->g);
+        float *packed = alloc_f(pw_count > 0 ? pw_count : 1);
+        expect_status("pack_weights", sb_conv2d_f32_pack_weights(packed, wt, bp, rs, rt, t->cout, cig, t->kh, t->kw, t->g), SB_OK, &bad[0]);
 
-    float *y_one = alloc_f(out_count);   /* 1 thread's result, per ISA */
-    for (int i = 0; i < g_n_isas; i++) {
-        use_isa(i, &bad[i]);
-        for (int ti = 0; ti < N_THREADS; ti++) {
-            const int nt = g_threads[ti];
-            use_threads(nt, &bad[i]);
-            float *y = alloc_f(out_count);
-            float *ws = alloc_f(sb_conv2d_f32_packed_workspace_floats(&out, &in, &p, &fusion, nt));
-            prefill_map(y, &out);
-            expect_status("conv packed", sb_conv2d_f32_packed(y, &out, x, &in, packed, &p, &fusion, ws, nt), SB_OK, &bad[i]);
-            const double d = max_scaled(y, y_ref, y_mag, out_count);
-            bad[i] += count_bad_gaps(y, &out);
-            bad[i] += count_not_same(x, x_copy, in_count);
-            bad[i] += count_not_same(res, res_copy, r_count);
-            char detail[96];
-            snprintf(detail, sizeof detail, "[%s, %d thr, transform %d, res %d, relu %d, fold %d]",
-                     path_name(i), nt, f->in_transform, f->residual, f->out_relu, f->fold);
-            if (d > TOL_SUM)
-                print_conv_case("fused", t, detail, d);
-            if (!(d <= worst[i]))
-                worst[i] = d;
-            if (ti == 0) {
-                if (out_count > 0)
-                    memcpy(y_one, y, (size_t)out_count * sizeof(float));
-            } else if (out_count > 0 && memcmp(y, y_one, (size_t)out_count * sizeof(float)) != 0) {
-                print_conv_case("fused: bits differ from 1 thread", t, detail, 0.0);
-                (*split)++;
+        float *y_one = alloc_f(out_count);   /* 1 thread's result, per ISA */
+        for (int i = 0; i < g_n_isas; i++) {
+            use_isa(i, &bad[i]);
+            for (int ti = 0; ti < N_THREADS; ti++) {
+                const int nt = g_threads[ti];
+                use_threads(nt, &bad[i]);
+                float *y = alloc_f(out_count);
+                float *ws = alloc_f(sb_conv2d_f32_packed_workspace_floats(&out, &in, &p, &fusion, nt));
+                prefill_map(y, &out);
+                expect_status("conv packed", sb_conv2d_f32_packed(y, &out, x, &in, packed, &p, &fusion, ws, nt), SB_OK, &bad[i]);
+                const double d = max_scaled(y, y_ref, y_mag, out_count);
+                bad[i] += count_bad_gaps(y, &out);
+                bad[i] += count_not_same(x, x_copy, in_count);
+                bad[i] += count_not_same(res, res_copy, r_count);
+                char detail[128];
+                snprintf(detail, sizeof detail,
+                         "[%s, %s, %d thr, transform %d, res %d, relu %d, fold %d]",
+                         path_name(i), orientation ? "pixel rows" : "channel rows", nt,
+                         f->in_transform, f->residual, f->out_relu, f->fold);
+                if (d > TOL_SUM)
+                    print_conv_case("fused", t, detail, d);
+                if (!(d <= worst[i]))
+                    worst[i] = d;
+                if (ti == 0) {
+                    if (out_count > 0)
+                        memcpy(y_one, y, (size_t)out_count * sizeof(float));
+                } else if (out_count > 0 && memcmp(y, y_one, (size_t)out_count * sizeof(float)) != 0) {
+                    print_conv_case("fused: bits differ from 1 thread", t, detail, 0.0);
+                    (*split)++;
+                }
+                free(y); free(ws);
             }
-            free(y); free(ws);
         }
+        free(packed); free(y_one);
     }
+    sb_test_conv_orientation(-1);
     use_threads(1, &bad[0]);
     free(x); free(wt); free(bias); free(s_in); free(t_in); free(s_row); free(t_row); free(res);
     free(x_copy); free(res_copy); free(w_abs); free(b_abs); free(y_ref); free(y_mag);
-    free(packed); free(y_one);
 }
 
 static void test_conv_packed_fused(void)
@@ -1447,9 +1473,113 @@ static void test_wide_ukernels(void)
         snprintf(name, sizeof name, "6x32 ukernel == 2x avx2 6x16 (%s)", wides[w].name);
         report(name, cases, bad ? 1.0 : 0.0, 0.0, bad);
     }
+
+    /* The pixel-row pair: six pixel pointers at odd places in src, weights
+     * in two 16-column panels w_next floats apart. */
+    struct { const char *name; sb_pixgemm_ukernel wide; } pix[2] = {
+        {"avx512-source-on-avx2", sb_pixgemm_f32_ukernel_6x32__avx512_source_on_avx2}};
+    if (n_wides == 2) {
+        pix[1].name = "avx512";
+        pix[1].wide = sb_pixgemm_f32_ukernel_6x32__avx512;
+    }
+    const int64_t w_next = KMAX * 16 + 9;
+    float *wts = alloc_f(2 * w_next);
+    fill_rand(wts, 2 * w_next);
+    const float *pixels[MR];
+    for (int i = 0; i < MR; i++)
+        pixels[i] = src + 1 + 5 * i;
+    for (int64_t p = 0; p < KMAX; p++)
+        offsets[p] = p * 2 + (p % 5); /* max 2*256 + 4 + 1 + 25 < KMAX * spread */
+    for (int w = 0; w < n_wides; w++) {
+        int64_t cases = 0, bad = 0;
+        for (size_t ki = 0; ki < sizeof kcs / sizeof kcs[0]; ki++) {
+            for (int accumulate = 0; accumulate <= 1; accumulate++) {
+                const int64_t kc = kcs[ki];
+                memcpy(c_pair, c_init, MR * LDC * sizeof(float));
+                memcpy(c_wide, c_init, MR * LDC * sizeof(float));
+                sb_pixgemm_f32_ukernel_6x16__avx2(kc, pixels, offsets, wts, 0, c_pair, LDC,
+                                                  accumulate);
+                sb_pixgemm_f32_ukernel_6x16__avx2(kc, pixels, offsets, wts + w_next, 0,
+                                                  c_pair + 16, LDC, accumulate);
+                pix[w].wide(kc, pixels, offsets, wts, w_next, c_wide, LDC, accumulate);
+                bad += count_not_same(c_pair, c_wide, MR * LDC);
+                cases++;
+            }
+        }
+        char name[80];
+        snprintf(name, sizeof name, "pixel-row 6x32 == 2x avx2 6x16 (%s)", pix[w].name);
+        report(name, cases, bad ? 1.0 : 0.0, 0.0, bad);
+    }
+    free(wts);
     free(a); free(src); free(c_init); free(c_pair); free(c_wide);
 }
 #endif
+
+/* The pixel-row micro-kernels (rows: six input pointers plus one offset
+ * per k; columns: 16 packed weights) against a double-precision sum, per
+ * ISA; columns past the tile must stay untouched. */
+static void test_pixel_row_ukernels(void)
+{
+    enum { MR = SB_CONV_MR, NR = SB_CONV_NR, KMAX = 257, LDC = NR + 3 };
+    static const int64_t kcs[] = {0, 1, 2, 7, 16, 256, 257};
+    struct { const char *name; sb_pixgemm_ukernel kernel; } isas[2] = {
+        {"scalar", sb_pixgemm_f32_ukernel_6x16__scalar}};
+    int n_isas = 1;
+#ifdef SB_HAVE_AVX2_KERNELS
+    if (sb_isa_available(SB_ISA_AVX2)) {
+        isas[1].name = "avx2";
+        isas[1].kernel = sb_pixgemm_f32_ukernel_6x16__avx2;
+        n_isas = 2;
+    }
+#endif
+    const int64_t src_floats = 3 * KMAX + 64;
+    float *src = alloc_f(src_floats), *w = alloc_f(KMAX * NR);
+    float *c_init = alloc_f(MR * LDC), *c = alloc_f(MR * LDC);
+    int64_t offsets[KMAX];
+    const float *pixels[MR];
+    fill_rand(src, src_floats);
+    fill_rand(w, KMAX * NR);
+    fill_rand(c_init, MR * LDC);
+    for (int i = 0; i < MR; i++)
+        pixels[i] = src + 7 * i + (i == 5 ? 2 : 0); /* two pixels may share values */
+    for (int64_t p = 0; p < KMAX; p++)
+        offsets[p] = 3 * p - (p % 2);
+    for (int s = 0; s < n_isas; s++) {
+        int64_t cases = 0, bad = 0;
+        double worst = 0.0;
+        for (size_t ki = 0; ki < sizeof kcs / sizeof kcs[0]; ki++) {
+            for (int accumulate = 0; accumulate <= 1; accumulate++) {
+                const int64_t kc = kcs[ki];
+                memcpy(c, c_init, MR * LDC * sizeof(float));
+                isas[s].kernel(kc, pixels, offsets, w, 0, c, LDC, accumulate);
+                for (int i = 0; i < MR; i++) {
+                    for (int j = 0; j < LDC; j++) {
+                        const float got = c[i * LDC + j];
+                        if (j >= NR) {
+                            bad += !same_float(got, c_init[i * LDC + j]);
+                            continue;
+                        }
+                        double sum = accumulate ? c_init[i * LDC + j] : 0.0;
+                        double mag = fabs(sum);
+                        for (int64_t p = 0; p < kc; p++) {
+                            const double term = (double)pixels[i][offsets[p]] * w[p * NR + j];
+                            sum += term;
+                            mag += fabs(term);
+                        }
+                        const double d = fabs(got - sum) / (1.0 + mag);
+                        if (!(d <= worst))
+                            worst = d;
+                    }
+                }
+                cases++;
+            }
+        }
+        char name[64];
+        snprintf(name, sizeof name, "pixel-row 6x16 ukernel (%s)", isas[s].name);
+        report(name, cases, worst, TOL_SUM, bad);
+    }
+    free(src); free(w); free(c_init); free(c);
+}
 
 /* The micro-kernels themselves, per ISA: the packed-B kernel against a
  * double-precision sum, and the indirect-B kernel against the packed-B
@@ -1525,6 +1655,7 @@ static void test_ukernels(void)
         report(name, cases, worst, TOL_SUM, bad);
     }
     free(a); free(b); free(scattered); free(c_init); free(c_gemm); free(c_igemm);
+    test_pixel_row_ukernels();
 #ifdef SB_HAVE_AVX2_KERNELS
     test_wide_ukernels();
 #endif
