@@ -67,6 +67,7 @@
 
 #include "gemm_ukernel.h"
 #include "sb_internal.h"
+#include "sb_isa_kernels.h"
 #include "sb_parallel.h"
 
 enum { MR = SB_CONV_MR, NR = SB_CONV_NR };
@@ -215,9 +216,9 @@ typedef struct {
     sb_igemm_ukernel igemm_wide; /* pairs of full panels, or NULL */
     /* pixel rows (see pixel_rows): tiles of nc real pixels, all channels */
     int pixel_rows;
-    int64_t cb;          /* output channels per packed block: MR or NR */
     int64_t ldt;         /* pixel rows: tile row stride, channel blocks * NR */
     sb_pixgemm_ukernel pixgemm, pixgemm_wide;
+    int store_8x8;       /* pixel rows: AVX2 8x8 transposing store */
 } conv_job;
 
 /* Where row k = (c, ky, kx) of the column matrix starts, for k in [k0,
@@ -352,18 +353,36 @@ static void store_pixel_tile(const conv_job *job, const float *restrict tile, in
     float *out = job->out + n * job->out_map.batch_stride + (g * job->cog) * pixels + p0;
     const float *res = job->residual == NULL ? NULL
         : job->residual + n * job->residual_map.batch_stride + (g * job->cog) * pixels + p0;
+    int64_t m_done = 0, i_done = 0; /* channels / pixels stored by 8x8 blocks */
+#ifdef SB_HAVE_AVX2_KERNELS
+    if (job->store_8x8) {
+        /* 8 channels lie in one 16-channel panel, their biases contiguous */
+        m_done = job->cog / 8 * 8;
+        i_done = npix / 8 * 8;
+        for (int64_t m = 0; m < m_done; m += 8) {
+            const float *bias = group_weights + (m / NR) * (NR + job->k * NR) + m % NR;
+            for (int64_t i = 0; i < i_done; i += 8)
+                sb_conv2d_store_block_8x8__avx2(out + m * pixels + i, pixels, tile + i * ldt + m,
+                                                ldt, bias, res ? res + m * pixels + i : NULL,
+                                                pixels, job->relu);
+        }
+    }
+#endif
     for (int64_t m = 0; m < job->cog; m++) {
         const float bias = group_weights[(m / NR) * (NR + job->k * NR) + m % NR];
-        const float *t = tile + m;
-        float *o = out + m * pixels;
+        /* what the blocks left: every pixel of channels >= m_done, and
+         * pixels >= i_done of the others */
+        const int64_t i0 = m < m_done ? i_done : 0;
+        const float *t = tile + m + i0 * ldt;
+        float *o = out + m * pixels + i0;
         if (res != NULL) {
-            const float *r = res + m * pixels;
-            for (int64_t i = 0; i < npix; i++) {
+            const float *r = res + m * pixels + i0;
+            for (int64_t i = 0; i < npix - i0; i++) {
                 const float v = (t[i * ldt] + bias) + r[i];
                 o[i] = job->relu && v < 0.0f ? 0.0f : v;
             }
         } else {
-            for (int64_t i = 0; i < npix; i++) {
+            for (int64_t i = 0; i < npix - i0; i++) {
                 const float v = t[i * ldt] + bias;
                 o[i] = job->relu && v < 0.0f ? 0.0f : v;
             }
@@ -693,10 +712,10 @@ sb_status sb_conv2d_f32_packed(float *out_data, const sb_fmap *out,
     job.igemm = sb_igemm_ukernel_active();
     job.igemm_wide = sb_igemm_wide_ukernel_active();
     job.pixel_rows = pl.pixel_rows;
-    job.cb = pl.pixel_rows ? NR : MR;
     job.ldt = pl.ldt;
     job.pixgemm = sb_pixgemm_ukernel_active();
     job.pixgemm_wide = sb_pixgemm_wide_ukernel_active();
+    job.store_8x8 = sb_get_isa() == SB_ISA_AVX2 || sb_get_isa() == SB_ISA_AVX512;
 
     if (pl.staged) {
         stage_job sj = {in_data, *in, workspace, pl.geo,

@@ -11,6 +11,13 @@
 #ifdef SB_HAVE_AVX2_KERNELS
 /* out may equal in. */
 void sb_sigmoid_f32__avx2(float *out, const float *in, int64_t count);
+
+/* The convolution's pixel-row epilogue for one 8-channel x 8-pixel block:
+ *   out[c*out_stride + i] = relu?((tile[i*ldt + c] + bias[c]) + res[c*res_stride + i])
+ * (res may be NULL), c, i < 8; conv2d_store_f32__avx2.c. */
+void sb_conv2d_store_block_8x8__avx2(float *out, int64_t out_stride, const float *tile,
+                                     int64_t ldt, const float *bias, const float *res,
+                                     int64_t res_stride, int relu);
 #endif
 
 #endif /* SB_ISA_KERNELS_H */
