@@ -1,8 +1,9 @@
 """The convolution fast path (GEMM on 6x16 register tiles, K blocks of
 <= 256, tiles of <= 192 pixels; "channel rows" = 6 output channels x 16
-pixel columns, or "pixel rows" = 6 pixels x 16 output channels when K >= 256
-and C_out is a multiple of 16) on every ISA this machine runs, and the
-fusions built on it:
+pixel columns, or "pixel rows" = 6 pixels x 16 output channels, the default
+unless 16-channel panels pad C_out more than 5 % over 6-channel blocks: C_out
+13, 16, 32, 64, ... run pixel rows, 1, 5, 6, 7, 12 channel rows) on every
+ISA this machine runs, and the fusions built on it:
 
 1. Conv2d against torch.nn.functional.conv2d across the tile edges of both
    orientations (C_out around MR=6 and around 16-channel panels, pixel
@@ -76,8 +77,9 @@ def _conv_case(n, cin, hw, cout, k=3, stride=1, pad=1, dil=1, groups=1, bias=Tru
 
 
 def _conv_cases():
-    """Channel rows (every case below but the "pixrows" ones): the kernel
-    cuts each (image, group) GEMM into columns of "virtual" pixels: OH x Wph, Wph the width of a phase plane, ceil((W + 2*pad) /
+    """Channel rows (C_out 1, 5, 6, 7, 12: padded less by 6-row blocks than
+    by 16-channel panels): the kernel cuts each (image, group) GEMM into
+    columns of "virtual" pixels: OH x Wph, Wph the width of a phase plane, ceil((W + 2*pad) /
     stride) (for stride 1 the padded width; extra columns are dropped);
     column blocks of up to 192 (fewer when
     several threads share few images), panels of NR=16; K blocks of equal
@@ -107,10 +109,10 @@ def _conv_cases():
     for cin in (28, 29, 57):
         for cout, hw in ((6, (4, 5)), (7, (1, 17)), (13, (12, 17))):
             cases.append(("K%d_cout%d" % (cin * 9, cout), _conv_case(1, cin, hw, cout)))
-    # Pixel rows (K >= 256 and C_out a multiple of 16: the GEMM runs with
-    # 6 real pixels x 16 output channels per tile, pixels in tiles of up to
-    # 192, or fewer with many channels): pixel counts around 6 and the tile,
-    # channel panels 1-3, K around the 256 block, strides, dilation, groups.
+    # Pixel rows (C_out 13, 16, 32, 48, ...: the GEMM runs with 6 real
+    # pixels x 16 output channels per tile, pixels in tiles of up to 192, or
+    # fewer with many channels): pixel counts around 6 and the tile, channel
+    # panels 1-3, K around the 256 block, strides, dilation, groups.
     for cout, hw in ((16, (1, 5)), (16, (2, 3)), (32, (1, 7)), (48, (13, 15)),
                      (16, (1, 191)), (32, (12, 16)), (16, (1, 193)), (128, (7, 29))):
         cases.append(("pixrows_K261_cout%d_pix%d" % (cout, hw[0] * hw[1]),
@@ -256,7 +258,7 @@ FUSION_CASES = [
     ("residual_slice_relu", 5, 7, (4, 5), 3, 1, 1, False, False, "slice", True),
     ("in_bnrelu_residual_relu", 12, 12, (6, 7), 3, 1, 1, True, False, "contiguous", True),
     ("all_fusions_K261", 29, 6, (3, 17), 3, 1, 1, True, True, "slice", True),
-    # pixel rows (K >= 256, C_out a multiple of 16)
+    # pixel rows (C_out a multiple of 16)
     ("pixrows_in_bnrelu_K288_pix193", 32, 32, (1, 193), 3, 1, 1, True, False, None, True),
     ("pixrows_fold_residual_relu", 64, 64, (5, 7), 3, 1, 1, False, True, "contiguous", True),
     ("pixrows_all_fusions_stride2", 29, 16, (9, 8), 3, 2, 1, True, True, "slice", True),

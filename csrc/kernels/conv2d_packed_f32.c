@@ -40,10 +40,12 @@
  *     is a pointer to its tap-(0,0) value in the phase planes and row k
  *     adds the same offset to all of them, so there are no dropped columns
  *     and nothing is packed, but the tile is pixel-major and is transposed
- *     when stored. It is used when K >= 256 and Cog is a multiple of 16 (the
- *     3x3 convolutions of the demos), where it saves the 8-25 % of dropped
- *     columns and row padding at small maps (25x25, 13x13) for a transpose
- *     that costs about one pass over the output.
+ *     when stored (8x8 blocks in registers with AVX2). It is used unless it
+ *     pads the output channels more than channel rows would (16-channel
+ *     panels against 6-channel blocks, by more than 5 %): every convolution
+ *     of the demos. It saves the 8-25 % of dropped columns and row padding
+ *     at small maps (25x25, 13x13) for a transpose that costs about one
+ *     pass over the output.
  *  4. Tiles (channel rows; pixel rows are alike with real pixels and all
  *     16-channel panels): the columns of each (n, g) are cut into blocks of at most NC;
  *     a tile is one such block, the unit of work of a thread. For its tile a
@@ -105,14 +107,20 @@ int sb_test_conv_orientation(int orientation)
  *   pixel rows: MR=6 real pixels x 16 output channels. No dropped columns
  *     and only pixels rounded up to 6, but output channels round up to 16
  *     and the tile is transposed when stored (pixel-major sums into NCHW).
- * The transpose costs about one pass over the output, worth it when each
- * output sums many terms (K large) and the channels fill 16-wide panels:
- * the demos' 3x3 convolutions (K = 576..1152, 32..128 channels). */
+ * Measured on the demos' layers (Zen 3, AVX2, one process alternating the
+ * two): pixel rows is 2-25 % faster wherever its channel padding is no
+ * worse -- the 3x3 convolutions at 13x13-56x56, the 1x1 convolutions
+ * (K = 64..224) and the 7x7 stem -- and within noise for tiny K (3..27).
+ * So the rule is the channel padding alone: pixel rows unless rounding the
+ * output channels up to 16 costs more than 5 % over rounding up to 6 (C_out
+ * 6, 12, 24: channel rows; 13, 16, 32, 64, 128: pixel rows). K is an
+ * argument so a rule that needs it can use it. */
 static int pixel_rows(int64_t cog, int64_t k)
 {
+    (void)k;
     if (sb_test_orientation >= 0)
         return sb_test_orientation;
-    return k >= 256 && cog % NR == 0;
+    return ceil_div(cog, NR) * NR * 20 <= ceil_div(cog, MR) * MR * 21;
 }
 
 /* Output channels per packed block: MR for channel rows, NR for pixel rows. */
