@@ -197,7 +197,7 @@ static int check_out_array(PyObject *out, const char *layer, int ndim,
 }
 
 /* ------------------------------------------------------------------ */
-/* Scratch memory. Kernel workspaces (staged inputs, packed columns)    */
+/* Scratch memory. Kernel workspaces (staged inputs, tile sums)        */
 /* are often hundreds of KiB: a fresh malloc of that size is an mmap,   */
 /* and touching its pages again costs tens of microseconds per call --  */
 /* a tenth of a small convolution. One arena is kept and reused; it     */

@@ -12,8 +12,8 @@
  *
  * The "igemm" (indirect GEMM) variant reads row p of B not from a packed
  * panel but wherever it lies: b + b_offsets[p] (NR floats, any alignment).
- * The convolution uses it with stride 1, where every row of its im2col
- * matrix is a contiguous run of the padded input plane, so no packing pass
+ * The convolution uses it on its staged input, where every row of its
+ * im2col matrix is a contiguous run of a (phase) plane, so no packing pass
  * is needed at all. It sums in the same order as the packed variant, so the
  * two give the same bits for the same numbers. The epilogue (bias,
  * residual, ReLU) is the caller's, applied when it copies finished tiles

@@ -403,7 +403,7 @@ static void test_conv(void)
         {1, 257,   7,  3,  5, 1, 1, 1, 1, 0, 0, 1, 1, 1, 0, 5, 1},   /* K = KC + 1 */
         {1,  17,   9,  7,  6, 4, 4, 1, 1, 0, 0, 1, 1, 1, 3, 0, 1},   /* K = 272, unpadded 4x4 */
         {2,   3,   7,  9, 15, 3, 1, 1, 1, 0, 0, 2, 1, 1, 0, 0, 1},   /* 3x1 dilated, read in place */
-        {1,   6,   4, 13, 11, 3, 3, 2, 3, 0, 0, 2, 1, 2, 0, 0, 1},   /* strided, unpadded, gathered */
+        {1,   6,   4, 13, 11, 3, 3, 2, 3, 0, 0, 2, 1, 2, 0, 0, 1},   /* strided, unpadded, phase planes */
     };
     for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++) {
         run_conv(&fixed[i], worst, bad);
@@ -705,9 +705,10 @@ static void test_conv_packed_fused(void)
     int64_t cases = 0, threaded = 0, bad[MAX_PATHS] = {0}, split = 0;
 
     /* Large enough to be split over threads (>= 2^20 multiply-adds), one per
-     * layout of the packed path: staged contiguous (3x3 stride 1), gathered
-     * (strided), unstaged (1x1 with no transform), several K blocks, groups,
-     * channel slices on every map. */
+     * layout of the packed path: staged (3x3 stride 1), staged into phase
+     * planes (strided), unstaged (1x1 with no transform), several K blocks,
+     * groups, channel slices on every map; both orientations (the loop in
+     * run_fused). */
     static const fused_case big[] = {
         /*  n cin cout  h   w kh kw sh sw ph pw dh dw  g  ie  oe b   tr res rex relu fold */
         {{2,  16,  20, 20, 20, 3, 3, 1, 1, 1, 1, 1, 1, 1,  0,  0, 1}, 2, 1,  0, 1, 0}, /* DenseLayer-like + residual */
