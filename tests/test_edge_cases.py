@@ -14,6 +14,7 @@ from torch import nn
 
 import skipblocks as sb
 from skipblocks.reference import parity_error
+from tolerances import tolerance
 
 
 def _x(shape, seed=0):
@@ -230,3 +231,74 @@ def test_eval_batch_norm_reads_running_stats_of_any_layout():
                                               torch.tensor(var).float(), training=False)
     got = sb.functional.batch_norm(x, mean, var, training=False)
     assert parity_error(got, expected) < 1e-6
+
+
+# -- convolution shapes at the edges (second review) -------------------------
+
+def _torch_error(fn):
+    with pytest.raises(RuntimeError) as info:
+        fn()
+    return str(info.value)
+
+
+def test_conv_with_no_output_channels_raises_like_torch():
+    x, w = _x((2, 3, 5, 5)), np.zeros((0, 3, 3, 3), np.float32)
+    expected = _torch_error(lambda: torch.nn.functional.conv2d(
+        torch.from_numpy(x), torch.from_numpy(w), padding=1))
+    with pytest.raises(RuntimeError) as info:
+        sb.functional.conv2d(x, w, padding=1)
+    assert expected in str(info.value)
+    with pytest.raises(RuntimeError, match="expected weight to be at least 1 at dimension 0"):
+        sb.Conv2d(3, 0, 3)(x)
+
+
+@pytest.mark.parametrize("stride, groups", [(1, 1), (2, 1), (1, 3)])
+def test_conv_of_an_input_with_no_channels_has_no_channels_like_torch(stride, groups):
+    # torch 2.13 returns (N, 0, OH, OW) for a zero-channel input, whatever
+    # C_out is (not C_out maps of bias)
+    x = np.zeros((2, 0, 5, 5), np.float32)
+    w, b = np.zeros((6, 0, 3, 3), np.float32), np.ones(6, np.float32)
+    theirs = torch.nn.functional.conv2d(torch.from_numpy(x), torch.from_numpy(w),
+                                        torch.from_numpy(b), stride=stride, padding=1,
+                                        groups=groups)
+    ours = sb.functional.conv2d(x, w, b, stride=stride, padding=1, groups=groups)
+    assert ours.shape == tuple(theirs.shape)
+
+
+@pytest.mark.parametrize("shape, k, pad", [((2, 3, 0, 5), 1, 1), ((2, 3, 5, 0), 3, 2)])
+def test_conv_of_an_empty_map_raises_like_torch(shape, k, pad):
+    x, w = np.zeros(shape, np.float32), np.zeros((4, 3, k, k), np.float32)
+    expected = _torch_error(lambda: torch.nn.functional.conv2d(
+        torch.from_numpy(x), torch.from_numpy(w), padding=pad))
+    with pytest.raises(RuntimeError) as info:
+        sb.functional.conv2d(x, w, padding=pad)
+    assert expected in str(info.value)
+
+
+@pytest.mark.parametrize("k, stride, pad, dil", [
+    (1, (10 ** 5, 10 ** 5), 0, 1),          # stride far beyond the input
+    (2, (2 ** 31 - 1, 3), 1, 1),            # the largest stride accepted
+    (3, (7, 7), (10 ** 4, 3), 1),           # padding far beyond the input
+    ((2, 3), (9, 11), 2, (3, 4)),           # extent <= stride: one phase per tap
+    ((5, 2), (2, 3), 1, (1, 2)),            # extent > stride in one dimension only
+])
+def test_conv_with_strides_larger_than_the_kernel_matches_torch(restore_threads, k, stride, pad,
+                                                              dil):
+    # a stride wider than the kernel's extent stages one phase plane per tap,
+    # not stride**2 of them: fast, small, and exact
+    x, w = _x((2, 3, 9, 13), seed=1), _x((5, 3) + ((k, k) if isinstance(k, int) else k), seed=2)
+    theirs = torch.nn.functional.conv2d(torch.from_numpy(x), torch.from_numpy(w), stride=stride,
+                                        padding=pad, dilation=dil).numpy()
+    for threads in (1, 2):
+        sb.set_num_threads(threads)
+        ours = sb.functional.conv2d(x, w, stride=stride, padding=pad, dilation=dil)
+        assert ours.shape == theirs.shape
+        assert parity_error(ours, theirs) <= tolerance("conv2d", w[0].size)
+
+
+def test_conv_arguments_beyond_int32_raise_a_clear_error():
+    x, w = _x((1, 2, 2, 2)), np.ones((1, 2, 1, 1), np.float32)
+    with pytest.raises(ValueError, match="must each be at most 2147483647"):
+        sb.functional.conv2d(x, w, stride=(2 ** 32, 2 ** 32))
+    with pytest.raises(ValueError, match="must each be at most 2147483647"):
+        sb.functional.conv2d(x, w, padding=2 ** 40)

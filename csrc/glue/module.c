@@ -348,12 +348,28 @@ static PyObject *py_conv2d(PyObject *self, PyObject *args, PyObject *kwargs)
         PyErr_Format(PyExc_RuntimeError, "%s: non-positive groups is not supported", layer);
         goto done;
     }
+    if (sh > SB_CONV_PARAM_MAX || sw > SB_CONV_PARAM_MAX || ph > SB_CONV_PARAM_MAX ||
+        pw > SB_CONV_PARAM_MAX || dh > SB_CONV_PARAM_MAX || dw > SB_CONV_PARAM_MAX ||
+        wd[2] > SB_CONV_PARAM_MAX || wd[3] > SB_CONV_PARAM_MAX) {
+        PyErr_Format(PyExc_ValueError,
+                     "%s: stride (%zd, %zd), padding (%zd, %zd), dilation (%zd, %zd) and kernel "
+                     "size (%zd, %zd) must each be at most %lld", layer, sh, sw, ph, pw, dh, dw,
+                     (Py_ssize_t)wd[2], (Py_ssize_t)wd[3], (long long)SB_CONV_PARAM_MAX);
+        goto done;
+    }
     if (wd[0] % groups != 0) {
         if ((shape_a = shape_string(weight)) != NULL)
             PyErr_Format(PyExc_RuntimeError,
                          "%s: Given groups=%zd, expected weight to be divisible by %zd at "
                          "dimension 0, but got weight of size %U instead",
                          layer, groups, groups, shape_a);
+        goto done;
+    }
+    if (wd[0] == 0) {
+        if ((shape_a = shape_string(weight)) != NULL)
+            PyErr_Format(PyExc_RuntimeError,
+                         "%s: Given groups=%zd, expected weight to be at least 1 at dimension "
+                         "0, but got weight of size %U instead", layer, groups, shape_a);
         goto done;
     }
     if (xd[1] != wd[1] * groups) {
@@ -387,7 +403,16 @@ static PyObject *py_conv2d(PyObject *self, PyObject *args, PyObject *kwargs)
                      (Py_ssize_t)((wd[2] - 1) * dh + 1), (Py_ssize_t)((wd[3] - 1) * dw + 1));
         goto done;
     }
-    npy_intp out_dims[4] = {xd[0], wd[0], oh, ow};
+    if ((xd[2] == 0 || xd[3] == 0) && xd[0] > 0 && xd[1] > 0) {
+        if ((shape_a = shape_string(input)) != NULL)
+            PyErr_Format(PyExc_RuntimeError,
+                         "%s: Only zero batch or zero channel inputs are supported, but got "
+                         "input shape: %U", layer, shape_a);
+        goto done;
+    }
+    /* torch: an input with no channels gives an output with no channels
+     * (whatever the weight's C_out), not C_out maps of bias */
+    npy_intp out_dims[4] = {xd[0], xd[1] == 0 ? 0 : wd[0], oh, ow};
 
     /* Fusion arguments. */
     if (as_channel_vector(in_scale_obj, layer, "in_scale", xd[1], &in_scale) < 0) goto done;

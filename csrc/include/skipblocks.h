@@ -62,6 +62,12 @@ typedef struct {
     int64_t groups;
 } sb_conv2d_params;
 
+/* Kernel size, stride, padding and dilation above this are rejected
+ * (SB_ERR_ARGUMENT / SB_ERR_SHAPE): it keeps every size and offset derived
+ * from them inside int64. (torch takes larger values; no real network uses
+ * them.) */
+#define SB_CONV_PARAM_MAX ((int64_t)2147483647)
+
 /* torch's output size: floor((in + 2*pad - dilation*(k-1) - 1) / stride) + 1.
  * Returns a value <= 0 when the padded input is smaller than the dilated
  * kernel (the caller turns that into torch's "Kernel size can't be greater

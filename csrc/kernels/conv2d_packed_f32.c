@@ -120,7 +120,7 @@ static int pixel_rows(int64_t cog, int64_t k)
     (void)k;
     if (sb_test_orientation >= 0)
         return sb_test_orientation;
-    return ceil_div(cog, NR) * NR * 20 <= ceil_div(cog, MR) * MR * 21;
+    return cog > 0 && ceil_div(cog, NR) * NR * 20 <= ceil_div(cog, MR) * MR * 21;
 }
 
 /* Output channels per packed block: MR for channel rows, NR for pixel rows. */
@@ -186,14 +186,40 @@ sb_status sb_conv2d_f32_pack_weights(float *restrict packed, const float *restri
     return SB_OK;
 }
 
-/* The staged input of one channel: its padded plane split into stride_h x
- * stride_w phase planes, phase (a, b) holding padded (a + sh*i, b + sw*j)
- * at [i, j], i < hph, j < wph, at (a*sw + b) * plane_floats. Phases no tap
- * reads (a 1x1 stride-2 conv reads one of four) are neither written nor
- * read. Unstaged, the "phase" is the input plane itself. */
+/* The staged input of one channel: its padded plane split into phase
+ * planes, phase (a, b) holding padded (start_h(a) + sh*i, start_w(b) +
+ * sw*j) at [i, j], i < hph, j < wph, at (a*phases_w + b) * plane_floats.
+ * Per dimension (see phase_dim) there are `stride` phases starting at 0, 1,
+ * ..., stride-1 -- or, when the kernel's extent (K-1)*d+1 is no wider than
+ * the stride, one phase per tap, starting at t*d: a 1x1 stride-2 conv then
+ * stages one plane, not four, and a stride far larger than the input costs
+ * K planes, not stride^2. Phases no tap reads are neither written nor read.
+ * Unstaged, the one "phase" is the input plane itself. */
 typedef struct {
     int64_t hph, wph, plane_floats, chan_floats;
+    int64_t phases_h, phases_w;
+    int per_tap_h, per_tap_w; /* one phase per tap (extent <= stride) */
 } stage_geometry;
+
+/* One dimension of the phase split: how many phases, and whether there is
+ * one per tap. With extent (K-1)*d < stride, tap t reads phase t*d (all
+ * distinct, all < stride) at phase row 0 + oy. */
+static int phase_per_tap(int64_t kernel, int64_t stride, int64_t dilation)
+{
+    return (kernel - 1) * dilation < stride;
+}
+
+/* The phase tap t of a dimension reads, and the padded coordinate its
+ * phase plane starts at. */
+static int64_t tap_phase(int per_tap, int64_t t, int64_t stride, int64_t dilation)
+{
+    return per_tap ? t : (t * dilation) % stride;
+}
+
+static int64_t phase_start(int per_tap, int64_t phase, int64_t dilation)
+{
+    return per_tap ? phase * dilation : phase;
+}
 
 /* Everything a tile needs, shared read-only by the threads. */
 typedef struct {
@@ -243,11 +269,13 @@ static void tap_offsets(int64_t *restrict row_offset, const conv_job *job, int64
     const int64_t taps = p->kernel_h * p->kernel_w;
     for (int64_t kk = 0; kk < kc; kk++) {
         const int64_t c = (k0 + kk) / taps, tap = (k0 + kk) % taps;
-        const int64_t y = (tap / p->kernel_w) * p->dilation_h;
-        const int64_t x = (tap % p->kernel_w) * p->dilation_w;
-        const int64_t phase = (y % p->stride_h) * p->stride_w + x % p->stride_w;
+        const int64_t ky = tap / p->kernel_w, kx = tap % p->kernel_w;
+        const int64_t phase =
+            tap_phase(g->per_tap_h, ky, p->stride_h, p->dilation_h) * g->phases_w +
+            tap_phase(g->per_tap_w, kx, p->stride_w, p->dilation_w);
         row_offset[kk] = c * g->chan_floats + phase * g->plane_floats +
-                         (y / p->stride_h) * g->wph + x / p->stride_w;
+                         ((ky * p->dilation_h) / p->stride_h) * g->wph +
+                         (kx * p->dilation_w) / p->stride_w;
     }
 }
 
@@ -345,7 +373,7 @@ static void run_tile(const conv_job *job, int64_t tile_index, float *restrict sl
                 job->gemm(kc, a, panel, c + full * NR, job->nc, kb > 0);
         }
     }
-    if (job->k == 0) /* no input channels: the sum is empty, torch gives the bias */
+    if (job->k == 0) /* no input channels (C API): an empty sum, so the bias */
         for (int64_t i = 0; i < job->m_blocks * MR * job->nc; i++)
             tile[i] = 0.0f;
     store_tile(job, tile, n, g, col0, ncols, group_weights);
@@ -467,11 +495,15 @@ static void run_slot(void *ctx, int64_t begin, int64_t end)
     }
 }
 
-/* Whether some tap t < kernel reads phase r of a dimension: (t*dilation)
- * % stride == r. (t*dilation) % stride repeats with period at most stride,
- * so taps past the stride add nothing. */
-static int phase_used(int64_t r, int64_t kernel, int64_t stride, int64_t dilation)
+/* Whether some tap t < kernel reads phase r of a dimension. One phase per
+ * tap: always. Else some (t*dilation) % stride == r; that repeats with
+ * period at most stride, so taps past the stride add nothing (and here the
+ * stride is at most the kernel's extent, so this loop is short). */
+static int phase_used(int per_tap, int64_t r, int64_t kernel, int64_t stride,
+                      int64_t dilation)
 {
+    if (per_tap)
+        return 1;
     for (int64_t t = 0; t < kernel && t < stride; t++)
         if ((t * dilation) % stride == r)
             return 1;
@@ -545,13 +577,14 @@ static void stage_planes(void *ctx, int64_t begin, int64_t end)
                    cl * geo->chan_floats;
         const float s = sj->scale ? sj->scale[c] : 1.0f;
         const float t = sj->scale ? sj->shift[c] : 0.0f;
-        for (int64_t a = 0; a < sj->stride_h; a++) {
-            if (!phase_used(a, sj->kernel_h, sj->stride_h, sj->dilation_h))
+        for (int64_t a = 0; a < geo->phases_h; a++) {
+            if (!phase_used(geo->per_tap_h, a, sj->kernel_h, sj->stride_h, sj->dilation_h))
                 continue;
-            for (int64_t b = 0; b < sj->stride_w; b++)
-                if (phase_used(b, sj->kernel_w, sj->stride_w, sj->dilation_w))
-                    stage_phase(sj, d + (a * sj->stride_w + b) * geo->plane_floats, x, s, t,
-                                a, b);
+            for (int64_t b = 0; b < geo->phases_w; b++)
+                if (phase_used(geo->per_tap_w, b, sj->kernel_w, sj->stride_w, sj->dilation_w))
+                    stage_phase(sj, d + (a * geo->phases_w + b) * geo->plane_floats, x, s, t,
+                                phase_start(geo->per_tap_h, a, sj->dilation_h),
+                                phase_start(geo->per_tap_w, b, sj->dilation_w));
         }
         /* the slack after a group's last plane (read by dropped columns) */
         if (cl == sj->cig - 1) {
@@ -592,7 +625,11 @@ static void plan_conv(conv_plan *pl, const sb_fmap *out, const sb_fmap *in,
     geo->hph = ceil_div(hp, p->stride_h);
     geo->wph = ceil_div(wp, p->stride_w);
     geo->plane_floats = geo->hph * geo->wph;
-    geo->chan_floats = p->stride_h * p->stride_w * geo->plane_floats;
+    geo->per_tap_h = phase_per_tap(p->kernel_h, p->stride_h, p->dilation_h);
+    geo->per_tap_w = phase_per_tap(p->kernel_w, p->stride_w, p->dilation_w);
+    geo->phases_h = geo->per_tap_h ? p->kernel_h : p->stride_h;
+    geo->phases_w = geo->per_tap_w ? p->kernel_w : p->stride_w;
+    geo->chan_floats = geo->phases_h * geo->phases_w * geo->plane_floats;
     /* dropped columns of the last phase row run past the last plane by at
      * most this much */
     const int64_t slack = ((p->kernel_w - 1) * p->dilation_w) / p->stride_w;
@@ -626,7 +663,13 @@ static void plan_conv(conv_plan *pl, const sb_fmap *out, const sb_fmap *in,
 
 static int conv_args_ok(const sb_fmap *out, const sb_fmap *in, const sb_conv2d_params *p)
 {
+    /* SB_CONV_PARAM_MAX keeps every offset and size computed from these in
+     * int64 range */
     return p->kernel_h > 0 && p->kernel_w > 0 && p->stride_h > 0 && p->stride_w > 0 &&
+           p->stride_h <= SB_CONV_PARAM_MAX && p->stride_w <= SB_CONV_PARAM_MAX &&
+           p->pad_h <= SB_CONV_PARAM_MAX && p->pad_w <= SB_CONV_PARAM_MAX &&
+           p->dilation_h <= SB_CONV_PARAM_MAX && p->dilation_w <= SB_CONV_PARAM_MAX &&
+           p->kernel_h <= SB_CONV_PARAM_MAX && p->kernel_w <= SB_CONV_PARAM_MAX &&
            p->dilation_h > 0 && p->dilation_w > 0 && p->pad_h >= 0 && p->pad_w >= 0 &&
            p->groups > 0 && sb_fmap_ok(out) && sb_fmap_ok(in) && out->n == in->n &&
            in->c % p->groups == 0 && out->c % p->groups == 0 &&

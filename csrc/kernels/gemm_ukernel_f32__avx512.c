@@ -18,9 +18,12 @@
  * (every available ISA is tested).
  *
  * FMA: ISO C mode (-std=c99) turns off GCC's contraction of a*b+c into an
- * FMA, so these two functions turn it on for themselves ("fp-contract=
- * fast"; clang: its fp contract pragma). Every term is then one FMA, the
- * rounding of the AVX2 kernel, so the ISAs agree bit for bit.
+ * FMA, so these functions turn it on for themselves ("fp-contract=fast";
+ * clang: its fp contract pragma), at -O2 or more whatever the build's level
+ * (GCC forms FMAs only from -O2: a -O0/-O1 debug build would otherwise
+ * round differently). Every term is then one FMA, the rounding of the AVX2
+ * kernel, so the ISAs agree bit for bit -- and so do thread counts, which
+ * can pair panels differently.
  *
  * The partial last panel and any odd single panel use the AVX2 6x16
  * kernels: every AVX-512 CPU has AVX2 and FMA, and the results are the same
@@ -38,7 +41,7 @@ typedef float sb_v16u __attribute__((vector_size(64), aligned(4), may_alias));
 #define SB_UK_CONTRACT
 #define SB_UK_FP_CONTRACT_PRAGMA _Pragma("clang fp contract(fast)")
 #else
-#define SB_UK_CONTRACT __attribute__((optimize("fp-contract=fast")))
+#define SB_UK_CONTRACT __attribute__((optimize("O2", "fp-contract=fast")))
 #define SB_UK_FP_CONTRACT_PRAGMA
 #endif
 
