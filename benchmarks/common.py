@@ -5,6 +5,7 @@ Imports neither torch nor skipblocks: bench_torch_interference.py's workers
 must be able to run without torch ever being imported.
 """
 import datetime
+import glob
 import json
 import os
 import platform
@@ -17,13 +18,15 @@ RESULTS = os.path.join(HERE, "results")
 
 
 def import_skipblocks():
-    """skipblocks, installed or (run from a checkout built in place) from the
-    source tree next to benchmarks/."""
-    try:
-        import skipblocks
-    except ImportError:
-        sys.path.insert(0, os.path.dirname(HERE))
-        import skipblocks
+    """The skipblocks of the checkout next to benchmarks/ when it has a built
+    extension (python setup.py build_ext --inplace), else the installed one.
+    The checkout comes first because a benchmark run from a checkout is
+    meant to measure that code: an older `pip install .` would otherwise be
+    measured silently. The header names the extension file either way."""
+    root = os.path.dirname(HERE)
+    if glob.glob(os.path.join(root, "skipblocks", "_C*")):
+        sys.path.insert(0, root)
+    import skipblocks
     return skipblocks
 
 
@@ -95,7 +98,12 @@ def build_info(skipblocks):
 def build_line(b):
     commit = (b["git_commit"] or "?")[:10]
     dirty = " + uncommitted changes to csrc/skipblocks" if b["git_dirty"] else ""
-    return f"commit {commit}{dirty}; extension sha256 {b['extension_sha256']}"
+    root = os.path.dirname(HERE)
+    where = b["extension"] or "?"
+    if b["extension"] and not os.path.abspath(b["extension"]).startswith(root + os.sep):
+        where += " (installed, NOT built from this checkout: the commit may not match)"
+    return (f"commit {commit}{dirty}; extension sha256 {b['extension_sha256']} "
+            f"({where})")
 
 
 def load_line(before, after):
