@@ -19,6 +19,14 @@ def c_sources():
     return [f for part in parts for f in sorted(glob.glob(os.path.join("csrc", part, "*.c")))]
 
 
+def c_depends():
+    """Headers and included kernel bodies: listed so that an in-place rebuild
+    (build_ext --inplace) recompiles when one of them changes, not only when
+    a .c file does."""
+    return sorted(glob.glob(os.path.join("csrc", "*", "*.h")) +
+                  glob.glob(os.path.join("csrc", "*", "*.inc")))
+
+
 if sys.platform == "win32":
     extra_compile_args = ["/O2"]
     extra_link_args = []
@@ -32,6 +40,7 @@ else:
 extension = Extension(
     "skipblocks._C",
     sources=c_sources(),
+    depends=c_depends(),
     include_dirs=[os.path.join("csrc", "include"), numpy.get_include()],
     define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_23_API_VERSION")],
     extra_compile_args=extra_compile_args,

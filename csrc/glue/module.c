@@ -1447,6 +1447,14 @@ static PyObject *py_available_isas(PyObject *self, PyObject *unused)
 }
 
 /* set_isa("scalar" | "avx2" | "avx512" | "auto") */
+/* _test_avx512_source_on_avx2(on) -> bool: tests only (see skipblocks.h). */
+static PyObject *py_test_avx512_source(PyObject *self, PyObject *arg)
+{
+    const int on = PyObject_IsTrue(arg);
+    if (on < 0) return NULL;
+    return PyBool_FromLong(sb_test_use_avx512_source_on_avx2(on) == 0);
+}
+
 static PyObject *py_set_isa(PyObject *self, PyObject *arg)
 {
     const char *name = PyUnicode_AsUTF8(arg);
@@ -1503,6 +1511,8 @@ static PyMethodDef methods[] = {
     {"set_num_threads", py_set_num_threads, METH_O, "set_num_threads(n)"},
     {"get_isa", py_get_isa, METH_NOARGS, "get_isa() -> name of the ISA in use"},
     {"set_isa", py_set_isa, METH_O, "set_isa(name): 'auto', 'scalar', 'avx2' or 'avx512'"},
+    {"_test_avx512_source_on_avx2", py_test_avx512_source, METH_O,
+     "tests only: run the AVX-512 kernels' source compiled for AVX2 (on an AVX2 ISA)"},
     {"available_isas", py_available_isas, METH_NOARGS, "available_isas() -> list of names"},
     {NULL, NULL, 0, NULL}};
 

@@ -227,6 +227,13 @@ sb_status sb_set_isa(sb_isa isa);
 sb_isa sb_get_isa(void);
 const char *sb_isa_name(sb_isa isa);
 
+/* Tests only: with `on` set and SB_ISA_AVX2 selected, the convolution's
+ * 32-wide micro-kernels are the AVX-512 kernels' source compiled for AVX2
+ * (gemm_ukernel_f32__avx512.c), so the AVX-512 path's logic runs -- and is
+ * checked against torch and against the AVX2 path bit for bit -- on a CPU
+ * without AVX-512. Returns 0, or -1 (nothing changed) without AVX2. */
+int sb_test_use_avx512_source_on_avx2(int on);
+
 /* ------------------------------------------------------------------ */
 /* Packed convolution: the fast path.                                  */
 /*                                                                     */

@@ -105,12 +105,8 @@ sb_igemm_ukernel sb_igemm_wide_ukernel_active(void);
 sb_pixgemm_ukernel sb_pixgemm_ukernel_active(void);
 sb_pixgemm_ukernel sb_pixgemm_wide_ukernel_active(void);
 
-/* Tests only (csrc/tests/test_kernels.c): with `on` set and AVX2 selected,
- * sb_igemm_wide_ukernel_active() returns the AVX-512 kernel's source
- * compiled for AVX2, so the convolution runs the AVX-512 path's logic on a
- * CPU without AVX-512. Returns 0, or -1 (nothing changed) when this build
- * or CPU has no AVX2. */
-int sb_test_use_avx512_source_on_avx2(int on);
+/* (sb_test_use_avx512_source_on_avx2, the tests' switch to the AVX-512
+ * kernels' source compiled for AVX2, is declared in skipblocks.h.) */
 
 /* Tests only: forces the convolution's orientation (conv2d_packed_f32.c,
  * pixel_rows): 0 channel rows, 1 pixel rows, -1 (default) the shape rule.
