@@ -94,8 +94,8 @@ int64_t sb_conv2d_f32_workspace_floats(const sb_fmap *out, const sb_fmap *in,
  * in    : N x C_in x H x W               (must not overlap out)
  * weight: C_out x (C_in/G) x KH x KW, contiguous (torch's layout)
  * bias  : C_out, or NULL
- * workspace: sb_conv2d_f32_workspace_floats(...) floats (may be NULL only
- *            when the output is empty, N == 0 or C_out == 0)
+ * workspace: sb_conv2d_f32_workspace_floats(...) floats, 8-byte aligned
+ *            (may be NULL only when the output is empty, N == 0 or C_out == 0)
  */
 sb_status sb_conv2d_f32(float *out_data, const sb_fmap *out,
                         const float *in_data, const sb_fmap *in,
@@ -296,7 +296,9 @@ int64_t sb_conv2d_f32_packed_workspace_floats(const sb_fmap *out, const sb_fmap 
  * Splits the output over up to num_threads threads (sb_parallel_for);
  * results are bit-identical for every thread count, because each output
  * element is summed in the same order whatever the split.
- * workspace: sb_conv2d_f32_packed_workspace_floats(..., fusion, num_threads). */
+ * workspace: sb_conv2d_f32_packed_workspace_floats(..., fusion, num_threads)
+ * floats, 8-byte aligned (as malloc returns memory): it starts with a table
+ * of int64 offsets. */
 sb_status sb_conv2d_f32_packed(float *out_data, const sb_fmap *out,
                                const float *in_data, const sb_fmap *in,
                                const float *packed_weights,

@@ -248,6 +248,7 @@ typedef struct {
     sb_gemm_ukernel gemm;   /* the packed final panel */
     sb_igemm_ukernel igemm; /* full panels, read in place */
     sb_igemm_ukernel igemm_wide; /* pairs of full panels, or NULL */
+    int64_t *tap_offset;  /* K entries: where row k starts (tap_offsets) */
     /* pixel rows (see pixel_rows): tiles of nc real pixels, all channels */
     int pixel_rows;
     int64_t ldt;         /* pixel rows: tile row stride, channel blocks * NR */
@@ -261,8 +262,7 @@ typedef struct {
  * so the row is the run of that phase plane starting at
  *   c*chan + phase*plane + ((ky*dh)/sh)*Wph + (kx*dw)/sw,
  * and column q = oy*Wph + ox of it is pixel (oy, ox). */
-static void tap_offsets(int64_t *restrict row_offset, const conv_job *job, int64_t k0,
-                        int64_t kc)
+static void tap_offsets(int64_t *row_offset, const conv_job *job, int64_t k0, int64_t kc)
 {
     const sb_conv2d_params *p = &job->p;
     const stage_geometry *g = &job->geo;
@@ -354,8 +354,7 @@ static void run_tile(const conv_job *job, int64_t tile_index, float *restrict sl
     for (int64_t kb = 0; kb < job->k_blocks; kb++) {
         const int64_t k0 = kb * job->kc;
         const int64_t kc = min64(job->kc, job->k - k0);
-        int64_t row_offset[KC_MAX];
-        tap_offsets(row_offset, job, k0, kc);
+        const int64_t *row_offset = job->tap_offset + k0;
         if (rest)
             pack_partial_panel(panel, src_ng, row_offset, kc, col0 + full * NR, rest);
         const float *b = src_ng + col0;
@@ -453,8 +452,7 @@ static void run_pixel_tile(const conv_job *job, int64_t tile_index, float *restr
     for (int64_t kb = 0; kb < job->k_blocks; kb++) {
         const int64_t k0 = kb * job->kc;
         const int64_t kc = min64(job->kc, job->k - k0);
-        int64_t row_offset[KC_MAX];
-        tap_offsets(row_offset, job, k0, kc);
+        const int64_t *row_offset = job->tap_offset + k0;
         int64_t pp = 0;
         while (pp < panels) {
             /* two channel panels per call where the ISA has a 32-wide kernel */
@@ -601,6 +599,7 @@ typedef struct {
     int threads, staged, pixel_rows;
     stage_geometry geo;
     int64_t group_floats, image_floats, staged_floats;
+    int64_t offsets_floats; /* the row offsets of all K taps, as int64 */
     /* columns: per (n, g), virtual pixels (channel rows) or real pixels
      * (pixel rows); nc: per tile */
     int64_t columns, col_width, nc, m_blocks, ldt, slot_floats;
@@ -636,6 +635,7 @@ static void plan_conv(conv_plan *pl, const sb_fmap *out, const sb_fmap *in,
     pl->group_floats = cig * geo->chan_floats + slack;
     pl->image_floats = p->groups * pl->group_floats;
     pl->staged_floats = pl->staged ? in->n * pl->image_floats : 0;
+    pl->offsets_floats = k * (int64_t)(sizeof(int64_t) / sizeof(float));
     pl->col_width = geo->wph;
     pl->pixel_rows = pixel_rows(cog, k);
     /* Tiles: as wide as fits L2, but narrow enough to give every thread
@@ -694,7 +694,7 @@ int64_t sb_conv2d_f32_packed_workspace_floats(const sb_fmap *out, const sb_fmap 
         return 0;
     conv_plan pl;
     plan_conv(&pl, out, in, params, has_transform(fusion), num_threads);
-    return pl.staged_floats + (int64_t)pl.threads * pl.slot_floats;
+    return pl.offsets_floats + pl.staged_floats + (int64_t)pl.threads * pl.slot_floats;
 }
 
 sb_status sb_conv2d_f32_packed(float *out_data, const sb_fmap *out,
@@ -758,7 +758,11 @@ sb_status sb_conv2d_f32_packed(float *out_data, const sb_fmap *out,
     job.tiles = out->n * p->groups * job.col_blocks;
     job.slots = min64(pl.threads, job.tiles);
     job.slot_floats = pl.slot_floats;
-    job.slot_space = workspace + pl.staged_floats;
+    /* workspace: [K row offsets (int64)][staged input][slots]; the offsets
+     * are computed once per call, not per tile */
+    float *staged = workspace + pl.offsets_floats;
+    job.tap_offset = (int64_t *)(void *)workspace;
+    job.slot_space = staged + pl.staged_floats;
     job.gemm = sb_gemm_ukernel_active();
     job.igemm = sb_igemm_ukernel_active();
     job.igemm_wide = sb_igemm_wide_ukernel_active();
@@ -769,7 +773,7 @@ sb_status sb_conv2d_f32_packed(float *out_data, const sb_fmap *out,
     job.store_8x8 = sb_get_isa() == SB_ISA_AVX2 || sb_get_isa() == SB_ISA_AVX512;
 
     if (pl.staged) {
-        stage_job sj = {in_data, *in, workspace, pl.geo,
+        stage_job sj = {in_data, *in, staged, pl.geo,
                         p->pad_h, p->pad_w, p->stride_h, p->stride_w,
                         p->kernel_h, p->kernel_w, p->dilation_h, p->dilation_w,
                         pl.image_floats, pl.group_floats, job.cig,
@@ -779,7 +783,7 @@ sb_status sb_conv2d_f32_packed(float *out_data, const sb_fmap *out,
             sb_parallel_for(planes, 16, stage_planes, &sj);
         else
             stage_planes(&sj, 0, planes);
-        job.src = workspace;
+        job.src = staged;
         job.src_image = pl.image_floats;
         job.src_group = pl.group_floats;
     } else {
@@ -788,6 +792,7 @@ sb_status sb_conv2d_f32_packed(float *out_data, const sb_fmap *out,
         job.src_image = in->batch_stride;
         job.src_group = job.cig * in->h * in->w;
     }
+    tap_offsets(job.tap_offset, &job, 0, job.k);
     if (job.slots <= 1)
         run_slot(&job, 0, 1);
     else
