@@ -1,6 +1,7 @@
 /*
- * conv2d_packed_f32.c -- the fast path of Conv2d: packed GEMM with fused
- * input transform and epilogue, split over threads.
+ * conv2d_packed_f32.c -- the fast path of Conv2d: a GEMM over the staged
+ * input read in place (no im2col copy), packed weights, fused input
+ * transform and epilogue, split over threads.
  *
  * Computes what sb_conv2d_f32__ref computes (torch.nn.functional.conv2d,
  * float32, NCHW, zero padding, stride, dilation, groups, bias), optionally
@@ -19,9 +20,11 @@
  *     is copied once into the workspace, zero-padded (Hp = H + 2ph, Wp = W
  *     + 2pw), passed through the input transform, and split into stride_h
  *     x stride_w "phase planes": phase (a, b) holds padded (a + sh*i, b +
- *     sw*j) at (i, j), Hph = ceil(Hp/sh) rows of Wph = ceil(Wp/sw). After
- *     that no tap needs a bounds test, the transform costs one pass over
- *     the input instead of KH*KW, and a stride is no longer a stride:
+ *     sw*j) at (i, j), Hph = ceil(Hp/sh) rows of Wph = ceil(Wp/sw) (when
+ *     the kernel's extent is within the stride, one phase per tap instead:
+ *     stage_geometry). After that no tap needs a bounds test, the transform
+ *     costs one pass over the input instead of KH*KW, and a stride is no
+ *     longer a stride:
  *  2. Columns. Pixel (oy, ox)'s tap (ky, kx) reads padded (oy*sh + ky*dh,
  *     ox*sw + kx*dw), which is phase ((ky*dh) % sh, (kx*dw) % sw) at (oy +
  *     (ky*dh)/sh, ox + (kx*dw)/sw): a fixed offset from (oy, ox) in one
@@ -47,8 +50,10 @@
  *     at small maps (25x25, 13x13) for a transpose that costs about one
  *     pass over the output.
  *  4. Tiles (channel rows; pixel rows are alike with real pixels and all
- *     16-channel panels): the columns of each (n, g) are cut into blocks of at most NC;
- *     a tile is one such block, the unit of work of a thread. For its tile a
+ *     16-channel panels): the columns of each (n, g) are cut into blocks
+ *     of at most NC; a tile is one such block, the unit of work of a
+ *     thread. The row offsets of all K taps are computed once per call
+ *     into the workspace (tap_offsets). For its tile a
  *     thread walks K in blocks of KC and runs the micro-kernel over every
  *     (MR-row block, NR-column panel), accumulating into a tile buffer of
  *     its own (all MR-padded rows x NC columns, so every micro-kernel call
