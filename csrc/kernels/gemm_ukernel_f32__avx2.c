@@ -16,6 +16,22 @@
 #ifdef SB_HAVE_AVX2_KERNELS
 #include <immintrin.h>
 
+/* Every variant's end: c = acc (+ c when accumulating the K blocks). */
+static inline __attribute__((always_inline)) SB_TARGET_AVX2 void
+store_6x16(const __m256 acc[SB_CONV_MR][2], float *c, int64_t ldc, int accumulate)
+{
+    for (int i = 0; i < SB_CONV_MR; i++) {
+        float *ci = c + i * ldc;
+        __m256 lo = acc[i][0], hi = acc[i][1];
+        if (accumulate) {
+            lo = _mm256_add_ps(lo, _mm256_loadu_ps(ci));
+            hi = _mm256_add_ps(hi, _mm256_loadu_ps(ci + 8));
+        }
+        _mm256_storeu_ps(ci, lo);
+        _mm256_storeu_ps(ci + 8, hi);
+    }
+}
+
 /* Both variants: row p of B is b + p*NR (b_offsets NULL) or b + b_offsets[p].
  * Inlined into each with a constant b_offsets, so each is specialised. */
 static inline __attribute__((always_inline)) SB_TARGET_AVX2 void
@@ -47,18 +63,9 @@ tile_6x16(int64_t kc, const float *restrict a, const float *restrict b,
         c50 = _mm256_fmadd_ps(ai, b0, c50); c51 = _mm256_fmadd_ps(ai, b1, c51);
         a += SB_CONV_MR;
     }
-    __m256 acc[SB_CONV_MR][2] = {{c00, c01}, {c10, c11}, {c20, c21},
-                                 {c30, c31}, {c40, c41}, {c50, c51}};
-    for (int i = 0; i < SB_CONV_MR; i++) {
-        float *ci = c + i * ldc;
-        __m256 lo = acc[i][0], hi = acc[i][1];
-        if (accumulate) {
-            lo = _mm256_add_ps(lo, _mm256_loadu_ps(ci));
-            hi = _mm256_add_ps(hi, _mm256_loadu_ps(ci + 8));
-        }
-        _mm256_storeu_ps(ci, lo);
-        _mm256_storeu_ps(ci + 8, hi);
-    }
+    const __m256 acc[SB_CONV_MR][2] = {{c00, c01}, {c10, c11}, {c20, c21},
+                                       {c30, c31}, {c40, c41}, {c50, c51}};
+    store_6x16(acc, c, ldc, accumulate);
 }
 
 SB_TARGET_AVX2 void sb_gemm_f32_ukernel_6x16__avx2(int64_t kc, const float *restrict a,
@@ -114,18 +121,9 @@ SB_TARGET_AVX2 void sb_pixgemm_f32_ukernel_6x16__avx2(int64_t kc, const float *c
         c50 = _mm256_fmadd_ps(xi, w0, c50); c51 = _mm256_fmadd_ps(xi, w1, c51);
         w += SB_CONV_NR;
     }
-    __m256 acc[SB_CONV_MR][2] = {{c00, c01}, {c10, c11}, {c20, c21},
-                                 {c30, c31}, {c40, c41}, {c50, c51}};
-    for (int i = 0; i < SB_CONV_MR; i++) {
-        float *ci = c + i * ldc;
-        __m256 lo = acc[i][0], hi = acc[i][1];
-        if (accumulate) {
-            lo = _mm256_add_ps(lo, _mm256_loadu_ps(ci));
-            hi = _mm256_add_ps(hi, _mm256_loadu_ps(ci + 8));
-        }
-        _mm256_storeu_ps(ci, lo);
-        _mm256_storeu_ps(ci + 8, hi);
-    }
+    const __m256 acc[SB_CONV_MR][2] = {{c00, c01}, {c10, c11}, {c20, c21},
+                                       {c30, c31}, {c40, c41}, {c50, c51}};
+    store_6x16(acc, c, ldc, accumulate);
 }
 #else
 /* Not an x86 GCC/clang build: no AVX2 kernel (dispatch.c never asks). */

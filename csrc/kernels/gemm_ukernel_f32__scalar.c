@@ -11,6 +11,20 @@
 
 enum { MR = SB_CONV_MR, NR = SB_CONV_NR };
 
+/* Every variant's end: c = acc (+ c when accumulating the K blocks). */
+static inline __attribute__((always_inline)) void
+store_6x16(float acc[MR][NR], float *restrict c, int64_t ldc, int accumulate)
+{
+    for (int i = 0; i < MR; i++) {
+        float *restrict ci = c + i * ldc;
+        if (accumulate)
+            for (int j = 0; j < NR; j++)
+                acc[i][j] += ci[j];
+        for (int j = 0; j < NR; j++)
+            ci[j] = acc[i][j];
+    }
+}
+
 /* Both variants: row p of B is b + p*NR (b_offsets NULL) or b + b_offsets[p].
  * Inlined into each with a constant b_offsets, so each is specialised. */
 static inline __attribute__((always_inline)) void
@@ -30,14 +44,7 @@ tile_6x16(int64_t kc, const float *restrict a, const float *restrict b,
                 acc[i][j] += ai * bp[j];
         }
     }
-    for (int i = 0; i < MR; i++) {
-        float *restrict ci = c + i * ldc;
-        if (accumulate)
-            for (int j = 0; j < NR; j++)
-                acc[i][j] += ci[j];
-        for (int j = 0; j < NR; j++)
-            ci[j] = acc[i][j];
-    }
+    store_6x16(acc, c, ldc, accumulate);
 }
 
 void sb_pixgemm_f32_ukernel_6x16__scalar(int64_t kc, const float *const *pixels,
@@ -58,14 +65,7 @@ void sb_pixgemm_f32_ukernel_6x16__scalar(int64_t kc, const float *const *pixels,
                 acc[i][j] += xi * wp[j];
         }
     }
-    for (int i = 0; i < MR; i++) {
-        float *restrict ci = c + i * ldc;
-        if (accumulate)
-            for (int j = 0; j < NR; j++)
-                acc[i][j] += ci[j];
-        for (int j = 0; j < NR; j++)
-            ci[j] = acc[i][j];
-    }
+    store_6x16(acc, c, ldc, accumulate);
 }
 
 void sb_gemm_f32_ukernel_6x16__scalar(int64_t kc, const float *restrict a,
