@@ -102,7 +102,7 @@ int sb_test_conv_orientation(int orientation)
     return 0;
 }
 
-/* Which way round the GEMM runs, a function of the weights' shape alone
+/* Which way round the GEMM runs, a function of C_out per group alone
  * (the packed layout depends on it, and weights are packed before any
  * input is seen):
  *   channel rows: MR=6 output channels x 16 pixel columns per tile. The
@@ -118,20 +118,18 @@ int sb_test_conv_orientation(int orientation)
  * (K = 64..224) and the 7x7 stem -- and within noise for tiny K (3..27).
  * So the rule is the channel padding alone: pixel rows unless rounding the
  * output channels up to 16 costs more than 5 % over rounding up to 6 (C_out
- * 6, 12, 24: channel rows; 13, 16, 32, 64, 128: pixel rows). K is an
- * argument so a rule that needs it can use it. */
-static int pixel_rows(int64_t cog, int64_t k)
+ * 6, 12, 24: channel rows; 13, 16, 32, 64, 128: pixel rows). */
+static int pixel_rows(int64_t cog)
 {
-    (void)k;
     if (sb_test_orientation >= 0)
         return sb_test_orientation;
     return cog > 0 && ceil_div(cog, NR) * NR * 20 <= ceil_div(cog, MR) * MR * 21;
 }
 
 /* Output channels per packed block: MR for channel rows, NR for pixel rows. */
-static int64_t channel_block(int64_t cog, int64_t k)
+static int64_t channel_block(int64_t cog)
 {
-    return pixel_rows(cog, k) ? NR : MR;
+    return pixel_rows(cog) ? NR : MR;
 }
 
 int64_t sb_conv2d_f32_packed_weights_floats(int64_t c_out, int64_t c_in_per_group,
@@ -142,7 +140,7 @@ int64_t sb_conv2d_f32_packed_weights_floats(int64_t c_out, int64_t c_in_per_grou
         c_out % groups != 0)
         return 0;
     const int64_t k = c_in_per_group * kernel_h * kernel_w;
-    const int64_t cb = channel_block(c_out / groups, k);
+    const int64_t cb = channel_block(c_out / groups);
     return groups * ceil_div(c_out / groups, cb) * (cb + k * cb);
 }
 
@@ -164,7 +162,7 @@ sb_status sb_conv2d_f32_pack_weights(float *restrict packed, const float *restri
         return SB_ERR_NULL;
     const int64_t k = c_in_per_group * kernel_h * kernel_w;
     const int64_t cog = c_out / groups;
-    const int64_t cb = channel_block(cog, k);
+    const int64_t cb = channel_block(cog);
     const int64_t blocks = ceil_div(cog, cb);
     for (int64_t g = 0; g < groups; g++) {
         for (int64_t blk = 0; blk < blocks; blk++) {
@@ -642,7 +640,7 @@ static void plan_conv(conv_plan *pl, const sb_fmap *out, const sb_fmap *in,
     pl->staged_floats = pl->staged ? in->n * pl->image_floats : 0;
     pl->offsets_floats = k * (int64_t)(sizeof(int64_t) / sizeof(float));
     pl->col_width = geo->wph;
-    pl->pixel_rows = pixel_rows(cog, k);
+    pl->pixel_rows = pixel_rows(cog);
     /* Tiles: as wide as fits L2, but narrow enough to give every thread
      * about two tiles when there are few images. */
     const int64_t units = out->n * p->groups;
@@ -775,7 +773,7 @@ sb_status sb_conv2d_f32_packed(float *out_data, const sb_fmap *out,
     job.ldt = pl.ldt;
     job.pixgemm = sb_pixgemm_ukernel_active();
     job.pixgemm_wide = sb_pixgemm_wide_ukernel_active();
-    job.store_8x8 = sb_get_isa() == SB_ISA_AVX2 || sb_get_isa() == SB_ISA_AVX512;
+    job.store_8x8 = sb_avx2_kernels_selected();
 
     if (pl.staged) {
         stage_job sj = {in_data, *in, staged, pl.geo,

@@ -51,7 +51,7 @@ sb_isa sb_isa_best(void)
 }
 
 /* The AVX2 kernels serve under AVX-512 too. */
-static int avx2_kernels_selected(void)
+int sb_avx2_kernels_selected(void)
 {
     const sb_isa isa = sb_get_isa();
     return isa == SB_ISA_AVX2 || isa == SB_ISA_AVX512;
@@ -98,7 +98,7 @@ const char *sb_isa_name(sb_isa isa)
 sb_gemm_ukernel sb_gemm_ukernel_active(void)
 {
 #ifdef SB_HAVE_AVX2_KERNELS
-    if (avx2_kernels_selected())
+    if (sb_avx2_kernels_selected())
         return sb_gemm_f32_ukernel_6x16__avx2;
 #endif
     return sb_gemm_f32_ukernel_6x16__scalar;
@@ -107,7 +107,7 @@ sb_gemm_ukernel sb_gemm_ukernel_active(void)
 sb_igemm_ukernel sb_igemm_ukernel_active(void)
 {
 #ifdef SB_HAVE_AVX2_KERNELS
-    if (avx2_kernels_selected())
+    if (sb_avx2_kernels_selected())
         return sb_igemm_f32_ukernel_6x16__avx2;
 #endif
     return sb_igemm_f32_ukernel_6x16__scalar;
@@ -127,7 +127,7 @@ sb_igemm_ukernel sb_igemm_wide_ukernel_active(void)
 sb_pixgemm_ukernel sb_pixgemm_ukernel_active(void)
 {
 #ifdef SB_HAVE_AVX2_KERNELS
-    if (avx2_kernels_selected())
+    if (sb_avx2_kernels_selected())
         return sb_pixgemm_f32_ukernel_6x16__avx2;
 #endif
     return sb_pixgemm_f32_ukernel_6x16__scalar;

@@ -59,7 +59,7 @@ static void sigmoid_range(void *ctx, int64_t begin, int64_t end)
 {
     const elementwise_job *j = (const elementwise_job *)ctx;
 #ifdef SB_HAVE_AVX2_KERNELS
-    if (sb_get_isa() == SB_ISA_AVX2 || sb_get_isa() == SB_ISA_AVX512) {
+    if (sb_avx2_kernels_selected()) {
         sb_sigmoid_f32__avx2(j->out + begin, j->a + begin, end - begin);
         return;
     }

@@ -96,6 +96,11 @@ void sb_igemm_f32_ukernel_6x32__avx512_source_on_avx2(int64_t kc, const float *a
 #endif
 #endif
 
+/* Whether the ISA selected now runs the AVX2 variants of the kernels:
+ * under SB_ISA_AVX2 and under SB_ISA_AVX512 (whose CPUs all have AVX2 and
+ * FMA, and which adds only the convolution's 32-wide micro-kernels). */
+int sb_avx2_kernels_selected(void);
+
 /* The micro-kernels of the ISA selected now (sb_get_isa). The wide one
  * covers two adjacent panels per call; NULL when the ISA has none (then
  * callers use the 16-column igemm kernel panel by panel). */
