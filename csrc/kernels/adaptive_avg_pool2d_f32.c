@@ -21,6 +21,7 @@
  * then repeat input cells). Not done: channels-last, backward.
  */
 #include "sb_internal.h"
+#include "sb_isa_kernels.h"
 
 /* Everything a plane needs; planes are independent, split over threads. */
 typedef struct {
@@ -29,35 +30,57 @@ typedef struct {
     const sb_fmap *out, *in;
 } adaptive_pool_job;
 
+/* Global pooling (SEAttention's squeeze), planes [0, planes) of one image,
+ * contiguous with hw floats each: 8 float lanes summed side by side, then
+ * combined pairwise -- a fixed order that vectorises, instead of one serial
+ * chain whose add latency dominated; torch also sums in float lanes. Then a
+ * float division by numel, as torch's mean. The scalar reference of
+ * sb_global_avg_pool_f32__avx2, which must give the same bits. */
+static void global_pool_planes__scalar(float *restrict out, const float *restrict in,
+                                       int64_t planes, int64_t hw)
+{
+    for (int64_t p = 0; p < planes; p++) {
+        const float *restrict plane = in + p * hw;
+        float lane[8] = {0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f};
+        int64_t i = 0;
+        for (; i + 8 <= hw; i += 8)
+            for (int l = 0; l < 8; l++)
+                lane[l] += plane[i + l];
+        for (int l = 0; i < hw; i++, l++)
+            lane[l] += plane[i];
+        const float sum = ((lane[0] + lane[4]) + (lane[2] + lane[6])) +
+                          ((lane[1] + lane[5]) + (lane[3] + lane[7]));
+        out[p] = sum / (float)hw;
+    }
+}
+
 static void adaptive_pool_planes(void *ctx, int64_t begin, int64_t end)
 {
     const adaptive_pool_job *j = (const adaptive_pool_job *)ctx;
     const sb_fmap *out = j->out, *in = j->in;
     const int64_t H = in->h, W = in->w, OH = out->h, OW = out->w;
     const int64_t hw_in = H * W, hw_out = OH * OW;
-    const int global = (OH == 1 && OW == 1);
+    if (OH == 1 && OW == 1) {
+        /* a run of planes at a time: within one image they are contiguous */
+        for (int64_t index = begin; index < end;) {
+            const int64_t n = index / out->c, c = index % out->c;
+            const int64_t run = min64(end - index, out->c - c);
+            const float *src = j->in_data + n * in->batch_stride + c * hw_in;
+            float *dst = j->out_data + n * out->batch_stride + c;
+#ifdef SB_HAVE_AVX2_KERNELS
+            if (sb_avx2_kernels_selected())
+                sb_global_avg_pool_f32__avx2(dst, src, run, hw_in);
+            else
+#endif
+                global_pool_planes__scalar(dst, src, run, hw_in);
+            index += run;
+        }
+        return;
+    }
     for (int64_t index = begin; index < end; index++) {
         const int64_t n = index / out->c, c = index % out->c;
         const float *restrict plane = j->in_data + n * in->batch_stride + c * hw_in;
         float *restrict dst = j->out_data + n * out->batch_stride + c * hw_out;
-        if (global) {
-            /* Global pooling (SEAttention's squeeze): 8 float lanes
-             * summed side by side, then combined pairwise -- a fixed
-             * order that vectorises, instead of one serial chain whose
-             * add latency dominated; torch also sums in float lanes.
-             * Then a float division by numel, as torch's mean. */
-            float lane[8] = {0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f};
-            int64_t i = 0;
-            for (; i + 8 <= hw_in; i += 8)
-                for (int l = 0; l < 8; l++)
-                    lane[l] += plane[i + l];
-            for (int l = 0; i < hw_in; i++, l++)
-                lane[l] += plane[i];
-            const float sum = ((lane[0] + lane[4]) + (lane[2] + lane[6])) +
-                              ((lane[1] + lane[5]) + (lane[3] + lane[7]));
-            dst[0] = sum / (float)hw_in;
-            continue;
-        }
         for (int64_t i = 0; i < OH; i++) {
             const int64_t h0 = (i * H) / OH;
             const int64_t h1 = ((i + 1) * H + OH - 1) / OH;

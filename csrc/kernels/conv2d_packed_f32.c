@@ -87,8 +87,6 @@ enum { KC_MAX = 256, NC_PANELS_MAX = 12 };
 #define SB_CONV_PARALLEL_MIN_MACS ((int64_t)1 << 20)
 
 static int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
-static int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
-static int64_t max64(int64_t a, int64_t b) { return a > b ? a : b; }
 
 /* Pixel-row tiles: at most this many pixels per tile (a multiple of MR),
  * fewer when the tile buffer (pixels x output channels) would outgrow L2. */

@@ -20,6 +20,9 @@ static inline int sb_fmap_ok(const sb_fmap *f)
     return f->n <= 1 || f->batch_stride >= f->c * f->h * f->w;
 }
 
+static inline int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
+static inline int64_t max64(int64_t a, int64_t b) { return a > b ? a : b; }
+
 /* Element-wise and per-plane kernels split their work over the thread pool
  * only when it touches at least this many floats: below that, waking a
  * thread costs more than it saves. Every split is over independent outputs

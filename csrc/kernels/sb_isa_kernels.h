@@ -12,6 +12,15 @@
 /* out may equal in. */
 void sb_sigmoid_f32__avx2(float *out, const float *in, int64_t count);
 
+/* out[p] = mean of in[p*hw .. p*hw + hw), p < planes: the global average
+ * pool, bit for bit the scalar path; adaptive_avg_pool2d_f32__avx2.c. */
+void sb_global_avg_pool_f32__avx2(float *out, const float *in, int64_t planes, int64_t hw);
+
+/* out[p*hw + i] = in[p*hw + i] * scale[p], p < planes, i < hw; out may
+ * equal in; channel_scale_f32__avx2.c. */
+void sb_channel_scale_f32__avx2(float *out, const float *in, const float *scale,
+                                int64_t planes, int64_t hw);
+
 /* The convolution's pixel-row epilogue for one 8-channel x 8-pixel block:
  *   out[c*out_stride + i] = relu?((tile[i*ldt + c] + bias[c]) + res[c*res_stride + i])
  * (res may be NULL), c, i < 8; conv2d_store_f32__avx2.c. */

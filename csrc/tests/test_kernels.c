@@ -1426,6 +1426,71 @@ static void test_elementwise(void)
     report("channel_scale (exact)", cases, bad ? 1.0 : 0.0, 0.0, bad);
 }
 
+/* The global average pool and the per-channel scale (SEAttention's
+ * squeeze and excitation) on every kernel path and 1-3 threads must give
+ * the scalar path's bits: plane sizes below, at and around the 8-float
+ * vector (1..17), SEAttention's 7x7 and a few larger ones, padded image
+ * strides, in-place scaling, and non-finite inputs and signed zeros (a
+ * masked-off tail lane must not change a sum). */
+static void test_pool_scale_paths(void)
+{
+    static const int64_t plane_sizes[] = {1, 2, 3, 5, 7, 8, 9, 12, 15, 16, 17, 24, 49, 50, 64, 100};
+    int64_t bad = 0, cases = 0;
+    for (size_t si = 0; si < sizeof plane_sizes / sizeof plane_sizes[0]; si++) {
+        for (int variant = 0; variant < 3; variant++) {
+            const int64_t hw = plane_sizes[si];
+            /* variant 2: enough planes (x hw) to be split over threads */
+            const int64_t n = 1 + variant, c = variant == 2 ? 700 : 5 + variant;
+            sb_fmap in = {n, c, 1, hw, c * hw + (variant == 1 ? 11 : 0)};
+            sb_fmap pooled = {n, c, 1, 1, c + (variant == 1 ? 3 : 0)};
+            const int64_t ic = n * in.batch_stride, pc = n * pooled.batch_stride;
+            float *x = alloc_f(ic), *s = alloc_f(n * c);
+            float *ref_pool = alloc_f(pc), *ref_scaled = alloc_f(ic);
+            float *pool = alloc_f(pc), *scaled = alloc_f(ic), *inplace = alloc_f(ic);
+            fill_rand(x, ic);
+            fill_rand(s, n * c);
+            x[0] = -0.0f;
+            if (ic > 9) {
+                x[3] = INFINITY;
+                x[ic - 2] = NAN;
+                x[ic / 2] = -INFINITY;
+            }
+            s[n * c - 1] = -0.0f;
+            for (int path = 0; path < g_n_isas; path++) {
+                for (int ti = 0; ti < N_THREADS; ti++) {
+                    use_isa(path, &bad);
+                    use_threads(g_threads[ti], &bad);
+                    const int first = path == 0 && ti == 0;
+                    float *p = first ? ref_pool : pool, *y = first ? ref_scaled : scaled;
+                    fill_val(p, pc, SENTINEL);
+                    fill_val(y, ic, SENTINEL);
+                    memcpy(inplace, x, (size_t)ic * sizeof(float));
+                    expect_status("pool", sb_adaptive_avg_pool2d_f32(p, &pooled, x, &in), SB_OK, &bad);
+                    expect_status("scale", sb_channel_scale_f32(y, &in, x, &in, s), SB_OK, &bad);
+                    expect_status("scale in place",
+                                  sb_channel_scale_f32(inplace, &in, inplace, &in, s), SB_OK, &bad);
+                    /* in place equals out of place, padding included (the
+                     * scale never writes between images) */
+                    for (int64_t b = 0; b < n; b++)
+                        bad += count_not_same(inplace + b * in.batch_stride,
+                                              y + b * in.batch_stride, c * hw);
+                    if (!first) {
+                        bad += count_not_same(pool, ref_pool, pc);
+                        bad += count_not_same(scaled, ref_scaled, ic);
+                    }
+                    cases++;
+                }
+            }
+            free(x); free(s); free(ref_pool); free(ref_scaled); free(pool); free(scaled);
+            free(inplace);
+        }
+    }
+    use_isa(0, &bad);
+    use_threads(1, &bad);
+    report("global pool / channel scale, every path = scalar (exact)", cases,
+           bad ? 1.0 : 0.0, 0.0, bad);
+}
+
 #ifdef SB_HAVE_AVX2_KERNELS
 /* The 6x32 AVX-512 micro-kernel (two adjacent 16-column panels per call)
  * against two calls of the AVX2 6x16 indirect kernel: the same terms in
@@ -1687,6 +1752,7 @@ int main(void)
     test_max_pool();
     test_adaptive_avg_pool();
     test_elementwise();
+    test_pool_scale_paths();
     if (g_failures) {
         printf("%d check group(s) FAILED\n", g_failures);
         return 1;
