@@ -50,8 +50,25 @@
  *     library's threads spinning on it) slows a loop down to one thread's
  *     speed at worst, never to the scheduler's time slice.
  *
- * Not done: thread affinity, per-call thread counts, a pool on Windows
- * (every loop there runs on the calling thread).
+ *   - A worker never shares the caller's CPU (Linux): the caller notes its
+ *     CPU in each job, and a worker that finds itself on that CPU when it
+ *     claims the job first takes that CPU out of its own affinity mask (the
+ *     kernel moves it at once), then runs the chunk. Why: with more
+ *     runnable threads than cores -- torch's OpenMP worker spin-waits for
+ *     milliseconds after each torch op, so with torch running in the same
+ *     process there are three on two cores -- the scheduler may leave the
+ *     caller and our worker time-sharing one core while the other core
+ *     holds the spinner, and then a 2-thread loop ran slower than one
+ *     thread: the two ping-ponged on the core, each spinning while the
+ *     other needed it (seen with `perf sched`: SEAttention at 2 threads
+ *     beside torch took 1.1-1.2 ms in four of seven processes, against
+ *     0.39-0.58 ms in all seven with this rule). The mask is the worker's
+ *     own mask from its start minus that one CPU, never empty, and goes
+ *     back to the full mask once the caller runs elsewhere; only a
+ *     collision or that restore costs a system call.
+ *
+ * Not done: pinning threads to cores, per-call thread counts, a pool on
+ * Windows (every loop there runs on the calling thread).
  *
  * Needs C99 plus the GCC/Clang __atomic builtins and __thread on POSIX.
  */
@@ -182,6 +199,7 @@ typedef struct {
     sb_parallel_task task; /* the job: plain fields, published by gen */
     void *ctx;
     int64_t begin, end;
+    int caller_cpu;        /* where the caller was when it assigned the job; -1: unknown */
     struct sb_pool *pool;
     pthread_mutex_t mu;
     pthread_cond_t cv;
@@ -319,11 +337,70 @@ static uint64_t worker_wait(sb_worker *w, uint64_t seen)
     return g;
 }
 
+/* The CPU the calling thread runs on, or -1 where that cannot be known. */
+static int current_cpu(void)
+{
+#ifdef __linux__
+    return sched_getcpu();
+#else
+    return -1;
+#endif
+}
+
+/* A worker's side of "never share the caller's CPU" (see the top of the
+ * file). Thread-private state: the mask the worker started with and the CPU
+ * it keeps out of it now (-1: none). */
+typedef struct {
+#ifdef __linux__
+    cpu_set_t base;
+#endif
+    int usable;   /* base was read, and has at least two CPUs */
+    int excluded; /* the CPU taken out of base, or -1 */
+} cpu_avoidance;
+
+static void avoidance_init(cpu_avoidance *a)
+{
+    a->usable = 0;
+    a->excluded = -1;
+#ifdef __linux__
+    CPU_ZERO(&a->base);
+    /* more CPUs than a cpu_set_t holds (EINVAL): leave the feature off */
+    a->usable = sched_getaffinity(0, sizeof a->base, &a->base) == 0 &&
+                CPU_COUNT(&a->base) >= 2;
+#endif
+}
+
+/* Called by the worker with a job claimed, before running it. */
+static void avoid_caller_cpu(cpu_avoidance *a, int caller_cpu)
+{
+#ifdef __linux__
+    if (!a->usable || caller_cpu < 0 || caller_cpu >= CPU_SETSIZE ||
+        !CPU_ISSET(caller_cpu, &a->base))
+        return;
+    if (current_cpu() == caller_cpu) {
+        cpu_set_t mask = a->base;
+        CPU_CLR(caller_cpu, &mask);
+        /* applies to this thread only, and migrates it before returning */
+        if (sched_setaffinity(0, sizeof mask, &mask) == 0)
+            a->excluded = caller_cpu;
+    } else if (a->excluded >= 0 && a->excluded != caller_cpu) {
+        /* the caller has moved: no reason left to stay off that CPU */
+        if (sched_setaffinity(0, sizeof a->base, &a->base) == 0)
+            a->excluded = -1;
+    }
+#else
+    (void)a;
+    (void)caller_cpu;
+#endif
+}
+
 static void *worker_main(void *arg)
 {
     sb_worker *w = (sb_worker *)arg;
     sb_pool *pool = w->pool;
     uint64_t seen = 0;
+    cpu_avoidance avoidance;
+    avoidance_init(&avoidance);
     g_in_region = 1; /* a task's own sb_parallel_for runs serially here */
     for (;;) {
         seen = worker_wait(w, seen);
@@ -338,6 +415,7 @@ static void *worker_main(void *arg)
         if (!__atomic_compare_exchange_n(&w->taken, &expected, seen, 0, __ATOMIC_SEQ_CST,
                                          __ATOMIC_SEQ_CST))
             continue;
+        avoid_caller_cpu(&avoidance, w->caller_cpu);
         w->task(w->ctx, w->begin, w->end);
         /* The (seq_cst, so also release) decrement publishes the task's
          * writes to the caller, which reads pending with acquire. */
@@ -355,12 +433,13 @@ static void *worker_main(void *arg)
  * finished (by w or by the caller), so a worker that reads the slot has
  * claimed the job the slot now holds: the plain writes race with nothing. */
 static void worker_assign(sb_worker *w, sb_parallel_task task, void *ctx,
-                          int64_t begin, int64_t end, int stop)
+                          int64_t begin, int64_t end, int caller_cpu, int stop)
 {
     w->task = task;
     w->ctx = ctx;
     w->begin = begin;
     w->end = end;
+    w->caller_cpu = caller_cpu;
     store_rel(&w->stop, stop);
     /* The caller is the only writer of gen: a relaxed read is enough. */
     store_sc(&w->gen, __atomic_load_n(&w->gen, __ATOMIC_RELAXED) + 1);
@@ -406,7 +485,7 @@ static void caller_wait(sb_pool *pool)
 static void pool_destroy(sb_pool *pool)
 {
     for (int i = 0; i < pool->nworkers; i++)
-        worker_assign(&pool->workers[i], NULL, NULL, 0, 0, 1);
+        worker_assign(&pool->workers[i], NULL, NULL, 0, 0, -1, 1);
     for (int i = 0; i < pool->nworkers; i++) {
         pthread_join(pool->workers[i].thread, NULL);
         pthread_cond_destroy(&pool->workers[i].cv);
@@ -507,6 +586,7 @@ static sb_pool *pool_create(int nthreads)
         w->taken = 0;
         w->sleeping = 0;
         w->stop = 0;
+        w->caller_cpu = -1;
         w->pool = pool;
         if (pthread_mutex_init(&w->mu, NULL) != 0)
             break;
@@ -593,10 +673,11 @@ void sb_parallel_for(int64_t count, int64_t grain, sb_parallel_task task, void *
         else if (dispatched > pool->nworkers)
             dispatched = pool->nworkers;
         if (dispatched > 0) {
+            const int caller_cpu = current_cpu();
             store_sc(&pool->pending, (int)dispatched);
             for (int64_t i = 1; i <= dispatched; i++) {
                 chunk_bounds(count, chunks, i, &begin, &end);
-                worker_assign(&pool->workers[i - 1], task, ctx, begin, end, 0);
+                worker_assign(&pool->workers[i - 1], task, ctx, begin, end, caller_cpu, 0);
             }
         }
         chunk_bounds(count, chunks, 0, &begin, &end);

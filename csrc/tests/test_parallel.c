@@ -20,6 +20,8 @@
  *   - pthread_create failing (address-space limit in a child): smaller
  *     pool, same result;
  *   - an idle pool sleeps: next to no process CPU time while nothing runs;
+ *   - Linux: a worker that meets the caller on one CPU moves off it before
+ *     running its chunk, and keeps that CPU out of its mask;
  *   - overhead: median time of one empty sb_parallel_for on 2 threads, with
  *     the workers spinning (back-to-back calls) and asleep.
  * Children get alarm() so a deadlock fails the test instead of hanging it.
@@ -34,6 +36,9 @@
  *                                  SB_TEST_NO_FORK=1: for -fsanitize=thread,
  *                                  which cannot run threads after a fork)
  */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE /* sched_getcpu, CPU_* for the avoidance test; before every include */
+#endif
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
@@ -548,6 +553,108 @@ static void test_idle_cpu(void)
     printf("idle: pool of 4 used %.3f ms of CPU over 300 ms of idleness\n", used_ms);
 }
 
+/* ---- a worker moves off the caller's CPU --------------------------------- */
+
+#ifdef __linux__
+/* Chunk 0 (the caller's) waits until chunk 1 has run on its worker, so the
+ * worker really runs it. The worker either pins itself to one CPU (to set
+ * up a collision with the caller, which is pinned there too), or reports
+ * where it runs and whether that CPU is in its mask. */
+typedef struct {
+    pthread_t caller;
+    int pin_to;      /* >= 0: the worker pins itself to this CPU */
+    int done;        /* atomic: chunk 1 finished */
+    int on_worker;   /* chunk 1 ran on a thread other than the caller */
+    int cpu;         /* where chunk 1 ran */
+    int cpu_in_mask; /* the caller's CPU is in the worker's mask */
+    int caller_cpu;
+} avoid_ctx;
+
+static void avoid_task(void *vctx, int64_t begin, int64_t end)
+{
+    avoid_ctx *c = (avoid_ctx *)vctx;
+    (void)end;
+    if (begin == 0) {
+        struct timespec t0, t;
+        clock_gettime(CLOCK_MONOTONIC, &t0);
+        while (!__atomic_load_n(&c->done, __ATOMIC_ACQUIRE)) {
+            clock_gettime(CLOCK_MONOTONIC, &t);
+            if (t.tv_sec - t0.tv_sec >= 2)
+                break; /* the caller then steals chunk 1: on_worker stays 0 */
+            sched_yield();
+        }
+        return;
+    }
+    c->on_worker = !pthread_equal(pthread_self(), c->caller);
+    if (c->pin_to >= 0) {
+        cpu_set_t one;
+        CPU_ZERO(&one);
+        CPU_SET(c->pin_to, &one);
+        sched_setaffinity(0, sizeof one, &one);
+    } else {
+        cpu_set_t mask;
+        CPU_ZERO(&mask);
+        sched_getaffinity(0, sizeof mask, &mask);
+        c->cpu = sched_getcpu();
+        c->cpu_in_mask = CPU_ISSET(c->caller_cpu, &mask);
+    }
+    __atomic_store_n(&c->done, 1, __ATOMIC_RELEASE);
+}
+
+static void run_avoid_loop(avoid_ctx *c, int pin_to, int caller_cpu)
+{
+    c->caller = pthread_self();
+    c->pin_to = pin_to;
+    c->caller_cpu = caller_cpu;
+    c->done = c->on_worker = 0;
+    c->cpu = -1;
+    c->cpu_in_mask = -1;
+    sb_parallel_for(2, 1, avoid_task, c);
+}
+
+/* For two CPUs T in turn: pin the caller to T, let the worker pin itself to
+ * T too (a certain collision), then run one more loop: the worker must have
+ * moved off T before running its chunk, and T must be out of its mask. */
+static void test_caller_cpu_avoidance(void)
+{
+    cpu_set_t saved;
+    int cpus[2], n = 0, before = g_failures;
+    CPU_ZERO(&saved);
+    if (sched_getaffinity(0, sizeof saved, &saved) != 0 || CPU_COUNT(&saved) < 2) {
+        printf("caller-cpu avoidance: skipped (fewer than 2 usable CPUs)\n");
+        return;
+    }
+    for (int cpu = 0; cpu < CPU_SETSIZE && n < 2; cpu++)
+        if (CPU_ISSET(cpu, &saved))
+            cpus[n++] = cpu;
+    avoid_ctx c;
+    memset(&c, 0, sizeof c);
+    /* a fresh pool, created while the caller still has its full mask: a
+     * worker starts with the mask of the thread that creates it */
+    sb_set_num_threads(1);
+    sb_set_num_threads(2);
+    run_avoid_loop(&c, -1, -1);
+    for (int round = 0; round < 4; round++) {
+        const int target = cpus[round % 2];
+        cpu_set_t one;
+        CPU_ZERO(&one);
+        CPU_SET(target, &one);
+        CHECK(sched_setaffinity(0, sizeof one, &one) == 0, "avoidance: cannot pin the caller");
+        run_avoid_loop(&c, target, target);
+        CHECK(c.on_worker, "avoidance: round %d: the worker did not run its chunk", round);
+        run_avoid_loop(&c, -1, target);
+        CHECK(c.on_worker, "avoidance: round %d: the worker did not run its chunk", round);
+        CHECK(c.cpu != target && c.cpu_in_mask == 0,
+              "avoidance: round %d: caller on CPU %d, worker ran on CPU %d with it %s",
+              round, target, c.cpu, c.cpu_in_mask ? "in its mask" : "out of its mask");
+    }
+    sched_setaffinity(0, sizeof saved, &saved);
+    sb_set_num_threads(1); /* the worker's mask is now narrowed: start afresh */
+    printf("caller-cpu avoidance: a worker that met the caller on CPUs %d and %d moved off: %s\n",
+           cpus[0], cpus[1], g_failures == before ? "ok" : "FAILED");
+}
+#endif
+
 /* ---- overhead ------------------------------------------------------------- */
 
 static void empty_task(void *ctx, int64_t begin, int64_t end)
@@ -632,6 +739,9 @@ int main(void)
         test_set_num_threads();
         test_concurrent_callers();
         test_idle_cpu();
+#ifdef __linux__
+        test_caller_cpu_avoidance();
+#endif
         /* ThreadSanitizer cannot start threads in a child of a threaded
          * process, so its runs skip these. */
         if (getenv("SB_TEST_NO_FORK") == NULL) {
