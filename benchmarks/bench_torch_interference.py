@@ -6,9 +6,11 @@ imported (benchmark both).")
     python benchmarks/bench_torch_interference.py               # ~1-2 minutes
     python benchmarks/bench_torch_interference.py --rounds 2    # smoke run
 
-What is timed: skipblocks' ResNet and DenseNet demos at the document's shape
-(1x3x100x100), eval mode, skipblocks.set_num_threads(2), one forward per
-timing. Each measurement runs in a fresh subprocess of one of three kinds:
+What is timed: skipblocks' three demos at the document's shapes (ResNet and
+DenseNet on 1x3x100x100, SEAttention on 50x512x7x7), eval mode,
+skipblocks.set_num_threads(2), one forward per timing. SEAttention is the
+sensitive one: about 0.4 ms of short, memory-bound loops, so a thread that
+loses its core for a scheduler slice costs more than the whole call. Each measurement runs in a fresh subprocess of one of three kinds:
 
   no-torch    torch is never imported (checked: the worker reports whether
               'torch' is in sys.modules at the end, and a violation is an error).
@@ -54,7 +56,7 @@ from common import (RESULTS, build_info, build_line, command_line, fmt_ms, forma
                     import_skipblocks, load_average, load_line, machine_line, now_utc,
                     summary_ms, write_json)
 
-DEMOS = ("resnet", "densenet")
+DEMOS = ("resnet", "densenet", "se")
 KINDS = ("no-torch", "torch-busy", "torch-idle", "torch-busy-passive")
 DEFAULT_JSON = os.path.join(RESULTS, "torch_interference.json")
 

@@ -50,10 +50,10 @@
  *     library's threads spinning on it) slows a loop down to one thread's
  *     speed at worst, never to the scheduler's time slice.
  *
- *   - A worker never shares the caller's CPU (Linux): the caller notes its
- *     CPU in each job, and a worker that finds itself on that CPU when it
- *     claims the job first takes that CPU out of its own affinity mask (the
- *     kernel moves it at once), then runs the chunk. Why: with more
+ *   - A worker does not stay on the caller's CPU (Linux): the caller notes
+ *     its CPU in each job, and a worker that finds itself on that CPU when
+ *     it claims the job first takes that CPU out of its own affinity mask
+ *     (the kernel moves it at once), then runs the chunk. Why: with more
  *     runnable threads than cores -- torch's OpenMP worker spin-waits for
  *     milliseconds after each torch op, so with torch running in the same
  *     process there are three on two cores -- the scheduler may leave the
