@@ -774,10 +774,10 @@ static PyObject *py_batch_norm(PyObject *self, PyObject *args, PyObject *kwargs)
                                                       batch_var, count, momentum, channels);
         if (status == SB_OK)
             status = sb_batch_norm_fold_f32(scale, shift, batch_mean, batch_var, w_data,
-                                            b_data, eps, channels);
+                                            b_data, eps, channels, 1);
     } else {
         status = sb_batch_norm_fold_f32(scale, shift, running_mean, running_var, w_data,
-                                        b_data, eps, channels);
+                                        b_data, eps, channels, 0);
     }
     if (status == SB_OK && apply && count > 0) {
         if (residual_data != NULL)
@@ -839,7 +839,7 @@ static PyObject *py_batch_norm_fold(PyObject *self, PyObject *args, PyObject *kw
         (float *)PyArray_DATA(scale), (float *)PyArray_DATA(shift),
         (const float *)PyArray_DATA(mean), (const float *)PyArray_DATA(var),
         weight ? (const float *)PyArray_DATA(weight) : NULL,
-        bias ? (const float *)PyArray_DATA(bias) : NULL, eps, channels);
+        bias ? (const float *)PyArray_DATA(bias) : NULL, eps, channels, 0);
     if (status != SB_OK) { raise_status(status, layer); goto done; }
     result = PyTuple_Pack(2, (PyObject *)scale, (PyObject *)shift);
 done:

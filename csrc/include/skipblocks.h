@@ -121,11 +121,15 @@ sb_status sb_batch_norm_stats_f32(float *mean, float *var_biased,
 
 /* scale[c] = weight[c] / sqrt(var[c] + eps); shift[c] = bias[c] - mean[c]*scale[c]
  * (weight NULL means 1, bias NULL means 0): torch's CPU batch_norm computes
- * its output as x * scale + shift with exactly these two per-channel values. */
+ * its output as x * scale + shift with exactly these two per-channel values,
+ * rounded as torch rounds them: 1 / sqrt in double from a batch's variance
+ * (batch_stats = 1, train mode), in float from running_var (batch_stats = 0,
+ * eval mode); scale in float; shift with one rounding (fmaf), as torch's
+ * vectorised kernels compute it (the compiler contracts it to an FMA). */
 sb_status sb_batch_norm_fold_f32(float *scale, float *shift,
                                  const float *mean, const float *var,
                                  const float *weight, const float *bias,
-                                 double eps, int64_t channels);
+                                 double eps, int64_t channels, int batch_stats);
 
 /* running_mean = (1 - momentum) * running_mean + momentum * mean
  * running_var  = (1 - momentum) * running_var  + momentum * var_biased * count / (count - 1)

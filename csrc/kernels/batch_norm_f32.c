@@ -7,7 +7,9 @@
  *   stats          per-channel mean and biased variance over N, H, W (train mode)
  *   fold           scale = weight * invstd, shift = bias - mean * scale
  *   update_running running_mean / running_var momentum update (train mode)
- *   apply          out = in * scale + shift, optionally fused with ReLU
+ *   apply          out = in * scale + shift, optionally fused with ReLU (one FMA on
+ *                  the AVX2 path, batch_norm_f32__avx2.c, as torch's vectorised
+ *                  kernels; a multiply and an add on the portable path)
  * Eval mode is fold(running_mean, running_var) followed by apply.
  *
  * Precision follows torch: stats sum in double (four partial sums per
@@ -26,6 +28,7 @@
 #include <math.h>
 
 #include "sb_internal.h"
+#include "sb_isa_kernels.h"
 
 typedef struct {
     float *mean, *var_biased;
@@ -100,7 +103,7 @@ sb_status sb_batch_norm_stats_f32(float *restrict mean, float *restrict var_bias
 sb_status sb_batch_norm_fold_f32(float *restrict scale, float *restrict shift,
                                  const float *restrict mean, const float *restrict var,
                                  const float *restrict weight, const float *restrict bias,
-                                 double eps, int64_t channels)
+                                 double eps, int64_t channels, int batch_stats)
 {
     if (channels < 0)
         return SB_ERR_SHAPE;
@@ -110,18 +113,26 @@ sb_status sb_batch_norm_fold_f32(float *restrict scale, float *restrict shift,
         return SB_OK;
     if (scale == NULL || shift == NULL || mean == NULL || var == NULL)
         return SB_ERR_NULL;
+    const float eps_f = (float)eps;
     for (int64_t c = 0; c < channels; c++) {
-        /* invstd in double, rounded once to float: torch's train path
-         * (InvStd<double> over var_sum / n). torch's eval path instead uses
-         * float, 1 / sqrt(running_var + (float)eps); the two differ by at
-         * most an ulp, and this API cannot tell the modes apart. scale and
-         * shift in float, as batch_norm_cpu_collect_linear_and_constant_terms. */
-        const float invstd = (float)(1.0 / sqrt((double)var[c] + eps));
+        /* invstd as torch rounds it: the train path's InvStd<double> over
+         * var_sum / n, rounded once to float; the eval path's float
+         * 1 / std::sqrt(running_var + (float)eps) (the two differ by up to
+         * an ulp). scale and shift as
+         * batch_norm_cpu_collect_linear_and_constant_terms computes them:
+         * alpha = invstd * weight in float, beta = bias - mean * alpha,
+         * which torch's AVX2/AVX-512 builds compile to one FMA (GCC's
+         * default -ffp-contract=fast): fmaf rounds once on every CPU (in
+         * software where there is no FMA unit; C channels, not elements).
+         * With this, an eval-mode BatchNorm on the AVX2 path gives torch's
+         * bits (tests/test_layers_parity.py). */
+        const float invstd = batch_stats ? (float)(1.0 / sqrt((double)var[c] + eps))
+                                         : 1.0f / sqrtf(var[c] + eps_f);
         const float w = weight != NULL ? weight[c] : 1.0f;
         const float b = bias != NULL ? bias[c] : 0.0f;
         const float s = invstd * w;
         scale[c] = s;
-        shift[c] = b - mean[c] * s;
+        shift[c] = fmaf(-mean[c], s, b);
     }
     return SB_OK;
 }
@@ -178,6 +189,18 @@ static void apply_planes(void *ctx, int64_t begin, int64_t end)
         const float *x = j->in + n * j->in_map.batch_stride + c * hw;
         float *y = j->out + n * j->out_map.batch_stride + c * hw;
         const float s = j->scale[c], t = j->shift[c];
+#ifdef SB_HAVE_AVX2_KERNELS
+        if (sb_avx2_kernels_selected()) {
+            /* x * s + t as one FMA, as torch's AVX2/AVX-512 kernels */
+            const float *r = j->residual != NULL
+                                 ? j->residual + n * j->residual_map.batch_stride + c * hw
+                                 : NULL;
+            sb_batch_norm_apply_plane_f32__avx2(y, x, r, hw, s, t, j->relu);
+            continue;
+        }
+#endif
+        /* The portable path rounds the product and the sum apart, as torch's
+         * DEFAULT (no FMA) build does. */
         /* Separate loops so each is branch-free and vectorises. The ReLU is
          * torch's clamp_min(v, 0) = (v < 0 ? 0 : v): NaN fails the test and
          * is kept, and -0.0 stays -0.0, bit for bit. */

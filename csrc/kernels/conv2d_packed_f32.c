@@ -70,6 +70,7 @@
  * Not done here: Winograd/FFT (they cannot hold torch parity bounds),
  * padding modes other than zeros, an output that overlaps the input.
  */
+#include <math.h>
 #include <string.h>
 
 #include "gemm_ukernel.h"
@@ -520,6 +521,7 @@ typedef struct {
     int64_t image_floats, group_floats, cig;
     const float *scale, *shift; /* NULL: no transform */
     int relu;
+    int fma; /* the transform is one FMA (the AVX2 kernels are selected) */
 } stage_job;
 
 /* One phase plane: phase row i, column j holds padded (y0 + sh*i, x0 + sw*j),
@@ -546,8 +548,15 @@ static void stage_phase(const stage_job *sj, float *restrict d, const float *res
         for (int64_t j = 0; j < j_lo; j++) drow[j] = 0.0f;
         float *dmid = drow + j_lo;
         const int64_t n_mid = j_hi - j_lo;
+        /* The BatchNorm transform rounds as sb_batch_norm_apply_f32 on the
+         * same ISA (one FMA on the AVX2 path, a product and a sum on the
+         * portable one), so fused and layer-by-layer give the same bits. */
         if (sw == 1 && !transform) {
             memcpy(dmid, xrow, (size_t)n_mid * sizeof(float));
+#ifdef SB_HAVE_AVX2_KERNELS
+        } else if (sw == 1 && sj->fma) {
+            sb_batch_norm_apply_plane_f32__avx2(dmid, xrow, NULL, n_mid, s, t, sj->relu);
+#endif
         } else if (sw == 1) {
             for (int64_t j = 0; j < n_mid; j++) {
                 const float v = xrow[j] * s + t;
@@ -555,7 +564,8 @@ static void stage_phase(const stage_job *sj, float *restrict d, const float *res
             }
         } else {
             for (int64_t j = 0; j < n_mid; j++) {
-                const float v = transform ? xrow[j * sw] * s + t : xrow[j * sw];
+                const float x_j = xrow[j * sw];
+                const float v = !transform ? x_j : sj->fma ? fmaf(x_j, s, t) : x_j * s + t;
                 dmid[j] = sj->relu && v < 0.0f ? 0.0f : v;
             }
         }
@@ -778,7 +788,7 @@ sb_status sb_conv2d_f32_packed(float *out_data, const sb_fmap *out,
                         p->pad_h, p->pad_w, p->stride_h, p->stride_w,
                         p->kernel_h, p->kernel_w, p->dilation_h, p->dilation_w,
                         pl.image_floats, pl.group_floats, job.cig,
-                        f->in_scale, f->in_shift, f->in_relu};
+                        f->in_scale, f->in_shift, f->in_relu, sb_avx2_kernels_selected()};
         const int64_t planes = in->n * in->c;
         if (pl.threads > 1)
             sb_parallel_for(planes, 16, stage_planes, &sj);

@@ -12,6 +12,12 @@
 /* out may equal in. */
 void sb_sigmoid_f32__avx2(float *out, const float *in, int64_t count);
 
+/* One plane of BatchNorm's apply: out[i] = fma(in[i], scale, shift), plus
+ * residual[i] when residual is not NULL, then the ReLU if relu (always with
+ * a residual); out may be in or residual; batch_norm_f32__avx2.c. */
+void sb_batch_norm_apply_plane_f32__avx2(float *out, const float *in, const float *residual,
+                                         int64_t hw, float scale, float shift, int relu);
+
 /* out[p] = mean of in[p*hw .. p*hw + hw), p < planes: the global average
  * pool, bit for bit the scalar path; adaptive_avg_pool2d_f32__avx2.c. */
 void sb_global_avg_pool_f32__avx2(float *out, const float *in, int64_t planes, int64_t hw);

@@ -928,6 +928,15 @@ static void test_linear_packed(void)
 
 /* ---- BatchNorm ---------------------------------------------------------- */
 
+/* What BatchNorm's apply computes for one element on the ISA in use: one
+ * FMA on the vector paths (as torch's AVX2/AVX-512 builds), a rounded
+ * product plus a rounded sum on the portable path (as torch's DEFAULT
+ * build). This file is C99 (no contraction), so x * s + t is two roundings. */
+static float bn_expected(float x, float s, float t)
+{
+    return sb_get_isa() == SB_ISA_SCALAR ? x * s + t : fmaf(x, s, t);
+}
+
 static void test_batch_norm(void)
 {
     double worst = 0.0;
@@ -970,7 +979,7 @@ static void test_batch_norm(void)
         /* fold: against the formula in double. */
         fill_rand(w, C);
         fill_rand(b, C);
-        expect_status("bn fold", sb_batch_norm_fold_f32(scale, shift, mean, var, w, b, 1e-5, C), SB_OK, &bad);
+        expect_status("bn fold", sb_batch_norm_fold_f32(scale, shift, mean, var, w, b, 1e-5, C, 1), SB_OK, &bad);
         for (int64_t c = 0; c < C; c++) {
             double sc = (double)w[c] / sqrt((double)var[c] + 1e-5);
             double sh = (double)b[c] - (double)mean[c] * sc;
@@ -981,10 +990,18 @@ static void test_batch_norm(void)
         /* NULL weight / bias mean 1 / 0. */
         {
             float s2[64], t2[64];
-            expect_status("bn fold null", sb_batch_norm_fold_f32(s2, t2, mean, var, NULL, NULL, 1e-5, C), SB_OK, &bad);
+            expect_status("bn fold null", sb_batch_norm_fold_f32(s2, t2, mean, var, NULL, NULL, 1e-5, C, 1), SB_OK, &bad);
             for (int64_t c = 0; c < C; c++) {
                 bad += !same_float(s2[c], (float)(1.0 / sqrt((double)var[c] + 1e-5)));
                 bad += !same_float(t2[c], 0.0f - mean[c] * s2[c]);
+            }
+            /* running statistics (eval): torch's float invstd, and the
+             * shift rounded once (bias - mean * scale as one FMA) */
+            expect_status("bn fold eval", sb_batch_norm_fold_f32(s2, t2, mean, var, w, b, 1e-5, C, 0), SB_OK, &bad);
+            for (int64_t c = 0; c < C; c++) {
+                const float invstd = 1.0f / sqrtf(var[c] + 1e-5f);
+                bad += !same_float(s2[c], invstd * w[c]);
+                bad += !same_float(t2[c], fmaf(-mean[c], invstd * w[c], b[c]));
             }
         }
         /* update_running: torch's formula, unbiased variance. */
@@ -1021,7 +1038,7 @@ static void test_batch_norm(void)
             for (int64_t n = 0; n < in.n; n++)
                 for (int64_t c = 0; c < C; c++)
                     for (int64_t i = 0; i < hw; i++) {
-                        float v = xi[n * in.batch_stride + c * hw + i] * scale[c] + shift[c];
+                        float v = bn_expected(xi[n * in.batch_stride + c * hw + i], scale[c], shift[c]);
                         if (relu) v = v < 0.0f ? 0.0f : v;
                         bad += !same_float(y[n * out.batch_stride + c * hw + i], v);
                     }
@@ -1043,8 +1060,8 @@ static void test_batch_norm(void)
         float v[4];
         sb_fmap empty = {0, 2, 3, 3, 18};
         expect_status("bn stats empty", sb_batch_norm_stats_f32(v, v, v, &empty), SB_ERR_SHAPE, &bad);
-        expect_status("bn fold eps<0", sb_batch_norm_fold_f32(v, v, v, v, NULL, NULL, -1.0, 2), SB_ERR_ARGUMENT, &bad);
-        expect_status("bn fold NULL", sb_batch_norm_fold_f32(v, NULL, v, v, NULL, NULL, 1e-5, 2), SB_ERR_NULL, &bad);
+        expect_status("bn fold eps<0", sb_batch_norm_fold_f32(v, v, v, v, NULL, NULL, -1.0, 2, 0), SB_ERR_ARGUMENT, &bad);
+        expect_status("bn fold NULL", sb_batch_norm_fold_f32(v, NULL, v, v, NULL, NULL, 1e-5, 2, 0), SB_ERR_NULL, &bad);
     }
     report("batch_norm stats/fold/update/apply", cases, worst, TOL_ACCUM, bad);
 }
@@ -1086,7 +1103,7 @@ static void test_batch_norm_add_relu(void)
         for (int64_t n = 0; n < in.n; n++)
             for (int64_t c = 0; c < C; c++)
                 for (int64_t i = 0; i < hw; i++) {
-                    const float v = (x[n * in.batch_stride + c * hw + i] * scale[c] + shift[c]) +
+                    const float v = bn_expected(x[n * in.batch_stride + c * hw + i], scale[c], shift[c]) +
                                     r[n * rm.batch_stride + c * hw + i];
                     bad += !same_float(y[n * out.batch_stride + c * hw + i], v < 0.0f ? 0.0f : v);
                 }
@@ -1747,8 +1764,20 @@ int main(void)
     test_conv_packed_fused();
     test_linear();
     test_linear_packed();
-    test_batch_norm();
-    test_batch_norm_add_relu();
+    /* BatchNorm's apply differs by path (one FMA or two roundings): each
+     * path against its own expression */
+    for (int path = 0; path < g_n_isas; path++) {
+        int64_t bad = 0;
+        use_isa(path, &bad);
+        printf("BatchNorm on the %s path:\n", path_name(path));
+        report("isa switch", 1, 0.0, 0.0, bad);
+        test_batch_norm();
+        test_batch_norm_add_relu();
+    }
+    {
+        int64_t bad = 0;
+        use_isa(0, &bad);
+    }
     test_max_pool();
     test_adaptive_avg_pool();
     test_elementwise();
