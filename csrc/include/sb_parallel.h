@@ -28,10 +28,12 @@
  *     exits or prints.
  *   - Windows builds run every loop on the calling thread (no pool).
  *
- *   - Linux: a worker that finds itself on the caller's CPU when it starts
- *     a chunk moves off it (it drops that CPU from its own affinity mask
- *     until the caller runs elsewhere), so the two never time-share a core
- *     while another is busy with some other thread.
+ *   - Workers take the CPU affinity mask of the thread that creates the
+ *     pool (the first caller that needs them). On Linux a worker that finds
+ *     itself on the caller's CPU when it starts a chunk moves off it (it
+ *     drops that CPU from its own mask until the caller runs elsewhere), so
+ *     the two do not time-share a core while another core is busy with some
+ *     other thread.
  *
  * Not done: work stealing or dynamic scheduling (chunks are static and
  * equal, which suits the uniform work of the kernels), pinning threads to

@@ -374,10 +374,9 @@ static void avoidance_init(cpu_avoidance *a)
 static void avoid_caller_cpu(cpu_avoidance *a, int caller_cpu)
 {
 #ifdef __linux__
-    if (!a->usable || caller_cpu < 0 || caller_cpu >= CPU_SETSIZE ||
-        !CPU_ISSET(caller_cpu, &a->base))
+    if (!a->usable || caller_cpu < 0 || caller_cpu >= CPU_SETSIZE)
         return;
-    if (current_cpu() == caller_cpu) {
+    if (CPU_ISSET(caller_cpu, &a->base) && current_cpu() == caller_cpu) {
         cpu_set_t mask = a->base;
         CPU_CLR(caller_cpu, &mask);
         /* applies to this thread only, and migrates it before returning */
