@@ -59,9 +59,9 @@ def _compiler():
     )
 
 
-def _build(tmp_path, name, sources):
+def _build(tmp_path, name, sources, extra=()):
     exe = str(tmp_path / name)
-    cmd = _compiler() + CFLAGS + sources + ["-o", exe] + LDFLAGS
+    cmd = _compiler() + CFLAGS + list(extra) + sources + ["-o", exe] + LDFLAGS
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
     if proc.returncode != 0:
         pytest.fail(
@@ -108,6 +108,27 @@ def test_c_kernels_against_references(tmp_path):
     exe = _build(tmp_path, "test_kernels", sources)
     output = _run(exe)
     assert "all checks passed" in output
+
+
+def test_c_kernels_portable_build(tmp_path):
+    """The build a CPU without the x86 vector kernels gets (ARM, say): with
+    SB_PORTABLE_ONLY no intrinsic is compiled, every kernel is the portable
+    C, and the same checks pass on it. No object file may hold an AVX
+    (VEX/EVEX, ymm/zmm) instruction."""
+    sources = _kernel_sources() + [
+        os.path.join(CSRC, "runtime", "parallel.c"),
+        os.path.join(CSRC, "tests", "test_kernels.c"),
+    ]
+    exe = _build(tmp_path, "test_kernels_portable", sources, extra=["-DSB_PORTABLE_ONLY"])
+    output = _run(exe)
+    assert "all checks passed" in output
+    assert "kernel paths checked: scalar  " in output, output
+    objdump = shutil.which("objdump")  # binutils: installed with the compiler
+    assert objdump is not None, "objdump not found (binutils)"
+    listing = subprocess.run([objdump, "-d", exe], capture_output=True, text=True,
+                             check=True).stdout
+    vector = [line for line in listing.splitlines() if "%ymm" in line or "%zmm" in line]
+    assert not vector, "AVX instructions in the portable build:\n" + "\n".join(vector[:10])
 
 
 def test_c_thread_pool(tmp_path):
