@@ -101,29 +101,37 @@ def test_batchnorm_momentum_none_is_cumulative_average(rng):
 
 
 # torch's BatchNorm on a CPU with AVX2 or AVX-512 computes x * alpha + beta
-# with alpha = weight / sqrt(running_var + eps) in float and beta = bias -
-# mean * alpha, both multiply-adds contracted to FMAs by its compiler;
-# skipblocks' vector paths round the same way, so an eval-mode BatchNorm2d
-# gives torch's bits whenever both sides use FMA -- also on inputs whose
-# mean is far from 0, where the rounding of x * alpha + beta shows most.
-# skipblocks' portable path and torch's DEFAULT build both round product and
-# sum apart, and are compared bit for bit too. A mixed pair (one side with
-# FMA, one without) is held to the table's bound on centred inputs.
-def test_batchnorm_eval_bits_match_torch(isa, rng):
+# with alpha = weight * invstd in float and beta = bias - mean * alpha, both
+# multiply-adds contracted to FMAs by its compiler; invstd comes from
+# running_var in float (eval) or, in train mode, from the batch's variance:
+# a double sum of squares rounded to float, divided by n in float, then
+# 1 / sqrt in double. skipblocks' vector paths round the same way, so
+# BatchNorm2d's output is torch's, bit for bit, whenever both sides use FMA --
+# also on inputs whose mean is far from 0, where the rounding shows most.
+# (The batch sums themselves are exact in double for inputs like these, so
+# the order of summation does not matter here.) skipblocks' portable path and
+# torch's DEFAULT build both round product and sum apart, and are compared
+# bit for bit too. A mixed pair (one side with FMA, one without) is held to
+# the table's bound on centred inputs. Running statistics: the table's bound
+# (tests above).
+@pytest.mark.parametrize("mode", ["eval", "train"])
+def test_batchnorm_bits_match_torch(isa, rng, mode):
     capability = torch.backends.cpu.get_cpu_capability()
     exact = (capability != "DEFAULT") == (isa != "scalar")
     for shift in (0.0, 1e2, 1e4) if exact else (0.0,):
-        tm = nn.BatchNorm2d(19).eval()
+        tm = nn.BatchNorm2d(19)
         with torch.no_grad():
             tm.weight.uniform_(0.5, 1.5)
             tm.bias.uniform_(-1.0, 1.0)
             tm.running_mean.copy_(torch.from_numpy(randn(rng, 19) + np.float32(shift)))
             tm.running_var.uniform_(0.2, 3.0)
-        sm = load_from_torch(sb.BatchNorm2d(19), tm).eval()
+        sm = load_from_torch(sb.BatchNorm2d(19), tm)
+        tm.train(mode == "train")
+        sm.train(mode == "train")
         # planes of 7x9 = 63 floats: full vectors and a masked tail of 7
-        x = randn(rng, 3, 19, 7, 9, shift=shift)
+        x = randn(rng, 3, 19, 7, 9, scale=3.0, shift=shift)
         with torch.no_grad():
             expected = tm(to_torch(x))
-        what = "BatchNorm2d eval, inputs around %g, skipblocks %s, torch %s" % (
-            shift, isa, capability)
+        what = "BatchNorm2d %s, inputs around %g, skipblocks %s, torch %s" % (
+            mode, shift, isa, capability)
         assert_parity(sm(x), expected, "batch_norm", what=what, tol=0.0 if exact else None)

@@ -114,7 +114,8 @@ sb_status sb_conv2d_f32__ref(float *out_data, const sb_fmap *out,
 
 /* Per-channel mean and *biased* variance over N, H, W (what torch
  * normalises with in train mode). mean, var_biased: C floats.
- * Accumulates in double so the result does not depend on N*H*W's size.
+ * Accumulates in double so the result does not depend on N*H*W's size;
+ * var_biased = (float)(sum of squares) / (float)(N*H*W), torch's roundings.
  * Requires N*H*W >= 1. */
 sb_status sb_batch_norm_stats_f32(float *mean, float *var_biased,
                                   const float *in_data, const sb_fmap *in);

@@ -16,7 +16,10 @@
  * channel, combined pairwise), the mean is rounded to float, then the
  * squared deviations (x - mean)^2 are formed in float and summed in double,
  * as batch_norm_cpu_collect_stats_contiguous_impl does (its summation order
- * differs; both are far more accurate than the float result needs).
+ * differs; a double sum of floats is usually exact, so both agree), and that
+ * sum is rounded to float and divided by n in float, as torch's var_sum / n.
+ * With fold's and apply's roundings (below) the output of a BatchNorm2d is
+ * then torch's own, bit for bit, on the AVX2 path in train and eval mode.
  *
  * stats, apply and add_relu split channels / planes over the thread pool
  * when the map is big enough; no sum is ever split, so results do not
@@ -78,7 +81,10 @@ static void stats_channels(void *ctx, int64_t begin, int64_t end)
          * squared deviations from that float mean */
         const float m = (float)(channel_sum(j, c, 0.0f, 0) / count);
         j->mean[c] = m;
-        j->var_biased[c] = (float)(channel_sum(j, c, m, 1) / count);
+        /* torch keeps the sum of squares as a float (var_sum) and divides
+         * it by n in float before its invstd: the same two roundings here,
+         * so train-mode outputs come out as torch's */
+        j->var_biased[c] = (float)channel_sum(j, c, m, 1) / (float)count;
     }
 }
 
