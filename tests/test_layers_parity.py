@@ -37,6 +37,8 @@ LAYER_CASES = [
     ("maxpool_ceil", "MaxPool2d", (3,), dict(stride=2, padding=1, ceil_mode=True), (1, 3, 10, 7), "max_pool2d"),
     ("maxpool_dil", "MaxPool2d", ((2, 3),), dict(stride=(1, 2), padding=(1, 1), dilation=(2, 1)), (2, 2, 9, 9), "max_pool2d"),
     ("adaptive_1", "AdaptiveAvgPool2d", (1,), {}, (3, 7, 7, 7), "adaptive_avg_pool2d"),
+    # a large plane: the global mean sums blocks of 4096 floats, then adds them in double
+    ("adaptive_1_large", "AdaptiveAvgPool2d", (1,), {}, (1, 3, 1024, 1024), "adaptive_avg_pool2d"),
     ("adaptive_3x4", "AdaptiveAvgPool2d", ((3, 4),), {}, (2, 5, 10, 9), "adaptive_avg_pool2d"),
     ("adaptive_none", "AdaptiveAvgPool2d", ((None, 2),), {}, (1, 3, 5, 7), "adaptive_avg_pool2d"),
     ("linear", "Linear", (12, 7), {}, (4, 12), "linear"),

@@ -90,6 +90,11 @@ int sb_set_num_threads(int n);
  * SB_MAX_THREADS. */
 int sb_default_num_threads(void);
 
+/* For tests only: applies a worker's "do not stay on the caller's CPU" rule
+ * to the calling thread (with a state of its own), as a worker does when it
+ * claims a job the caller assigned from CPU caller_cpu. */
+void sb_parallel_test_avoid_caller_cpu(int caller_cpu);
+
 #ifdef __cplusplus
 }
 #endif

@@ -31,26 +31,37 @@ typedef struct {
 } adaptive_pool_job;
 
 /* Global pooling (SEAttention's squeeze), planes [0, planes) of one image,
- * contiguous with hw floats each: 8 float lanes summed side by side, then
- * combined pairwise -- a fixed order that vectorises, instead of one serial
- * chain whose add latency dominated; torch also sums in float lanes. Then a
- * float division by numel, as torch's mean. The scalar reference of
- * sb_global_avg_pool_f32__avx2, which must give the same bits. */
+ * contiguous with hw floats each. Each block of SB_POOL_BLOCK floats is
+ * summed in 8 float lanes side by side, combined pairwise -- a fixed order
+ * that vectorises, instead of one serial chain whose add latency dominated;
+ * torch also sums in float lanes -- and the block sums are added in double,
+ * so a large plane (a 1024x1024 map) keeps the accuracy of a small one
+ * instead of one float chain per lane growing its error with H*W. Then a
+ * float division by numel, as torch's mean. A plane of at most one block
+ * (every SEAttention map) is one float sum, unchanged by the double.
+ * The scalar reference of sb_global_avg_pool_f32__avx2, which must give the
+ * same values (NaN payloads aside: the compiler may swap the operands of an
+ * add, and x86 keeps the first operand's NaN). */
 static void global_pool_planes__scalar(float *restrict out, const float *restrict in,
                                        int64_t planes, int64_t hw)
 {
     for (int64_t p = 0; p < planes; p++) {
         const float *restrict plane = in + p * hw;
-        float lane[8] = {0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f};
-        int64_t i = 0;
-        for (; i + 8 <= hw; i += 8)
-            for (int l = 0; l < 8; l++)
-                lane[l] += plane[i + l];
-        for (int l = 0; i < hw; i++, l++)
-            lane[l] += plane[i];
-        const float sum = ((lane[0] + lane[4]) + (lane[2] + lane[6])) +
-                          ((lane[1] + lane[5]) + (lane[3] + lane[7]));
-        out[p] = sum / (float)hw;
+        double total = 0.0;
+        for (int64_t start = 0; start < hw; start += SB_POOL_BLOCK) {
+            const int64_t n = min64(SB_POOL_BLOCK, hw - start);
+            const float *restrict x = plane + start;
+            float lane[8] = {0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f};
+            int64_t i = 0;
+            for (; i + 8 <= n; i += 8)
+                for (int l = 0; l < 8; l++)
+                    lane[l] += x[i + l];
+            for (int l = 0; i < n; i++, l++)
+                lane[l] += x[i];
+            total += ((lane[0] + lane[4]) + (lane[2] + lane[6])) +
+                     ((lane[1] + lane[5]) + (lane[3] + lane[7]));
+        }
+        out[p] = (float)total / (float)hw;
     }
 }
 

@@ -10,7 +10,7 @@
  * neighbouring planes never touch each other's floats.
  *
  * One float multiplication per element, as in the scalar path and in
- * torch: the results are identical.
+ * torch: the same values (NaN payloads aside).
  */
 #include "skipblocks.h"
 #include "sb_isa_kernels.h"

@@ -8,6 +8,10 @@
 
 #include "gemm_ukernel.h"
 
+/* The global average pool (both paths) sums blocks of this many floats in
+ * float lanes, then adds the block sums in double (a multiple of 8). */
+#define SB_POOL_BLOCK ((int64_t)4096)
+
 #ifdef SB_HAVE_AVX2_KERNELS
 /* out may equal in. */
 void sb_sigmoid_f32__avx2(float *out, const float *in, int64_t count);
@@ -19,11 +23,13 @@ void sb_batch_norm_apply_plane_f32__avx2(float *out, const float *in, const floa
                                          int64_t hw, float scale, float shift, int relu);
 
 /* out[p] = mean of in[p*hw .. p*hw + hw), p < planes: the global average
- * pool, bit for bit the scalar path; adaptive_avg_pool2d_f32__avx2.c. */
+ * pool, the scalar path's values (NaN payloads aside);
+ * adaptive_avg_pool2d_f32__avx2.c. */
 void sb_global_avg_pool_f32__avx2(float *out, const float *in, int64_t planes, int64_t hw);
 
 /* out[p*hw + i] = in[p*hw + i] * scale[p], p < planes, i < hw; out may
- * equal in; channel_scale_f32__avx2.c. */
+ * equal in (the scalar path's values, NaN payloads aside);
+ * channel_scale_f32__avx2.c. */
 void sb_channel_scale_f32__avx2(float *out, const float *in, const float *scale,
                                 int64_t planes, int64_t hw);
 

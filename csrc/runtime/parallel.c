@@ -62,10 +62,11 @@
  *     thread: the two ping-ponged on the core, each spinning while the
  *     other needed it (seen with `perf sched`: SEAttention at 2 threads
  *     beside torch took 1.1-1.2 ms in four of seven processes, against
- *     0.39-0.58 ms in all seven with this rule). The mask is the worker's
- *     own mask from its start minus that one CPU, never empty, and goes
- *     back to the full mask once the caller runs elsewhere; only a
- *     collision or that restore costs a system call.
+ *     0.39-0.58 ms in all seven with this rule). The new mask is the
+ *     worker's current mask minus that one CPU, never empty; the CPU is put
+ *     back once the caller runs elsewhere, unless the mask was changed from
+ *     outside meanwhile (that change stands). Only a collision or that
+ *     restore costs a system call.
  *
  * Not done: pinning threads to cores, per-call thread counts, a pool on
  * Windows (every loop there runs on the calling thread).
@@ -140,6 +141,11 @@ int sb_set_num_threads(int n)
         return 1;
     InterlockedExchange(&g_requested, (LONG)n);
     return 0;
+}
+
+void sb_parallel_test_avoid_caller_cpu(int caller_cpu)
+{
+    (void)caller_cpu; /* no pool, no workers */
 }
 
 void sb_parallel_for(int64_t count, int64_t grain, sb_parallel_task task, void *ctx)
@@ -347,50 +353,74 @@ static int current_cpu(void)
 #endif
 }
 
-/* A worker's side of "never share the caller's CPU" (see the top of the
- * file). Thread-private state: the mask the worker started with and the CPU
- * it keeps out of it now (-1: none). */
+/* A worker's side of "do not stay on the caller's CPU" (see the top of the
+ * file). Thread-private state: the CPU this worker took out of its mask
+ * (-1: none) and the mask it set then, to tell whether anyone (taskset -a,
+ * os.sched_setaffinity on this thread) has changed the mask since: such a
+ * change wins, and is never undone here. */
 typedef struct {
+    int excluded;
 #ifdef __linux__
-    cpu_set_t base;
+    cpu_set_t set; /* the mask set when `excluded` was taken out */
 #endif
-    int usable;   /* base was read, and has at least two CPUs */
-    int excluded; /* the CPU taken out of base, or -1 */
 } cpu_avoidance;
 
 static void avoidance_init(cpu_avoidance *a)
 {
-    a->usable = 0;
     a->excluded = -1;
-#ifdef __linux__
-    CPU_ZERO(&a->base);
-    /* more CPUs than a cpu_set_t holds (EINVAL): leave the feature off */
-    a->usable = sched_getaffinity(0, sizeof a->base, &a->base) == 0 &&
-                CPU_COUNT(&a->base) >= 2;
-#endif
 }
 
-/* Called by the worker with a job claimed, before running it. */
+/* Called by the worker with a job claimed, before running it. Works from
+ * the thread's current mask, so a restriction applied from outside is kept:
+ * only the caller's CPU is taken out of it (never its last CPU), and only
+ * that CPU is put back. */
 static void avoid_caller_cpu(cpu_avoidance *a, int caller_cpu)
 {
 #ifdef __linux__
-    if (!a->usable || caller_cpu < 0 || caller_cpu >= CPU_SETSIZE)
+    if (caller_cpu < 0 || caller_cpu >= CPU_SETSIZE)
         return;
-    if (CPU_ISSET(caller_cpu, &a->base) && current_cpu() == caller_cpu) {
-        cpu_set_t mask = a->base;
-        CPU_CLR(caller_cpu, &mask);
+    const int on_caller_cpu = current_cpu() == caller_cpu;
+    if (!on_caller_cpu && (a->excluded < 0 || a->excluded == caller_cpu))
+        return; /* the common case: no system call */
+    cpu_set_t now;
+    CPU_ZERO(&now);
+    if (sched_getaffinity(0, sizeof now, &now) != 0) /* > CPU_SETSIZE CPUs */
+        return;
+    if (a->excluded >= 0) {
+        if (!CPU_EQUAL(&now, &a->set)) {
+            a->excluded = -1; /* changed from outside: that mask stands */
+        } else if (a->excluded != caller_cpu) {
+            /* the caller has moved: no reason left to stay off that CPU */
+            CPU_SET(a->excluded, &now);
+            if (sched_setaffinity(0, sizeof now, &now) == 0)
+                a->excluded = -1;
+            else
+                CPU_CLR(a->excluded, &now);
+        }
+    }
+    if (on_caller_cpu && CPU_ISSET(caller_cpu, &now) && CPU_COUNT(&now) >= 2) {
+        CPU_CLR(caller_cpu, &now);
         /* applies to this thread only, and migrates it before returning */
-        if (sched_setaffinity(0, sizeof mask, &mask) == 0)
+        if (sched_setaffinity(0, sizeof now, &now) == 0) {
             a->excluded = caller_cpu;
-    } else if (a->excluded >= 0 && a->excluded != caller_cpu) {
-        /* the caller has moved: no reason left to stay off that CPU */
-        if (sched_setaffinity(0, sizeof a->base, &a->base) == 0)
-            a->excluded = -1;
+            a->set = now;
+        }
     }
 #else
     (void)a;
     (void)caller_cpu;
 #endif
+}
+
+void sb_parallel_test_avoid_caller_cpu(int caller_cpu)
+{
+    static __thread cpu_avoidance state;
+    static __thread int ready = 0;
+    if (!ready) {
+        avoidance_init(&state);
+        ready = 1;
+    }
+    avoid_caller_cpu(&state, caller_cpu);
 }
 
 static void *worker_main(void *arg)

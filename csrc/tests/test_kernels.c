@@ -350,7 +350,8 @@ static void run_conv(const conv_case *t, double worst[], int64_t bad[])
             if (!(d <= worst[i]))
                 worst[i] = d;
             if (orientation == 0) {
-                memcpy(y_rows, y, (size_t)out_count * sizeof(float));
+                if (out_count > 0)
+                    memcpy(y_rows, y, (size_t)out_count * sizeof(float));
             } else if (count_not_same(y, y_rows, out_count) != 0) {
                 print_conv_case("conv: orientations differ", t, detail, 0.0);
                 bad[i]++;
@@ -1451,13 +1452,15 @@ static void test_elementwise(void)
  * masked-off tail lane must not change a sum). */
 static void test_pool_scale_paths(void)
 {
-    static const int64_t plane_sizes[] = {1, 2, 3, 5, 7, 8, 9, 12, 15, 16, 17, 24, 49, 50, 64, 100};
+    /* ... and around the pool's block of SB_POOL_BLOCK (4096) floats */
+    static const int64_t plane_sizes[] = {1, 2, 3, 5, 7, 8, 9, 12, 15, 16, 17, 24, 49, 50, 64,
+                                          100, 4095, 4096, 4097, 8199, 12288};
     int64_t bad = 0, cases = 0;
     for (size_t si = 0; si < sizeof plane_sizes / sizeof plane_sizes[0]; si++) {
         for (int variant = 0; variant < 3; variant++) {
             const int64_t hw = plane_sizes[si];
             /* variant 2: enough planes (x hw) to be split over threads */
-            const int64_t n = 1 + variant, c = variant == 2 ? 700 : 5 + variant;
+            const int64_t n = 1 + variant, c = variant == 2 ? (hw > 100 ? 24 : 700) : 5 + variant;
             sb_fmap in = {n, c, 1, hw, c * hw + (variant == 1 ? 11 : 0)};
             sb_fmap pooled = {n, c, 1, 1, c + (variant == 1 ? 3 : 0)};
             const int64_t ic = n * in.batch_stride, pc = n * pooled.batch_stride;

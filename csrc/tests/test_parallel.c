@@ -20,8 +20,9 @@
  *   - pthread_create failing (address-space limit in a child): smaller
  *     pool, same result;
  *   - an idle pool sleeps: next to no process CPU time while nothing runs;
- *   - Linux: a worker that meets the caller on one CPU moves off it before
- *     running its chunk, and keeps that CPU out of its mask;
+ *   - Linux: the rule that moves a worker off the caller's CPU (and gives
+ *     the CPU back, and never widens a mask set from outside), step by step
+ *     on a thread of the test's own and through the pool;
  *   - overhead: median time of one empty sb_parallel_for on 2 threads, with
  *     the workers spinning (back-to-back calls) and asleep.
  * Children get alarm() so a deadlock fails the test instead of hanging it.
@@ -612,9 +613,65 @@ static void run_avoid_loop(avoid_ctx *c, int pin_to, int caller_cpu)
     sb_parallel_for(2, 1, avoid_task, c);
 }
 
-/* For two CPUs T in turn: pin the caller to T, let the worker pin itself to
- * T too (a certain collision), then run one more loop: the worker must have
- * moved off T before running its chunk, and T must be out of its mask. */
+static cpu_set_t mask_of(int a, int b) /* b < 0: {a} */
+{
+    cpu_set_t m;
+    CPU_ZERO(&m);
+    CPU_SET(a, &m);
+    if (b >= 0)
+        CPU_SET(b, &m);
+    return m;
+}
+
+static int thread_mask_is(cpu_set_t want)
+{
+    cpu_set_t now;
+    CPU_ZERO(&now);
+    return sched_getaffinity(0, sizeof now, &now) == 0 && CPU_EQUAL(&now, &want);
+}
+
+/* The rule itself, on a thread of the test's own (so its state and mask
+ * start fresh): t and u are two usable CPUs. */
+static void *avoidance_rule_thread(void *arg)
+{
+    const int *cpus = (const int *)arg, t = cpus[0], u = cpus[1];
+    cpu_set_t m;
+    /* on t with {t, u}: the caller on t makes it move to u. (Should the
+     * scheduler move this thread to u between widening its mask and the
+     * call, the rule rightly does nothing: try again.) */
+    for (int attempt = 0; attempt < 20 && !thread_mask_is(mask_of(u, -1)); attempt++) {
+        m = mask_of(t, -1);
+        sched_setaffinity(0, sizeof m, &m); /* now running on t */
+        m = mask_of(t, u);
+        sched_setaffinity(0, sizeof m, &m); /* allowed on both, still on t */
+        sb_parallel_test_avoid_caller_cpu(t);
+    }
+    CHECK(thread_mask_is(mask_of(u, -1)) && sched_getcpu() == u,
+          "avoidance rule: met the caller on CPU %d, now on CPU %d", t, sched_getcpu());
+    /* the caller moves to u, where this thread is: t is put back, u taken out */
+    sb_parallel_test_avoid_caller_cpu(u);
+    CHECK(thread_mask_is(mask_of(t, -1)) && sched_getcpu() == t,
+          "avoidance rule: met the caller on CPU %d again, now on CPU %d", u, sched_getcpu());
+    /* the caller stays on u: nothing changes */
+    sb_parallel_test_avoid_caller_cpu(u);
+    CHECK(thread_mask_is(mask_of(t, -1)), "avoidance rule: mask changed with no collision");
+    /* a restriction from outside ({t}, set again, and then {u}) is kept,
+     * whatever the caller does: the rule never widens it */
+    m = mask_of(u, -1);
+    sched_setaffinity(0, sizeof m, &m);
+    sb_parallel_test_avoid_caller_cpu(t); /* the caller moved away from u */
+    CHECK(thread_mask_is(mask_of(u, -1)), "avoidance rule: an outside mask {%d} was widened", u);
+    sb_parallel_test_avoid_caller_cpu(u); /* and onto this thread's only CPU */
+    CHECK(thread_mask_is(mask_of(u, -1)), "avoidance rule: an outside mask {%d} was emptied", u);
+    return NULL;
+}
+
+/* Two checks. The rule, step by step, on a thread of the test's own
+ * (sb_parallel_test_avoid_caller_cpu): a thread on the caller's CPU moves
+ * off it, the CPU comes back when the caller moves, and a mask set from
+ * outside is never widened or emptied. Then through the pool: a worker
+ * pinned from outside to the caller's CPU stays pinned and still runs its
+ * chunks. */
 static void test_caller_cpu_avoidance(void)
 {
     cpu_set_t saved;
@@ -627,31 +684,31 @@ static void test_caller_cpu_avoidance(void)
     for (int cpu = 0; cpu < CPU_SETSIZE && n < 2; cpu++)
         if (CPU_ISSET(cpu, &saved))
             cpus[n++] = cpu;
+    pthread_t th;
+    CHECK(pthread_create(&th, NULL, avoidance_rule_thread, cpus) == 0, "avoidance: no thread");
+    pthread_join(th, NULL);
+
     avoid_ctx c;
     memset(&c, 0, sizeof c);
-    /* a fresh pool, created while the caller still has its full mask: a
-     * worker starts with the mask of the thread that creates it */
+    /* a fresh pool, created while the caller still has its full mask */
     sb_set_num_threads(1);
     sb_set_num_threads(2);
     run_avoid_loop(&c, -1, -1);
-    for (int round = 0; round < 4; round++) {
-        const int target = cpus[round % 2];
-        cpu_set_t one;
-        CPU_ZERO(&one);
-        CPU_SET(target, &one);
-        CHECK(sched_setaffinity(0, sizeof one, &one) == 0, "avoidance: cannot pin the caller");
-        run_avoid_loop(&c, target, target);
-        CHECK(c.on_worker, "avoidance: round %d: the worker did not run its chunk", round);
-        run_avoid_loop(&c, -1, target);
-        CHECK(c.on_worker, "avoidance: round %d: the worker did not run its chunk", round);
-        CHECK(c.cpu != target && c.cpu_in_mask == 0,
-              "avoidance: round %d: caller on CPU %d, worker ran on CPU %d with it %s",
-              round, target, c.cpu, c.cpu_in_mask ? "in its mask" : "out of its mask");
+    cpu_set_t one = mask_of(cpus[0], -1);
+    CHECK(sched_setaffinity(0, sizeof one, &one) == 0, "avoidance: cannot pin the caller");
+    run_avoid_loop(&c, cpus[0], cpus[0]); /* the worker pins itself there too */
+    for (int round = 0; round < 3; round++) {
+        run_avoid_loop(&c, -1, cpus[0]);
+        CHECK(c.on_worker && c.cpu == cpus[0] && c.cpu_in_mask == 1,
+              "avoidance: a worker pinned from outside to CPU %d ran on CPU %d (on the worker: "
+              "%d; its mask %s CPU %d)", cpus[0], c.cpu, c.on_worker,
+              c.cpu_in_mask ? "holds" : "lost", cpus[0]);
     }
     sched_setaffinity(0, sizeof saved, &saved);
-    sb_set_num_threads(1); /* the worker's mask is now narrowed: start afresh */
-    printf("caller-cpu avoidance: a worker that met the caller on CPUs %d and %d moved off: %s\n",
-           cpus[0], cpus[1], g_failures == before ? "ok" : "FAILED");
+    sb_set_num_threads(1); /* the worker's mask is narrowed: start afresh */
+    printf("caller-cpu avoidance: moves off the caller's CPU (CPUs %d, %d), gives it back, "
+           "keeps masks set from outside: %s\n", cpus[0], cpus[1],
+           g_failures == before ? "ok" : "FAILED");
 }
 #endif
 
