@@ -130,8 +130,8 @@ sb_status sb_batch_norm_fold_f32(float *restrict scale, float *restrict shift,
          * which torch's AVX2/AVX-512 builds compile to one FMA (GCC's
          * default -ffp-contract=fast): fmaf rounds once on every CPU (in
          * software where there is no FMA unit; C channels, not elements).
-         * With this, an eval-mode BatchNorm on the AVX2 path gives torch's
-         * bits (tests/test_layers_parity.py). */
+         * With this (and stats' roundings in train mode), a BatchNorm on the
+         * AVX2 path gives torch's bits (tests/test_layers_parity.py). */
         const float invstd = batch_stats ? (float)(1.0 / sqrt((double)var[c] + eps))
                                          : 1.0f / sqrtf(var[c] + eps_f);
         const float w = weight != NULL ? weight[c] : 1.0f;

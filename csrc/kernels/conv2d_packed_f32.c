@@ -550,8 +550,8 @@ static void stage_phase(const stage_job *sj, float *restrict d, const float *res
         const int64_t n_mid = j_hi - j_lo;
         /* The BatchNorm transform rounds as sb_batch_norm_apply_f32 on the
          * same ISA (one FMA on the AVX2 path, a product and a sum on the
-         * portable one), so fused and layer-by-layer give the same bits. */
-        /* A ReLU alone (no scale) leaves x as it is, -0.0 included. */
+         * portable one), so fused and layer-by-layer give the same bits.
+         * A ReLU alone (no scale) leaves x as it is, -0.0 included. */
         const int affine = sj->scale != NULL;
         if (sw == 1 && !transform) {
             memcpy(dmid, xrow, (size_t)n_mid * sizeof(float));
@@ -559,6 +559,12 @@ static void stage_phase(const stage_job *sj, float *restrict d, const float *res
         } else if (sw == 1 && affine && sj->fma) {
             sb_batch_norm_apply_plane_f32__avx2(dmid, xrow, NULL, n_mid, s, t, sj->relu);
 #endif
+        } else if (sw == 1 && affine && !sj->fma) {
+            /* the portable path's common case, as a loop that vectorises */
+            for (int64_t j = 0; j < n_mid; j++) {
+                const float v = xrow[j] * s + t;
+                dmid[j] = sj->relu && v < 0.0f ? 0.0f : v; /* torch.relu */
+            }
         } else {
             for (int64_t j = 0; j < n_mid; j++) {
                 const float x_j = xrow[j * sw];

@@ -113,7 +113,7 @@ typedef struct {
 /* Planes [0, planes) of one image, contiguous with hw floats each, the
  * factors contiguous too. The scalar reference of
  * sb_channel_scale_f32__avx2 (one multiplication per element in both, so
- * the same bits). out may equal in. */
+ * the same values, NaN payloads aside). out may equal in. */
 static void channel_scale_run__scalar(float *out, const float *in, const float *scale,
                                       int64_t planes, int64_t hw)
 {
