@@ -114,26 +114,35 @@ def test_batchnorm_momentum_none_is_cumulative_average(rng):
 # the order of summation does not matter here.) skipblocks' portable path and
 # torch's DEFAULT build both round product and sum apart, and are compared
 # bit for bit too. A mixed pair (one side with FMA, one without) is held to
-# the table's bound on centred inputs. Running statistics: the table's bound
-# (tests above).
-@pytest.mark.parametrize("mode", ["eval", "train"])
+# the table's bound on centred inputs. In train mode the running statistics
+# are compared too, bit for bit in the exact pairs (torch's roundings:
+# float momentum, var_sum / (n - 1) in float, the variance update as one
+# FMA), over three forwards, and with momentum=None (a cumulative average:
+# momentum 1, 1/2, 1/3).
+@pytest.mark.parametrize("mode", ["eval", "train", "train-cumulative"])
 def test_batchnorm_bits_match_torch(isa, rng, mode):
     capability = torch.backends.cpu.get_cpu_capability()
     exact = (capability != "DEFAULT") == (isa != "scalar")
+    momentum = None if mode == "train-cumulative" else 0.1
     for shift in (0.0, 1e2, 1e4) if exact else (0.0,):
-        tm = nn.BatchNorm2d(19)
+        tm = nn.BatchNorm2d(19, momentum=momentum)
         with torch.no_grad():
             tm.weight.uniform_(0.5, 1.5)
             tm.bias.uniform_(-1.0, 1.0)
             tm.running_mean.copy_(torch.from_numpy(randn(rng, 19) + np.float32(shift)))
             tm.running_var.uniform_(0.2, 3.0)
-        sm = load_from_torch(sb.BatchNorm2d(19), tm)
-        tm.train(mode == "train")
-        sm.train(mode == "train")
-        # planes of 7x9 = 63 floats: full vectors and a masked tail of 7
-        x = randn(rng, 3, 19, 7, 9, scale=3.0, shift=shift)
-        with torch.no_grad():
-            expected = tm(to_torch(x))
-        what = "BatchNorm2d %s, inputs around %g, skipblocks %s, torch %s" % (
-            mode, shift, isa, capability)
-        assert_parity(sm(x), expected, "batch_norm", what=what, tol=0.0 if exact else None)
+        sm = load_from_torch(sb.BatchNorm2d(19, momentum=momentum), tm)
+        tm.train(mode != "eval")
+        sm.train(mode != "eval")
+        for step in range(3 if mode != "eval" else 1):
+            # planes of 7x9 = 63 floats: full vectors and a masked tail of 7
+            x = randn(rng, 3, 19, 7, 9, scale=3.0, shift=shift)
+            with torch.no_grad():
+                expected = tm(to_torch(x))
+            what = "BatchNorm2d %s, step %d, inputs around %g, skipblocks %s, torch %s" % (
+                mode, step, shift, isa, capability)
+            assert_parity(sm(x), expected, "batch_norm", what=what, tol=0.0 if exact else None)
+            if mode != "eval":
+                for name in ("running_mean", "running_var"):
+                    assert_parity(getattr(sm, name), getattr(tm, name), "batch_norm",
+                                  what=what + ", " + name, tol=0.0 if exact else None)

@@ -743,10 +743,10 @@ static PyObject *py_batch_norm(PyObject *self, PyObject *args, PyObject *kwargs)
     }
     residual_map = residual ? fmap_of(residual) : in_map;
 
-    /* scratch: batch mean, batch var, scale, shift. */
+    /* scratch: batch mean, batch sum of squares, scale, shift. */
     scratch = PyMem_RawMalloc(4 * (size_t)(channels > 0 ? channels : 1) * sizeof(float));
     if (scratch == NULL) { PyErr_NoMemory(); goto done; }
-    float *batch_mean = scratch, *batch_var = scratch + channels;
+    float *batch_mean = scratch, *batch_var_sum = scratch + channels;
     float *scale = apply ? scratch + 2 * channels : (float *)PyArray_DATA(scale_arr);
     float *shift = apply ? scratch + 3 * channels : (float *)PyArray_DATA(shift_arr);
     float *running_mean = have_running ? (float *)PyArray_DATA(running_mean_arr) : NULL;
@@ -768,13 +768,13 @@ static PyObject *py_batch_norm(PyObject *self, PyObject *args, PyObject *kwargs)
             shift[c] = 0.0f;
         }
     } else if (training) {
-        status = sb_batch_norm_stats_f32(batch_mean, batch_var, in_data, &in_map);
+        status = sb_batch_norm_stats_f32(batch_mean, batch_var_sum, in_data, &in_map);
         if (status == SB_OK && have_running)
             status = sb_batch_norm_update_running_f32(running_mean, running_var, batch_mean,
-                                                      batch_var, count, momentum, channels);
+                                                      batch_var_sum, count, momentum, channels);
         if (status == SB_OK)
-            status = sb_batch_norm_fold_f32(scale, shift, batch_mean, batch_var, w_data,
-                                            b_data, eps, channels, 1);
+            status = sb_batch_norm_fold_f32(scale, shift, batch_mean, batch_var_sum, w_data,
+                                            b_data, eps, channels, count);
     } else {
         status = sb_batch_norm_fold_f32(scale, shift, running_mean, running_var, w_data,
                                         b_data, eps, channels, 0);

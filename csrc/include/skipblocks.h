@@ -112,31 +112,35 @@ sb_status sb_conv2d_f32__ref(float *out_data, const sb_fmap *out,
 /* BatchNorm2d -- matches torch.nn.functional.batch_norm on NCHW.       */
 /* ------------------------------------------------------------------ */
 
-/* Per-channel mean and *biased* variance over N, H, W (what torch
- * normalises with in train mode). mean, var_biased: C floats.
- * Accumulates in double so the result does not depend on N*H*W's size;
- * var_biased = (float)(sum of squares) / (float)(N*H*W), torch's roundings.
- * Requires N*H*W >= 1. */
-sb_status sb_batch_norm_stats_f32(float *mean, float *var_biased,
+/* Per-channel mean and sum of squared deviations over N, H, W (train mode):
+ * mean = (float)(sum / n), var_sum = (float)(sum of (x - mean)^2 formed in
+ * float), both sums in double so the result does not depend on n's size.
+ * var_sum / n is the biased variance torch normalises with; fold and
+ * update_running take var_sum and n and divide in float, as torch.
+ * mean, var_sum: C floats. Requires N*H*W >= 1. */
+sb_status sb_batch_norm_stats_f32(float *mean, float *var_sum,
                                   const float *in_data, const sb_fmap *in);
 
-/* scale[c] = weight[c] / sqrt(var[c] + eps); shift[c] = bias[c] - mean[c]*scale[c]
+/* scale[c] = weight[c] / sqrt(variance[c] + eps); shift[c] = bias[c] - mean[c]*scale[c]
  * (weight NULL means 1, bias NULL means 0): torch's CPU batch_norm computes
  * its output as x * scale + shift with exactly these two per-channel values,
- * rounded as torch rounds them: 1 / sqrt in double from a batch's variance
- * (batch_stats = 1, train mode), in float from running_var (batch_stats = 0,
- * eval mode); scale in float; shift with one rounding (fmaf), as torch's
- * vectorised kernels compute it (the compiler contracts it to an FMA). */
+ * rounded as torch rounds them. batch_count = 0 (eval mode): var is
+ * running_var, and 1 / sqrt is taken in float. batch_count = n > 0 (train
+ * mode): var is the batch's var_sum over n values, the variance is
+ * var_sum / n in float, and 1 / sqrt is taken in double. scale in float;
+ * shift with one rounding (fmaf), as torch's vectorised kernels compute it
+ * (the compiler contracts it to an FMA). */
 sb_status sb_batch_norm_fold_f32(float *scale, float *shift,
                                  const float *mean, const float *var,
                                  const float *weight, const float *bias,
-                                 double eps, int64_t channels, int batch_stats);
+                                 double eps, int64_t channels, int64_t batch_count);
 
 /* running_mean = (1 - momentum) * running_mean + momentum * mean
- * running_var  = (1 - momentum) * running_var  + momentum * var_biased * count / (count - 1)
- * (torch stores the unbiased variance; count = N*H*W, must be >= 2). */
+ * running_var  = (1 - momentum) * running_var  + momentum * var_sum / (count - 1)
+ * (torch stores the unbiased variance; count = N*H*W, must be >= 2), with
+ * torch's roundings (batch_norm_f32.c). */
 sb_status sb_batch_norm_update_running_f32(float *running_mean, float *running_var,
-                                           const float *mean, const float *var_biased,
+                                           const float *mean, const float *var_sum,
                                            int64_t count, double momentum,
                                            int64_t channels);
 

@@ -4,7 +4,8 @@
  * on float32 NCHW maps.
  *
  * torch splits batch norm the same way, and these four kernels mirror it:
- *   stats          per-channel mean and biased variance over N, H, W (train mode)
+ *   stats          per-channel mean and sum of squared deviations over N, H, W
+ *                  (train mode; the biased variance is that sum / n)
  *   fold           scale = weight * invstd, shift = bias - mean * scale
  *   update_running running_mean / running_var momentum update (train mode)
  *   apply          out = in * scale + shift, optionally fused with ReLU (one FMA on
@@ -17,9 +18,10 @@
  * squared deviations (x - mean)^2 are formed in float and summed in double,
  * as batch_norm_cpu_collect_stats_contiguous_impl does (its summation order
  * differs; a double sum of floats is usually exact, so both agree), and that
- * sum is rounded to float and divided by n in float, as torch's var_sum / n.
- * With fold's and apply's roundings (below) the output of a BatchNorm2d is
- * then torch's own, bit for bit, on the AVX2 path in train and eval mode.
+ * sum is rounded to float (torch's var_sum), later divided by n or n - 1 in
+ * float. With fold's, update_running's and apply's roundings (below) a
+ * BatchNorm2d's output and running statistics are then torch's own, bit for
+ * bit, on the AVX2 path in train and eval mode.
  *
  * stats, apply and add_relu split channels / planes over the thread pool
  * when the map is big enough; no sum is ever split, so results do not
@@ -34,7 +36,7 @@
 #include "sb_isa_kernels.h"
 
 typedef struct {
-    float *mean, *var_biased;
+    float *mean, *var_sum;
     const float *in;
     sb_fmap map;
 } stats_job;
@@ -81,14 +83,13 @@ static void stats_channels(void *ctx, int64_t begin, int64_t end)
          * squared deviations from that float mean */
         const float m = (float)(channel_sum(j, c, 0.0f, 0) / count);
         j->mean[c] = m;
-        /* torch keeps the sum of squares as a float (var_sum) and divides
-         * it by n in float before its invstd: the same two roundings here,
-         * so train-mode outputs come out as torch's */
-        j->var_biased[c] = (float)channel_sum(j, c, m, 1) / (float)count;
+        /* torch keeps the sum of squares as a float (var_sum); fold and
+         * update_running divide it by n and n - 1 in float, as torch */
+        j->var_sum[c] = (float)channel_sum(j, c, m, 1);
     }
 }
 
-sb_status sb_batch_norm_stats_f32(float *restrict mean, float *restrict var_biased,
+sb_status sb_batch_norm_stats_f32(float *restrict mean, float *restrict var_sum,
                                   const float *restrict in_data, const sb_fmap *in)
 {
     if (in == NULL)
@@ -97,11 +98,11 @@ sb_status sb_batch_norm_stats_f32(float *restrict mean, float *restrict var_bias
         return SB_ERR_SHAPE;
     if (in->c == 0)
         return SB_OK;
-    if (mean == NULL || var_biased == NULL || in_data == NULL)
+    if (mean == NULL || var_sum == NULL || in_data == NULL)
         return SB_ERR_NULL;
     /* Channels are independent: split them over threads (each channel's sum
      * is still one thread's, in one order). */
-    stats_job job = {mean, var_biased, in_data, *in};
+    stats_job job = {mean, var_sum, in_data, *in};
     sb_parallel_items(in->c, 2 * in->n * in->h * in->w, stats_channels, &job);
     return SB_OK;
 }
@@ -109,9 +110,9 @@ sb_status sb_batch_norm_stats_f32(float *restrict mean, float *restrict var_bias
 sb_status sb_batch_norm_fold_f32(float *restrict scale, float *restrict shift,
                                  const float *restrict mean, const float *restrict var,
                                  const float *restrict weight, const float *restrict bias,
-                                 double eps, int64_t channels, int batch_stats)
+                                 double eps, int64_t channels, int64_t batch_count)
 {
-    if (channels < 0)
+    if (channels < 0 || batch_count < 0)
         return SB_ERR_SHAPE;
     if (eps < 0.0)  /* a NaN eps passes, and gives NaN, as in torch */
         return SB_ERR_ARGUMENT;
@@ -119,10 +120,11 @@ sb_status sb_batch_norm_fold_f32(float *restrict scale, float *restrict shift,
         return SB_OK;
     if (scale == NULL || shift == NULL || mean == NULL || var == NULL)
         return SB_ERR_NULL;
-    const float eps_f = (float)eps;
+    const float eps_f = (float)eps, n_f = (float)batch_count;
     for (int64_t c = 0; c < channels; c++) {
         /* invstd as torch rounds it: the train path's InvStd<double> over
-         * var_sum / n, rounded once to float; the eval path's float
+         * var_sum / n (a float division), rounded once to float; the eval
+         * path's float
          * 1 / std::sqrt(running_var + (float)eps) (the two differ by up to
          * an ulp). scale and shift as
          * batch_norm_cpu_collect_linear_and_constant_terms computes them:
@@ -132,8 +134,8 @@ sb_status sb_batch_norm_fold_f32(float *restrict scale, float *restrict shift,
          * software where there is no FMA unit; C channels, not elements).
          * With this (and stats' roundings in train mode), a BatchNorm on the
          * AVX2 path gives torch's bits (tests/test_layers_parity.py). */
-        const float invstd = batch_stats ? (float)(1.0 / sqrt((double)var[c] + eps))
-                                         : 1.0f / sqrtf(var[c] + eps_f);
+        const float invstd = batch_count > 0 ? (float)(1.0 / sqrt((double)(var[c] / n_f) + eps))
+                                             : 1.0f / sqrtf(var[c] + eps_f);
         const float w = weight != NULL ? weight[c] : 1.0f;
         const float b = bias != NULL ? bias[c] : 0.0f;
         const float s = invstd * w;
@@ -146,33 +148,39 @@ sb_status sb_batch_norm_fold_f32(float *restrict scale, float *restrict shift,
 sb_status sb_batch_norm_update_running_f32(float *restrict running_mean,
                                            float *restrict running_var,
                                            const float *restrict mean,
-                                           const float *restrict var_biased,
+                                           const float *restrict var_sum,
                                            int64_t count, double momentum,
                                            int64_t channels)
 {
     if (channels < 0)
         return SB_ERR_SHAPE;
     /* torch raises "Expected more than 1 value per channel when training"
-     * before it gets here; n / (n - 1) would divide by zero. */
+     * before it gets here; var_sum / (n - 1) would divide by zero. */
     if (count < 2)
         return SB_ERR_SHAPE;
     /* Any momentum is accepted, as in torch (values outside [0, 1] are odd
      * but well defined). */
     if (channels == 0)
         return SB_OK;
-    if (running_mean == NULL || running_var == NULL || mean == NULL || var_biased == NULL)
+    if (running_mean == NULL || running_var == NULL || mean == NULL || var_sum == NULL)
         return SB_ERR_NULL;
 
-    /* torch casts momentum to the parameter type (float) and updates the mean
-     * in float; the unbiased variance is formed in double (acc_type<float>)
-     * and the variance update is evaluated in double before storing. */
-    const float mom = (float)momentum;
-    const float keep = 1.0f - mom;
-    const double bessel = (double)count / (double)(count - 1);
+    /* The roundings of torch 2.13's CPU build, found by matching its running
+     * statistics bit for bit (2 x 1,600 values, momentum at random): the
+     * momentum and 1 - momentum in float; the unbiased variance
+     * var_sum / (n - 1) in float; the mean as m * mean + keep * running_mean
+     * with each product rounded; the variance as one FMA,
+     * fma(unbiased, m, keep * running_var), on the AVX2 path -- the portable
+     * path rounds that product and sum apart, as a build without FMA does. */
+    const float m = (float)momentum;
+    const float keep = 1.0f - m;
+    const float n_minus_1 = (float)(count - 1);
+    const int fma = sb_avx2_kernels_selected();
     for (int64_t c = 0; c < channels; c++) {
-        running_mean[c] = mom * mean[c] + keep * running_mean[c];
-        const double unbiased = (double)var_biased[c] * bessel;
-        running_var[c] = (float)((double)mom * unbiased + (double)(keep * running_var[c]));
+        running_mean[c] = m * mean[c] + keep * running_mean[c];
+        const float unbiased = var_sum[c] / n_minus_1;
+        const float kept = keep * running_var[c];
+        running_var[c] = fma ? fmaf(unbiased, m, kept) : unbiased * m + kept;
     }
     return SB_OK;
 }

@@ -973,16 +973,17 @@ static void test_batch_norm(void)
                     sq += d * d;
                 }
             double d1 = rel_diff(mean[c], (float)mu);
-            double d2 = rel_diff(var[c], (float)(sq / m));
+            double d2 = rel_diff(var[c], (float)sq); /* var holds the sum of squares */
             if (d1 > worst) worst = d1;
             if (d2 > worst) worst = d2;
         }
-        /* fold: against the formula in double. */
+        /* fold from the batch (var_sum over m values): against the formula in double. */
+        const int64_t m = in.n * hw;
         fill_rand(w, C);
         fill_rand(b, C);
-        expect_status("bn fold", sb_batch_norm_fold_f32(scale, shift, mean, var, w, b, 1e-5, C, 1), SB_OK, &bad);
+        expect_status("bn fold", sb_batch_norm_fold_f32(scale, shift, mean, var, w, b, 1e-5, C, m), SB_OK, &bad);
         for (int64_t c = 0; c < C; c++) {
-            double sc = (double)w[c] / sqrt((double)var[c] + 1e-5);
+            double sc = (double)w[c] / sqrt((double)var[c] / (double)m + 1e-5);
             double sh = (double)b[c] - (double)mean[c] * sc;
             double d1 = rel_diff(scale[c], (float)sc), d2 = fabs(shift[c] - sh) / (1.0 + fabs(mean[c] * sc));
             if (d1 > worst) worst = d1;
@@ -991,9 +992,10 @@ static void test_batch_norm(void)
         /* NULL weight / bias mean 1 / 0. */
         {
             float s2[64], t2[64];
-            expect_status("bn fold null", sb_batch_norm_fold_f32(s2, t2, mean, var, NULL, NULL, 1e-5, C, 1), SB_OK, &bad);
+            expect_status("bn fold null", sb_batch_norm_fold_f32(s2, t2, mean, var, NULL, NULL, 1e-5, C, m), SB_OK, &bad);
             for (int64_t c = 0; c < C; c++) {
-                bad += !same_float(s2[c], (float)(1.0 / sqrt((double)var[c] + 1e-5)));
+                /* torch's roundings: var_sum / n in float, 1 / sqrt in double */
+                bad += !same_float(s2[c], (float)(1.0 / sqrt((double)(var[c] / (float)m) + 1e-5)));
                 bad += !same_float(t2[c], 0.0f - mean[c] * s2[c]);
             }
             /* running statistics (eval): torch's float invstd, and the
@@ -1005,20 +1007,26 @@ static void test_batch_norm(void)
                 bad += !same_float(t2[c], fmaf(-mean[c], invstd * w[c], b[c]));
             }
         }
-        /* update_running: torch's formula, unbiased variance. */
-        const int64_t m = in.n * hw;
+        /* update_running: torch's formula, unbiased variance; and its exact
+         * roundings (float momentum, var_sum / (n - 1) in float, the
+         * variance as one FMA on the vector paths) */
         if (m >= 2) {
             fill_rand(rm, C);
             for (int64_t c = 0; c < C; c++)
                 rv[c] = 1.0f + 0.5f * frand();
             float *rm0 = dup_f(rm, C), *rv0 = dup_f(rv, C);
             expect_status("bn update", sb_batch_norm_update_running_f32(rm, rv, mean, var, m, 0.1, C), SB_OK, &bad);
+            const float mf = 0.1f, keep = 1.0f - mf;
             for (int64_t c = 0; c < C; c++) {
                 double em = 0.9 * rm0[c] + 0.1 * mean[c];
-                double ev = 0.9 * rv0[c] + 0.1 * (double)var[c] * m / (m - 1);
+                double ev = 0.9 * rv0[c] + 0.1 * (double)var[c] / (m - 1);
                 double d1 = rel_diff(rm[c], (float)em), d2 = rel_diff(rv[c], (float)ev);
                 if (d1 > worst) worst = d1;
                 if (d2 > worst) worst = d2;
+                const float unbiased = var[c] / (float)(m - 1), kept = keep * rv0[c];
+                bad += !same_float(rm[c], mf * mean[c] + keep * rm0[c]);
+                bad += !same_float(rv[c], sb_get_isa() == SB_ISA_SCALAR ? unbiased * mf + kept
+                                                                       : fmaf(unbiased, mf, kept));
             }
             free(rm0); free(rv0);
         } else {
