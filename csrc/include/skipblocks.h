@@ -138,7 +138,7 @@ sb_status sb_batch_norm_fold_f32(float *scale, float *shift,
 /* running_mean = (1 - momentum) * running_mean + momentum * mean
  * running_var  = (1 - momentum) * running_var  + momentum * var_sum / (count - 1)
  * (torch stores the unbiased variance; count = N*H*W, must be >= 2), with
- * torch's roundings (batch_norm_f32.c). */
+ * torch's roundings, the same on every ISA (batch_norm_f32.c). */
 sb_status sb_batch_norm_update_running_f32(float *running_mean, float *running_var,
                                            const float *mean, const float *var_sum,
                                            int64_t count, double momentum,

@@ -166,21 +166,21 @@ sb_status sb_batch_norm_update_running_f32(float *restrict running_mean,
         return SB_ERR_NULL;
 
     /* The roundings of torch 2.13's CPU build, found by matching its running
-     * statistics bit for bit (2 x 1,600 values, momentum at random): the
-     * momentum and 1 - momentum in float; the unbiased variance
-     * var_sum / (n - 1) in float; the mean as m * mean + keep * running_mean
-     * with each product rounded; the variance as one FMA,
-     * fma(unbiased, m, keep * running_var), on the AVX2 path -- the portable
-     * path rounds that product and sum apart, as a build without FMA does. */
+     * statistics bit for bit (2 x 1,600 values, momentum at random, with
+     * torch's AVX2 and its DEFAULT kernels alike): the momentum and
+     * 1 - momentum in float; the mean as m * mean + keep * running_mean in
+     * float, each product rounded; the unbiased variance var_sum / (n - 1)
+     * in float; the variance update unbiased * m + keep * running_var with
+     * the first product and the sum in double (the second product in
+     * float), rounded once to float at the end. */
     const float m = (float)momentum;
     const float keep = 1.0f - m;
     const float n_minus_1 = (float)(count - 1);
-    const int fma = sb_avx2_kernels_selected();
     for (int64_t c = 0; c < channels; c++) {
         running_mean[c] = m * mean[c] + keep * running_mean[c];
         const float unbiased = var_sum[c] / n_minus_1;
         const float kept = keep * running_var[c];
-        running_var[c] = fma ? fmaf(unbiased, m, kept) : unbiased * m + kept;
+        running_var[c] = (float)((double)unbiased * (double)m + (double)kept);
     }
     return SB_OK;
 }
