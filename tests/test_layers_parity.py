@@ -116,7 +116,9 @@ def test_batchnorm_momentum_none_is_cumulative_average(rng):
 # order of summation does not matter here.) Only that pair was checked bit
 # for bit on the development machine; any other pair (skipblocks' portable
 # path, torch's DEFAULT or AVX-512 kernels) is held to the table's bound on
-# centred inputs.
+# centred inputs -- except the running statistics, which skipblocks updates
+# the same way on every path and which match torch's AVX2 and DEFAULT
+# kernels alike.
 @pytest.mark.parametrize("mode", ["eval", "train", "train-cumulative"])
 def test_batchnorm_bits_match_torch(isa, rng, mode):
     capability = torch.backends.cpu.get_cpu_capability()
@@ -141,6 +143,9 @@ def test_batchnorm_bits_match_torch(isa, rng, mode):
                 mode, step, shift, isa, capability)
             assert_parity(sm(x), expected, "batch_norm", what=what, tol=0.0 if exact else None)
             if mode != "eval":
+                # the running statistics round the same on every skipblocks
+                # path, as in torch's AVX2 and DEFAULT kernels (both checked)
+                stats_exact = capability in ("AVX2", "DEFAULT")
                 for name in ("running_mean", "running_var"):
                     assert_parity(getattr(sm, name), getattr(tm, name), "batch_norm",
-                                  what=what + ", " + name, tol=0.0 if exact else None)
+                                  what=what + ", " + name, tol=0.0 if stats_exact else None)
