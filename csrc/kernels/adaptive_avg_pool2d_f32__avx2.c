@@ -23,17 +23,10 @@
  * Compiled for AVX2 by a function attribute; called only on CPUs with it.
  */
 #include "skipblocks.h"
-#include "sb_isa_kernels.h"
+#include "sb_avx2_tail.h"
 
 #ifdef SB_HAVE_AVX2_KERNELS
 #include <immintrin.h>
-
-/* Lane l of the result enables lane l of a masked load when l < count. */
-SB_TARGET_AVX2 static inline __m256i first_lanes(int64_t count)
-{
-    const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
-    return _mm256_cmpgt_epi32(_mm256_set1_epi32((int)count), lane);
-}
 
 /* The float sum of n floats (n <= SB_POOL_BLOCK) in the scalar path's order. */
 SB_TARGET_AVX2 static inline float block_sum(const float *x, int64_t n)
@@ -43,7 +36,8 @@ SB_TARGET_AVX2 static inline float block_sum(const float *x, int64_t n)
     for (int64_t i = 0; i < full; i += 8)
         lanes = _mm256_add_ps(lanes, _mm256_loadu_ps(x + i));
     if (full < n)
-        lanes = _mm256_add_ps(lanes, _mm256_maskload_ps(x + full, first_lanes(n - full)));
+        lanes = _mm256_add_ps(lanes,
+                              _mm256_maskload_ps(x + full, sb_avx2_first_lanes(n - full)));
     /* (l0+l4, l1+l5, l2+l6, l3+l7) */
     const __m128 halves = _mm_add_ps(_mm256_castps256_ps128(lanes),
                                      _mm256_extractf128_ps(lanes, 1));

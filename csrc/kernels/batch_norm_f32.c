@@ -198,13 +198,16 @@ static void apply_planes(void *ctx, int64_t begin, int64_t end)
 {
     const apply_job *j = (const apply_job *)ctx;
     const int64_t channels = j->in_map.c, hw = j->in_map.h * j->in_map.w;
+#ifdef SB_HAVE_AVX2_KERNELS
+    const int avx2 = sb_avx2_kernels_selected(); /* once per call, not per plane */
+#endif
     for (int64_t plane = begin; plane < end; plane++) {
         const int64_t n = plane / channels, c = plane % channels;
         const float *x = j->in + n * j->in_map.batch_stride + c * hw;
         float *y = j->out + n * j->out_map.batch_stride + c * hw;
         const float s = j->scale[c], t = j->shift[c];
 #ifdef SB_HAVE_AVX2_KERNELS
-        if (sb_avx2_kernels_selected()) {
+        if (avx2) {
             /* x * s + t as one FMA, as torch's AVX2/AVX-512 kernels */
             const float *r = j->residual != NULL
                                  ? j->residual + n * j->residual_map.batch_stride + c * hw

@@ -14,7 +14,7 @@
  * in or the residual.
  */
 #include "skipblocks.h"
-#include "sb_isa_kernels.h"
+#include "sb_avx2_tail.h"
 
 #ifdef SB_HAVE_AVX2_KERNELS
 #include <immintrin.h>
@@ -36,8 +36,7 @@ SB_TARGET_AVX2 void sb_batch_norm_apply_plane_f32__avx2(float *out, const float 
 {
     const __m256 s = _mm256_set1_ps(scale), t = _mm256_set1_ps(shift);
     const int64_t full = hw / 8 * 8;
-    const __m256i tail = _mm256_cmpgt_epi32(_mm256_set1_epi32((int)(hw - full)),
-                                            _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+    const __m256i tail = sb_avx2_first_lanes(hw - full);
     relu = relu || residual != NULL;
     for (int64_t i = 0; i < full; i += 8)
         _mm256_storeu_ps(out + i, bn_one(_mm256_loadu_ps(in + i), s, t,

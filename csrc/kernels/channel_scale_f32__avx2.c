@@ -13,7 +13,7 @@
  * torch: the same values (NaN payloads aside).
  */
 #include "skipblocks.h"
-#include "sb_isa_kernels.h"
+#include "sb_avx2_tail.h"
 
 #ifdef SB_HAVE_AVX2_KERNELS
 #include <immintrin.h>
@@ -22,8 +22,7 @@ SB_TARGET_AVX2 void sb_channel_scale_f32__avx2(float *out, const float *in,
                                                const float *scale, int64_t planes, int64_t hw)
 {
     const int64_t full = hw / 8 * 8;
-    const __m256i tail_mask = _mm256_cmpgt_epi32(_mm256_set1_epi32((int)(hw - full)),
-                                                 _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+    const __m256i tail_mask = sb_avx2_first_lanes(hw - full);
     for (int64_t p = 0; p < planes; p++) {
         const float *x = in + p * hw;
         float *y = out + p * hw;
