@@ -50,6 +50,7 @@ import os
 import statistics
 import subprocess
 import sys
+import threading
 import time
 
 from common import (RESULTS, build_info, build_line, command_line, fmt_ms, format_rows,
@@ -75,7 +76,7 @@ def worker(kind, threads, warmup, repeats, seed):
         from skipblocks import reference as ref
         torch.set_num_threads(threads)
 
-    times = {}
+    times, spin = {}, {}
     for name in DEMOS:
         builder, shape, _ = demos.DEMOS[name]
         skipblocks.manual_seed(seed)
@@ -105,12 +106,53 @@ def worker(kind, threads, warmup, repeats, seed):
             ours(x)
             ms.append((time.perf_counter() - start) * 1e3)
         times[name] = ms
+        if run_torch and kind == "torch-busy":
+            spin[name] = torch_spin_after_forward(run_torch, threads, repeats)
 
-    print(json.dumps({"kind": kind, "times_ms": times,
+    print(json.dumps({"kind": kind, "times_ms": times, "torch_spin_ms": spin,
                       "skipblocks_threads": skipblocks.get_num_threads(),
                       "skipblocks_isa": skipblocks.get_isa(),
                       "torch_imported": "torch" in sys.modules,
                       "torch": torch.__version__ if torch is not None else None}))
+
+
+def other_threads_cpu_ns():
+    """CPU time (ns) used so far by this process's threads other than the
+    calling one, from /proc (Linux); None elsewhere. A running thread's figure
+    is only brought up to date when it is descheduled, so read it only while
+    the other threads are asleep."""
+    me = threading.get_native_id()
+    total = 0
+    try:
+        for tid in os.listdir("/proc/self/task"):
+            if int(tid) != me:
+                with open(f"/proc/self/task/{tid}/schedstat") as f:
+                    total += int(f.read().split()[0])
+    except OSError:
+        return None
+    return total
+
+
+def torch_spin_after_forward(run_torch, threads, repeats, quiet_s=0.05):
+    """How long torch's other threads keep a CPU busy after its forward
+    returns: the premise of the torch-busy slowdown. Between two quiet points
+    (every thread asleep: torch's OpenMP threads go to sleep well within
+    quiet_s), the other threads' CPU time minus what they could have spent
+    inside the forward ((threads - 1) x its wall time) is a lower bound on
+    their spin-wait after it. Untimed phase, after the timed calls."""
+    if threads < 2 or other_threads_cpu_ns() is None:
+        return []
+    spins = []
+    for _ in range(repeats):
+        time.sleep(quiet_s)
+        before = other_threads_cpu_ns()
+        start = time.perf_counter()
+        run_torch()
+        wall_ns = (time.perf_counter() - start) * 1e9
+        time.sleep(quiet_s)
+        used = other_threads_cpu_ns() - before
+        spins.append(max(0.0, used - (threads - 1) * wall_ns) / 1e6)
+    return spins
 
 
 # -- parent ----------------------------------------------------------------------
@@ -171,6 +213,8 @@ def main(argv=None):
                 pooled[kind][d] += report["times_ms"][d]
                 per_round[kind][d].append(statistics.median(report["times_ms"][d]))
 
+    spin = {d: [v for r in reports for v in r.get("torch_spin_ms", {}).get(d, [])]
+            for d in DEMOS}
     skipblocks = import_skipblocks()
     from skipblocks import demos
     results = []
@@ -223,8 +267,25 @@ def main(argv=None):
           "slowdown = per round, median / that round's no-torch median: median [min-max] "
           "over rounds.")
 
+    if any(spin.values()):
+        # The bound this sets: torch's main thread is skipblocks' caller, so
+        # with T threads on T cores torch leaves T - 1 threads spinning, each
+        # sharing a core with one of skipblocks' workers. Fair scheduling
+        # gives skipblocks 1 + (T - 1)/2 cores, so even perfectly parallel
+        # work takes T / (1 + (T - 1)/2) = 2T / (T + 1) times as long.
+        bound = 2 * args.threads / (args.threads + 1)
+        print()
+        print("torch's threads after its forward returns (torch-busy processes): CPU ms "
+              "they keep using, a lower bound")
+        for d in DEMOS:
+            if spin[d]:
+                print(f"  {d:9s} {fmt_ms(summary_ms(spin[d]))}")
+        print(f"While they spin, skipblocks' {args.threads} threads share their cores: "
+              f"with fair scheduling a perfectly parallel call takes at least "
+              f"2T/(T+1) = {bound:.2f}x its time (T = {args.threads}).")
+        meta["torch_spin_fair_share_bound"] = bound
     write_json(args.json, {"meta": meta, "results": results,
-                           "raw_ms": pooled})
+                           "raw_ms": pooled, "torch_spin_ms": spin})
     print(f"\nwrote {args.json}")
     return 0
 
