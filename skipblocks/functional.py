@@ -20,6 +20,11 @@ __all__ = ["conv2d", "batch_norm", "relu", "sigmoid", "max_pool2d",
            "adaptive_avg_pool2d", "linear", "cat"]
 
 
+def _optional(value):
+    """to_numpy for an optional argument (bias): None stays None."""
+    return None if value is None else to_numpy(value)
+
+
 def pair(value, name, layer):
     """int -> (int, int); a pair stays a pair (as torch's _pair)."""
     if isinstance(value, numbers.Integral) and not isinstance(value, bool):
@@ -45,6 +50,7 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, 
            _layer="conv2d"):
     """torch.nn.functional.conv2d: zero padding; padding may be an int, a pair,
     'valid' or 'same' (stride 1 only, as torch)."""
+    input, weight, bias = to_numpy(input), to_numpy(weight), _optional(bias)
     stride = pair(stride, "stride", _layer)
     dilation = pair(dilation, "dilation", _layer)
     _positive(stride, "stride", _layer)
@@ -95,7 +101,7 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
         raise TypeError(f"{_layer}: momentum must be a number (BatchNorm2d turns "
                         "momentum=None into a cumulative average factor before calling)")
     check_batch_norm_eps(eps, training, _layer)
-    return _C.batch_norm(_layer, input, running_mean, running_var, weight, bias,
+    return _C.batch_norm(_layer, to_numpy(input), running_mean, running_var, weight, bias,
                          bool(training), float(momentum), float(eps))
 
 
@@ -114,7 +120,7 @@ def relu(input, inplace=False, *, _layer="relu"):
     ``input`` and returns it; the input must then be a writable float32
     array (anything else raises rather than silently returning a copy)."""
     if not inplace:
-        return _C.relu(_layer, input)
+        return _C.relu(_layer, to_numpy(input))
     if not isinstance(input, np.ndarray) or input.dtype != np.float32 \
             or not input.flags.writeable:
         kind = type(input).__name__ if not isinstance(input, np.ndarray) else \
@@ -122,15 +128,17 @@ def relu(input, inplace=False, *, _layer="relu"):
         raise ValueError(f"{_layer}: inplace=True writes the result into its input, which "
                          f"must be a writable float32 numpy array; got a {kind}. Use "
                          "inplace=False to get a new array.")
-    if input.flags.c_contiguous:
+    if input.flags.c_contiguous and input.flags.aligned:
         return _C.relu(_layer, input, out=input)
-    np.copyto(input, _C.relu(_layer, input))  # strided view: only its elements change
+    # A strided or unaligned view: the kernel writes aligned contiguous
+    # memory only, so compute apart and copy back (only its elements change).
+    np.copyto(input, _C.relu(_layer, input))
     return input
 
 
 def sigmoid(input, *, _layer="sigmoid"):
     """torch.sigmoid."""
-    return _C.sigmoid(_layer, input)
+    return _C.sigmoid(_layer, to_numpy(input))
 
 
 def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False,
@@ -144,13 +152,14 @@ def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode
     stride = kernel if stride is None or (not isinstance(stride, numbers.Integral)
                                           and len(tuple(stride)) == 0) \
         else pair(stride, "stride", _layer)
-    return _C.max_pool2d(_layer, input, kernel, stride, pair(padding, "padding", _layer),
+    return _C.max_pool2d(_layer, to_numpy(input), kernel, stride, pair(padding, "padding", _layer),
                          pair(dilation, "dilation", _layer), bool(ceil_mode))
 
 
 def adaptive_avg_pool2d(input, output_size, *, _layer="adaptive_avg_pool2d"):
     """torch.nn.functional.adaptive_avg_pool2d; ``None`` in output_size keeps
     that input dimension."""
+    input = to_numpy(input)
     if output_size is None or isinstance(output_size, numbers.Integral):
         sizes = (output_size, output_size)
     else:
@@ -161,7 +170,7 @@ def adaptive_avg_pool2d(input, output_size, *, _layer="adaptive_avg_pool2d"):
             raise TypeError(f"{_layer}: output_size must be an int, None or a pair, "
                             f"got {output_size!r}")
     if not isinstance(output_size, numbers.Integral):
-        shape = np.shape(input) if isinstance(input, np.ndarray) else np.shape(to_numpy(input))
+        shape = np.shape(input)
         if len(shape) <= 2:
             # torch.nn.functional checks a pair output_size against the input
             # before its kernel runs, with this ValueError.
@@ -174,7 +183,7 @@ def adaptive_avg_pool2d(input, output_size, *, _layer="adaptive_avg_pool2d"):
 
 def linear(input, weight, bias=None, *, _layer="linear"):
     """torch.nn.functional.linear: input (..., in_features) -> (..., out_features)."""
-    return _C.linear(_layer, input, weight, bias)
+    return _C.linear(_layer, to_numpy(input), to_numpy(weight), _optional(bias))
 
 
 def as_float32(value, layer, what="input"):

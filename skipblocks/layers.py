@@ -8,7 +8,7 @@ import numpy as np
 from . import _C
 from . import functional as F
 from . import random as _random
-from .module import Module, writable
+from .module import Module, to_numpy, writable
 
 __all__ = ["Conv2d", "BatchNorm2d", "ReLU", "Sigmoid", "MaxPool2d", "AdaptiveAvgPool2d",
            "Linear"]
@@ -149,7 +149,7 @@ class Conv2d(Module):
         BatchNorm + ReLU before this layer); ``residual`` added and ``relu``
         applied to the result; ``out`` the array written. Requires
         _symmetric_padding() to be a pair."""
-        return _C.conv2d("Conv2d", input, self.weight, self.bias, self.stride,
+        return _C.conv2d("Conv2d", to_numpy(input), self.weight, self.bias, self.stride,
                          self._symmetric_padding(), self.dilation, self.groups, out=out,
                          packed=self._packed_weights(fold), in_scale=in_scale,
                          in_shift=in_shift, in_relu=in_relu, residual=residual, relu=relu)
@@ -229,6 +229,7 @@ class BatchNorm2d(Module):
         per-channel (scale, shift) instead of the output (the train-mode
         bookkeeping -- running statistics, num_batches_tracked -- happens
         either way)."""
+        input = to_numpy(input)  # a torch tensor of any dtype (bfloat16 too)
         self._check_input_dim(input)
         F.check_batch_norm_eps(self.eps, self.training or self.running_mean is None,
                                "BatchNorm2d")
@@ -355,7 +356,8 @@ class Linear(Module):
             self.bias = _random.uniform(-bound, bound, self.bias.shape)
 
     def forward(self, input):
-        return _C.linear("Linear", input, self.weight, self.bias, packed=self._packed_weights())
+        return _C.linear("Linear", to_numpy(input), self.weight, self.bias,
+                         packed=self._packed_weights())
 
     def _packed_weights(self):
         """The weights and bias packed for the GEMM micro-kernels, rebuilt

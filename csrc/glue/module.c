@@ -159,11 +159,52 @@ static PyArrayObject *new_float_array(int ndim, const npy_intp *dims)
     return (PyArrayObject *)PyArray_SimpleNew(ndim, (npy_intp *)dims, NPY_FLOAT32);
 }
 
-/* The caller's output array: must be a writable float32 array of exactly
- * `dims`, in fmap layout (4-D) or C-contiguous. Used by DenseBlock (channel
- * slices of one preallocated output) and by inplace=True. */
+/* The bytes [lo, hi) that arr's elements span (lo == hi when empty). */
+static void byte_extent(PyArrayObject *arr, char **lo, char **hi)
+{
+    char *a = PyArray_BYTES(arr), *b = a;
+    for (int i = 0; i < PyArray_NDIM(arr); i++) {
+        const npy_intp d = PyArray_DIMS(arr)[i], st = PyArray_STRIDES(arr)[i];
+        if (d == 0) { *lo = *hi = a; return; }
+        if (st < 0) a += (d - 1) * st; else b += (d - 1) * st;
+    }
+    *lo = a;
+    *hi = b + PyArray_ITEMSIZE(arr);
+}
+
+/* Whether out may share memory with input, other than being exactly the
+ * same array (same start, shape and strides), which element-wise kernels
+ * (alias_ok) handle: each element is read before it is written, by the
+ * same thread. A convolution reads input pixels after other tiles have
+ * stored outputs, so for it any overlap is refused. Conservative: two
+ * disjoint interleaved views of one buffer count as overlapping. */
+static int overlaps_input(PyArrayObject *out, PyArrayObject *input, int alias_ok)
+{
+    char *olo, *ohi, *ilo, *ihi;
+    byte_extent(out, &olo, &ohi);
+    byte_extent(input, &ilo, &ihi);
+    if (olo >= ihi || ilo >= ohi)
+        return 0;
+    if (alias_ok && PyArray_BYTES(out) == PyArray_BYTES(input) &&
+        PyArray_NDIM(out) == PyArray_NDIM(input)) {
+        int same = 1;
+        for (int i = 0; same && i < PyArray_NDIM(out); i++)
+            same = PyArray_DIMS(out)[i] == PyArray_DIMS(input)[i] &&
+                   PyArray_STRIDES(out)[i] == PyArray_STRIDES(input)[i];
+        if (same)
+            return 0;
+    }
+    return 1;
+}
+
+/* The caller's output array (DenseBlock's channel slices of one
+ * preallocated output, inplace=True): an aligned, native, writable float32
+ * array of exactly `dims`, laid out as the kernels write (C-contiguous, or
+ * images contiguous when fmap_ok), not overlapping `input` (the array the
+ * kernel reads) except as the very same array when alias_ok. */
 static int check_out_array(PyObject *out, const char *layer, int ndim,
-                           const npy_intp *dims, int fmap_ok)
+                           const npy_intp *dims, int fmap_ok, PyArrayObject *input,
+                           int alias_ok)
 {
     if (!PyArray_Check(out)) {
         PyErr_Format(PyExc_TypeError, "%s: out must be a numpy.ndarray", layer);
@@ -193,6 +234,11 @@ static int check_out_array(PyObject *out, const char *layer, int ndim,
         }
         return -1;
     }
+    if (overlaps_input(arr, input, alias_ok)) {
+        PyErr_Format(PyExc_ValueError, "%s: out overlaps the input%s", layer,
+                     alias_ok ? " (other than being the very same array)" : "");
+        return -1;
+    }
     return 0;
 }
 
@@ -213,8 +259,12 @@ static int g_arena_busy = 0;
  * MemoryError set. *from_arena tells scratch_give how to release it. */
 static float *scratch_take(int64_t floats, int *from_arena)
 {
-    size_t want = floats > 0 ? (size_t)floats : 1;
     *from_arena = 0;
+    if ((uint64_t)floats > (uint64_t)PY_SSIZE_T_MAX / sizeof(float)) {
+        PyErr_NoMemory(); /* more bytes than this address space has */
+        return NULL;
+    }
+    size_t want = floats > 0 ? (size_t)floats : 1;
     if (!g_arena_busy) {
         if (g_arena_floats < want) {
             PyMem_RawFree(g_arena);
@@ -263,6 +313,53 @@ static PyObject *finish_image_batch(PyArrayObject *out, int was_unbatched)
     PyObject *result = PyArray_Newshape(out, &shape, NPY_CORDER);
     Py_DECREF(out);
     return result;
+}
+
+/* Whether obj can be read as packed weights of `floats` floats (from
+ * conv2d_pack or linear_pack): a native-order, aligned, C-contiguous
+ * float32 ndarray of exactly that size. The kernels read it in place, so
+ * a byte-swapped or misaligned copy must be refused, not misread. */
+static int is_packed_array(PyObject *obj, int64_t floats)
+{
+    if (!PyArray_Check(obj))
+        return 0;
+    PyArrayObject *arr = (PyArrayObject *)obj;
+    return PyArray_TYPE(arr) == NPY_FLOAT32 && PyArray_ISNOTSWAPPED(arr) &&
+           PyArray_ISALIGNED(arr) && PyArray_IS_C_CONTIGUOUS(arr) &&
+           (int64_t)PyArray_SIZE(arr) == floats;
+}
+
+/* torch.nn.functional.batch_norm's eps checks, with its messages (a NaN
+ * eps passes them, as in torch). functional.py checks first, with the same
+ * wording; these keep every caller of the kernels behind the same rule. */
+static int check_eps(const char *layer, double eps, int training)
+{
+    const char *rule = NULL;
+    if (training && eps <= 0.0)
+        rule = "must be positive during training";
+    else if (eps < 0.0)
+        rule = "must be non-negative";
+    if (rule == NULL)
+        return 0;
+    PyObject *value = PyFloat_FromDouble(eps);
+    if (value != NULL) {
+        PyErr_Format(PyExc_ValueError, "%s: batch_norm eps %s, but got %R", layer, rule,
+                     value);
+        Py_DECREF(value);
+    }
+    return -1;
+}
+
+/* torch's check of a convolution weight's kernel (dims 2 and 3 of a 4-D
+ * weight): -1 with RuntimeError set when either is not positive. */
+static int check_kernel_size(const char *layer, const npy_intp *wd)
+{
+    if (wd[2] >= 1 && wd[3] >= 1)
+        return 0;
+    PyErr_Format(PyExc_RuntimeError, "%s: kernel size should be greater than zero, but got "
+                 "kernel_height: %zd kernel_width: %zd", layer, (Py_ssize_t)wd[2],
+                 (Py_ssize_t)wd[3]);
+    return -1;
 }
 
 /* A per-channel vector argument (BatchNorm scale/shift for the fused
@@ -348,6 +445,24 @@ static PyObject *py_conv2d(PyObject *self, PyObject *args, PyObject *kwargs)
         PyErr_Format(PyExc_RuntimeError, "%s: non-positive groups is not supported", layer);
         goto done;
     }
+    /* torch's wording for each (functional.py checks these first, for every
+     * caller of this function they are checked here too) */
+    if (sh < 1 || sw < 1) {
+        PyErr_Format(PyExc_RuntimeError, "%s: non-positive stride is not supported "
+                     "(got stride (%zd, %zd))", layer, sh, sw);
+        goto done;
+    }
+    if (ph < 0 || pw < 0) {
+        PyErr_Format(PyExc_RuntimeError, "%s: negative padding is not supported "
+                     "(got padding (%zd, %zd))", layer, ph, pw);
+        goto done;
+    }
+    if (dh < 1 || dw < 1) {
+        PyErr_Format(PyExc_RuntimeError, "%s: dilation should be greater than zero "
+                     "(got dilation (%zd, %zd))", layer, dh, dw);
+        goto done;
+    }
+    if (check_kernel_size(layer, wd) < 0) goto done;
     if (sh > SB_CONV_PARAM_MAX || sw > SB_CONV_PARAM_MAX || ph > SB_CONV_PARAM_MAX ||
         pw > SB_CONV_PARAM_MAX || dh > SB_CONV_PARAM_MAX || dw > SB_CONV_PARAM_MAX ||
         wd[2] > SB_CONV_PARAM_MAX || wd[3] > SB_CONV_PARAM_MAX) {
@@ -445,7 +560,7 @@ static PyObject *py_conv2d(PyObject *self, PyObject *args, PyObject *kwargs)
             PyErr_Format(PyExc_ValueError, "%s: out= needs a 4-D (batched) input", layer);
             goto done;
         }
-        if (check_out_array(out_obj, layer, 4, out_dims, 1) < 0) goto done;
+        if (check_out_array(out_obj, layer, 4, out_dims, 1, input, 0) < 0) goto done;
         Py_INCREF(out_obj);
         out = (PyArrayObject *)out_obj;
     } else {
@@ -462,10 +577,7 @@ static PyObject *py_conv2d(PyObject *self, PyObject *args, PyObject *kwargs)
                                                                 groups);
     if (!reference) {
         if (packed_obj != Py_None) {
-            if (!PyArray_Check(packed_obj) ||
-                PyArray_TYPE((PyArrayObject *)packed_obj) != NPY_FLOAT32 ||
-                !PyArray_IS_C_CONTIGUOUS((PyArrayObject *)packed_obj) ||
-                PyArray_SIZE((PyArrayObject *)packed_obj) != packed_floats) {
+            if (!is_packed_array(packed_obj, packed_floats)) {
                 PyErr_Format(PyExc_ValueError, "%s: packed weights do not match the weight "
                              "shape (repack them with conv2d_pack)", layer);
                 goto done;
@@ -493,6 +605,21 @@ static PyObject *py_conv2d(PyObject *self, PyObject *args, PyObject *kwargs)
     int threads = sb_get_num_threads();
     int64_t workspace_floats = reference ? 0
         : sb_conv2d_f32_packed_workspace_floats(&out_map, &in_map, &params, &fusion, threads);
+    if (!reference && workspace_floats == 0 && out_dims[0] > 0 && out_dims[1] > 0) {
+        /* The arguments are valid (checked above), so the packed path's
+         * staged input would be too large to address: a stride and dilation
+         * near 2^31 stage that many phase planes per axis. The direct loop
+         * needs no workspace and computes the same convolution (torch
+         * accepts these parameters too); a fused call has no such loop. */
+        if (in_scale || residual || in_relu || relu) {
+            PyErr_Format(PyExc_ValueError,
+                         "%s: stride (%zd, %zd), padding (%zd, %zd) and dilation (%zd, %zd) "
+                         "make the fused convolution's workspace too large", layer,
+                         sh, sw, ph, pw, dh, dw);
+            goto done;
+        }
+        reference = 1;
+    }
     if (workspace_floats > 0) {
         workspace = scratch_take(workspace_floats, &workspace_from_arena);
         if (workspace == NULL) goto done;
@@ -554,6 +681,7 @@ static PyObject *py_conv2d_pack(PyObject *self, PyObject *args, PyObject *kwargs
         goto done;
     }
     npy_intp *wd = PyArray_DIMS(weight);
+    if (check_kernel_size(layer, wd) < 0) goto done;
     if (as_channel_vector(bias_obj, layer, "bias", wd[0], &bias) < 0) goto done;
     if (as_channel_vector(scale_obj, layer, "row_scale", wd[0], &scale) < 0) goto done;
     if (as_channel_vector(shift_obj, layer, "row_shift", wd[0], &shift) < 0) goto done;
@@ -630,6 +758,8 @@ static PyObject *py_batch_norm(PyObject *self, PyObject *args, PyObject *kwargs)
                                      &input_obj, &rm_obj, &rv_obj, &weight_obj, &bias_obj,
                                      &training, &momentum, &eps, &relu, &out_obj, &apply,
                                      &residual_obj))
+        return NULL;
+    if (check_eps(layer, eps, training) < 0)
         return NULL;
 
     PyArrayObject *input = NULL, *weight = NULL, *bias = NULL, *out = NULL, *residual = NULL;
@@ -722,7 +852,7 @@ static PyObject *py_batch_norm(PyObject *self, PyObject *args, PyObject *kwargs)
         shift_arr = new_float_array(1, c_dims);
         if (scale_arr == NULL || shift_arr == NULL) goto done;
     } else if (out_obj != Py_None) {
-        if (check_out_array(out_obj, layer, ndim, xd, ndim == 4) < 0) goto done;
+        if (check_out_array(out_obj, layer, ndim, xd, ndim == 4, input, 1) < 0) goto done;
         Py_INCREF(out_obj);
         out = (PyArrayObject *)out_obj;
     } else {
@@ -819,6 +949,8 @@ static PyObject *py_batch_norm_fold(PyObject *self, PyObject *args, PyObject *kw
     if (!PyArg_ParseTupleAndKeywords(args, kwargs, "sOOOOd", keywords, &layer, &mean_obj,
                                      &var_obj, &weight_obj, &bias_obj, &eps))
         return NULL;
+    if (check_eps(layer, eps, 0) < 0)
+        return NULL;
     PyArrayObject *mean = NULL, *var = NULL, *weight = NULL, *bias = NULL;
     PyArrayObject *scale = NULL, *shift = NULL;
     PyObject *result = NULL;
@@ -887,6 +1019,40 @@ static PyObject *py_max_pool2d(PyObject *self, PyObject *args, PyObject *kwargs)
         }
         goto done;
     }
+    {
+        /* torch keeps pooling parameters in an int */
+        const Py_ssize_t all[8] = {kh, kw, sh, sw, ph, pw, dh, dw};
+        for (int i = 0; i < 8; i++)
+            if (all[i] > SB_POOL_PARAM_MAX || all[i] < -SB_POOL_PARAM_MAX - 1) {
+                PyErr_Format(PyExc_RuntimeError, "%s: value cannot be converted to type int "
+                             "without overflow (kernel_size (%zd, %zd), stride (%zd, %zd), "
+                             "padding (%zd, %zd), dilation (%zd, %zd))",
+                             layer, kh, kw, sh, sw, ph, pw, dh, dw);
+                goto done;
+            }
+    }
+    /* torch's checks in its order: per axis (height first) the stride is
+     * not zero and the padding is non-negative and at most half the
+     * effective (dilated) kernel; then kernel, stride and dilation are
+     * positive; then both paddings are at most half the kernel itself. */
+    for (int axis = 0; axis < 2; axis++) {
+        const Py_ssize_t pad = axis ? pw : ph, k = axis ? kw : kh, d = axis ? dw : dh;
+        if ((axis ? sw : sh) == 0) {
+            PyErr_Format(PyExc_RuntimeError, "%s: stride should not be zero", layer);
+            goto done;
+        }
+        if (pad < 0) {
+            PyErr_Format(PyExc_RuntimeError, "%s: pad must be non-negative, but got pad: %zd",
+                         layer, pad);
+            goto done;
+        }
+        if (pad > ((k - 1) * d + 1) / 2) {
+            PyErr_Format(PyExc_RuntimeError, "%s: pad should be at most half of effective "
+                         "kernel size, but got pad=%zd, kernel_size=%zd and dilation=%zd",
+                         layer, pad, k, d);
+            goto done;
+        }
+    }
     if (kh <= 0 || kw <= 0) {
         PyErr_Format(PyExc_RuntimeError, "%s: kernel size should be greater than zero, but "
                      "got kH: %zd kW: %zd", layer, kh, kw);
@@ -902,11 +1068,10 @@ static PyObject *py_max_pool2d(PyObject *self, PyObject *args, PyObject *kwargs)
                      "dilationH: %zd dilationW: %zd", layer, dh, dw);
         goto done;
     }
-    if (ph < 0 || pw < 0 || ph > ((kh - 1) * dh + 1) / 2 || pw > ((kw - 1) * dw + 1) / 2) {
-        int h_bad = ph < 0 || ph > ((kh - 1) * dh + 1) / 2;
-        PyErr_Format(PyExc_RuntimeError, "%s: pad should be at most half of effective "
-                     "kernel size, but got pad=%zd, kernel_size=%zd and dilation=%zd",
-                     layer, h_bad ? ph : pw, h_bad ? kh : kw, h_bad ? dh : dw);
+    if (kw / 2 < pw || kh / 2 < ph) {
+        PyErr_Format(PyExc_RuntimeError, "%s: pad should be smaller than or equal to half "
+                     "of kernel size, but got padW = %zd, padH = %zd, kW = %zd, kH = %zd",
+                     layer, pw, ph, kw, kh);
         goto done;
     }
     if (ndim == 3) {
@@ -1041,7 +1206,8 @@ static PyObject *unary(PyObject *args, PyObject *kwargs, unary_kernel kernel)
     if (input == NULL) return NULL;
     PyArrayObject *out;
     if (out_obj != Py_None) {
-        if (check_out_array(out_obj, layer, PyArray_NDIM(input), PyArray_DIMS(input), 0) < 0) {
+        if (check_out_array(out_obj, layer, PyArray_NDIM(input), PyArray_DIMS(input), 0,
+                            input, 1) < 0) {
             Py_DECREF(input);
             return NULL;
         }
@@ -1224,10 +1390,9 @@ static PyObject *py_linear(PyObject *self, PyObject *args, PyObject *kwargs)
     int threads = sb_get_num_threads();
     if (packed_obj != Py_None) {
         PyArrayObject *packed = (PyArrayObject *)packed_obj;
-        if (reference || !PyArray_Check(packed_obj) || PyArray_TYPE(packed) != NPY_FLOAT32 ||
-            !PyArray_IS_C_CONTIGUOUS(packed) ||
-            PyArray_SIZE(packed) != sb_linear_f32_packed_weights_floats(out_features,
-                                                                        in_features)) {
+        if (reference || !is_packed_array(packed_obj,
+                                          sb_linear_f32_packed_weights_floats(out_features,
+                                                                              in_features))) {
             PyErr_Format(PyExc_ValueError, "%s: packed weights do not match the weight "
                          "shape (repack them with linear_pack)", layer);
             goto done;
@@ -1323,19 +1488,26 @@ static PyObject *py_se_attention(PyObject *self, PyObject *args, PyObject *kwarg
     int scratch_from_arena = 0;
     input = as_float_array(input_obj, layer, "input", 1);
     if (input == NULL) goto done;
-    if (PyArray_NDIM(input) != 4 || hidden < 0) {
-        PyErr_Format(PyExc_ValueError, "%s: expected a 4-D (N, C, H, W) input", layer);
+    if (PyArray_NDIM(input) != 4) {
+        PyObject *shape = shape_string(input);
+        if (shape != NULL) {
+            PyErr_Format(PyExc_ValueError, "%s: expected a 4-D (N, C, H, W) input, got size "
+                         "%U", layer, shape);
+            Py_DECREF(shape);
+        }
+        goto done;
+    }
+    if (hidden < 0) {
+        PyErr_Format(PyExc_ValueError, "%s: hidden features must be >= 0, got %zd", layer,
+                     hidden);
         goto done;
     }
     npy_intp *xd = PyArray_DIMS(input);
     const int64_t n = xd[0], c = xd[1];
-    if (!PyArray_Check(fc1_obj) || !PyArray_Check(fc2_obj) ||
-        PyArray_TYPE((PyArrayObject *)fc1_obj) != NPY_FLOAT32 ||
-        PyArray_TYPE((PyArrayObject *)fc2_obj) != NPY_FLOAT32 ||
-        !PyArray_IS_C_CONTIGUOUS((PyArrayObject *)fc1_obj) ||
-        !PyArray_IS_C_CONTIGUOUS((PyArrayObject *)fc2_obj) ||
-        PyArray_SIZE((PyArrayObject *)fc1_obj) != sb_linear_f32_packed_weights_floats(hidden, c) ||
-        PyArray_SIZE((PyArrayObject *)fc2_obj) != sb_linear_f32_packed_weights_floats(c, hidden)) {
+    /* The packed sizes saturate, so a hidden count too large for any real
+     * array (2^60, say) can never match one and size the scratch below. */
+    if (!is_packed_array(fc1_obj, sb_linear_f32_packed_weights_floats(hidden, c)) ||
+        !is_packed_array(fc2_obj, sb_linear_f32_packed_weights_floats(c, hidden))) {
         PyErr_Format(PyExc_ValueError, "%s: packed fc weights do not match %zd channels and "
                      "%zd hidden features", layer, (Py_ssize_t)c, hidden);
         goto done;
@@ -1353,7 +1525,7 @@ static PyObject *py_se_attention(PyObject *self, PyObject *args, PyObject *kwarg
     const int64_t ws1 = sb_linear_f32_packed_workspace_floats(n, c, hidden, threads);
     const int64_t ws2 = sb_linear_f32_packed_workspace_floats(n, hidden, c, threads);
     /* pooled (N x C), hidden (N x hidden), gate (N x C), linear workspace */
-    const int64_t floats = n * c + n * hidden + n * c + (ws1 > ws2 ? ws1 : ws2);
+    const int64_t floats = 2 * n * c + n * hidden + (ws1 > ws2 ? ws1 : ws2);
     scratch = scratch_take(floats, &scratch_from_arena);
     if (scratch == NULL) goto done;
     float *pooled = scratch, *hid = pooled + n * c, *gate = hid + n * hidden;

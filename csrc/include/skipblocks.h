@@ -63,9 +63,12 @@ typedef struct {
 } sb_conv2d_params;
 
 /* Kernel size, stride, padding and dilation above this are rejected
- * (SB_ERR_ARGUMENT / SB_ERR_SHAPE): it keeps every size and offset derived
- * from them inside int64. (torch takes larger values; no real network uses
- * them.) */
+ * (SB_ERR_ARGUMENT / SB_ERR_SHAPE): it keeps the output size and every
+ * input offset the convolution reads inside int64. (torch takes larger
+ * values; no real network uses them.) The packed path's staged input can
+ * still be too large below it (a stride of 2^31 with dilation 2^31 stages
+ * 2^31 phase planes per axis): its workspace function then returns 0 and
+ * the kernel SB_ERR_SHAPE. sb_conv2d_f32__ref needs no workspace. */
 #define SB_CONV_PARAM_MAX ((int64_t)2147483647)
 
 /* torch's output size: floor((in + 2*pad - dilation*(k-1) - 1) / stride) + 1.
@@ -78,7 +81,8 @@ int64_t sb_conv2d_out_size(int64_t in, int64_t kernel, int64_t stride,
 /* Floats of scratch sb_conv2d_f32 needs for these shapes: the packed
  * weights (sb_conv2d_f32_packed_weights_floats) followed by the packed
  * path's scratch for one thread (sb_conv2d_f32_packed_workspace_floats(...,
- * 1)). Nonzero for any valid arguments; 0 for invalid ones. */
+ * 1)). Nonzero for any valid arguments; 0 for invalid ones and for those
+ * whose scratch would exceed INT64_MAX / 8 floats. */
 int64_t sb_conv2d_f32_workspace_floats(const sb_fmap *out, const sb_fmap *in,
                                        const sb_conv2d_params *params);
 
@@ -162,9 +166,16 @@ typedef struct {
     int64_t dilation_h, dilation_w;
 } sb_pool2d_params;
 
+/* Pooling parameters above this are rejected (SB_ERR_ARGUMENT), as torch
+ * rejects values that do not fit its int ("value cannot be converted to
+ * type int without overflow"); it keeps dilation * (kernel - 1) and every
+ * offset inside int64. */
+#define SB_POOL_PARAM_MAX ((int64_t)2147483647)
+
 /* torch's pooling output size, including its ceil_mode rule: with ceil
  * rounding, the last window must start inside the input or the left
- * padding, otherwise it is dropped. Returns <= 0 when too small. */
+ * padding, otherwise it is dropped. Returns <= 0 when too small, and 0 for
+ * a parameter out of range. */
 int64_t sb_pool2d_out_size(int64_t in, int64_t kernel, int64_t stride,
                            int64_t pad, int64_t dilation, int ceil_mode);
 
@@ -295,7 +306,9 @@ typedef struct {
 } sb_conv2d_fusion;
 
 /* Scratch floats for sb_conv2d_f32_packed with this fusion (NULL: none)
- * on `num_threads` threads. 0 for arguments sb_conv2d_f32_packed rejects. */
+ * on `num_threads` threads. 0 for arguments sb_conv2d_f32_packed rejects,
+ * including those whose scratch would exceed INT64_MAX / 8 floats
+ * (SB_ERR_SHAPE). */
 int64_t sb_conv2d_f32_packed_workspace_floats(const sb_fmap *out, const sb_fmap *in,
                                               const sb_conv2d_params *params,
                                               const sb_conv2d_fusion *fusion,

@@ -86,8 +86,10 @@ int64_t sb_conv2d_f32_workspace_floats(const sb_fmap *out, const sb_fmap *in,
     /* Invalid arguments need no scratch; sb_conv2d_f32 will reject them. */
     if (check_conv_args(out, in, params) != SB_OK)
         return 0;
-    return packed_weights_floats(out, in, params) +
-           sb_conv2d_f32_packed_workspace_floats(out, in, params, NULL, 1);
+    const int64_t packed_path = sb_conv2d_f32_packed_workspace_floats(out, in, params, NULL, 1);
+    if (packed_path == 0) /* too large: sb_conv2d_f32 returns SB_ERR_SHAPE */
+        return 0;
+    return sat_add64(packed_weights_floats(out, in, params), packed_path);
 }
 
 sb_status sb_conv2d_f32(float *restrict out_data, const sb_fmap *out,

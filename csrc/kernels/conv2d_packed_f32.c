@@ -87,7 +87,8 @@ enum { KC_MAX = 256, NC_PANELS_MAX = 12 };
  * waking a thread costs more than it saves. */
 #define SB_CONV_PARALLEL_MIN_MACS ((int64_t)1 << 20)
 
-static int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+/* a >= 0, b > 0; no overflow for any a (plan_conv passes saturated sizes) */
+static int64_t ceil_div(int64_t a, int64_t b) { return a / b + (a % b != 0); }
 
 /* Pixel-row tiles: at most this many pixels per tile (a multiple of MR),
  * fewer when the tile buffer (pixels x output channels) would outgrow L2. */
@@ -138,9 +139,11 @@ int64_t sb_conv2d_f32_packed_weights_floats(int64_t c_out, int64_t c_in_per_grou
     if (c_out < 0 || c_in_per_group < 0 || kernel_h <= 0 || kernel_w <= 0 || groups <= 0 ||
         c_out % groups != 0)
         return 0;
-    const int64_t k = c_in_per_group * kernel_h * kernel_w;
+    /* saturating (sb_internal.h): kernel sizes up to SB_CONV_PARAM_MAX */
+    const int64_t k = sat_mul64(sat_mul64(c_in_per_group, kernel_h), kernel_w);
     const int64_t cb = channel_block(c_out / groups);
-    return groups * ceil_div(c_out / groups, cb) * (cb + k * cb);
+    return sat_mul64(sat_mul64(groups, ceil_div(c_out / groups, cb)),
+                     sat_add64(cb, sat_mul64(k, cb)));
 }
 
 sb_status sb_conv2d_f32_pack_weights(float *restrict packed, const float *restrict weight,
@@ -611,6 +614,8 @@ static void stage_planes(void *ctx, int64_t begin, int64_t end)
  * kernel so the two can never disagree. */
 typedef struct {
     int threads, staged, pixel_rows;
+    int fits; /* the workspace is at most SB_WORKSPACE_FLOATS_MAX floats */
+    int64_t workspace_floats;
     stage_geometry geo;
     int64_t group_floats, image_floats, staged_floats;
     int64_t offsets_floats; /* the row offsets of all K taps, as int64 */
@@ -624,7 +629,7 @@ static void plan_conv(conv_plan *pl, const sb_fmap *out, const sb_fmap *in,
 {
     const int64_t cig = in->c / p->groups, cog = out->c / p->groups;
     const int64_t k = cig * p->kernel_h * p->kernel_w;
-    const int64_t macs = out->n * out->c * out->h * out->w * k;
+    const int64_t macs = sat_mul64(sat_mul64(out->n * out->c, out->h * out->w), k);
     stage_geometry *geo = &pl->geo;
     pl->threads = (num_threads < 1 || macs < SB_CONV_PARALLEL_MIN_MACS) ? 1 : num_threads;
     /* Read the input as it is when it needs no padding, transform or phase
@@ -633,23 +638,27 @@ static void plan_conv(conv_plan *pl, const sb_fmap *out, const sb_fmap *in,
     const int unit_stride = p->stride_h == 1 && p->stride_w == 1;
     pl->staged = transform || p->pad_h > 0 || p->pad_w > 0 || !unit_stride ||
                  p->kernel_w > 1;
-    const int64_t hp = in->h + 2 * p->pad_h, wp = in->w + 2 * p->pad_w;
+    /* The staging sizes saturate (sat_add64, sat_mul64): parameters near
+     * SB_CONV_PARAM_MAX (a stride of 2^31 stages 2^31 phase planes per axis)
+     * give sizes past int64, which must come out too large, not wrapped. */
+    const int64_t hp = sat_add64(in->h, 2 * p->pad_h), wp = sat_add64(in->w, 2 * p->pad_w);
     /* (unstaged: stride 1 and no padding, so one phase, the plane itself) */
     geo->hph = ceil_div(hp, p->stride_h);
     geo->wph = ceil_div(wp, p->stride_w);
-    geo->plane_floats = geo->hph * geo->wph;
+    geo->plane_floats = sat_mul64(geo->hph, geo->wph);
     geo->per_tap_h = phase_per_tap(p->kernel_h, p->stride_h, p->dilation_h);
     geo->per_tap_w = phase_per_tap(p->kernel_w, p->stride_w, p->dilation_w);
     geo->phases_h = geo->per_tap_h ? p->kernel_h : p->stride_h;
     geo->phases_w = geo->per_tap_w ? p->kernel_w : p->stride_w;
-    geo->chan_floats = geo->phases_h * geo->phases_w * geo->plane_floats;
+    geo->chan_floats =
+        sat_mul64(sat_mul64(geo->phases_h, geo->phases_w), geo->plane_floats);
     /* dropped columns of the last phase row run past the last plane by at
      * most this much */
     const int64_t slack = ((p->kernel_w - 1) * p->dilation_w) / p->stride_w;
-    pl->group_floats = cig * geo->chan_floats + slack;
-    pl->image_floats = p->groups * pl->group_floats;
-    pl->staged_floats = pl->staged ? in->n * pl->image_floats : 0;
-    pl->offsets_floats = k * (int64_t)(sizeof(int64_t) / sizeof(float));
+    pl->group_floats = sat_add64(sat_mul64(cig, geo->chan_floats), slack);
+    pl->image_floats = sat_mul64(p->groups, pl->group_floats);
+    pl->staged_floats = pl->staged ? sat_mul64(in->n, pl->image_floats) : 0;
+    pl->offsets_floats = sat_mul64(k, (int64_t)(sizeof(int64_t) / sizeof(float)));
     pl->col_width = geo->wph;
     pl->pixel_rows = pixel_rows(cog);
     /* Tiles: as wide as fits L2, but narrow enough to give every thread
@@ -673,12 +682,15 @@ static void plan_conv(conv_plan *pl, const sb_fmap *out, const sb_fmap *in,
         pl->ldt = 0;
         pl->slot_floats = KC_MAX * NR + pl->m_blocks * MR * pl->nc;
     }
+    pl->workspace_floats = sat_add64(sat_add64(pl->offsets_floats, pl->staged_floats),
+                                     sat_mul64(pl->threads, pl->slot_floats));
+    pl->fits = pl->workspace_floats <= SB_WORKSPACE_FLOATS_MAX;
 }
 
 static int conv_args_ok(const sb_fmap *out, const sb_fmap *in, const sb_conv2d_params *p)
 {
-    /* SB_CONV_PARAM_MAX keeps every offset and size computed from these in
-     * int64 range */
+    /* SB_CONV_PARAM_MAX keeps the output size and the input offsets in
+     * int64 range; the staging sizes are checked in plan_conv */
     return p->kernel_h > 0 && p->kernel_w > 0 && p->stride_h > 0 && p->stride_w > 0 &&
            p->stride_h <= SB_CONV_PARAM_MAX && p->stride_w <= SB_CONV_PARAM_MAX &&
            p->pad_h <= SB_CONV_PARAM_MAX && p->pad_w <= SB_CONV_PARAM_MAX &&
@@ -708,7 +720,7 @@ int64_t sb_conv2d_f32_packed_workspace_floats(const sb_fmap *out, const sb_fmap 
         return 0;
     conv_plan pl;
     plan_conv(&pl, out, in, params, has_transform(fusion), num_threads);
-    return pl.offsets_floats + pl.staged_floats + (int64_t)pl.threads * pl.slot_floats;
+    return pl.fits ? pl.workspace_floats : 0;
 }
 
 sb_status sb_conv2d_f32_packed(float *out_data, const sb_fmap *out,
@@ -747,6 +759,8 @@ sb_status sb_conv2d_f32_packed(float *out_data, const sb_fmap *out,
     /* the same plan the workspace was sized with */
     conv_plan pl;
     plan_conv(&pl, out, in, p, has_transform(f), num_threads);
+    if (!pl.fits) /* the workspace function returned 0 for these sizes */
+        return SB_ERR_SHAPE;
 
     conv_job job;
     memset(&job, 0, sizeof job);

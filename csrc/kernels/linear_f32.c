@@ -155,15 +155,17 @@ enum { LMR = SB_CONV_MR, LNR = SB_CONV_NR };
 
 static int64_t panels_of(int64_t out_features)
 {
-    return (out_features + LNR - 1) / LNR;
+    return out_features / LNR + (out_features % LNR != 0);
 }
 
 int64_t sb_linear_f32_packed_weights_floats(int64_t out_features, int64_t in_features)
 {
     if (out_features < 0 || in_features < 0)
         return 0;
-    /* panels of in_features x NR weights, then the bias padded to panels */
-    return panels_of(out_features) * LNR * (in_features + 1);
+    /* panels of in_features x NR weights, then the bias padded to panels;
+     * saturating (sb_internal.h): a size no array can have, never a wrapped
+     * small one */
+    return sat_mul64(panels_of(out_features) * LNR, sat_add64(in_features, 1));
 }
 
 sb_status sb_linear_f32_pack_weights(float *packed, const float *weight, const float *bias,
@@ -193,7 +195,7 @@ sb_status sb_linear_f32_pack_weights(float *packed, const float *weight, const f
 /* Scratch of one row block: its packed rows (in_features x MR) and an edge tile. */
 static int64_t row_block_floats(int64_t in_features)
 {
-    return in_features * LMR + LMR * LNR;
+    return sat_add64(sat_mul64(in_features, LMR), LMR * LNR);
 }
 
 int64_t sb_linear_f32_packed_workspace_floats(int64_t rows, int64_t in_features,
@@ -203,7 +205,7 @@ int64_t sb_linear_f32_packed_workspace_floats(int64_t rows, int64_t in_features,
     (void)num_threads; /* one scratch area per row block, whoever runs it */
     if (rows < 0 || in_features < 0)
         return 0;
-    return (rows + LMR - 1) / LMR * row_block_floats(in_features);
+    return sat_mul64(rows / LMR + (rows % LMR != 0), row_block_floats(in_features));
 }
 
 typedef struct {

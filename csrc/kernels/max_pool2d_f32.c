@@ -23,7 +23,9 @@
 int64_t sb_pool2d_out_size(int64_t in, int64_t kernel, int64_t stride,
                            int64_t pad, int64_t dilation, int ceil_mode)
 {
-    if (stride <= 0 || kernel <= 0 || dilation <= 0 || pad < 0 || in < 0)
+    if (stride <= 0 || kernel <= 0 || dilation <= 0 || pad < 0 || in < 0 ||
+        stride > SB_POOL_PARAM_MAX || kernel > SB_POOL_PARAM_MAX ||
+        dilation > SB_POOL_PARAM_MAX || pad > SB_POOL_PARAM_MAX)
         return 0;
     const int64_t num = in + 2 * pad - dilation * (kernel - 1) - 1 +
                         (ceil_mode ? stride - 1 : 0);
@@ -128,7 +130,11 @@ sb_status sb_max_pool2d_f32(float *restrict out_data, const sb_fmap *out,
         return SB_ERR_NULL;
     const sb_pool2d_params *p = params;
     if (p->kernel_h <= 0 || p->kernel_w <= 0 || p->stride_h <= 0 || p->stride_w <= 0 ||
-        p->dilation_h <= 0 || p->dilation_w <= 0 || p->pad_h < 0 || p->pad_w < 0)
+        p->dilation_h <= 0 || p->dilation_w <= 0 || p->pad_h < 0 || p->pad_w < 0 ||
+        p->kernel_h > SB_POOL_PARAM_MAX || p->kernel_w > SB_POOL_PARAM_MAX ||
+        p->stride_h > SB_POOL_PARAM_MAX || p->stride_w > SB_POOL_PARAM_MAX ||
+        p->dilation_h > SB_POOL_PARAM_MAX || p->dilation_w > SB_POOL_PARAM_MAX ||
+        p->pad_h > SB_POOL_PARAM_MAX || p->pad_w > SB_POOL_PARAM_MAX)
         return SB_ERR_ARGUMENT;
     if (!sb_fmap_ok(out) || !sb_fmap_ok(in) || out->n != in->n || out->c != in->c)
         return SB_ERR_SHAPE;
@@ -155,7 +161,8 @@ sb_status sb_max_pool2d_f32(float *restrict out_data, const sb_fmap *out,
     if (x_b > out->w) x_b = out->w;
     if (x_b < x_a) x_b = x_a;
     max_pool_job job = {out_data, in_data, out, in, p, x_a, x_b};
-    sb_parallel_items(out->n * out->c, hw_in + hw_out * p->kernel_h * p->kernel_w,
+    sb_parallel_items(out->n * out->c,
+                      sat_add64(hw_in, sat_mul64(hw_out, p->kernel_h * p->kernel_w)),
                       max_pool_planes, &job);
     return SB_OK;
 }

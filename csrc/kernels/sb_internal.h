@@ -23,6 +23,24 @@ static inline int sb_fmap_ok(const sb_fmap *f)
 static inline int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
 static inline int64_t max64(int64_t a, int64_t b) { return a > b ? a : b; }
 
+/* Saturating size arithmetic for nonnegative operands: the exact result, or
+ * INT64_MAX when it would not fit. Sizes derived from user parameters (a
+ * stride or padding near SB_CONV_PARAM_MAX) are computed with these, so an
+ * out-of-range size shows up as a huge value that a limit check rejects,
+ * never as a small wrapped one that undersizes a buffer. */
+static inline int64_t sat_add64(int64_t a, int64_t b)
+{
+    return a > INT64_MAX - b ? INT64_MAX : a + b;
+}
+static inline int64_t sat_mul64(int64_t a, int64_t b)
+{
+    return (a != 0 && b > INT64_MAX / a) ? INT64_MAX : a * b;
+}
+
+/* The most floats a kernel workspace may have: its size in bytes, and any
+ * offset into it, then fit in int64 (and in size_t on 64-bit hosts). */
+#define SB_WORKSPACE_FLOATS_MAX (INT64_MAX / 8)
+
 /* Element-wise and per-plane kernels split their work over the thread pool
  * only when it touches at least this many floats: below that, waking a
  * thread costs more than it saves. Every split is over independent outputs

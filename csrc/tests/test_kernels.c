@@ -1765,6 +1765,56 @@ static void test_status(void)
     report("status strings", 5, 0.0, 0.0, bad);
 }
 
+/* Sizes derived from parameters near the limits: the packed
+ * convolution's staged input for a stride and dilation of 2^31 - 1 (2^31
+ * phase planes per axis) would pass int64, so its workspace function must
+ * say 0 and the kernel refuse, not size a wrapped buffer; the reference
+ * computes the call with no workspace. Packed weight sizes saturate. */
+static void test_size_limits(void)
+{
+    int64_t bad = 0, checks = 0;
+    const int64_t big = SB_CONV_PARAM_MAX;
+    float x = 3.0f, w[4] = {1.0f, 2.0f, 3.0f, 4.0f}, out[4], scratch[64];
+    sb_fmap in = {1, 1, 1, 1, 1}, o = {1, 1, 2, 2, 4};
+    sb_conv2d_params p = {2, 2, big, big, big, big, big, big, 1};
+    checks++;
+    bad += sb_conv2d_f32_packed_workspace_floats(&o, &in, &p, NULL, 1) != 0;
+    checks++;
+    bad += sb_conv2d_f32_workspace_floats(&o, &in, &p) != 0;
+    checks++;
+    bad += sb_conv2d_f32_packed(out, &o, &x, &in, scratch, &p, NULL, scratch, 1) !=
+           SB_ERR_SHAPE;
+    checks++;
+    bad += sb_conv2d_f32(out, &o, &x, &in, w, NULL, &p, scratch) != SB_ERR_SHAPE;
+    /* the direct loop: tap (ky, kx) of output (oy, ox) reads the input when
+     * oy + ky == 1 and ox + kx == 1 (padded row (oy + ky) * big == big) */
+    checks++;
+    bad += sb_conv2d_f32__ref(out, &o, &x, &in, w, NULL, &p) != SB_OK;
+    for (int i = 0; i < 4; i++) {
+        checks++;
+        bad += out[i] != 3.0f * w[3 - i];
+    }
+    /* a stride of 2^31 - 1 with dilation 2^30 has one phase per tap: small */
+    sb_conv2d_params q = {2, 2, big, big, (int64_t)1 << 30, (int64_t)1 << 30,
+                          (int64_t)1 << 30, (int64_t)1 << 30, 1};
+    sb_fmap o1 = {1, 1, 1, 1, 1};
+    const int64_t ws = sb_conv2d_f32_packed_workspace_floats(&o1, &in, &q, NULL, 1);
+    checks++;
+    bad += ws <= 0 || ws > 1 << 20;
+    checks++;
+    bad += sb_linear_f32_packed_weights_floats((int64_t)1 << 60, 15) != INT64_MAX;
+    checks++;
+    bad += sb_conv2d_f32_packed_weights_floats(1, (int64_t)1 << 40, (int64_t)1 << 20,
+                                               (int64_t)1 << 20, 1) != INT64_MAX;
+    sb_pool2d_params pool = {big + 1, 1, 1, 1, 0, 0, 1, 1};
+    sb_fmap pin = {1, 1, 4, 4, 16}, pout = {1, 1, 1, 4, 4};
+    checks++;
+    bad += sb_pool2d_out_size(4, big + 1, 1, 0, 1, 0) != 0;
+    checks++;
+    bad += sb_max_pool2d_f32(out, &pout, scratch, &pin, &pool) != SB_ERR_ARGUMENT;
+    report("size limits (saturation, refusal)", checks, 0.0, 0.0, bad);
+}
+
 int main(void)
 {
     test_status();
@@ -1792,6 +1842,7 @@ int main(void)
     test_adaptive_avg_pool();
     test_elementwise();
     test_pool_scale_paths();
+    test_size_limits();
     if (g_failures) {
         printf("%d check group(s) FAILED\n", g_failures);
         return 1;
