@@ -362,13 +362,17 @@ class Linear(Module):
     def _packed_weights(self):
         """The weights and bias packed for the GEMM micro-kernels, rebuilt
         when this layer's version changes (any weight or bias change)."""
+        # The version is read before packing: a change made meanwhile (by
+        # another thread) then leaves a cache under the old version, which
+        # the next call rebuilds, never new-looking stale weights.
+        version = self._version
         cache = self.__dict__.get("_packed_cache")
-        if cache is None or cache[0] != self._version:
+        if cache is None or cache[0] != version:
             if self.weight.ndim != 2:
                 # let the kernel report the bad shape with torch's wording
                 return None
             packed = _C.linear_pack("Linear", self.weight, self.bias)
-            cache = (self._version, packed)
+            cache = (version, packed)
             object.__setattr__(self, "_packed_cache", cache)
         return cache[1]
 

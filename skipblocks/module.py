@@ -1,34 +1,72 @@
 """The Module base class: torch.nn.Module's structure on NumPy arrays.
 
-How weights are stored, and why they can never be silently stale
-----------------------------------------------------------------
+How weights are stored, and why they are never silently stale
+-------------------------------------------------------------
 Parameters and buffers are NumPy arrays reachable as attributes
 (``conv.weight``, ``bn.running_mean``) and through :meth:`Module.state_dict`.
-Each one is an array the module owns, and it is **read-only**
-(``arr.flags.writeable`` is False): writing into it in place raises
-``ValueError: assignment destination is read-only``. A weight changes in one
-of two ways only, and both go through the module:
+Each one is a **read-only** view (``arr.flags.writeable`` is False) of a
+read-only array the module owns (the view's ``.base``). Writing into it raises
+``ValueError: assignment destination is read-only``, and
+``arr.flags.writeable = True`` is refused, on the array and on any view of it.
+A weight changes in these ways only, all of them through the module:
 
-* assignment -- ``conv.weight = new_values`` copies ``new_values`` (any
-  array-like or CPU torch tensor) into a new float32 array;
-* :meth:`Module.load_state_dict`, which does the same for every key.
+* assignment -- ``conv.weight = new_values`` (likewise ``register_parameter``
+  and ``register_buffer`` on an existing name) copies ``new_values`` (any
+  array-like or CPU torch tensor) into a *new* array that replaces the old
+  one, as torch replaces the Parameter: references to the old array, and a
+  state_dict taken earlier, keep the old values;
+* :meth:`Module.load_state_dict` copies the values *in place* into the
+  module's existing arrays, cast to their dtype (like torch's ``copy_``): the
+  arrays keep their identity, so an attribute reference or a state_dict taken
+  before the load shows the loaded values, and every later in-place update,
+  as in torch. The load is all-or-nothing (every key, shape and value is
+  checked and converted before the first write);
+* BatchNorm's train-mode forward updates its running statistics and
+  ``num_batches_tracked`` in place, as torch does.
 
-Parameters are backed by immutable ``bytes``, so
-``arr.flags.writeable = True`` is refused, on the array and on its base;
-buffers are read-only views of read-only arrays, which refuse it too. Each change increments the
-module's ``_version`` counter. So a cache derived
-from the weights (packed convolution weights, a BatchNorm folded into the
-convolution before it) stays valid exactly as long as the versions it was
-built from: nothing can change an array behind the module's back. The module
-itself updates BatchNorm's running statistics in train mode in place (as
-torch does) and bumps the version when it does.
+Each change increments the module's ``_version`` counter, after the new
+values are written. A cache derived from the weights (packed convolution
+weights, a BatchNorm folded into the convolution before it) is keyed by the
+versions it was built from, so it is rebuilt when, and only when, a weight
+changes through the module.
+
+In-place writes hold a process-wide lock (``_BUFFER_LOCK``), so a load and a
+BatchNorm update never interleave. load_state_dict makes only the owner
+arrays writable, for the copy: the arrays users hold stay read-only
+throughout. BatchNorm's update (``with writable(...)``) must hand the buffers
+themselves, writable, to its kernel: while that call runs, they are writable.
+
+What is not guaranteed:
+
+* Protection against deliberate circumvention: a user who makes the owner
+  writable (``arr.base.flags.writeable = True``) and writes into it changes
+  the weights behind the module's back, and caches built before then are
+  stale. Assign or load instead.
+* Consistency with a forward running in another thread during a
+  ``load_state_dict`` (or a train-mode BatchNorm update): the C kernels read
+  the weights without the GIL and without the lock, so that forward may use
+  old values, new values, or a mix of both, even within one array -- as
+  torch's would. Caches are still never stale afterwards, because every
+  cache (Conv2d's and Linear's packed weights) reads the version before the
+  weights it packs, and the version is bumped after the write: a cache built
+  from values read while the write ran carries the earlier version, and the
+  next call rebuilds it. Don't load into a module that other threads are
+  running.
+* Code in another thread that takes a view of a buffer while a train-mode
+  BatchNorm update of it runs (see above) gets a writable view, and keeps it.
 
 ``state_dict()`` returns the module's own (read-only) arrays, not copies --
-like torch, whose state_dict tensors share storage with the module -- so a
-later train-mode forward that updates running statistics is visible through a
-state_dict taken earlier. Take ``{k: v.copy() for k, v in sd.items()}`` to
-keep a snapshot.
+like torch, whose state_dict tensors share storage with the module -- so
+later in-place changes (load_state_dict, running-statistics updates) are
+visible through a state_dict taken earlier; a later assignment is not.
+Take ``{k: v.copy() for k, v in sd.items()}`` to keep a snapshot.
+
+pickle and copy.deepcopy give modules with their own protected arrays (they
+share nothing with the original) and without derived caches, which are
+rebuilt on first use; copy.copy shares the arrays and the version counter
+with the original, as torch's shallow copy shares the parameters.
 """
+import bisect
 import threading
 from collections import OrderedDict, namedtuple
 from collections.abc import Mapping
@@ -80,35 +118,80 @@ def to_numpy(value):
     return np.asarray(value)
 
 
-def _frozen_copy(value, dtype, what, immutable=False):
+def _frozen_copy(value, dtype, what):
     """A new read-only C-contiguous array holding ``value`` cast to ``dtype``
-    (float64 checkpoints load as float32, as torch's copy_ casts).
-
-    Parameters (``immutable``) live in an immutable ``bytes`` object: NumPy
-    refuses to make such an array, or any array over it, writable again, so
-    a weight can only change through the module. Buffers, which the module
-    itself updates in place (BatchNorm's running statistics), are a
-    read-only view of a read-only array: ``arr.flags.writeable = True`` is
-    refused too; only going through ``arr.base`` on purpose gets around it."""
+    (float64 checkpoints load as float32, as torch's copy_ casts): a
+    read-only view of a read-only array that owns the data. NumPy refuses
+    ``arr.flags.writeable = True`` on the view (its base is read-only); the
+    module writes in place through the owner (see _write_in_place and
+    ``writable``)."""
     array = to_numpy(value)
     if array.dtype.kind not in "fiub":
         raise TypeError(f"{what} must hold real numbers, got an array of dtype {array.dtype}")
     owner = np.array(array, dtype=dtype, order="C", copy=True)
-    if immutable:
-        return np.frombuffer(owner.tobytes(), dtype=owner.dtype).reshape(owner.shape)
     owner.flags.writeable = False
     return owner.view()
 
 
-# Serialises in-place buffer updates: two Python threads running train-mode
-# forwards of one BatchNorm (the kernel releases the GIL) must not switch
-# the same arrays' write protection on and off under each other.
+def _is_frozen(array):
+    """``array`` is in the form _frozen_copy makes: a read-only view,
+    covering all of it, of a read-only C-contiguous array owning its data."""
+    owner = getattr(array, "base", None)
+    return (type(array) is np.ndarray and type(owner) is np.ndarray
+            and not array.flags.writeable and not owner.flags.writeable
+            and owner.flags.owndata and owner.flags.c_contiguous
+            and array.flags.c_contiguous and array.shape == owner.shape
+            and array.dtype == owner.dtype
+            and array.__array_interface__["data"][0] == owner.__array_interface__["data"][0])
+
+
+def _write_in_place(array, value):
+    """Copies ``value`` (same shape and dtype) into the frozen ``array``
+    through its owner. Only the owner is made writable, for the copy: the
+    view users hold (and any view taken from it) stays read-only throughout.
+    The caller holds _BUFFER_LOCK and bumps the module's version afterwards."""
+    owner = array.base
+    owner.flags.writeable = True
+    try:
+        np.copyto(owner, value, casting="unsafe")
+    finally:
+        owner.flags.writeable = False
+
+
+try:
+    from numpy.lib.array_utils import byte_bounds as _byte_range
+except ImportError:  # NumPy < 2
+    _byte_range = np.byte_bounds
+
+
+def _typename(obj):
+    """torch.typename, without importing torch (for torch's error wording)."""
+    if type(obj).__module__.split(".")[0] == "torch" and hasattr(obj, "type") \
+            and hasattr(obj, "detach"):
+        return obj.type()
+    module = getattr(obj, "__module__", "") or ""
+    if hasattr(obj, "__qualname__"):
+        qualname = obj.__qualname__
+    elif hasattr(obj, "__name__"):
+        qualname = obj.__name__
+    else:
+        module = obj.__class__.__module__ or ""
+        qualname = obj.__class__.__qualname__
+    if module in {"", "builtins"}:
+        return qualname
+    return f"{module}.{qualname}"
+
+
+# Serialises in-place updates: two Python threads running train-mode
+# forwards of one BatchNorm (the kernel releases the GIL), or a load_state_dict
+# and such a forward, must not switch the same arrays' write protection on
+# and off under each other, nor interleave their writes.
 _BUFFER_LOCK = threading.RLock()
 
 
 class writable:
     """``with writable(a, b):`` lets the owning module update its own
-    read-only buffers in place (BatchNorm's running statistics in train
+    read-only buffers (frozen arrays) in place (BatchNorm's running statistics in train
     mode), and makes them read-only again however the block ends. One
     update at a time, process-wide. (A class, not a generator context
     manager: it runs on every train-mode BatchNorm call.)"""
@@ -149,6 +232,30 @@ def _shape(array):
     return tuple(np.shape(array))
 
 
+def _snapshot_aliased_values(updates):
+    """``updates`` with a private copy of every value that shares memory with
+    one of the arrays about to be written (the module's own state_dict
+    reloaded, or values swapped between layers through an earlier
+    state_dict): each value is then read as it was when load_state_dict was
+    called, whatever the order of the writes."""
+    ranges = {}
+    for module, kind, name, _ in updates:
+        current = module.__dict__[kind][name]
+        if current.nbytes:
+            low, high = _byte_range(current)
+            ranges[low] = high
+    starts = sorted(ranges)  # distinct arrays: disjoint ranges, ends sorted too
+    result = []
+    for module, kind, name, value in updates:
+        if value.nbytes and starts:
+            low, high = _byte_range(value)
+            i = bisect.bisect_left(starts, high) - 1  # last range starting below high
+            if i >= 0 and ranges[starts[i]] > low:
+                value = value.copy()
+        result.append((module, kind, name, value))
+    return result
+
+
 class Module:
     """Base class of every skipblocks layer and block, like torch.nn.Module.
 
@@ -171,32 +278,54 @@ class Module:
         object.__setattr__(self, "_version_box", [0])
 
     # -- registration -------------------------------------------------
-    def _check_initialised(self):
+    def _check_initialised(self, what=None):
         if "_parameters" not in self.__dict__:
-            raise AttributeError(
-                f"cannot assign to {type(self).__name__} before Module.__init__() call")
+            if what is None:
+                raise AttributeError(
+                    f"cannot assign to {type(self).__name__} before Module.__init__() call")
+            raise AttributeError(f"cannot assign {what} before Module.__init__() call")
+
+    def _check_new_name(self, name, kind, store):
+        """torch's checks of a name given to register_parameter ("parameter"),
+        register_buffer ("buffer") or add_module ("module"), in torch's order
+        and with its wording: a non-empty string without ".", and not already
+        an attribute of the module unless it is one of ``store``'s names (a
+        parameter may replace a parameter, a buffer a buffer, a child a child)."""
+        if not isinstance(name, str):
+            raise TypeError(f"{kind} name should be a string. Got {_typename(name)}")
+        exists = hasattr(self, name) and name not in store
+        if kind == "module" and exists:  # add_module checks this first
+            raise KeyError(f"attribute '{name}' already exists")
+        if "." in name:
+            if kind == "module":
+                raise KeyError(f'module name can\'t contain ".", got: {name}')
+            raise KeyError(f'{kind} name can\'t contain "."')
+        if name == "":
+            raise KeyError(f'{kind} name can\'t be empty string ""')
+        if exists:
+            raise KeyError(f"attribute '{name}' already exists")
 
     def register_parameter(self, name, param):
-        """Registers ``param`` (array-like, Parameter, or None) as a parameter."""
-        self._check_initialised()
+        """Registers ``param`` (array-like, Parameter, or None) as a parameter.
+        The name is checked as torch checks it: a KeyError for a name that is
+        already an attribute (other than a parameter), contains "." or is
+        empty; a TypeError for a name that is not a string."""
+        self._check_initialised("parameter")
+        self._check_new_name(name, "parameter", self._parameters)
         if isinstance(param, Parameter):
             param = param.data
-        self.__dict__.pop(name, None)
-        self._buffers.pop(name, None)
-        self._modules.pop(name, None)
         self._parameters[name] = None if param is None else _frozen_copy(
-            param, np.float32, f"{self._get_name()}.{name}", immutable=True)
+            param, np.float32, f"{self._get_name()}.{name}")
         self._bump_version()
 
     def register_buffer(self, name, tensor, persistent=True):
         """Registers ``tensor`` (array-like or None) as a buffer. Float
-        buffers are stored as float32, integer ones keep their integer type."""
-        self._check_initialised()
+        buffers are stored as float32, integer ones keep their integer type.
+        The name is checked as in register_parameter."""
+        self._check_initialised("buffer")
+        self._check_new_name(name, "buffer", self._buffers)
         if not persistent:
             raise NotImplementedError("skipblocks: non-persistent buffers are not supported")
-        self.__dict__.pop(name, None)
-        self._parameters.pop(name, None)
-        self._modules.pop(name, None)
         self._buffers[name] = None if tensor is None else self._buffer_copy(name, tensor)
         self._bump_version()
 
@@ -210,15 +339,12 @@ class Module:
         return _frozen_copy(array, dtype, f"{self._get_name()}.{name}")
 
     def add_module(self, name, module):
-        """Registers a child module (or None) under ``name``."""
-        self._check_initialised()
+        """Registers a child module (or None) under ``name``, checked as torch
+        checks it (see register_parameter); an existing child is replaced."""
         if module is not None and not isinstance(module, Module):
-            raise TypeError(f"{type(module).__name__} is not a Module subclass")
-        if not isinstance(name, str) or "." in name or name == "":
-            raise KeyError(f'module name must be a non-empty string without ".", got {name!r}')
-        self.__dict__.pop(name, None)
-        self._parameters.pop(name, None)
-        self._buffers.pop(name, None)
+            raise TypeError(f"{_typename(module)} is not a Module subclass")
+        self._check_initialised("module")
+        self._check_new_name(name, "module", self._modules)
         self._modules[name] = module
 
     register_module = add_module
@@ -230,18 +356,33 @@ class Module:
     def _bump_version(self):
         self.__dict__["_version_box"][0] += 1
 
+    def _remove(self, name, *stores):
+        for store in stores:
+            if name in store:
+                del store[name]
+                if store is self._parameters or store is self._buffers:
+                    self._bump_version()
+
     def __setattr__(self, name, value):
+        # torch.nn.Module.__setattr__'s dispatch. As in torch, assigning a
+        # Parameter or a Module replaces an attribute, buffer, parameter or
+        # child of that name without add_module's name checks (a Parameter
+        # still goes through register_parameter's). Unlike torch, any
+        # array-like may be assigned to an existing parameter or buffer: it
+        # is copied into a new array that replaces the old one.
         params = self.__dict__.get("_parameters")
         if isinstance(value, Parameter):
             if params is None:
-                self._check_initialised()
+                self._check_initialised("parameters")
+            self._remove(name, self.__dict__, self._buffers, self._modules)
             self.register_parameter(name, value)
         elif params is not None and name in params:
             self.register_parameter(name, value)
         elif isinstance(value, Module):
             if params is None:
-                self._check_initialised()
-            self.add_module(name, value)
+                self._check_initialised("module")
+            self._remove(name, self.__dict__, self._parameters, self._buffers)
+            self._modules[name] = value
         elif params is not None and name in self._modules:
             if value is not None:
                 raise TypeError(f"cannot assign '{type(value).__name__}' as child module "
@@ -274,15 +415,30 @@ class Module:
         return sorted(set(super().__dir__()) | set(self._parameters) | set(self._buffers)
                       | set(self._modules))
 
+    # Attributes derived from the weights and rebuilt on demand: never
+    # pickled or copied (subclasses may add names).
+    _derived_attributes = ("_packed_cache",)
+
+    def __getstate__(self):
+        # pickle and copy.deepcopy/copy.copy: everything but the derived
+        # caches (a packed copy of the weights would double the size).
+        state = self.__dict__.copy()
+        for name in self._derived_attributes:
+            state.pop(name, None)
+        return state
+
     def __setstate__(self, state):
-        # copy.deepcopy and pickle rebuild the arrays writable: freeze them
-        # again (the never-stale guarantee) and drop derived caches.
+        # pickle and copy.deepcopy rebuild the arrays writable: freeze them
+        # again (the never-stale guarantee). copy.copy hands over the same,
+        # still frozen, arrays in the same dicts: those are kept as they are,
+        # so the original's arrays keep their identity.
         self.__dict__.update(state)
-        for immutable, store in ((True, self._parameters), (False, self._buffers)):
+        for store in (self._parameters, self._buffers):
             for name, value in store.items():
-                if value is not None:
-                    store[name] = _frozen_copy(value, value.dtype, name, immutable)
-        self.__dict__.pop("_packed_cache", None)
+                if value is not None and not _is_frozen(value):
+                    store[name] = _frozen_copy(value, value.dtype, name)
+        for name in self._derived_attributes:  # pickles made before __getstate__
+            self.__dict__.pop(name, None)
 
     # -- calling --------------------------------------------------------
     def forward(self, *args, **kwargs):
@@ -389,8 +545,9 @@ class Module:
     def _load_from_state_dict(self, state_dict, prefix, local_metadata, missing_keys,
                               unexpected_keys, error_msgs, updates):
         """Collects (self, kind, name, array) updates for the keys of this
-        module; reports missing/unexpected keys and shape mismatches with
-        torch's wording. Nothing is assigned here: see load_state_dict."""
+        module, each array already cast to the dtype of the one it will be
+        copied into; reports missing/unexpected keys and shape mismatches
+        with torch's wording. Nothing is written here: see load_state_dict."""
         local_state = [(n, v, "_parameters") for n, v in self._parameters.items() if v is not None]
         local_state += [(n, v, "_buffers") for n, v in self._buffers.items() if v is not None]
         for name, current, kind in local_state:
@@ -411,7 +568,9 @@ class Module:
                     f"size mismatch for {key}: copying a param with shape {_shape(value)} "
                     f"from checkpoint, the shape in current model is {_shape(current)}.")
                 continue
-            updates.append((self, kind, name, value))
+            # Cast now (as torch's copy_ does, float64 -> float32, float ->
+            # int64 truncating), so that writing cannot fail half-way.
+            updates.append((self, kind, name, np.asarray(value, dtype=current.dtype)))
         # torch's rule: a key with a dot must go through a child module, a
         # key without one must name a parameter or buffer of this module.
         local_names = {name for name, _, _ in local_state}
@@ -431,9 +590,19 @@ class Module:
         unexpected_keys)``; with ``strict`` either kind raises RuntimeError, as
         in torch, and shape mismatches raise whatever ``strict`` is.
 
+        The values are copied *in place* into the module's existing arrays,
+        as torch's ``param.copy_(value)`` does: references taken earlier (an
+        attribute, an earlier state_dict()) show the loaded values, and the
+        module's version is bumped so that weight-derived caches are rebuilt.
+
         Deliberate difference from torch: the load is all-or-nothing. torch
-        copies the matching keys before it raises; skipblocks checks every key
-        first and changes nothing when it raises."""
+        copies the matching keys before it raises (so a state_dict taken
+        before a failed load shows some new values); skipblocks checks and
+        converts every value first and changes nothing when it raises. A
+        value that shares memory with one of the module's arrays (e.g. one
+        from this module's own state_dict) is read before anything is
+        written, where torch's sequential copies could read it already
+        overwritten."""
         if not isinstance(state_dict, Mapping):
             raise TypeError(f"Expected state_dict to be dict-like, got {type(state_dict)}.")
         metadata = getattr(state_dict, "_metadata", None)
@@ -459,11 +628,22 @@ class Module:
         if error_msgs:
             raise RuntimeError("Error(s) in loading state_dict for {}:\n\t{}".format(
                 self._get_name(), "\n\t".join(error_msgs)))
-        for module, kind, name, value in updates:
-            if kind == "_parameters":
-                module.register_parameter(name, value)
-            else:
-                setattr(module, name, value)
+        updates = _snapshot_aliased_values(updates)
+        with _BUFFER_LOCK:  # not interleaved with another load or a BatchNorm update
+            changed = {}
+            for module, kind, name, value in updates:
+                store = module.__dict__[kind]
+                current = store[name]
+                if _is_frozen(current) and current.shape == value.shape \
+                        and current.dtype == value.dtype:
+                    _write_in_place(current, value)
+                else:  # not a module-made array (set around the module): replace it
+                    store[name] = _frozen_copy(value, value.dtype, f"{module._get_name()}.{name}")
+                changed[id(module)] = module
+            # After every write: a cache built from values read during the
+            # writes carries the version from before, and is rebuilt.
+            for module in changed.values():
+                module._bump_version()
         return _IncompatibleKeys(missing_keys, unexpected_keys)
 
     # -- printing -------------------------------------------------------
