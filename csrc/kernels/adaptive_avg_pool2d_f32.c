@@ -28,6 +28,7 @@ typedef struct {
     float *out_data;
     const float *in_data;
     const sb_fmap *out, *in;
+    int avx2; /* run the AVX2 variants: the ISA as read once for the call */
 } adaptive_pool_job;
 
 /* Global pooling (SEAttention's squeeze), planes [0, planes) of one image,
@@ -79,7 +80,7 @@ static void adaptive_pool_planes(void *ctx, int64_t begin, int64_t end)
             const float *src = j->in_data + n * in->batch_stride + c * hw_in;
             float *dst = j->out_data + n * out->batch_stride + c;
 #ifdef SB_HAVE_AVX2_KERNELS
-            if (sb_avx2_kernels_selected())
+            if (j->avx2)
                 sb_global_avg_pool_f32__avx2(dst, src, run, hw_in);
             else
 #endif
@@ -124,7 +125,7 @@ sb_status sb_adaptive_avg_pool2d_f32(float *restrict out_data, const sb_fmap *ou
     if (out_data == NULL || in_data == NULL)
         return SB_ERR_NULL;
 
-    adaptive_pool_job job = {out_data, in_data, out, in};
+    adaptive_pool_job job = {out_data, in_data, out, in, sb_avx2_kernels_selected()};
     sb_parallel_items(out->n * out->c, in->h * in->w + out->h * out->w, adaptive_pool_planes,
                       &job);
     return SB_OK;

@@ -192,22 +192,20 @@ typedef struct {
     const float *in, *scale, *shift, *residual;
     sb_fmap out_map, in_map, residual_map;
     int relu;
+    int avx2; /* one FMA per element: the ISA as read once for the call */
 } apply_job;
 
 static void apply_planes(void *ctx, int64_t begin, int64_t end)
 {
     const apply_job *j = (const apply_job *)ctx;
     const int64_t channels = j->in_map.c, hw = j->in_map.h * j->in_map.w;
-#ifdef SB_HAVE_AVX2_KERNELS
-    const int avx2 = sb_avx2_kernels_selected(); /* once per call, not per plane */
-#endif
     for (int64_t plane = begin; plane < end; plane++) {
         const int64_t n = plane / channels, c = plane % channels;
         const float *x = j->in + n * j->in_map.batch_stride + c * hw;
         float *y = j->out + n * j->out_map.batch_stride + c * hw;
         const float s = j->scale[c], t = j->shift[c];
 #ifdef SB_HAVE_AVX2_KERNELS
-        if (avx2) {
+        if (j->avx2) {
             /* x * s + t as one FMA, as torch's AVX2/AVX-512 kernels */
             const float *r = j->residual != NULL
                                  ? j->residual + n * j->residual_map.batch_stride + c * hw
@@ -257,7 +255,8 @@ sb_status sb_batch_norm_apply_f32(float *out_data, const sb_fmap *out,
         return SB_OK;
     if (out_data == NULL || in_data == NULL || scale == NULL || shift == NULL)
         return SB_ERR_NULL;
-    apply_job job = {out_data, in_data, scale, shift, NULL, *out, *in, *in, relu};
+    apply_job job = {out_data, in_data, scale, shift, NULL, *out, *in, *in, relu,
+                     sb_avx2_kernels_selected()};
     sb_parallel_items(in->n * in->c, hw, apply_planes, &job);
     return SB_OK;
 }
@@ -284,7 +283,8 @@ sb_status sb_batch_norm_add_relu_f32(float *out_data, const sb_fmap *out,
     if (out_data == NULL || in_data == NULL || scale == NULL || shift == NULL ||
         residual_data == NULL)
         return SB_ERR_NULL;
-    apply_job job = {out_data, in_data, scale, shift, residual_data, *out, *in, *residual, 1};
+    apply_job job = {out_data, in_data, scale, shift, residual_data, *out, *in, *residual, 1,
+                     sb_avx2_kernels_selected()};
     sb_parallel_items(in->n * in->c, 2 * hw, apply_planes, &job);
     return SB_OK;
 }

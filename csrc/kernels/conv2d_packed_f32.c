@@ -791,21 +791,24 @@ sb_status sb_conv2d_f32_packed(float *out_data, const sb_fmap *out,
     float *staged = workspace + pl.offsets_floats;
     job.tap_offset = (int64_t *)(void *)workspace;
     job.slot_space = staged + pl.staged_floats;
-    job.gemm = sb_gemm_ukernel_active();
-    job.igemm = sb_igemm_ukernel_active();
-    job.igemm_wide = sb_igemm_wide_ukernel_active();
+    /* every kernel of this call from one reading of the ISA */
+    const sb_isa isa = sb_get_isa();
+    const int avx2 = sb_isa_runs_avx2_kernels(isa);
+    job.gemm = sb_gemm_ukernel_for(isa);
+    job.igemm = sb_igemm_ukernel_for(isa);
+    job.igemm_wide = sb_igemm_wide_ukernel_for(isa);
     job.pixel_rows = pl.pixel_rows;
     job.ldt = pl.ldt;
-    job.pixgemm = sb_pixgemm_ukernel_active();
-    job.pixgemm_wide = sb_pixgemm_wide_ukernel_active();
-    job.store_8x8 = sb_avx2_kernels_selected();
+    job.pixgemm = sb_pixgemm_ukernel_for(isa);
+    job.pixgemm_wide = sb_pixgemm_wide_ukernel_for(isa);
+    job.store_8x8 = avx2;
 
     if (pl.staged) {
         stage_job sj = {in_data, *in, staged, pl.geo,
                         p->pad_h, p->pad_w, p->stride_h, p->stride_w,
                         p->kernel_h, p->kernel_w, p->dilation_h, p->dilation_w,
                         pl.image_floats, pl.group_floats, job.cig,
-                        f->in_scale, f->in_shift, f->in_relu, sb_avx2_kernels_selected()};
+                        f->in_scale, f->in_shift, f->in_relu, avx2};
         const int64_t planes = in->n * in->c;
         if (pl.threads > 1)
             sb_parallel_for(planes, 16, stage_planes, &sj);

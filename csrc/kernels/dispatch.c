@@ -17,7 +17,19 @@
  */
 #include "gemm_ukernel.h"
 
-static int sb_isa_selected = -1; /* -1: not chosen yet */
+/* -1: not chosen yet. Read and written atomically: sb_set_isa (the tests'
+ * and the Python switch, with the GIL held) may run while another thread's
+ * kernel runs without the GIL. Each public kernel reads it once per call
+ * (sb_get_isa) and passes that snapshot down, so one call never mixes two
+ * paths' roundings. */
+static int sb_isa_selected = -1;
+#if defined(__GNUC__) || defined(__clang__)
+#define ISA_LOAD() __atomic_load_n(&sb_isa_selected, __ATOMIC_RELAXED)
+#define ISA_STORE(v) __atomic_store_n(&sb_isa_selected, (v), __ATOMIC_RELAXED)
+#else /* MSVC: an aligned int's volatile load and store are single accesses */
+#define ISA_LOAD() (*(volatile int *)&sb_isa_selected)
+#define ISA_STORE(v) (*(volatile int *)&sb_isa_selected = (v))
+#endif
 
 int sb_isa_available(sb_isa isa)
 {
@@ -51,10 +63,14 @@ sb_isa sb_isa_best(void)
 }
 
 /* The AVX2 kernels serve under AVX-512 too. */
+int sb_isa_runs_avx2_kernels(sb_isa isa)
+{
+    return isa == SB_ISA_AVX2 || isa == SB_ISA_AVX512;
+}
+
 int sb_avx2_kernels_selected(void)
 {
-    const sb_isa isa = sb_get_isa();
-    return isa == SB_ISA_AVX2 || isa == SB_ISA_AVX512;
+    return sb_isa_runs_avx2_kernels(sb_get_isa());
 }
 
 static int sb_test_avx512_source = 0;
@@ -71,15 +87,18 @@ sb_status sb_set_isa(sb_isa isa)
 {
     if (!sb_isa_available(isa))
         return SB_ERR_ARGUMENT;
-    sb_isa_selected = (int)isa;
+    ISA_STORE((int)isa);
     return SB_OK;
 }
 
 sb_isa sb_get_isa(void)
 {
-    if (sb_isa_selected < 0)
-        sb_isa_selected = (int)sb_isa_best();
-    return (sb_isa)sb_isa_selected;
+    int isa = ISA_LOAD();
+    if (isa < 0) { /* first use (the glue's import): every thread picks the same */
+        isa = (int)sb_isa_best();
+        ISA_STORE(isa);
+    }
+    return (sb_isa)isa;
 }
 
 const char *sb_isa_name(sb_isa isa)
@@ -95,50 +114,55 @@ const char *sb_isa_name(sb_isa isa)
     return "unknown";
 }
 
-sb_gemm_ukernel sb_gemm_ukernel_active(void)
+sb_gemm_ukernel sb_gemm_ukernel_for(sb_isa isa)
 {
+    (void)isa; /* the portable build has one path */
 #ifdef SB_HAVE_AVX2_KERNELS
-    if (sb_avx2_kernels_selected())
+    if (sb_isa_runs_avx2_kernels(isa))
         return sb_gemm_f32_ukernel_6x16__avx2;
 #endif
     return sb_gemm_f32_ukernel_6x16__scalar;
 }
 
-sb_igemm_ukernel sb_igemm_ukernel_active(void)
+sb_igemm_ukernel sb_igemm_ukernel_for(sb_isa isa)
 {
+    (void)isa; /* the portable build has one path */
 #ifdef SB_HAVE_AVX2_KERNELS
-    if (sb_avx2_kernels_selected())
+    if (sb_isa_runs_avx2_kernels(isa))
         return sb_igemm_f32_ukernel_6x16__avx2;
 #endif
     return sb_igemm_f32_ukernel_6x16__scalar;
 }
 
-sb_igemm_ukernel sb_igemm_wide_ukernel_active(void)
+sb_igemm_ukernel sb_igemm_wide_ukernel_for(sb_isa isa)
 {
+    (void)isa; /* the portable build has one path */
 #ifdef SB_HAVE_AVX2_KERNELS
-    if (sb_get_isa() == SB_ISA_AVX512)
+    if (isa == SB_ISA_AVX512)
         return sb_igemm_f32_ukernel_6x32__avx512;
-    if (sb_get_isa() == SB_ISA_AVX2 && sb_test_avx512_source)
+    if (isa == SB_ISA_AVX2 && sb_test_avx512_source)
         return sb_igemm_f32_ukernel_6x32__avx512_source_on_avx2;
 #endif
     return NULL;
 }
 
-sb_pixgemm_ukernel sb_pixgemm_ukernel_active(void)
+sb_pixgemm_ukernel sb_pixgemm_ukernel_for(sb_isa isa)
 {
+    (void)isa; /* the portable build has one path */
 #ifdef SB_HAVE_AVX2_KERNELS
-    if (sb_avx2_kernels_selected())
+    if (sb_isa_runs_avx2_kernels(isa))
         return sb_pixgemm_f32_ukernel_6x16__avx2;
 #endif
     return sb_pixgemm_f32_ukernel_6x16__scalar;
 }
 
-sb_pixgemm_ukernel sb_pixgemm_wide_ukernel_active(void)
+sb_pixgemm_ukernel sb_pixgemm_wide_ukernel_for(sb_isa isa)
 {
+    (void)isa; /* the portable build has one path */
 #ifdef SB_HAVE_AVX2_KERNELS
-    if (sb_get_isa() == SB_ISA_AVX512)
+    if (isa == SB_ISA_AVX512)
         return sb_pixgemm_f32_ukernel_6x32__avx512;
-    if (sb_get_isa() == SB_ISA_AVX2 && sb_test_avx512_source)
+    if (isa == SB_ISA_AVX2 && sb_test_avx512_source)
         return sb_pixgemm_f32_ukernel_6x32__avx512_source_on_avx2;
 #endif
     return NULL;

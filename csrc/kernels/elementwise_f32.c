@@ -31,6 +31,7 @@
 typedef struct {
     float *out;
     const float *a, *b;
+    int avx2; /* run the AVX2 variants: the ISA as read once for the call */
 } elementwise_job;
 
 static void relu_range(void *ctx, int64_t begin, int64_t end)
@@ -50,7 +51,7 @@ sb_status sb_relu_f32(float *out, const float *in, int64_t count)
         return SB_OK;
     if (out == NULL || in == NULL)
         return SB_ERR_NULL;
-    elementwise_job job = {out, in, NULL};
+    elementwise_job job = {out, in, NULL, 0};
     sb_parallel_items(count, 1, relu_range, &job);
     return SB_OK;
 }
@@ -59,7 +60,7 @@ static void sigmoid_range(void *ctx, int64_t begin, int64_t end)
 {
     const elementwise_job *j = (const elementwise_job *)ctx;
 #ifdef SB_HAVE_AVX2_KERNELS
-    if (sb_avx2_kernels_selected()) {
+    if (j->avx2) {
         sb_sigmoid_f32__avx2(j->out + begin, j->a + begin, end - begin);
         return;
     }
@@ -76,7 +77,7 @@ sb_status sb_sigmoid_f32(float *out, const float *in, int64_t count)
         return SB_OK;
     if (out == NULL || in == NULL)
         return SB_ERR_NULL;
-    elementwise_job job = {out, in, NULL};
+    elementwise_job job = {out, in, NULL, sb_avx2_kernels_selected()};
     sb_parallel_items(count, 8, sigmoid_range, &job); /* exp: ~8 floats' worth of work */
     return SB_OK;
 }
@@ -99,7 +100,7 @@ sb_status sb_add_relu_f32(float *out, const float *a, const float *b, int64_t co
         return SB_OK;
     if (out == NULL || a == NULL || b == NULL)
         return SB_ERR_NULL;
-    elementwise_job job = {out, a, b};
+    elementwise_job job = {out, a, b, 0};
     sb_parallel_items(count, 1, add_relu_range, &job);
     return SB_OK;
 }
@@ -108,6 +109,7 @@ typedef struct {
     float *out;
     const float *in, *scale;
     sb_fmap out_map, in_map;
+    int avx2; /* run the AVX2 variants: the ISA as read once for the call */
 } channel_scale_job;
 
 /* Planes [0, planes) of one image, contiguous with hw floats each, the
@@ -136,7 +138,7 @@ static void channel_scale_planes(void *ctx, int64_t begin, int64_t end)
         float *y = j->out + n * j->out_map.batch_stride + c * hw;
         const float *s = j->scale + plane; /* scale is N x C: plane n*C + c */
 #ifdef SB_HAVE_AVX2_KERNELS
-        if (sb_avx2_kernels_selected())
+        if (j->avx2)
             sb_channel_scale_f32__avx2(y, x, s, run, hw);
         else
 #endif
@@ -160,7 +162,7 @@ sb_status sb_channel_scale_f32(float *out_data, const sb_fmap *out,
         return SB_OK;
     if (out_data == NULL || in_data == NULL || scale == NULL)
         return SB_ERR_NULL;
-    channel_scale_job job = {out_data, in_data, scale, *out, *in};
+    channel_scale_job job = {out_data, in_data, scale, *out, *in, sb_avx2_kernels_selected()};
     sb_parallel_items(in->n * in->c, hw, channel_scale_planes, &job);
     return SB_OK;
 }

@@ -99,19 +99,22 @@ void sb_igemm_f32_ukernel_6x32__avx512_source_on_avx2(int64_t kc, const float *a
 #endif
 #endif
 
-/* Whether the ISA selected now runs the AVX2 variants of the kernels:
- * under SB_ISA_AVX2 and under SB_ISA_AVX512 (whose CPUs all have AVX2 and
- * FMA, and which adds only the convolution's 32-wide micro-kernels). */
+/* Whether `isa` runs the AVX2 variants of the kernels: SB_ISA_AVX2 and
+ * SB_ISA_AVX512 (whose CPUs all have AVX2 and FMA, and which adds only the
+ * convolution's 32-wide micro-kernels). A kernel asks once per call, with
+ * the ISA it read once (sb_get_isa), and hands the answer to its tasks;
+ * sb_avx2_kernels_selected() is that for the ISA selected now. */
+int sb_isa_runs_avx2_kernels(sb_isa isa);
 int sb_avx2_kernels_selected(void);
 
-/* The micro-kernels of the ISA selected now (sb_get_isa). The wide one
- * covers two adjacent panels per call; NULL when the ISA has none (then
- * callers use the 16-column igemm kernel panel by panel). */
-sb_gemm_ukernel sb_gemm_ukernel_active(void);
-sb_igemm_ukernel sb_igemm_ukernel_active(void);
-sb_igemm_ukernel sb_igemm_wide_ukernel_active(void);
-sb_pixgemm_ukernel sb_pixgemm_ukernel_active(void);
-sb_pixgemm_ukernel sb_pixgemm_wide_ukernel_active(void);
+/* The micro-kernels of `isa`. The wide one covers two adjacent panels per
+ * call; NULL when the ISA has none (then callers use the 16-column igemm
+ * kernel panel by panel). */
+sb_gemm_ukernel sb_gemm_ukernel_for(sb_isa isa);
+sb_igemm_ukernel sb_igemm_ukernel_for(sb_isa isa);
+sb_igemm_ukernel sb_igemm_wide_ukernel_for(sb_isa isa);
+sb_pixgemm_ukernel sb_pixgemm_ukernel_for(sb_isa isa);
+sb_pixgemm_ukernel sb_pixgemm_wide_ukernel_for(sb_isa isa);
 
 /* (sb_test_use_avx512_source_on_avx2, the tests' switch to the AVX-512
  * kernels' source compiled for AVX2, is declared in skipblocks.h.) */

@@ -261,7 +261,7 @@ sb_status sb_linear_f32_packed(float *out, const float *in, const float *packed_
         (in_features > 0 && in == NULL))
         return SB_ERR_NULL;
     linear_job job = {out, in, packed_weights, rows, in_features, out_features, workspace,
-                      sb_gemm_ukernel_active()};
+                      sb_gemm_ukernel_for(sb_get_isa())};
     const int64_t blocks = (rows + LMR - 1) / LMR;
     sb_parallel_items(blocks, LMR * (in_features + 1) * out_features / 8, linear_row_blocks,
                       &job);
