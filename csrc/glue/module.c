@@ -283,12 +283,24 @@ static float *scratch_take(int64_t floats, int *from_arena)
     return p;
 }
 
+/* The arena keeps at most this much between calls (64 MiB: the largest
+ * workspace of the demos at batch 8 x 224 x 224 is about 13 MB); a larger
+ * one, from an unusually large call, is given back to the system at once
+ * rather than held for the life of the process. */
+#define SCRATCH_KEEP_FLOATS ((size_t)16 << 20)
+
 static void scratch_give(float *p, int from_arena)
 {
-    if (from_arena)
-        g_arena_busy = 0;
-    else
+    if (!from_arena) {
         PyMem_RawFree(p);
+        return;
+    }
+    if (g_arena_floats > SCRATCH_KEEP_FLOATS) {
+        PyMem_RawFree(g_arena);
+        g_arena = NULL;
+        g_arena_floats = 0;
+    }
+    g_arena_busy = 0;
 }
 
 /* One place maps kernel statuses to exceptions. A status other than SB_OK
@@ -692,11 +704,16 @@ static PyObject *py_conv2d_pack(PyObject *self, PyObject *args, PyObject *kwargs
     npy_intp size = sb_conv2d_f32_packed_weights_floats(wd[0], wd[1], wd[2], wd[3], groups);
     packed = new_float_array(1, &size);
     if (packed == NULL) goto done;
-    sb_status status = sb_conv2d_f32_pack_weights(
-        (float *)PyArray_DATA(packed), (const float *)PyArray_DATA(weight),
-        bias ? (const float *)PyArray_DATA(bias) : NULL,
-        scale ? (const float *)PyArray_DATA(scale) : NULL,
-        shift ? (const float *)PyArray_DATA(shift) : NULL, wd[0], wd[1], wd[2], wd[3], groups);
+    sb_status status;
+    float *packed_data = (float *)PyArray_DATA(packed);
+    const float *w_data = (const float *)PyArray_DATA(weight);
+    const float *b_data = bias ? (const float *)PyArray_DATA(bias) : NULL;
+    const float *scale_data = scale ? (const float *)PyArray_DATA(scale) : NULL;
+    const float *shift_data = shift ? (const float *)PyArray_DATA(shift) : NULL;
+    Py_BEGIN_ALLOW_THREADS
+    status = sb_conv2d_f32_pack_weights(packed_data, w_data, b_data, scale_data, shift_data,
+                                        wd[0], wd[1], wd[2], wd[3], groups);
+    Py_END_ALLOW_THREADS
     if (status != SB_OK) { raise_status(status, layer); goto done; }
     result = (PyObject *)packed;
     packed = NULL;
@@ -1451,9 +1468,14 @@ static PyObject *py_linear_pack(PyObject *self, PyObject *args, PyObject *kwargs
     npy_intp size = sb_linear_f32_packed_weights_floats(out_features, in_features);
     packed = new_float_array(1, &size);
     if (packed == NULL) goto done;
-    sb_status status = sb_linear_f32_pack_weights(
-        (float *)PyArray_DATA(packed), (const float *)PyArray_DATA(weight),
-        bias ? (const float *)PyArray_DATA(bias) : NULL, out_features, in_features);
+    sb_status status;
+    float *packed_data = (float *)PyArray_DATA(packed);
+    const float *w_data = (const float *)PyArray_DATA(weight);
+    const float *b_data = bias ? (const float *)PyArray_DATA(bias) : NULL;
+    Py_BEGIN_ALLOW_THREADS
+    status = sb_linear_f32_pack_weights(packed_data, w_data, b_data, out_features,
+                                        in_features);
+    Py_END_ALLOW_THREADS
     if (status != SB_OK) { raise_status(status, layer); goto done; }
     result = (PyObject *)packed;
     packed = NULL;
@@ -1586,7 +1608,14 @@ static PyObject *py_set_num_threads(PyObject *self, PyObject *arg)
 {
     long n = PyLong_AsLong(arg);
     if (n == -1 && PyErr_Occurred()) return NULL;
-    if (n < 1 || n > SB_MAX_THREADS || sb_set_num_threads((int)n) != 0) {
+    int refused = n < 1 || n > SB_MAX_THREADS;
+    if (!refused) {
+        /* may wait for a loop another thread is running, then join the pool */
+        Py_BEGIN_ALLOW_THREADS
+        refused = sb_set_num_threads((int)n) != 0;
+        Py_END_ALLOW_THREADS
+    }
+    if (refused) {
         PyErr_Format(PyExc_ValueError, "set_num_threads: expected 1 <= n <= %d, got %ld",
                      SB_MAX_THREADS, n);
         return NULL;
