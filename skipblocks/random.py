@@ -10,9 +10,18 @@ _generator = np.random.default_rng()
 
 
 def manual_seed(seed):
-    """Makes later default initialisations reproducible."""
+    """Makes later default initialisations reproducible. Takes what
+    torch.manual_seed takes: an integer (or a number, truncated by int())
+    in [-2**63, 2**64); a negative seed is remapped, as torch remaps it,
+    to 0xffff_ffff_ffff_ffff + seed."""
     global _generator
-    _generator = np.random.default_rng(int(seed))
+    seed = int(seed)
+    if not -0x8000_0000_0000_0000 <= seed <= 0xFFFF_FFFF_FFFF_FFFF:
+        raise ValueError(f"manual_seed: seed must be in [-0x8000_0000_0000_0000, "
+                         f"0xffff_ffff_ffff_ffff], got {seed}")
+    if seed < 0:
+        seed = 0xFFFF_FFFF_FFFF_FFFF + seed
+    _generator = np.random.default_rng(seed)
     return _generator
 
 

@@ -14,6 +14,7 @@
   ``SKIPBLOCKS_ISA``, read at import. Forcing an ISA the CPU lacks raises
   ValueError.
 """
+import operator
 import os
 import threading
 
@@ -24,10 +25,12 @@ __all__ = ["set_num_threads", "get_num_threads", "set_isa", "get_isa", "availabl
 
 
 def set_num_threads(n):
-    """Sets the number of threads the kernels use (n >= 1)."""
-    if isinstance(n, bool) or not isinstance(n, int):
+    """Sets the number of threads the kernels use (n >= 1). Any integer
+    type works (NumPy's too, as torch.set_num_threads takes them); bool and
+    float do not."""
+    if isinstance(n, bool) or not hasattr(type(n), "__index__"):
         raise TypeError(f"set_num_threads: expected an int, got {type(n).__name__}")
-    _C.set_num_threads(n)
+    _C.set_num_threads(operator.index(n))
 
 
 def get_num_threads():
@@ -38,6 +41,9 @@ def get_num_threads():
 def set_isa(name):
     """Forces the instruction set of the kernels: 'auto', 'scalar', 'avx2' or
     'avx512' (ValueError if this CPU or build cannot run it)."""
+    if not isinstance(name, str):
+        raise TypeError("set_isa: expected one of 'auto', 'scalar', 'avx2', 'avx512', got "
+                        f"{name!r}")
     _C.set_isa(name)
 
 
@@ -64,7 +70,7 @@ def _apply_environment():
     if threads:
         # The C runtime reads the variable itself for its default; here it
         # is only validated, so a typo does not quietly mean "all CPUs".
-        if not threads.isdigit() or not 1 <= int(threads) <= 1024:
+        if not (threads.isascii() and threads.isdigit()) or not 1 <= int(threads) <= 1024:
             raise ImportError(f"skipblocks: SKIPBLOCKS_NUM_THREADS={threads!r}: expected an "
                               "integer from 1 to 1024")
 

@@ -250,3 +250,36 @@ def test_functional_takes_bfloat16_weights():
                                            b.float().numpy()))
     np.testing.assert_array_equal(F.linear(x, lw),
                                   F.linear(x.float().numpy(), lw.float().numpy()))
+
+
+# -- runtime switches take what torch's take ----------------------------------------
+def test_set_num_threads_takes_numpy_integers(restore_threads):
+    sb.set_num_threads(np.int64(1))
+    assert sb.get_num_threads() == 1
+    torch.set_num_threads(np.int64(torch.get_num_threads()))  # torch takes them too
+    for bad in (True, 2.0, None, "2"):
+        with pytest.raises(TypeError, match="set_num_threads: expected an int"):
+            sb.set_num_threads(bad)
+
+
+def test_set_isa_names_the_choices_for_a_non_string():
+    with pytest.raises(TypeError, match="set_isa: expected one of 'auto'"):
+        sb.set_isa(None)
+
+
+@pytest.mark.parametrize("seed", [-1, -2**63, 2**64 - 1, 1.7])
+def test_manual_seed_takes_torchs_range(seed):
+    torch.manual_seed(seed)  # accepted by torch
+    sb.manual_seed(seed)
+    first = sb.Conv2d(2, 2, 3).weight.copy()
+    remapped = int(seed) if int(seed) >= 0 else 0xFFFF_FFFF_FFFF_FFFF + int(seed)
+    sb.manual_seed(remapped)  # torch's remapping of a negative seed
+    np.testing.assert_array_equal(sb.Conv2d(2, 2, 3).weight, first)
+
+
+@pytest.mark.parametrize("seed", [2**64, -2**63 - 1])
+def test_manual_seed_out_of_range_raises(seed):
+    with pytest.raises(ValueError):
+        torch.manual_seed(seed)
+    with pytest.raises(ValueError, match="manual_seed: seed must be in"):
+        sb.manual_seed(seed)

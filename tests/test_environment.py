@@ -17,7 +17,7 @@ def _import_with(env_update):
                           cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
 
 
-@pytest.mark.parametrize("value", ["abc", "0", "-2", "3.5", "1025"])
+@pytest.mark.parametrize("value", ["abc", "0", "-2", "3.5", "1025", "\u00b2", "\u0663"])
 def test_invalid_num_threads_is_an_import_error(value):
     proc = _import_with({"SKIPBLOCKS_NUM_THREADS": value})
     assert proc.returncode != 0
