@@ -457,8 +457,8 @@ static PyObject *py_conv2d(PyObject *self, PyObject *args, PyObject *kwargs)
         PyErr_Format(PyExc_RuntimeError, "%s: non-positive groups is not supported", layer);
         goto done;
     }
-    /* torch's wording for each (functional.py checks these first, for every
-     * caller of this function they are checked here too) */
+    /* torch's wording for each. functional.conv2d checks some of these
+     * first; the layers call this function directly, so all are checked here. */
     if (sh < 1 || sw < 1) {
         PyErr_Format(PyExc_RuntimeError, "%s: non-positive stride is not supported "
                      "(got stride (%zd, %zd))", layer, sh, sw);
