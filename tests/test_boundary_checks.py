@@ -283,3 +283,16 @@ def test_manual_seed_out_of_range_raises(seed):
         torch.manual_seed(seed)
     with pytest.raises(ValueError, match="manual_seed: seed must be in"):
         sb.manual_seed(seed)
+
+
+@pytest.mark.parametrize("pack, match", [
+    (lambda: _C.conv2d_pack("L", np.ones((3, 2, 2), np.float32), None, 1),
+     r"^L: cannot pack a weight of size \[3, 2, 2\] with groups=1"),
+    (lambda: _C.conv2d_pack("L", np.ones((3, 2, 2, 2), np.float32), None, 2),
+     r"^L: cannot pack a weight of size \[3, 2, 2, 2\] with groups=2"),
+    (lambda: _C.linear_pack("L", np.ones(3, np.float32), None),
+     r"^L: cannot pack a weight of size \[3\]: it must be 2-D"),
+])
+def test_packing_errors_give_the_shape(pack, match):
+    with pytest.raises(RuntimeError, match=match):
+        pack()

@@ -688,8 +688,13 @@ static PyObject *py_conv2d_pack(PyObject *self, PyObject *args, PyObject *kwargs
     weight = as_float_array(weight_obj, layer, "weight", 0);
     if (weight == NULL) goto done;
     if (PyArray_NDIM(weight) != 4 || groups < 1 || PyArray_DIMS(weight)[0] % groups != 0) {
-        PyErr_Format(PyExc_RuntimeError, "%s: cannot pack a weight that is not 4-D with "
-                     "out_channels divisible by groups", layer);
+        PyObject *shape = shape_string(weight);
+        if (shape != NULL) {
+            PyErr_Format(PyExc_RuntimeError, "%s: cannot pack a weight of size %U with "
+                         "groups=%zd: it must be 4-D with out_channels divisible by groups",
+                         layer, shape, groups);
+            Py_DECREF(shape);
+        }
         goto done;
     }
     npy_intp *wd = PyArray_DIMS(weight);
@@ -1460,7 +1465,12 @@ static PyObject *py_linear_pack(PyObject *self, PyObject *args, PyObject *kwargs
     weight = as_float_array(weight_obj, layer, "weight", 0);
     if (weight == NULL) goto done;
     if (PyArray_NDIM(weight) != 2) {
-        PyErr_Format(PyExc_RuntimeError, "%s: cannot pack a weight that is not 2-D", layer);
+        PyObject *shape = shape_string(weight);
+        if (shape != NULL) {
+            PyErr_Format(PyExc_RuntimeError, "%s: cannot pack a weight of size %U: it must be "
+                         "2-D", layer, shape);
+            Py_DECREF(shape);
+        }
         goto done;
     }
     npy_intp out_features = PyArray_DIMS(weight)[0], in_features = PyArray_DIMS(weight)[1];
