@@ -1,5 +1,7 @@
 """torch.nn.Sequential and torch.nn.ModuleDict."""
+import operator
 from collections import OrderedDict
+from collections.abc import Iterable, Mapping
 
 from . import runtime
 from .layers import BatchNorm2d, Conv2d, ReLU
@@ -38,36 +40,119 @@ class Sequential(Module):
     def __iter__(self):
         return iter(self._modules.values())
 
+    def __dir__(self):
+        # the children's names "0", "1", ... are not listed (as in torch)
+        return [name for name in super().__dir__() if not name.isdigit()]
+
+    def _key_at(self, index):
+        """The name of the child at position ``index`` (negative: from the
+        end). torch's errors: TypeError for a non-integer, IndexError
+        "index N is out of range"."""
+        position = operator.index(index)
+        keys = list(self._modules)
+        if position >= len(keys) or position < -len(keys):
+            raise IndexError(f"index {position} is out of range")
+        return keys[position]
+
     def __getitem__(self, index):
+        """The child at ``index``, or a new Sequential of this class holding
+        the children a slice selects (under their names)."""
         if isinstance(index, slice):
-            return Sequential(OrderedDict(list(self._modules.items())[index]))
-        return list(self._modules.values())[self._check_index(index)]
+            return type(self)(OrderedDict(list(self._modules.items())[index]))
+        return self._modules[self._key_at(index)]
 
     def __setitem__(self, index, module):
-        key = list(self._modules.keys())[self._check_index(index)]
-        self.add_module(key, module)
+        setattr(self, self._key_at(index), module)
 
     def __delitem__(self, index):
-        if isinstance(index, slice):
-            for key in list(self._modules.keys())[index]:
-                del self._modules[key]
-        else:
-            del self._modules[list(self._modules.keys())[self._check_index(index)]]
+        doomed = list(self._modules)[index] if isinstance(index, slice) \
+            else [self._key_at(index)]
+        for key in doomed:
+            delattr(self, key)
         # torch renumbers the remaining children 0, 1, ...
         items = list(self._modules.values())
         self._modules.clear()
         for i, module in enumerate(items):
             self._modules[str(i)] = module
 
-    def _check_index(self, index):
-        size = len(self)
-        if not -size <= index < size:
-            raise IndexError(f"index {index} is out of range")
-        return index % size
-
+    # The list-like methods: torch's behaviour, its results and its errors
+    # (types and wording), checked against torch in
+    # tests/test_torch_api_extras.py.
     def append(self, module):
+        """Appends ``module`` (named str(len(self))); returns self."""
         self.add_module(str(len(self)), module)
         return self
+
+    def insert(self, index, module):
+        """Inserts ``module`` at position ``index`` (negative: from the end;
+        ``len(self)`` appends); the children from there on move one place
+        up. Returns self. As in torch, positions are the names "0", "1",
+        ...: a Sequential with other names raises KeyError (and is left
+        unchanged)."""
+        if not isinstance(module, Module):
+            raise AssertionError(f"module should be of type: {Module}")
+        size = len(self._modules)
+        if index < -size or index > size:
+            raise IndexError(f"Index out of range: {index}")
+        if index < 0:
+            index += size
+        moving = [str(i) for i in range(index, size)]  # a float: torch's TypeError
+        for key in reversed(moving):  # torch reads them from the last one down
+            if key not in self._modules:
+                raise KeyError(key)
+        shifted = [self._modules[key] for key in moving]
+        for i, child in enumerate(shifted, index + 1):
+            self._modules[str(i)] = child
+        self._modules[str(index)] = module
+        return self
+
+    def extend(self, modules):
+        """Appends the modules of the iterable ``modules`` one by one;
+        returns self."""
+        for module in modules:
+            self.append(module)
+        return self
+
+    def pop(self, index):
+        """Removes and returns the child at ``index`` (for a slice: a
+        Sequential of the children it selects); the rest are renumbered."""
+        removed = self[index]
+        del self[index]
+        return removed
+
+    def __add__(self, other):
+        """A new Sequential (never a subclass, as in torch): this one's
+        children, then ``other``'s, numbered from 0."""
+        _check_sequential_operand(other)
+        return Sequential(*self, *other)
+
+    def __iadd__(self, other):
+        _check_sequential_operand(other)
+        return self.extend(other)
+
+    def __mul__(self, factor):
+        """A new Sequential holding this one's children ``factor`` times over
+        (the same module objects), numbered from 0."""
+        self._check_factor(factor)
+        return Sequential(*(list(self) * factor))
+
+    def __rmul__(self, factor):
+        return self * factor
+
+    def __imul__(self, factor):
+        self._check_factor(factor)
+        if factor > 1:
+            # as in torch, the children are taken by the names "0", "1", ...
+            # (KeyError in a Sequential named otherwise)
+            block = [self._modules[str(i)] for i in range(len(self))]
+            self.extend(block * (factor - 1))
+        return self
+
+    def _check_factor(self, factor):
+        if not isinstance(factor, int):
+            raise TypeError(f"unsupported operand type(s) for *: {type(self)} and {type(factor)}")
+        if factor <= 0:
+            raise ValueError(f"Non-positive multiplication factor {factor} for {type(self)}")
 
     def forward(self, input):
         modules = [m for m in self._modules.values() if m is not None]
@@ -124,7 +209,43 @@ class ModuleDict(Module):
     def values(self):
         return self._modules.values()
 
+    def clear(self):
+        """Removes every module."""
+        self._modules.clear()
+
+    def pop(self, key):
+        """Removes the module ``key`` and returns it (KeyError if absent)."""
+        return self._modules.pop(key)
+
     def update(self, modules):
-        items = modules.items() if hasattr(modules, "items") else modules
-        for key, module in items:
+        """Adds or replaces modules from a mapping (OrderedDict, ModuleDict,
+        dict: in its order) or an iterable of (key, module) pairs; torch's
+        errors for anything else (the pairs before a bad one are added, as
+        in torch)."""
+        if not isinstance(modules, Iterable):
+            raise TypeError("ModuleDict.update should be called with an iterable of key/value "
+                            f"pairs, but got {type(modules).__name__}")
+        if isinstance(modules, (Mapping, ModuleDict)):
+            pairs = modules.items()
+        else:
+            pairs = _checked_pairs(modules)
+        for key, module in pairs:
             self[key] = module
+
+
+def _check_sequential_operand(other):
+    if not isinstance(other, Sequential):
+        raise ValueError("add operator supports only objects of Sequential class, "
+                         f"but {type(other)} is given.")
+
+
+def _checked_pairs(items):
+    """The (key, module) pairs of the iterable ``items``, each checked (with
+    torch's wording) just before it is used."""
+    for number, item in enumerate(items):
+        where = f"ModuleDict update sequence element #{number}"
+        if not isinstance(item, Iterable):
+            raise TypeError(f"{where} should be Iterable; is{type(item).__name__}")
+        if len(item) != 2:
+            raise ValueError(f"{where} has length {len(item)}; 2 is required")
+        yield item[0], item[1]

@@ -65,8 +65,30 @@ pickle and copy.deepcopy give modules with their own protected arrays (they
 share nothing with the original) and without derived caches, which are
 rebuilt on first use; copy.copy shares the arrays and the version counter
 with the original, as torch's shallow copy shares the parameters.
+
+What else of torch.nn.Module's API is here, and how
+----------------------------------------------------
+* ``to``, ``cpu``, ``float``, ``type``: skipblocks computes in float32 on the
+  CPU, so asking for that returns self; another device or dtype (``cuda``,
+  ``double``, ``half``, ``to(torch.float64)``, ...) raises
+  NotImplementedError, as the layers' device/dtype arguments do. Invalid
+  arguments raise torch's errors. Nothing is ever silently ignored.
+* ``requires_grad_`` / ``zero_grad``: there is no autograd.
+  ``requires_grad_(False)`` (freezing) returns self; ``requires_grad_(True)``
+  raises NotImplementedError on a module with parameters; ``zero_grad``
+  returns None (there are no gradients).
+* ``get_submodule`` / ``get_parameter`` / ``get_buffer`` with torch's errors.
+* No module hooks: ``register_forward_pre_hook`` and
+  ``register_forward_hook`` raise NotImplementedError, whatever their
+  arguments. Blocks and Sequential run fused paths that call no children, so
+  a hook on a layer inside them would not see the calls torch's sees. To
+  compare each layer's output with torch's, use
+  ``skipblocks.parity.compare``.
+* ``load_state_dict(..., assign=True)`` replaces the arrays (new read-only
+  copies) instead of writing into them.
 """
 import bisect
+import re
 import threading
 from collections import OrderedDict, namedtuple
 from collections.abc import Mapping
@@ -165,21 +187,19 @@ except ImportError:  # NumPy < 2
 
 
 def _typename(obj):
-    """torch.typename, without importing torch (for torch's error wording)."""
-    if type(obj).__module__.split(".")[0] == "torch" and hasattr(obj, "type") \
-            and hasattr(obj, "detach"):
+    """How torch's messages name ``obj``'s type (torch.typename), without
+    importing torch: a tensor as its type string ("torch.FloatTensor"); a
+    class or function by its qualified name; any other object by its class;
+    prefixed with the module unless that is builtins."""
+    if type(obj).__module__.partition(".")[0] == "torch" and hasattr(obj, "detach") \
+            and hasattr(obj, "type"):
         return obj.type()
-    module = getattr(obj, "__module__", "") or ""
-    if hasattr(obj, "__qualname__"):
-        qualname = obj.__qualname__
-    elif hasattr(obj, "__name__"):
-        qualname = obj.__name__
-    else:
-        module = obj.__class__.__module__ or ""
-        qualname = obj.__class__.__qualname__
-    if module in {"", "builtins"}:
-        return qualname
-    return f"{module}.{qualname}"
+    named = hasattr(obj, "__qualname__") or hasattr(obj, "__name__")
+    source = obj if named else type(obj)
+    name = getattr(source, "__qualname__", None) or getattr(source, "__name__")
+    where = (getattr(source, "__module__", None) or "") if named else \
+        (type(obj).__module__ or "")
+    return name if where in ("", "builtins") else f"{where}.{name}"
 
 
 # Serialises in-place updates: two Python threads running train-mode
@@ -220,12 +240,10 @@ class writable:
         return False
 
 
-def _addindent(text, spaces):
-    lines = text.split("\n")
-    if len(lines) == 1:
-        return text
-    first = lines.pop(0)
-    return first + "\n" + "\n".join(" " * spaces + line for line in lines)
+def _indent_after_first_line(text, spaces):
+    """``text`` with every line but the first indented by ``spaces``: how a
+    child's repr nests inside its parent's in torch's print."""
+    return text.replace("\n", "\n" + " " * spaces)
 
 
 def _shape(array):
@@ -448,6 +466,21 @@ class Module:
     def __call__(self, *args, **kwargs):
         return self.forward(*args, **kwargs)
 
+    # -- hooks: none ------------------------------------------------------
+    # Blocks and Sequential run fused paths that call no children, so a hook
+    # on a layer inside them would not fire where torch's does: refusing is
+    # the only honest answer. Any arguments get the same error.
+    def register_forward_pre_hook(self, *args, **kwargs):
+        """NotImplementedError, whatever the arguments: skipblocks has no
+        module hooks. skipblocks.parity.compare compares each layer's output
+        with torch's."""
+        raise _no_hooks_error(self, "register_forward_pre_hook")
+
+    def register_forward_hook(self, *args, **kwargs):
+        """NotImplementedError, whatever the arguments: see
+        register_forward_pre_hook."""
+        raise _no_hooks_error(self, "register_forward_hook")
+
     # -- modes ----------------------------------------------------------
     def train(self, mode=True):
         """Sets train mode (``mode=True``) or eval mode on this module and all
@@ -462,6 +495,31 @@ class Module:
     def eval(self):
         """Eval mode: BatchNorm uses its running statistics. Returns self."""
         return self.train(False)
+
+    # -- autograd (skipblocks has none) ------------------------------------
+    def requires_grad_(self, requires_grad=True):
+        """skipblocks has no autograd: its parameters never require
+        gradients. So, with torch's semantics, ``requires_grad_(False)``
+        (freezing layers before inference or feature extraction) changes
+        nothing and returns self, and so does any call on a module without
+        parameters (ReLU); ``requires_grad_(True)`` on a module with
+        parameters raises NotImplementedError: the training it prepares
+        cannot happen here. A non-bool raises torch's TypeError."""
+        if next(self.parameters(), None) is None:
+            return self  # torch sets the flag on no parameter, whatever its value
+        if not isinstance(requires_grad, bool):
+            raise TypeError("requires_grad_(): argument 'requires_grad' (position 1) must be "
+                            f"bool, not {type(requires_grad).__name__}")
+        if requires_grad:
+            raise NotImplementedError(
+                f"{self._get_name()}.requires_grad_(True): skipblocks has no autograd, so its "
+                "parameters cannot require gradients (requires_grad_(False) is accepted)")
+        return self
+
+    def zero_grad(self, set_to_none=True):
+        """Returns None, as torch's: there are no gradients to reset (no
+        parameter ever has one without autograd), whatever ``set_to_none``."""
+        return None
 
     # -- traversal ------------------------------------------------------
     def named_children(self):
@@ -524,6 +582,36 @@ class Module:
         fn(self)
         return self
 
+    def get_submodule(self, target):
+        """The submodule at the dotted path ``target`` ("" is this module).
+        Errors as torch's: AttributeError "<Module> has no attribute `name`"
+        for a step that does not exist, "`name` is not an nn.Module" for one
+        that is not a module."""
+        found = self
+        for step in (target.split(".") if target != "" else ()):
+            found = _attribute_of(found, step)
+            if not isinstance(found, Module):
+                raise AttributeError(f"`{step}` is not an nn.Module")
+        return found
+
+    def get_parameter(self, target):
+        """The parameter (the module's read-only array) at the dotted path
+        ``target``; torch's AttributeErrors for a missing name or one that is
+        not a parameter (a parameter registered as None is not one)."""
+        owner, name, value = _resolve_leaf(self, target)
+        if value is None or name not in owner._parameters:
+            raise AttributeError(f"`{name}` is not an nn.Parameter")
+        return value
+
+    def get_buffer(self, target):
+        """The buffer at the dotted path ``target`` (None for a buffer
+        registered as None, as in torch); torch's AttributeErrors for a
+        missing name or one that is not a buffer."""
+        owner, name, value = _resolve_leaf(self, target)
+        if name not in owner._buffers:
+            raise AttributeError(f"`{name}` is not a buffer")
+        return value
+
     # -- state dict -----------------------------------------------------
     def state_dict(self, destination=None, prefix="", keep_vars=False):
         """An OrderedDict of every parameter and buffer, in torch's key order
@@ -583,7 +671,7 @@ class Module:
                 elif parts[0] not in local_names:
                     unexpected_keys.append(key)
 
-    def load_state_dict(self, state_dict, strict=True):
+    def load_state_dict(self, state_dict, strict=True, assign=False):
         """Copies values from ``state_dict`` (NumPy arrays, array-likes or torch
         tensors; torch is never imported) into this module's parameters and
         buffers, casting to their dtype. Returns ``(missing_keys,
@@ -602,7 +690,16 @@ class Module:
         value that shares memory with one of the module's arrays (e.g. one
         from this module's own state_dict) is read before anything is
         written, where torch's sequential copies could read it already
-        overwritten."""
+        overwritten.
+
+        ``assign=True`` (torch: the module's parameters and buffers *become*
+        the state_dict's tensors) gives the module new arrays instead of
+        writing into the current ones: each is a new read-only copy of the
+        value, cast to the dtype of the array it replaces (skipblocks keeps
+        parameters float32; torch would keep the value's dtype). As in torch,
+        references taken before the load (attributes, an earlier state_dict)
+        keep the old values. Unlike torch, the module does not share memory
+        with the state_dict afterwards (its arrays must stay read-only)."""
         if not isinstance(state_dict, Mapping):
             raise TypeError(f"Expected state_dict to be dict-like, got {type(state_dict)}.")
         metadata = getattr(state_dict, "_metadata", None)
@@ -634,10 +731,10 @@ class Module:
             for module, kind, name, value in updates:
                 store = module.__dict__[kind]
                 current = store[name]
-                if _is_frozen(current) and current.shape == value.shape \
+                if not assign and _is_frozen(current) and current.shape == value.shape \
                         and current.dtype == value.dtype:
                     _write_in_place(current, value)
-                else:  # not a module-made array (set around the module): replace it
+                else:  # assign=True, or not a module-made array (set around the module)
                     store[name] = _frozen_copy(value, value.dtype, f"{module._get_name()}.{name}")
                 changed[id(module)] = module
             # After every write: a cache built from values read during the
@@ -654,19 +751,262 @@ class Module:
         return ""
 
     def __repr__(self):
-        # torch.nn.Module.__repr__, line for line.
-        extra_lines = []
+        # torch's print: "Name(extra)" when extra_repr is one line and there
+        # are no children; otherwise "Name(" then each extra_repr line and
+        # each "(key): child" (the child's repr indented) on its own line,
+        # indented by two, then ")".
         extra = self.extra_repr()
-        if extra:
-            extra_lines = extra.split("\n")
-        child_lines = []
-        for key, module in self._modules.items():
-            child_lines.append("(" + key + "): " + _addindent(repr(module), 2))
-        lines = extra_lines + child_lines
-        main = self._get_name() + "("
-        if lines:
-            if len(extra_lines) == 1 and not child_lines:
-                main += extra_lines[0]
-            else:
-                main += "\n  " + "\n  ".join(lines) + "\n"
-        return main + ")"
+        entries = extra.split("\n") if extra else []
+        children = [f"({key}): {_indent_after_first_line(repr(child), 2)}"
+                    for key, child in self._modules.items()]
+        if not children and len(entries) == 1:
+            return f"{self._get_name()}({entries[0]})"
+        lines = entries + children
+        if not lines:
+            return f"{self._get_name()}()"
+        body = "".join("\n  " + line for line in lines)
+        return f"{self._get_name()}({body}\n)"
+
+    # -- device and dtype ---------------------------------------------------
+    # skipblocks computes in float32 on the CPU, where every module already
+    # is: what asks for that returns self; anything else raises
+    # NotImplementedError (as the layers' device/dtype arguments do), never
+    # a silent no-op. Invalid arguments raise torch's errors.
+
+    def to(self, *args, **kwargs):
+        """torch's Module.to(device=None, dtype=None, non_blocking=False),
+        to(dtype, non_blocking=False), to(tensor, non_blocking=False) and
+        to(memory_format=...). Returns self when the target is the CPU
+        ('cpu', 'cpu:N', torch.device('cpu'), duck-typed) and float32
+        (np.float32, np.dtype('float32'), torch.float32 duck-typed by its
+        str, or a float32 CPU tensor / NumPy array); ``non_blocking`` must be
+        a bool and is irrelevant here. Raises NotImplementedError for
+        another device (cuda, mps, meta, ...), another floating dtype
+        (float64, float16, bfloat16, complex) or a memory format other than
+        contiguous/preserve; TypeError for an integer or bool dtype (torch's
+        message) or arguments torch would not accept; RuntimeError for an
+        invalid device string or ``copy`` (as torch)."""
+        device, device_type, dtype, _, memory_format = _parse_to(args, kwargs)
+        where = f"{self._get_name()}.to()"
+        if dtype is not None:
+            name, kind = _dtype_info(dtype)
+            if kind not in "fc":
+                raise TypeError("nn.Module.to only accepts floating point or complex dtypes, "
+                                f"but got desired dtype={name}")
+        if device_type is not None and device_type != "cpu":
+            raise NotImplementedError(f"{where}: skipblocks computes on the CPU only; got "
+                                      f"device={device!r}")
+        if dtype is not None and name not in ("torch.float32", "float32"):
+            raise NotImplementedError(f"{where}: skipblocks computes in float32 only; got "
+                                      f"dtype={name}")
+        if memory_format is not None and str(memory_format) not in (
+                "torch.contiguous_format", "torch.preserve_format"):
+            raise NotImplementedError(f"{where}: skipblocks keeps its arrays C-contiguous; "
+                                      f"got memory_format={memory_format}")
+        return self
+
+    def cpu(self):
+        """Returns self: skipblocks' arrays are on the CPU."""
+        return self
+
+    def float(self):
+        """Returns self: skipblocks' parameters and float buffers are float32."""
+        return self
+
+    def double(self):
+        """NotImplementedError: skipblocks computes in float32 only."""
+        raise NotImplementedError(f"{self._get_name()}.double(): skipblocks computes in "
+                                  "float32 only")
+
+    def half(self):
+        """NotImplementedError: skipblocks computes in float32 only."""
+        raise NotImplementedError(f"{self._get_name()}.half(): skipblocks computes in "
+                                  "float32 only")
+
+    def bfloat16(self):
+        """NotImplementedError: skipblocks computes in float32 only."""
+        raise NotImplementedError(f"{self._get_name()}.bfloat16(): skipblocks computes in "
+                                  "float32 only")
+
+    def cuda(self, device=None):
+        """NotImplementedError: skipblocks computes on the CPU only."""
+        raise NotImplementedError(f"{self._get_name()}.cuda(): skipblocks computes on the "
+                                  "CPU only")
+
+    def xpu(self, device=None):
+        """NotImplementedError: skipblocks computes on the CPU only."""
+        raise NotImplementedError(f"{self._get_name()}.xpu(): skipblocks computes on the "
+                                  "CPU only")
+
+    def ipu(self, device=None):
+        """NotImplementedError: skipblocks computes on the CPU only."""
+        raise NotImplementedError(f"{self._get_name()}.ipu(): skipblocks computes on the "
+                                  "CPU only")
+
+    def mtia(self, device=None):
+        """NotImplementedError: skipblocks computes on the CPU only."""
+        raise NotImplementedError(f"{self._get_name()}.mtia(): skipblocks computes on the "
+                                  "CPU only")
+
+    def type(self, dst_type):
+        """Returns self for float32 on the CPU (torch.float32,
+        'torch.FloatTensor', torch.FloatTensor, np.float32); anything else
+        raises NotImplementedError."""
+        text = str(dst_type)
+        if text in ("torch.float32", "torch.FloatTensor", "<class 'torch.FloatTensor'>") \
+                or (_is_numpy_dtype(dst_type) and np.dtype(dst_type) == np.float32):
+            return self
+        raise NotImplementedError(f"{self._get_name()}.type(): skipblocks computes in float32 "
+                                  f"on the CPU only; got {dst_type!r}")
+
+
+_ABSENT = object()
+
+
+def _attribute_of(module, name):
+    """``getattr(module, name)``, or torch's AttributeError for the
+    get_submodule family when there is no such attribute."""
+    value = getattr(module, name, _ABSENT)
+    if value is _ABSENT:
+        raise AttributeError(f"{module._get_name()} has no attribute `{name}`")
+    return value
+
+
+def _resolve_leaf(module, target):
+    """(owning submodule, last name, its value) for a dotted ``target``."""
+    path, _, name = target.rpartition(".")
+    owner = module.get_submodule(path)
+    return owner, name, _attribute_of(owner, name)
+
+
+def _no_hooks_error(module, method):
+    return NotImplementedError(
+        f"{module._get_name()}.{method}: skipblocks has no module hooks (its blocks fuse "
+        "layers, so a hook on a layer inside them would not see torch's calls); for "
+        "per-layer comparisons with torch use skipblocks.parity.compare")
+
+
+# -- Module.to's arguments, parsed as torch._C._nn._parse_to parses them --------
+
+# torch 2.13's device types, in its error message's order
+_DEVICE_TYPES = ("cpu", "cuda", "ipu", "xpu", "mkldnn", "opengl", "opencl", "ideep", "hip", "ve",
+                 "fpga", "maia", "xla", "lazy", "vulkan", "mps", "meta", "hpu", "mtia",
+                 "privateuseone")
+_DEVICE_STRING = re.compile(r"([a-zA-Z_]+)(?::(0|[1-9][0-9]*))?")
+
+_TO_SIGNATURES = (
+    " * (torch.device device = None, torch.dtype dtype = None, bool non_blocking = False, "
+    "bool copy = False, *, torch.memory_format memory_format = None)\n"
+    " * (torch.dtype dtype, bool non_blocking = False, bool copy = False, *, "
+    "torch.memory_format memory_format = None)\n"
+    " * (Tensor tensor, bool non_blocking = False, bool copy = False, *, "
+    "torch.memory_format memory_format = None)\n")
+
+
+def _is_torch(value, name):
+    t = type(value)
+    return t.__name__ == name and t.__module__.split(".")[0] == "torch"
+
+
+def _is_numpy_dtype(value):
+    return isinstance(value, np.dtype) or (isinstance(value, type)
+                                           and issubclass(value, np.generic))
+
+
+def _is_dtype(value):
+    return _is_torch(value, "dtype") or _is_numpy_dtype(value)
+
+
+def _is_tensor(value):
+    return isinstance(value, np.ndarray) or (
+        hasattr(value, "detach") and hasattr(value, "device") and hasattr(value, "dtype"))
+
+
+def _is_device(value):
+    return value is None or isinstance(value, str) or _is_torch(value, "device") or (
+        isinstance(value, int) and not isinstance(value, bool))
+
+
+def _dtype_info(dtype):
+    """(name as torch prints it, NumPy kind letter) of a torch or NumPy dtype."""
+    if _is_torch(dtype, "dtype"):
+        kind = "f" if dtype.is_floating_point else "c" if dtype.is_complex else "i"
+        return str(dtype), kind
+    dtype = np.dtype(dtype)
+    return dtype.name, dtype.kind
+
+
+def _device_type(value):
+    """'cpu', another device type, or an error as torch's for a bad string."""
+    if _is_torch(value, "device"):
+        return value.type
+    if isinstance(value, int):
+        if value < 0:
+            raise RuntimeError("Device index must not be negative")
+        return f"accelerator:{value}"  # torch: the current accelerator's device `value`
+    if value == "":
+        raise RuntimeError("Device string must not be empty")
+    match = _DEVICE_STRING.fullmatch(value)
+    if match is None:
+        raise RuntimeError(f"Invalid device string: '{value}'")
+    if match.group(1) not in _DEVICE_TYPES:
+        raise RuntimeError(f"Expected one of {', '.join(_DEVICE_TYPES)} device type at start of "
+                           f"device string: {value}")
+    return match.group(1)
+
+
+def _type_name(value):
+    t = type(value)
+    if _is_tensor(value) and not isinstance(value, np.ndarray):
+        return "Tensor"
+    module = t.__module__
+    return t.__qualname__ if module == "builtins" else f"{module}.{t.__qualname__}"
+
+
+def _parse_to(args, kwargs):
+    """(device, its type, dtype, non_blocking, memory_format) from Module.to's
+    arguments (None for what is not given), matched against torch's three
+    signatures."""
+    signatures = (
+        (("device", _is_device), ("dtype", lambda v: v is None or _is_dtype(v))),
+        (("dtype", _is_dtype),),
+        (("tensor", _is_tensor),),
+    )
+    for leading in signatures:
+        names = [name for name, _ in leading] + ["non_blocking", "copy"]
+        if len(args) > len(names):
+            continue
+        bound = dict(zip(names, args))
+        if any(name in bound for name in kwargs):
+            continue
+        bound.update(kwargs)
+        if set(bound) - set(names) - {"memory_format"}:
+            continue
+        required = leading[0][0] if leading[0][0] != "device" else None
+        if required is not None and required not in bound:
+            continue
+        if not all(check(bound[name]) for name, check in leading if name in bound):
+            continue
+        if any(name in bound and not isinstance(bound[name], bool)
+               for name in ("non_blocking", "copy")):
+            continue
+        memory_format = bound.get("memory_format")
+        if memory_format is not None and not _is_torch(memory_format, "memory_format"):
+            continue
+        break
+    else:
+        got = [_type_name(a) for a in args] + [f"{k}={_type_name(v)}" for k, v in kwargs.items()]
+        raise TypeError("to() received an invalid combination of arguments - got "
+                        f"({', '.join(got)}{', ' if kwargs and not args else ''}), but expected "
+                        "one of:\n" + _TO_SIGNATURES)
+    if "copy" in bound:
+        raise RuntimeError(".to() does not accept copy argument")
+    device = bound.get("device")
+    dtype = bound.get("dtype")
+    if "tensor" in bound:
+        tensor = bound["tensor"]
+        device = "cpu" if isinstance(tensor, np.ndarray) else tensor.device
+        dtype = tensor.dtype
+    device_type = None if device is None else _device_type(device)
+    return device, device_type, dtype, bound.get("non_blocking", False), \
+        bound.get("memory_format")
