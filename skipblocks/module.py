@@ -815,38 +815,31 @@ class Module:
 
     def double(self):
         """NotImplementedError: skipblocks computes in float32 only."""
-        raise NotImplementedError(f"{self._get_name()}.double(): skipblocks computes in "
-                                  "float32 only")
+        raise _unsupported(self, "double()", "in float32")
 
     def half(self):
         """NotImplementedError: skipblocks computes in float32 only."""
-        raise NotImplementedError(f"{self._get_name()}.half(): skipblocks computes in "
-                                  "float32 only")
+        raise _unsupported(self, "half()", "in float32")
 
     def bfloat16(self):
         """NotImplementedError: skipblocks computes in float32 only."""
-        raise NotImplementedError(f"{self._get_name()}.bfloat16(): skipblocks computes in "
-                                  "float32 only")
+        raise _unsupported(self, "bfloat16()", "in float32")
 
     def cuda(self, device=None):
         """NotImplementedError: skipblocks computes on the CPU only."""
-        raise NotImplementedError(f"{self._get_name()}.cuda(): skipblocks computes on the "
-                                  "CPU only")
+        raise _unsupported(self, "cuda()", "on the CPU")
 
     def xpu(self, device=None):
         """NotImplementedError: skipblocks computes on the CPU only."""
-        raise NotImplementedError(f"{self._get_name()}.xpu(): skipblocks computes on the "
-                                  "CPU only")
+        raise _unsupported(self, "xpu()", "on the CPU")
 
     def ipu(self, device=None):
         """NotImplementedError: skipblocks computes on the CPU only."""
-        raise NotImplementedError(f"{self._get_name()}.ipu(): skipblocks computes on the "
-                                  "CPU only")
+        raise _unsupported(self, "ipu()", "on the CPU")
 
     def mtia(self, device=None):
         """NotImplementedError: skipblocks computes on the CPU only."""
-        raise NotImplementedError(f"{self._get_name()}.mtia(): skipblocks computes on the "
-                                  "CPU only")
+        raise _unsupported(self, "mtia()", "on the CPU")
 
     def type(self, dst_type):
         """Returns self for float32 on the CPU (torch.float32,
@@ -877,6 +870,11 @@ def _resolve_leaf(module, target):
     path, _, name = target.rpartition(".")
     owner = module.get_submodule(path)
     return owner, name, _attribute_of(owner, name)
+
+
+def _unsupported(module, call, only):
+    """The error for a device or dtype conversion skipblocks cannot do."""
+    return NotImplementedError(f"{module._get_name()}.{call}: skipblocks computes {only} only")
 
 
 def _no_hooks_error(module, method):
