@@ -286,26 +286,15 @@ def test_get_submodule_like_torch(target):
         assert ours == theirs
 
 
-@pytest.mark.parametrize("target", PARAMETERS)
-def test_get_parameter_like_torch(target):
+@pytest.mark.parametrize("getter, target", [("get_parameter", t) for t in PARAMETERS] +
+                         [("get_buffer", t) for t in BUFFERS])
+def test_get_parameter_and_buffer_like_torch(getter, target):
     tm, sm = _resnet_twins()
-    theirs = _outcome(lambda: tm.get_parameter(target))
-    ours = _outcome(lambda: sm.get_parameter(target))
+    theirs = _outcome(lambda: getattr(tm, getter)(target))
+    ours = _outcome(lambda: getattr(sm, getter)(target))
     if theirs[0] == "ok":
         assert ours[0] == "ok" and ours[1] is sm.state_dict()[target]
         np.testing.assert_array_equal(ours[1], theirs[1].detach().numpy())
-    else:
-        assert ours == theirs
-
-
-@pytest.mark.parametrize("target", BUFFERS)
-def test_get_buffer_like_torch(target):
-    tm, sm = _resnet_twins()
-    theirs = _outcome(lambda: tm.get_buffer(target))
-    ours = _outcome(lambda: sm.get_buffer(target))
-    if theirs[0] == "ok":
-        assert ours[0] == "ok" and ours[1] is sm.state_dict()[target]
-        np.testing.assert_array_equal(ours[1], theirs[1].numpy())
     else:
         assert ours == theirs
 
