@@ -113,11 +113,12 @@ class Sequential(Module):
             self.append(module)
         return self
 
-    def pop(self, index):
-        """Removes and returns the child at ``index`` (for a slice: a
-        Sequential of the children it selects); the rest are renumbered."""
-        removed = self[index]
-        del self[index]
+    def pop(self, key):
+        """Removes and returns the child at index ``key`` (for a slice: a
+        Sequential of the children it selects); the rest are renumbered.
+        (torch names the argument ``key`` too.)"""
+        removed = self[key]
+        del self[key]
         return removed
 
     def __add__(self, other):

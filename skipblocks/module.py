@@ -42,6 +42,12 @@ What is not guaranteed:
   writable (``arr.base.flags.writeable = True``) and writes into it changes
   the weights behind the module's back, and caches built before then are
   stale. Assign or load instead.
+* Protection against other libraries that ignore NumPy's read-only flag:
+  ``torch.from_dlpack(conv.weight)`` gives a writable tensor over the
+  module's memory without a word (``torch.from_numpy`` / ``torch.as_tensor``
+  at least warn that the array is not writable). Writing through such a
+  tensor also bypasses the version counter, so the caches go stale: to
+  change weights, assign or load.
 * Consistency with a forward running in another thread during a
   ``load_state_dict`` (or a train-mode BatchNorm update): the C kernels read
   the weights without the GIL and without the lock, so that forward may use
@@ -642,6 +648,13 @@ class Module:
             key = prefix + name
             if key not in state_dict:
                 missing_keys.append(key)
+                continue
+            if state_dict[key] is current:
+                # The array itself (BatchNorm's fill for a checkpoint without
+                # num_batches_tracked, or the module's own state_dict): a copy
+                # onto itself, which torch's sequential copy_ makes a no-op
+                # that keeps what an earlier key wrote into the same array (a
+                # module registered twice); so write nothing.
                 continue
             value = to_numpy(state_dict[key])
             if value.dtype.kind not in "fiub":

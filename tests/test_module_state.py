@@ -430,3 +430,19 @@ def test_registration_before_init_is_refused_like_torch():
                              (nn.Parameter(torch.zeros(1)), sb.Parameter(np.zeros(1)))]:
         expected = _outcome(lambda: T(lambda m: setattr(m, "x", t_value)))
         assert _outcome(lambda: S(lambda m: setattr(m, "x", s_value))) == expected
+
+
+def test_partial_load_into_a_module_registered_twice_keeps_the_count_like_torch():
+    """A BatchNorm reachable under two names ('1.' and '4.', as Sequential * 2
+    makes): the checkpoint's num_batches_tracked under the first name must
+    survive the second name's "keep the current count" fill, as in torch,
+    whose copies run one after another."""
+    import torch
+    ours = sb.Sequential(sb.Conv2d(2, 2, 1), sb.BatchNorm2d(2)) * 2
+    theirs = torch.nn.Sequential(torch.nn.Conv2d(2, 2, 1), torch.nn.BatchNorm2d(2)) * 2
+    values = {"1.running_mean": np.array([1.0, 2.0], np.float32),
+              "1.num_batches_tracked": np.array(7, np.int64)}
+    ours.load_state_dict(values, strict=False)
+    theirs.load_state_dict({k: torch.from_numpy(v) for k, v in values.items()}, strict=False)
+    assert int(ours[1].num_batches_tracked) == int(theirs[1].num_batches_tracked) == 7
+    np.testing.assert_array_equal(ours[1].running_mean, theirs[1].running_mean.numpy())

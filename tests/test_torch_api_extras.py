@@ -603,3 +603,10 @@ def test_load_state_dict_assign_true_errors_and_partial_like_torch():
     tm.load_state_dict({"weight": torch.ones(2, 3, dtype=torch.float64),
                         "bias": torch.ones(2, dtype=torch.float64)}, assign=True)
     assert tm.weight.dtype == torch.float64
+
+
+def test_sequential_pop_takes_key_by_name_like_torch():
+    ours = sb.Sequential(sb.ReLU(), sb.Sigmoid())
+    theirs = torch.nn.Sequential(torch.nn.ReLU(), torch.nn.Sigmoid())
+    assert type(ours.pop(key=0)).__name__ == type(theirs.pop(key=0)).__name__ == "ReLU"
+    assert len(ours) == len(theirs) == 1
