@@ -684,17 +684,14 @@ static PyObject *py_conv2d_pack(PyObject *self, PyObject *args, PyObject *kwargs
                                      &bias_obj, &groups, &scale_obj, &shift_obj))
         return NULL;
     PyArrayObject *weight = NULL, *bias = NULL, *scale = NULL, *shift = NULL, *packed = NULL;
-    PyObject *result = NULL;
+    PyObject *result = NULL, *shape = NULL;
     weight = as_float_array(weight_obj, layer, "weight", 0);
     if (weight == NULL) goto done;
     if (PyArray_NDIM(weight) != 4 || groups < 1 || PyArray_DIMS(weight)[0] % groups != 0) {
-        PyObject *shape = shape_string(weight);
-        if (shape != NULL) {
+        if ((shape = shape_string(weight)) != NULL)
             PyErr_Format(PyExc_RuntimeError, "%s: cannot pack a weight of size %U with "
                          "groups=%zd: it must be 4-D with out_channels divisible by groups",
                          layer, shape, groups);
-            Py_DECREF(shape);
-        }
         goto done;
     }
     npy_intp *wd = PyArray_DIMS(weight);
@@ -724,7 +721,7 @@ static PyObject *py_conv2d_pack(PyObject *self, PyObject *args, PyObject *kwargs
     packed = NULL;
 done:
     Py_XDECREF(weight); Py_XDECREF(bias); Py_XDECREF(scale); Py_XDECREF(shift);
-    Py_XDECREF(packed);
+    Py_XDECREF(packed); Py_XDECREF(shape);
     return result;
 }
 
@@ -1461,16 +1458,13 @@ static PyObject *py_linear_pack(PyObject *self, PyObject *args, PyObject *kwargs
                                      &bias_obj))
         return NULL;
     PyArrayObject *weight = NULL, *bias = NULL, *packed = NULL;
-    PyObject *result = NULL;
+    PyObject *result = NULL, *shape = NULL;
     weight = as_float_array(weight_obj, layer, "weight", 0);
     if (weight == NULL) goto done;
     if (PyArray_NDIM(weight) != 2) {
-        PyObject *shape = shape_string(weight);
-        if (shape != NULL) {
+        if ((shape = shape_string(weight)) != NULL)
             PyErr_Format(PyExc_RuntimeError, "%s: cannot pack a weight of size %U: it must be "
                          "2-D", layer, shape);
-            Py_DECREF(shape);
-        }
         goto done;
     }
     npy_intp out_features = PyArray_DIMS(weight)[0], in_features = PyArray_DIMS(weight)[1];
@@ -1490,7 +1484,7 @@ static PyObject *py_linear_pack(PyObject *self, PyObject *args, PyObject *kwargs
     result = (PyObject *)packed;
     packed = NULL;
 done:
-    Py_XDECREF(weight); Py_XDECREF(bias); Py_XDECREF(packed);
+    Py_XDECREF(weight); Py_XDECREF(bias); Py_XDECREF(packed); Py_XDECREF(shape);
     return result;
 }
 
@@ -1515,18 +1509,15 @@ static PyObject *py_se_attention(PyObject *self, PyObject *args, PyObject *kwarg
                                      &fc1_obj, &fc2_obj, &hidden))
         return NULL;
     PyArrayObject *input = NULL, *out = NULL;
-    PyObject *result = NULL;
+    PyObject *result = NULL, *shape = NULL;
     float *scratch = NULL;
     int scratch_from_arena = 0;
     input = as_float_array(input_obj, layer, "input", 1);
     if (input == NULL) goto done;
     if (PyArray_NDIM(input) != 4) {
-        PyObject *shape = shape_string(input);
-        if (shape != NULL) {
+        if ((shape = shape_string(input)) != NULL)
             PyErr_Format(PyExc_ValueError, "%s: expected a 4-D (N, C, H, W) input, got size "
                          "%U", layer, shape);
-            Py_DECREF(shape);
-        }
         goto done;
     }
     if (hidden < 0) {
@@ -1590,7 +1581,7 @@ static PyObject *py_se_attention(PyObject *self, PyObject *args, PyObject *kwarg
 done:
     if (scratch != NULL)
         scratch_give(scratch, scratch_from_arena);
-    Py_XDECREF(input); Py_XDECREF(out);
+    Py_XDECREF(input); Py_XDECREF(out); Py_XDECREF(shape);
     return result;
 }
 
