@@ -15,7 +15,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 
 
 def c_sources():
-    parts = ("glue", "runtime", "kernels")
+    parts = ("glue", "ops", "runtime", "kernels")
     return [f for part in parts for f in sorted(glob.glob(os.path.join("csrc", part, "*.c")))]
 
 

@@ -16,7 +16,7 @@ from . import functional as F
 from . import runtime
 from .containers import ModuleDict, Sequential
 from .layers import AdaptiveAvgPool2d, BatchNorm2d, Conv2d, Linear, ReLU, Sigmoid
-from .module import Module
+from .module import Module, writable
 
 __all__ = ["ResidualBlock", "DenseLayer", "DenseBlock", "Dense_Layer", "Dense_Block",
            "SEAttention"]
@@ -41,13 +41,6 @@ def _fusable_conv(conv):
     """A Conv2d the fused paths can drive (any user replacement is simply
     called instead)."""
     return _is(conv, Conv2d) and conv._symmetric_padding() is not None
-
-
-def _in_transform(bn, x):
-    """BatchNorm ``bn`` on ``x`` as a per-channel (scale, shift), doing what
-    bn(x) does to bn's state (train mode: running statistics and
-    num_batches_tracked updated) without writing bn(x)."""
-    return bn._run(x, apply=False)
 
 
 def _require_4d(x, layer):
@@ -85,35 +78,39 @@ class ResidualBlock(Module):
         residual = F.as_float32(residual, "ResidualBlock", "residual")
         if runtime.fusion_enabled() and _fusable_conv(self.conv1) \
                 and _fusable_conv(self.conv2) and _is(self.bn, BatchNorm2d):
-            return self._forward_fused(x, residual)
+            out = self._forward_fused(x, residual)
+            if out is not None:
+                return out
         out = _bn_relu(self.bn, self.conv1(x))
         out = self.bn(self.conv2(out))
         return _C.add_relu("ResidualBlock", out, self._match_residual(residual, out.shape))
 
     def _forward_fused(self, x, residual):
-        """The same computation in fewer passes. Eval mode: bn (running
-        statistics) is folded into both convolutions' packed weights; conv1's
-        epilogue applies the ReLU, conv2's adds the residual and applies the
-        ReLU. Train mode: bn's batch statistics of conv1's output become a
-        per-channel scale/shift applied (with the ReLU) while conv2 packs its
-        input; the second bn, residual and ReLU are one pass. bn's running
-        statistics update twice per forward, in torch's order."""
+        """The same computation in two or four passes, by the residual-block
+        operator (csrc/ops/residual_block.c). Eval mode: bn's running
+        statistics are folded into both convolutions' packed weights. Train
+        mode: bn's batch statistics, updated twice per forward in torch's
+        order. When the shapes do not fit the fused plan, or the residual
+        does not broadcast to the output, the layers run one by one, which
+        raise torch's errors after torch's side effects."""
         bn = self.bn
-        if bn._uses_running_stats():
-            out = self.conv1._conv(x, fold=bn, relu=True)
-            out_shape = (out.shape[0], self.conv2.out_channels) + \
-                self.conv2._output_hw(*out.shape[2:])
-            return self.conv2._conv(out, fold=bn, relu=True,
-                                    residual=self._match_residual(residual, out_shape))
-        out1 = self.conv1._conv(x)
-        scale, shift = _in_transform(bn, out1)
-        out2 = self.conv2._conv(out1, in_scale=scale, in_shift=shift, in_relu=True)
+        folded = bn._uses_running_stats()
         try:
-            residual = self._match_residual(residual, out2.shape)
-        except RuntimeError:
-            bn(out2)  # torch's bn(conv2(out)) has updated the statistics before `+` fails
-            raise
-        return bn._run(out2, residual=residual)
+            conv1 = self.conv1._block_args(bn if folded else None)
+            conv2 = self.conv2._block_args(bn if folded else None)
+            out_shape = (x.shape[0], self.conv2.out_channels) + self.conv2._output_hw(
+                *self.conv1._output_hw(*x.shape[2:]))
+            residual = self._match_residual(residual, out_shape)
+        except (RuntimeError, ValueError):
+            return None
+        state, factors = bn._state(updates=2)
+        running = [a for a in state[2:4] if a is not None]
+        with writable(*running):
+            out = _C.residual_block("ResidualBlock", x, residual, state, factors[1], folded,
+                                    conv1, conv2)
+        if out is not None and not folded:
+            bn._record_updates(2)
+        return out
 
     @staticmethod
     def _match_residual(residual, shape):
@@ -152,18 +149,29 @@ class DenseLayer(Module):
         """x: one (N, C, H, W) array (possibly a channel slice of DenseBlock's
         output); the new features go to ``out`` when given.
 
-        Fused path: each BatchNorm + ReLU is applied to the values as the
-        next convolution packs its input (batch statistics in train mode,
-        running statistics in eval mode), so neither bn1(x) nor bn2(out1)
-        is ever written."""
+        Fused path, the dense-layer operator (csrc/ops/dense_layer.c): each
+        BatchNorm + ReLU is applied to the values as the next convolution
+        stages its input (batch statistics in train mode, running statistics
+        in eval mode), so neither bn1(x) nor bn2(out1) is ever written. When
+        the shapes do not fit it, the layers run one by one, which raise
+        torch's errors after torch's side effects."""
         if runtime.fusion_enabled() and _is(self.bn1, BatchNorm2d) \
                 and _is(self.bn2, BatchNorm2d) and _fusable_conv(self.conv1) \
                 and _fusable_conv(self.conv2):
-            scale, shift = _in_transform(self.bn1, x)
-            out1 = self.conv1._conv(x, in_scale=scale, in_shift=shift, in_relu=True)
-            scale, shift = _in_transform(self.bn2, out1)
-            return self.conv2._conv(out1, in_scale=scale, in_shift=shift, in_relu=True,
-                                    out=out)
+            bn1, _ = self.bn1._state()
+            bn2, _ = self.bn2._state()
+            running = [a for a in bn1[2:4] + bn2[2:4] if a is not None]
+            try:
+                conv1, conv2 = self.conv1._block_args(), self.conv2._block_args()
+            except (RuntimeError, ValueError):
+                conv1 = None
+            if conv1 is not None:
+                with writable(*running):
+                    result = _C.dense_layer("DenseLayer", x, bn1, bn2, conv1, conv2, out=out)
+                if result is not None:
+                    self.bn1._record_updates(1)
+                    self.bn2._record_updates(1)
+                    return result
         out1 = self.conv1(_bn_relu(self.bn1, x))
         result = self.conv2(_bn_relu(self.bn2, out1))
         if out is not None:

@@ -10,6 +10,7 @@ The ``_layer`` keyword of each function is internal: modules pass their
 class name so that an error names the layer the user built.
 """
 import numbers
+import operator
 
 import numpy as np
 
@@ -41,11 +42,6 @@ def pair(value, name, layer):
     return (int(items[0]), int(items[1]))
 
 
-def _positive(values, name, layer):
-    if any(v <= 0 for v in values):
-        raise RuntimeError(f"{layer}: {name} should be greater than zero, got {values}")
-
-
 def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *,
            _layer="conv2d"):
     """torch.nn.functional.conv2d: zero padding; padding may be an int, a pair,
@@ -53,8 +49,7 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, 
     input, weight, bias = to_numpy(input), to_numpy(weight), _optional(bias)
     stride = pair(stride, "stride", _layer)
     dilation = pair(dilation, "dilation", _layer)
-    _positive(stride, "stride", _layer)
-    _positive(dilation, "dilation", _layer)
+    extra = (0, 0)
     if isinstance(padding, str):
         if padding == "valid":
             padding = (0, 0)
@@ -62,29 +57,19 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, 
             if stride != (1, 1):
                 raise ValueError(f"{_layer}: padding='same' is not supported for strided "
                                  "convolutions")
-            w = to_numpy(weight)
-            if w.ndim != 4:
-                raise RuntimeError(f"{_layer}: weight should be 4-D, got shape {w.shape}")
-            # torch pads the extra row/column of an even total padding at the
-            # bottom/right; the kernel pads symmetrically, so pad that one here.
-            totals = [d * (k - 1) for d, k in zip(dilation, w.shape[2:])]
+            # torch pads the odd one of an even total at the bottom/right; a
+            # weight that is not 4-D gets its error from the operator
+            kernel = weight.shape[2:] if weight.ndim == 4 else (1, 1)
+            totals = [d * (k - 1) for d, k in zip(dilation, kernel)]
             padding = (totals[0] // 2, totals[1] // 2)
-            extra = [t - 2 * p for t, p in zip(totals, padding)]
-            if any(extra):
-                x = as_float32(input, _layer)
-                if x.ndim in (3, 4):  # other ndims fail in C with torch's message
-                    widths = [(0, 0)] * (x.ndim - 2) + [(0, extra[0]), (0, extra[1])]
-                    input = np.pad(x, widths)
+            extra = (totals[0] % 2, totals[1] % 2)
         else:
             raise ValueError(f"{_layer}: Invalid padding string {padding!r}, should be one of "
                              "{'valid', 'same'}")
     else:
         padding = pair(padding, "padding", _layer)
-        if any(p < 0 for p in padding):
-            raise RuntimeError(f"{_layer}: negative padding is not supported, got {padding}")
-    if not isinstance(groups, numbers.Integral) or groups <= 0:
-        raise RuntimeError(f"{_layer}: non-positive groups is not supported, got {groups!r}")
-    return _C.conv2d(_layer, input, weight, bias, stride, padding, dilation, int(groups))
+    return _C.conv2d(_layer, input, weight, bias, stride, padding, dilation,
+                     operator.index(groups), padding_extra=extra)
 
 
 def batch_norm(input, running_mean, running_var, weight=None, bias=None, training=False,
@@ -100,19 +85,8 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
     if momentum is None:
         raise TypeError(f"{_layer}: momentum must be a number (BatchNorm2d turns "
                         "momentum=None into a cumulative average factor before calling)")
-    check_batch_norm_eps(eps, training, _layer)
     return _C.batch_norm(_layer, to_numpy(input), running_mean, running_var, weight, bias,
                          bool(training), float(momentum), float(eps))
-
-
-def check_batch_norm_eps(eps, training, layer):
-    """torch.nn.functional.batch_norm's checks of eps, with its ValueErrors
-    (a NaN eps passes them, as in torch)."""
-    if training and eps <= 0.0:
-        raise ValueError(f"{layer}: batch_norm eps must be positive during training, but "
-                         f"got {eps}")
-    if eps < 0.0:
-        raise ValueError(f"{layer}: batch_norm eps must be non-negative, but got {eps}")
 
 
 def relu(input, inplace=False, *, _layer="relu"):
@@ -187,13 +161,10 @@ def linear(input, weight, bias=None, *, _layer="linear"):
 
 
 def as_float32(value, layer, what="input"):
-    """np.asarray(value, np.float32) for real-valued input; TypeError for
-    complex, object and string data."""
-    array = to_numpy(value)
-    if array.dtype.kind not in "fiub":
-        raise TypeError(f"{layer}: {what} must hold real numbers (float, int or bool), got "
-                        f"an array of dtype {array.dtype}; skipblocks computes in float32")
-    return np.asarray(array, dtype=np.float32)
+    """The float32 array the operators compute on (np.asarray(value,
+    np.float32) unless value already is one the kernels take); TypeError for
+    complex, object and string data. The C conversion every operator uses."""
+    return _C.as_float32(layer, to_numpy(value), what)
 
 
 def cat(tensors, dim=0):

@@ -94,23 +94,23 @@ class Conv2d(Module):
             self.bias = _random.uniform(-bound, bound, self.bias.shape)
 
     def forward(self, input):
-        padding = self._symmetric_padding()
-        if padding is None:  # 'same' with an odd total: functional pads the input
-            return F.conv2d(input, self.weight, self.bias, self.stride, self.padding,
-                            self.dilation, self.groups, _layer="Conv2d")
         return self._conv(input)
+
+    def _padding_args(self):
+        """(padding, padding_extra) for the operator: torch's 'same' puts the
+        odd one of an even total padding at the bottom/right."""
+        if self.padding == "valid":
+            return (0, 0), (0, 0)
+        if self.padding == "same":
+            totals = [d * (k - 1) for d, k in zip(self.dilation, self.kernel_size)]
+            return (totals[0] // 2, totals[1] // 2), (totals[0] % 2, totals[1] % 2)
+        return self.padding, (0, 0)
 
     def _symmetric_padding(self):
         """The padding as a pair, or None for a 'same' padding that torch
         splits unevenly (an even kernel), which the fused paths do not take."""
-        if self.padding == "valid":
-            return (0, 0)
-        if self.padding == "same":
-            totals = [d * (k - 1) for d, k in zip(self.dilation, self.kernel_size)]
-            if any(t % 2 for t in totals):
-                return None
-            return (totals[0] // 2, totals[1] // 2)
-        return self.padding
+        padding, extra = self._padding_args()
+        return None if any(extra) else padding
 
     def _output_hw(self, height, width):
         """Output (OH, OW) for an input of height x width (symmetric padding)."""
@@ -133,10 +133,8 @@ class Conv2d(Module):
                None if fold is None else (fold._version, fold.eps))
         cache = self.__dict__.get("_packed_cache")
         if cache is None or cache[0] != key:
-            scale = shift = None
-            if fold is not None:
-                scale, shift = fold._fold()
-            packed = _C.conv2d_pack("Conv2d", self.weight, self.bias, self.groups, scale, shift)
+            packed = _C.conv2d_pack("Conv2d", self.weight, self.bias, self.groups,
+                                    None if fold is None else fold._fold_args())
             cache = (key, packed)
             object.__setattr__(self, "_packed_cache", cache)
         return cache[1]
@@ -147,12 +145,19 @@ class Conv2d(Module):
         ``fold`` an eval-mode BatchNorm applied to the output; ``in_scale``,
         ``in_shift``, ``in_relu`` a transform of every input value (a
         BatchNorm + ReLU before this layer); ``residual`` added and ``relu``
-        applied to the result; ``out`` the array written. Requires
-        _symmetric_padding() to be a pair."""
+        applied to the result; ``out`` the array written."""
+        padding, extra = self._padding_args()
         return _C.conv2d("Conv2d", to_numpy(input), self.weight, self.bias, self.stride,
-                         self._symmetric_padding(), self.dilation, self.groups, out=out,
+                         padding, self.dilation, self.groups, out=out,
                          packed=self._packed_weights(fold), in_scale=in_scale,
-                         in_shift=in_shift, in_relu=in_relu, residual=residual, relu=relu)
+                         in_shift=in_shift, in_relu=in_relu, residual=residual, relu=relu,
+                         padding_extra=extra)
+
+    def _block_args(self, fold=None):
+        """This convolution as a fused block's operator takes it."""
+        padding, extra = self._padding_args()
+        return (self.weight, self._packed_weights(fold), self.stride, padding, self.dilation,
+                self.groups)
 
     def extra_repr(self):
         s = f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, " \
@@ -216,47 +221,70 @@ class BatchNorm2d(Module):
         return not self.training and self.running_mean is not None \
             and self.running_var is not None
 
-    def _fold(self):
-        """(scale, shift) of the eval-mode normalisation, x * scale + shift."""
-        F.check_batch_norm_eps(self.eps, False, "BatchNorm2d")
-        return _C.batch_norm_fold("BatchNorm2d", self.running_mean, self.running_var,
-                                  self.weight, self.bias, float(self.eps))
+    def _fold_args(self):
+        """This eval-mode BatchNorm as conv2d_pack folds it into a
+        convolution's packed weights."""
+        return (self.running_mean, self.running_var, self.weight, self.bias, float(self.eps))
 
-    def _run(self, input, relu=False, out=None, apply=True, residual=None):
-        """forward, following torch's _BatchNorm.forward, with the fused
-        variants the blocks use: ``relu`` after it, written into ``out``,
-        ``residual`` added before a ReLU, or ``apply=False`` to get the
-        per-channel (scale, shift) instead of the output (the train-mode
-        bookkeeping -- running statistics, num_batches_tracked -- happens
-        either way)."""
-        input = to_numpy(input)  # a torch tensor of any dtype (bfloat16 too)
-        self._check_input_dim(input)
-        F.check_batch_norm_eps(self.eps, self.training or self.running_mean is None,
-                               "BatchNorm2d")
-        factor = 0.0 if self.momentum is None else self.momentum
+    def _momentum_factor(self, tracked_after):
+        """The running-statistics factor of an update that brings
+        num_batches_tracked to ``tracked_after``: momentum, or the cumulative
+        average's 1 / num_batches_tracked when momentum is None (torch's
+        _BatchNorm.forward)."""
+        if self.momentum is None:
+            return 1.0 / float(tracked_after) if tracked_after is not None else 0.0
+        return float(self.momentum)
+
+    def _state(self, updates=1):
+        """What torch's _BatchNorm.forward passes to F.batch_norm, as
+        (weight, bias, running_mean, running_var, batch_stats, momentum, eps)
+        plus the momentum of each of ``updates`` consecutive train-mode calls.
+        Reads only; _record_updates does what the calls do to the state."""
         update = self.training and self.track_running_stats
         tracked = self._buffers.get("num_batches_tracked")
-        if update and tracked is not None:
-            with writable(tracked):  # in place, as torch's add_(1)
-                np.add(tracked, 1, out=tracked)
-            if self.momentum is None:  # cumulative moving average
-                factor = 1.0 / float(tracked)
-        use_batch_stats = self.training or (self.running_mean is None
-                                            and self.running_var is None)
+        count = None if tracked is None else int(tracked)
+        factors = [self._momentum_factor(None if count is None else count + i + 1)
+                   if update else (0.0 if self.momentum is None else float(self.momentum))
+                   for i in range(updates)]
+        batch_stats = self.training or (self.running_mean is None and self.running_var is None)
         pass_running = not self.training or self.track_running_stats
         running_mean = self.running_mean if pass_running else None
         running_var = self.running_var if pass_running else None
-        extra = dict(relu=relu, out=out, apply=apply, residual=residual)
-        if use_batch_stats and running_mean is not None:
-            with writable(running_mean, running_var):
-                result = _C.batch_norm("BatchNorm2d", input, running_mean, running_var,
-                                       self.weight, self.bias, True, float(factor),
-                                       float(self.eps), **extra)
+        state = (self.weight, self.bias, running_mean, running_var, batch_stats, factors[0],
+                 float(self.eps))
+        return state, factors
+
+    def _record_updates(self, updates):
+        """num_batches_tracked and the version after ``updates`` train-mode
+        forwards whose running statistics the operator has updated."""
+        if not (self.training and self.track_running_stats):
+            return
+        tracked = self._buffers.get("num_batches_tracked")
+        if tracked is not None:
+            with writable(tracked):  # in place, as torch's add_(1)
+                np.add(tracked, updates, out=tracked)
+        if self.running_mean is not None:
             self._bump_version()
-            return result
-        return _C.batch_norm("BatchNorm2d", input, running_mean, running_var, self.weight,
-                             self.bias, use_batch_stats, float(factor), float(self.eps),
-                             **extra)
+
+    def _run(self, input, relu=False, out=None, residual=None):
+        """forward, following torch's _BatchNorm.forward, with the fused
+        variants the blocks use: ``relu`` after it, written into ``out``, or
+        ``residual`` added before a ReLU."""
+        input = to_numpy(input)  # a torch tensor of any dtype (bfloat16 too)
+        self._check_input_dim(input)
+        (weight, bias, running_mean, running_var, batch_stats, momentum, eps), _ = self._state()
+        updating = batch_stats and running_mean is not None
+        if self.training and self.track_running_stats:
+            # torch increments num_batches_tracked before F.batch_norm checks
+            self._record_updates(1)
+        if updating:
+            with writable(running_mean, running_var):
+                return _C.batch_norm("BatchNorm2d", input, running_mean, running_var, weight,
+                                     bias, True, momentum, eps, relu=relu, out=out,
+                                     residual=residual)
+        return _C.batch_norm("BatchNorm2d", input, running_mean, running_var, weight, bias,
+                             batch_stats, momentum, eps, relu=relu, out=out,
+                             residual=residual)
 
     def _load_from_state_dict(self, state_dict, prefix, local_metadata, *args):
         # torch: checkpoints older than version 2 have no num_batches_tracked;

@@ -1,7 +1,7 @@
 """Shared fixtures for the skipblocks test suite.
 
 torch (pinned to 2.13.0 in the test dependencies) is the oracle everywhere
-except ``test_no_torch.py``, which runs skipblocks in a subprocess where torch
+except ``package/test_no_torch.py``, which runs skipblocks in a subprocess where torch
 cannot be imported.
 """
 

@@ -8,7 +8,7 @@
 * add_module / register_buffer / register_parameter refuse the names torch
   refuses, with torch's exception types and messages.
 
-(pickle / deepcopy of derived caches: test_copy_pickle.py.)
+(pickle / deepcopy of derived caches: module_api/test_copy_pickle.py.)
 """
 import copy
 import threading

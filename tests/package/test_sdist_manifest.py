@@ -6,7 +6,7 @@ import fnmatch
 import os
 import re
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # tests/package/ -> repo
 
 
 def _manifest_csrc_patterns():

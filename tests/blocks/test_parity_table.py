@@ -199,7 +199,7 @@ def test_import_without_torch_and_clear_error():
         "    p.compare(None, demos.se_demo(), np.zeros((1, 512, 7, 7), np.float32))\n"
         "except ImportError as e:\n"
         "    print('ImportError:', e)\n")
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # tests/blocks/ -> repo
     out = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True,
                          text=True, timeout=120)
     assert out.returncode == 0, out.stderr

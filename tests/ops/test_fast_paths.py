@@ -17,7 +17,7 @@ ISA this machine runs, and the fusions built on it:
 3. Bit-identical results for every thread count.
 4. Packed-weight caches are never stale (every way a weight, BatchNorm
    parameter, running statistic or eps can change; ISA switches).
-5. (fork: tests/test_threads_fork.py)
+5. (fork: tests/module_api/test_threads_fork.py)
 6. The environment variables and the argument checks of the runtime API.
 7. Concurrent calls from Python threads (the GIL is released) are safe.
 """

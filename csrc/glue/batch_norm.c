@@ -1,0 +1,138 @@
+/*
+ * batch_norm.c -- the glue of the BatchNorm operator: _C.batch_norm.
+ * Converts the arguments, calls sb_op_batch_norm_* (csrc/ops/batch_norm.c).
+ */
+#include "glue.h"
+
+/* Running statistics that training updates in place must be the caller's
+ * own arrays, in the layout the kernels write: anything else would update a
+ * copy, silently. */
+static int running_stat(PyObject *obj, const char *layer, const char *what,
+                         PyArrayObject **out)
+{
+    *out = NULL;
+    if (!PyArray_Check(obj)) {
+        PyErr_Format(PyExc_TypeError, "%s: %s must be a numpy.ndarray", layer, what);
+        return -1;
+    }
+    PyArrayObject *arr = (PyArrayObject *)obj;
+    if (PyArray_TYPE(arr) != NPY_FLOAT32 || !PyArray_IS_C_CONTIGUOUS(arr) ||
+        !PyArray_ISALIGNED(arr) || !PyArray_ISNOTSWAPPED(arr)) {
+        PyErr_Format(PyExc_TypeError,
+                     "%s: %s must be a C-contiguous native float32 array, because "
+                     "training updates it in place", layer, what);
+        return -1;
+    }
+    if (!PyArray_ISWRITEABLE(arr)) {
+        PyErr_Format(PyExc_ValueError,
+                     "%s: %s is read-only, so training cannot update it in place "
+                     "(pass a writable array, or training=False)", layer, what);
+        return -1;
+    }
+    Py_INCREF(obj);
+    *out = arr;
+    return 0;
+}
+
+PyDoc_STRVAR(batch_norm_doc,
+"batch_norm(layer, input, running_mean, running_var, weight, bias, training,\n"
+"           momentum, eps, relu=False, out=None, residual=None)\n"
+"--\n\n"
+"torch.nn.functional.batch_norm on (N, C, ...) input: statistics per channel\n"
+"over every axis but 1.\n\n"
+"layer: the name errors start with. running_mean, running_var: (C,) arrays or\n"
+"None; with training they are updated in place (writable C-contiguous float32).\n"
+"weight, bias: (C,) or None. training: normalise with the batch's statistics.\n"
+"momentum: the running-statistics factor (a number). eps: added to the variance.\n"
+"relu: apply max(., 0) to the result. out: a float32 array of the input's shape\n"
+"to write (may be the input). residual: an array of the 4-D input's shape added\n"
+"before a ReLU (relu(bn(x) + residual)).");
+
+static PyObject *py_batch_norm(PyObject *self, PyObject *args, PyObject *kwargs)
+{
+    static char *keywords[] = {"layer", "input", "running_mean", "running_var", "weight",
+                               "bias", "training", "momentum", "eps", "relu", "out",
+                               "residual", NULL};
+    const char *layer;
+    PyObject *input_obj, *rm_obj, *rv_obj, *weight_obj, *bias_obj, *out_obj = Py_None;
+    PyObject *residual_obj = Py_None;
+    int training, relu = 0;
+    double momentum, eps;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "sOOOOOpdd|pOO", keywords, &layer,
+                                     &input_obj, &rm_obj, &rv_obj, &weight_obj, &bias_obj,
+                                     &training, &momentum, &eps, &relu, &out_obj,
+                                     &residual_obj))
+        return NULL;
+    PyArrayObject *input = NULL, *weight = NULL, *bias = NULL, *out = NULL, *residual = NULL;
+    PyArrayObject *rm = NULL, *rv = NULL;
+    PyObject *result = NULL;
+    sb_scratch scratch = {NULL, 0};
+    sb_error err;
+
+    if ((input = sb_glue_as_float_array(input_obj, layer, "input", 1)) == NULL)
+        goto done;
+    /* updated in place in training: the caller's own arrays; only read
+     * otherwise: any layout or real dtype, converted like the input */
+    const int in_place = training && rm_obj != Py_None && rv_obj != Py_None;
+    if (in_place) {
+        if (running_stat(rm_obj, layer, "running_mean", &rm) < 0 ||
+            running_stat(rv_obj, layer, "running_var", &rv) < 0)
+            goto done;
+    } else if (sb_glue_as_optional(rm_obj, layer, "running_mean", 0, &rm) < 0 ||
+               sb_glue_as_optional(rv_obj, layer, "running_var", 0, &rv) < 0) {
+        goto done;
+    }
+    if (sb_glue_as_optional(weight_obj, layer, "weight", 0, &weight) < 0 ||
+        sb_glue_as_optional(bias_obj, layer, "bias", 0, &bias) < 0 ||
+        sb_glue_as_optional(residual_obj, layer, "residual", 1, &residual) < 0)
+        goto done;
+
+    sb_tensor t_input, t_rm, t_rv, t_weight, t_bias, t_residual, t_out;
+    sb_batch_norm_args a;
+    memset(&a, 0, sizeof a);
+    sb_glue_tensor_of(&t_input, input);
+    a.input = &t_input;
+    if (rm != NULL) { sb_glue_tensor_of(&t_rm, rm); a.bn.running_mean = &t_rm; }
+    if (rv != NULL) { sb_glue_tensor_of(&t_rv, rv); a.bn.running_var = &t_rv; }
+    if (weight != NULL) { sb_glue_tensor_of(&t_weight, weight); a.bn.weight = &t_weight; }
+    if (bias != NULL) { sb_glue_tensor_of(&t_bias, bias); a.bn.bias = &t_bias; }
+    if (residual != NULL) { sb_glue_tensor_of(&t_residual, residual); a.residual = &t_residual; }
+    a.bn.batch_stats = training;
+    a.bn.momentum = momentum;
+    a.bn.eps = eps;
+    a.relu = relu;
+
+    sb_batch_norm_plan plan;
+    if (sb_op_batch_norm_plan(&plan, &a, &err) != SB_OK) {
+        sb_glue_raise(&err, layer);
+        goto done;
+    }
+    if (out_obj != Py_None)
+        out = sb_glue_out_array(out_obj, layer, t_input.ndim, t_input.dims, t_input.ndim == 4,
+                                input, 1);
+    else
+        out = sb_glue_new_array(t_input.ndim, t_input.dims);
+    if (out == NULL || sb_glue_scratch_take(&scratch, plan.workspace_bytes) < 0)
+        goto done;
+    sb_glue_tensor_of(&t_out, out);
+    sb_status status;
+    Py_BEGIN_ALLOW_THREADS
+    status = sb_op_batch_norm_run(&plan, &a, &t_out, scratch.ptr);
+    Py_END_ALLOW_THREADS
+    if (status != SB_OK) {
+        sb_glue_raise_status(status, layer);
+        goto done;
+    }
+    result = (PyObject *)out;
+    out = NULL;
+done:
+    sb_glue_scratch_give(&scratch);
+    Py_XDECREF(input); Py_XDECREF(weight); Py_XDECREF(bias); Py_XDECREF(out);
+    Py_XDECREF(residual); Py_XDECREF(rm); Py_XDECREF(rv);
+    return result;
+}
+
+PyMethodDef sb_glue_batch_norm_methods[] = {
+    {"batch_norm", (PyCFunction)(void (*)(void))py_batch_norm, METH_VARARGS | METH_KEYWORDS,
+     batch_norm_doc},
+    {NULL, NULL, 0, NULL}};

@@ -1,0 +1,231 @@
+/*
+ * conv.c -- the glue of the Conv2d operator: _C.conv2d, _C.conv2d_pack and
+ * _C.conv2d_out_size. Converts the arguments, calls sb_op_conv2d_* (see
+ * csrc/ops/conv2d.c), returns the array.
+ */
+#include "glue.h"
+
+static void tensor_or_null(sb_tensor *t, PyArrayObject *arr, const sb_tensor **slot)
+{
+    if (arr == NULL) {
+        *slot = NULL;
+        return;
+    }
+    sb_glue_tensor_of(t, arr);
+    *slot = t;
+}
+
+PyDoc_STRVAR(conv2d_doc,
+"conv2d(layer, input, weight, bias, stride, padding, dilation, groups, out=None,\n"
+"       reference=False, packed=None, in_scale=None, in_shift=None, in_relu=False,\n"
+"       residual=None, relu=False, padding_extra=(0, 0))\n"
+"--\n\n"
+"torch.nn.functional.conv2d with zero padding, and skipblocks' fusions.\n\n"
+"layer: the name errors start with. input: (N, C_in, H, W) or (C_in, H, W).\n"
+"weight: (C_out, C_in/groups, kH, kW). bias: (C_out,) or None.\n"
+"stride, padding, dilation: pairs of ints; groups: int.\n"
+"out: a float32 array of the output's shape to write (a 4-D input only).\n"
+"reference: run the direct reference loop (tests; no fusion, no packed).\n"
+"packed: weights from conv2d_pack (they hold the bias, maybe a folded BatchNorm);\n"
+"  None packs them for this call.\n"
+"in_scale, in_shift: (C_in,) each; every input value x of channel c is used as\n"
+"  x * in_scale[c] + in_shift[c], then max(., 0) when in_relu.\n"
+"residual: an array of the output's shape added to the result, then max(., 0)\n"
+"  when relu.\n"
+"padding_extra: zeros added after the input (bottom, right) besides padding, as\n"
+"  torch's padding='same' with an even total does.");
+
+static PyObject *py_conv2d(PyObject *self, PyObject *args, PyObject *kwargs)
+{
+    static char *keywords[] = {"layer", "input", "weight", "bias", "stride", "padding",
+                               "dilation", "groups", "out", "reference", "packed",
+                               "in_scale", "in_shift", "in_relu", "residual", "relu",
+                               "padding_extra", NULL};
+    const char *layer;
+    PyObject *input_obj, *weight_obj, *bias_obj, *out_obj = Py_None, *packed_obj = Py_None;
+    PyObject *in_scale_obj = Py_None, *in_shift_obj = Py_None, *residual_obj = Py_None;
+    Py_ssize_t sh, sw, ph, pw, dh, dw, groups, eh = 0, ew = 0;
+    int reference = 0, in_relu = 0, relu = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "sOOO(nn)(nn)(nn)n|OpOOOpOp(nn)", keywords,
+                                     &layer, &input_obj, &weight_obj, &bias_obj,
+                                     &sh, &sw, &ph, &pw, &dh, &dw, &groups,
+                                     &out_obj, &reference, &packed_obj, &in_scale_obj,
+                                     &in_shift_obj, &in_relu, &residual_obj, &relu, &eh, &ew))
+        return NULL;
+
+    PyArrayObject *input = NULL, *weight = NULL, *bias = NULL, *out = NULL;
+    PyArrayObject *in_scale = NULL, *in_shift = NULL, *residual = NULL;
+    PyObject *result = NULL;
+    sb_scratch scratch = {NULL, 0};
+    sb_error err;
+
+    if ((weight = sb_glue_as_float_array(weight_obj, layer, "weight", 0)) == NULL ||
+        sb_glue_as_optional(bias_obj, layer, "bias", 0, &bias) < 0 ||
+        (input = sb_glue_as_float_array(input_obj, layer, "input", 1)) == NULL ||
+        sb_glue_as_optional(in_scale_obj, layer, "in_scale", 0, &in_scale) < 0 ||
+        sb_glue_as_optional(in_shift_obj, layer, "in_shift", 0, &in_shift) < 0 ||
+        sb_glue_as_optional(residual_obj, layer, "residual", 1, &residual) < 0)
+        goto done;
+    if (packed_obj != Py_None && !sb_glue_is_packed(packed_obj)) {
+        memset(&err, 0, sizeof err);
+        err.code = SB_E_PACKED;
+        sb_glue_raise(&err, layer);
+        goto done;
+    }
+    sb_tensor t_input, t_weight, t_bias, t_scale, t_shift, t_residual, t_out;
+    sb_conv2d_args a;
+    memset(&a, 0, sizeof a);
+    sb_glue_tensor_of(&t_input, input);
+    sb_glue_tensor_of(&t_weight, weight);
+    a.input = &t_input;
+    a.weight = &t_weight;
+    tensor_or_null(&t_bias, bias, &a.bias);
+    tensor_or_null(&t_scale, in_scale, &a.in_scale);
+    tensor_or_null(&t_shift, in_shift, &a.in_shift);
+    tensor_or_null(&t_residual, residual, &a.residual);
+    a.stride[0] = sh; a.stride[1] = sw;
+    a.padding[0] = ph; a.padding[1] = pw;
+    a.dilation[0] = dh; a.dilation[1] = dw;
+    a.groups = groups;
+    a.padding_extra[0] = eh; a.padding_extra[1] = ew;
+    if (packed_obj != Py_None) {
+        a.packed = PyArray_DATA((PyArrayObject *)packed_obj);
+        a.packed_numel = PyArray_SIZE((PyArrayObject *)packed_obj);
+    }
+    a.in_relu = in_relu;
+    a.out_relu = relu;
+    a.reference = reference;
+    a.num_threads = sb_get_num_threads();
+
+    sb_conv2d_plan plan;
+    if (sb_op_conv2d_plan(&plan, &a, &err) != SB_OK) {
+        sb_glue_raise(&err, layer);
+        goto done;
+    }
+    if (out_obj != Py_None) {
+        if (plan.out_ndim != 4) {
+            memset(&err, 0, sizeof err);
+            err.code = SB_E_CONV_OUT_UNBATCHED;
+            sb_glue_raise(&err, layer);
+            goto done;
+        }
+        out = sb_glue_out_array(out_obj, layer, 4, plan.out_dims, 1, input, 0);
+    } else {
+        out = sb_glue_new_array(plan.out_ndim, plan.out_dims);
+    }
+    if (out == NULL || sb_glue_scratch_take(&scratch, plan.workspace_bytes) < 0)
+        goto done;
+    sb_glue_tensor_of(&t_out, out);
+    sb_status status;
+    Py_BEGIN_ALLOW_THREADS
+    status = sb_op_conv2d_run(&plan, &a, &t_out, scratch.ptr);
+    Py_END_ALLOW_THREADS
+    if (status != SB_OK) {
+        sb_glue_raise_status(status, layer);
+        goto done;
+    }
+    result = (PyObject *)out;
+    out = NULL;
+done:
+    sb_glue_scratch_give(&scratch);
+    Py_XDECREF(input); Py_XDECREF(weight); Py_XDECREF(bias); Py_XDECREF(out);
+    Py_XDECREF(in_scale); Py_XDECREF(in_shift); Py_XDECREF(residual);
+    return result;
+}
+
+PyDoc_STRVAR(conv2d_pack_doc,
+"conv2d_pack(layer, weight, bias, groups, fold=None) -> 1-D float32 array\n"
+"--\n\n"
+"Packs a convolution's weight (C_out, C_in/groups, kH, kW) and bias ((C_out,) or\n"
+"None) for conv2d(packed=...). fold: an eval-mode BatchNorm after the convolution,\n"
+"(running_mean, running_var, weight, bias, eps) with weight and bias possibly None,\n"
+"folded into the packed weights as torch's eval-mode batch_norm computes it.");
+
+static PyObject *py_conv2d_pack(PyObject *self, PyObject *args, PyObject *kwargs)
+{
+    static char *keywords[] = {"layer", "weight", "bias", "groups", "fold", NULL};
+    const char *layer;
+    PyObject *weight_obj, *bias_obj, *fold_obj = Py_None;
+    Py_ssize_t groups;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "sOOn|O", keywords, &layer, &weight_obj,
+                                     &bias_obj, &groups, &fold_obj))
+        return NULL;
+    PyObject *mean_obj = Py_None, *var_obj = Py_None, *bn_w_obj = Py_None, *bn_b_obj = Py_None;
+    double eps = 0.0;
+    if (fold_obj != Py_None &&
+        !PyArg_ParseTuple(fold_obj, "OOOOd", &mean_obj, &var_obj, &bn_w_obj, &bn_b_obj, &eps))
+        return NULL;
+    PyArrayObject *weight = NULL, *bias = NULL, *packed = NULL;
+    PyArrayObject *mean = NULL, *var = NULL, *bn_w = NULL, *bn_b = NULL;
+    PyObject *result = NULL;
+    sb_scratch scratch = {NULL, 0};
+    sb_error err;
+    if ((weight = sb_glue_as_float_array(weight_obj, layer, "weight", 0)) == NULL ||
+        sb_glue_as_optional(bias_obj, layer, "bias", 0, &bias) < 0 ||
+        sb_glue_as_optional(mean_obj, "BatchNorm2d", "running_mean", 0, &mean) < 0 ||
+        sb_glue_as_optional(var_obj, "BatchNorm2d", "running_var", 0, &var) < 0 ||
+        sb_glue_as_optional(bn_w_obj, "BatchNorm2d", "weight", 0, &bn_w) < 0 ||
+        sb_glue_as_optional(bn_b_obj, "BatchNorm2d", "bias", 0, &bn_b) < 0)
+        goto done;
+    sb_tensor t_weight, t_bias, t_mean, t_var, t_bn_w, t_bn_b;
+    sb_batch_norm_state bn;
+    sb_conv2d_pack_args a;
+    memset(&a, 0, sizeof a);
+    memset(&bn, 0, sizeof bn);
+    sb_glue_tensor_of(&t_weight, weight);
+    a.weight = &t_weight;
+    tensor_or_null(&t_bias, bias, &a.bias);
+    a.groups = groups;
+    if (fold_obj != Py_None) {
+        tensor_or_null(&t_mean, mean, &bn.running_mean);
+        tensor_or_null(&t_var, var, &bn.running_var);
+        tensor_or_null(&t_bn_w, bn_w, &bn.weight);
+        tensor_or_null(&t_bn_b, bn_b, &bn.bias);
+        bn.eps = eps;
+        a.fold = &bn;
+    }
+    sb_conv2d_pack_plan plan;
+    if (sb_op_conv2d_pack_plan(&plan, &a, &err) != SB_OK) {
+        sb_glue_raise(&err, layer);
+        goto done;
+    }
+    packed = sb_glue_new_array(1, &plan.packed_numel);
+    if (packed == NULL || sb_glue_scratch_take(&scratch, plan.workspace_bytes) < 0)
+        goto done;
+    void *packed_data = PyArray_DATA(packed);
+    sb_status status;
+    Py_BEGIN_ALLOW_THREADS
+    status = sb_op_conv2d_pack_run(&plan, &a, packed_data, scratch.ptr);
+    Py_END_ALLOW_THREADS
+    if (status != SB_OK) {
+        sb_glue_raise_status(status, layer);
+        goto done;
+    }
+    result = (PyObject *)packed;
+    packed = NULL;
+done:
+    sb_glue_scratch_give(&scratch);
+    Py_XDECREF(weight); Py_XDECREF(bias); Py_XDECREF(packed);
+    Py_XDECREF(mean); Py_XDECREF(var); Py_XDECREF(bn_w); Py_XDECREF(bn_b);
+    return result;
+}
+
+PyDoc_STRVAR(conv2d_out_size_doc,
+"conv2d_out_size(in, kernel, stride, pad, dilation) -> int\n"
+"--\n\n"
+"torch's convolution output size along one axis (<= 0: the kernel does not fit).");
+
+static PyObject *py_conv2d_out_size(PyObject *self, PyObject *args)
+{
+    Py_ssize_t in, k, s, p, d;
+    if (!PyArg_ParseTuple(args, "nnnnn", &in, &k, &s, &p, &d)) return NULL;
+    return PyLong_FromLongLong(sb_conv2d_out_size(in, k, s, p, d));
+}
+
+PyMethodDef sb_glue_conv_methods[] = {
+    {"conv2d", (PyCFunction)(void (*)(void))py_conv2d, METH_VARARGS | METH_KEYWORDS,
+     conv2d_doc},
+    {"conv2d_pack", (PyCFunction)(void (*)(void))py_conv2d_pack, METH_VARARGS | METH_KEYWORDS,
+     conv2d_pack_doc},
+    {"conv2d_out_size", py_conv2d_out_size, METH_VARARGS, conv2d_out_size_doc},
+    {NULL, NULL, 0, NULL}};

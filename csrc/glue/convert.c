@@ -1,0 +1,290 @@
+/*
+ * convert.c -- Python objects to sb_tensor, output arrays and scratch, for
+ * every glue file of skipblocks._C.
+ *
+ * Input policy: float32 input is used as it is when each image is contiguous
+ * (a C-contiguous array, or a channel slice of one); anything else
+ * real-valued (float64, float16, ints, bool, other layouts, lists, torch CPU
+ * tensors through __array__) is converted as np.asarray(x, np.float32)
+ * would. Complex, object, string and other non-numeric dtypes raise
+ * TypeError. Inputs are never written, except the explicit out= arrays and
+ * BatchNorm's running statistics in train mode.
+ */
+#include <string.h>
+
+#include "glue.h"
+
+/* True when each image (the last three axes of a 4-D array) is contiguous
+ * and images are a non-negative whole number of floats apart: the layout an
+ * sb_tensor describes. Axes of extent 1 may have any stride (NumPy's rule). */
+static int has_fmap_layout(PyArrayObject *arr)
+{
+    if (PyArray_NDIM(arr) != 4) return 0;
+    npy_intp *d = PyArray_DIMS(arr);
+    npy_intp *s = PyArray_STRIDES(arr);
+    npy_intp expect = (npy_intp)sizeof(float);
+    for (int axis = 3; axis >= 1; axis--) {
+        if (d[axis] != 1 && s[axis] != expect) return 0;
+        expect *= d[axis];
+    }
+    if (d[0] > 1 && (s[0] < expect || s[0] % (npy_intp)sizeof(float) != 0)) return 0;
+    return 1;
+}
+
+PyArrayObject *sb_glue_as_float_array(PyObject *obj, const char *layer, const char *what,
+                                      int fmap_ok)
+{
+    PyArrayObject *arr;
+    if (PyArray_Check(obj)) {
+        Py_INCREF(obj);
+        arr = (PyArrayObject *)obj;
+    } else {
+        /* A torch tensor that requires grad refuses __array__; skipblocks
+         * never differentiates, so read its values through .detach() (duck
+         * typing: torch is never imported). */
+        PyObject *source = obj;
+        Py_INCREF(source);
+        if (PyObject_HasAttrString(obj, "detach") && PyObject_HasAttrString(obj, "requires_grad")) {
+            PyObject *detached = PyObject_CallMethod(obj, "detach", NULL);
+            if (detached == NULL) { Py_DECREF(source); return NULL; }
+            Py_SETREF(source, detached);
+        }
+        arr = (PyArrayObject *)PyArray_FromAny(source, NULL, 0, 0, 0, NULL);
+        Py_DECREF(source);
+        if (arr == NULL) return NULL;
+    }
+    char kind = PyArray_DESCR(arr)->kind;
+    if (kind != 'f' && kind != 'i' && kind != 'u' && kind != 'b') {
+        PyObject *dtype_repr = PyObject_Str((PyObject *)PyArray_DESCR(arr));
+        if (dtype_repr != NULL) {
+            PyErr_Format(PyExc_TypeError,
+                         "%s: %s must hold real numbers (float, int or bool), "
+                         "got an array of dtype %U; skipblocks computes in float32",
+                         layer, what, dtype_repr);
+            Py_DECREF(dtype_repr);
+        }
+        Py_DECREF(arr);
+        return NULL;
+    }
+    if (PyArray_NDIM(arr) > SB_MAX_DIMS) {
+        PyErr_Format(PyExc_ValueError, "%s: %s has %d dimensions, more than %d", layer, what,
+                     PyArray_NDIM(arr), SB_MAX_DIMS);
+        Py_DECREF(arr);
+        return NULL;
+    }
+    int usable = PyArray_TYPE(arr) == NPY_FLOAT32 && PyArray_ISALIGNED(arr) &&
+                 PyArray_ISNOTSWAPPED(arr) &&
+                 (PyArray_IS_C_CONTIGUOUS(arr) || (fmap_ok && has_fmap_layout(arr)));
+    if (usable) return arr;
+    PyArrayObject *converted = (PyArrayObject *)PyArray_FromAny(
+        (PyObject *)arr, PyArray_DescrFromType(NPY_FLOAT32), 0, 0,
+        NPY_ARRAY_C_CONTIGUOUS | NPY_ARRAY_ALIGNED | NPY_ARRAY_FORCECAST, NULL);
+    Py_DECREF(arr);
+    return converted;
+}
+
+int sb_glue_as_optional(PyObject *obj, const char *layer, const char *what, int fmap_ok,
+                        PyArrayObject **out)
+{
+    *out = NULL;
+    if (obj == NULL || obj == Py_None) return 0;
+    *out = sb_glue_as_float_array(obj, layer, what, fmap_ok);
+    return *out == NULL ? -1 : 0;
+}
+
+void sb_glue_tensor_of(sb_tensor *t, PyArrayObject *arr)
+{
+    const int ndim = PyArray_NDIM(arr);
+    t->data = PyArray_DATA(arr);
+    t->dtype = SB_DTYPE_F32;
+    t->ndim = ndim;
+    int64_t inner = 1;
+    for (int i = 0; i < ndim; i++) {
+        t->dims[i] = PyArray_DIMS(arr)[i];
+        if (i > 0) inner *= t->dims[i];
+    }
+    t->batch_stride = inner;
+    if (ndim == 4 && t->dims[0] > 1)
+        t->batch_stride = PyArray_STRIDES(arr)[0] / (npy_intp)sizeof(float);
+}
+
+PyArrayObject *sb_glue_new_array(int ndim, const int64_t *dims)
+{
+    npy_intp d[SB_MAX_DIMS];
+    for (int i = 0; i < ndim; i++) d[i] = (npy_intp)dims[i];
+    return (PyArrayObject *)PyArray_SimpleNew(ndim, d, NPY_FLOAT32);
+}
+
+/* The bytes [lo, hi) that arr's elements span (lo == hi when empty). */
+static void byte_extent(PyArrayObject *arr, char **lo, char **hi)
+{
+    char *a = PyArray_BYTES(arr), *b = a;
+    for (int i = 0; i < PyArray_NDIM(arr); i++) {
+        const npy_intp d = PyArray_DIMS(arr)[i], st = PyArray_STRIDES(arr)[i];
+        if (d == 0) { *lo = *hi = a; return; }
+        if (st < 0) a += (d - 1) * st; else b += (d - 1) * st;
+    }
+    *lo = a;
+    *hi = b + PyArray_ITEMSIZE(arr);
+}
+
+/* Whether out may share memory with input, other than being exactly the
+ * same array (same start, shape and strides), which element-wise kernels
+ * (alias_ok) handle: each element is read before it is written, by the
+ * same thread. A convolution reads input pixels after other tiles have
+ * stored outputs, so for it any overlap is refused. Conservative: two
+ * disjoint interleaved views of one buffer count as overlapping. */
+static int overlaps_input(PyArrayObject *out, PyArrayObject *input, int alias_ok)
+{
+    char *olo, *ohi, *ilo, *ihi;
+    byte_extent(out, &olo, &ohi);
+    byte_extent(input, &ilo, &ihi);
+    if (olo >= ihi || ilo >= ohi)
+        return 0;
+    if (alias_ok && PyArray_BYTES(out) == PyArray_BYTES(input) &&
+        PyArray_NDIM(out) == PyArray_NDIM(input)) {
+        int same = 1;
+        for (int i = 0; same && i < PyArray_NDIM(out); i++)
+            same = PyArray_DIMS(out)[i] == PyArray_DIMS(input)[i] &&
+                   PyArray_STRIDES(out)[i] == PyArray_STRIDES(input)[i];
+        if (same)
+            return 0;
+    }
+    return 1;
+}
+
+/* "[1, 3, 100, 100]": torch prints tensor sizes this way in its errors. */
+static PyObject *shape_string(PyArrayObject *arr)
+{
+    PyObject *parts = PyList_New(PyArray_NDIM(arr));
+    if (parts == NULL) return NULL;
+    for (int i = 0; i < PyArray_NDIM(arr); i++) {
+        PyObject *s = PyUnicode_FromFormat("%zd", (Py_ssize_t)PyArray_DIMS(arr)[i]);
+        if (s == NULL) { Py_DECREF(parts); return NULL; }
+        PyList_SET_ITEM(parts, i, s);
+    }
+    PyObject *sep = PyUnicode_FromString(", ");
+    PyObject *joined = sep ? PyUnicode_Join(sep, parts) : NULL;
+    Py_XDECREF(sep);
+    Py_DECREF(parts);
+    if (joined == NULL) return NULL;
+    PyObject *result = PyUnicode_FromFormat("[%U]", joined);
+    Py_DECREF(joined);
+    return result;
+}
+
+PyArrayObject *sb_glue_out_array(PyObject *out, const char *layer, int ndim,
+                                 const int64_t *dims, int fmap_ok, PyArrayObject *input,
+                                 int alias_ok)
+{
+    if (!PyArray_Check(out)) {
+        PyErr_Format(PyExc_TypeError, "%s: out must be a numpy.ndarray", layer);
+        return NULL;
+    }
+    PyArrayObject *arr = (PyArrayObject *)out;
+    int layout_ok = PyArray_IS_C_CONTIGUOUS(arr) || (fmap_ok && has_fmap_layout(arr));
+    if (PyArray_TYPE(arr) != NPY_FLOAT32 || !PyArray_ISALIGNED(arr) ||
+        !PyArray_ISNOTSWAPPED(arr) || !layout_ok) {
+        PyErr_Format(PyExc_ValueError,
+                     "%s: out must be an aligned native float32 array whose images "
+                     "are contiguous", layer);
+        return NULL;
+    }
+    if (!PyArray_ISWRITEABLE(arr)) {
+        PyErr_Format(PyExc_ValueError, "%s: out array is read-only", layer);
+        return NULL;
+    }
+    int same = PyArray_NDIM(arr) == ndim;
+    for (int i = 0; same && i < ndim; i++) same = PyArray_DIMS(arr)[i] == dims[i];
+    if (!same) {
+        PyObject *shape = shape_string(arr);
+        if (shape != NULL) {
+            PyErr_Format(PyExc_ValueError, "%s: out has shape %U, which is not the "
+                         "shape of the result", layer, shape);
+            Py_DECREF(shape);
+        }
+        return NULL;
+    }
+    if (overlaps_input(arr, input, alias_ok)) {
+        PyErr_Format(PyExc_ValueError, "%s: out overlaps the input%s", layer,
+                     alias_ok ? " (other than being the very same array)" : "");
+        return NULL;
+    }
+    Py_INCREF(out);
+    return arr;
+}
+
+int sb_glue_is_packed(PyObject *obj)
+{
+    if (!PyArray_Check(obj))
+        return 0;
+    PyArrayObject *arr = (PyArrayObject *)obj;
+    return PyArray_TYPE(arr) == NPY_FLOAT32 && PyArray_ISNOTSWAPPED(arr) &&
+           PyArray_ISALIGNED(arr) && PyArray_IS_C_CONTIGUOUS(arr);
+}
+
+/* ------------------------------------------------------------------ */
+/* Scratch memory. Operator workspaces (staged inputs, tile sums) are   */
+/* often hundreds of KiB: a fresh malloc of that size is an mmap, and   */
+/* touching its pages again costs tens of microseconds per call -- a    */
+/* tenth of a small convolution. One arena is kept and reused; it grows */
+/* to the largest workspace seen. Taken and given back with the GIL     */
+/* held, so a second Python thread calling in meanwhile (the operator   */
+/* runs without the GIL) simply gets a malloc of its own.               */
+/* ------------------------------------------------------------------ */
+static void *g_arena = NULL;
+static size_t g_arena_bytes = 0;
+static int g_arena_busy = 0;
+
+/* The arena keeps at most this much between calls (64 MiB: the largest
+ * workspace of the demos at batch 8 x 224 x 224 is about 13 MB); a larger
+ * one, from an unusually large call, is given back to the system at once
+ * rather than held for the life of the process. */
+#define SCRATCH_KEEP_BYTES ((size_t)64 << 20)
+
+int sb_glue_scratch_take(sb_scratch *s, size_t bytes)
+{
+    s->ptr = NULL;
+    s->from_arena = 0;
+    if (bytes > (size_t)PY_SSIZE_T_MAX) {
+        PyErr_NoMemory(); /* more bytes than this address space has */
+        return -1;
+    }
+    size_t want = bytes > 0 ? bytes : 1;
+    if (!g_arena_busy) {
+        if (g_arena_bytes < want) {
+            PyMem_RawFree(g_arena);
+            g_arena = PyMem_RawMalloc(want);
+            g_arena_bytes = g_arena != NULL ? want : 0;
+        }
+        if (g_arena != NULL) {
+            g_arena_busy = 1;
+            s->ptr = g_arena;
+            s->from_arena = 1;
+            return 0;
+        }
+    }
+    s->ptr = PyMem_RawMalloc(want);
+    if (s->ptr == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    return 0;
+}
+
+void sb_glue_scratch_give(sb_scratch *s)
+{
+    if (s->ptr == NULL)
+        return;
+    if (!s->from_arena) {
+        PyMem_RawFree(s->ptr);
+    } else {
+        if (g_arena_bytes > SCRATCH_KEEP_BYTES) {
+            PyMem_RawFree(g_arena);
+            g_arena = NULL;
+            g_arena_bytes = 0;
+        }
+        g_arena_busy = 0;
+    }
+    s->ptr = NULL;
+}

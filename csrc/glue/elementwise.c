@@ -1,0 +1,171 @@
+/*
+ * elementwise.c -- the glue of the element-wise operators: _C.relu,
+ * _C.sigmoid, _C.add_relu and _C.channel_scale (csrc/ops/elementwise.c).
+ */
+#include "glue.h"
+
+static PyObject *unary(PyObject *args, PyObject *kwargs, sb_unary_kind kind)
+{
+    static char *keywords[] = {"layer", "input", "out", NULL};
+    const char *layer;
+    PyObject *input_obj, *out_obj = Py_None;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "sO|O", keywords, &layer, &input_obj,
+                                     &out_obj))
+        return NULL;
+    PyArrayObject *input = sb_glue_as_float_array(input_obj, layer, "input", 0);
+    if (input == NULL)
+        return NULL;
+    sb_tensor t_input, t_out;
+    sb_glue_tensor_of(&t_input, input);
+    sb_unary_args a = {&t_input, kind};
+    sb_elementwise_plan plan;
+    sb_error err;
+    PyArrayObject *out = NULL;
+    if (sb_op_unary_plan(&plan, &a, &err) != SB_OK)
+        sb_glue_raise(&err, layer);
+    else if (out_obj != Py_None)
+        out = sb_glue_out_array(out_obj, layer, t_input.ndim, t_input.dims, 0, input, 1);
+    else
+        out = sb_glue_new_array(t_input.ndim, t_input.dims);
+    if (out != NULL) {
+        sb_glue_tensor_of(&t_out, out);
+        sb_status status;
+        Py_BEGIN_ALLOW_THREADS
+        status = sb_op_unary_run(&plan, &a, &t_out, NULL);
+        Py_END_ALLOW_THREADS
+        if (status != SB_OK) {
+            Py_CLEAR(out);
+            sb_glue_raise_status(status, layer);
+        }
+    }
+    Py_DECREF(input);
+    return (PyObject *)out;
+}
+
+PyDoc_STRVAR(relu_doc,
+"relu(layer, input, out=None)\n--\n\n"
+"torch.relu: max(x, 0), NaN stays NaN. layer: the name errors start with.\n"
+"out: a writable C-contiguous float32 array of the input's shape to write (may\n"
+"be the input itself: inplace=True).");
+
+static PyObject *py_relu(PyObject *self, PyObject *args, PyObject *kwargs)
+{
+    return unary(args, kwargs, SB_UNARY_RELU);
+}
+
+PyDoc_STRVAR(sigmoid_doc,
+"sigmoid(layer, input, out=None)\n--\n\n"
+"torch.sigmoid: 1 / (1 + exp(-x)). layer: the name errors start with.\n"
+"out: as relu's.");
+
+static PyObject *py_sigmoid(PyObject *self, PyObject *args, PyObject *kwargs)
+{
+    return unary(args, kwargs, SB_UNARY_SIGMOID);
+}
+
+/* Runs a binary element-wise operator's plan output: a new array of
+ * `like`'s shape. */
+typedef sb_status (*binary_run)(const sb_elementwise_plan *, const void *, const sb_tensor *);
+
+static PyObject *finish_binary(const sb_elementwise_plan *plan, const void *args,
+                               const sb_tensor *like, binary_run run, const char *layer)
+{
+    PyArrayObject *out = sb_glue_new_array(like->ndim, like->dims);
+    if (out == NULL)
+        return NULL;
+    sb_tensor t_out;
+    sb_glue_tensor_of(&t_out, out);
+    sb_status status;
+    Py_BEGIN_ALLOW_THREADS
+    status = run(plan, args, &t_out);
+    Py_END_ALLOW_THREADS
+    if (status != SB_OK) {
+        Py_DECREF(out);
+        return sb_glue_raise_status(status, layer);
+    }
+    return (PyObject *)out;
+}
+
+static sb_status add_relu_run(const sb_elementwise_plan *plan, const void *args,
+                              const sb_tensor *out)
+{
+    return sb_op_add_relu_run(plan, args, out, NULL);
+}
+
+static sb_status channel_scale_run(const sb_elementwise_plan *plan, const void *args,
+                                   const sb_tensor *out)
+{
+    return sb_op_channel_scale_run(plan, args, out, NULL);
+}
+
+PyDoc_STRVAR(add_relu_doc,
+"add_relu(layer, a, b)\n--\n\n"
+"relu(a + b) for two arrays of one shape (ResidualBlock's \"out + residual,\n"
+"then relu\"). layer: the name errors start with.");
+
+static PyObject *py_add_relu(PyObject *self, PyObject *args, PyObject *kwargs)
+{
+    static char *keywords[] = {"layer", "a", "b", NULL};
+    const char *layer;
+    PyObject *a_obj, *b_obj;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "sOO", keywords, &layer, &a_obj, &b_obj))
+        return NULL;
+    PyObject *result = NULL;
+    PyArrayObject *a = sb_glue_as_float_array(a_obj, layer, "input", 0), *b = NULL;
+    if (a != NULL && (b = sb_glue_as_float_array(b_obj, layer, "residual", 0)) != NULL) {
+        sb_tensor ta, tb;
+        sb_glue_tensor_of(&ta, a);
+        sb_glue_tensor_of(&tb, b);
+        sb_add_relu_args op = {&ta, &tb};
+        sb_elementwise_plan plan;
+        sb_error err;
+        result = sb_op_add_relu_plan(&plan, &op, &err) != SB_OK
+                     ? sb_glue_raise(&err, layer)
+                     : finish_binary(&plan, &op, &ta, add_relu_run, layer);
+    }
+    Py_XDECREF(a);
+    Py_XDECREF(b);
+    return result;
+}
+
+PyDoc_STRVAR(channel_scale_doc,
+"channel_scale(layer, input, scale)\n--\n\n"
+"input (N, C, H, W) times scale (N * C values) broadcast over H and W:\n"
+"SEAttention's x * y.expand_as(x). layer: the name errors start with.");
+
+static PyObject *py_channel_scale(PyObject *self, PyObject *args, PyObject *kwargs)
+{
+    static char *keywords[] = {"layer", "input", "scale", NULL};
+    const char *layer;
+    PyObject *input_obj, *scale_obj;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "sOO", keywords, &layer, &input_obj,
+                                     &scale_obj))
+        return NULL;
+    PyObject *result = NULL;
+    PyArrayObject *input = sb_glue_as_float_array(input_obj, layer, "input", 1), *scale = NULL;
+    if (input != NULL &&
+        (scale = sb_glue_as_float_array(scale_obj, layer, "scale", 0)) != NULL) {
+        sb_tensor tx, ts;
+        sb_glue_tensor_of(&tx, input);
+        sb_glue_tensor_of(&ts, scale);
+        sb_channel_scale_args op = {&tx, &ts};
+        sb_elementwise_plan plan;
+        sb_error err;
+        result = sb_op_channel_scale_plan(&plan, &op, &err) != SB_OK
+                     ? sb_glue_raise(&err, layer)
+                     : finish_binary(&plan, &op, &tx, channel_scale_run, layer);
+    }
+    Py_XDECREF(input);
+    Py_XDECREF(scale);
+    return result;
+}
+
+PyMethodDef sb_glue_elementwise_methods[] = {
+    {"relu", (PyCFunction)(void (*)(void))py_relu, METH_VARARGS | METH_KEYWORDS, relu_doc},
+    {"sigmoid", (PyCFunction)(void (*)(void))py_sigmoid, METH_VARARGS | METH_KEYWORDS,
+     sigmoid_doc},
+    {"add_relu", (PyCFunction)(void (*)(void))py_add_relu, METH_VARARGS | METH_KEYWORDS,
+     add_relu_doc},
+    {"channel_scale", (PyCFunction)(void (*)(void))py_channel_scale,
+     METH_VARARGS | METH_KEYWORDS, channel_scale_doc},
+    {NULL, NULL, 0, NULL}};

@@ -1,0 +1,214 @@
+/*
+ * errors.c -- the one table of skipblocks' error messages: each check of
+ * the operator tier (sb_error_code) with the exception torch raises for it
+ * and torch's wording, prefixed by the skipblocks layer's name.
+ *
+ * In a message, {0}..{11} print err->value[i], {s0} and {s1} the shapes
+ * err->dims[0] and [1] as torch prints sizes ("[1, 3, 100, 100]"), {a} the
+ * argument err->arg, {f} err->real as Python's repr of a float.
+ */
+#include "glue.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct {
+    sb_error_code code;
+    int type; /* 0 RuntimeError, 1 ValueError, 2 TypeError */
+    const char *format;
+} message;
+
+enum { RUNTIME = 0, VALUE = 1, TYPE = 2 };
+
+static const message messages[] = {
+    {SB_E_DTYPE, TYPE, "an array's dtype has no kernel; skipblocks computes in float32"},
+    {SB_E_LAYOUT, VALUE, "{a} is not laid out as the kernels read it"},
+    {SB_E_NUMEL, RUNTIME, "{a} should contain {0} elements not {1}"},
+    {SB_E_SAME_SHAPE, RUNTIME, "{a} has size {s1}, but it must have the size {s0}"},
+    {SB_E_PAIRED, VALUE, "{a} go together"},
+    {SB_E_PACKED, VALUE, "packed weights do not match the weight shape (repack them)"},
+    /* conv2d: torch's ConvUtils.h and Convolution.cpp */
+    {SB_E_CONV_INPUT_NDIM, RUNTIME,
+     "Expected 3D (unbatched) or 4D (batched) input to conv2d, but got input of size: {s0}"},
+    {SB_E_CONV_WEIGHT_NDIM, RUNTIME,
+     "weight should be 4-D (out_channels, in_channels/groups, kH, kW), but got weight of "
+     "size {s0}"},
+    {SB_E_CONV_GROUPS, RUNTIME, "non-positive groups is not supported"},
+    {SB_E_CONV_STRIDE, RUNTIME, "non-positive stride is not supported"},
+    {SB_E_CONV_PADDING, RUNTIME, "negative padding is not supported"},
+    {SB_E_CONV_DILATION, RUNTIME, "dilation should be greater than zero"},
+    {SB_E_CONV_KERNEL_SIZE, RUNTIME,
+     "kernel size should be greater than zero, but got kernel_height: {0} kernel_width: {1}"},
+    {SB_E_CONV_PARAM_MAX, VALUE,
+     "stride ({0}, {1}), padding ({2}, {3}), dilation ({4}, {5}) and kernel size ({6}, {7}) "
+     "must each be at most {8}"},
+    {SB_E_CONV_GROUPS_DIVIDE, RUNTIME,
+     "Given groups={0}, expected weight to be divisible by {0} at dimension 0, but got "
+     "weight of size {s0} instead"},
+    {SB_E_CONV_NO_OUT_CHANNELS, RUNTIME,
+     "Given groups={0}, expected weight to be at least 1 at dimension 0, but got weight of "
+     "size {s0} instead"},
+    {SB_E_CONV_CHANNELS, RUNTIME,
+     "Given groups={0}, weight of size {s0}, expected input{s1} to have {1} channels, but "
+     "got {2} channels instead"},
+    {SB_E_CONV_BIAS, RUNTIME,
+     "Given weight of size {s0}, expected bias to be 1-dimensional with {0} elements, but "
+     "got bias of size {s1} instead"},
+    {SB_E_CONV_TOO_SMALL, RUNTIME,
+     "Calculated padded input size per channel: ({0} x {1}). Kernel size: ({2} x {3}). "
+     "Kernel size can't be greater than actual input size"},
+    {SB_E_CONV_EMPTY_PLANE, RUNTIME,
+     "Only zero batch or zero channel inputs are supported, but got input shape: {s0}"},
+    {SB_E_CONV_RESIDUAL, RUNTIME,
+     "the residual has size {s0}, but the convolution's output is [{0}, {1}, {2}, {3}]"},
+    {SB_E_CONV_REFERENCE_FUSED, VALUE, "the reference kernel takes no fusion"},
+    {SB_E_CONV_FUSED_TOO_LARGE, VALUE,
+     "stride ({0}, {1}), padding ({2}, {3}) and dilation ({4}, {5}) make the fused "
+     "convolution's workspace too large"},
+    {SB_E_CONV_PADDING_EXTRA, VALUE,
+     "padding_extra must be non-negative and cannot go with an input transform"},
+    {SB_E_CONV_PACK_WEIGHT, RUNTIME,
+     "cannot pack a weight of size {s0} with groups={0}: it must be 4-D with out_channels "
+     "divisible by groups"},
+    {SB_E_CONV_OUT_UNBATCHED, VALUE, "out= needs a 4-D (batched) input"},
+    /* batch_norm: torch.nn.functional.batch_norm and Normalization.cpp */
+    {SB_E_BN_EPS_TRAIN, VALUE, "batch_norm eps must be positive during training, but got {f}"},
+    {SB_E_BN_EPS, VALUE, "batch_norm eps must be non-negative, but got {f}"},
+    {SB_E_BN_INPUT_NDIM, VALUE, "expected at least 2D input (got {0}D input of size {s0})"},
+    {SB_E_BN_RUNNING_PAIR, VALUE,
+     "running_mean and running_var must both be given or both be None"},
+    {SB_E_BN_EVAL_NO_RUNNING, RUNTIME,
+     "running_mean and running_var must be defined in evaluation mode"},
+    {SB_E_BN_ONE_VALUE, VALUE,
+     "Expected more than 1 value per channel when training, got input size {s0}"},
+    {SB_E_BN_RESIDUAL, RUNTIME, "the residual must have the shape of the 4-D input"},
+    /* pooling: torch's Pool.h and AdaptiveAveragePooling.cpp */
+    {SB_E_POOL_INPUT_NDIM, RUNTIME, "non-empty 3D or 4D (batch mode) tensor expected for input"},
+    {SB_E_POOL_EMPTY, RUNTIME,
+     "Expected 3D or 4D (batch mode) tensor with optional 0 dim batch size for input, but "
+     "got:{s0}"},
+    {SB_E_POOL_INT_OVERFLOW, RUNTIME,
+     "value cannot be converted to type int without overflow (kernel_size ({0}, {1}), "
+     "stride ({2}, {3}), padding ({4}, {5}), dilation ({6}, {7}))"},
+    {SB_E_POOL_STRIDE_ZERO, RUNTIME, "stride should not be zero"},
+    {SB_E_POOL_PAD_NEGATIVE, RUNTIME, "pad must be non-negative, but got pad: {0}"},
+    {SB_E_POOL_PAD_EFFECTIVE, RUNTIME,
+     "pad should be at most half of effective kernel size, but got pad={0}, kernel_size={1} "
+     "and dilation={2}"},
+    {SB_E_POOL_KERNEL, RUNTIME,
+     "kernel size should be greater than zero, but got kH: {0} kW: {1}"},
+    {SB_E_POOL_STRIDE, RUNTIME, "stride should be greater than zero, but got dH: {0} dW: {1}"},
+    {SB_E_POOL_DILATION, RUNTIME,
+     "dilation should be greater than zero, but got dilationH: {0} dilationW: {1}"},
+    {SB_E_POOL_PAD_HALF, RUNTIME,
+     "pad should be smaller than or equal to half of kernel size, but got padW = {0}, "
+     "padH = {1}, kW = {2}, kH = {3}"},
+    {SB_E_POOL_TOO_SMALL, RUNTIME,
+     "Given input size: ({0}x{1}x{2}). Calculated output size: ({3}x{4}x{5}). Output size "
+     "is too small"},
+    {SB_E_ADAPTIVE_NDIM, RUNTIME, "adaptive_avg_pool2d(): Expected 3D or 4D tensor, but got {s0}"},
+    {SB_E_ADAPTIVE_EMPTY, RUNTIME,
+     "adaptive_avg_pool2d(): Expected input to have non-zero size for non-batch dimensions, "
+     "but input has sizes {s0} with dimension {0} being empty"},
+    {SB_E_ADAPTIVE_NEGATIVE, RUNTIME,
+     "adaptive_avg_pool2d(): output_size must be non-negative, got ({0}, {1})"},
+    /* element-wise */
+    {SB_E_ADD_SHAPES, RUNTIME,
+     "the output of the convolutions, of size {s0}, and the residual, of size {s1}, must "
+     "have the same size"},
+    {SB_E_CHANNEL_SCALE, RUNTIME,
+     "channel_scale needs a 4-D input and one scale per (image, channel)"},
+    /* linear: torch's addmm */
+    {SB_E_LINEAR_WEIGHT_NDIM, RUNTIME,
+     "weight should be 2-D (out_features, in_features), but got weight of size {s0}"},
+    {SB_E_LINEAR_INPUT_NDIM, RUNTIME, "input must have at least 1 dimension, got a 0-d array"},
+    {SB_E_LINEAR_SHAPES, RUNTIME,
+     "mat1 and mat2 shapes cannot be multiplied ({0}x{1} and {2}x{3})"},
+    {SB_E_LINEAR_PACK_WEIGHT, RUNTIME, "cannot pack a weight of size {s0}: it must be 2-D"},
+    /* SEAttention */
+    {SB_E_SE_INPUT_NDIM, VALUE, "expected a 4-D (N, C, H, W) input, got size {s0}"},
+    {SB_E_SE_HIDDEN, VALUE, "hidden features must be >= 0, got {0}"},
+    {SB_E_SE_PACKED, VALUE,
+     "packed fc weights do not match {0} channels and {1} hidden features"},
+};
+
+/* Appends printf-formatted text to buf (of cap bytes) at *len. */
+static void append(char *buf, size_t cap, size_t *len, const char *fmt, ...)
+{
+    if (*len >= cap)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(buf + *len, cap - *len, fmt, ap);
+    va_end(ap);
+    if (n > 0)
+        *len = *len + (size_t)n < cap ? *len + (size_t)n : cap - 1;
+}
+
+static void append_shape(char *buf, size_t cap, size_t *len, const sb_error *err, int slot)
+{
+    append(buf, cap, len, "[");
+    for (int i = 0; i < err->ndim[slot]; i++)
+        append(buf, cap, len, i ? ", %lld" : "%lld", (long long)err->dims[slot][i]);
+    append(buf, cap, len, "]");
+}
+
+PyObject *sb_glue_raise(const sb_error *err, const char *layer)
+{
+    const message *m = NULL;
+    for (size_t i = 0; i < sizeof messages / sizeof messages[0]; i++)
+        if (messages[i].code == err->code)
+            m = &messages[i];
+    if (m == NULL) {
+        PyErr_Format(PyExc_RuntimeError, "%s: check %d failed (no message for it: a "
+                     "skipblocks bug, please report it)", layer, (int)err->code);
+        return NULL;
+    }
+    char buf[4096];
+    size_t len = 0;
+    buf[0] = '\0';
+    append(buf, sizeof buf, &len, "%s: ", err->layer != NULL ? err->layer : layer);
+    for (const char *p = m->format; *p != '\0'; p++) {
+        if (*p != '{') {
+            append(buf, sizeof buf, &len, "%c", *p);
+            continue;
+        }
+        const char *close = strchr(p, '}');
+        if (close == NULL) {
+            append(buf, sizeof buf, &len, "%s", p);
+            break;
+        }
+        if (p[1] == 's') {
+            append_shape(buf, sizeof buf, &len, err, p[2] == '1');
+        } else if (p[1] == 'a') {
+            append(buf, sizeof buf, &len, "%s", err->arg != NULL ? err->arg : "argument");
+        } else if (p[1] == 'f') {
+            PyObject *value = PyFloat_FromDouble(err->real);
+            PyObject *text = value ? PyObject_Repr(value) : NULL;
+            const char *utf8 = text ? PyUnicode_AsUTF8(text) : NULL;
+            append(buf, sizeof buf, &len, "%s", utf8 != NULL ? utf8 : "?");
+            Py_XDECREF(text);
+            Py_XDECREF(value);
+            PyErr_Clear();
+        } else {
+            int index = atoi(p + 1);
+            if (index >= 0 && index < SB_ERROR_VALUES)
+                append(buf, sizeof buf, &len, "%lld", (long long)err->value[index]);
+        }
+        p = close;
+    }
+    PyObject *types[3] = {PyExc_RuntimeError, PyExc_ValueError, PyExc_TypeError};
+    PyErr_SetString(types[m->type], buf);
+    return NULL;
+}
+
+PyObject *sb_glue_raise_status(sb_status status, const char *layer)
+{
+    PyErr_Format(PyExc_RuntimeError,
+                 "%s: kernel failed with status %d (%s); the shapes passed the "
+                 "checks, so this is a skipblocks bug: please report it",
+                 layer, (int)status, sb_status_string(status));
+    return NULL;
+}

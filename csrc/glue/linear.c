@@ -1,0 +1,127 @@
+/*
+ * linear.c -- the glue of the Linear operator: _C.linear and _C.linear_pack
+ * (csrc/ops/linear.c).
+ */
+#include "glue.h"
+
+PyDoc_STRVAR(linear_doc,
+"linear(layer, input, weight, bias, reference=False, packed=None)\n--\n\n"
+"torch.nn.functional.linear: input (..., in_features) -> (..., out_features).\n\n"
+"layer: the name errors start with. weight: (out_features, in_features).\n"
+"bias: (out_features,) or None. reference: the reference loop (tests).\n"
+"packed: weights and bias from linear_pack (the packed-GEMM fast path).");
+
+static PyObject *py_linear(PyObject *self, PyObject *args, PyObject *kwargs)
+{
+    static char *keywords[] = {"layer", "input", "weight", "bias", "reference", "packed",
+                               NULL};
+    const char *layer;
+    PyObject *input_obj, *weight_obj, *bias_obj, *packed_obj = Py_None;
+    int reference = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "sOOO|pO", keywords, &layer, &input_obj,
+                                     &weight_obj, &bias_obj, &reference, &packed_obj))
+        return NULL;
+    PyArrayObject *input = NULL, *weight = NULL, *bias = NULL, *out = NULL;
+    PyObject *result = NULL;
+    sb_scratch scratch = {NULL, 0};
+    sb_error err;
+    memset(&err, 0, sizeof err);
+    if ((weight = sb_glue_as_float_array(weight_obj, layer, "weight", 0)) == NULL ||
+        sb_glue_as_optional(bias_obj, layer, "bias", 0, &bias) < 0 ||
+        (input = sb_glue_as_float_array(input_obj, layer, "input", 0)) == NULL)
+        goto done;
+    sb_tensor t_input, t_weight, t_bias, t_out;
+    sb_glue_tensor_of(&t_input, input);
+    sb_glue_tensor_of(&t_weight, weight);
+    if (bias != NULL)
+        sb_glue_tensor_of(&t_bias, bias);
+    sb_linear_args a = {&t_input, &t_weight, bias ? &t_bias : NULL, NULL, 0, reference,
+                        sb_get_num_threads()};
+    if (packed_obj != Py_None) {
+        if (!sb_glue_is_packed(packed_obj)) {
+            err.code = SB_E_PACKED;
+            sb_glue_raise(&err, layer);
+            goto done;
+        }
+        a.packed = PyArray_DATA((PyArrayObject *)packed_obj);
+        a.packed_numel = PyArray_SIZE((PyArrayObject *)packed_obj);
+    }
+    sb_linear_plan plan;
+    if (sb_op_linear_plan(&plan, &a, &err) != SB_OK) {
+        sb_glue_raise(&err, layer);
+        goto done;
+    }
+    out = sb_glue_new_array(plan.out_ndim, plan.out_dims);
+    if (out == NULL || sb_glue_scratch_take(&scratch, plan.workspace_bytes) < 0)
+        goto done;
+    sb_glue_tensor_of(&t_out, out);
+    sb_status status;
+    Py_BEGIN_ALLOW_THREADS
+    status = sb_op_linear_run(&plan, &a, &t_out, scratch.ptr);
+    Py_END_ALLOW_THREADS
+    if (status != SB_OK) {
+        sb_glue_raise_status(status, layer);
+        goto done;
+    }
+    result = (PyObject *)out;
+    out = NULL;
+done:
+    sb_glue_scratch_give(&scratch);
+    Py_XDECREF(input); Py_XDECREF(weight); Py_XDECREF(bias); Py_XDECREF(out);
+    return result;
+}
+
+PyDoc_STRVAR(linear_pack_doc,
+"linear_pack(layer, weight, bias) -> 1-D float32 array\n--\n\n"
+"Packs weight (out_features, in_features) and bias ((out_features,) or None)\n"
+"once, for linear(packed=...) and se_attention.");
+
+static PyObject *py_linear_pack(PyObject *self, PyObject *args, PyObject *kwargs)
+{
+    static char *keywords[] = {"layer", "weight", "bias", NULL};
+    const char *layer;
+    PyObject *weight_obj, *bias_obj;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "sOO", keywords, &layer, &weight_obj,
+                                     &bias_obj))
+        return NULL;
+    PyArrayObject *weight = NULL, *bias = NULL, *packed = NULL;
+    PyObject *result = NULL;
+    sb_error err;
+    if ((weight = sb_glue_as_float_array(weight_obj, layer, "weight", 0)) == NULL ||
+        sb_glue_as_optional(bias_obj, layer, "bias", 0, &bias) < 0)
+        goto done;
+    sb_tensor t_weight, t_bias;
+    sb_glue_tensor_of(&t_weight, weight);
+    if (bias != NULL)
+        sb_glue_tensor_of(&t_bias, bias);
+    sb_linear_pack_args a = {&t_weight, bias ? &t_bias : NULL};
+    sb_linear_pack_plan plan;
+    if (sb_op_linear_pack_plan(&plan, &a, &err) != SB_OK) {
+        sb_glue_raise(&err, layer);
+        goto done;
+    }
+    packed = sb_glue_new_array(1, &plan.packed_numel);
+    if (packed == NULL)
+        goto done;
+    void *packed_data = PyArray_DATA(packed);
+    sb_status status;
+    Py_BEGIN_ALLOW_THREADS
+    status = sb_op_linear_pack_run(&plan, &a, packed_data, NULL);
+    Py_END_ALLOW_THREADS
+    if (status != SB_OK) {
+        sb_glue_raise_status(status, layer);
+        goto done;
+    }
+    result = (PyObject *)packed;
+    packed = NULL;
+done:
+    Py_XDECREF(weight); Py_XDECREF(bias); Py_XDECREF(packed);
+    return result;
+}
+
+PyMethodDef sb_glue_linear_methods[] = {
+    {"linear", (PyCFunction)(void (*)(void))py_linear, METH_VARARGS | METH_KEYWORDS,
+     linear_doc},
+    {"linear_pack", (PyCFunction)(void (*)(void))py_linear_pack, METH_VARARGS | METH_KEYWORDS,
+     linear_pack_doc},
+    {NULL, NULL, 0, NULL}};

@@ -1,0 +1,114 @@
+/*
+ * pool.c -- the glue of the pooling operators: _C.max_pool2d and
+ * _C.adaptive_avg_pool2d (csrc/ops/pool.c).
+ */
+#include "glue.h"
+
+/* Allocates the plan's output, runs `run` on it without the GIL, and
+ * returns it (or NULL with the exception set). */
+typedef sb_status (*pool_run)(const sb_pool2d_plan *, const void *, const sb_tensor *,
+                              void *);
+
+static PyObject *run_pool(const sb_pool2d_plan *plan, const void *args, pool_run run,
+                          const char *layer)
+{
+    PyArrayObject *out = sb_glue_new_array(plan->out_ndim, plan->out_dims);
+    if (out == NULL)
+        return NULL;
+    sb_tensor t_out;
+    sb_glue_tensor_of(&t_out, out);
+    sb_status status;
+    Py_BEGIN_ALLOW_THREADS
+    status = run(plan, args, &t_out, NULL);
+    Py_END_ALLOW_THREADS
+    if (status != SB_OK) {
+        Py_DECREF(out);
+        return sb_glue_raise_status(status, layer);
+    }
+    return (PyObject *)out;
+}
+
+static sb_status max_pool_run(const sb_pool2d_plan *plan, const void *args,
+                              const sb_tensor *out, void *workspace)
+{
+    return sb_op_max_pool2d_run(plan, args, out, workspace);
+}
+
+static sb_status adaptive_run(const sb_pool2d_plan *plan, const void *args,
+                              const sb_tensor *out, void *workspace)
+{
+    return sb_op_adaptive_avg_pool2d_run(plan, args, out, workspace);
+}
+
+PyDoc_STRVAR(max_pool2d_doc,
+"max_pool2d(layer, input, kernel_size, stride, padding, dilation, ceil_mode)\n"
+"--\n\n"
+"torch.nn.functional.max_pool2d: padding counts as -inf, NaN propagates.\n\n"
+"layer: the name errors start with. input: (N, C, H, W) or (C, H, W).\n"
+"kernel_size, stride, padding, dilation: pairs of ints. ceil_mode: torch's rule.");
+
+static PyObject *py_max_pool2d(PyObject *self, PyObject *args, PyObject *kwargs)
+{
+    static char *keywords[] = {"layer", "input", "kernel_size", "stride", "padding",
+                               "dilation", "ceil_mode", NULL};
+    const char *layer;
+    PyObject *input_obj;
+    Py_ssize_t kh, kw, sh, sw, ph, pw, dh, dw;
+    int ceil_mode;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "sO(nn)(nn)(nn)(nn)p", keywords, &layer,
+                                     &input_obj, &kh, &kw, &sh, &sw, &ph, &pw, &dh, &dw,
+                                     &ceil_mode))
+        return NULL;
+    PyArrayObject *input = sb_glue_as_float_array(input_obj, layer, "input", 1);
+    if (input == NULL)
+        return NULL;
+    sb_tensor t_input;
+    sb_glue_tensor_of(&t_input, input);
+    sb_max_pool2d_args a = {&t_input, {kh, kw}, {sh, sw}, {ph, pw}, {dh, dw}, ceil_mode};
+    sb_pool2d_plan plan;
+    sb_error err;
+    PyObject *result = sb_op_max_pool2d_plan(&plan, &a, &err) != SB_OK
+                           ? sb_glue_raise(&err, layer)
+                           : run_pool(&plan, &a, max_pool_run, layer);
+    Py_DECREF(input);
+    return result;
+}
+
+PyDoc_STRVAR(adaptive_avg_pool2d_doc,
+"adaptive_avg_pool2d(layer, input, output_size)\n"
+"--\n\n"
+"torch.nn.functional.adaptive_avg_pool2d: output cell (i, j) averages rows\n"
+"floor(i*H/OH) .. ceil((i+1)*H/OH)-1 and the same for columns.\n\n"
+"layer: the name errors start with. input: (N, C, H, W) or (C, H, W).\n"
+"output_size: a pair of ints (Python resolves None entries).");
+
+static PyObject *py_adaptive_avg_pool2d(PyObject *self, PyObject *args, PyObject *kwargs)
+{
+    static char *keywords[] = {"layer", "input", "output_size", NULL};
+    const char *layer;
+    PyObject *input_obj;
+    Py_ssize_t oh, ow;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "sO(nn)", keywords, &layer, &input_obj,
+                                     &oh, &ow))
+        return NULL;
+    PyArrayObject *input = sb_glue_as_float_array(input_obj, layer, "input", 1);
+    if (input == NULL)
+        return NULL;
+    sb_tensor t_input;
+    sb_glue_tensor_of(&t_input, input);
+    sb_adaptive_avg_pool2d_args a = {&t_input, {oh, ow}};
+    sb_pool2d_plan plan;
+    sb_error err;
+    PyObject *result = sb_op_adaptive_avg_pool2d_plan(&plan, &a, &err) != SB_OK
+                           ? sb_glue_raise(&err, layer)
+                           : run_pool(&plan, &a, adaptive_run, layer);
+    Py_DECREF(input);
+    return result;
+}
+
+PyMethodDef sb_glue_pool_methods[] = {
+    {"max_pool2d", (PyCFunction)(void (*)(void))py_max_pool2d, METH_VARARGS | METH_KEYWORDS,
+     max_pool2d_doc},
+    {"adaptive_avg_pool2d", (PyCFunction)(void (*)(void))py_adaptive_avg_pool2d,
+     METH_VARARGS | METH_KEYWORDS, adaptive_avg_pool2d_doc},
+    {NULL, NULL, 0, NULL}};

@@ -1,0 +1,489 @@
+/*
+ * sb_ops.h -- the operator tier of skipblocks: one entry per torch operation
+ * and per fused block, between the kernels (skipblocks.h) and the Python glue
+ * (csrc/glue/).
+ *
+ * An operator takes its arrays as sb_tensor descriptors and its parameters
+ * in one arguments struct, and is called twice:
+ *
+ *   sb_op_<op>_plan(&plan, &args, &err)   validates every argument once,
+ *       in torch's order, and sizes the call: the output's shape and the
+ *       workspace in bytes. Cheap; reads no element (data pointers may be
+ *       NULL). The glue calls it with the GIL held, allocates, then
+ *   sb_op_<op>_run(&plan, &args, out, workspace)   does the work: the kernel
+ *       sequences (BatchNorm's statistics -> running update -> fold ->
+ *       apply), the fusions (BatchNorm folded into a convolution's packed
+ *       weights, BatchNorm + ReLU applied while a convolution stages its
+ *       input, bias + residual + ReLU as tiles are stored), and the fallbacks
+ *       (the direct loop when the packed path's staging cannot be addressed).
+ *
+ * Nothing here includes Python.h, allocates, prints or aborts. A failed
+ * check returns SB_ERR_SHAPE or SB_ERR_ARGUMENT and fills the sb_error: which
+ * check failed (sb_error_code), the argument it concerns, and the numbers
+ * and shapes its message prints. csrc/glue/errors.c holds the one table that
+ * turns each code into torch's exception type and wording.
+ *
+ * Element types are named by sb_dtype and buffers are void *: a second dtype
+ * is added operator by operator, each checking the dtype its kernels exist
+ * for (today float32: any other dtype is SB_E_DTYPE).
+ *
+ * Workspaces are in bytes, in one block the caller provides (aligned as
+ * malloc returns memory); an operator lays its parts out inside it at
+ * SB_OP_ALIGN-byte boundaries.
+ */
+#ifndef SB_OPS_H
+#define SB_OPS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "skipblocks.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ------------------------------------------------------------------ */
+/* Tensors and error details                                           */
+/* ------------------------------------------------------------------ */
+
+typedef enum {
+    SB_DTYPE_F32 = 0
+} sb_dtype;
+
+/* Bytes of one element. */
+size_t sb_dtype_size(sb_dtype dtype);
+
+/* NumPy's limit on dimensions (NPY_MAXDIMS in NumPy 2). */
+#define SB_MAX_DIMS 64
+
+/* Workspace parts start at multiples of this many bytes. */
+#define SB_OP_ALIGN 64
+
+/* An array: element type, shape, and a layout in which every entry of axis 0
+ * is C-contiguous and consecutive entries are batch_stride elements apart
+ * (batch_stride >= the product of dims[1:]). A C-contiguous array has
+ * batch_stride == product of dims[1:]; a channel slice x[:, c0:c1] of a
+ * larger contiguous 4-D map has the larger map's C*H*W (how DenseBlock reads
+ * and writes slices of one preallocated output). */
+typedef struct {
+    void *data;
+    sb_dtype dtype;
+    int ndim;
+    int64_t dims[SB_MAX_DIMS];
+    int64_t batch_stride;
+} sb_tensor;
+
+/* Number of elements (product of dims). */
+int64_t sb_tensor_numel(const sb_tensor *t);
+
+/* Which check failed. Each code is one message; the glue's table
+ * (csrc/glue/errors.c) gives its exception type and torch's wording, and
+ * says which values and shapes of sb_error it prints, in order. */
+typedef enum {
+    SB_E_NONE = 0,
+    SB_E_DTYPE,                /* an array of a dtype the operator has no kernel for */
+    SB_E_LAYOUT,               /* arg: an array not in the layout sb_tensor describes */
+    SB_E_NUMEL,                /* arg: should contain v0 elements, not v1 */
+    SB_E_SAME_SHAPE,           /* arg (shape 1) must have the shape of shape 0 */
+    SB_E_PAIRED,               /* arg and its partner must be given together */
+    SB_E_PACKED,               /* packed weights do not match the weight shape */
+    /* conv2d */
+    SB_E_CONV_INPUT_NDIM,      /* shape 0: input */
+    SB_E_CONV_WEIGHT_NDIM,     /* shape 0: weight */
+    SB_E_CONV_GROUPS,
+    SB_E_CONV_STRIDE,
+    SB_E_CONV_PADDING,
+    SB_E_CONV_DILATION,
+    SB_E_CONV_KERNEL_SIZE,     /* v0, v1: kernel height, width */
+    SB_E_CONV_PARAM_MAX,       /* v0..v7: stride, padding, dilation, kernel; v8: max */
+    SB_E_CONV_GROUPS_DIVIDE,   /* v0: groups; shape 0: weight */
+    SB_E_CONV_NO_OUT_CHANNELS, /* v0: groups; shape 0: weight */
+    SB_E_CONV_CHANNELS,        /* v0: groups, v1: expected, v2: got; shapes: weight, input */
+    SB_E_CONV_BIAS,            /* v0: C_out; shapes: weight, bias */
+    SB_E_CONV_TOO_SMALL,       /* v0, v1: padded input; v2, v3: dilated kernel */
+    SB_E_CONV_EMPTY_PLANE,     /* shape 0: input */
+    SB_E_CONV_RESIDUAL,        /* shape 0: residual; v0..v3: output size */
+    SB_E_CONV_REFERENCE_FUSED, /* the reference kernel takes no fusion */
+    SB_E_CONV_FUSED_TOO_LARGE, /* v0..v5: stride, padding, dilation */
+    SB_E_CONV_PADDING_EXTRA,   /* asymmetric padding with an input transform, or < 0 */
+    SB_E_CONV_PACK_WEIGHT,     /* v0: groups; shape 0: weight */
+    SB_E_CONV_OUT_UNBATCHED,   /* out= needs a batched input */
+    /* batch_norm */
+    SB_E_BN_EPS_TRAIN,         /* real: eps */
+    SB_E_BN_EPS,               /* real: eps */
+    SB_E_BN_INPUT_NDIM,        /* v0: ndim; shape 0: input */
+    SB_E_BN_RUNNING_PAIR,
+    SB_E_BN_EVAL_NO_RUNNING,
+    SB_E_BN_ONE_VALUE,         /* shape 0: input */
+    SB_E_BN_RESIDUAL,
+    /* pooling */
+    SB_E_POOL_INPUT_NDIM,
+    SB_E_POOL_EMPTY,           /* shape 0: input */
+    SB_E_POOL_INT_OVERFLOW,    /* v0..v7: kernel, stride, padding, dilation */
+    SB_E_POOL_STRIDE_ZERO,
+    SB_E_POOL_PAD_NEGATIVE,    /* v0: pad */
+    SB_E_POOL_PAD_EFFECTIVE,   /* v0: pad, v1: kernel, v2: dilation */
+    SB_E_POOL_KERNEL,          /* v0, v1: kH, kW */
+    SB_E_POOL_STRIDE,          /* v0, v1: dH, dW */
+    SB_E_POOL_DILATION,        /* v0, v1 */
+    SB_E_POOL_PAD_HALF,        /* v0: padW, v1: padH, v2: kW, v3: kH */
+    SB_E_POOL_TOO_SMALL,       /* v0..v2: input C, H, W; v3..v5: output C, H, W */
+    SB_E_ADAPTIVE_NDIM,        /* shape 0: input */
+    SB_E_ADAPTIVE_EMPTY,       /* shape 0: input; v0: the empty dimension */
+    SB_E_ADAPTIVE_NEGATIVE,    /* v0, v1: output size */
+    /* element-wise */
+    SB_E_ADD_SHAPES,           /* shapes: the two operands */
+    SB_E_CHANNEL_SCALE,
+    /* linear */
+    SB_E_LINEAR_WEIGHT_NDIM,   /* shape 0: weight */
+    SB_E_LINEAR_INPUT_NDIM,
+    SB_E_LINEAR_SHAPES,        /* v0..v3: rows x in, in_features x out_features */
+    SB_E_LINEAR_PACK_WEIGHT,   /* shape 0: weight */
+    /* SEAttention */
+    SB_E_SE_INPUT_NDIM,        /* shape 0: input */
+    SB_E_SE_HIDDEN,            /* v0: hidden */
+    SB_E_SE_PACKED,            /* v0: channels, v1: hidden */
+    SB_E_COUNT
+} sb_error_code;
+
+#define SB_ERROR_VALUES 12
+
+typedef struct {
+    sb_error_code code;
+    const char *arg;   /* the argument concerned ("weight", "running_mean", ...) or NULL */
+    const char *layer; /* set by a fused block's operator: the part that failed
+                        * ("Conv2d", "BatchNorm2d"); NULL: the caller's layer */
+    int64_t value[SB_ERROR_VALUES];
+    double real;
+    int ndim[2];
+    int64_t dims[2][SB_MAX_DIMS];
+} sb_error;
+
+/* ------------------------------------------------------------------ */
+/* Conv2d -- torch.nn.functional.conv2d, and its fusions               */
+/* ------------------------------------------------------------------ */
+
+typedef struct {
+    const sb_tensor *input;   /* (N, C_in, H, W) or (C_in, H, W) */
+    const sb_tensor *weight;  /* (C_out, C_in/G, KH, KW) */
+    const sb_tensor *bias;    /* (C_out) or NULL */
+    int64_t stride[2], padding[2], dilation[2], groups;
+    /* Zeros added after the input (bottom, right) besides `padding`: torch's
+     * padding='same' puts the odd one of an even total there. */
+    int64_t padding_extra[2];
+    /* Weights packed by sb_op_conv2d_pack (the layer's cache; they hold the
+     * bias, and may hold a folded BatchNorm), packed_numel elements; NULL:
+     * weight and bias are packed for this call, in the workspace. */
+    const void *packed;
+    int64_t packed_numel;
+    /* Fusion (see sb_conv2d_fusion): in_scale/in_shift (C_in each, or NULL)
+     * and in_relu transform the input; residual (the output's shape, or
+     * NULL) and out_relu form the epilogue. */
+    const sb_tensor *in_scale, *in_shift;
+    int in_relu;
+    const sb_tensor *residual;
+    int out_relu;
+    int reference;   /* the direct reference loop (tests); takes no fusion */
+    int num_threads;
+} sb_conv2d_args;
+
+typedef struct {
+    int out_ndim;        /* 3 for an unbatched input, else 4 */
+    int64_t out_dims[4];
+    size_t workspace_bytes;
+    /* the operator's own */
+    int direct;
+    sb_conv2d_params params;
+    sb_fmap in_map, out_map, staged_map;
+    size_t packed_offset, staged_offset, kernel_offset;
+    int64_t packed_numel;
+} sb_conv2d_plan;
+
+sb_status sb_op_conv2d_plan(sb_conv2d_plan *plan, const sb_conv2d_args *args, sb_error *err);
+/* out: a tensor of plan->out_dims (an fmap when 4-D), not overlapping the input. */
+sb_status sb_op_conv2d_run(const sb_conv2d_plan *plan, const sb_conv2d_args *args,
+                           const sb_tensor *out, void *workspace);
+
+/* A BatchNorm as the operators see it: its parameters (weight, bias: C
+ * elements or NULL), its running statistics (NULL: none), whether it
+ * normalises with the batch's statistics, and -- when it does and running
+ * statistics are given -- the momentum they are updated with (the layer
+ * turns momentum=None into its cumulative factor). */
+typedef struct {
+    const sb_tensor *weight, *bias;
+    const sb_tensor *running_mean, *running_var; /* written when batch_stats */
+    int batch_stats;
+    double momentum, eps;
+} sb_batch_norm_state;
+
+typedef struct {
+    const sb_tensor *weight, *bias;   /* torch's layout; bias may be NULL */
+    int64_t groups;
+    /* An eval-mode BatchNorm after the convolution, folded into the packed
+     * weights (NULL: none): weight' = weight * scale, bias' = bias * scale +
+     * shift, with scale and shift as sb_batch_norm_fold_f32 computes them
+     * from its running statistics. */
+    const sb_batch_norm_state *fold;
+} sb_conv2d_pack_args;
+
+typedef struct {
+    int64_t packed_numel;
+    size_t workspace_bytes;
+} sb_conv2d_pack_plan;
+
+sb_status sb_op_conv2d_pack_plan(sb_conv2d_pack_plan *plan, const sb_conv2d_pack_args *args,
+                                 sb_error *err);
+sb_status sb_op_conv2d_pack_run(const sb_conv2d_pack_plan *plan,
+                                const sb_conv2d_pack_args *args, void *packed,
+                                void *workspace);
+
+/* ------------------------------------------------------------------ */
+/* BatchNorm -- torch.nn.functional.batch_norm on (N, C, ...)           */
+/* ------------------------------------------------------------------ */
+
+typedef struct {
+    const sb_tensor *input;         /* (N, C, ...) */
+    sb_batch_norm_state bn;         /* batch_stats: torch's `training` */
+    int relu;                       /* relu(bn(x)) */
+    const sb_tensor *residual;      /* relu(bn(x) + residual), 4-D input only; NULL: none */
+} sb_batch_norm_args;
+
+typedef struct {
+    size_t workspace_bytes;
+    int64_t channels, count;  /* C, and the values per channel (N * spatial) */
+    sb_fmap in_map;
+} sb_batch_norm_plan;
+
+sb_status sb_op_batch_norm_plan(sb_batch_norm_plan *plan, const sb_batch_norm_args *args,
+                                sb_error *err);
+/* out: the input's shape; may be the input itself (in place). */
+sb_status sb_op_batch_norm_run(const sb_batch_norm_plan *plan, const sb_batch_norm_args *args,
+                               const sb_tensor *out, void *workspace);
+
+/* ------------------------------------------------------------------ */
+/* Pooling                                                             */
+/* ------------------------------------------------------------------ */
+
+typedef struct {
+    const sb_tensor *input;   /* (N, C, H, W) or (C, H, W) */
+    int64_t kernel[2], stride[2], padding[2], dilation[2];
+    int ceil_mode;
+} sb_max_pool2d_args;
+
+typedef struct {
+    int out_ndim;
+    int64_t out_dims[4];
+    size_t workspace_bytes;
+    sb_fmap in_map, out_map;
+    sb_pool2d_params params;
+} sb_pool2d_plan;
+
+sb_status sb_op_max_pool2d_plan(sb_pool2d_plan *plan, const sb_max_pool2d_args *args,
+                                sb_error *err);
+sb_status sb_op_max_pool2d_run(const sb_pool2d_plan *plan, const sb_max_pool2d_args *args,
+                               const sb_tensor *out, void *workspace);
+
+typedef struct {
+    const sb_tensor *input;   /* (N, C, H, W) or (C, H, W) */
+    int64_t output_size[2];
+} sb_adaptive_avg_pool2d_args;
+
+sb_status sb_op_adaptive_avg_pool2d_plan(sb_pool2d_plan *plan,
+                                         const sb_adaptive_avg_pool2d_args *args,
+                                         sb_error *err);
+sb_status sb_op_adaptive_avg_pool2d_run(const sb_pool2d_plan *plan,
+                                        const sb_adaptive_avg_pool2d_args *args,
+                                        const sb_tensor *out, void *workspace);
+
+/* ------------------------------------------------------------------ */
+/* Element-wise                                                        */
+/* ------------------------------------------------------------------ */
+
+typedef enum { SB_UNARY_RELU = 0, SB_UNARY_SIGMOID = 1 } sb_unary_kind;
+
+typedef struct {
+    const sb_tensor *input;   /* any shape, C-contiguous */
+    sb_unary_kind kind;
+} sb_unary_args;
+
+typedef struct {
+    size_t workspace_bytes;
+    int64_t numel;
+} sb_elementwise_plan;
+
+sb_status sb_op_unary_plan(sb_elementwise_plan *plan, const sb_unary_args *args,
+                           sb_error *err);
+/* out: the input's shape, C-contiguous; may be the input (in place). */
+sb_status sb_op_unary_run(const sb_elementwise_plan *plan, const sb_unary_args *args,
+                          const sb_tensor *out, void *workspace);
+
+/* relu(a + b) for a and b of one shape (ResidualBlock's tail). */
+typedef struct {
+    const sb_tensor *a, *b;
+} sb_add_relu_args;
+
+sb_status sb_op_add_relu_plan(sb_elementwise_plan *plan, const sb_add_relu_args *args,
+                              sb_error *err);
+sb_status sb_op_add_relu_run(const sb_elementwise_plan *plan, const sb_add_relu_args *args,
+                             const sb_tensor *out, void *workspace);
+
+/* out[n, c] = input[n, c] * scale[n * C + c] (SEAttention's x * y). */
+typedef struct {
+    const sb_tensor *input;   /* (N, C, H, W) */
+    const sb_tensor *scale;   /* N * C elements */
+} sb_channel_scale_args;
+
+sb_status sb_op_channel_scale_plan(sb_elementwise_plan *plan,
+                                   const sb_channel_scale_args *args, sb_error *err);
+sb_status sb_op_channel_scale_run(const sb_elementwise_plan *plan,
+                                  const sb_channel_scale_args *args, const sb_tensor *out,
+                                  void *workspace);
+
+/* ------------------------------------------------------------------ */
+/* Linear -- torch.nn.functional.linear                                 */
+/* ------------------------------------------------------------------ */
+
+typedef struct {
+    const sb_tensor *input;    /* (..., in_features), C-contiguous */
+    const sb_tensor *weight;   /* (out_features, in_features) */
+    const sb_tensor *bias;     /* (out_features) or NULL */
+    const void *packed;        /* sb_op_linear_pack's output (holds the bias), or NULL */
+    int64_t packed_numel;
+    int reference;             /* the reference loop (tests) */
+    int num_threads;
+} sb_linear_args;
+
+typedef struct {
+    int out_ndim;
+    int64_t out_dims[SB_MAX_DIMS];
+    size_t workspace_bytes;
+    int64_t rows, in_features, out_features;
+} sb_linear_plan;
+
+sb_status sb_op_linear_plan(sb_linear_plan *plan, const sb_linear_args *args, sb_error *err);
+sb_status sb_op_linear_run(const sb_linear_plan *plan, const sb_linear_args *args,
+                           const sb_tensor *out, void *workspace);
+
+typedef struct {
+    const sb_tensor *weight, *bias;
+} sb_linear_pack_args;
+
+typedef struct {
+    int64_t packed_numel;
+    size_t workspace_bytes;
+} sb_linear_pack_plan;
+
+sb_status sb_op_linear_pack_plan(sb_linear_pack_plan *plan, const sb_linear_pack_args *args,
+                                 sb_error *err);
+sb_status sb_op_linear_pack_run(const sb_linear_pack_plan *plan,
+                                const sb_linear_pack_args *args, void *packed,
+                                void *workspace);
+
+/* ------------------------------------------------------------------ */
+/* The document's blocks, fused                                        */
+/* ------------------------------------------------------------------ */
+
+/* SEAttention: global average pool -> Linear(C, hidden) -> ReLU ->
+ * Linear(hidden, C) -> Sigmoid -> scale each channel of the input, on the
+ * two Linear layers' packed weights (sb_op_linear_pack). */
+typedef struct {
+    const sb_tensor *input;   /* (N, C, H, W) */
+    const void *fc1_packed, *fc2_packed;
+    int64_t fc1_numel, fc2_numel;
+    int64_t hidden;
+    int num_threads;
+} sb_se_attention_args;
+
+typedef struct {
+    size_t workspace_bytes;
+    int64_t n, c, hidden;
+    sb_fmap in_map;
+    size_t gate_offset, hidden_offset, linear_offset;
+} sb_se_attention_plan;
+
+sb_status sb_op_se_attention_plan(sb_se_attention_plan *plan,
+                                  const sb_se_attention_args *args, sb_error *err);
+sb_status sb_op_se_attention_run(const sb_se_attention_plan *plan,
+                                 const sb_se_attention_args *args, const sb_tensor *out,
+                                 void *workspace);
+
+/* Reference SEAttention on unpacked weights w1 (hidden x C), w2 (C x hidden),
+ * the plainest loops, for tests. workspace: (2 * N * C + N * hidden) floats. */
+sb_status sb_se_attention_f32__ref(float *out_data, const sb_fmap *out,
+                                   const float *in_data, const sb_fmap *in,
+                                   const float *w1, const float *w2, int64_t hidden,
+                                   float *workspace);
+
+/* A convolution inside a fused block: its weight (for the shapes), packed
+ * weights and parameters, as in sb_conv2d_args. */
+typedef struct {
+    const sb_tensor *weight;
+    const void *packed;
+    int64_t packed_numel;
+    int64_t stride[2], padding[2], dilation[2], groups;
+} sb_block_conv;
+
+/* DenseLayer: out = conv2(relu(bn2(conv1(relu(bn1(x)))))), each BatchNorm +
+ * ReLU applied while the next convolution stages its input; bn1's and bn2's
+ * running statistics updated (batch_stats) as torch's forward updates them. */
+typedef struct {
+    const sb_tensor *input;   /* (N, C, H, W) */
+    sb_batch_norm_state bn1, bn2;
+    sb_block_conv conv1, conv2;
+    int num_threads;
+} sb_dense_layer_args;
+
+typedef struct {
+    int64_t out_dims[4];
+    size_t workspace_bytes;
+    sb_batch_norm_plan bn1, bn2;
+    sb_conv2d_plan conv1, conv2;
+    sb_fmap mid_map;
+    size_t scale1_offset, scale2_offset, mid_offset, conv_offset;
+} sb_dense_layer_plan;
+
+sb_status sb_op_dense_layer_plan(sb_dense_layer_plan *plan, const sb_dense_layer_args *args,
+                                 sb_error *err);
+sb_status sb_op_dense_layer_run(const sb_dense_layer_plan *plan,
+                                const sb_dense_layer_args *args, const sb_tensor *out,
+                                void *workspace);
+
+/* The document's ResidualBlock: out = relu(bn(conv2(relu(bn(conv1(x))))) +
+ * residual), one BatchNorm `bn` after both convolutions.
+ * folded (eval mode with running statistics): both packed weights hold bn's
+ * fold; conv1's epilogue applies the ReLU, conv2's adds the residual and
+ * applies the ReLU. Otherwise bn normalises with batch statistics: conv1,
+ * then bn's statistics of its output (running statistics updated with
+ * momentum1) applied with the ReLU while conv2 stages its input, then bn's
+ * statistics of conv2's output (momentum2), the residual and the ReLU in one
+ * pass -- torch's order of updates. */
+typedef struct {
+    const sb_tensor *input;      /* (N, C, H, W) */
+    const sb_tensor *residual;   /* the output's shape */
+    sb_batch_norm_state bn;      /* bn.momentum: the first update's */
+    double momentum2;            /* the second update's */
+    int folded;
+    sb_block_conv conv1, conv2;
+    int num_threads;
+} sb_residual_block_args;
+
+typedef struct {
+    int64_t out_dims[4];
+    size_t workspace_bytes;
+    sb_batch_norm_plan bn1, bn2;
+    sb_conv2d_plan conv1, conv2;
+    sb_fmap mid_map;
+    size_t scale_offset, mid_offset, conv_offset;
+} sb_residual_block_plan;
+
+sb_status sb_op_residual_block_plan(sb_residual_block_plan *plan,
+                                    const sb_residual_block_args *args, sb_error *err);
+sb_status sb_op_residual_block_run(const sb_residual_block_plan *plan,
+                                   const sb_residual_block_args *args, const sb_tensor *out,
+                                   void *workspace);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* SB_OPS_H */

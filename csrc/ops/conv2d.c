@@ -1,0 +1,358 @@
+/*
+ * conv2d.c -- the Conv2d operator: torch.nn.functional.conv2d (zero padding)
+ * with skipblocks' fusions, and the packing of its weights.
+ *
+ * Validation follows torch's check_shape_forward and ConvUtils in torch's
+ * order, so the first failing check is the one torch reports. The run picks
+ * the path: the packed GEMM (weights packed by the layer's cache, or packed
+ * here into the workspace), or the direct loop -- for tests (reference), and
+ * for parameters whose staged input cannot be addressed (a stride and
+ * dilation near 2^31), which torch computes too. padding_extra (torch's
+ * 'same' with an even total) is staged as a zero-padded copy of the input,
+ * so the kernels' symmetric padding covers the rest.
+ *
+ * Not done: padding modes other than zeros, channels-last, backward.
+ */
+#include "ops_internal.h"
+
+static void fusion_of(sb_conv2d_fusion *f, const sb_conv2d_args *a)
+{
+    memset(f, 0, sizeof *f);
+    f->in_scale = a->in_scale ? (const float *)a->in_scale->data : NULL;
+    f->in_shift = a->in_shift ? (const float *)a->in_shift->data : NULL;
+    f->in_relu = a->in_relu;
+    f->out_relu = a->out_relu;
+    if (a->residual != NULL) {
+        f->residual = (const float *)a->residual->data;
+        f->residual_map = sb_fmap_of(a->residual);
+    }
+}
+
+static int fused(const sb_conv2d_args *a)
+{
+    return a->in_scale != NULL || a->in_shift != NULL || a->residual != NULL || a->in_relu ||
+           a->out_relu;
+}
+
+/* Channel vectors of the input transform: C_in elements each, given together. */
+static sb_status check_transform(const sb_conv2d_args *a, int64_t channels, sb_error *err)
+{
+    const sb_tensor *v[2] = {a->in_scale, a->in_shift};
+    const char *names[2] = {"in_scale", "in_shift"};
+    for (int i = 0; i < 2; i++) {
+        if (v[i] == NULL)
+            continue;
+        if (!sb_check_f32(err, v[i]))
+            return SB_ERR_ARGUMENT;
+        if (sb_tensor_numel(v[i]) != channels) {
+            sb_fail_v(err, SB_ERR_SHAPE, SB_E_NUMEL, 2, channels, sb_tensor_numel(v[i]), 0, 0);
+            sb_err_arg(err, names[i]);
+            return SB_ERR_SHAPE;
+        }
+    }
+    if ((a->in_scale == NULL) != (a->in_shift == NULL)) {
+        sb_fail(err, SB_ERR_ARGUMENT, SB_E_PAIRED);
+        sb_err_arg(err, "in_scale and in_shift");
+        return SB_ERR_ARGUMENT;
+    }
+    return SB_OK;
+}
+
+sb_status sb_op_conv2d_plan(sb_conv2d_plan *plan, const sb_conv2d_args *a, sb_error *err)
+{
+    memset(plan, 0, sizeof *plan);
+    const sb_tensor *x = a->input, *w = a->weight, *b = a->bias;
+    if (!sb_check_f32(err, x) || !sb_check_f32(err, w) || !sb_check_f32(err, b) ||
+        !sb_check_f32(err, a->residual))
+        return SB_ERR_ARGUMENT;
+    if (x->ndim != 3 && x->ndim != 4) {
+        sb_fail(err, SB_ERR_SHAPE, SB_E_CONV_INPUT_NDIM);
+        sb_err_shape(err, 0, x);
+        return SB_ERR_SHAPE;
+    }
+    if (w->ndim != 4) {
+        sb_fail(err, SB_ERR_SHAPE, SB_E_CONV_WEIGHT_NDIM);
+        sb_err_shape(err, 0, w);
+        return SB_ERR_SHAPE;
+    }
+    const int64_t *wd = w->dims;
+    const int batched = x->ndim == 4;
+    const int64_t xn = batched ? x->dims[0] : 1, xc = x->dims[batched],
+                  xh = x->dims[batched + 1], xw = x->dims[batched + 2];
+    const int64_t sh = a->stride[0], sw = a->stride[1], ph = a->padding[0],
+                  pw = a->padding[1], dh = a->dilation[0], dw = a->dilation[1];
+    const int64_t groups = a->groups;
+    if (groups < 1)
+        return sb_fail(err, SB_ERR_ARGUMENT, SB_E_CONV_GROUPS);
+    if (sh < 1 || sw < 1)
+        return sb_fail_v(err, SB_ERR_ARGUMENT, SB_E_CONV_STRIDE, 2, sh, sw, 0, 0);
+    if (ph < 0 || pw < 0)
+        return sb_fail_v(err, SB_ERR_ARGUMENT, SB_E_CONV_PADDING, 2, ph, pw, 0, 0);
+    if (dh < 1 || dw < 1)
+        return sb_fail_v(err, SB_ERR_ARGUMENT, SB_E_CONV_DILATION, 2, dh, dw, 0, 0);
+    if (wd[2] < 1 || wd[3] < 1)
+        return sb_fail_v(err, SB_ERR_ARGUMENT, SB_E_CONV_KERNEL_SIZE, 2, wd[2], wd[3], 0, 0);
+    const int64_t eh = a->padding_extra[0], ew = a->padding_extra[1];
+    {
+        const int64_t params[9] = {sh, sw, ph, pw, dh, dw, wd[2], wd[3], SB_CONV_PARAM_MAX};
+        for (int i = 0; i < 8; i++)
+            if (params[i] > SB_CONV_PARAM_MAX) {
+                sb_fail(err, SB_ERR_ARGUMENT, SB_E_CONV_PARAM_MAX);
+                sb_err_values(err, 9, params);
+                return SB_ERR_ARGUMENT;
+            }
+    }
+    if (eh < 0 || ew < 0 || eh > SB_CONV_PARAM_MAX || ew > SB_CONV_PARAM_MAX ||
+        (fused(a) && (a->in_scale != NULL || a->in_relu) && (eh > 0 || ew > 0)))
+        return sb_fail(err, SB_ERR_ARGUMENT, SB_E_CONV_PADDING_EXTRA);
+    if (wd[0] % groups != 0) {
+        sb_fail_v(err, SB_ERR_SHAPE, SB_E_CONV_GROUPS_DIVIDE, 1, groups, 0, 0, 0);
+        sb_err_shape(err, 0, w);
+        return SB_ERR_SHAPE;
+    }
+    if (wd[0] == 0) {
+        sb_fail_v(err, SB_ERR_SHAPE, SB_E_CONV_NO_OUT_CHANNELS, 1, groups, 0, 0, 0);
+        sb_err_shape(err, 0, w);
+        return SB_ERR_SHAPE;
+    }
+    if (xc != wd[1] * groups) {
+        sb_fail_v(err, SB_ERR_SHAPE, SB_E_CONV_CHANNELS, 3, groups, wd[1] * groups, xc, 0);
+        sb_err_shape(err, 0, w);
+        sb_err_shape(err, 1, x);
+        return SB_ERR_SHAPE;
+    }
+    if (b != NULL && (b->ndim != 1 || b->dims[0] != wd[0])) {
+        sb_fail_v(err, SB_ERR_SHAPE, SB_E_CONV_BIAS, 1, wd[0], 0, 0, 0);
+        sb_err_shape(err, 0, w);
+        sb_err_shape(err, 1, b);
+        return SB_ERR_SHAPE;
+    }
+    const int64_t hin = xh + eh, win = xw + ew;
+    const int64_t oh = sb_conv2d_out_size(hin, wd[2], sh, ph, dh);
+    const int64_t ow = sb_conv2d_out_size(win, wd[3], sw, pw, dw);
+    if (oh <= 0 || ow <= 0)
+        return sb_fail_v(err, SB_ERR_SHAPE, SB_E_CONV_TOO_SMALL, 4, hin + 2 * ph,
+                         win + 2 * pw, (wd[2] - 1) * dh + 1, (wd[3] - 1) * dw + 1);
+    if ((xh == 0 || xw == 0) && xn > 0 && xc > 0) {
+        sb_fail(err, SB_ERR_SHAPE, SB_E_CONV_EMPTY_PLANE);
+        sb_err_shape(err, 0, x);
+        return SB_ERR_SHAPE;
+    }
+    /* torch: an input with no channels gives an output with no channels
+     * (whatever the weight's C_out), not C_out maps of bias */
+    const int64_t oc = xc == 0 ? 0 : wd[0];
+    plan->out_ndim = x->ndim;
+    if (batched) {
+        plan->out_dims[0] = xn;
+        plan->out_dims[1] = oc;
+        plan->out_dims[2] = oh;
+        plan->out_dims[3] = ow;
+    } else {
+        plan->out_dims[0] = oc;
+        plan->out_dims[1] = oh;
+        plan->out_dims[2] = ow;
+    }
+
+    sb_status status = check_transform(a, xc, err);
+    if (status != SB_OK)
+        return status;
+    if (a->residual != NULL) {
+        const int64_t full[4] = {xn, oc, oh, ow};
+        if (!sb_same_dims(a->residual, 4, full)) {
+            sb_fail_v(err, SB_ERR_SHAPE, SB_E_CONV_RESIDUAL, 4, xn, oc, oh, ow);
+            sb_err_shape(err, 0, a->residual);
+            return SB_ERR_SHAPE;
+        }
+    }
+    if (a->reference && (fused(a) || a->packed != NULL))
+        return sb_fail(err, SB_ERR_ARGUMENT, SB_E_CONV_REFERENCE_FUSED);
+    const int64_t packed_numel =
+        sb_conv2d_f32_packed_weights_floats(wd[0], wd[1], wd[2], wd[3], groups);
+    if (!a->reference && a->packed != NULL && a->packed_numel != packed_numel)
+        return sb_fail(err, SB_ERR_SHAPE, SB_E_PACKED);
+
+    plan->params = (sb_conv2d_params){wd[2], wd[3], sh, sw, ph, pw, dh, dw, groups};
+    plan->in_map = sb_fmap_of(x);
+    plan->staged_map = plan->in_map;
+    plan->staged_map.h = hin;
+    plan->staged_map.w = win;
+    if (eh > 0 || ew > 0)
+        plan->staged_map.batch_stride = xc * hin * win;
+    plan->out_map = (sb_fmap){xn, oc, oh, ow, oc * oh * ow};
+    plan->packed_numel = packed_numel;
+
+    sb_layout layout = {0};
+    plan->direct = a->reference;
+    int64_t kernel_floats = 0;
+    if (!plan->direct) {
+        sb_conv2d_fusion fusion;
+        fusion_of(&fusion, a);
+        kernel_floats = sb_conv2d_f32_packed_workspace_floats(
+            &plan->out_map, &plan->staged_map, &plan->params, &fusion, a->num_threads);
+        if (kernel_floats == 0 && xn > 0 && oc > 0) {
+            /* Valid arguments whose staged input would be too large to
+             * address: the direct loop needs no workspace and computes the
+             * same convolution; a fused call has no such loop. */
+            if (fused(a)) {
+                const int64_t params[6] = {sh, sw, ph, pw, dh, dw};
+                sb_fail(err, SB_ERR_ARGUMENT, SB_E_CONV_FUSED_TOO_LARGE);
+                sb_err_values(err, 6, params);
+                return SB_ERR_ARGUMENT;
+            }
+            plan->direct = 1;
+        }
+    }
+    if (!plan->direct && a->packed == NULL)
+        plan->packed_offset = sb_layout_add(&layout, sb_f32_bytes(packed_numel));
+    if (eh > 0 || ew > 0)
+        plan->staged_offset = sb_layout_add(&layout, sb_f32_bytes(xn * xc * hin * win));
+    if (!plan->direct)
+        plan->kernel_offset = sb_layout_add(&layout, sb_f32_bytes(kernel_floats));
+    plan->workspace_bytes = layout.total;
+    return SB_OK;
+}
+
+/* The input with padding_extra zero rows and columns after it. */
+static void stage_extra_padding(float *dst, const sb_fmap *staged, const float *src,
+                                const sb_fmap *in)
+{
+    for (int64_t n = 0; n < in->n; n++)
+        for (int64_t c = 0; c < in->c; c++) {
+            const float *s = src + n * in->batch_stride + c * in->h * in->w;
+            float *d = dst + n * staged->batch_stride + c * staged->h * staged->w;
+            for (int64_t y = 0; y < staged->h; y++) {
+                float *row = d + y * staged->w;
+                int64_t x0 = 0;
+                if (y < in->h) {
+                    memcpy(row, s + y * in->w, (size_t)in->w * sizeof(float));
+                    x0 = in->w;
+                }
+                for (int64_t xx = x0; xx < staged->w; xx++)
+                    row[xx] = 0.0f;
+            }
+        }
+}
+
+sb_status sb_op_conv2d_run(const sb_conv2d_plan *plan, const sb_conv2d_args *a,
+                           const sb_tensor *out, void *workspace)
+{
+    sb_fmap out_map = sb_fmap_of(out);
+    if (out_map.n != plan->out_map.n || out_map.c != plan->out_map.c ||
+        out_map.h != plan->out_map.h || out_map.w != plan->out_map.w)
+        return SB_ERR_SHAPE;
+    const float *in_data = (const float *)a->input->data;
+    const sb_fmap *in_map = &plan->in_map;
+    if (plan->staged_map.h != in_map->h || plan->staged_map.w != in_map->w) {
+        float *staged = (float *)sb_at(workspace, plan->staged_offset);
+        stage_extra_padding(staged, &plan->staged_map, in_data, in_map);
+        in_data = staged;
+        in_map = &plan->staged_map;
+    }
+    float *out_data = (float *)out->data;
+    if (plan->direct)
+        return sb_conv2d_f32__ref(out_data, &out_map, in_data, in_map,
+                                  (const float *)a->weight->data,
+                                  a->bias ? (const float *)a->bias->data : NULL, &plan->params);
+    const float *packed = (const float *)a->packed;
+    if (packed == NULL) {
+        float *own = (float *)sb_at(workspace, plan->packed_offset);
+        const int64_t *wd = a->weight->dims;
+        sb_status status = sb_conv2d_f32_pack_weights(
+            own, (const float *)a->weight->data, a->bias ? (const float *)a->bias->data : NULL,
+            NULL, NULL, wd[0], wd[1], wd[2], wd[3], a->groups);
+        if (status != SB_OK)
+            return status;
+        packed = own;
+    }
+    sb_conv2d_fusion fusion;
+    fusion_of(&fusion, a);
+    return sb_conv2d_f32_packed(out_data, &out_map, in_data, in_map, packed, &plan->params,
+                                &fusion, (float *)sb_at(workspace, plan->kernel_offset),
+                                a->num_threads);
+}
+
+/* ---- packing -------------------------------------------------------- */
+
+/* A per-channel vector of `count` elements, or NULL. */
+static sb_status check_vector(const sb_tensor *t, int64_t count, const char *name,
+                              sb_error *err)
+{
+    if (t == NULL)
+        return SB_OK;
+    if (!sb_check_f32(err, t))
+        return SB_ERR_ARGUMENT;
+    if (sb_tensor_numel(t) != count) {
+        sb_fail_v(err, SB_ERR_SHAPE, SB_E_NUMEL, 2, count, sb_tensor_numel(t), 0, 0);
+        sb_err_arg(err, name);
+        return SB_ERR_SHAPE;
+    }
+    return SB_OK;
+}
+
+sb_status sb_op_conv2d_pack_plan(sb_conv2d_pack_plan *plan, const sb_conv2d_pack_args *a,
+                                 sb_error *err)
+{
+    memset(plan, 0, sizeof *plan);
+    const sb_tensor *w = a->weight;
+    if (!sb_check_f32(err, w))
+        return SB_ERR_ARGUMENT;
+    if (w->ndim != 4 || a->groups < 1 || w->dims[0] % a->groups != 0) {
+        sb_fail_v(err, SB_ERR_SHAPE, SB_E_CONV_PACK_WEIGHT, 1, a->groups, 0, 0, 0);
+        sb_err_shape(err, 0, w);
+        return SB_ERR_SHAPE;
+    }
+    const int64_t *wd = w->dims;
+    if (wd[2] < 1 || wd[3] < 1)
+        return sb_fail_v(err, SB_ERR_ARGUMENT, SB_E_CONV_KERNEL_SIZE, 2, wd[2], wd[3], 0, 0);
+    sb_status status = check_vector(a->bias, wd[0], "bias", err);
+    if (status != SB_OK)
+        return status;
+    sb_layout layout = {0};
+    if (a->fold != NULL) {
+        /* the eval-mode BatchNorm folded in: C_out channels */
+        status = sb_bn_state_check(a->fold, wd[0], 0, NULL, err);
+        if (status != SB_OK) {
+            err->layer = "BatchNorm2d";
+            return status;
+        }
+        sb_layout_add(&layout, 2 * sb_f32_bytes(wd[0]));
+    }
+    plan->packed_numel = sb_conv2d_f32_packed_weights_floats(wd[0], wd[1], wd[2], wd[3],
+                                                             a->groups);
+    plan->workspace_bytes = layout.total;
+    return SB_OK;
+}
+
+sb_status sb_op_conv2d_pack_run(const sb_conv2d_pack_plan *plan,
+                                const sb_conv2d_pack_args *a, void *packed, void *workspace)
+{
+    const int64_t *wd = a->weight->dims;
+    float *scale = NULL, *shift = NULL;
+    if (a->fold != NULL) {
+        scale = (float *)workspace;
+        shift = scale + wd[0];
+        sb_status status = sb_bn_transform(scale, shift, a->fold, NULL, NULL, 0, NULL);
+        if (status != SB_OK)
+            return status;
+    }
+    return sb_conv2d_f32_pack_weights((float *)packed, (const float *)a->weight->data,
+                                      a->bias ? (const float *)a->bias->data : NULL, scale,
+                                      shift, wd[0], wd[1], wd[2], wd[3], a->groups);
+}
+
+void sb_block_conv_args(sb_conv2d_args *args, const sb_block_conv *conv,
+                        const sb_tensor *input, int num_threads)
+{
+    memset(args, 0, sizeof *args);
+    args->input = input;
+    args->weight = conv->weight;
+    args->packed = conv->packed;
+    args->packed_numel = conv->packed_numel;
+    for (int i = 0; i < 2; i++) {
+        args->stride[i] = conv->stride[i];
+        args->padding[i] = conv->padding[i];
+        args->dilation[i] = conv->dilation[i];
+    }
+    args->groups = conv->groups;
+    args->num_threads = num_threads;
+}

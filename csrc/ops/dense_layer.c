@@ -1,0 +1,110 @@
+/*
+ * dense_layer.c -- the document's Dense_Layer (section 3.2) as one operator:
+ *   out = conv2(relu(bn2(conv1(relu(bn1(x))))))
+ * Each BatchNorm + ReLU becomes a per-channel scale and shift (batch
+ * statistics in train mode, running statistics in eval mode) that the next
+ * convolution applies while it stages its input, so neither bn1(x) nor
+ * bn2(conv1(...)) is ever written; conv1's output lives in the workspace.
+ * In train mode bn1's and bn2's running statistics are updated in torch's
+ * order. The result is written to `out`, which may be a channel slice of
+ * DenseBlock's preallocated output.
+ *
+ * A plan failure leaves every argument untouched: the caller then runs the
+ * layers one by one, which raise torch's errors after torch's side effects.
+ */
+#include "ops_internal.h"
+
+sb_status sb_op_dense_layer_plan(sb_dense_layer_plan *plan, const sb_dense_layer_args *a,
+                                 sb_error *err)
+{
+    memset(plan, 0, sizeof *plan);
+    const sb_tensor *x = a->input;
+    if (!sb_check_f32(err, x))
+        return SB_ERR_ARGUMENT;
+    if (x->ndim != 4) {
+        sb_fail(err, SB_ERR_SHAPE, SB_E_CONV_INPUT_NDIM);
+        sb_err_shape(err, 0, x);
+        return SB_ERR_SHAPE;
+    }
+    const int64_t c1 = x->dims[1], count1 = x->dims[0] * x->dims[2] * x->dims[3];
+    sb_status status = sb_bn_state_check(&a->bn1, c1, count1, x, err);
+    if (status != SB_OK) {
+        err->layer = "BatchNorm2d";
+        return status;
+    }
+    sb_tensor scale1 = sb_tensor_1d(NULL, c1), shift1 = scale1;
+    sb_conv2d_args conv;
+    sb_block_conv_args(&conv, &a->conv1, x, a->num_threads);
+    conv.in_scale = &scale1;
+    conv.in_shift = &shift1;
+    conv.in_relu = 1;
+    if ((status = sb_op_conv2d_plan(&plan->conv1, &conv, err)) != SB_OK) {
+        err->layer = "Conv2d";
+        return status;
+    }
+    const int64_t *md = plan->conv1.out_dims;
+    sb_tensor mid = sb_tensor_4d(NULL, md);
+    const int64_t c2 = md[1], count2 = md[0] * md[2] * md[3];
+    if ((status = sb_bn_state_check(&a->bn2, c2, count2, &mid, err)) != SB_OK) {
+        err->layer = "BatchNorm2d";
+        return status;
+    }
+    sb_tensor scale2 = sb_tensor_1d(NULL, c2), shift2 = scale2;
+    sb_block_conv_args(&conv, &a->conv2, &mid, a->num_threads);
+    conv.in_scale = &scale2;
+    conv.in_shift = &shift2;
+    conv.in_relu = 1;
+    if ((status = sb_op_conv2d_plan(&plan->conv2, &conv, err)) != SB_OK) {
+        err->layer = "Conv2d";
+        return status;
+    }
+    for (int i = 0; i < 4; i++)
+        plan->out_dims[i] = plan->conv2.out_dims[i];
+    plan->mid_map = (sb_fmap){md[0], md[1], md[2], md[3], md[1] * md[2] * md[3]};
+    sb_layout layout = {0};
+    /* scale, shift, then the batch mean and sum of squares: 4 C each */
+    plan->scale1_offset = sb_layout_add(&layout, sb_f32_bytes(4 * c1));
+    plan->scale2_offset = sb_layout_add(&layout, sb_f32_bytes(4 * c2));
+    plan->mid_offset = sb_layout_add(&layout, sb_f32_bytes(md[0] * md[1] * md[2] * md[3]));
+    const size_t w1 = plan->conv1.workspace_bytes, w2 = plan->conv2.workspace_bytes;
+    plan->conv_offset = sb_layout_add(&layout, w1 > w2 ? w1 : w2);
+    plan->workspace_bytes = layout.total;
+    return SB_OK;
+}
+
+sb_status sb_op_dense_layer_run(const sb_dense_layer_plan *plan,
+                                const sb_dense_layer_args *a, const sb_tensor *out,
+                                void *workspace)
+{
+    const sb_fmap in_map = sb_fmap_of(a->input);
+    const int64_t c1 = in_map.c, c2 = plan->mid_map.c;
+    float *s1 = (float *)sb_at(workspace, plan->scale1_offset);
+    float *s2 = (float *)sb_at(workspace, plan->scale2_offset);
+    float *mid_data = (float *)sb_at(workspace, plan->mid_offset);
+    void *conv_ws = sb_at(workspace, plan->conv_offset);
+    sb_tensor scale1 = sb_tensor_1d(s1, c1), shift1 = sb_tensor_1d(s1 + c1, c1);
+    sb_tensor scale2 = sb_tensor_1d(s2, c2), shift2 = sb_tensor_1d(s2 + c2, c2);
+    sb_tensor mid = sb_tensor_4d(mid_data, plan->conv1.out_dims);
+
+    sb_status status = sb_bn_transform(s1, s1 + c1, &a->bn1, (const float *)a->input->data,
+                                       &in_map, in_map.n * in_map.h * in_map.w, s1 + 2 * c1);
+    if (status != SB_OK)
+        return status;
+    sb_conv2d_args conv;
+    sb_block_conv_args(&conv, &a->conv1, a->input, a->num_threads);
+    conv.in_scale = &scale1;
+    conv.in_shift = &shift1;
+    conv.in_relu = 1;
+    if ((status = sb_op_conv2d_run(&plan->conv1, &conv, &mid, conv_ws)) != SB_OK)
+        return status;
+    const sb_fmap *m = &plan->mid_map;
+    status = sb_bn_transform(s2, s2 + c2, &a->bn2, mid_data, m, m->n * m->h * m->w,
+                             s2 + 2 * c2);
+    if (status != SB_OK)
+        return status;
+    sb_block_conv_args(&conv, &a->conv2, &mid, a->num_threads);
+    conv.in_scale = &scale2;
+    conv.in_shift = &shift2;
+    conv.in_relu = 1;
+    return sb_op_conv2d_run(&plan->conv2, &conv, out, conv_ws);
+}

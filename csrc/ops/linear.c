@@ -1,0 +1,101 @@
+/*
+ * linear.c -- the Linear operator: torch.nn.functional.linear, input
+ * (..., in_features) -> (..., out_features), and the packing of its weights.
+ *
+ * Paths: the packed GEMM (the layer's cached weights, threaded), the one-call
+ * kernel on torch-layout weights (no packed weights given), or the reference
+ * loop (tests).
+ *
+ * Not done: backward.
+ */
+#include "ops_internal.h"
+
+sb_status sb_op_linear_plan(sb_linear_plan *plan, const sb_linear_args *a, sb_error *err)
+{
+    memset(plan, 0, sizeof *plan);
+    const sb_tensor *x = a->input, *w = a->weight, *b = a->bias;
+    if (!sb_check_f32(err, x) || !sb_check_f32(err, w) || !sb_check_f32(err, b))
+        return SB_ERR_ARGUMENT;
+    if (w->ndim != 2) {
+        sb_fail(err, SB_ERR_SHAPE, SB_E_LINEAR_WEIGHT_NDIM);
+        sb_err_shape(err, 0, w);
+        return SB_ERR_SHAPE;
+    }
+    if (x->ndim < 1)
+        return sb_fail(err, SB_ERR_SHAPE, SB_E_LINEAR_INPUT_NDIM);
+    const int64_t out_features = w->dims[0], in_features = w->dims[1];
+    int64_t rows = 1;
+    for (int i = 0; i < x->ndim - 1; i++)
+        rows *= x->dims[i];
+    if (x->dims[x->ndim - 1] != in_features)
+        return sb_fail_v(err, SB_ERR_SHAPE, SB_E_LINEAR_SHAPES, 4, rows,
+                         x->dims[x->ndim - 1], in_features, out_features);
+    if (b != NULL && sb_tensor_numel(b) != out_features) {
+        sb_fail_v(err, SB_ERR_SHAPE, SB_E_NUMEL, 2, out_features, sb_tensor_numel(b), 0, 0);
+        sb_err_arg(err, "bias");
+        return SB_ERR_SHAPE;
+    }
+    if (a->packed != NULL &&
+        (a->reference ||
+         a->packed_numel != sb_linear_f32_packed_weights_floats(out_features, in_features)))
+        return sb_fail(err, SB_ERR_SHAPE, SB_E_PACKED);
+    plan->out_ndim = x->ndim;
+    for (int i = 0; i < x->ndim - 1; i++)
+        plan->out_dims[i] = x->dims[i];
+    plan->out_dims[x->ndim - 1] = out_features;
+    plan->rows = rows;
+    plan->in_features = in_features;
+    plan->out_features = out_features;
+    sb_layout layout = {0};
+    if (a->packed != NULL)
+        sb_layout_add(&layout, sb_f32_bytes(sb_linear_f32_packed_workspace_floats(
+                                   rows, in_features, out_features, a->num_threads)));
+    plan->workspace_bytes = layout.total;
+    return SB_OK;
+}
+
+sb_status sb_op_linear_run(const sb_linear_plan *plan, const sb_linear_args *a,
+                           const sb_tensor *out, void *workspace)
+{
+    float *y = (float *)out->data;
+    const float *x = (const float *)a->input->data, *w = (const float *)a->weight->data;
+    const float *b = a->bias ? (const float *)a->bias->data : NULL;
+    if (a->reference)
+        return sb_linear_f32__ref(y, x, w, b, plan->rows, plan->in_features,
+                                  plan->out_features);
+    if (a->packed != NULL)
+        return sb_linear_f32_packed(y, x, (const float *)a->packed, plan->rows,
+                                    plan->in_features, plan->out_features, (float *)workspace,
+                                    a->num_threads);
+    return sb_linear_f32(y, x, w, b, plan->rows, plan->in_features, plan->out_features);
+}
+
+sb_status sb_op_linear_pack_plan(sb_linear_pack_plan *plan, const sb_linear_pack_args *a,
+                                 sb_error *err)
+{
+    memset(plan, 0, sizeof *plan);
+    if (!sb_check_f32(err, a->weight) || !sb_check_f32(err, a->bias))
+        return SB_ERR_ARGUMENT;
+    if (a->weight->ndim != 2) {
+        sb_fail(err, SB_ERR_SHAPE, SB_E_LINEAR_PACK_WEIGHT);
+        sb_err_shape(err, 0, a->weight);
+        return SB_ERR_SHAPE;
+    }
+    const int64_t out_features = a->weight->dims[0], in_features = a->weight->dims[1];
+    if (a->bias != NULL && sb_tensor_numel(a->bias) != out_features) {
+        sb_fail_v(err, SB_ERR_SHAPE, SB_E_NUMEL, 2, out_features, sb_tensor_numel(a->bias), 0,
+                  0);
+        sb_err_arg(err, "bias");
+        return SB_ERR_SHAPE;
+    }
+    plan->packed_numel = sb_linear_f32_packed_weights_floats(out_features, in_features);
+    return SB_OK;
+}
+
+sb_status sb_op_linear_pack_run(const sb_linear_pack_plan *plan,
+                                const sb_linear_pack_args *a, void *packed, void *workspace)
+{
+    return sb_linear_f32_pack_weights((float *)packed, (const float *)a->weight->data,
+                                      a->bias ? (const float *)a->bias->data : NULL,
+                                      a->weight->dims[0], a->weight->dims[1]);
+}

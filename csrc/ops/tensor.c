@@ -1,0 +1,146 @@
+/*
+ * tensor.c -- sb_tensor helpers and the error-detail setters every operator
+ * uses (see ops_internal.h).
+ */
+#include "ops_internal.h"
+
+size_t sb_dtype_size(sb_dtype dtype)
+{
+    return dtype == SB_DTYPE_F32 ? sizeof(float) : 0;
+}
+
+int64_t sb_tensor_numel(const sb_tensor *t)
+{
+    int64_t n = 1;
+    for (int i = 0; i < t->ndim; i++)
+        n *= t->dims[i];
+    return n;
+}
+
+sb_status sb_fail(sb_error *err, sb_status status, sb_error_code code)
+{
+    memset(err, 0, sizeof *err);
+    err->code = code;
+    return status;
+}
+
+sb_status sb_fail_v(sb_error *err, sb_status status, sb_error_code code, int count,
+                    int64_t v0, int64_t v1, int64_t v2, int64_t v3)
+{
+    const int64_t values[4] = {v0, v1, v2, v3};
+    sb_fail(err, status, code);
+    sb_err_values(err, count, values);
+    return status;
+}
+
+sb_error *sb_err_values(sb_error *err, int count, const int64_t *values)
+{
+    for (int i = 0; i < count && i < SB_ERROR_VALUES; i++)
+        err->value[i] = values[i];
+    return err;
+}
+
+sb_error *sb_err_shape(sb_error *err, int slot, const sb_tensor *t)
+{
+    err->ndim[slot] = t->ndim;
+    for (int i = 0; i < t->ndim; i++)
+        err->dims[slot][i] = t->dims[i];
+    return err;
+}
+
+sb_error *sb_err_arg(sb_error *err, const char *arg)
+{
+    err->arg = arg;
+    return err;
+}
+
+sb_fmap sb_fmap_of(const sb_tensor *t)
+{
+    sb_fmap m = {0, 0, 0, 0, 0};
+    if (t->ndim == 3) {
+        m.n = 1;
+        m.c = t->dims[0];
+        m.h = t->dims[1];
+        m.w = t->dims[2];
+        m.batch_stride = m.c * m.h * m.w;
+        return m;
+    }
+    if (t->ndim < 2)
+        return m;
+    m.n = t->dims[0];
+    m.c = t->dims[1];
+    m.h = 1;
+    for (int i = 2; i < t->ndim; i++)
+        m.h *= t->dims[i];
+    m.w = 1;
+    if (t->ndim == 4) {
+        m.h = t->dims[2];
+        m.w = t->dims[3];
+    }
+    m.batch_stride = t->batch_stride;
+    return m;
+}
+
+int sb_same_dims(const sb_tensor *t, int ndim, const int64_t *dims)
+{
+    if (t->ndim != ndim)
+        return 0;
+    for (int i = 0; i < ndim; i++)
+        if (t->dims[i] != dims[i])
+            return 0;
+    return 1;
+}
+
+int sb_check_f32(sb_error *err, const sb_tensor *t)
+{
+    if (t == NULL || t->dtype == SB_DTYPE_F32)
+        return 1;
+    sb_fail(err, SB_ERR_ARGUMENT, SB_E_DTYPE);
+    return 0;
+}
+
+size_t sb_layout_add(sb_layout *layout, uint64_t bytes)
+{
+    const size_t offset = layout->total;
+    if (offset == SIZE_MAX || bytes > SIZE_MAX - offset - SB_OP_ALIGN) {
+        layout->total = SIZE_MAX;
+        return 0;
+    }
+    const size_t end = offset + (size_t)bytes;
+    layout->total = (end + SB_OP_ALIGN - 1) / SB_OP_ALIGN * SB_OP_ALIGN;
+    return offset;
+}
+
+uint64_t sb_f32_bytes(int64_t count)
+{
+    if (count <= 0)
+        return 0;
+    if ((uint64_t)count > UINT64_MAX / sizeof(float))
+        return UINT64_MAX;
+    return (uint64_t)count * sizeof(float);
+}
+
+sb_tensor sb_tensor_4d(void *data, const int64_t dims[4])
+{
+    sb_tensor t;
+    memset(&t, 0, sizeof t);
+    t.data = data;
+    t.dtype = SB_DTYPE_F32;
+    t.ndim = 4;
+    for (int i = 0; i < 4; i++)
+        t.dims[i] = dims[i];
+    t.batch_stride = dims[1] * dims[2] * dims[3];
+    return t;
+}
+
+sb_tensor sb_tensor_1d(void *data, int64_t count)
+{
+    sb_tensor t;
+    memset(&t, 0, sizeof t);
+    t.data = data;
+    t.dtype = SB_DTYPE_F32;
+    t.ndim = 1;
+    t.dims[0] = count;
+    t.batch_stride = 1;
+    return t;
+}
