@@ -223,7 +223,10 @@ static PyObject *py_dense_layer(PyObject *self, PyObject *args, PyObject *kwargs
         result = Py_None;
         goto done;
     }
-    out = out_obj != Py_None ? sb_glue_out_array(out_obj, layer, 4, plan.out_dims, 1, input, 0)
+    /* out may be the next channels of the buffer the input is a slice of
+     * (DenseBlock): the operator reads the input only before conv2, which
+     * reads conv1's output from the workspace, writes out. */
+    out = out_obj != Py_None ? sb_glue_out_array(out_obj, layer, 4, plan.out_dims, 1, NULL, 0)
                              : sb_glue_new_array(4, plan.out_dims);
     if (out == NULL || run_block(dense_run, &plan, &a, plan.workspace_bytes, out, layer) < 0)
         goto done;

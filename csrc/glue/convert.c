@@ -205,7 +205,7 @@ PyArrayObject *sb_glue_out_array(PyObject *out, const char *layer, int ndim,
         }
         return NULL;
     }
-    if (overlaps_input(arr, input, alias_ok)) {
+    if (input != NULL && overlaps_input(arr, input, alias_ok)) {
         PyErr_Format(PyExc_ValueError, "%s: out overlaps the input%s", layer,
                      alias_ok ? " (other than being the very same array)" : "");
         return NULL;

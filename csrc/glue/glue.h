@@ -46,7 +46,8 @@ PyArrayObject *sb_glue_new_array(int ndim, const int64_t *dims);
 /* Checks the caller's out= array: an aligned, native, writable float32
  * array of exactly `dims`, laid out as the kernels write (C-contiguous, or
  * images contiguous when fmap_ok), not overlapping `input` except as the
- * very same array when alias_ok. Returns a new reference, or NULL with the
+ * very same array when alias_ok (input NULL: no overlap check, for an
+ * operator that has read its input before it writes out). Returns a new reference, or NULL with the
  * exception set. */
 PyArrayObject *sb_glue_out_array(PyObject *out, const char *layer, int ndim,
                                  const int64_t *dims, int fmap_ok, PyArrayObject *input,

@@ -1,19 +1,32 @@
 """Builds and runs the standalone C tests under csrc/tests/.
 
-- csrc/tests/test_kernels.c checks every kernel against its reference (or a
-  naive loop), on every instruction set this CPU has and on 1, 2 and 3
-  threads, with NaN-prefilled outputs and sentinels between images.
+- Every csrc/tests/test_<name>.c but test_parallel.c and test_harness.c is
+  one operator family's program (test_conv2d.c, test_pool.c, ...): it
+  checks each fast kernel against its __ref on every kernel path this CPU
+  has and on 1, 2 and 3 threads, with NaN-prefilled outputs and sentinels
+  between images, using the shared harness csrc/tests/test_harness.c. The
+  programs are found by that name pattern, so a new test_<name>.c is built
+  and run without touching this file.
+- Each program is linked with every kernel (csrc/kernels/*.c), the thread
+  pool (csrc/runtime/parallel.c), the harness, and, once that folder
+  exists, the operator tier (csrc/ops/*.c, which includes sb_ops.h from
+  csrc/include): programs that test the operators sit beside the others.
+- Each program runs twice: in the normal build, and in the portable build
+  a CPU without the x86 vector kernels gets (-DSB_PORTABLE_ONLY), which
+  must hold no AVX (ymm/zmm) instruction.
 - csrc/tests/test_parallel.c checks the thread-pool runtime: coverage and
   determinism of the split, nested and concurrent loops, fork, failing
   pthread_create, an idle pool that sleeps.
 
-Both are plain C programs (no Python, no NumPy): this module compiles them
-into pytest's tmp_path with the C compiler that builds the extension, with
-setup.py's flags (but -O2), runs them, and fails with the program's output
-when one exits nonzero. A missing compiler is a failure, not a skip: building
-skipblocks needs one anyway.
+They are plain C programs (no Python, no NumPy, no torch): this module
+compiles them into pytest's temporary directory with the C compiler that
+builds the extension, with setup.py's flags (but -O2), runs them, and fails
+with the program's output when one exits nonzero. The test ids name the
+program (test_c_kernels[pool]), so a failure names the operator. A missing
+compiler is a failure, not a skip: building skipblocks needs one anyway.
 """
 
+import concurrent.futures
 import glob
 import os
 import shlex
@@ -23,8 +36,9 @@ import sys
 
 import pytest
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 CSRC = os.path.join(ROOT, "csrc")
+TESTS = os.path.join(CSRC, "tests")
 
 # setup.py's flags, at -O2: portable (no -march), ISO C99, warnings on.
 CFLAGS = [
@@ -33,8 +47,16 @@ CFLAGS = [
     "-I" + os.path.join(CSRC, "include"),
 ]
 LDFLAGS = ["-pthread", "-lm"]
+PORTABLE = ["-DSB_PORTABLE_ONLY"]
 
-# Generous: both programs take a few seconds; the limit only turns a hang
+# csrc/tests/test_*.c files that are not operator programs.
+NOT_PROGRAMS = {"test_parallel.c", "test_harness.c"}
+# The programs the split of the kernel tests made; their absence is a
+# failure (a test file deleted by mistake), new ones are simply added.
+EXPECTED_PROGRAMS = {"batch_norm", "conv2d", "elementwise", "linear", "pool", "status",
+                     "ukernels"}
+
+# Generous: every program takes a few seconds; the limit only turns a hang
 # (a deadlock in the pool) into a failure.
 RUN_TIMEOUT_S = 300
 
@@ -42,6 +64,31 @@ pytestmark = pytest.mark.skipif(
     sys.platform == "win32",
     reason="the C tests use POSIX (pthreads, fork); Windows builds with MSVC and has no pool",
 )
+
+
+def _programs():
+    """The operator programs: csrc/tests/test_<name>.c -> <name>."""
+    names = []
+    for path in sorted(glob.glob(os.path.join(TESTS, "test_*.c"))):
+        base = os.path.basename(path)
+        if base not in NOT_PROGRAMS:
+            names.append(base[len("test_"):-len(".c")])
+    return names
+
+
+PROGRAMS = _programs()
+
+
+def _library_sources():
+    """What every operator program links: the kernels, the pool, the
+    harness, and the operator tier once csrc/ops/ exists."""
+    kernels = sorted(glob.glob(os.path.join(CSRC, "kernels", "*.c")))
+    assert kernels, f"no kernel sources under {os.path.join(CSRC, 'kernels')}"
+    ops = sorted(glob.glob(os.path.join(CSRC, "ops", "*.c")))
+    return kernels + ops + [
+        os.path.join(CSRC, "runtime", "parallel.c"),
+        os.path.join(TESTS, "test_harness.c"),
+    ]
 
 
 def _compiler():
@@ -59,20 +106,69 @@ def _compiler():
     )
 
 
-def _build(tmp_path, name, sources, extra=()):
-    exe = str(tmp_path / name)
-    cmd = _compiler() + CFLAGS + list(extra) + sources + ["-o", exe] + LDFLAGS
+def _compile(cmd, what):
+    """Runs one compiler command; a failure fails the test with its output,
+    warnings are printed (they show in pytest's captured output; another
+    compiler may warn about other things, so they do not fail the test)."""
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
     if proc.returncode != 0:
         pytest.fail(
-            f"compiling {name} failed (exit {proc.returncode}):\n$ {shlex.join(cmd)}\n"
+            f"compiling {what} failed (exit {proc.returncode}):\n$ {shlex.join(cmd)}\n"
             f"{proc.stdout}{proc.stderr}",
             pytrace=False,
         )
     if proc.stderr.strip():
-        # Warnings do not fail the test (another compiler may warn about other
-        # things), but they show up in pytest's report of captured output.
-        print(f"compiler warnings for {name}:\n{proc.stderr}")
+        print(f"compiler warnings for {what}:\n{proc.stderr}")
+
+
+def _object_name(source):
+    """csrc/kernels/conv2d_f32.c -> kernels__conv2d_f32.o (stems may repeat
+    across folders)."""
+    rel = os.path.relpath(source, CSRC)
+    return rel[:-len(".c")].replace(os.sep, "__") + ".o"
+
+
+def _compile_library(out_dir, extra):
+    """Compiles the library sources once into out_dir, in parallel."""
+    cc = _compiler()
+    os.makedirs(out_dir, exist_ok=True)
+    jobs = []
+    for source in _library_sources():
+        obj = os.path.join(out_dir, _object_name(source))
+        jobs.append((cc + CFLAGS + list(extra) + ["-c", source, "-o", obj],
+                     os.path.relpath(source, ROOT), obj))
+    results = []
+    with concurrent.futures.ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
+        futures = [pool.submit(subprocess.run, cmd, cwd=ROOT, capture_output=True, text=True)
+                   for cmd, _, _ in jobs]
+        for (cmd, what, _), future in zip(jobs, futures):
+            results.append((cmd, what, future.result()))
+    failed = [(cmd, what, proc) for cmd, what, proc in results if proc.returncode != 0]
+    if failed:
+        pytest.fail("\n".join(
+            f"compiling {what} failed (exit {proc.returncode}):\n$ {shlex.join(cmd)}\n"
+            f"{proc.stdout}{proc.stderr}" for cmd, what, proc in failed), pytrace=False)
+    for _, what, proc in results:
+        if proc.stderr.strip():
+            print(f"compiler warnings for {what}:\n{proc.stderr}")
+    return [obj for _, _, obj in jobs]
+
+
+@pytest.fixture(scope="module")
+def library_objects(tmp_path_factory):
+    return _compile_library(str(tmp_path_factory.mktemp("c_objects")), ())
+
+
+@pytest.fixture(scope="module")
+def portable_library_objects(tmp_path_factory):
+    return _compile_library(str(tmp_path_factory.mktemp("c_objects_portable")), PORTABLE)
+
+
+def _build_program(tmp_path, name, objects, extra=()):
+    source = os.path.join(TESTS, f"test_{name}.c")
+    exe = str(tmp_path / f"test_{name}")
+    cmd = _compiler() + CFLAGS + list(extra) + [source] + objects + ["-o", exe] + LDFLAGS
+    _compile(cmd, f"test_{name}")
     return exe
 
 
@@ -94,32 +190,26 @@ def _run(exe):
     return output
 
 
-def _kernel_sources():
-    sources = sorted(glob.glob(os.path.join(CSRC, "kernels", "*.c")))
-    assert sources, f"no kernel sources under {os.path.join(CSRC, 'kernels')}"
-    return sources
+def test_c_kernel_programs_present():
+    missing = EXPECTED_PROGRAMS - set(PROGRAMS)
+    assert not missing, f"C test programs missing from {TESTS}: {sorted(missing)}"
 
 
-def test_c_kernels_against_references(tmp_path):
-    sources = _kernel_sources() + [
-        os.path.join(CSRC, "runtime", "parallel.c"),
-        os.path.join(CSRC, "tests", "test_kernels.c"),
-    ]
-    exe = _build(tmp_path, "test_kernels", sources)
-    output = _run(exe)
+@pytest.mark.parametrize("name", PROGRAMS)
+def test_c_kernels(tmp_path, library_objects, name):
+    """Each fast kernel of the family against its reference, on every ISA
+    path this CPU has and on 1, 2 and 3 threads."""
+    output = _run(_build_program(tmp_path, name, library_objects))
     assert "all checks passed" in output
 
 
-def test_c_kernels_portable_build(tmp_path):
+@pytest.mark.parametrize("name", PROGRAMS)
+def test_c_kernels_portable_build(tmp_path, portable_library_objects, name):
     """The build a CPU without the x86 vector kernels gets (ARM, say): with
     SB_PORTABLE_ONLY no intrinsic is compiled, every kernel is the portable
     C, and the same checks pass on it. No object file may hold an AVX
     (VEX/EVEX, ymm/zmm) instruction."""
-    sources = _kernel_sources() + [
-        os.path.join(CSRC, "runtime", "parallel.c"),
-        os.path.join(CSRC, "tests", "test_kernels.c"),
-    ]
-    exe = _build(tmp_path, "test_kernels_portable", sources, extra=["-DSB_PORTABLE_ONLY"])
+    exe = _build_program(tmp_path, name, portable_library_objects, extra=PORTABLE)
     output = _run(exe)
     assert "all checks passed" in output
     assert "kernel paths checked: scalar  " in output, output
@@ -132,11 +222,12 @@ def test_c_kernels_portable_build(tmp_path):
 
 
 def test_c_thread_pool(tmp_path):
-    sources = [
+    exe = str(tmp_path / "test_parallel")
+    cmd = _compiler() + CFLAGS + [
         os.path.join(CSRC, "runtime", "parallel.c"),
-        os.path.join(CSRC, "tests", "test_parallel.c"),
-    ]
-    exe = _build(tmp_path, "test_parallel", sources)
+        os.path.join(TESTS, "test_parallel.c"),
+    ] + ["-o", exe] + LDFLAGS
+    _compile(cmd, "test_parallel")
     # The full run (not SB_TEST_QUICK) also checks a pool whose
     # pthread_create fails; it takes a few seconds, of which about half is
     # the overhead report (timings are printed, never asserted).
