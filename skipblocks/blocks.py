@@ -43,13 +43,6 @@ def _fusable_conv(conv):
     return _is(conv, Conv2d) and conv._symmetric_padding() is not None
 
 
-def _require_4d(x, layer):
-    x = F.as_float32(x, layer) if not isinstance(x, np.ndarray) else x
-    if x.ndim != 4:
-        raise ValueError(f"{layer}: expected a 4-D (N, C, H, W) input, got shape {x.shape}")
-    return x
-
-
 class ResidualBlock(Module):
     """The document's basic residual block of ResNet.
 
@@ -60,9 +53,8 @@ class ResidualBlock(Module):
 
     def __init__(self, in_channels, out_channels, stride=[1, 1], downsample=None):
         super().__init__()
-        if len(stride) != 2:
-            raise ValueError(f"ResidualBlock: stride must be a pair [conv1, conv2], got "
-                             f"{stride!r}")
+        if len(stride) < 2:
+            raise IndexError("ResidualBlock: list index out of range")  # the document's stride[1]
         self.conv1 = Conv2d(in_channels, out_channels, kernel_size=3, stride=stride[0],
                             padding=1, bias=False)
         self.conv2 = Conv2d(out_channels, out_channels, kernel_size=3, stride=stride[1],
@@ -71,12 +63,13 @@ class ResidualBlock(Module):
         self.downsample = downsample
 
     def forward(self, x):
-        x = _require_4d(x, "ResidualBlock")
+        x = F.as_float32(x, "ResidualBlock")
         # The document calls the module-level global `downsample` here; the
         # block's own self.downsample is what it means.
         residual = x if self.downsample is None else self.downsample(x)
         residual = F.as_float32(residual, "ResidualBlock", "residual")
-        if runtime.fusion_enabled() and _fusable_conv(self.conv1) \
+        # another rank runs the layers one by one, which raise torch's errors
+        if x.ndim == 4 and runtime.fusion_enabled() and _fusable_conv(self.conv1) \
                 and _fusable_conv(self.conv2) and _is(self.bn, BatchNorm2d):
             out = self._forward_fused(x, residual)
             if out is not None:
@@ -120,10 +113,18 @@ class ResidualBlock(Module):
         try:
             return np.ascontiguousarray(np.broadcast_to(residual, shape))
         except ValueError:
-            raise RuntimeError(
-                f"ResidualBlock: the output of the convolutions has shape {tuple(shape)} "
-                f"but the residual has shape {residual.shape}; they must match (give the "
-                "block a downsample that maps the input to the output's shape)") from None
+            pass
+        # torch's broadcasting error names the first mismatch from the right
+        a, b = tuple(shape), residual.shape
+        for i in range(1, max(len(a), len(b)) + 1):
+            da = a[-i] if i <= len(a) else 1
+            db = b[-i] if i <= len(b) else 1
+            if da != db and da != 1 and db != 1:
+                raise RuntimeError(
+                    f"ResidualBlock: The size of tensor a ({da}) must match the size of "
+                    f"tensor b ({db}) at non-singleton dimension {max(len(a), len(b)) - i}")
+        raise RuntimeError(f"ResidualBlock: the output has shape {a} but the residual has "
+                           f"shape {b}")
 
 
 class DenseLayer(Module):
@@ -140,10 +141,10 @@ class DenseLayer(Module):
 
     def forward(self, prev_features):
         if isinstance(prev_features, (list, tuple)):
-            x = F.cat(prev_features, dim=1)
+            x = F.cat(prev_features, dim=1, _layer="DenseLayer")
         else:
-            x = prev_features
-        return self._forward(_require_4d(x, "DenseLayer"))
+            x = F.as_float32(prev_features, "DenseLayer")
+        return self._forward(x)
 
     def _forward(self, x, out=None):
         """x: one (N, C, H, W) array (possibly a channel slice of DenseBlock's
@@ -155,7 +156,8 @@ class DenseLayer(Module):
         in eval mode), so neither bn1(x) nor bn2(out1) is ever written. When
         the shapes do not fit it, the layers run one by one, which raise
         torch's errors after torch's side effects."""
-        if runtime.fusion_enabled() and _is(self.bn1, BatchNorm2d) \
+        # another rank runs the layers one by one, which raise torch's errors
+        if x.ndim == 4 and runtime.fusion_enabled() and _is(self.bn1, BatchNorm2d) \
                 and _is(self.bn2, BatchNorm2d) and _fusable_conv(self.conv1) \
                 and _fusable_conv(self.conv2):
             bn1, _ = self.bn1._state()
@@ -200,34 +202,21 @@ class DenseBlock(ModuleDict):
         self.block = ModuleDict(layers)
 
     def forward(self, features):
-        if isinstance(features, (list, tuple)):
-            features = [F.as_float32(f, "DenseBlock") for f in features]
-            if not features:
-                raise ValueError("DenseBlock: expected at least one feature map, got an "
-                                 "empty list")
-            if len({f.ndim for f in features}) > 1:
-                # what torch.cat in the first layer raises
-                raise RuntimeError("DenseBlock: Tensors must have same number of dimensions: "
-                                   f"got shapes {[f.shape for f in features]}")
-            features = [_require_4d(f, "DenseBlock") for f in features]
-        else:
-            features = [_require_4d(F.as_float32(features, "DenseBlock"), "DenseBlock")]
+        # The first layer's torch.cat and its BatchNorm's 4-D check decide
+        # what the block accepts, with their errors (as DenseLayer's).
+        features = list(features) if isinstance(features, (list, tuple)) else [features]
+        features = [F.as_float32(f, "DenseBlock") for f in features]
+        features, _ = F._cat_checked(features, 1, "DenseLayer")
         layers = list(self.block.values())
-        if not all(_is(layer, DenseLayer) and _is(layer.conv2, Conv2d)
-                   for layer in layers):
-            # A user replaced a layer: fall back to the document's list algorithm.
-            features = list(features)
+        if features[0].ndim != 4 or not all(_is(layer, DenseLayer) and _is(layer.conv2, Conv2d)
+                                            for layer in layers):
+            # a user replaced a layer, or the input is not 4-D: the document's
+            # list algorithm, whose layers raise torch's errors
             for layer in layers:
                 features.append(layer(features))
             return F.cat(features, dim=1)
 
-        first = features[0].shape
-        for i, f in enumerate(features[1:], start=1):
-            if f.shape[0] != first[0] or f.shape[2:] != first[2:]:
-                raise RuntimeError(
-                    f"DenseBlock: feature maps must match except in channels; got "
-                    f"{first} and {f.shape} (tensor number {i} in the list)")
-        n, _, h, w = first
+        n, _, h, w = features[0].shape
         in_channels = sum(f.shape[1] for f in features)
         growth = [layer.conv2.out_channels for layer in layers]
         output = np.empty((n, in_channels + sum(growth), h, w), dtype=np.float32)
@@ -249,6 +238,8 @@ class SEAttention(Module):
 
     def __init__(self, channel=512, reduction=16):
         super().__init__()
+        if reduction == 0:
+            raise ZeroDivisionError("SEAttention: integer division or modulo by zero")
         self.avg_pool = AdaptiveAvgPool2d(1)
         self.fc = Sequential(
             Linear(channel, channel // reduction, bias=False),
@@ -258,11 +249,12 @@ class SEAttention(Module):
         )
 
     def forward(self, x):
-        x = F.as_float32(x, "SEAttention") if not isinstance(x, np.ndarray) else x
+        x = F.as_float32(x, "SEAttention")
         if x.ndim != 4:
-            # torch fails at `b, c, _, _ = x.size()` with this ValueError.
-            raise ValueError(f"SEAttention: not enough values to unpack (expected 4-D "
-                             f"(N, C, H, W) input, got shape {x.shape})")
+            # torch fails at `b, c, _, _ = x.size()` with Python's ValueError
+            detail = f"not enough values to unpack (expected 4, got {x.ndim})" if x.ndim < 4 \
+                else "too many values to unpack (expected 4)"
+            raise ValueError(f"SEAttention: {detail}")
         b, c = x.shape[:2]
         if runtime.fusion_enabled() and self._fusable(c):
             # One C call: pool, both linears, ReLU, sigmoid and the scale

@@ -26,19 +26,38 @@ def _optional(value):
     return None if value is None else to_numpy(value)
 
 
-def pair(value, name, layer):
-    """int -> (int, int); a pair stays a pair (as torch's _pair)."""
+# torch's errors for an int-or-pair argument of another length
+_LENGTH_ERRORS = {
+    "conv": "expected {name} to be a single integer value or a list of 2 values to match "
+            "the convolution dimensions, but got {name}={items}",
+    "max_pool2d kernel_size": "max_pool2d: kernel_size must either be a single int, or a "
+                              "tuple of two ints",
+    "max_pool2d stride": "max_pool2d: stride must either be omitted, a single int, or a "
+                         "tuple of two ints",
+    "max_pool2d padding": "max_pool2d: padding must either be a single int, or a tuple of "
+                          "two ints",
+    "max_pool2d dilation": "max_pool2d: dilation must be either a single int, or a tuple of "
+                           "two ints",
+}
+
+
+def pair(value, name, layer, op="conv"):
+    """int -> (int, int); a pair stays a pair (as torch's _pair). Another
+    length raises torch's RuntimeError for ``op`` ("conv" or "max_pool2d")."""
     if isinstance(value, numbers.Integral) and not isinstance(value, bool):
         return (int(value), int(value))
     try:
         items = tuple(value)
     except TypeError:
         raise TypeError(f"{layer}: {name} must be an int or a pair of ints, got {value!r}") from None
+    if not all(isinstance(v, numbers.Integral) and not isinstance(v, bool) for v in items):
+        raise TypeError(f"{layer}: {name} must be an int or a pair of ints, got {value!r}")
     if len(items) == 1:
         items = items * 2
-    if len(items) != 2 or not all(isinstance(v, numbers.Integral) and not isinstance(v, bool)
-                                  for v in items):
-        raise TypeError(f"{layer}: {name} must be an int or a pair of ints, got {value!r}")
+    if len(items) != 2:
+        template = _LENGTH_ERRORS["conv" if op == "conv" else f"{op} {name}"]
+        raise RuntimeError(f"{layer}: " + template.format(name=name,
+                                                          items=[int(v) for v in items]))
     return (int(items[0]), int(items[1]))
 
 
@@ -55,8 +74,8 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, 
             padding = (0, 0)
         elif padding == "same":
             if stride != (1, 1):
-                raise ValueError(f"{_layer}: padding='same' is not supported for strided "
-                                 "convolutions")
+                raise RuntimeError(f"{_layer}: padding='same' is not supported for strided "
+                                   "convolutions")
             # torch pads the odd one of an even total at the bottom/right; a
             # weight that is not 4-D gets its error from the operator
             kernel = weight.shape[2:] if weight.ndim == 4 else (1, 1)
@@ -64,8 +83,7 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, 
             padding = (totals[0] // 2, totals[1] // 2)
             extra = (totals[0] % 2, totals[1] % 2)
         else:
-            raise ValueError(f"{_layer}: Invalid padding string {padding!r}, should be one of "
-                             "{'valid', 'same'}")
+            raise RuntimeError(f"{_layer}: Invalid padding string: {padding!r}")
     else:
         padding = pair(padding, "padding", _layer)
     return _C.conv2d(_layer, input, weight, bias, stride, padding, dilation,
@@ -83,8 +101,9 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
     float32 arrays of C elements: anything else raises TypeError or
     ValueError rather than silently updating a copy."""
     if momentum is None:
-        raise TypeError(f"{_layer}: momentum must be a number (BatchNorm2d turns "
-                        "momentum=None into a cumulative average factor before calling)")
+        # BatchNorm2d turns momentum=None into its cumulative factor before calling
+        raise TypeError(f"{_layer}: batch_norm(): argument 'momentum' (position 7) must be "
+                        "float, not NoneType")
     return _C.batch_norm(_layer, to_numpy(input), running_mean, running_var, weight, bias,
                          bool(training), float(momentum), float(eps))
 
@@ -95,6 +114,8 @@ def relu(input, inplace=False, *, _layer="relu"):
     array (anything else raises rather than silently returning a copy)."""
     if not inplace:
         return _C.relu(_layer, to_numpy(input))
+    if isinstance(input, np.ndarray) and input.dtype.kind not in "fiub":
+        as_float32(input, _layer)  # the TypeError every op gives non-real input
     if not isinstance(input, np.ndarray) or input.dtype != np.float32 \
             or not input.flags.writeable:
         kind = type(input).__name__ if not isinstance(input, np.ndarray) else \
@@ -122,12 +143,13 @@ def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode
     if return_indices:
         raise NotImplementedError(f"{_layer}: return_indices=True is not supported by "
                                   "skipblocks")
-    kernel = pair(kernel_size, "kernel_size", _layer)
+    kernel = pair(kernel_size, "kernel_size", _layer, "max_pool2d")
     stride = kernel if stride is None or (not isinstance(stride, numbers.Integral)
                                           and len(tuple(stride)) == 0) \
-        else pair(stride, "stride", _layer)
-    return _C.max_pool2d(_layer, to_numpy(input), kernel, stride, pair(padding, "padding", _layer),
-                         pair(dilation, "dilation", _layer), bool(ceil_mode))
+        else pair(stride, "stride", _layer, "max_pool2d")
+    return _C.max_pool2d(_layer, to_numpy(input), kernel, stride,
+                         pair(padding, "padding", _layer, "max_pool2d"),
+                         pair(dilation, "dilation", _layer, "max_pool2d"), bool(ceil_mode))
 
 
 def adaptive_avg_pool2d(input, output_size, *, _layer="adaptive_avg_pool2d"):
@@ -141,15 +163,13 @@ def adaptive_avg_pool2d(input, output_size, *, _layer="adaptive_avg_pool2d"):
         if len(sizes) == 1:
             sizes = sizes * 2
         if len(sizes) != 2:
-            raise TypeError(f"{_layer}: output_size must be an int, None or a pair, "
-                            f"got {output_size!r}")
+            raise RuntimeError(f"{_layer}: adaptive_avg_pool2d: output_size must be 2")
     if not isinstance(output_size, numbers.Integral):
         shape = np.shape(input)
         if len(shape) <= 2:
             # torch.nn.functional checks a pair output_size against the input
             # before its kernel runs, with this ValueError.
-            raise ValueError(f"{_layer}: Input dimension should be at least 3, got input of "
-                             f"size {list(shape)}")
+            raise ValueError(f"{_layer}: Input dimension should be at least 3")
     if any(s is None for s in sizes):
         sizes = tuple(shape[-2 + i] if s is None else s for i, s in enumerate(sizes))
     return _C.adaptive_avg_pool2d(_layer, input, tuple(int(s) for s in sizes))
@@ -167,35 +187,45 @@ def as_float32(value, layer, what="input"):
     return _C.as_float32(layer, to_numpy(value), what)
 
 
-def cat(tensors, dim=0):
+def cat(tensors, dim=0, *, _layer="cat"):
     """torch.cat: concatenates float32 arrays along ``dim`` (exact copy)."""
+    return np.concatenate(*_cat_checked(tensors, dim, _layer))
+
+
+def _cat_checked(tensors, dim, layer):
+    """The float32 arrays torch.cat(tensors, dim) would join, and the axis;
+    torch's errors otherwise, prefixed with ``layer``."""
     if isinstance(tensors, np.ndarray) or not hasattr(tensors, "__iter__"):
-        raise TypeError("cat(): argument 'tensors' must be a list or tuple of arrays, "
-                        f"not {type(tensors).__name__}")
-    arrays = [as_float32(t, "cat", f"tensor number {i}") for i, t in enumerate(tensors)]
+        kind = type(tensors)
+        name = kind.__qualname__ if kind.__module__ == "builtins" else \
+            f"{kind.__module__}.{kind.__qualname__}"
+        raise TypeError(f"{layer}: cat(): argument 'tensors' (position 1) must be tuple of "
+                        f"Tensors, not {name}")
+    arrays = [as_float32(t, layer, f"tensor number {i}") for i, t in enumerate(tensors)]
     if any(a.ndim > 1 for a in arrays):
         # torch.cat skips legacy empty 1-D tensors (shape (0,)) among
         # higher-dimensional ones
         arrays = [a for a in arrays if not (a.ndim == 1 and a.shape[0] == 0)]
     if not arrays:
-        raise ValueError("cat(): expected a non-empty list of arrays")
+        raise ValueError(f"{layer}: torch.cat(): expected a non-empty list of Tensors")
     ndim = arrays[0].ndim
     if ndim == 0:
-        raise RuntimeError("cat: zero-dimensional tensor (at position 0) cannot be "
+        raise RuntimeError(f"{layer}: zero-dimensional tensor (at position 0) cannot be "
                            "concatenated")
     if not -ndim <= dim < ndim:
-        raise IndexError(f"cat: Dimension out of range (expected to be in range of "
+        raise IndexError(f"{layer}: Dimension out of range (expected to be in range of "
                          f"[{-ndim}, {ndim - 1}], but got {dim})")
     axis = dim % ndim
     first = arrays[0].shape
     for i, a in enumerate(arrays[1:], start=1):
         if a.ndim != ndim:
-            raise RuntimeError(f"cat: Tensors must have same number of dimensions: got "
+            raise RuntimeError(f"{layer}: Tensors must have same number of dimensions: got "
                                f"{ndim} and {a.ndim}")
         for d in range(ndim):
             if d != axis and a.shape[d] != first[d]:
                 raise RuntimeError(
-                    f"cat: Sizes of tensors must match except in dimension {axis}. Expected "
+                    f"{layer}: Sizes of tensors must match except in dimension {axis}. Expected "
                     f"size {first[d]} but got size {a.shape[d]} for tensor number {i} in "
                     "the list.")
-    return np.concatenate(arrays, axis=axis)
+    return arrays, axis
+

@@ -31,9 +31,20 @@ def _check_factory_kwargs(layer, device, dtype):
 
 
 def _check_count(layer, name, value, minimum):
-    if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < minimum:
+    """An integer size argument; a negative one fails when the weights are
+    made (_check_shape), as in torch."""
+    if not isinstance(value, numbers.Integral) or isinstance(value, bool):
         raise ValueError(f"{layer}: {name} must be an integer >= {minimum}, got {value!r}")
     return int(value)
+
+
+def _check_shape(layer, shape):
+    """torch's error for a parameter of a negative size (torch.empty's)."""
+    negative = [d for d in shape if d < 0]
+    if negative:
+        raise RuntimeError(f"{layer}: Trying to create tensor with negative dimension "
+                           f"{negative[0]}: {list(shape)}")
+    return shape
 
 
 def _kaiming_uniform_bound(fan_in):
@@ -54,13 +65,20 @@ class Conv2d(Module):
         in_channels = _check_count(name, "in_channels", in_channels, 0)
         out_channels = _check_count(name, "out_channels", out_channels, 0)
         if not isinstance(groups, numbers.Integral) or groups <= 0:
-            raise ValueError("groups must be a positive integer")
+            raise ValueError(f"{name}: groups must be a positive integer")
         if in_channels % groups != 0:
-            raise ValueError("in_channels must be divisible by groups")
+            raise ValueError(f"{name}: in_channels must be divisible by groups")
         if out_channels % groups != 0:
-            raise ValueError("out_channels must be divisible by groups")
+            raise ValueError(f"{name}: out_channels must be divisible by groups")
+        if isinstance(padding, str) and padding not in ("same", "valid"):
+            raise ValueError(f"{name}: Invalid padding string {padding!r}, should be one of "
+                             "{'valid', 'same'}")
+        if padding == "same" and F.pair(stride, "stride", name) != (1, 1):
+            raise ValueError(f"{name}: padding='same' is not supported for strided "
+                             "convolutions")
         if padding_mode not in _PADDING_MODES:
-            raise ValueError(f"padding_mode must be one of {_PADDING_MODES}, but got "
+            raise ValueError(f"{name}: padding_mode must be one of "
+                             "{" + ", ".join(repr(m) for m in _PADDING_MODES) + "}, but got "
                              f"padding_mode='{padding_mode}'")
         if padding_mode != "zeros":
             raise NotImplementedError(f"{name}: padding_mode={padding_mode!r} is not "
@@ -70,19 +88,14 @@ class Conv2d(Module):
         self.kernel_size = F.pair(kernel_size, "kernel_size", name)
         self.stride = F.pair(stride, "stride", name)
         if isinstance(padding, str):
-            if padding not in ("same", "valid"):
-                raise ValueError(f"Invalid padding string {padding!r}, should be one of "
-                                 "{'valid', 'same'}")
-            if padding == "same" and self.stride != (1, 1):
-                raise ValueError("padding='same' is not supported for strided convolutions")
             self.padding = padding
         else:
             self.padding = F.pair(padding, "padding", name)
         self.dilation = F.pair(dilation, "dilation", name)
         self.groups = int(groups)
         self.padding_mode = padding_mode
-        self.register_parameter("weight", np.empty(
-            (out_channels, in_channels // groups) + self.kernel_size, np.float32))
+        self.register_parameter("weight", np.empty(_check_shape(
+            name, (out_channels, in_channels // groups) + self.kernel_size), np.float32))
         self.register_parameter("bias", np.empty(out_channels, np.float32) if bias else None)
         self.reset_parameters()
 
@@ -186,6 +199,7 @@ class BatchNorm2d(Module):
         super().__init__()
         _check_factory_kwargs("BatchNorm2d", device, dtype)
         num_features = _check_count("BatchNorm2d", "num_features", num_features, 0)
+        _check_shape("BatchNorm2d", (num_features,))
         self.num_features = num_features
         self.eps = eps
         self.momentum = momentum
@@ -210,8 +224,7 @@ class BatchNorm2d(Module):
         ndim = np.ndim(input) if isinstance(input, np.ndarray) else np.ndim(
             F.as_float32(input, "BatchNorm2d"))
         if ndim != 4:
-            raise ValueError(f"BatchNorm2d: expected 4D input (got {ndim}D input of shape "
-                             f"{tuple(np.shape(input))})")
+            raise ValueError(f"BatchNorm2d: expected 4D input (got {ndim}D input)")
 
     def forward(self, input):
         return self._run(input)
@@ -373,7 +386,8 @@ class Linear(Module):
         _check_factory_kwargs("Linear", device, dtype)
         self.in_features = _check_count("Linear", "in_features", in_features, 0)
         self.out_features = _check_count("Linear", "out_features", out_features, 0)
-        self.register_parameter("weight", np.empty((out_features, in_features), np.float32))
+        self.register_parameter("weight", np.empty(
+            _check_shape("Linear", (self.out_features, self.in_features)), np.float32))
         self.register_parameter("bias", np.empty(out_features, np.float32) if bias else None)
         self.reset_parameters()
 
@@ -396,8 +410,9 @@ class Linear(Module):
         version = self._version
         cache = self.__dict__.get("_packed_cache")
         if cache is None or cache[0] != version:
-            if self.weight.ndim != 2:
-                # let the kernel report the bad shape with torch's wording
+            if self.weight.ndim != 2 or (self.bias is not None
+                                         and self.bias.shape != (self.weight.shape[0],)):
+                # let the operator report the bad shape with torch's wording
                 return None
             packed = _C.linear_pack("Linear", self.weight, self.bias)
             cache = (version, packed)

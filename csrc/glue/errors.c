@@ -5,7 +5,7 @@
  *
  * In a message, {0}..{11} print err->value[i], {s0} and {s1} the shapes
  * err->dims[0] and [1] as torch prints sizes ("[1, 3, 100, 100]"), {a} the
- * argument err->arg, {f} err->real as Python's repr of a float.
+ * argument err->arg, {f} err->real as Python's repr of a float; {{ prints {.
  */
 #include "glue.h"
 
@@ -39,6 +39,7 @@ static const message messages[] = {
     {SB_E_CONV_STRIDE, RUNTIME, "non-positive stride is not supported"},
     {SB_E_CONV_PADDING, RUNTIME, "negative padding is not supported"},
     {SB_E_CONV_DILATION, RUNTIME, "dilation should be greater than zero"},
+    {SB_E_CONV_DILATION_ZERO, RUNTIME, "dilation should be greater than zero, but got [{0}, {1}]"},
     {SB_E_CONV_KERNEL_SIZE, RUNTIME,
      "kernel size should be greater than zero, but got kernel_height: {0} kernel_width: {1}"},
     {SB_E_CONV_PARAM_MAX, VALUE,
@@ -46,7 +47,7 @@ static const message messages[] = {
      "must each be at most {8}"},
     {SB_E_CONV_GROUPS_DIVIDE, RUNTIME,
      "Given groups={0}, expected weight to be divisible by {0} at dimension 0, but got "
-     "weight of size {s0} instead"},
+     "weight of size [{s0}] instead"},
     {SB_E_CONV_NO_OUT_CHANNELS, RUNTIME,
      "Given groups={0}, expected weight to be at least 1 at dimension 0, but got weight of "
      "size {s0} instead"},
@@ -78,20 +79,18 @@ static const message messages[] = {
     {SB_E_BN_EPS, VALUE, "batch_norm eps must be non-negative, but got {f}"},
     {SB_E_BN_INPUT_NDIM, VALUE, "expected at least 2D input (got {0}D input of size {s0})"},
     {SB_E_BN_RUNNING_PAIR, VALUE,
-     "running_mean and running_var must both be given or both be None"},
-    {SB_E_BN_EVAL_NO_RUNNING, RUNTIME,
-     "running_mean and running_var must be defined in evaluation mode"},
+     "running_mean and running_var must either both be None or neither be None"},
+    {SB_E_BN_EVAL_NO_MEAN, RUNTIME, "running_mean must be defined in evaluation mode"},
+    {SB_E_BN_EVAL_NO_VAR, RUNTIME, "running_var must be defined in evaluation mode"},
     {SB_E_BN_ONE_VALUE, VALUE,
-     "Expected more than 1 value per channel when training, got input size {s0}"},
+     "Expected more than 1 value per channel when training, got input size torch.Size({s0})"},
     {SB_E_BN_RESIDUAL, RUNTIME, "the residual must have the shape of the 4-D input"},
     /* pooling: torch's Pool.h and AdaptiveAveragePooling.cpp */
     {SB_E_POOL_INPUT_NDIM, RUNTIME, "non-empty 3D or 4D (batch mode) tensor expected for input"},
     {SB_E_POOL_EMPTY, RUNTIME,
      "Expected 3D or 4D (batch mode) tensor with optional 0 dim batch size for input, but "
      "got:{s0}"},
-    {SB_E_POOL_INT_OVERFLOW, RUNTIME,
-     "value cannot be converted to type int without overflow (kernel_size ({0}, {1}), "
-     "stride ({2}, {3}), padding ({4}, {5}), dilation ({6}, {7}))"},
+    {SB_E_POOL_INT_OVERFLOW, RUNTIME, "value cannot be converted to type int without overflow"},
     {SB_E_POOL_STRIDE_ZERO, RUNTIME, "stride should not be zero"},
     {SB_E_POOL_PAD_NEGATIVE, RUNTIME, "pad must be non-negative, but got pad: {0}"},
     {SB_E_POOL_PAD_EFFECTIVE, RUNTIME,
@@ -113,7 +112,8 @@ static const message messages[] = {
      "adaptive_avg_pool2d(): Expected input to have non-zero size for non-batch dimensions, "
      "but input has sizes {s0} with dimension {0} being empty"},
     {SB_E_ADAPTIVE_NEGATIVE, RUNTIME,
-     "adaptive_avg_pool2d(): output_size must be non-negative, got ({0}, {1})"},
+     "adaptive_avg_pool2d: elements of output_size must be greater than or equal to 0 but "
+     "received {{{0}, {1}}"},
     /* element-wise */
     {SB_E_ADD_SHAPES, RUNTIME,
      "the output of the convolutions, of size {s0}, and the residual, of size {s1}, must "
@@ -123,7 +123,12 @@ static const message messages[] = {
     /* linear: torch's addmm */
     {SB_E_LINEAR_WEIGHT_NDIM, RUNTIME,
      "weight should be 2-D (out_features, in_features), but got weight of size {s0}"},
-    {SB_E_LINEAR_INPUT_NDIM, RUNTIME, "input must have at least 1 dimension, got a 0-d array"},
+    {SB_E_LINEAR_1D, RUNTIME,
+     "both arguments to linear need to be at least 1D, but they are {0}D and {1}D"},
+    {SB_E_LINEAR_WEIGHT_T, RUNTIME, "t() expects a tensor with <= 2 dimensions, but self is {0}D"},
+    {SB_E_LINEAR_BIAS, RUNTIME,
+     "The expanded size of the tensor ({0}) must match the existing size ({1}) at "
+     "non-singleton dimension 1.  Target sizes: [{2}, {0}].  Tensor sizes: {s0}"},
     {SB_E_LINEAR_SHAPES, RUNTIME,
      "mat1 and mat2 shapes cannot be multiplied ({0}x{1} and {2}x{3})"},
     {SB_E_LINEAR_PACK_WEIGHT, RUNTIME, "cannot pack a weight of size {s0}: it must be 2-D"},
@@ -171,6 +176,11 @@ PyObject *sb_glue_raise(const sb_error *err, const char *layer)
     buf[0] = '\0';
     append(buf, sizeof buf, &len, "%s: ", err->layer != NULL ? err->layer : layer);
     for (const char *p = m->format; *p != '\0'; p++) {
+        if (p[0] == '{' && p[1] == '{') {
+            append(buf, sizeof buf, &len, "{");
+            p++;
+            continue;
+        }
         if (*p != '{') {
             append(buf, sizeof buf, &len, "%c", *p);
             continue;

@@ -94,7 +94,8 @@ typedef enum {
     SB_E_CONV_GROUPS,
     SB_E_CONV_STRIDE,
     SB_E_CONV_PADDING,
-    SB_E_CONV_DILATION,
+    SB_E_CONV_DILATION,        /* a negative dilation */
+    SB_E_CONV_DILATION_ZERO,   /* v0, v1: a zero (and no negative) dilation */
     SB_E_CONV_KERNEL_SIZE,     /* v0, v1: kernel height, width */
     SB_E_CONV_PARAM_MAX,       /* v0..v7: stride, padding, dilation, kernel; v8: max */
     SB_E_CONV_GROUPS_DIVIDE,   /* v0: groups; shape 0: weight */
@@ -114,7 +115,8 @@ typedef enum {
     SB_E_BN_EPS,               /* real: eps */
     SB_E_BN_INPUT_NDIM,        /* v0: ndim; shape 0: input */
     SB_E_BN_RUNNING_PAIR,
-    SB_E_BN_EVAL_NO_RUNNING,
+    SB_E_BN_EVAL_NO_MEAN,
+    SB_E_BN_EVAL_NO_VAR,
     SB_E_BN_ONE_VALUE,         /* shape 0: input */
     SB_E_BN_RESIDUAL,
     /* pooling */
@@ -137,7 +139,9 @@ typedef enum {
     SB_E_CHANNEL_SCALE,
     /* linear */
     SB_E_LINEAR_WEIGHT_NDIM,   /* shape 0: weight */
-    SB_E_LINEAR_INPUT_NDIM,
+    SB_E_LINEAR_1D,            /* v0, v1: input and weight ndim */
+    SB_E_LINEAR_WEIGHT_T,      /* v0: weight ndim (> 2) */
+    SB_E_LINEAR_BIAS,          /* v0: out_features, v1: bias numel, v2: rows; shape 0: bias */
     SB_E_LINEAR_SHAPES,        /* v0..v3: rows x in, in_features x out_features */
     SB_E_LINEAR_PACK_WEIGHT,   /* shape 0: weight */
     /* SEAttention */

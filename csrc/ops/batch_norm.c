@@ -54,11 +54,12 @@ sb_status sb_bn_state_check(const sb_batch_norm_state *bn, int64_t channels, int
     sb_status status = check_eps(bn, err);
     if (status != SB_OK)
         return status;
-    const int have_running = bn->running_mean != NULL && bn->running_var != NULL;
+    if (!bn->batch_stats && bn->running_mean == NULL)
+        return sb_fail(err, SB_ERR_ARGUMENT, SB_E_BN_EVAL_NO_MEAN);
+    if (!bn->batch_stats && bn->running_var == NULL)
+        return sb_fail(err, SB_ERR_ARGUMENT, SB_E_BN_EVAL_NO_VAR);
     if ((bn->running_mean == NULL) != (bn->running_var == NULL))
         return sb_fail(err, SB_ERR_ARGUMENT, SB_E_BN_RUNNING_PAIR);
-    if (!bn->batch_stats && !have_running)
-        return sb_fail(err, SB_ERR_ARGUMENT, SB_E_BN_EVAL_NO_RUNNING);
     if ((status = check_vector(bn->running_mean, channels, "running_mean", err)) != SB_OK ||
         (status = check_vector(bn->running_var, channels, "running_var", err)) != SB_OK ||
         (status = check_vector(bn->weight, channels, "weight", err)) != SB_OK ||

@@ -88,8 +88,11 @@ sb_status sb_op_conv2d_plan(sb_conv2d_plan *plan, const sb_conv2d_args *a, sb_er
         return sb_fail_v(err, SB_ERR_ARGUMENT, SB_E_CONV_STRIDE, 2, sh, sw, 0, 0);
     if (ph < 0 || pw < 0)
         return sb_fail_v(err, SB_ERR_ARGUMENT, SB_E_CONV_PADDING, 2, ph, pw, 0, 0);
-    if (dh < 1 || dw < 1)
-        return sb_fail_v(err, SB_ERR_ARGUMENT, SB_E_CONV_DILATION, 2, dh, dw, 0, 0);
+    /* torch lists a zero dilation, not a negative one */
+    if (dh < 0 || dw < 0)
+        return sb_fail(err, SB_ERR_ARGUMENT, SB_E_CONV_DILATION);
+    if (dh == 0 || dw == 0)
+        return sb_fail_v(err, SB_ERR_ARGUMENT, SB_E_CONV_DILATION_ZERO, 2, dh, dw, 0, 0);
     if (wd[2] < 1 || wd[3] < 1)
         return sb_fail_v(err, SB_ERR_ARGUMENT, SB_E_CONV_KERNEL_SIZE, 2, wd[2], wd[3], 0, 0);
     const int64_t eh = a->padding_extra[0], ew = a->padding_extra[1];
@@ -119,6 +122,11 @@ sb_status sb_op_conv2d_plan(sb_conv2d_plan *plan, const sb_conv2d_args *a, sb_er
         sb_fail_v(err, SB_ERR_SHAPE, SB_E_CONV_CHANNELS, 3, groups, wd[1] * groups, xc, 0);
         sb_err_shape(err, 0, w);
         sb_err_shape(err, 1, x);
+        if (!batched) {
+            /* torch reports the unbatched input with its batch axis added */
+            const sb_tensor batched_view = {NULL, x->dtype, 4, {1, xc, xh, xw}, xc * xh * xw};
+            sb_err_shape(err, 1, &batched_view);
+        }
         return SB_ERR_SHAPE;
     }
     if (b != NULL && (b->ndim != 1 || b->dims[0] != wd[0])) {
@@ -273,22 +281,6 @@ sb_status sb_op_conv2d_run(const sb_conv2d_plan *plan, const sb_conv2d_args *a,
 
 /* ---- packing -------------------------------------------------------- */
 
-/* A per-channel vector of `count` elements, or NULL. */
-static sb_status check_vector(const sb_tensor *t, int64_t count, const char *name,
-                              sb_error *err)
-{
-    if (t == NULL)
-        return SB_OK;
-    if (!sb_check_f32(err, t))
-        return SB_ERR_ARGUMENT;
-    if (sb_tensor_numel(t) != count) {
-        sb_fail_v(err, SB_ERR_SHAPE, SB_E_NUMEL, 2, count, sb_tensor_numel(t), 0, 0);
-        sb_err_arg(err, name);
-        return SB_ERR_SHAPE;
-    }
-    return SB_OK;
-}
-
 sb_status sb_op_conv2d_pack_plan(sb_conv2d_pack_plan *plan, const sb_conv2d_pack_args *a,
                                  sb_error *err)
 {
@@ -304,9 +296,15 @@ sb_status sb_op_conv2d_pack_plan(sb_conv2d_pack_plan *plan, const sb_conv2d_pack
     const int64_t *wd = w->dims;
     if (wd[2] < 1 || wd[3] < 1)
         return sb_fail_v(err, SB_ERR_ARGUMENT, SB_E_CONV_KERNEL_SIZE, 2, wd[2], wd[3], 0, 0);
-    sb_status status = check_vector(a->bias, wd[0], "bias", err);
-    if (status != SB_OK)
-        return status;
+    sb_status status = SB_OK;
+    if (a->bias != NULL && (a->bias->ndim != 1 || a->bias->dims[0] != wd[0])) {
+        sb_fail_v(err, SB_ERR_SHAPE, SB_E_CONV_BIAS, 1, wd[0], 0, 0, 0);
+        sb_err_shape(err, 0, w);
+        sb_err_shape(err, 1, a->bias);
+        return SB_ERR_SHAPE;
+    }
+    if (!sb_check_f32(err, a->bias))
+        return SB_ERR_ARGUMENT;
     sb_layout layout = {0};
     if (a->fold != NULL) {
         /* the eval-mode BatchNorm folded in: C_out channels */

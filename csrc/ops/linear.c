@@ -16,13 +16,16 @@ sb_status sb_op_linear_plan(sb_linear_plan *plan, const sb_linear_args *a, sb_er
     const sb_tensor *x = a->input, *w = a->weight, *b = a->bias;
     if (!sb_check_f32(err, x) || !sb_check_f32(err, w) || !sb_check_f32(err, b))
         return SB_ERR_ARGUMENT;
+    /* torch's checks in its order: both at least 1-D, then weight.t() */
+    if (x->ndim < 1 || w->ndim < 1)
+        return sb_fail_v(err, SB_ERR_SHAPE, SB_E_LINEAR_1D, 2, x->ndim, w->ndim, 0, 0);
+    if (w->ndim > 2)
+        return sb_fail_v(err, SB_ERR_SHAPE, SB_E_LINEAR_WEIGHT_T, 1, w->ndim, 0, 0, 0);
     if (w->ndim != 2) {
         sb_fail(err, SB_ERR_SHAPE, SB_E_LINEAR_WEIGHT_NDIM);
         sb_err_shape(err, 0, w);
         return SB_ERR_SHAPE;
     }
-    if (x->ndim < 1)
-        return sb_fail(err, SB_ERR_SHAPE, SB_E_LINEAR_INPUT_NDIM);
     const int64_t out_features = w->dims[0], in_features = w->dims[1];
     int64_t rows = 1;
     for (int i = 0; i < x->ndim - 1; i++)
@@ -30,9 +33,11 @@ sb_status sb_op_linear_plan(sb_linear_plan *plan, const sb_linear_args *a, sb_er
     if (x->dims[x->ndim - 1] != in_features)
         return sb_fail_v(err, SB_ERR_SHAPE, SB_E_LINEAR_SHAPES, 4, rows,
                          x->dims[x->ndim - 1], in_features, out_features);
-    if (b != NULL && sb_tensor_numel(b) != out_features) {
-        sb_fail_v(err, SB_ERR_SHAPE, SB_E_NUMEL, 2, out_features, sb_tensor_numel(b), 0, 0);
-        sb_err_arg(err, "bias");
+    /* torch adds the bias by broadcasting it to (rows, out_features) */
+    if (b != NULL && (b->ndim != 1 || b->dims[0] != out_features)) {
+        sb_fail_v(err, SB_ERR_SHAPE, SB_E_LINEAR_BIAS, 3, out_features,
+                  b->ndim > 0 ? b->dims[b->ndim - 1] : 1, rows, 0);
+        sb_err_shape(err, 0, b);
         return SB_ERR_SHAPE;
     }
     if (a->packed != NULL &&

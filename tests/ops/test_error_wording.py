@@ -204,8 +204,6 @@ CONV = [
     Case("conv-input-1d",
          "conv2d", lambda L: L.F.conv2d(L.T(r(8)), L.T(W)),
          "Conv2d", lambda L: L.Conv2d(2, 3, 3)(L.T(r(8)))),
-    Case("conv-weight-3d",
-         "conv2d", lambda L: L.F.conv2d(L.T(X), L.T(r(3, 2, 3)))),
     Case("conv-channel-mismatch",
          "conv2d", lambda L: L.F.conv2d(L.T(X4), L.T(W)),
          "Conv2d", lambda L: L.Conv2d(2, 3, 3)(L.T(X4))),
@@ -290,11 +288,6 @@ CONV = [
 XB = r(2, 3, 4, 4)
 
 BATCH_NORM = [
-    Case("bn-input-1d",
-         "batch_norm", lambda L: L.F.batch_norm(L.T(r(3)), L.T(zeros(3)), L.T(ones(3)))),
-    Case("bn-input-0d",
-         "batch_norm", lambda L: L.F.batch_norm(L.T(np.float32(1.0)), L.T(zeros(3)),
-                                                L.T(ones(3)))),
     Case("bn-input-3d",
          layer="BatchNorm2d", module=lambda L: L.BatchNorm2d(3)(L.T(r(3, 4, 4)))),
     Case("bn-input-2d",
@@ -333,8 +326,6 @@ BATCH_NORM = [
          "batch_norm", lambda L: L.F.batch_norm(L.T(XB), L.T(zeros(3)), L.T(ones(3)),
                                                 training=True, eps=-1e-5),
          "BatchNorm2d", lambda L: L.BatchNorm2d(3, eps=-1e-5)(L.T(XB))),
-    Case("bn-eps-int-0-train",
-         layer="BatchNorm2d", module=lambda L: L.BatchNorm2d(3, eps=0)(L.T(XB))),
     Case("bn-eps-negative-eval",
          "batch_norm", lambda L: L.F.batch_norm(L.T(XB), L.T(zeros(3)), L.T(ones(3)),
                                                 eps=-1.0),
@@ -770,6 +761,31 @@ def _conv_limit_rows():
     ]
 
 
+README_NOT_TORCH_PATH = ("Where torch's message describes a path skipblocks does not have, "
+                        "skipblocks says what is wrong instead")
+
+
+def _not_torch_path_rows():
+    return [
+        Departure("conv2d-weight-3d",
+                  lambda L: L.F.conv2d(L.T(X), L.T(r(3, 2, 3))), RuntimeError,
+                  "conv2d: weight should be 4-D (out_channels, in_channels/groups, kH, kW), "
+                  "but got weight of size [3, 2, 3]", README_NOT_TORCH_PATH),
+        Departure("batch_norm-input-1d",
+                  lambda L: L.F.batch_norm(L.T(r(3)), L.T(zeros(3)), L.T(ones(3))), ValueError,
+                  "batch_norm: expected at least 2D input (got 1D input of size [3])",
+                  README_NOT_TORCH_PATH),
+        Departure("batch_norm-input-0d",
+                  lambda L: L.F.batch_norm(L.T(np.float32(1.0)), L.T(zeros(3)), L.T(ones(3))),
+                  ValueError, "batch_norm: expected at least 2D input (got 0D input of size [])",
+                  README_NOT_TORCH_PATH),
+        Departure("BatchNorm2d-eps-int-0-train",
+                  lambda L: L.BatchNorm2d(3, eps=0)(L.T(XB)), ValueError,
+                  "BatchNorm2d: batch_norm eps must be positive during training, but got 0.0",
+                  "a BatchNorm eps that is an integer is printed as a float"),
+    ]
+
+
 def _running_stats_rows():
     return [
         Departure("batch_norm-train-read-only-running-mean",
@@ -781,7 +797,7 @@ def _running_stats_rows():
 
 
 DEPARTURES = (_complex_rows() + _inplace_rows() + _unsupported_rows() + _conv_limit_rows()
-              + _running_stats_rows())
+              + _running_stats_rows() + _not_torch_path_rows())
 assert len({d.id for d in DEPARTURES}) == len(DEPARTURES)
 
 
