@@ -17,15 +17,14 @@ static void tensor_or_null(sb_tensor *t, PyArrayObject *arr, const sb_tensor **s
 
 PyDoc_STRVAR(conv2d_doc,
 "conv2d(layer, input, weight, bias, stride, padding, dilation, groups, out=None,\n"
-"       reference=False, packed=None, in_scale=None, in_shift=None, in_relu=False,\n"
-"       residual=None, relu=False, padding_extra=(0, 0))\n"
+"       packed=None, in_scale=None, in_shift=None, in_relu=False, residual=None,\n"
+"       relu=False, padding_extra=(0, 0))\n"
 "--\n\n"
 "torch.nn.functional.conv2d with zero padding, and skipblocks' fusions.\n\n"
 "layer: the name errors start with. input: (N, C_in, H, W) or (C_in, H, W).\n"
 "weight: (C_out, C_in/groups, kH, kW). bias: (C_out,) or None.\n"
 "stride, padding, dilation: pairs of ints; groups: int.\n"
 "out: a float32 array of the output's shape to write (a 4-D input only).\n"
-"reference: run the direct reference loop (tests; no fusion, no packed).\n"
 "packed: weights from conv2d_pack (they hold the bias, maybe a folded BatchNorm);\n"
 "  None packs them for this call.\n"
 "in_scale, in_shift: (C_in,) each; every input value x of channel c is used as\n"
@@ -38,18 +37,18 @@ PyDoc_STRVAR(conv2d_doc,
 static PyObject *py_conv2d(PyObject *self, PyObject *args, PyObject *kwargs)
 {
     static char *keywords[] = {"layer", "input", "weight", "bias", "stride", "padding",
-                               "dilation", "groups", "out", "reference", "packed",
+                               "dilation", "groups", "out", "packed",
                                "in_scale", "in_shift", "in_relu", "residual", "relu",
                                "padding_extra", NULL};
     const char *layer;
     PyObject *input_obj, *weight_obj, *bias_obj, *out_obj = Py_None, *packed_obj = Py_None;
     PyObject *in_scale_obj = Py_None, *in_shift_obj = Py_None, *residual_obj = Py_None;
     Py_ssize_t sh, sw, ph, pw, dh, dw, groups, eh = 0, ew = 0;
-    int reference = 0, in_relu = 0, relu = 0;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "sOOO(nn)(nn)(nn)n|OpOOOpOp(nn)", keywords,
+    int in_relu = 0, relu = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "sOOO(nn)(nn)(nn)n|OOOOpOp(nn)", keywords,
                                      &layer, &input_obj, &weight_obj, &bias_obj,
                                      &sh, &sw, &ph, &pw, &dh, &dw, &groups,
-                                     &out_obj, &reference, &packed_obj, &in_scale_obj,
+                                     &out_obj, &packed_obj, &in_scale_obj,
                                      &in_shift_obj, &in_relu, &residual_obj, &relu, &eh, &ew))
         return NULL;
 
@@ -94,7 +93,6 @@ static PyObject *py_conv2d(PyObject *self, PyObject *args, PyObject *kwargs)
     }
     a.in_relu = in_relu;
     a.out_relu = relu;
-    a.reference = reference;
     a.num_threads = sb_get_num_threads();
 
     sb_conv2d_plan plan;

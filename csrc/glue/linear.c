@@ -5,21 +5,19 @@
 #include "glue.h"
 
 PyDoc_STRVAR(linear_doc,
-"linear(layer, input, weight, bias, reference=False, packed=None)\n--\n\n"
+"linear(layer, input, weight, bias, packed=None)\n--\n\n"
 "torch.nn.functional.linear: input (..., in_features) -> (..., out_features).\n\n"
 "layer: the name errors start with. weight: (out_features, in_features).\n"
-"bias: (out_features,) or None. reference: the reference loop (tests).\n"
+"bias: (out_features,) or None.\n"
 "packed: weights and bias from linear_pack (the packed-GEMM fast path).");
 
 static PyObject *py_linear(PyObject *self, PyObject *args, PyObject *kwargs)
 {
-    static char *keywords[] = {"layer", "input", "weight", "bias", "reference", "packed",
-                               NULL};
+    static char *keywords[] = {"layer", "input", "weight", "bias", "packed", NULL};
     const char *layer;
     PyObject *input_obj, *weight_obj, *bias_obj, *packed_obj = Py_None;
-    int reference = 0;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "sOOO|pO", keywords, &layer, &input_obj,
-                                     &weight_obj, &bias_obj, &reference, &packed_obj))
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "sOOO|O", keywords, &layer, &input_obj,
+                                     &weight_obj, &bias_obj, &packed_obj))
         return NULL;
     PyArrayObject *input = NULL, *weight = NULL, *bias = NULL, *out = NULL;
     PyObject *result = NULL;
@@ -35,7 +33,7 @@ static PyObject *py_linear(PyObject *self, PyObject *args, PyObject *kwargs)
     sb_glue_tensor_of(&t_weight, weight);
     if (bias != NULL)
         sb_glue_tensor_of(&t_bias, bias);
-    sb_linear_args a = {&t_input, &t_weight, bias ? &t_bias : NULL, NULL, 0, reference,
+    sb_linear_args a = {&t_input, &t_weight, bias ? &t_bias : NULL, NULL, 0, 0,
                         sb_get_num_threads()};
     if (packed_obj != Py_None) {
         if (!sb_glue_is_packed(packed_obj)) {

@@ -188,7 +188,7 @@ typedef struct {
     int in_relu;
     const sb_tensor *residual;
     int out_relu;
-    int reference;   /* the direct reference loop (tests); takes no fusion */
+    int reference;   /* the direct loop sb_conv2d_f32__ref, for the C tests; no fusion */
     int num_threads;
 } sb_conv2d_args;
 
@@ -354,7 +354,7 @@ typedef struct {
     const sb_tensor *bias;     /* (out_features) or NULL */
     const void *packed;        /* sb_op_linear_pack's output (holds the bias), or NULL */
     int64_t packed_numel;
-    int reference;             /* the reference loop (tests) */
+    int reference;             /* the reference loop sb_linear_f32__ref, for the C tests */
     int num_threads;
 } sb_linear_args;
 

@@ -203,8 +203,10 @@ def test_batch_norm_eps_is_checked_at_the_boundary(training, eps, message):
     with pytest.raises(ValueError, match=f"BN: batch_norm eps {message}"):
         _C.batch_norm("BN", x, zeros.copy(), ones.copy(), ones, zeros, training, 0.1, eps)
     if not training:
-        with pytest.raises(ValueError, match=f"BN: batch_norm eps {message}"):
-            _C.batch_norm_fold("BN", zeros, ones, ones, zeros, eps)
+        # the eval-mode fold of a BatchNorm into a convolution's weights
+        with pytest.raises(ValueError, match=f"BatchNorm2d: batch_norm eps {message}"):
+            _C.conv2d_pack("Conv2d", np.ones((2, 1, 1, 1), np.float32), None, 1,
+                           (zeros, ones, ones, zeros, eps))
 
 
 # -- inputs users pass --------------------------------------------------------------

@@ -1,5 +1,4 @@
-"""Edge cases found in review, each checked against torch where torch has
-an answer: shallow copies and caches, subclasses inside fused blocks, two
+"""Corner cases, each checked against torch where torch has an answer: shallow copies and caches, subclasses inside fused blocks, two
 threads on one module, thread-local unfused(), load_state_dict corners,
 eps checks, empty pooling outputs, cat's legacy empty tensors, Sequential
 item assignment."""
@@ -172,7 +171,9 @@ def test_cat_skips_legacy_empty_tensors_like_torch():
 
 def test_dense_block_mixed_ndim_list_raises_runtime_error_like_torch():
     block = sb.DenseBlock(2, 4, 2, 2)
-    with pytest.raises(RuntimeError, match="DenseBlock"):
+    # the first layer's torch.cat raises it, as in the document's block
+    with pytest.raises(RuntimeError, match="DenseLayer: Tensors must have same number of "
+                                           "dimensions: got 4 and 3"):
         block([_x((1, 4, 5, 5)), _x((4, 5, 5))])
 
 
