@@ -9,8 +9,15 @@
  * releases the GIL and calls the kernel.
  *
  * Argument order everywhere: outputs, inputs, weights, params, workspace.
- * Naming: sb_<op>_<dtype>; variants after a double underscore
- * (sb_conv2d_f32__ref is the readable reference that tests compare with).
+ * Naming: sb_<op>_<dtype>; variants after a double underscore. Every
+ * kernel with a fast path (threads, SIMD, another summation order) has a
+ * __ref declared beside it (sb_conv2d_f32__ref, sb_relu_f32__ref...): the
+ * plainest single-threaded loop over torch's formula and its roundings, no
+ * SIMD, no workspace, in the same .c file as the kernel's portable code.
+ * Tests compare every ISA path with it, exactly where the result is exact.
+ * A __ref checks its arguments as its kernel does (same statuses). The
+ * BatchNorm fold and running-statistics update are one plain loop on every
+ * ISA, the formula itself, and have none.
  *
  * Shape legend (NCHW, the layout of torch.nn):
  *   N      batch size               C, C_in, C_out   channels
@@ -106,7 +113,8 @@ sb_status sb_conv2d_f32(float *out_data, const sb_fmap *out,
                         const float *weight, const float *bias,
                         const sb_conv2d_params *params, float *workspace);
 
-/* Direct 7-loop reference, no workspace. For tests only. */
+/* Reference, for tests: the direct 7-loop convolution, a bounds test per
+ * tap, one float sum per output in (ci, kh, kw) order, no workspace. */
 sb_status sb_conv2d_f32__ref(float *out_data, const sb_fmap *out,
                              const float *in_data, const sb_fmap *in,
                              const float *weight, const float *bias,
@@ -124,6 +132,12 @@ sb_status sb_conv2d_f32__ref(float *out_data, const sb_fmap *out,
  * mean, var_sum: C floats. Requires N*H*W >= 1. */
 sb_status sb_batch_norm_stats_f32(float *mean, float *var_sum,
                                   const float *in_data, const sb_fmap *in);
+
+/* Reference, for tests: the same formula with one double sum per channel in
+ * element order (the kernel sums in four lanes), so it agrees with the
+ * kernel to within an ulp. Single-threaded; same statuses. */
+sb_status sb_batch_norm_stats_f32__ref(float *mean, float *var_sum,
+                                       const float *in_data, const sb_fmap *in);
 
 /* scale[c] = weight[c] / sqrt(variance[c] + eps); shift[c] = bias[c] - mean[c]*scale[c]
  * (weight NULL means 1, bias NULL means 0): torch's CPU batch_norm computes
@@ -148,12 +162,24 @@ sb_status sb_batch_norm_update_running_f32(float *running_mean, float *running_v
                                            int64_t count, double momentum,
                                            int64_t channels);
 
-/* out = in * scale[c] + shift[c], then max(., 0) when relu != 0.
- * out and in may be the same buffer (in-place). */
+/* out = in * scale[c] + shift[c], then max(., 0) when relu != 0 (torch's
+ * clamp_min: NaN and -0.0 pass). One FMA on the AVX2 paths (torch's
+ * vectorised kernels), the product and the sum rounded apart on the
+ * portable path (torch's DEFAULT build). out and in may be the same buffer
+ * (in-place). */
 sb_status sb_batch_norm_apply_f32(float *out_data, const sb_fmap *out,
                                   const float *in_data, const sb_fmap *in,
                                   const float *scale, const float *shift,
                                   int relu);
+
+/* Reference, for tests: out = fmaf(in, scale[c], shift[c]) (one rounding,
+ * as torch's vectorised kernels and the AVX2 path; the portable path rounds
+ * the product and the sum apart), then torch.relu's v < 0 ? 0 : v when
+ * relu. Single-threaded; same statuses; out may be in. */
+sb_status sb_batch_norm_apply_f32__ref(float *out_data, const sb_fmap *out,
+                                       const float *in_data, const sb_fmap *in,
+                                       const float *scale, const float *shift,
+                                       int relu);
 
 /* ------------------------------------------------------------------ */
 /* Pooling                                                             */
@@ -185,10 +211,26 @@ sb_status sb_max_pool2d_f32(float *out_data, const sb_fmap *out,
                             const float *in_data, const sb_fmap *in,
                             const sb_pool2d_params *params);
 
+/* Reference, for tests: the window scanned tap by tap with a bounds test,
+ * keeping a value that is greater or NaN (torch's rule). Single-threaded;
+ * same statuses; the kernel must give its bits. */
+sb_status sb_max_pool2d_f32__ref(float *out_data, const sb_fmap *out,
+                                 const float *in_data, const sb_fmap *in,
+                                 const sb_pool2d_params *params);
+
 /* torch.nn.functional.adaptive_avg_pool2d: output cell (i, j) averages rows
  * floor(i*H/OH) .. ceil((i+1)*H/OH)-1 and the same for columns. */
 sb_status sb_adaptive_avg_pool2d_f32(float *out_data, const sb_fmap *out,
                                      const float *in_data, const sb_fmap *in);
+
+/* Reference, for tests: torch's two formulas as plain loops. A window
+ * (output other than 1x1) is a float sum in row-major order divided by its
+ * height, then by its width, as the kernel does (so it gives these bits); a
+ * 1x1 output (torch's mean) is a double sum rounded to float and divided by
+ * H*W in float, which the kernel's float lanes match to rounding.
+ * Single-threaded; same statuses. */
+sb_status sb_adaptive_avg_pool2d_f32__ref(float *out_data, const sb_fmap *out,
+                                          const float *in_data, const sb_fmap *in);
 
 /* ------------------------------------------------------------------ */
 /* Element-wise and small ops                                          */
@@ -196,18 +238,29 @@ sb_status sb_adaptive_avg_pool2d_f32(float *out_data, const sb_fmap *out,
 
 /* torch.relu: max(x, 0), NaN stays NaN. out may equal in. */
 sb_status sb_relu_f32(float *out, const float *in, int64_t count);
+/* Reference, for tests (isnan(x) ? x : max(x, 0), -0.0 kept; exact). */
+sb_status sb_relu_f32__ref(float *out, const float *in, int64_t count);
 
 /* torch.sigmoid: 1 / (1 + exp(-x)). out may equal in. */
 sb_status sb_sigmoid_f32(float *out, const float *in, int64_t count);
+/* Reference, for tests: 1.0f / (1.0f + expf(-x)) in float, the scalar
+ * path's expression; the AVX2 path agrees to a few ulp. */
+sb_status sb_sigmoid_f32__ref(float *out, const float *in, int64_t count);
 
 /* relu(a + b), element-wise (ResidualBlock's "out + residual, then relu").
  * out may equal a or b. */
 sb_status sb_add_relu_f32(float *out, const float *a, const float *b, int64_t count);
+/* Reference, for tests (the float sum, then relu as sb_relu_f32__ref; exact). */
+sb_status sb_add_relu_f32__ref(float *out, const float *a, const float *b, int64_t count);
 
 /* out[n, c, :, :] = in[n, c, :, :] * scale[n * C + c] (SEAttention's x * y). */
 sb_status sb_channel_scale_f32(float *out_data, const sb_fmap *out,
                                const float *in_data, const sb_fmap *in,
                                const float *scale);
+/* Reference, for tests (one float product per element; exact). */
+sb_status sb_channel_scale_f32__ref(float *out_data, const sb_fmap *out,
+                                    const float *in_data, const sb_fmap *in,
+                                    const float *scale);
 
 /* torch.nn.functional.linear: out[r, o] = sum_i in[r, i] * weight[o, i] + bias[o].
  * out: rows x out_features; in: rows x in_features; weight: out_features x
@@ -216,7 +269,8 @@ sb_status sb_linear_f32(float *out, const float *in, const float *weight,
                         const float *bias, int64_t rows, int64_t in_features,
                         int64_t out_features);
 
-/* Reference for sb_linear_f32, for tests only. */
+/* Reference, for tests: one sequential float sum per output, in input
+ * order, then the bias. */
 sb_status sb_linear_f32__ref(float *out, const float *in, const float *weight,
                              const float *bias, int64_t rows,
                              int64_t in_features, int64_t out_features);
@@ -346,11 +400,22 @@ sb_status sb_linear_f32_packed(float *out, const float *in, const float *packed_
                                int64_t rows, int64_t in_features, int64_t out_features,
                                float *workspace, int num_threads);
 
-/* ResidualBlock's train-mode tail: out = relu(in * scale[c] + shift[c] + residual). */
+/* ResidualBlock's train-mode tail: out = relu(in * scale[c] + shift[c] + residual),
+ * the BatchNorm part rounded as sb_batch_norm_apply_f32 on the same ISA and
+ * then rounded before the residual is added. */
 sb_status sb_batch_norm_add_relu_f32(float *out_data, const sb_fmap *out,
                                      const float *in_data, const sb_fmap *in,
                                      const float *scale, const float *shift,
                                      const float *residual_data, const sb_fmap *residual);
+
+/* Reference, for tests: relu(fmaf(in, scale[c], shift[c]) + residual), the
+ * BatchNorm result rounded before the add (as sb_batch_norm_apply_f32__ref).
+ * Single-threaded; same statuses; out may be in. */
+sb_status sb_batch_norm_add_relu_f32__ref(float *out_data, const sb_fmap *out,
+                                          const float *in_data, const sb_fmap *in,
+                                          const float *scale, const float *shift,
+                                          const float *residual_data,
+                                          const sb_fmap *residual);
 
 #ifdef __cplusplus
 }

@@ -18,7 +18,16 @@
  *     by row, then divides by kh and then by kw; we do exactly that.
  *
  * Output sizes larger than the input are accepted, as in torch (windows
- * then repeat input cells). Not done: channels-last, backward.
+ * then repeat input cells).
+ *
+ * sb_adaptive_avg_pool2d_f32__ref (at the end) states the two formulas as
+ * plain loops, single-threaded: the windowed mean exactly as above (so the
+ * fast kernel must give its bits), and the global mean as a sum in double
+ * (close to exact, as torch's cascade sum is) rounded to float and divided
+ * by H*W in float (the fast kernel's float lanes differ from it by a
+ * rounding of the partial sums; tests hold it to a tolerance).
+ *
+ * Not done: channels-last, backward.
  */
 #include "sb_internal.h"
 #include "sb_isa_kernels.h"
@@ -128,5 +137,54 @@ sb_status sb_adaptive_avg_pool2d_f32(float *restrict out_data, const sb_fmap *ou
     adaptive_pool_job job = {out_data, in_data, out, in, sb_avx2_kernels_selected()};
     sb_parallel_items(out->n * out->c, in->h * in->w + out->h * out->w, adaptive_pool_planes,
                       &job);
+    return SB_OK;
+}
+
+/* The reference for tests: the window of each output cell from torch's
+ * start_index / end_index, summed in row-major order. The argument checks
+ * are sb_adaptive_avg_pool2d_f32's, in the same order. */
+sb_status sb_adaptive_avg_pool2d_f32__ref(float *restrict out_data, const sb_fmap *out,
+                                          const float *restrict in_data, const sb_fmap *in)
+{
+    if (out == NULL || in == NULL)
+        return SB_ERR_NULL;
+    if (!sb_fmap_ok(out) || !sb_fmap_ok(in) || out->n != in->n || out->c != in->c)
+        return SB_ERR_SHAPE;
+    if (in->h < 1 || in->w < 1 || out->h < 1 || out->w < 1)
+        return SB_ERR_SHAPE;
+    if (out->n == 0 || out->c == 0)
+        return SB_OK;
+    if (out_data == NULL || in_data == NULL)
+        return SB_ERR_NULL;
+
+    const int64_t H = in->h, W = in->w, OH = out->h, OW = out->w;
+    const int global = OH == 1 && OW == 1;
+    for (int64_t n = 0; n < out->n; n++)
+        for (int64_t c = 0; c < out->c; c++) {
+            const float *restrict plane = in_data + n * in->batch_stride + c * H * W;
+            float *restrict dst = out_data + n * out->batch_stride + c * OH * OW;
+            for (int64_t i = 0; i < OH; i++)
+                for (int64_t j = 0; j < OW; j++) {
+                    const int64_t h0 = (i * H) / OH, h1 = ((i + 1) * H + OH - 1) / OH;
+                    const int64_t w0 = (j * W) / OW, w1 = ((j + 1) * W + OW - 1) / OW;
+                    if (global) {
+                        /* torch's input.mean((-1, -2)): the sum, then one float
+                         * division by the element count */
+                        double sum = 0.0;
+                        for (int64_t y = h0; y < h1; y++)
+                            for (int64_t x = w0; x < w1; x++)
+                                sum += plane[y * W + x];
+                        dst[i * OW + j] = (float)sum / (float)(H * W);
+                    } else {
+                        /* torch's cpu_adaptive_avg_pool: a float sum, then
+                         * divided by the window's height and then its width */
+                        float sum = 0.0f;
+                        for (int64_t y = h0; y < h1; y++)
+                            for (int64_t x = w0; x < w1; x++)
+                                sum += plane[y * W + x];
+                        dst[i * OW + j] = sum / (float)(h1 - h0) / (float)(w1 - w0);
+                    }
+                }
+        }
     return SB_OK;
 }

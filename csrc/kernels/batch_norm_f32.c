@@ -27,6 +27,19 @@
  * when the map is big enough; no sum is ever split, so results do not
  * depend on the thread count.
  *
+ * References for tests (at the end), plain single-threaded loops over the
+ * formulas above:
+ *   sb_batch_norm_stats_f32__ref      one double sum per channel in
+ *       element order (not four lanes), the same roundings to float: the
+ *       fast kernel agrees to within an ulp (the two double sums can round
+ *       to neighbouring floats), usually bit for bit;
+ *   sb_batch_norm_apply_f32__ref, sb_batch_norm_add_relu_f32__ref
+ *       x * scale + shift as one fmaf, torch's vectorised rounding: the
+ *       AVX2 path gives their bits, the portable path (product and sum
+ *       rounded apart) differs by at most the product's rounding.
+ * fold and update_running have one implementation on every ISA, and are
+ * themselves the formula with torch's roundings: they need no reference.
+ *
  * Not done: backward, channels-last layouts, momentum == None (cumulative
  * average) -- the Python layer passes momentum = 1 / num_batches_tracked then.
  */
@@ -286,5 +299,100 @@ sb_status sb_batch_norm_add_relu_f32(float *out_data, const sb_fmap *out,
     apply_job job = {out_data, in_data, scale, shift, residual_data, *out, *in, *residual, 1,
                      sb_avx2_kernels_selected()};
     sb_parallel_items(in->n * in->c, 2 * hw, apply_planes, &job);
+    return SB_OK;
+}
+
+/* ---- references, for tests ------------------------------------------- */
+
+/* Channel c's mean and var_sum as the header states them: the sum of x in
+ * double, divided by the count and rounded to float; then the sum, in
+ * double, of (x - mean)^2 formed in float, rounded to float. The argument
+ * checks are sb_batch_norm_stats_f32's. */
+sb_status sb_batch_norm_stats_f32__ref(float *restrict mean, float *restrict var_sum,
+                                       const float *restrict in_data, const sb_fmap *in)
+{
+    if (in == NULL)
+        return SB_ERR_NULL;
+    if (!sb_fmap_ok(in) || in->n * in->h * in->w < 1)
+        return SB_ERR_SHAPE;
+    if (in->c == 0)
+        return SB_OK;
+    if (mean == NULL || var_sum == NULL || in_data == NULL)
+        return SB_ERR_NULL;
+    const int64_t hw = in->h * in->w;
+    const double count = (double)(in->n * hw);
+    for (int64_t c = 0; c < in->c; c++) {
+        double sum = 0.0;
+        for (int64_t n = 0; n < in->n; n++)
+            for (int64_t i = 0; i < hw; i++)
+                sum += in_data[n * in->batch_stride + c * hw + i];
+        const float m = (float)(sum / count);
+        double squares = 0.0;
+        for (int64_t n = 0; n < in->n; n++)
+            for (int64_t i = 0; i < hw; i++) {
+                const float d = in_data[n * in->batch_stride + c * hw + i] - m;
+                const float d2 = d * d;
+                squares += d2;
+            }
+        mean[c] = m;
+        var_sum[c] = (float)squares;
+    }
+    return SB_OK;
+}
+
+/* out = fmaf(in, scale[c], shift[c]), then torch.relu's clamp_min(v, 0)
+ * (v < 0 ? 0 : v: NaN and -0.0 pass) when relu. out may be in. The
+ * argument checks are sb_batch_norm_apply_f32's. */
+sb_status sb_batch_norm_apply_f32__ref(float *out_data, const sb_fmap *out,
+                                       const float *in_data, const sb_fmap *in,
+                                       const float *scale, const float *shift, int relu)
+{
+    if (out == NULL || in == NULL)
+        return SB_ERR_NULL;
+    if (!sb_fmap_ok(out) || !sb_fmap_ok(in) || !same_shape(out, in))
+        return SB_ERR_SHAPE;
+    const int64_t hw = in->h * in->w;
+    if (in->n == 0 || in->c == 0 || hw == 0)
+        return SB_OK;
+    if (out_data == NULL || in_data == NULL || scale == NULL || shift == NULL)
+        return SB_ERR_NULL;
+    for (int64_t n = 0; n < in->n; n++)
+        for (int64_t c = 0; c < in->c; c++)
+            for (int64_t i = 0; i < hw; i++) {
+                float v = fmaf(in_data[n * in->batch_stride + c * hw + i], scale[c], shift[c]);
+                if (relu)
+                    v = v < 0.0f ? 0.0f : v;
+                out_data[n * out->batch_stride + c * hw + i] = v;
+            }
+    return SB_OK;
+}
+
+/* out = relu(fmaf(in, scale[c], shift[c]) + residual): the BatchNorm result
+ * rounded before the residual is added, as torch's bn(x) + residual. out
+ * may be in. The argument checks are sb_batch_norm_add_relu_f32's. */
+sb_status sb_batch_norm_add_relu_f32__ref(float *out_data, const sb_fmap *out,
+                                          const float *in_data, const sb_fmap *in,
+                                          const float *scale, const float *shift,
+                                          const float *residual_data, const sb_fmap *residual)
+{
+    if (out == NULL || in == NULL || residual == NULL)
+        return SB_ERR_NULL;
+    if (!sb_fmap_ok(out) || !sb_fmap_ok(in) || !sb_fmap_ok(residual) ||
+        !same_shape(out, in) || !same_shape(residual, in))
+        return SB_ERR_SHAPE;
+    const int64_t hw = in->h * in->w;
+    if (in->n == 0 || in->c == 0 || hw == 0)
+        return SB_OK;
+    if (out_data == NULL || in_data == NULL || scale == NULL || shift == NULL ||
+        residual_data == NULL)
+        return SB_ERR_NULL;
+    for (int64_t n = 0; n < in->n; n++)
+        for (int64_t c = 0; c < in->c; c++)
+            for (int64_t i = 0; i < hw; i++) {
+                const float bn =
+                    fmaf(in_data[n * in->batch_stride + c * hw + i], scale[c], shift[c]);
+                const float v = bn + residual_data[n * residual->batch_stride + c * hw + i];
+                out_data[n * out->batch_stride + c * hw + i] = v < 0.0f ? 0.0f : v;
+            }
     return SB_OK;
 }

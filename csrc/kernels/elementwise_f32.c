@@ -20,7 +20,15 @@
  *
  * All of these may run in place (out == in, out == a or b), so the aliased
  * pointers are not restrict-qualified; GCC then vectorises behind a run-time
- * overlap check. Not done: broadcasting beyond channel_scale's N x C.
+ * overlap check.
+ *
+ * Each has a reference for tests (at the end): the formula as one plain
+ * single-threaded loop. relu, add_relu and channel_scale involve at most one
+ * rounding, so every path must give the reference's bits; sigmoid's
+ * reference is the scalar path's expression (libm's expf), which the AVX2
+ * kernel matches to a few ulp.
+ *
+ * Not done: broadcasting beyond channel_scale's N x C.
  */
 #include <math.h>
 
@@ -164,5 +172,80 @@ sb_status sb_channel_scale_f32(float *out_data, const sb_fmap *out,
         return SB_ERR_NULL;
     channel_scale_job job = {out_data, in_data, scale, *out, *in, sb_avx2_kernels_selected()};
     sb_parallel_items(in->n * in->c, hw, channel_scale_planes, &job);
+    return SB_OK;
+}
+
+/* ---- references, for tests ------------------------------------------- */
+
+/* torch.relu as torch's CPU clamp_min writes it: isnan(x) ? x : max(x, 0),
+ * the max keeping x on a tie, so -0.0 stays -0.0. out may equal in. */
+sb_status sb_relu_f32__ref(float *out, const float *in, int64_t count)
+{
+    if (count < 0)
+        return SB_ERR_SHAPE;
+    if (count == 0)
+        return SB_OK;
+    if (out == NULL || in == NULL)
+        return SB_ERR_NULL;
+    for (int64_t i = 0; i < count; i++) {
+        const float x = in[i];
+        out[i] = isnan(x) ? x : (x < 0.0f ? 0.0f : x);
+    }
+    return SB_OK;
+}
+
+/* torch.sigmoid: 1 / (1 + exp(-x)) in float, with libm's expf. out may
+ * equal in. */
+sb_status sb_sigmoid_f32__ref(float *out, const float *in, int64_t count)
+{
+    if (count < 0)
+        return SB_ERR_SHAPE;
+    if (count == 0)
+        return SB_OK;
+    if (out == NULL || in == NULL)
+        return SB_ERR_NULL;
+    for (int64_t i = 0; i < count; i++)
+        out[i] = 1.0f / (1.0f + expf(-in[i]));
+    return SB_OK;
+}
+
+/* relu(a + b): the sum rounded to float (torch's separate add), then
+ * torch.relu as in sb_relu_f32__ref. out may equal a or b. */
+sb_status sb_add_relu_f32__ref(float *out, const float *a, const float *b, int64_t count)
+{
+    if (count < 0)
+        return SB_ERR_SHAPE;
+    if (count == 0)
+        return SB_OK;
+    if (out == NULL || a == NULL || b == NULL)
+        return SB_ERR_NULL;
+    for (int64_t i = 0; i < count; i++) {
+        const float v = a[i] + b[i];
+        out[i] = isnan(v) ? v : (v < 0.0f ? 0.0f : v);
+    }
+    return SB_OK;
+}
+
+/* out[n, c, h, w] = in[n, c, h, w] * scale[n * C + c], one float product.
+ * out may equal in. The argument checks are sb_channel_scale_f32's. */
+sb_status sb_channel_scale_f32__ref(float *out_data, const sb_fmap *out,
+                                    const float *in_data, const sb_fmap *in,
+                                    const float *scale)
+{
+    if (out == NULL || in == NULL)
+        return SB_ERR_NULL;
+    if (!sb_fmap_ok(out) || !sb_fmap_ok(in) || out->n != in->n || out->c != in->c ||
+        out->h != in->h || out->w != in->w)
+        return SB_ERR_SHAPE;
+    const int64_t hw = in->h * in->w;
+    if (in->n == 0 || in->c == 0 || hw == 0)
+        return SB_OK;
+    if (out_data == NULL || in_data == NULL || scale == NULL)
+        return SB_ERR_NULL;
+    for (int64_t n = 0; n < in->n; n++)
+        for (int64_t c = 0; c < in->c; c++)
+            for (int64_t i = 0; i < hw; i++)
+                out_data[n * out->batch_stride + c * hw + i] =
+                    in_data[n * in->batch_stride + c * hw + i] * scale[n * in->c + c];
     return SB_OK;
 }

@@ -61,7 +61,7 @@ void sb_igemm_f32_ukernel_6x16__scalar(int64_t kc, const float *a, const float *
                                        int accumulate);
 /* SB_PORTABLE_ONLY builds what a CPU without x86 vector kernels gets (ARM,
  * other compilers): no intrinsics anywhere, the portable path alone. The C
- * tests build it so on x86 too (tests/test_c_kernels.py). */
+ * tests build it so on x86 too (tests/ops/test_c_kernels.py). */
 #if (defined(__x86_64__) || defined(_M_X64) || defined(__i386__)) && !defined(SB_PORTABLE_ONLY)
 #if defined(__GNUC__) || defined(__clang__)
 #define SB_HAVE_AVX2_KERNELS 1

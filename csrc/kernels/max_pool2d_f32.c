@@ -14,6 +14,10 @@
  * bounds. ceil_mode is not a kernel parameter: out->h / out->w must equal
  * the floor or the ceil size, and the glue picks which.
  *
+ * sb_max_pool2d_f32__ref (at the end) is the formula above as a plain loop,
+ * one bounds test per tap, single-threaded; tests require the fast kernel
+ * to give its bits exactly (a maximum involves no rounding).
+ *
  * Not done: return_indices, channels-last, 1-D / 3-D pooling.
  */
 #include <math.h>
@@ -164,5 +168,66 @@ sb_status sb_max_pool2d_f32(float *restrict out_data, const sb_fmap *out,
     sb_parallel_items(out->n * out->c,
                       sat_add64(hw_in, sat_mul64(hw_out, p->kernel_h * p->kernel_w)),
                       max_pool_planes, &job);
+    return SB_OK;
+}
+
+/* The reference for tests: every output cell scans its window in torch's
+ * order (ky, then kx), skips taps outside the input (padding is -inf, so it
+ * never wins) and keeps a tap that is greater or NaN, starting from -inf.
+ * The argument checks are sb_max_pool2d_f32's, in the same order, so both
+ * return the same status. */
+sb_status sb_max_pool2d_f32__ref(float *restrict out_data, const sb_fmap *out,
+                                 const float *restrict in_data, const sb_fmap *in,
+                                 const sb_pool2d_params *params)
+{
+    if (out == NULL || in == NULL || params == NULL)
+        return SB_ERR_NULL;
+    const sb_pool2d_params *p = params;
+    if (p->kernel_h <= 0 || p->kernel_w <= 0 || p->stride_h <= 0 || p->stride_w <= 0 ||
+        p->dilation_h <= 0 || p->dilation_w <= 0 || p->pad_h < 0 || p->pad_w < 0 ||
+        p->kernel_h > SB_POOL_PARAM_MAX || p->kernel_w > SB_POOL_PARAM_MAX ||
+        p->stride_h > SB_POOL_PARAM_MAX || p->stride_w > SB_POOL_PARAM_MAX ||
+        p->dilation_h > SB_POOL_PARAM_MAX || p->dilation_w > SB_POOL_PARAM_MAX ||
+        p->pad_h > SB_POOL_PARAM_MAX || p->pad_w > SB_POOL_PARAM_MAX)
+        return SB_ERR_ARGUMENT;
+    if (!sb_fmap_ok(out) || !sb_fmap_ok(in) || out->n != in->n || out->c != in->c)
+        return SB_ERR_SHAPE;
+    /* out_len_ok's rule, written out: torch's floor or ceil size, >= 1 */
+    if (out->h <= 0 || out->w <= 0 ||
+        (out->h != sb_pool2d_out_size(in->h, p->kernel_h, p->stride_h, p->pad_h,
+                                      p->dilation_h, 0) &&
+         out->h != sb_pool2d_out_size(in->h, p->kernel_h, p->stride_h, p->pad_h,
+                                      p->dilation_h, 1)) ||
+        (out->w != sb_pool2d_out_size(in->w, p->kernel_w, p->stride_w, p->pad_w,
+                                      p->dilation_w, 0) &&
+         out->w != sb_pool2d_out_size(in->w, p->kernel_w, p->stride_w, p->pad_w,
+                                      p->dilation_w, 1)))
+        return SB_ERR_SHAPE;
+    if (out->n == 0 || out->c == 0)
+        return SB_OK;
+    if (out_data == NULL || in_data == NULL)
+        return SB_ERR_NULL;
+
+    for (int64_t n = 0; n < out->n; n++)
+        for (int64_t c = 0; c < out->c; c++)
+            for (int64_t oy = 0; oy < out->h; oy++)
+                for (int64_t ox = 0; ox < out->w; ox++) {
+                    float m = -INFINITY;
+                    for (int64_t ky = 0; ky < p->kernel_h; ky++) {
+                        const int64_t iy = oy * p->stride_h - p->pad_h + ky * p->dilation_h;
+                        if (iy < 0 || iy >= in->h)
+                            continue;
+                        for (int64_t kx = 0; kx < p->kernel_w; kx++) {
+                            const int64_t ix = ox * p->stride_w - p->pad_w + kx * p->dilation_w;
+                            if (ix < 0 || ix >= in->w)
+                                continue;
+                            const float v =
+                                in_data[n * in->batch_stride + (c * in->h + iy) * in->w + ix];
+                            if (v > m || isnan(v))
+                                m = v;
+                        }
+                    }
+                    out_data[n * out->batch_stride + (c * out->h + oy) * out->w + ox] = m;
+                }
     return SB_OK;
 }

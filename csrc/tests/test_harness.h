@@ -1,0 +1,143 @@
+/*
+ * test_harness.h -- what every standalone C test of the kernels shares
+ * (test_harness.c): a seeded random generator, allocation at exact sizes,
+ * NaN prefill with sentinels between images, bitwise and scaled
+ * comparisons, the one-line-per-check report with its failure counter, and
+ * the loop over kernel paths (scalar / avx2 / avx512-source-on-avx2 /
+ * avx512, as this build and CPU have them) and thread counts (1, 2, 3).
+ *
+ * A test program is one operator family (test_conv2d.c, test_pool.c, ...):
+ *
+ *   int main(void)
+ *   {
+ *       test_begin("pool");      // finds the kernel paths, checks dispatch
+ *       ...checks, each ending in report() / report_isa()...
+ *       return test_end();       // "all checks passed", exit status 0, or 1
+ *   }
+ *
+ * It is built from every kernel file, the thread pool and this harness
+ * (tests/ops/test_c_kernels.py does that for every csrc/tests/test_*.c):
+ *   gcc -O2 -std=c99 -Wall -Wextra -pthread -Icsrc/include \
+ *       csrc/kernels/[a-z]*.c csrc/runtime/parallel.c \
+ *       csrc/tests/test_harness.c csrc/tests/test_pool.c -lm -o /tmp/test_pool
+ * Buffers, workspaces included, are malloc'd at their exact sizes, so
+ * valgrind --error-exitcode=1 catches any access past them.
+ *
+ * Conventions of the checks (NNPACK, XNNPACK, llm.c):
+ *   - outputs are prefilled with NaN over each image's C*H*W payload and a
+ *     sentinel in the gaps between images (batch_stride > C*H*W): a value
+ *     a kernel forgot to write fails loudly, one it wrote past its image
+ *     shows up as a lost sentinel;
+ *   - every check reports its worst difference, not just pass or fail;
+ *   - "exact" means bitwise, with any two NaNs equal (payloads may differ:
+ *     which operand's NaN an x86 add keeps is not fixed);
+ *   - a check that depends on the ISA runs on every kernel path, and a
+ *     threaded one on 1, 2 and 3 threads, where results must be
+ *     bit-identical.
+ * Each test file states its tolerances once, at its top.
+ */
+#ifndef SB_TEST_HARNESS_H
+#define SB_TEST_HARNESS_H
+
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "sb_parallel.h"
+#include "skipblocks.h"
+
+/* Fills the gaps between images; must survive every kernel call. */
+#define SENTINEL 12345.0f
+
+/* ---- random numbers ------------------------------------------------------ */
+
+/* xorshift64, seeded the same in every program: runs are reproducible. */
+float frand(void);                    /* uniform in [-1, 1) */
+int64_t irand(int64_t lo, int64_t hi); /* uniform in [lo, hi], inclusive */
+
+/* ---- buffers ------------------------------------------------------------- */
+
+/* count floats (NULL for count <= 0: kernels accept NULL for empty
+ * buffers); exits with status 2 when out of memory. */
+float *alloc_f(int64_t count);
+void fill_rand(float *p, int64_t count);
+void fill_val(float *p, int64_t count, float v);
+float *dup_f(const float *src, int64_t count);
+float *abs_dup(const float *src, int64_t count); /* |src|, elementwise */
+
+/* Floats a map occupies: N * batch_stride. */
+int64_t map_floats(const sb_fmap *m);
+/* NaN over the C*H*W payload of every image, SENTINEL in the gaps. */
+void prefill_map(float *y, const sb_fmap *m);
+/* Gap cells that lost the sentinel. */
+int64_t count_bad_gaps(const float *y, const sb_fmap *m);
+
+/* ---- comparisons --------------------------------------------------------- */
+
+/* Bitwise equality, except that any two NaNs are equal. */
+int same_float(float a, float b);
+int64_t count_not_same(const float *a, const float *b, int64_t count);
+/* Elements of the C*H*W payloads of two maps of one shape (their own batch
+ * strides) that are not the same_float. */
+int64_t count_not_same_maps(const float *a, const sb_fmap *am, const float *b,
+                            const sb_fmap *bm);
+/* |fast - ref| / (1 + |ref|); 0 for two NaNs or equal infinities, inf for
+ * a NaN or infinity on one side only. */
+double rel_diff(float fast, float ref);
+double max_rel(const float *fast, const float *ref, int64_t count);
+/* max |fast - ref| / (1 + |mag|): the error against the magnitude of the
+ * summed terms (mag is the op applied to |inputs|), which is what rounding
+ * error is proportional to; NaN / inf as rel_diff. */
+double max_scaled(const float *fast, const float *ref, const float *mag, int64_t count);
+/* Distance in units in the last place: how many floats lie between a and b
+ * (0 when same_float; a huge value for a NaN on one side only). */
+double ulp_diff(float a, float b);
+
+/* ---- reporting ----------------------------------------------------------- */
+
+/* One line per check group: name, cases run, worst difference, tolerance,
+ * verdict. A group fails when worst > tol or extra_bad != 0 (wrong
+ * statuses, lost sentinels, modified inputs, ...). */
+void report(const char *name, int64_t cases, double worst, double tol, int64_t extra_bad);
+/* report() with the kernel path in the name: "conv2d vs ref (avx2)". */
+void report_isa(const char *what, int path, int64_t cases, double worst, double tol,
+                int64_t bad);
+/* Counts (and prints) a status other than want. */
+void expect_status(const char *what, sb_status got, sb_status want, int64_t *bad);
+
+/* ---- kernel paths and threads -------------------------------------------- */
+
+/* The kernel paths every ISA-dependent check runs on: each ISA this build
+ * and CPU have, plus, with AVX2, "avx512-source-on-avx2": the convolution's
+ * AVX-512 micro-kernels compiled from the same source for AVX2
+ * (sb_test_use_avx512_source_on_avx2), so their logic is checked on a CPU
+ * without AVX-512; it must give exactly what the AVX2 path gives. */
+enum { MAX_PATHS = 4 };
+extern int g_n_isas;
+/* The thread counts of threaded checks; 3 divides few work counts, so the
+ * split is uneven. */
+enum { N_THREADS = 3 };
+extern const int g_threads[N_THREADS];
+
+const char *path_name(int path);
+sb_isa path_isa(int path);
+/* Selects kernel path `path` (sb_set_isa and the avx512-source switch);
+ * failures count into *bad. */
+void use_isa(int path, int64_t *bad);
+/* Sets the pool size (sb_set_num_threads), which the kernels' num_threads
+ * arguments are given the same value as, so a split over n really runs on
+ * n threads. */
+void use_threads(int n, int64_t *bad);
+
+/* ---- the program --------------------------------------------------------- */
+
+/* Prints the program's name, finds the kernel paths (and checks the ISA
+ * dispatch: "kernel paths checked: ..."). Call first. */
+void test_begin(const char *program);
+/* Restores the scalar path on 1 thread, prints the totals and "all checks
+ * passed" or the number of failed groups; returns main's exit status. */
+int test_end(void);
+
+#endif /* SB_TEST_HARNESS_H */
