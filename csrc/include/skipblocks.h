@@ -81,7 +81,8 @@ typedef struct {
 /* torch's output size: floor((in + 2*pad - dilation*(k-1) - 1) / stride) + 1.
  * Returns a value <= 0 when the padded input is smaller than the dilated
  * kernel (the caller turns that into torch's "Kernel size can't be greater
- * than actual input size" error). */
+ * than actual input size" error), and 0 for a parameter that is not
+ * positive (padding: negative) or above SB_CONV_PARAM_MAX. */
 int64_t sb_conv2d_out_size(int64_t in, int64_t kernel, int64_t stride,
                            int64_t pad, int64_t dilation);
 

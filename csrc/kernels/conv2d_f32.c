@@ -41,6 +41,10 @@ int64_t sb_conv2d_out_size(int64_t in, int64_t kernel, int64_t stride,
      * instead of dividing by zero. */
     if (stride <= 0 || kernel <= 0 || dilation <= 0 || pad < 0 || in < 0)
         return 0;
+    /* beyond SB_CONV_PARAM_MAX, dilation * (kernel - 1) could overflow */
+    if (stride > SB_CONV_PARAM_MAX || kernel > SB_CONV_PARAM_MAX ||
+        dilation > SB_CONV_PARAM_MAX || pad > SB_CONV_PARAM_MAX || in > INT64_MAX / 4)
+        return 0;
     const int64_t span = in + 2 * pad - dilation * (kernel - 1) - 1;
     /* C division truncates toward zero; torch floors. span < 0 means the
      * dilated kernel does not fit, which must come out as <= 0. */

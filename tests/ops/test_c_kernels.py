@@ -51,10 +51,10 @@ PORTABLE = ["-DSB_PORTABLE_ONLY"]
 
 # csrc/tests/test_*.c files that are not operator programs.
 NOT_PROGRAMS = {"test_parallel.c", "test_harness.c"}
-# The programs the split of the kernel tests made; their absence is a
-# failure (a test file deleted by mistake), new ones are simply added.
+# One program per kernel family, and the operator tier's; their absence is
+# a failure (a test file deleted by mistake), new ones are simply added.
 EXPECTED_PROGRAMS = {"batch_norm", "conv2d", "elementwise", "linear", "pool", "status",
-                     "ukernels"}
+                     "ukernels", "operators"}
 
 # Generous: every program takes a few seconds; the limit only turns a hang
 # (a deadlock in the pool) into a failure.
