@@ -862,3 +862,26 @@ def test_concurrent_python_threads(isa, rng, restore_threads, threads):
         for j, r in enumerate(results[i]):
             assert np.array_equal(r, expected[i]), "thread %d call %d: %s" % (
                 i, j, diff_report(r, expected[i]))
+
+
+@pytest.mark.parametrize("kernel, dilation", [(4, 1), ((2, 3), 1), (2, 3), (2, (1, 2))])
+def test_same_padding_with_an_even_total_packs_once_and_matches_torch(kernel, dilation):
+    """torch's padding='same' puts the odd one of an even total padding at the
+    bottom/right; Conv2d stages that extra zero row/column in C and keeps its
+    packed weights between calls (they are packed once per weight change)."""
+    torch_conv = nn.Conv2d(3, 5, kernel, padding="same", dilation=dilation)
+    conv = sb.Conv2d(3, 5, kernel, padding="same", dilation=dilation)
+    conv.load_state_dict(torch_conv.state_dict())
+    x = np.random.default_rng(3).standard_normal((2, 3, 9, 8)).astype(np.float32)
+    with torch.no_grad():
+        expected = torch_conv(torch.from_numpy(x)).numpy()
+    first = conv(x)
+    packed = conv._packed_cache[1]
+    second = conv(x)
+    assert conv._packed_cache[1] is packed  # not repacked
+    np.testing.assert_array_equal(first, second)
+    fan_in = 3 * int(np.prod(conv.kernel_size))
+    assert_parity(first, expected, "conv2d", fan_in=fan_in)
+    # the functional form gives the same numbers
+    np.testing.assert_array_equal(
+        first, sb.functional.conv2d(x, conv.weight, conv.bias, padding="same", dilation=dilation))
