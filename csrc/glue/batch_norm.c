@@ -34,6 +34,12 @@ static int running_stat(PyObject *obj, const char *layer, const char *what,
     return 0;
 }
 
+static sb_status batch_norm_run(const void *plan, const void *args, const sb_tensor *out,
+                                void *workspace)
+{
+    return sb_op_batch_norm_run(plan, args, out, workspace);
+}
+
 PyDoc_STRVAR(batch_norm_doc,
 "batch_norm(layer, input, running_mean, running_var, weight, bias, training,\n"
 "           momentum, eps, relu=False, out=None, residual=None)\n"
@@ -66,7 +72,6 @@ static PyObject *py_batch_norm(PyObject *self, PyObject *args, PyObject *kwargs)
     PyArrayObject *input = NULL, *weight = NULL, *bias = NULL, *out = NULL, *residual = NULL;
     PyArrayObject *rm = NULL, *rv = NULL;
     PyObject *result = NULL;
-    sb_scratch scratch = {NULL, 0};
     sb_error err;
 
     if ((input = sb_glue_as_float_array(input_obj, layer, "input", 1)) == NULL)
@@ -87,7 +92,7 @@ static PyObject *py_batch_norm(PyObject *self, PyObject *args, PyObject *kwargs)
         sb_glue_as_optional(residual_obj, layer, "residual", 1, &residual) < 0)
         goto done;
 
-    sb_tensor t_input, t_rm, t_rv, t_weight, t_bias, t_residual, t_out;
+    sb_tensor t_input, t_rm, t_rv, t_weight, t_bias, t_residual;
     sb_batch_norm_args a;
     memset(&a, 0, sizeof a);
     sb_glue_tensor_of(&t_input, input);
@@ -112,22 +117,9 @@ static PyObject *py_batch_norm(PyObject *self, PyObject *args, PyObject *kwargs)
                                 input, 1);
     else
         out = sb_glue_new_array(t_input.ndim, t_input.dims);
-    if (out == NULL || sb_glue_scratch_take(&scratch, plan.workspace_bytes) < 0)
-        goto done;
-    sb_glue_tensor_of(&t_out, out);
-    sb_status status;
-    Py_BEGIN_ALLOW_THREADS
-    status = sb_op_batch_norm_run(&plan, &a, &t_out, scratch.ptr);
-    Py_END_ALLOW_THREADS
-    if (status != SB_OK) {
-        sb_glue_raise_status(status, layer);
-        goto done;
-    }
-    result = (PyObject *)out;
-    out = NULL;
+    result = sb_glue_run(batch_norm_run, &plan, &a, out, plan.workspace_bytes, layer);
 done:
-    sb_glue_scratch_give(&scratch);
-    Py_XDECREF(input); Py_XDECREF(weight); Py_XDECREF(bias); Py_XDECREF(out);
+    Py_XDECREF(input); Py_XDECREF(weight); Py_XDECREF(bias);
     Py_XDECREF(residual); Py_XDECREF(rm); Py_XDECREF(rv);
     return result;
 }

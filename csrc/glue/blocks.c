@@ -101,30 +101,6 @@ static int conv_parse(PyObject *tuple, conv_holder *h)
     return 0;
 }
 
-/* Takes the plan's workspace, runs `run` without the GIL, raises on failure. */
-typedef sb_status (*block_run)(const void *plan, const void *args, const sb_tensor *out,
-                               void *workspace);
-
-static int run_block(block_run run, const void *plan, const void *args, size_t bytes,
-                     PyArrayObject *out, const char *layer)
-{
-    sb_scratch scratch = {NULL, 0};
-    if (sb_glue_scratch_take(&scratch, bytes) < 0)
-        return -1;
-    sb_tensor t_out;
-    sb_glue_tensor_of(&t_out, out);
-    sb_status status;
-    Py_BEGIN_ALLOW_THREADS
-    status = run(plan, args, &t_out, scratch.ptr);
-    Py_END_ALLOW_THREADS
-    sb_glue_scratch_give(&scratch);
-    if (status != SB_OK) {
-        sb_glue_raise_status(status, layer);
-        return -1;
-    }
-    return 0;
-}
-
 static sb_status se_run(const void *plan, const void *args, const sb_tensor *out, void *ws)
 {
     return sb_op_se_attention_run(plan, args, out, ws);
@@ -158,7 +134,7 @@ static PyObject *py_se_attention(PyObject *self, PyObject *args, PyObject *kwarg
     if (!PyArg_ParseTupleAndKeywords(args, kwargs, "sOOOn", keywords, &layer, &input_obj,
                                      &fc1_obj, &fc2_obj, &hidden))
         return NULL;
-    PyArrayObject *input = sb_glue_as_float_array(input_obj, layer, "input", 1), *out = NULL;
+    PyArrayObject *input = sb_glue_as_float_array(input_obj, layer, "input", 1);
     if (input == NULL)
         return NULL;
     sb_tensor t_input;
@@ -172,13 +148,14 @@ static PyObject *py_se_attention(PyObject *self, PyObject *args, PyObject *kwarg
     }
     sb_se_attention_plan plan;
     sb_error err;
+    PyObject *result = NULL;
     if (sb_op_se_attention_plan(&plan, &a, &err) != SB_OK)
         sb_glue_raise(&err, layer);
-    else if ((out = sb_glue_new_array(4, t_input.dims)) != NULL &&
-             run_block(se_run, &plan, &a, plan.workspace_bytes, out, layer) < 0)
-        Py_CLEAR(out);
+    else
+        result = sb_glue_run(se_run, &plan, &a, sb_glue_new_array(4, t_input.dims),
+                             plan.workspace_bytes, layer);
     Py_DECREF(input);
-    return (PyObject *)out;
+    return result;
 }
 
 PyDoc_STRVAR(dense_layer_doc,
@@ -206,7 +183,7 @@ static PyObject *py_dense_layer(PyObject *self, PyObject *args, PyObject *kwargs
     conv_holder conv1, conv2;
     memset(&bn1, 0, sizeof bn1); memset(&bn2, 0, sizeof bn2);
     memset(&conv1, 0, sizeof conv1); memset(&conv2, 0, sizeof conv2);
-    PyArrayObject *input = NULL, *out = NULL;
+    PyArrayObject *input = NULL;
     PyObject *result = NULL;
     if ((input = sb_glue_as_float_array(input_obj, layer, "input", 1)) == NULL ||
         bn_parse(bn1_obj, &bn1) < 0 || bn_parse(bn2_obj, &bn2) < 0 ||
@@ -226,16 +203,15 @@ static PyObject *py_dense_layer(PyObject *self, PyObject *args, PyObject *kwargs
     /* out may be the next channels of the buffer the input is a slice of
      * (DenseBlock): the operator reads the input only before conv2, which
      * reads conv1's output from the workspace, writes out. */
-    out = out_obj != Py_None ? sb_glue_out_array(out_obj, layer, 4, plan.out_dims, 1, NULL, 0)
-                             : sb_glue_new_array(4, plan.out_dims);
-    if (out == NULL || run_block(dense_run, &plan, &a, plan.workspace_bytes, out, layer) < 0)
-        goto done;
-    result = (PyObject *)out;
-    out = NULL;
+    result = sb_glue_run(dense_run, &plan, &a,
+                         out_obj != Py_None
+                             ? sb_glue_out_array(out_obj, layer, 4, plan.out_dims, 1, NULL, 0)
+                             : sb_glue_new_array(4, plan.out_dims),
+                         plan.workspace_bytes, layer);
 done:
     bn_release(&bn1); bn_release(&bn2);
     Py_XDECREF(conv1.weight); Py_XDECREF(conv2.weight);
-    Py_XDECREF(input); Py_XDECREF(out);
+    Py_XDECREF(input);
     return result;
 }
 
@@ -265,7 +241,7 @@ static PyObject *py_residual_block(PyObject *self, PyObject *args, PyObject *kwa
     conv_holder conv1, conv2;
     memset(&bn, 0, sizeof bn);
     memset(&conv1, 0, sizeof conv1); memset(&conv2, 0, sizeof conv2);
-    PyArrayObject *input = NULL, *residual = NULL, *out = NULL;
+    PyArrayObject *input = NULL, *residual = NULL;
     PyObject *result = NULL;
     if ((input = sb_glue_as_float_array(input_obj, layer, "input", 1)) == NULL ||
         (residual = sb_glue_as_float_array(residual_obj, layer, "residual", 1)) == NULL ||
@@ -284,15 +260,12 @@ static PyObject *py_residual_block(PyObject *self, PyObject *args, PyObject *kwa
         result = Py_None;
         goto done;
     }
-    out = sb_glue_new_array(4, plan.out_dims);
-    if (out == NULL || run_block(residual_run, &plan, &a, plan.workspace_bytes, out, layer) < 0)
-        goto done;
-    result = (PyObject *)out;
-    out = NULL;
+    result = sb_glue_run(residual_run, &plan, &a, sb_glue_new_array(4, plan.out_dims),
+                         plan.workspace_bytes, layer);
 done:
     bn_release(&bn);
     Py_XDECREF(conv1.weight); Py_XDECREF(conv2.weight);
-    Py_XDECREF(input); Py_XDECREF(residual); Py_XDECREF(out);
+    Py_XDECREF(input); Py_XDECREF(residual);
     return result;
 }
 

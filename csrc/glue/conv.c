@@ -5,6 +5,18 @@
  */
 #include "glue.h"
 
+static sb_status conv2d_run(const void *plan, const void *args, const sb_tensor *out,
+                            void *workspace)
+{
+    return sb_op_conv2d_run(plan, args, out, workspace);
+}
+
+static sb_status conv2d_pack_run(const void *plan, const void *args, const sb_tensor *out,
+                                 void *workspace)
+{
+    return sb_op_conv2d_pack_run(plan, args, out->data, workspace);
+}
+
 static void tensor_or_null(sb_tensor *t, PyArrayObject *arr, const sb_tensor **slot)
 {
     if (arr == NULL) {
@@ -55,7 +67,6 @@ static PyObject *py_conv2d(PyObject *self, PyObject *args, PyObject *kwargs)
     PyArrayObject *input = NULL, *weight = NULL, *bias = NULL, *out = NULL;
     PyArrayObject *in_scale = NULL, *in_shift = NULL, *residual = NULL;
     PyObject *result = NULL;
-    sb_scratch scratch = {NULL, 0};
     sb_error err;
 
     if ((weight = sb_glue_as_float_array(weight_obj, layer, "weight", 0)) == NULL ||
@@ -71,7 +82,7 @@ static PyObject *py_conv2d(PyObject *self, PyObject *args, PyObject *kwargs)
         sb_glue_raise(&err, layer);
         goto done;
     }
-    sb_tensor t_input, t_weight, t_bias, t_scale, t_shift, t_residual, t_out;
+    sb_tensor t_input, t_weight, t_bias, t_scale, t_shift, t_residual;
     sb_conv2d_args a;
     memset(&a, 0, sizeof a);
     sb_glue_tensor_of(&t_input, input);
@@ -111,22 +122,9 @@ static PyObject *py_conv2d(PyObject *self, PyObject *args, PyObject *kwargs)
     } else {
         out = sb_glue_new_array(plan.out_ndim, plan.out_dims);
     }
-    if (out == NULL || sb_glue_scratch_take(&scratch, plan.workspace_bytes) < 0)
-        goto done;
-    sb_glue_tensor_of(&t_out, out);
-    sb_status status;
-    Py_BEGIN_ALLOW_THREADS
-    status = sb_op_conv2d_run(&plan, &a, &t_out, scratch.ptr);
-    Py_END_ALLOW_THREADS
-    if (status != SB_OK) {
-        sb_glue_raise_status(status, layer);
-        goto done;
-    }
-    result = (PyObject *)out;
-    out = NULL;
+    result = sb_glue_run(conv2d_run, &plan, &a, out, plan.workspace_bytes, layer);
 done:
-    sb_glue_scratch_give(&scratch);
-    Py_XDECREF(input); Py_XDECREF(weight); Py_XDECREF(bias); Py_XDECREF(out);
+    Py_XDECREF(input); Py_XDECREF(weight); Py_XDECREF(bias);
     Py_XDECREF(in_scale); Py_XDECREF(in_shift); Py_XDECREF(residual);
     return result;
 }
@@ -153,10 +151,9 @@ static PyObject *py_conv2d_pack(PyObject *self, PyObject *args, PyObject *kwargs
     if (fold_obj != Py_None &&
         !PyArg_ParseTuple(fold_obj, "OOOOd", &mean_obj, &var_obj, &bn_w_obj, &bn_b_obj, &eps))
         return NULL;
-    PyArrayObject *weight = NULL, *bias = NULL, *packed = NULL;
+    PyArrayObject *weight = NULL, *bias = NULL;
     PyArrayObject *mean = NULL, *var = NULL, *bn_w = NULL, *bn_b = NULL;
     PyObject *result = NULL;
-    sb_scratch scratch = {NULL, 0};
     sb_error err;
     if ((weight = sb_glue_as_float_array(weight_obj, layer, "weight", 0)) == NULL ||
         sb_glue_as_optional(bias_obj, layer, "bias", 0, &bias) < 0 ||
@@ -187,23 +184,10 @@ static PyObject *py_conv2d_pack(PyObject *self, PyObject *args, PyObject *kwargs
         sb_glue_raise(&err, layer);
         goto done;
     }
-    packed = sb_glue_new_array(1, &plan.packed_numel);
-    if (packed == NULL || sb_glue_scratch_take(&scratch, plan.workspace_bytes) < 0)
-        goto done;
-    void *packed_data = PyArray_DATA(packed);
-    sb_status status;
-    Py_BEGIN_ALLOW_THREADS
-    status = sb_op_conv2d_pack_run(&plan, &a, packed_data, scratch.ptr);
-    Py_END_ALLOW_THREADS
-    if (status != SB_OK) {
-        sb_glue_raise_status(status, layer);
-        goto done;
-    }
-    result = (PyObject *)packed;
-    packed = NULL;
+    result = sb_glue_run(conv2d_pack_run, &plan, &a, sb_glue_new_array(1, &plan.packed_numel),
+                         plan.workspace_bytes, layer);
 done:
-    sb_glue_scratch_give(&scratch);
-    Py_XDECREF(weight); Py_XDECREF(bias); Py_XDECREF(packed);
+    Py_XDECREF(weight); Py_XDECREF(bias);
     Py_XDECREF(mean); Py_XDECREF(var); Py_XDECREF(bn_w); Py_XDECREF(bn_b);
     return result;
 }

@@ -288,3 +288,27 @@ void sb_glue_scratch_give(sb_scratch *s)
     }
     s->ptr = NULL;
 }
+
+PyObject *sb_glue_run(sb_glue_run_fn run, const void *plan, const void *args,
+                      PyArrayObject *out, size_t workspace_bytes, const char *layer)
+{
+    if (out == NULL)
+        return NULL;
+    sb_scratch scratch = {NULL, 0};
+    if (sb_glue_scratch_take(&scratch, workspace_bytes) < 0) {
+        Py_DECREF(out);
+        return NULL;
+    }
+    sb_tensor t_out;
+    sb_glue_tensor_of(&t_out, out);
+    sb_status status;
+    Py_BEGIN_ALLOW_THREADS
+    status = run(plan, args, &t_out, scratch.ptr);
+    Py_END_ALLOW_THREADS
+    sb_glue_scratch_give(&scratch);
+    if (status != SB_OK) {
+        Py_DECREF(out);
+        return sb_glue_raise_status(status, layer);
+    }
+    return (PyObject *)out;
+}

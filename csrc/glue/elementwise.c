@@ -4,6 +4,36 @@
  */
 #include "glue.h"
 
+static sb_status unary_run(const void *plan, const void *args, const sb_tensor *out,
+                           void *workspace)
+{
+    return sb_op_unary_run(plan, args, out, workspace);
+}
+
+static sb_status add_relu_run(const void *plan, const void *args, const sb_tensor *out,
+                              void *workspace)
+{
+    return sb_op_add_relu_run(plan, args, out, workspace);
+}
+
+static sb_status channel_scale_run(const void *plan, const void *args, const sb_tensor *out,
+                                   void *workspace)
+{
+    return sb_op_channel_scale_run(plan, args, out, workspace);
+}
+
+/* A new array of `like`'s shape from a plan that passed its checks, or the
+ * check's error. */
+static PyObject *binary_result(sb_status planned, const sb_error *err, sb_glue_run_fn run,
+                               const sb_elementwise_plan *plan, const void *args,
+                               const sb_tensor *like, const char *layer)
+{
+    if (planned != SB_OK)
+        return sb_glue_raise(err, layer);
+    return sb_glue_run(run, plan, args, sb_glue_new_array(like->ndim, like->dims),
+                       plan->workspace_bytes, layer);
+}
+
 static PyObject *unary(PyObject *args, PyObject *kwargs, sb_unary_kind kind)
 {
     static char *keywords[] = {"layer", "input", "out", NULL};
@@ -15,31 +45,23 @@ static PyObject *unary(PyObject *args, PyObject *kwargs, sb_unary_kind kind)
     PyArrayObject *input = sb_glue_as_float_array(input_obj, layer, "input", 0);
     if (input == NULL)
         return NULL;
-    sb_tensor t_input, t_out;
+    sb_tensor t_input;
     sb_glue_tensor_of(&t_input, input);
     sb_unary_args a = {&t_input, kind};
     sb_elementwise_plan plan;
     sb_error err;
-    PyArrayObject *out = NULL;
+    PyObject *result = NULL;
     if (sb_op_unary_plan(&plan, &a, &err) != SB_OK)
         sb_glue_raise(&err, layer);
-    else if (out_obj != Py_None)
-        out = sb_glue_out_array(out_obj, layer, t_input.ndim, t_input.dims, 0, input, 1);
     else
-        out = sb_glue_new_array(t_input.ndim, t_input.dims);
-    if (out != NULL) {
-        sb_glue_tensor_of(&t_out, out);
-        sb_status status;
-        Py_BEGIN_ALLOW_THREADS
-        status = sb_op_unary_run(&plan, &a, &t_out, NULL);
-        Py_END_ALLOW_THREADS
-        if (status != SB_OK) {
-            Py_CLEAR(out);
-            sb_glue_raise_status(status, layer);
-        }
-    }
+        result = sb_glue_run(unary_run, &plan, &a,
+                             out_obj != Py_None
+                                 ? sb_glue_out_array(out_obj, layer, t_input.ndim, t_input.dims,
+                                                     0, input, 1)
+                                 : sb_glue_new_array(t_input.ndim, t_input.dims),
+                             plan.workspace_bytes, layer);
     Py_DECREF(input);
-    return (PyObject *)out;
+    return result;
 }
 
 PyDoc_STRVAR(relu_doc,
@@ -63,41 +85,6 @@ static PyObject *py_sigmoid(PyObject *self, PyObject *args, PyObject *kwargs)
     return unary(args, kwargs, SB_UNARY_SIGMOID);
 }
 
-/* Runs a binary element-wise operator's plan output: a new array of
- * `like`'s shape. */
-typedef sb_status (*binary_run)(const sb_elementwise_plan *, const void *, const sb_tensor *);
-
-static PyObject *finish_binary(const sb_elementwise_plan *plan, const void *args,
-                               const sb_tensor *like, binary_run run, const char *layer)
-{
-    PyArrayObject *out = sb_glue_new_array(like->ndim, like->dims);
-    if (out == NULL)
-        return NULL;
-    sb_tensor t_out;
-    sb_glue_tensor_of(&t_out, out);
-    sb_status status;
-    Py_BEGIN_ALLOW_THREADS
-    status = run(plan, args, &t_out);
-    Py_END_ALLOW_THREADS
-    if (status != SB_OK) {
-        Py_DECREF(out);
-        return sb_glue_raise_status(status, layer);
-    }
-    return (PyObject *)out;
-}
-
-static sb_status add_relu_run(const sb_elementwise_plan *plan, const void *args,
-                              const sb_tensor *out)
-{
-    return sb_op_add_relu_run(plan, args, out, NULL);
-}
-
-static sb_status channel_scale_run(const sb_elementwise_plan *plan, const void *args,
-                                   const sb_tensor *out)
-{
-    return sb_op_channel_scale_run(plan, args, out, NULL);
-}
-
 PyDoc_STRVAR(add_relu_doc,
 "add_relu(layer, a, b)\n--\n\n"
 "relu(a + b) for two arrays of one shape (ResidualBlock's \"out + residual,\n"
@@ -119,9 +106,8 @@ static PyObject *py_add_relu(PyObject *self, PyObject *args, PyObject *kwargs)
         sb_add_relu_args op = {&ta, &tb};
         sb_elementwise_plan plan;
         sb_error err;
-        result = sb_op_add_relu_plan(&plan, &op, &err) != SB_OK
-                     ? sb_glue_raise(&err, layer)
-                     : finish_binary(&plan, &op, &ta, add_relu_run, layer);
+        result = binary_result(sb_op_add_relu_plan(&plan, &op, &err), &err, add_relu_run, &plan,
+                               &op, &ta, layer);
     }
     Py_XDECREF(a);
     Py_XDECREF(b);
@@ -151,9 +137,8 @@ static PyObject *py_channel_scale(PyObject *self, PyObject *args, PyObject *kwar
         sb_channel_scale_args op = {&tx, &ts};
         sb_elementwise_plan plan;
         sb_error err;
-        result = sb_op_channel_scale_plan(&plan, &op, &err) != SB_OK
-                     ? sb_glue_raise(&err, layer)
-                     : finish_binary(&plan, &op, &tx, channel_scale_run, layer);
+        result = binary_result(sb_op_channel_scale_plan(&plan, &op, &err), &err,
+                               channel_scale_run, &plan, &op, &tx, layer);
     }
     Py_XDECREF(input);
     Py_XDECREF(scale);

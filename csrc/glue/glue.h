@@ -69,6 +69,19 @@ typedef struct {
 int sb_glue_scratch_take(sb_scratch *s, size_t bytes);
 void sb_glue_scratch_give(sb_scratch *s);
 
+/* ---- running an operator (convert.c) ---------------------------------- */
+
+/* An operator's run with its plan and arguments struct behind void
+ * pointers (each family file wraps its sb_op_*_run in one). */
+typedef sb_status (*sb_glue_run_fn)(const void *plan, const void *args, const sb_tensor *out,
+                                    void *workspace);
+
+/* Runs a planned operator call into `out` (stolen; NULL means an exception
+ * is already set) with `workspace_bytes` of scratch, the GIL released.
+ * Returns out, or NULL with the exception set. */
+PyObject *sb_glue_run(sb_glue_run_fn run, const void *plan, const void *args,
+                      PyArrayObject *out, size_t workspace_bytes, const char *layer);
+
 /* ---- errors (errors.c) ----------------------------------------------- */
 
 /* Raises the exception torch raises for the check `err` describes, its

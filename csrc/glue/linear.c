@@ -4,6 +4,18 @@
  */
 #include "glue.h"
 
+static sb_status linear_run(const void *plan, const void *args, const sb_tensor *out,
+                            void *workspace)
+{
+    return sb_op_linear_run(plan, args, out, workspace);
+}
+
+static sb_status linear_pack_run(const void *plan, const void *args, const sb_tensor *out,
+                                 void *workspace)
+{
+    return sb_op_linear_pack_run(plan, args, out->data, workspace);
+}
+
 PyDoc_STRVAR(linear_doc,
 "linear(layer, input, weight, bias, packed=None)\n--\n\n"
 "torch.nn.functional.linear: input (..., in_features) -> (..., out_features).\n\n"
@@ -19,16 +31,15 @@ static PyObject *py_linear(PyObject *self, PyObject *args, PyObject *kwargs)
     if (!PyArg_ParseTupleAndKeywords(args, kwargs, "sOOO|O", keywords, &layer, &input_obj,
                                      &weight_obj, &bias_obj, &packed_obj))
         return NULL;
-    PyArrayObject *input = NULL, *weight = NULL, *bias = NULL, *out = NULL;
+    PyArrayObject *input = NULL, *weight = NULL, *bias = NULL;
     PyObject *result = NULL;
-    sb_scratch scratch = {NULL, 0};
     sb_error err;
     memset(&err, 0, sizeof err);
     if ((weight = sb_glue_as_float_array(weight_obj, layer, "weight", 0)) == NULL ||
         sb_glue_as_optional(bias_obj, layer, "bias", 0, &bias) < 0 ||
         (input = sb_glue_as_float_array(input_obj, layer, "input", 0)) == NULL)
         goto done;
-    sb_tensor t_input, t_weight, t_bias, t_out;
+    sb_tensor t_input, t_weight, t_bias;
     sb_glue_tensor_of(&t_input, input);
     sb_glue_tensor_of(&t_weight, weight);
     if (bias != NULL)
@@ -49,23 +60,10 @@ static PyObject *py_linear(PyObject *self, PyObject *args, PyObject *kwargs)
         sb_glue_raise(&err, layer);
         goto done;
     }
-    out = sb_glue_new_array(plan.out_ndim, plan.out_dims);
-    if (out == NULL || sb_glue_scratch_take(&scratch, plan.workspace_bytes) < 0)
-        goto done;
-    sb_glue_tensor_of(&t_out, out);
-    sb_status status;
-    Py_BEGIN_ALLOW_THREADS
-    status = sb_op_linear_run(&plan, &a, &t_out, scratch.ptr);
-    Py_END_ALLOW_THREADS
-    if (status != SB_OK) {
-        sb_glue_raise_status(status, layer);
-        goto done;
-    }
-    result = (PyObject *)out;
-    out = NULL;
+    result = sb_glue_run(linear_run, &plan, &a, sb_glue_new_array(plan.out_ndim, plan.out_dims),
+                         plan.workspace_bytes, layer);
 done:
-    sb_glue_scratch_give(&scratch);
-    Py_XDECREF(input); Py_XDECREF(weight); Py_XDECREF(bias); Py_XDECREF(out);
+    Py_XDECREF(input); Py_XDECREF(weight); Py_XDECREF(bias);
     return result;
 }
 
@@ -82,7 +80,7 @@ static PyObject *py_linear_pack(PyObject *self, PyObject *args, PyObject *kwargs
     if (!PyArg_ParseTupleAndKeywords(args, kwargs, "sOO", keywords, &layer, &weight_obj,
                                      &bias_obj))
         return NULL;
-    PyArrayObject *weight = NULL, *bias = NULL, *packed = NULL;
+    PyArrayObject *weight = NULL, *bias = NULL;
     PyObject *result = NULL;
     sb_error err;
     if ((weight = sb_glue_as_float_array(weight_obj, layer, "weight", 0)) == NULL ||
@@ -98,22 +96,10 @@ static PyObject *py_linear_pack(PyObject *self, PyObject *args, PyObject *kwargs
         sb_glue_raise(&err, layer);
         goto done;
     }
-    packed = sb_glue_new_array(1, &plan.packed_numel);
-    if (packed == NULL)
-        goto done;
-    void *packed_data = PyArray_DATA(packed);
-    sb_status status;
-    Py_BEGIN_ALLOW_THREADS
-    status = sb_op_linear_pack_run(&plan, &a, packed_data, NULL);
-    Py_END_ALLOW_THREADS
-    if (status != SB_OK) {
-        sb_glue_raise_status(status, layer);
-        goto done;
-    }
-    result = (PyObject *)packed;
-    packed = NULL;
+    result = sb_glue_run(linear_pack_run, &plan, &a, sb_glue_new_array(1, &plan.packed_numel),
+                         plan.workspace_bytes, layer);
 done:
-    Py_XDECREF(weight); Py_XDECREF(bias); Py_XDECREF(packed);
+    Py_XDECREF(weight); Py_XDECREF(bias);
     return result;
 }
 

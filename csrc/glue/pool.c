@@ -4,40 +4,26 @@
  */
 #include "glue.h"
 
-/* Allocates the plan's output, runs `run` on it without the GIL, and
- * returns it (or NULL with the exception set). */
-typedef sb_status (*pool_run)(const sb_pool2d_plan *, const void *, const sb_tensor *,
-                              void *);
-
-static PyObject *run_pool(const sb_pool2d_plan *plan, const void *args, pool_run run,
-                          const char *layer)
-{
-    PyArrayObject *out = sb_glue_new_array(plan->out_ndim, plan->out_dims);
-    if (out == NULL)
-        return NULL;
-    sb_tensor t_out;
-    sb_glue_tensor_of(&t_out, out);
-    sb_status status;
-    Py_BEGIN_ALLOW_THREADS
-    status = run(plan, args, &t_out, NULL);
-    Py_END_ALLOW_THREADS
-    if (status != SB_OK) {
-        Py_DECREF(out);
-        return sb_glue_raise_status(status, layer);
-    }
-    return (PyObject *)out;
-}
-
-static sb_status max_pool_run(const sb_pool2d_plan *plan, const void *args,
-                              const sb_tensor *out, void *workspace)
+static sb_status max_pool_run(const void *plan, const void *args, const sb_tensor *out,
+                              void *workspace)
 {
     return sb_op_max_pool2d_run(plan, args, out, workspace);
 }
 
-static sb_status adaptive_run(const sb_pool2d_plan *plan, const void *args,
-                              const sb_tensor *out, void *workspace)
+static sb_status adaptive_run(const void *plan, const void *args, const sb_tensor *out,
+                              void *workspace)
 {
     return sb_op_adaptive_avg_pool2d_run(plan, args, out, workspace);
+}
+
+/* The pooled array of a plan that passed its checks, or the check's error. */
+static PyObject *pool_result(sb_status planned, const sb_error *err, sb_glue_run_fn run,
+                             const sb_pool2d_plan *plan, const void *args, const char *layer)
+{
+    if (planned != SB_OK)
+        return sb_glue_raise(err, layer);
+    return sb_glue_run(run, plan, args, sb_glue_new_array(plan->out_ndim, plan->out_dims),
+                       plan->workspace_bytes, layer);
 }
 
 PyDoc_STRVAR(max_pool2d_doc,
@@ -67,9 +53,8 @@ static PyObject *py_max_pool2d(PyObject *self, PyObject *args, PyObject *kwargs)
     sb_max_pool2d_args a = {&t_input, {kh, kw}, {sh, sw}, {ph, pw}, {dh, dw}, ceil_mode};
     sb_pool2d_plan plan;
     sb_error err;
-    PyObject *result = sb_op_max_pool2d_plan(&plan, &a, &err) != SB_OK
-                           ? sb_glue_raise(&err, layer)
-                           : run_pool(&plan, &a, max_pool_run, layer);
+    PyObject *result = pool_result(sb_op_max_pool2d_plan(&plan, &a, &err), &err, max_pool_run,
+                                   &plan, &a, layer);
     Py_DECREF(input);
     return result;
 }
@@ -99,9 +84,8 @@ static PyObject *py_adaptive_avg_pool2d(PyObject *self, PyObject *args, PyObject
     sb_adaptive_avg_pool2d_args a = {&t_input, {oh, ow}};
     sb_pool2d_plan plan;
     sb_error err;
-    PyObject *result = sb_op_adaptive_avg_pool2d_plan(&plan, &a, &err) != SB_OK
-                           ? sb_glue_raise(&err, layer)
-                           : run_pool(&plan, &a, adaptive_run, layer);
+    PyObject *result = pool_result(sb_op_adaptive_avg_pool2d_plan(&plan, &a, &err), &err,
+                                   adaptive_run, &plan, &a, layer);
     Py_DECREF(input);
     return result;
 }
