@@ -97,7 +97,7 @@ class ResidualBlock(Module):
         except (RuntimeError, ValueError):
             return None
         state, factors = bn._state(updates=2)
-        running = [a for a in state[2:4] if a is not None]
+        running = [a for a in state[2:4] if a is not None] if state[4] else []
         with writable(*running):
             out = _C.residual_block("ResidualBlock", x, residual, state, factors[1], folded,
                                     conv1, conv2)
@@ -160,9 +160,12 @@ class DenseLayer(Module):
         if x.ndim == 4 and runtime.fusion_enabled() and _is(self.bn1, BatchNorm2d) \
                 and _is(self.bn2, BatchNorm2d) and _fusable_conv(self.conv1) \
                 and _fusable_conv(self.conv2):
-            bn1, _ = self.bn1._state()
-            bn2, _ = self.bn2._state()
-            running = [a for a in bn1[2:4] + bn2[2:4] if a is not None]
+            shared = self.bn2 is self.bn1  # one BatchNorm updated twice, in order
+            bn1, factors = self.bn1._state(updates=2 if shared else 1)
+            bn2 = bn1[:5] + (factors[1],) + bn1[6:] if shared else self.bn2._state()[0]
+            # the buffers the operator updates in place (train mode)
+            running = [a for state in (bn1, bn2) if state[4] for a in state[2:4]
+                       if a is not None]
             try:
                 conv1, conv2 = self.conv1._block_args(), self.conv2._block_args()
             except (RuntimeError, ValueError):
@@ -172,7 +175,7 @@ class DenseLayer(Module):
                     result = _C.dense_layer("DenseLayer", x, bn1, bn2, conv1, conv2, out=out)
                 if result is not None:
                     self.bn1._record_updates(1)
-                    self.bn2._record_updates(1)
+                    self.bn2._record_updates(1)  # the shared one: its second update
                     return result
         out1 = self.conv1(_bn_relu(self.bn1, x))
         result = self.conv2(_bn_relu(self.bn2, out1))
@@ -209,6 +212,7 @@ class DenseBlock(ModuleDict):
         features, _ = F._cat_checked(features, 1, "DenseLayer")
         layers = list(self.block.values())
         if features[0].ndim != 4 or not all(_is(layer, DenseLayer) and _is(layer.conv2, Conv2d)
+                                            and layer.conv2.weight.ndim == 4
                                             for layer in layers):
             # a user replaced a layer, or the input is not 4-D: the document's
             # list algorithm, whose layers raise torch's errors
@@ -218,7 +222,8 @@ class DenseBlock(ModuleDict):
 
         n, _, h, w = features[0].shape
         in_channels = sum(f.shape[1] for f in features)
-        growth = [layer.conv2.out_channels for layer in layers]
+        # each layer's new channels, as its conv2's weight makes them
+        growth = [layer.conv2.weight.shape[0] for layer in layers]
         output = np.empty((n, in_channels + sum(growth), h, w), dtype=np.float32)
         start = 0
         for f in features:
@@ -282,7 +287,9 @@ class SEAttention(Module):
         hidden = fc1.out_features
         return (fc1.weight.shape == (hidden, channels) and fc2.weight.shape == (channels, hidden)
                 and fc1.in_features == channels and fc2.in_features == hidden
-                and fc2.out_features == channels)
+                and fc2.out_features == channels
+                and (fc1.bias is None or fc1.bias.shape == (hidden,))
+                and (fc2.bias is None or fc2.bias.shape == (channels,)))
 
 
 # The document's names.

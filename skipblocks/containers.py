@@ -12,11 +12,16 @@ def _foldable(conv, bn, input):
     """conv(input) then bn can run as one convolution with bn folded in:
     same result as calling them in turn, errors included (BatchNorm2d's 4-D
     check, a channel mismatch), otherwise the caller calls them in turn."""
-    return (getattr(input, "ndim", None) == 4
+    if not (getattr(input, "ndim", None) == 4
             and type(conv) is Conv2d and type(bn) is BatchNorm2d  # not subclasses: their
             # own forward must run
             and bn._uses_running_stats() and conv._symmetric_padding() is not None
-            and bn.running_mean.shape[0] == conv.weight.shape[0])
+            and conv._packable()):
+        return False
+    channels = (conv.weight.shape[0],)
+    return (not bn.eps < 0  # a NaN eps passes torch's check too
+            and all(a is None or a.shape == channels
+                    for a in (bn.running_mean, bn.running_var, bn.weight, bn.bias)))
 
 __all__ = ["Sequential", "ModuleDict"]
 
@@ -77,7 +82,7 @@ class Sequential(Module):
 
     # The list-like methods: torch's behaviour, its results and its errors
     # (types and wording), checked against torch in
-    # tests/test_torch_api_extras.py.
+    # tests/module_api/test_torch_api_extras.py.
     def append(self, module):
         """Appends ``module`` (named str(len(self))); returns self."""
         self.add_module(str(len(self)), module)

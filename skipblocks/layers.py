@@ -137,10 +137,9 @@ class Conv2d(Module):
         cache key changes: this layer's version (any weight or bias change),
         the BatchNorm's version (any change of its parameters or running
         statistics) and eps -- so packed weights are never stale."""
-        weight = self.weight
-        if weight.ndim != 4 or weight.shape[0] % self.groups != 0:
-            # a reassigned weight of the wrong shape: no packing, and the
-            # kernel reports the shapes with torch's wording
+        if not self._packable():
+            # a reassigned weight or bias of the wrong shape: no packing, and
+            # the operator reports the shapes with torch's wording, in its order
             return None
         key = (self._version, self.groups, fold,
                None if fold is None else (fold._version, fold.eps))
@@ -152,25 +151,27 @@ class Conv2d(Module):
             object.__setattr__(self, "_packed_cache", cache)
         return cache[1]
 
-    def _conv(self, input, fold=None, in_scale=None, in_shift=None, in_relu=False,
-              residual=None, relu=False, out=None):
-        """The convolution with its fusions (see sb_conv2d_f32_packed):
-        ``fold`` an eval-mode BatchNorm applied to the output; ``in_scale``,
-        ``in_shift``, ``in_relu`` a transform of every input value (a
-        BatchNorm + ReLU before this layer); ``residual`` added and ``relu``
-        applied to the result; ``out`` the array written."""
+    def _packable(self):
+        """The weight and bias have shapes the packing takes."""
+        weight, bias = self.weight, self.bias
+        return (weight.ndim == 4 and weight.shape[0] % self.groups == 0
+                and weight.shape[2] >= 1 and weight.shape[3] >= 1
+                and (bias is None or bias.shape == (weight.shape[0],)))
+
+    def _conv(self, input, fold=None, relu=False):
+        """The convolution, with an eval-mode BatchNorm ``fold`` folded into
+        its packed weights (the caller checks _packable and the BatchNorm's
+        shapes) and ``relu`` applied as tiles are stored."""
         padding, extra = self._padding_args()
         return _C.conv2d("Conv2d", to_numpy(input), self.weight, self.bias, self.stride,
-                         padding, self.dilation, self.groups, out=out,
-                         packed=self._packed_weights(fold), in_scale=in_scale,
-                         in_shift=in_shift, in_relu=in_relu, residual=residual, relu=relu,
-                         padding_extra=extra)
+                         padding, self.dilation, self.groups,
+                         packed=self._packed_weights(fold), relu=relu, padding_extra=extra)
 
     def _block_args(self, fold=None):
-        """This convolution as a fused block's operator takes it."""
-        padding, extra = self._padding_args()
-        return (self.weight, self._packed_weights(fold), self.stride, padding, self.dilation,
-                self.groups)
+        """This convolution as a fused block's operator takes it (symmetric
+        padding only: the blocks check _symmetric_padding first)."""
+        return (self.weight, self._packed_weights(fold), self.stride,
+                self._symmetric_padding(), self.dilation, self.groups)
 
     def extra_repr(self):
         s = f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, " \
@@ -279,10 +280,9 @@ class BatchNorm2d(Module):
         if self.running_mean is not None:
             self._bump_version()
 
-    def _run(self, input, relu=False, out=None, residual=None):
-        """forward, following torch's _BatchNorm.forward, with the fused
-        variants the blocks use: ``relu`` after it, written into ``out``, or
-        ``residual`` added before a ReLU."""
+    def _run(self, input, relu=False):
+        """forward, following torch's _BatchNorm.forward, with the ReLU after
+        it in the same pass when ``relu`` (the document's relu(bn(x)))."""
         input = to_numpy(input)  # a torch tensor of any dtype (bfloat16 too)
         self._check_input_dim(input)
         (weight, bias, running_mean, running_var, batch_stats, momentum, eps), _ = self._state()
@@ -293,11 +293,9 @@ class BatchNorm2d(Module):
         if updating:
             with writable(running_mean, running_var):
                 return _C.batch_norm("BatchNorm2d", input, running_mean, running_var, weight,
-                                     bias, True, momentum, eps, relu=relu, out=out,
-                                     residual=residual)
+                                     bias, True, momentum, eps, relu=relu)
         return _C.batch_norm("BatchNorm2d", input, running_mean, running_var, weight, bias,
-                             batch_stats, momentum, eps, relu=relu, out=out,
-                             residual=residual)
+                             batch_stats, momentum, eps, relu=relu)
 
     def _load_from_state_dict(self, state_dict, prefix, local_metadata, *args):
         # torch: checkpoints older than version 2 have no num_batches_tracked;

@@ -4,36 +4,6 @@
  */
 #include "glue.h"
 
-/* Running statistics that training updates in place must be the caller's
- * own arrays, in the layout the kernels write: anything else would update a
- * copy, silently. */
-static int running_stat(PyObject *obj, const char *layer, const char *what,
-                         PyArrayObject **out)
-{
-    *out = NULL;
-    if (!PyArray_Check(obj)) {
-        PyErr_Format(PyExc_TypeError, "%s: %s must be a numpy.ndarray", layer, what);
-        return -1;
-    }
-    PyArrayObject *arr = (PyArrayObject *)obj;
-    if (PyArray_TYPE(arr) != NPY_FLOAT32 || !PyArray_IS_C_CONTIGUOUS(arr) ||
-        !PyArray_ISALIGNED(arr) || !PyArray_ISNOTSWAPPED(arr)) {
-        PyErr_Format(PyExc_TypeError,
-                     "%s: %s must be a C-contiguous native float32 array, because "
-                     "training updates it in place", layer, what);
-        return -1;
-    }
-    if (!PyArray_ISWRITEABLE(arr)) {
-        PyErr_Format(PyExc_ValueError,
-                     "%s: %s is read-only, so training cannot update it in place "
-                     "(pass a writable array, or training=False)", layer, what);
-        return -1;
-    }
-    Py_INCREF(obj);
-    *out = arr;
-    return 0;
-}
-
 static sb_status batch_norm_run(const void *plan, const void *args, const sb_tensor *out,
                                 void *workspace)
 {
@@ -80,8 +50,8 @@ static PyObject *py_batch_norm(PyObject *self, PyObject *args, PyObject *kwargs)
      * otherwise: any layout or real dtype, converted like the input */
     const int in_place = training && rm_obj != Py_None && rv_obj != Py_None;
     if (in_place) {
-        if (running_stat(rm_obj, layer, "running_mean", &rm) < 0 ||
-            running_stat(rv_obj, layer, "running_var", &rv) < 0)
+        if (sb_glue_running_stat(rm_obj, layer, "running_mean", &rm) < 0 ||
+            sb_glue_running_stat(rv_obj, layer, "running_var", &rv) < 0)
             goto done;
     } else if (sb_glue_as_optional(rm_obj, layer, "running_mean", 0, &rm) < 0 ||
                sb_glue_as_optional(rv_obj, layer, "running_var", 0, &rv) < 0) {

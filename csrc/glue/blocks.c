@@ -39,18 +39,8 @@ static int bn_parse(PyObject *tuple, bn_holder *h)
         if (obj[i] == Py_None)
             continue;
         if (update && i >= 2) {
-            /* updated in place: the module's own writable buffers */
-            PyArrayObject *a = (PyArrayObject *)obj[i];
-            if (!PyArray_Check(obj[i]) || PyArray_TYPE(a) != NPY_FLOAT32 ||
-                !PyArray_IS_C_CONTIGUOUS(a) || !PyArray_ISALIGNED(a) ||
-                !PyArray_ISNOTSWAPPED(a) || !PyArray_ISWRITEABLE(a)) {
-                PyErr_Format(PyExc_TypeError, "BatchNorm2d: %s must be a writable "
-                             "C-contiguous native float32 array, because training updates "
-                             "it in place", names[i]);
+            if (sb_glue_running_stat(obj[i], "BatchNorm2d", names[i], &h->arr[i]) < 0)
                 return -1;
-            }
-            Py_INCREF(obj[i]);
-            h->arr[i] = a;
         } else if (sb_glue_as_optional(obj[i], "BatchNorm2d", names[i], 0, &h->arr[i]) < 0) {
             return -1;
         }
@@ -84,8 +74,10 @@ static int conv_parse(PyObject *tuple, conv_holder *h)
     h->conv.weight = &h->t;
     if (packed_obj != Py_None) {
         if (!sb_glue_is_packed(packed_obj)) {
-            PyErr_SetString(PyExc_ValueError, "Conv2d: packed weights must be a float32 "
-                            "array from conv2d_pack");
+            sb_error err;
+            memset(&err, 0, sizeof err);
+            err.code = SB_E_PACKED;
+            sb_glue_raise(&err, "Conv2d");
             return -1;
         }
         h->conv.packed = PyArray_DATA((PyArrayObject *)packed_obj);

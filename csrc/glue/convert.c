@@ -214,6 +214,33 @@ PyArrayObject *sb_glue_out_array(PyObject *out, const char *layer, int ndim,
     return arr;
 }
 
+int sb_glue_running_stat(PyObject *obj, const char *layer, const char *what,
+                         PyArrayObject **out)
+{
+    *out = NULL;
+    if (!PyArray_Check(obj)) {
+        PyErr_Format(PyExc_TypeError, "%s: %s must be a numpy.ndarray", layer, what);
+        return -1;
+    }
+    PyArrayObject *arr = (PyArrayObject *)obj;
+    if (PyArray_TYPE(arr) != NPY_FLOAT32 || !PyArray_IS_C_CONTIGUOUS(arr) ||
+        !PyArray_ISALIGNED(arr) || !PyArray_ISNOTSWAPPED(arr)) {
+        PyErr_Format(PyExc_TypeError,
+                     "%s: %s must be a C-contiguous native float32 array, because "
+                     "training updates it in place", layer, what);
+        return -1;
+    }
+    if (!PyArray_ISWRITEABLE(arr)) {
+        PyErr_Format(PyExc_ValueError,
+                     "%s: %s is read-only, so training cannot update it in place "
+                     "(pass a writable array, or training=False)", layer, what);
+        return -1;
+    }
+    Py_INCREF(obj);
+    *out = arr;
+    return 0;
+}
+
 int sb_glue_is_packed(PyObject *obj)
 {
     if (!PyArray_Check(obj))

@@ -24,9 +24,7 @@ enum { RUNTIME = 0, VALUE = 1, TYPE = 2 };
 
 static const message messages[] = {
     {SB_E_DTYPE, TYPE, "an array's dtype has no kernel; skipblocks computes in float32"},
-    {SB_E_LAYOUT, VALUE, "{a} is not laid out as the kernels read it"},
     {SB_E_NUMEL, RUNTIME, "{a} should contain {0} elements not {1}"},
-    {SB_E_SAME_SHAPE, RUNTIME, "{a} has size {s1}, but it must have the size {s0}"},
     {SB_E_PAIRED, VALUE, "{a} go together"},
     {SB_E_PACKED, VALUE, "packed weights do not match the weight shape (repack them)"},
     /* conv2d: torch's ConvUtils.h and Convolution.cpp */
@@ -128,7 +126,10 @@ static const message messages[] = {
     {SB_E_LINEAR_WEIGHT_T, RUNTIME, "t() expects a tensor with <= 2 dimensions, but self is {0}D"},
     {SB_E_LINEAR_BIAS, RUNTIME,
      "The expanded size of the tensor ({0}) must match the existing size ({1}) at "
-     "non-singleton dimension 1.  Target sizes: [{2}, {0}].  Tensor sizes: {s0}"},
+     "non-singleton dimension {2}.  Target sizes: [{3}, {4}].  Tensor sizes: {s0}"},
+    {SB_E_LINEAR_BIAS_NDIM, RUNTIME,
+     "expand(torch.FloatTensor{{{s0}}, size=[{0}, {1}]): the number of sizes provided (2) must "
+     "be greater or equal to the number of dimensions in the tensor ({2})"},
     {SB_E_LINEAR_SHAPES, RUNTIME,
      "mat1 and mat2 shapes cannot be multiplied ({0}x{1} and {2}x{3})"},
     {SB_E_LINEAR_PACK_WEIGHT, RUNTIME, "cannot pack a weight of size {s0}: it must be 2-D"},

@@ -6,8 +6,9 @@
  * These files are the only C that includes Python.h. Each family file
  * (conv.c, batch_norm.c, ...) parses its arguments, converts them here,
  * calls one operator of csrc/ops/ (plan with the GIL, run without it) and
- * returns the result; every check lives in the operator, every message in
- * errors.c.
+ * returns the result. The checks of shapes and parameters live in the
+ * operators, their messages in errors.c; the glue itself checks only what
+ * it converts (dtypes, out= and in-place arrays).
  */
 #ifndef SB_GLUE_H
 #define SB_GLUE_H
@@ -52,6 +53,12 @@ PyArrayObject *sb_glue_new_array(int ndim, const int64_t *dims);
 PyArrayObject *sb_glue_out_array(PyObject *out, const char *layer, int ndim,
                                  const int64_t *dims, int fmap_ok, PyArrayObject *input,
                                  int alias_ok);
+
+/* A running statistic that training updates in place: the caller's own
+ * writable, C-contiguous, native float32 array (anything else would update
+ * a copy, silently). A new reference in *out, or -1 with the exception set. */
+int sb_glue_running_stat(PyObject *obj, const char *layer, const char *what,
+                         PyArrayObject **out);
 
 /* Whether obj can be read as packed weights (sb_op_*_pack): a native,
  * aligned, C-contiguous float32 ndarray. */

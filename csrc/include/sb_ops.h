@@ -83,9 +83,7 @@ int64_t sb_tensor_numel(const sb_tensor *t);
 typedef enum {
     SB_E_NONE = 0,
     SB_E_DTYPE,                /* an array of a dtype the operator has no kernel for */
-    SB_E_LAYOUT,               /* arg: an array not in the layout sb_tensor describes */
     SB_E_NUMEL,                /* arg: should contain v0 elements, not v1 */
-    SB_E_SAME_SHAPE,           /* arg (shape 1) must have the shape of shape 0 */
     SB_E_PAIRED,               /* arg and its partner must be given together */
     SB_E_PACKED,               /* packed weights do not match the weight shape */
     /* conv2d */
@@ -141,7 +139,9 @@ typedef enum {
     SB_E_LINEAR_WEIGHT_NDIM,   /* shape 0: weight */
     SB_E_LINEAR_1D,            /* v0, v1: input and weight ndim */
     SB_E_LINEAR_WEIGHT_T,      /* v0: weight ndim (> 2) */
-    SB_E_LINEAR_BIAS,          /* v0: out_features, v1: bias numel, v2: rows; shape 0: bias */
+    SB_E_LINEAR_BIAS,          /* v0: target size, v1: bias size, v2: the dimension,
+                                * v3, v4: rows, out_features; shape 0: bias */
+    SB_E_LINEAR_BIAS_NDIM,     /* v0, v1: rows, out_features; v2: bias ndim; shape 0: bias */
     SB_E_LINEAR_SHAPES,        /* v0..v3: rows x in, in_features x out_features */
     SB_E_LINEAR_PACK_WEIGHT,   /* shape 0: weight */
     /* SEAttention */
@@ -176,7 +176,7 @@ typedef struct {
     /* Zeros added after the input (bottom, right) besides `padding`: torch's
      * padding='same' puts the odd one of an even total there. */
     int64_t padding_extra[2];
-    /* Weights packed by sb_op_conv2d_pack (the layer's cache; they hold the
+    /* Weights packed by sb_op_conv2d_pack_run (the layer's cache; they hold the
      * bias, and may hold a folded BatchNorm), packed_numel elements; NULL:
      * weight and bias are packed for this call, in the workspace. */
     const void *packed;
@@ -351,18 +351,31 @@ sb_status sb_op_channel_scale_run(const sb_elementwise_plan *plan,
 typedef struct {
     const sb_tensor *input;    /* (..., in_features), C-contiguous */
     const sb_tensor *weight;   /* (out_features, in_features) */
-    const sb_tensor *bias;     /* (out_features) or NULL */
-    const void *packed;        /* sb_op_linear_pack's output (holds the bias), or NULL */
+    const sb_tensor *bias;     /* NULL, or what torch expands to (rows, out_features);
+                                * C-contiguous */
+    const void *packed;        /* sb_op_linear_pack_run's output (holds a vector bias), or NULL */
     int64_t packed_numel;
     int reference;             /* the reference loop sb_linear_f32__ref, for the C tests */
     int num_threads;
 } sb_linear_args;
+
+/* How a bias torch expands to (rows, out_features) is applied: a vector of
+ * out_features (any leading 1s), one value for all, or a value per row
+ * (added after the product). */
+typedef enum {
+    SB_LINEAR_BIAS_NONE = 0,
+    SB_LINEAR_BIAS_VECTOR,
+    SB_LINEAR_BIAS_SCALAR,
+    SB_LINEAR_BIAS_ROWS
+} sb_linear_bias_mode;
 
 typedef struct {
     int out_ndim;
     int64_t out_dims[SB_MAX_DIMS];
     size_t workspace_bytes;
     int64_t rows, in_features, out_features;
+    sb_linear_bias_mode bias_mode;
+    size_t bias_offset;
 } sb_linear_plan;
 
 sb_status sb_op_linear_plan(sb_linear_plan *plan, const sb_linear_args *args, sb_error *err);
@@ -390,7 +403,7 @@ sb_status sb_op_linear_pack_run(const sb_linear_pack_plan *plan,
 
 /* SEAttention: global average pool -> Linear(C, hidden) -> ReLU ->
  * Linear(hidden, C) -> Sigmoid -> scale each channel of the input, on the
- * two Linear layers' packed weights (sb_op_linear_pack). */
+ * two Linear layers' packed weights (sb_op_linear_pack_run). */
 typedef struct {
     const sb_tensor *input;   /* (N, C, H, W) */
     const void *fc1_packed, *fc2_packed;
@@ -478,6 +491,7 @@ typedef struct {
     sb_batch_norm_plan bn1, bn2;
     sb_conv2d_plan conv1, conv2;
     sb_fmap mid_map;
+    int64_t bn_channels;
     size_t scale_offset, mid_offset, conv_offset;
 } sb_residual_block_plan;
 

@@ -51,6 +51,12 @@ static sb_status check_eps(const sb_batch_norm_state *bn, sb_error *err)
 sb_status sb_bn_state_check(const sb_batch_norm_state *bn, int64_t channels, int64_t count,
                             const sb_tensor *input, sb_error *err)
 {
+    /* torch.nn.functional.batch_norm's _verify_batch_size comes first */
+    if (bn->batch_stats && count == 1 && input != NULL) {
+        sb_fail(err, SB_ERR_SHAPE, SB_E_BN_ONE_VALUE);
+        sb_err_shape(err, 0, input);
+        return SB_ERR_SHAPE;
+    }
     sb_status status = check_eps(bn, err);
     if (status != SB_OK)
         return status;
@@ -65,12 +71,6 @@ sb_status sb_bn_state_check(const sb_batch_norm_state *bn, int64_t channels, int
         (status = check_vector(bn->weight, channels, "weight", err)) != SB_OK ||
         (status = check_vector(bn->bias, channels, "bias", err)) != SB_OK)
         return status;
-    /* torch.nn.functional.batch_norm's _verify_batch_size */
-    if (bn->batch_stats && count == 1 && input != NULL) {
-        sb_fail(err, SB_ERR_SHAPE, SB_E_BN_ONE_VALUE);
-        sb_err_shape(err, 0, input);
-        return SB_ERR_SHAPE;
-    }
     return SB_OK;
 }
 
@@ -129,9 +129,6 @@ sb_status sb_op_batch_norm_plan(sb_batch_norm_plan *plan, const sb_batch_norm_ar
     const sb_tensor *x = a->input;
     if (!sb_check_f32(err, x) || !sb_check_f32(err, a->residual))
         return SB_ERR_ARGUMENT;
-    sb_status status = check_eps(&a->bn, err);
-    if (status != SB_OK)
-        return status;
     if (x->ndim < 2) {
         sb_fail_v(err, SB_ERR_SHAPE, SB_E_BN_INPUT_NDIM, 1, x->ndim, 0, 0, 0);
         sb_err_shape(err, 0, x);
@@ -144,7 +141,7 @@ sb_status sb_op_batch_norm_plan(sb_batch_norm_plan *plan, const sb_batch_norm_ar
         for (int i = 2; i < x->ndim; i++)
             plan->count *= x->dims[i];
     }
-    status = sb_bn_state_check(&a->bn, plan->channels, plan->count, x, err);
+    sb_status status = sb_bn_state_check(&a->bn, plan->channels, plan->count, x, err);
     if (status != SB_OK)
         return status;
     if (a->residual != NULL && (x->ndim != 4 || !sb_same_dims(a->residual, 4, x->dims)))

@@ -213,7 +213,8 @@ sb_status sb_op_conv2d_plan(sb_conv2d_plan *plan, const sb_conv2d_args *a, sb_er
     if (!plan->direct && a->packed == NULL)
         plan->packed_offset = sb_layout_add(&layout, sb_f32_bytes(packed_numel));
     if (eh > 0 || ew > 0)
-        plan->staged_offset = sb_layout_add(&layout, sb_f32_bytes(xn * xc * hin * win));
+        plan->staged_offset = sb_layout_add(
+            &layout, sb_f32_bytes(sb_sat_numel(4, (const int64_t[4]){xn, xc, hin, win})));
     if (!plan->direct)
         plan->kernel_offset = sb_layout_add(&layout, sb_f32_bytes(kernel_floats));
     plan->workspace_bytes = layout.total;

@@ -65,7 +65,7 @@ sb_status sb_op_dense_layer_plan(sb_dense_layer_plan *plan, const sb_dense_layer
     /* scale, shift, then the batch mean and sum of squares: 4 C each */
     plan->scale1_offset = sb_layout_add(&layout, sb_f32_bytes(4 * c1));
     plan->scale2_offset = sb_layout_add(&layout, sb_f32_bytes(4 * c2));
-    plan->mid_offset = sb_layout_add(&layout, sb_f32_bytes(md[0] * md[1] * md[2] * md[3]));
+    plan->mid_offset = sb_layout_add(&layout, sb_f32_bytes(sb_sat_numel(4, md)));
     const size_t w1 = plan->conv1.workspace_bytes, w2 = plan->conv2.workspace_bytes;
     plan->conv_offset = sb_layout_add(&layout, w1 > w2 ? w1 : w2);
     plan->workspace_bytes = layout.total;

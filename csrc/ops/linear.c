@@ -33,12 +33,34 @@ sb_status sb_op_linear_plan(sb_linear_plan *plan, const sb_linear_args *a, sb_er
     if (x->dims[x->ndim - 1] != in_features)
         return sb_fail_v(err, SB_ERR_SHAPE, SB_E_LINEAR_SHAPES, 4, rows,
                          x->dims[x->ndim - 1], in_features, out_features);
-    /* torch adds the bias by broadcasting it to (rows, out_features) */
-    if (b != NULL && (b->ndim != 1 || b->dims[0] != out_features)) {
-        sb_fail_v(err, SB_ERR_SHAPE, SB_E_LINEAR_BIAS, 3, out_features,
-                  b->ndim > 0 ? b->dims[b->ndim - 1] : 1, rows, 0);
-        sb_err_shape(err, 0, b);
-        return SB_ERR_SHAPE;
+    /* torch expands the bias to (rows, out_features), checking from the last
+     * dimension */
+    plan->bias_mode = SB_LINEAR_BIAS_NONE;
+    if (b != NULL) {
+        const int64_t target[2] = {rows, out_features};
+        if (b->ndim > 2) {
+            sb_fail_v(err, SB_ERR_SHAPE, SB_E_LINEAR_BIAS_NDIM, 3, rows, out_features, b->ndim,
+                      0);
+            sb_err_shape(err, 0, b);
+            return SB_ERR_SHAPE;
+        }
+        for (int i = 1; i >= 2 - b->ndim; i--) {
+            const int64_t have = b->dims[b->ndim - 2 + i];
+            if (have != 1 && have != target[i]) {
+                const int64_t v[5] = {target[i], have, i, rows, out_features};
+                sb_fail(err, SB_ERR_SHAPE, SB_E_LINEAR_BIAS);
+                sb_err_values(err, 5, v);
+                sb_err_shape(err, 0, b);
+                return SB_ERR_SHAPE;
+            }
+        }
+        const int64_t last = b->ndim > 0 ? b->dims[b->ndim - 1] : 1;
+        const int64_t first = b->ndim == 2 ? b->dims[0] : 1;
+        plan->bias_mode = first != 1 ? SB_LINEAR_BIAS_ROWS
+                          : last == out_features && out_features != 1 ? SB_LINEAR_BIAS_VECTOR
+                                                                      : SB_LINEAR_BIAS_SCALAR;
+        if (out_features == 1 && first == 1)
+            plan->bias_mode = SB_LINEAR_BIAS_VECTOR; /* one value: a vector of one */
     }
     if (a->packed != NULL &&
         (a->reference ||
@@ -51,10 +73,16 @@ sb_status sb_op_linear_plan(sb_linear_plan *plan, const sb_linear_args *a, sb_er
     plan->rows = rows;
     plan->in_features = in_features;
     plan->out_features = out_features;
+    /* packed weights hold a vector bias; others are added here */
+    if (a->packed != NULL && plan->bias_mode != SB_LINEAR_BIAS_NONE &&
+        plan->bias_mode != SB_LINEAR_BIAS_VECTOR)
+        return sb_fail(err, SB_ERR_SHAPE, SB_E_PACKED);
     sb_layout layout = {0};
     if (a->packed != NULL)
         sb_layout_add(&layout, sb_f32_bytes(sb_linear_f32_packed_workspace_floats(
                                    rows, in_features, out_features, a->num_threads)));
+    plan->bias_offset = sb_layout_add(
+        &layout, plan->bias_mode == SB_LINEAR_BIAS_SCALAR ? sb_f32_bytes(out_features) : 0);
     plan->workspace_bytes = layout.total;
     return SB_OK;
 }
@@ -64,15 +92,36 @@ sb_status sb_op_linear_run(const sb_linear_plan *plan, const sb_linear_args *a,
 {
     float *y = (float *)out->data;
     const float *x = (const float *)a->input->data, *w = (const float *)a->weight->data;
-    const float *b = a->bias ? (const float *)a->bias->data : NULL;
+    const float *b = NULL;
+    if (plan->bias_mode == SB_LINEAR_BIAS_VECTOR) {
+        b = (const float *)a->bias->data;
+    } else if (plan->bias_mode == SB_LINEAR_BIAS_SCALAR) {
+        /* one value for every output feature */
+        float *v = (float *)sb_at(workspace, plan->bias_offset);
+        for (int64_t o = 0; o < plan->out_features; o++)
+            v[o] = *(const float *)a->bias->data;
+        b = v;
+    }
+    sb_status status;
     if (a->reference)
-        return sb_linear_f32__ref(y, x, w, b, plan->rows, plan->in_features,
-                                  plan->out_features);
-    if (a->packed != NULL)
-        return sb_linear_f32_packed(y, x, (const float *)a->packed, plan->rows,
-                                    plan->in_features, plan->out_features, (float *)workspace,
-                                    a->num_threads);
-    return sb_linear_f32(y, x, w, b, plan->rows, plan->in_features, plan->out_features);
+        status = sb_linear_f32__ref(y, x, w, b, plan->rows, plan->in_features,
+                                    plan->out_features);
+    else if (a->packed != NULL)
+        status = sb_linear_f32_packed(y, x, (const float *)a->packed, plan->rows,
+                                      plan->in_features, plan->out_features,
+                                      (float *)workspace, a->num_threads);
+    else
+        status = sb_linear_f32(y, x, w, b, plan->rows, plan->in_features, plan->out_features);
+    if (status != SB_OK || plan->bias_mode != SB_LINEAR_BIAS_ROWS)
+        return status;
+    /* a bias per row, (rows, out_features) or (rows, 1), added after */
+    const sb_tensor *bt = a->bias;
+    const float *bias = (const float *)bt->data;
+    const int64_t per_row = bt->dims[1];
+    for (int64_t r = 0; r < plan->rows; r++)
+        for (int64_t o = 0; o < plan->out_features; o++)
+            y[r * plan->out_features + o] += bias[r * per_row + (per_row == 1 ? 0 : o)];
+    return SB_OK;
 }
 
 sb_status sb_op_linear_pack_plan(sb_linear_pack_plan *plan, const sb_linear_pack_args *a,

@@ -44,6 +44,11 @@ size_t sb_layout_add(sb_layout *layout, uint64_t bytes);
 /* Bytes of `count` floats, saturating at SIZE_MAX for absurd counts. */
 uint64_t sb_f32_bytes(int64_t count);
 
+/* a * b and the product of dims for sizes >= 0, saturating at INT64_MAX
+ * (which no workspace can hold, so the layout fails instead of wrapping). */
+int64_t sb_sat_mul(int64_t a, int64_t b);
+int64_t sb_sat_numel(int ndim, const int64_t *dims);
+
 static inline void *sb_at(void *workspace, size_t offset)
 {
     return (char *)workspace + offset;

@@ -31,6 +31,9 @@ sb_status sb_op_residual_block_plan(sb_residual_block_plan *plan,
         sb_err_shape(err, 0, x);
         return SB_ERR_SHAPE;
     }
+    /* folded: the BatchNorm lives in the packed weights, so they must be given */
+    if (a->folded && (a->conv1.packed == NULL || a->conv2.packed == NULL))
+        return sb_fail(err, SB_ERR_ARGUMENT, SB_E_PACKED);
     sb_conv2d_args conv;
     sb_block_conv_args(&conv, &a->conv1, x, a->num_threads);
     conv.out_relu = a->folded;
@@ -81,9 +84,13 @@ sb_status sb_op_residual_block_plan(sb_residual_block_plan *plan,
         plan->out_dims[i] = od[i];
     plan->mid_map = (sb_fmap){md[0], md[1], md[2], md[3], md[1] * md[2] * md[3]};
     sb_layout layout = {0};
-    /* scale, shift, then the batch mean and sum of squares: 4 C */
-    plan->scale_offset = sb_layout_add(&layout, a->folded ? 0 : sb_f32_bytes(4 * c));
-    plan->mid_offset = sb_layout_add(&layout, sb_f32_bytes(md[0] * md[1] * md[2] * md[3]));
+    /* scale, shift, then the batch mean and sum of squares: 4 C, for the
+     * larger of the two BatchNorm calls (conv2 may change the channels when
+     * bn has no per-channel state) */
+    plan->bn_channels = c > od[1] ? c : od[1];
+    plan->scale_offset =
+        sb_layout_add(&layout, a->folded ? 0 : sb_f32_bytes(sb_sat_mul(4, plan->bn_channels)));
+    plan->mid_offset = sb_layout_add(&layout, sb_f32_bytes(sb_sat_numel(4, md)));
     const size_t w1 = plan->conv1.workspace_bytes, w2 = plan->conv2.workspace_bytes;
     plan->conv_offset = sb_layout_add(&layout, w1 > w2 ? w1 : w2);
     plan->workspace_bytes = layout.total;
@@ -94,12 +101,13 @@ sb_status sb_op_residual_block_run(const sb_residual_block_plan *plan,
                                    const sb_residual_block_args *a, const sb_tensor *out,
                                    void *workspace)
 {
-    const int64_t c = plan->mid_map.c;
+    /* scale, shift, mean, sum of squares: bn_channels floats apart */
+    const int64_t c = plan->bn_channels;
     float *s = (float *)sb_at(workspace, plan->scale_offset);
     float *mid_data = (float *)sb_at(workspace, plan->mid_offset);
     void *conv_ws = sb_at(workspace, plan->conv_offset);
     sb_tensor mid = sb_tensor_4d(mid_data, plan->conv1.out_dims);
-    sb_tensor scale = sb_tensor_1d(s, c), shift = sb_tensor_1d(s + c, c);
+    sb_tensor scale = sb_tensor_1d(s, plan->mid_map.c), shift = sb_tensor_1d(s + c, plan->mid_map.c);
 
     sb_conv2d_args conv;
     sb_block_conv_args(&conv, &a->conv1, a->input, a->num_threads);

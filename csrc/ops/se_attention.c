@@ -4,7 +4,7 @@
  * Linear(hidden, C) -> Sigmoid -> each channel of the input scaled by its
  * gate, the same kernels the layers run one by one, back to back without
  * Python between them. The two Linear layers' weights come packed
- * (sb_op_linear_pack, the layers' caches); a bias packed in is applied.
+ * (sb_op_linear_pack_run, the layers' caches); a bias packed in is applied.
  *
  * torch's rules for empty maps: the pooled mean of an empty plane is NaN,
  * and x * NaN over an empty map is the empty map, so an empty H or W gives

@@ -99,10 +99,25 @@ int sb_check_f32(sb_error *err, const sb_tensor *t)
     return 0;
 }
 
+int64_t sb_sat_mul(int64_t a, int64_t b)
+{
+    if (a <= 0 || b <= 0)
+        return 0;
+    return a > INT64_MAX / b ? INT64_MAX : a * b;
+}
+
+int64_t sb_sat_numel(int ndim, const int64_t *dims)
+{
+    int64_t n = 1;
+    for (int i = 0; i < ndim; i++)
+        n = sb_sat_mul(n, dims[i]);
+    return n;
+}
+
 size_t sb_layout_add(sb_layout *layout, uint64_t bytes)
 {
     const size_t offset = layout->total;
-    if (offset == SIZE_MAX || bytes > SIZE_MAX - offset - SB_OP_ALIGN) {
+    if (offset > SIZE_MAX - 2 * SB_OP_ALIGN || bytes > SIZE_MAX - 2 * SB_OP_ALIGN - offset) {
         layout->total = SIZE_MAX;
         return 0;
     }
@@ -115,7 +130,7 @@ uint64_t sb_f32_bytes(int64_t count)
 {
     if (count <= 0)
         return 0;
-    if ((uint64_t)count > UINT64_MAX / sizeof(float))
+    if (count == INT64_MAX || (uint64_t)count > UINT64_MAX / sizeof(float))
         return UINT64_MAX;
     return (uint64_t)count * sizeof(float);
 }

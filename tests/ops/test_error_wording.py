@@ -180,6 +180,16 @@ def _linear_bias(L, bias):
     return lin(L.T(r(2, 4)))
 
 
+def _se_with_fc1_bias(L, size, eval_mode=False):
+    """SEAttention(16, 4) whose first Linear has a bias of ``size`` values,
+    then a forward."""
+    se = L.SEAttention(16, 4)
+    if eval_mode:
+        se.eval()
+    se.fc[0].bias = L.P(r(size))
+    return se(L.T(r(2, 16, 4, 4)))
+
+
 def _bn_with(L, attr, value, eval_mode=False, x=None):
     """BatchNorm2d(3) with ``attr`` set to ``value`` (a Parameter for
     weight/bias, a buffer or None for the running statistics), then a
@@ -499,6 +509,10 @@ BLOCKS = [
          module=lambda L: L.SEAttention(16, 4)(L.T(r(2, 8, 4, 4)))),
     Case("se-channel-mismatch-eval", layer="Linear",
          module=lambda L: _eval(L.SEAttention(16, 4))(L.T(r(2, 8, 4, 4)))),
+    Case("se-fc1-bias-wrong-size", layer="Linear",
+         module=lambda L: _se_with_fc1_bias(L, 3)),
+    Case("se-fc1-bias-wrong-size-eval", layer="Linear",
+         module=lambda L: _se_with_fc1_bias(L, 5, eval_mode=True)),
     Case("se-reduction-0", layer="SEAttention",
          module=lambda L: L.SEAttention(16, 0)),
     # ResidualBlock: conv1 -> bn -> relu -> conv2 -> bn, `out + residual`

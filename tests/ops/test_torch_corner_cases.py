@@ -303,3 +303,72 @@ def test_conv_arguments_beyond_int32_raise_a_clear_error():
         sb.functional.conv2d(x, w, stride=(2 ** 32, 2 ** 32))
     with pytest.raises(ValueError, match="must each be at most 2147483647"):
         sb.functional.conv2d(x, w, padding=2 ** 40)
+
+
+def _torch_twin(sb_module, torch_module):
+    torch_module.load_state_dict({k: torch.from_numpy(np.array(v))
+                                  for k, v in sb_module.state_dict().items()})
+    return torch_module
+
+
+def test_residual_block_whose_conv2_changes_the_channels_matches_torch_in_train_mode():
+    # a BatchNorm without per-channel state normalises either convolution's
+    # output; the fused block sizes its scratch for the larger one
+    from skipblocks.reference import document
+    ours = sb.ResidualBlock(8, 4)
+    ours.conv2 = sb.Conv2d(4, 8, 3, padding=1, bias=False)
+    ours.bn = sb.BatchNorm2d(4, affine=False, track_running_stats=False)
+    theirs = document.ResidualBlock(8, 4)
+    theirs.conv2 = nn.Conv2d(4, 8, 3, padding=1, bias=False)
+    theirs.bn = nn.BatchNorm2d(4, affine=False, track_running_stats=False)
+    _torch_twin(ours, theirs)
+    ours.train(), theirs.train()
+    x = _x((2, 8, 5, 5))
+    expected = theirs(torch.from_numpy(x)).detach().numpy()
+    assert parity_error(ours(x), expected) <= tolerance("residual_block")
+
+
+def test_dense_layer_with_one_batchnorm_twice_and_cumulative_momentum_matches_torch():
+    from skipblocks.reference import document
+    ours, theirs = sb.DenseLayer(4, 2, 2), document.Dense_Layer(4, 2, 2)
+    ours.bn1.momentum, theirs.bn1.momentum = None, None
+    ours.bn2, theirs.bn2 = ours.bn1, theirs.bn1
+    ours.conv1 = sb.Conv2d(4, 4, 1, bias=False)
+    theirs.conv1 = nn.Conv2d(4, 4, 1, bias=False)
+    ours.conv2 = sb.Conv2d(4, 2, 3, padding=1, bias=False)
+    theirs.conv2 = nn.Conv2d(4, 2, 3, padding=1, bias=False)
+    _torch_twin(ours, theirs)
+    ours.train(), theirs.train()
+    for seed in range(3):
+        x = _x((2, 4, 5, 5), seed)
+        ours(x)
+        theirs([torch.from_numpy(x)])
+    for name in ("running_mean", "running_var"):
+        assert parity_error(getattr(ours.bn1, name),
+                            getattr(theirs.bn1, name).numpy()) <= tolerance("running_stats")
+    assert int(ours.bn1.num_batches_tracked) == int(theirs.bn1.num_batches_tracked) == 6
+
+
+@pytest.mark.parametrize("bias_shape", [(1,), (), (1, 4), (3, 4), (3, 1), (1, 1)])
+def test_linear_takes_every_bias_torch_broadcasts(bias_shape):
+    x, w = _x((3, 5)), _x((4, 5), 1)
+    b = _x(bias_shape, 2) if bias_shape else np.float32(0.5)
+    expected = torch.nn.functional.linear(torch.from_numpy(x), torch.from_numpy(w),
+                                          torch.as_tensor(b)).numpy()
+    got = sb.functional.linear(x, w, b)
+    assert got.shape == expected.shape
+    assert parity_error(got, expected) <= tolerance("linear", 5)
+    layer = sb.Linear(5, 4)
+    layer.weight, layer.bias = w, b
+    assert parity_error(layer(x), expected) <= tolerance("linear", 5)
+
+
+@pytest.mark.parametrize("bias_shape", [(4, 1), (5,), (2, 4), (1, 1, 4)])
+def test_linear_bias_that_does_not_broadcast_raises_torchs_error(bias_shape):
+    x, w, b = _x((3, 5)), _x((4, 5), 1), _x(bias_shape, 2)
+    with pytest.raises(RuntimeError) as theirs:
+        torch.nn.functional.linear(torch.from_numpy(x), torch.from_numpy(w), torch.from_numpy(b))
+    message = str(theirs.value).split("\nException raised from")[0]
+    with pytest.raises(RuntimeError) as ours:
+        sb.functional.linear(x, w, b)
+    assert str(ours.value) == f"linear: {message}"
