@@ -47,7 +47,7 @@ flags, core count), skipblocks' ISA, the versions, which build (git commit,
 extension hash), the date and the command line; the JSON records the same
 under "meta".
 
-The other two checks of the issue run each measurement in its own process,
+Two other measurements run each in its own process,
 so they are separate scripts: bench_torch_interference.py (skipblocks at 2
 threads with and without torch in the process) and bench_memory.py (peak
 memory of a forward call).

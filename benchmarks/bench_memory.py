@@ -1,7 +1,7 @@
-"""Peak memory of one forward call, torch against skipblocks (issue 3: "Peak
-memory of a forward call no larger than torch's for the same call, each
-measured in its own process (max RSS after the call minus max RSS before it,
-weights already loaded).")
+"""Peak memory of one forward call, torch against skipblocks: the target is a
+peak no larger than torch's for the same call, each measured in its own
+process (max RSS after the call minus max RSS before it, weights already
+loaded).
 
     python benchmarks/bench_memory.py                  # ~1-2 minutes
     python benchmarks/bench_memory.py --cases resnet-224 --threads 2

@@ -1,7 +1,7 @@
 """Is skipblocks at 2 threads slower when torch is imported and running in the
-same process? (issue 3: "With torch imported and running 2 threads in the
+same process? The target: with torch imported and running 2 threads in the
 same process, skipblocks at 2 threads is no slower than without torch
-imported (benchmark both).")
+imported (both are measured).
 
     python benchmarks/bench_torch_interference.py               # ~1-2 minutes
     python benchmarks/bench_torch_interference.py --rounds 2    # smoke run
@@ -19,8 +19,8 @@ loses its core for a scheduler slice costs more than the whole call. Each measur
               timed skipblocks call, torch runs its own 2-thread forward of the
               same input (untimed). So skipblocks starts while torch's
               OpenMP threads have just finished a parallel region and may
-              still be spin-waiting for the next one -- the case the issue
-              is about -- and after torch has used the caches.
+              still be spin-waiting for the next one -- the case measured
+              here -- and after torch has used the caches.
   torch-idle  as torch-busy, but torch runs its forwards only during the
               warm-up: imported, its thread pool created, then idle. The
               difference between busy and idle separates torch's running

@@ -1,6 +1,6 @@
 """The one table of parity bounds used by the whole test suite.
 
-Metric (issue 2, item 8), computed by ``skipblocks.reference.parity_error``::
+Metric, computed by ``skipblocks.reference.parity_error``::
 
     err = max|skipblocks - torch| / max(1, max|torch|)
 

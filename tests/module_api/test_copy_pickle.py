@@ -51,7 +51,7 @@ BUILDERS = {
 @pytest.mark.parametrize("name", sorted(BUILDERS))
 def test_pickle_does_not_carry_derived_caches(name):
     """The packed-weight caches a forward builds are derived from the weights: they
-    are not pickled (the demo ResNet's pickle used to double after a forward), and
+    are not pickled (a forward must not double the demo ResNet's pickle), and
     not copied by deepcopy."""
     build, shape = BUILDERS[name]
     sb.manual_seed(5)

@@ -1,7 +1,7 @@
 """The C boundary's checks: parameters near the limits, arguments the
 private _C functions must refuse, and torch's error messages for bad layer
-arguments. Found by the review of 2026-11-28; each case failed (a crash, a
-wrong answer or a misleading message) before its fix."""
+arguments: each case is one a crash, a wrong answer or a misleading message
+could hide in."""
 import numpy as np
 import pytest
 import torch
@@ -129,7 +129,7 @@ def test_max_pool_argument_checks_follow_torch(kwargs):
     dict(kernel_size=2, padding=-2**31 - 1),
 ])
 def test_max_pool_parameters_beyond_int_are_refused_like_torch(kwargs):
-    """They used to wrap in dilation * (kernel - 1) and give an output."""
+    """They must not wrap in dilation * (kernel - 1) and give an output."""
     x = np.arange(16, dtype=np.float32).reshape(1, 1, 4, 4)
     with pytest.raises(RuntimeError) as expected:
         TF.max_pool2d(torch.from_numpy(x), **kwargs)

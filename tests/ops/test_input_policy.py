@@ -1,4 +1,4 @@
-"""Input policy (issue 2, items 5 and 7): what every layer and block accepts,
+"""Input policy: what every layer and block accepts,
 converts, rejects, and never does to its input.
 
 * any real array-like is computed as ``np.asarray(x, np.float32)``: lists,

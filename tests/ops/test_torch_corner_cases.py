@@ -234,7 +234,7 @@ def test_eval_batch_norm_reads_running_stats_of_any_layout():
     assert parity_error(got, expected) < 1e-6
 
 
-# -- convolution shapes at the edges (second review) -------------------------
+# -- convolution shapes at the edges -----------------------------------------
 
 def _torch_error(fn):
     with pytest.raises(RuntimeError) as info:
