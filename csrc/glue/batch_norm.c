@@ -12,7 +12,7 @@ static sb_status batch_norm_run(const void *plan, const void *args, const sb_ten
 
 PyDoc_STRVAR(batch_norm_doc,
 "batch_norm(layer, input, running_mean, running_var, weight, bias, training,\n"
-"           momentum, eps, relu=False, out=None, residual=None)\n"
+"           momentum, eps, relu=False)\n"
 "--\n\n"
 "torch.nn.functional.batch_norm on (N, C, ...) input: statistics per channel\n"
 "over every axis but 1.\n\n"
@@ -20,26 +20,21 @@ PyDoc_STRVAR(batch_norm_doc,
 "None; with training they are updated in place (writable C-contiguous float32).\n"
 "weight, bias: (C,) or None. training: normalise with the batch's statistics.\n"
 "momentum: the running-statistics factor (a number). eps: added to the variance.\n"
-"relu: apply max(., 0) to the result. out: a float32 array of the input's shape\n"
-"to write (may be the input). residual: an array of the 4-D input's shape added\n"
-"before a ReLU (relu(bn(x) + residual)).");
+"relu: apply max(., 0) to the result.");
 
 static PyObject *py_batch_norm(PyObject *self, PyObject *args, PyObject *kwargs)
 {
     static char *keywords[] = {"layer", "input", "running_mean", "running_var", "weight",
-                               "bias", "training", "momentum", "eps", "relu", "out",
-                               "residual", NULL};
+                               "bias", "training", "momentum", "eps", "relu", NULL};
     const char *layer;
-    PyObject *input_obj, *rm_obj, *rv_obj, *weight_obj, *bias_obj, *out_obj = Py_None;
-    PyObject *residual_obj = Py_None;
+    PyObject *input_obj, *rm_obj, *rv_obj, *weight_obj, *bias_obj;
     int training, relu = 0;
     double momentum, eps;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "sOOOOOpdd|pOO", keywords, &layer,
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "sOOOOOpdd|p", keywords, &layer,
                                      &input_obj, &rm_obj, &rv_obj, &weight_obj, &bias_obj,
-                                     &training, &momentum, &eps, &relu, &out_obj,
-                                     &residual_obj))
+                                     &training, &momentum, &eps, &relu))
         return NULL;
-    PyArrayObject *input = NULL, *weight = NULL, *bias = NULL, *out = NULL, *residual = NULL;
+    PyArrayObject *input = NULL, *weight = NULL, *bias = NULL;
     PyArrayObject *rm = NULL, *rv = NULL;
     PyObject *result = NULL;
     sb_error err;
@@ -58,11 +53,10 @@ static PyObject *py_batch_norm(PyObject *self, PyObject *args, PyObject *kwargs)
         goto done;
     }
     if (sb_glue_as_optional(weight_obj, layer, "weight", 0, &weight) < 0 ||
-        sb_glue_as_optional(bias_obj, layer, "bias", 0, &bias) < 0 ||
-        sb_glue_as_optional(residual_obj, layer, "residual", 1, &residual) < 0)
+        sb_glue_as_optional(bias_obj, layer, "bias", 0, &bias) < 0)
         goto done;
 
-    sb_tensor t_input, t_rm, t_rv, t_weight, t_bias, t_residual;
+    sb_tensor t_input, t_rm, t_rv, t_weight, t_bias;
     sb_batch_norm_args a;
     memset(&a, 0, sizeof a);
     sb_glue_tensor_of(&t_input, input);
@@ -71,7 +65,6 @@ static PyObject *py_batch_norm(PyObject *self, PyObject *args, PyObject *kwargs)
     if (rv != NULL) { sb_glue_tensor_of(&t_rv, rv); a.bn.running_var = &t_rv; }
     if (weight != NULL) { sb_glue_tensor_of(&t_weight, weight); a.bn.weight = &t_weight; }
     if (bias != NULL) { sb_glue_tensor_of(&t_bias, bias); a.bn.bias = &t_bias; }
-    if (residual != NULL) { sb_glue_tensor_of(&t_residual, residual); a.residual = &t_residual; }
     a.bn.batch_stats = training;
     a.bn.momentum = momentum;
     a.bn.eps = eps;
@@ -82,15 +75,11 @@ static PyObject *py_batch_norm(PyObject *self, PyObject *args, PyObject *kwargs)
         sb_glue_raise(&err, layer);
         goto done;
     }
-    if (out_obj != Py_None)
-        out = sb_glue_out_array(out_obj, layer, t_input.ndim, t_input.dims, t_input.ndim == 4,
-                                input, 1);
-    else
-        out = sb_glue_new_array(t_input.ndim, t_input.dims);
-    result = sb_glue_run(batch_norm_run, &plan, &a, out, plan.workspace_bytes, layer);
+    result = sb_glue_run(batch_norm_run, &plan, &a, sb_glue_new_array(t_input.ndim, t_input.dims),
+                         plan.workspace_bytes, layer);
 done:
     Py_XDECREF(input); Py_XDECREF(weight); Py_XDECREF(bias);
-    Py_XDECREF(residual); Py_XDECREF(rm); Py_XDECREF(rv);
+    Py_XDECREF(rm); Py_XDECREF(rv);
     return result;
 }
 

@@ -82,7 +82,6 @@ static const message messages[] = {
     {SB_E_BN_EVAL_NO_VAR, RUNTIME, "running_var must be defined in evaluation mode"},
     {SB_E_BN_ONE_VALUE, VALUE,
      "Expected more than 1 value per channel when training, got input size torch.Size({s0})"},
-    {SB_E_BN_RESIDUAL, RUNTIME, "the residual must have the shape of the 4-D input"},
     /* pooling: torch's Pool.h and AdaptiveAveragePooling.cpp */
     {SB_E_POOL_INPUT_NDIM, RUNTIME, "non-empty 3D or 4D (batch mode) tensor expected for input"},
     {SB_E_POOL_EMPTY, RUNTIME,

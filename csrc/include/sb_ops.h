@@ -116,7 +116,6 @@ typedef enum {
     SB_E_BN_EVAL_NO_MEAN,
     SB_E_BN_EVAL_NO_VAR,
     SB_E_BN_ONE_VALUE,         /* shape 0: input */
-    SB_E_BN_RESIDUAL,
     /* pooling */
     SB_E_POOL_INPUT_NDIM,
     SB_E_POOL_EMPTY,           /* shape 0: input */
@@ -250,7 +249,6 @@ typedef struct {
     const sb_tensor *input;         /* (N, C, ...) */
     sb_batch_norm_state bn;         /* batch_stats: torch's `training` */
     int relu;                       /* relu(bn(x)) */
-    const sb_tensor *residual;      /* relu(bn(x) + residual), 4-D input only; NULL: none */
 } sb_batch_norm_args;
 
 typedef struct {

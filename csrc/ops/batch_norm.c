@@ -9,8 +9,8 @@
  * where fold turns mean, variance, weight and bias into the per-channel
  * x * scale + shift torch computes (see sb_batch_norm_fold_f32). An empty
  * batch in train mode gives an empty output and leaves the running
- * statistics as they were, as in torch. Optional epilogues: a ReLU, or
- * "+ residual, then ReLU" (ResidualBlock's tail) in the same pass.
+ * statistics as they were, as in torch. Optional epilogue: a ReLU in the
+ * same pass (the document's relu(bn(x))).
  *
  * Not done: channels-last layouts, backward.
  */
@@ -127,7 +127,7 @@ sb_status sb_op_batch_norm_plan(sb_batch_norm_plan *plan, const sb_batch_norm_ar
 {
     memset(plan, 0, sizeof *plan);
     const sb_tensor *x = a->input;
-    if (!sb_check_f32(err, x) || !sb_check_f32(err, a->residual))
+    if (!sb_check_f32(err, x))
         return SB_ERR_ARGUMENT;
     if (x->ndim < 2) {
         sb_fail_v(err, SB_ERR_SHAPE, SB_E_BN_INPUT_NDIM, 1, x->ndim, 0, 0, 0);
@@ -144,8 +144,6 @@ sb_status sb_op_batch_norm_plan(sb_batch_norm_plan *plan, const sb_batch_norm_ar
     sb_status status = sb_bn_state_check(&a->bn, plan->channels, plan->count, x, err);
     if (status != SB_OK)
         return status;
-    if (a->residual != NULL && (x->ndim != 4 || !sb_same_dims(a->residual, 4, x->dims)))
-        return sb_fail(err, SB_ERR_SHAPE, SB_E_BN_RESIDUAL);
     plan->in_map = bn_map(x);
     sb_layout layout = {0};
     sb_layout_add(&layout, sb_f32_bytes(4 * plan->channels));
@@ -164,12 +162,6 @@ sb_status sb_op_batch_norm_run(const sb_batch_norm_plan *plan, const sb_batch_no
     if (status != SB_OK || plan->count == 0)
         return status;
     const sb_fmap out_map = bn_map(out);
-    if (a->residual != NULL) {
-        const sb_fmap residual_map = sb_fmap_of(a->residual);
-        return sb_batch_norm_add_relu_f32((float *)out->data, &out_map, in_data,
-                                          &plan->in_map, scale, shift,
-                                          (const float *)a->residual->data, &residual_map);
-    }
     return sb_batch_norm_apply_f32((float *)out->data, &out_map, in_data, &plan->in_map,
                                    scale, shift, a->relu);
 }
