@@ -11,8 +11,8 @@ from torch import nn
 
 import skipblocks as sb
 
-from helpers import (assert_parity, assert_state_dict_parity, load_from_torch, randn,
-                     randomize_, to_torch)
+from helpers import (assert_parity, assert_state_dict_parity, batch_norm_magnitude,
+                     load_from_torch, randn, randomize_, to_torch)
 
 # id, class name, args, kwargs, input shape, tolerance-table op
 LAYER_CASES = [
@@ -64,11 +64,20 @@ def test_layer_parity_train_and_eval(case, rng):
         assert sm.train(training) is sm
         assert sm.training is training
         x = randn(rng, *shape, scale=2.0, shift=0.3 * step)
+        magnitude = None
+        if cls == "BatchNorm2d":
+            batch = training or tm.running_mean is None
+            x64 = x.astype(np.float64)
+            mean, var = (x64.mean((0, 2, 3)), x64.var((0, 2, 3))) if batch else (
+                tm.running_mean.numpy(), tm.running_var.numpy())
+            weight = None if tm.weight is None else tm.weight.detach().numpy()
+            bias = None if tm.bias is None else tm.bias.detach().numpy()
+            magnitude = batch_norm_magnitude(x, mean, var, weight, bias, tm.eps)
         with torch.no_grad():
             expected = tm(to_torch(x))
         got = sm(x)
         what = "%s step %d (%s)" % (name, step, "train" if training else "eval")
-        assert_parity(got, expected, op, what=what, fan_in=fan_in)
+        assert_parity(got, expected, op, what=what, fan_in=fan_in, magnitude=magnitude)
         assert_state_dict_parity(sm, tm, what=what)
 
 
