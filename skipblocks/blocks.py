@@ -43,6 +43,10 @@ def _fusable_conv(conv):
     return _is(conv, Conv2d) and conv._symmetric_padding() is not None
 
 
+# The BatchNorm argument of a folded residual block, which does not read it.
+_FOLDED_BN = (None, None, None, None, False, 0.0, 0.0)
+
+
 class ResidualBlock(Module):
     """The document's basic residual block of ResNet.
 
@@ -84,24 +88,25 @@ class ResidualBlock(Module):
         statistics are folded into both convolutions' packed weights. Train
         mode: bn's batch statistics, updated twice per forward in torch's
         order. When the shapes do not fit the fused plan, or the residual
-        does not broadcast to the output, the layers run one by one, which
-        raise torch's errors after torch's side effects."""
+        does not have the output's shape, this returns None and the layers
+        run one by one, which broadcast the residual as torch does, or raise
+        torch's errors after torch's side effects."""
         bn = self.bn
         folded = bn._uses_running_stats()
         try:
             conv1 = self.conv1._block_args(bn if folded else None)
             conv2 = self.conv2._block_args(bn if folded else None)
-            out_shape = (x.shape[0], self.conv2.out_channels) + self.conv2._output_hw(
-                *self.conv1._output_hw(*x.shape[2:]))
-            residual = self._match_residual(residual, out_shape)
-        except (RuntimeError, ValueError):
+        except (RuntimeError, ValueError):  # bn's shapes do not fold into the weights
             return None
+        if folded:  # bn lives in the packed weights
+            return _C.residual_block("ResidualBlock", x, residual, _FOLDED_BN, 0.0, True,
+                                     conv1, conv2)
         state, factors = bn._state(updates=2)
-        running = [a for a in state[2:4] if a is not None] if state[4] else []
+        running = [a for a in state[2:4] if a is not None]
         with writable(*running):
-            out = _C.residual_block("ResidualBlock", x, residual, state, factors[1], folded,
+            out = _C.residual_block("ResidualBlock", x, residual, state, factors[1], False,
                                     conv1, conv2)
-        if out is not None and not folded:
+        if out is not None:
             bn._record_updates(2)
         return out
 
@@ -166,17 +171,13 @@ class DenseLayer(Module):
             # the buffers the operator updates in place (train mode)
             running = [a for state in (bn1, bn2) if state[4] for a in state[2:4]
                        if a is not None]
-            try:
-                conv1, conv2 = self.conv1._block_args(), self.conv2._block_args()
-            except (RuntimeError, ValueError):
-                conv1 = None
-            if conv1 is not None:
-                with writable(*running):
-                    result = _C.dense_layer("DenseLayer", x, bn1, bn2, conv1, conv2, out=out)
-                if result is not None:
-                    self.bn1._record_updates(1)
-                    self.bn2._record_updates(1)  # the shared one: its second update
-                    return result
+            conv1, conv2 = self.conv1._block_args(), self.conv2._block_args()
+            with writable(*running):
+                result = _C.dense_layer("DenseLayer", x, bn1, bn2, conv1, conv2, out=out)
+            if result is not None:
+                self.bn1._record_updates(1)
+                self.bn2._record_updates(1)  # the shared one: its second update
+                return result
         out1 = self.conv1(_bn_relu(self.bn1, x))
         result = self.conv2(_bn_relu(self.bn2, out1))
         if out is not None:

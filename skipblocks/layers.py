@@ -122,6 +122,8 @@ class Conv2d(Module):
     def _symmetric_padding(self):
         """The padding as a pair, or None for a 'same' padding that torch
         splits unevenly (an even kernel), which the fused paths do not take."""
+        if type(self.padding) is tuple:  # the common case, on every fused forward
+            return self.padding
         padding, extra = self._padding_args()
         return None if any(extra) else padding
 
@@ -137,19 +139,20 @@ class Conv2d(Module):
         cache key changes: this layer's version (any weight or bias change),
         the BatchNorm's version (any change of its parameters or running
         statistics) and eps -- so packed weights are never stale."""
+        d = self.__dict__
+        key = (d["_version_box"][0], self.groups, fold,
+               None if fold is None else (fold.__dict__["_version_box"][0], fold.eps))
+        cache = d.get("_packed_cache")
+        if cache is not None and cache[0] == key:
+            return cache[1]  # packed at this version, so the shapes were packable
         if not self._packable():
             # a reassigned weight or bias of the wrong shape: no packing, and
             # the operator reports the shapes with torch's wording, in its order
             return None
-        key = (self._version, self.groups, fold,
-               None if fold is None else (fold._version, fold.eps))
-        cache = self.__dict__.get("_packed_cache")
-        if cache is None or cache[0] != key:
-            packed = _C.conv2d_pack("Conv2d", self.weight, self.bias, self.groups,
-                                    None if fold is None else fold._fold_args())
-            cache = (key, packed)
-            object.__setattr__(self, "_packed_cache", cache)
-        return cache[1]
+        packed = _C.conv2d_pack("Conv2d", self.weight, self.bias, self.groups,
+                                None if fold is None else fold._fold_args())
+        object.__setattr__(self, "_packed_cache", (key, packed))
+        return packed
 
     def _packable(self):
         """The weight and bias have shapes the packing takes."""
@@ -170,7 +173,7 @@ class Conv2d(Module):
     def _block_args(self, fold=None):
         """This convolution as a fused block's operator takes it (symmetric
         padding only: the blocks check _symmetric_padding first)."""
-        return (self.weight, self._packed_weights(fold), self.stride,
+        return (self.__dict__["_parameters"]["weight"], self._packed_weights(fold), self.stride,
                 self._symmetric_padding(), self.dilation, self.groups)
 
     def extra_repr(self):
@@ -232,8 +235,9 @@ class BatchNorm2d(Module):
 
     def _uses_running_stats(self):
         """Normalises with the running statistics (eval mode, tracking)."""
-        return not self.training and self.running_mean is not None \
-            and self.running_var is not None
+        buffers = self.__dict__["_buffers"]
+        return not self.training and buffers.get("running_mean") is not None \
+            and buffers.get("running_var") is not None
 
     def _fold_args(self):
         """This eval-mode BatchNorm as conv2d_pack folds it into a
@@ -254,18 +258,23 @@ class BatchNorm2d(Module):
         (weight, bias, running_mean, running_var, batch_stats, momentum, eps)
         plus the momentum of each of ``updates`` consecutive train-mode calls.
         Reads only; _record_updates does what the calls do to the state."""
-        update = self.training and self.track_running_stats
-        tracked = self._buffers.get("num_batches_tracked")
-        count = None if tracked is None else int(tracked)
-        factors = [self._momentum_factor(None if count is None else count + i + 1)
-                   if update else (0.0 if self.momentum is None else float(self.momentum))
-                   for i in range(updates)]
-        batch_stats = self.training or (self.running_mean is None and self.running_var is None)
-        pass_running = not self.training or self.track_running_stats
-        running_mean = self.running_mean if pass_running else None
-        running_var = self.running_var if pass_running else None
-        state = (self.weight, self.bias, running_mean, running_var, batch_stats, factors[0],
-                 float(self.eps))
+        # the stores read directly: this runs on every fused forward
+        params, buffers = self.__dict__["_parameters"], self.__dict__["_buffers"]
+        training, momentum = self.training, self.momentum
+        running_mean, running_var = buffers.get("running_mean"), buffers.get("running_var")
+        update = training and self.track_running_stats
+        if update:
+            tracked = buffers.get("num_batches_tracked")
+            count = None if tracked is None else int(tracked)
+            factors = [self._momentum_factor(None if count is None else count + i + 1)
+                       for i in range(updates)]
+        else:
+            factors = [0.0 if momentum is None else float(momentum)] * updates
+        batch_stats = training or (running_mean is None and running_var is None)
+        if training and not self.track_running_stats:
+            running_mean = running_var = None
+        state = (params.get("weight"), params.get("bias"), running_mean, running_var,
+                 batch_stats, factors[0], float(self.eps))
         return state, factors
 
     def _record_updates(self, updates):
