@@ -127,12 +127,6 @@ class Conv2d(Module):
         padding, extra = self._padding_args()
         return None if any(extra) else padding
 
-    def _output_hw(self, height, width):
-        """Output (OH, OW) for an input of height x width (symmetric padding)."""
-        (ph, pw), (kh, kw) = self._symmetric_padding(), self.kernel_size
-        return (_C.conv2d_out_size(height, kh, self.stride[0], ph, self.dilation[0]),
-                _C.conv2d_out_size(width, kw, self.stride[1], pw, self.dilation[1]))
-
     def _packed_weights(self, fold=None):
         """The weights (and bias) packed for the C micro-kernels, with an
         eval-mode BatchNorm ``fold`` folded in. Cached, and rebuilt when the

@@ -72,17 +72,8 @@ static int conv_parse(PyObject *tuple, conv_holder *h)
         return -1;
     sb_glue_tensor_of(&h->t, h->weight);
     h->conv.weight = &h->t;
-    if (packed_obj != Py_None) {
-        if (!sb_glue_is_packed(packed_obj)) {
-            sb_error err;
-            memset(&err, 0, sizeof err);
-            err.code = SB_E_PACKED;
-            sb_glue_raise(&err, "Conv2d");
-            return -1;
-        }
-        h->conv.packed = PyArray_DATA((PyArrayObject *)packed_obj);
-        h->conv.packed_numel = PyArray_SIZE((PyArrayObject *)packed_obj);
-    }
+    if (sb_glue_packed(packed_obj, "Conv2d", &h->conv.packed, &h->conv.packed_numel) < 0)
+        return -1;
     const int64_t v[7] = {sh, sw, ph, pw, dh, dw, groups};
     for (int i = 0; i < 2; i++) {
         h->conv.stride[i] = v[i];

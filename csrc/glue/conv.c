@@ -76,15 +76,11 @@ static PyObject *py_conv2d(PyObject *self, PyObject *args, PyObject *kwargs)
         sb_glue_as_optional(in_shift_obj, layer, "in_shift", 0, &in_shift) < 0 ||
         sb_glue_as_optional(residual_obj, layer, "residual", 1, &residual) < 0)
         goto done;
-    if (packed_obj != Py_None && !sb_glue_is_packed(packed_obj)) {
-        memset(&err, 0, sizeof err);
-        err.code = SB_E_PACKED;
-        sb_glue_raise(&err, layer);
-        goto done;
-    }
-    sb_tensor t_input, t_weight, t_bias, t_scale, t_shift, t_residual;
     sb_conv2d_args a;
     memset(&a, 0, sizeof a);
+    if (sb_glue_packed(packed_obj, layer, &a.packed, &a.packed_numel) < 0)
+        goto done;
+    sb_tensor t_input, t_weight, t_bias, t_scale, t_shift, t_residual;
     sb_glue_tensor_of(&t_input, input);
     sb_glue_tensor_of(&t_weight, weight);
     a.input = &t_input;
@@ -98,10 +94,6 @@ static PyObject *py_conv2d(PyObject *self, PyObject *args, PyObject *kwargs)
     a.dilation[0] = dh; a.dilation[1] = dw;
     a.groups = groups;
     a.padding_extra[0] = eh; a.padding_extra[1] = ew;
-    if (packed_obj != Py_None) {
-        a.packed = PyArray_DATA((PyArrayObject *)packed_obj);
-        a.packed_numel = PyArray_SIZE((PyArrayObject *)packed_obj);
-    }
     a.in_relu = in_relu;
     a.out_relu = relu;
     a.num_threads = sb_get_num_threads();
@@ -192,22 +184,9 @@ done:
     return result;
 }
 
-PyDoc_STRVAR(conv2d_out_size_doc,
-"conv2d_out_size(in, kernel, stride, pad, dilation) -> int\n"
-"--\n\n"
-"torch's convolution output size along one axis (<= 0: the kernel does not fit).");
-
-static PyObject *py_conv2d_out_size(PyObject *self, PyObject *args)
-{
-    Py_ssize_t in, k, s, p, d;
-    if (!PyArg_ParseTuple(args, "nnnnn", &in, &k, &s, &p, &d)) return NULL;
-    return PyLong_FromLongLong(sb_conv2d_out_size(in, k, s, p, d));
-}
-
 PyMethodDef sb_glue_conv_methods[] = {
     {"conv2d", (PyCFunction)(void (*)(void))py_conv2d, METH_VARARGS | METH_KEYWORDS,
      conv2d_doc},
     {"conv2d_pack", (PyCFunction)(void (*)(void))py_conv2d_pack, METH_VARARGS | METH_KEYWORDS,
      conv2d_pack_doc},
-    {"conv2d_out_size", py_conv2d_out_size, METH_VARARGS, conv2d_out_size_doc},
     {NULL, NULL, 0, NULL}};

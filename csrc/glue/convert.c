@@ -339,3 +339,21 @@ PyObject *sb_glue_run(sb_glue_run_fn run, const void *plan, const void *args,
     }
     return (PyObject *)out;
 }
+
+int sb_glue_packed(PyObject *obj, const char *layer, const void **data, int64_t *numel)
+{
+    *data = NULL;
+    *numel = 0;
+    if (obj == Py_None)
+        return 0;
+    if (!sb_glue_is_packed(obj)) {
+        sb_error err;
+        memset(&err, 0, sizeof err);
+        err.code = SB_E_PACKED;
+        sb_glue_raise(&err, layer);
+        return -1;
+    }
+    *data = PyArray_DATA((PyArrayObject *)obj);
+    *numel = PyArray_SIZE((PyArrayObject *)obj);
+    return 0;
+}

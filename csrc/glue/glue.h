@@ -60,9 +60,12 @@ PyArrayObject *sb_glue_out_array(PyObject *out, const char *layer, int ndim,
 int sb_glue_running_stat(PyObject *obj, const char *layer, const char *what,
                          PyArrayObject **out);
 
-/* Whether obj can be read as packed weights (sb_op_*_pack): a native,
+/* Whether obj can be read as packed weights (sb_op_*_pack_run): a native,
  * aligned, C-contiguous float32 ndarray. */
 int sb_glue_is_packed(PyObject *obj);
+/* The data and element count of packed weights (None: NULL and 0), or -1
+ * with SB_E_PACKED's error raised for `layer`. */
+int sb_glue_packed(PyObject *obj, const char *layer, const void **data, int64_t *numel);
 
 /* ---- scratch (convert.c) --------------------------------------------- */
 

@@ -46,15 +46,8 @@ static PyObject *py_linear(PyObject *self, PyObject *args, PyObject *kwargs)
         sb_glue_tensor_of(&t_bias, bias);
     sb_linear_args a = {&t_input, &t_weight, bias ? &t_bias : NULL, NULL, 0, 0,
                         sb_get_num_threads()};
-    if (packed_obj != Py_None) {
-        if (!sb_glue_is_packed(packed_obj)) {
-            err.code = SB_E_PACKED;
-            sb_glue_raise(&err, layer);
-            goto done;
-        }
-        a.packed = PyArray_DATA((PyArrayObject *)packed_obj);
-        a.packed_numel = PyArray_SIZE((PyArrayObject *)packed_obj);
-    }
+    if (sb_glue_packed(packed_obj, layer, &a.packed, &a.packed_numel) < 0)
+        goto done;
     sb_linear_plan plan;
     if (sb_op_linear_plan(&plan, &a, &err) != SB_OK) {
         sb_glue_raise(&err, layer);

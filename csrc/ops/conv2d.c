@@ -340,7 +340,8 @@ sb_status sb_op_conv2d_pack_run(const sb_conv2d_pack_plan *plan,
 }
 
 void sb_block_conv_args(sb_conv2d_args *args, const sb_block_conv *conv,
-                        const sb_tensor *input, int num_threads)
+                        const sb_tensor *input, const sb_tensor *scale,
+                        const sb_tensor *shift, int num_threads)
 {
     memset(args, 0, sizeof *args);
     args->input = input;
@@ -354,4 +355,7 @@ void sb_block_conv_args(sb_conv2d_args *args, const sb_block_conv *conv,
     }
     args->groups = conv->groups;
     args->num_threads = num_threads;
+    args->in_scale = scale;
+    args->in_shift = shift;
+    args->in_relu = scale != NULL;
 }

@@ -34,10 +34,8 @@ sb_status sb_op_dense_layer_plan(sb_dense_layer_plan *plan, const sb_dense_layer
     }
     sb_tensor scale1 = sb_tensor_1d(NULL, c1), shift1 = scale1;
     sb_conv2d_args conv;
-    sb_block_conv_args(&conv, &a->conv1, x, a->num_threads);
-    conv.in_scale = &scale1;
-    conv.in_shift = &shift1;
-    conv.in_relu = 1;
+    sb_block_conv_args(&conv, &a->conv1, x, &scale1, &shift1,
+                       a->num_threads);
     if ((status = sb_op_conv2d_plan(&plan->conv1, &conv, err)) != SB_OK) {
         err->layer = "Conv2d";
         return status;
@@ -50,10 +48,8 @@ sb_status sb_op_dense_layer_plan(sb_dense_layer_plan *plan, const sb_dense_layer
         return status;
     }
     sb_tensor scale2 = sb_tensor_1d(NULL, c2), shift2 = scale2;
-    sb_block_conv_args(&conv, &a->conv2, &mid, a->num_threads);
-    conv.in_scale = &scale2;
-    conv.in_shift = &shift2;
-    conv.in_relu = 1;
+    sb_block_conv_args(&conv, &a->conv2, &mid, &scale2, &shift2,
+                       a->num_threads);
     if ((status = sb_op_conv2d_plan(&plan->conv2, &conv, err)) != SB_OK) {
         err->layer = "Conv2d";
         return status;
@@ -91,10 +87,8 @@ sb_status sb_op_dense_layer_run(const sb_dense_layer_plan *plan,
     if (status != SB_OK)
         return status;
     sb_conv2d_args conv;
-    sb_block_conv_args(&conv, &a->conv1, a->input, a->num_threads);
-    conv.in_scale = &scale1;
-    conv.in_shift = &shift1;
-    conv.in_relu = 1;
+    sb_block_conv_args(&conv, &a->conv1, a->input, &scale1, &shift1,
+                       a->num_threads);
     if ((status = sb_op_conv2d_run(&plan->conv1, &conv, &mid, conv_ws)) != SB_OK)
         return status;
     const sb_fmap *m = &plan->mid_map;
@@ -102,9 +96,7 @@ sb_status sb_op_dense_layer_run(const sb_dense_layer_plan *plan,
                              s2 + 2 * c2);
     if (status != SB_OK)
         return status;
-    sb_block_conv_args(&conv, &a->conv2, &mid, a->num_threads);
-    conv.in_scale = &scale2;
-    conv.in_shift = &shift2;
-    conv.in_relu = 1;
+    sb_block_conv_args(&conv, &a->conv2, &mid, &scale2, &shift2,
+                       a->num_threads);
     return sb_op_conv2d_run(&plan->conv2, &conv, out, conv_ws);
 }

@@ -23,7 +23,7 @@ sb_status sb_fail_v(sb_error *err, sb_status status, sb_error_code code, int cou
                     int64_t v0, int64_t v1, int64_t v2, int64_t v3);
 
 /* The view of a 4-D tensor (or a 3-D one as a batch of one) the kernels
- * take; a tensor of another rank >= 2 as N x C x (the rest) x 1. */
+ * take; the callers have checked the rank. */
 sb_fmap sb_fmap_of(const sb_tensor *t);
 
 /* Whether t has exactly these dims. */
@@ -71,9 +71,12 @@ sb_status sb_bn_transform(float *scale, float *shift, const sb_batch_norm_state 
 
 /* ---- the fused blocks' convolutions (conv2d.c) ---------------------- */
 
-/* The arguments of a block's convolution on `input`, with no fusion. */
+/* The arguments of a block's convolution on `input`, with no fusion, or
+ * (scale non-NULL) with relu(x * scale + shift) applied as it stages its
+ * input: a BatchNorm + ReLU in front of it. */
 void sb_block_conv_args(sb_conv2d_args *args, const sb_block_conv *conv,
-                        const sb_tensor *input, int num_threads);
+                        const sb_tensor *input, const sb_tensor *scale,
+                        const sb_tensor *shift, int num_threads);
 
 /* A 4-D float32 tensor of these dims at `data` (C-contiguous), and a 1-D
  * one of `count` elements. */

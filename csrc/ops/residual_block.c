@@ -35,7 +35,7 @@ sb_status sb_op_residual_block_plan(sb_residual_block_plan *plan,
     if (a->folded && (a->conv1.packed == NULL || a->conv2.packed == NULL))
         return sb_fail(err, SB_ERR_ARGUMENT, SB_E_PACKED);
     sb_conv2d_args conv;
-    sb_block_conv_args(&conv, &a->conv1, x, a->num_threads);
+    sb_block_conv_args(&conv, &a->conv1, x, NULL, NULL, a->num_threads);
     conv.out_relu = a->folded;
     sb_status status = sb_op_conv2d_plan(&plan->conv1, &conv, err);
     if (status != SB_OK) {
@@ -51,14 +51,11 @@ sb_status sb_op_residual_block_plan(sb_residual_block_plan *plan,
         err->layer = "BatchNorm2d";
         return status;
     }
-    sb_block_conv_args(&conv, &a->conv2, &mid, a->num_threads);
+    sb_block_conv_args(&conv, &a->conv2, &mid, a->folded ? NULL : &scale,
+                       a->folded ? NULL : &shift, a->num_threads);
     if (a->folded) {
         conv.residual = a->residual;
         conv.out_relu = 1;
-    } else {
-        conv.in_scale = &scale;
-        conv.in_shift = &shift;
-        conv.in_relu = 1;
     }
     if ((status = sb_op_conv2d_plan(&plan->conv2, &conv, err)) != SB_OK) {
         err->layer = "Conv2d";
@@ -110,13 +107,13 @@ sb_status sb_op_residual_block_run(const sb_residual_block_plan *plan,
     sb_tensor scale = sb_tensor_1d(s, plan->mid_map.c), shift = sb_tensor_1d(s + c, plan->mid_map.c);
 
     sb_conv2d_args conv;
-    sb_block_conv_args(&conv, &a->conv1, a->input, a->num_threads);
+    sb_block_conv_args(&conv, &a->conv1, a->input, NULL, NULL, a->num_threads);
     conv.out_relu = a->folded;
     sb_status status = sb_op_conv2d_run(&plan->conv1, &conv, &mid, conv_ws);
     if (status != SB_OK)
         return status;
-    sb_block_conv_args(&conv, &a->conv2, &mid, a->num_threads);
     if (a->folded) {
+        sb_block_conv_args(&conv, &a->conv2, &mid, NULL, NULL, a->num_threads);
         conv.residual = a->residual;
         conv.out_relu = 1;
         return sb_op_conv2d_run(&plan->conv2, &conv, out, conv_ws);
@@ -125,9 +122,7 @@ sb_status sb_op_residual_block_run(const sb_residual_block_plan *plan,
     status = sb_bn_transform(s, s + c, &a->bn, mid_data, m, m->n * m->h * m->w, s + 2 * c);
     if (status != SB_OK)
         return status;
-    conv.in_scale = &scale;
-    conv.in_shift = &shift;
-    conv.in_relu = 1;
+    sb_block_conv_args(&conv, &a->conv2, &mid, &scale, &shift, a->num_threads);
     if ((status = sb_op_conv2d_run(&plan->conv2, &conv, out, conv_ws)) != SB_OK)
         return status;
     sb_batch_norm_state second = a->bn;

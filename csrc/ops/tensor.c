@@ -56,28 +56,20 @@ sb_error *sb_err_arg(sb_error *err, const char *arg)
 
 sb_fmap sb_fmap_of(const sb_tensor *t)
 {
-    sb_fmap m = {0, 0, 0, 0, 0};
+    sb_fmap m;
     if (t->ndim == 3) {
         m.n = 1;
         m.c = t->dims[0];
         m.h = t->dims[1];
         m.w = t->dims[2];
         m.batch_stride = m.c * m.h * m.w;
-        return m;
-    }
-    if (t->ndim < 2)
-        return m;
-    m.n = t->dims[0];
-    m.c = t->dims[1];
-    m.h = 1;
-    for (int i = 2; i < t->ndim; i++)
-        m.h *= t->dims[i];
-    m.w = 1;
-    if (t->ndim == 4) {
+    } else {
+        m.n = t->dims[0];
+        m.c = t->dims[1];
         m.h = t->dims[2];
         m.w = t->dims[3];
+        m.batch_stride = t->batch_stride;
     }
-    m.batch_stride = t->batch_stride;
     return m;
 }
 
