@@ -9,8 +9,9 @@
  * best available ISA, and changed only by sb_set_isa (tests force each path
  * in turn; SKIPBLOCKS_ISA is read by the Python glue at import).
  *
- * AVX-512 adds one kernel, the convolution's 6x32 micro-kernel; everything
- * else runs its AVX2 variant under it (an AVX-512 CPU has AVX2 and FMA).
+ * AVX-512 adds the convolution's wide micro-kernels; everything else runs
+ * its AVX2 variant under it (an AVX-512 CPU has AVX2 and FMA). Which
+ * micro-kernel each ISA runs, per element type: ukernel_select.inc.
  *
  * Not done: ARM NEON kernels (ARM runs the scalar path, which GCC
  * vectorises for NEON).
@@ -75,6 +76,11 @@ int sb_avx2_kernels_selected(void)
 
 static int sb_test_avx512_source = 0;
 
+int sb_test_avx512_source_selected(void)
+{
+    return sb_test_avx512_source;
+}
+
 int sb_test_use_avx512_source_on_avx2(int on)
 {
     if (!sb_isa_available(SB_ISA_AVX2))
@@ -112,58 +118,4 @@ const char *sb_isa_name(sb_isa isa)
         return "avx512";
     }
     return "unknown";
-}
-
-sb_gemm_ukernel sb_gemm_ukernel_for(sb_isa isa)
-{
-    (void)isa; /* the portable build has one path */
-#ifdef SB_HAVE_AVX2_KERNELS
-    if (sb_isa_runs_avx2_kernels(isa))
-        return sb_gemm_f32_ukernel_6x16__avx2;
-#endif
-    return sb_gemm_f32_ukernel_6x16__scalar;
-}
-
-sb_igemm_ukernel sb_igemm_ukernel_for(sb_isa isa)
-{
-    (void)isa; /* the portable build has one path */
-#ifdef SB_HAVE_AVX2_KERNELS
-    if (sb_isa_runs_avx2_kernels(isa))
-        return sb_igemm_f32_ukernel_6x16__avx2;
-#endif
-    return sb_igemm_f32_ukernel_6x16__scalar;
-}
-
-sb_igemm_ukernel sb_igemm_wide_ukernel_for(sb_isa isa)
-{
-    (void)isa; /* the portable build has one path */
-#ifdef SB_HAVE_AVX2_KERNELS
-    if (isa == SB_ISA_AVX512)
-        return sb_igemm_f32_ukernel_6x32__avx512;
-    if (isa == SB_ISA_AVX2 && sb_test_avx512_source)
-        return sb_igemm_f32_ukernel_6x32__avx512_source_on_avx2;
-#endif
-    return NULL;
-}
-
-sb_pixgemm_ukernel sb_pixgemm_ukernel_for(sb_isa isa)
-{
-    (void)isa; /* the portable build has one path */
-#ifdef SB_HAVE_AVX2_KERNELS
-    if (sb_isa_runs_avx2_kernels(isa))
-        return sb_pixgemm_f32_ukernel_6x16__avx2;
-#endif
-    return sb_pixgemm_f32_ukernel_6x16__scalar;
-}
-
-sb_pixgemm_ukernel sb_pixgemm_wide_ukernel_for(sb_isa isa)
-{
-    (void)isa; /* the portable build has one path */
-#ifdef SB_HAVE_AVX2_KERNELS
-    if (isa == SB_ISA_AVX512)
-        return sb_pixgemm_f32_ukernel_6x32__avx512;
-    if (isa == SB_ISA_AVX2 && sb_test_avx512_source)
-        return sb_pixgemm_f32_ukernel_6x32__avx512_source_on_avx2;
-#endif
-    return NULL;
 }

@@ -2,7 +2,7 @@
  * gemm_ukernel.h -- internal: the register-tile micro-kernels of the packed
  * convolution, one per ISA, and the dispatch that picks one.
  *
- * A micro-kernel computes one SB_CONV_MR x SB_CONV_NR tile of C over kc terms
+ * A micro-kernel computes one SB_CONV_MR x NR tile of C over kc terms
  * of packed operands:
  *   a: kc x MR, k-major (a[p*MR + i] = A[i, p])   -- packed weights
  *   b: kc x NR, k-major (b[p*NR + j] = B[p, j])   -- packed input columns
@@ -34,31 +34,24 @@
  * Each output is still one sum over k in ascending order, so a pixgemm
  * result is the same bits as the gemm/igemm result of its ISA.
  */
+/*
+ * Every micro-kernel exists for float32 and float64 (gemm_ukernel_typed.h
+ * declares both). NR, a panel's columns, is 64 bytes of the type
+ * (SB_CONV_NR_F32 = 16, SB_CONV_NR_F64 = 8), so the packing, blocking and
+ * cache behaviour are the same for both; "wide" kernels cover two adjacent
+ * panels per call (6 x 32 floats or 6 x 16 doubles, AVX-512).
+ *   __scalar   plain C, every build (gemm_ukernel_scalar.inc)
+ *   __avx2     generic vectors, 32 bytes (gemm_ukernel_2v.inc,
+ *              gemm_ukernel__avx2.c)
+ *   wide __avx512 and wide __avx512_source_on_avx2 (the AVX-512 source
+ *              compiled for AVX2, for tests): gemm_ukernel_2v.inc,
+ *              gemm_ukernel__avx512.c
+ */
 #ifndef SB_GEMM_UKERNEL_H
 #define SB_GEMM_UKERNEL_H
 
 #include "skipblocks.h"
 
-typedef void (*sb_gemm_ukernel)(int64_t kc, const float *a, const float *b, float *c,
-                                int64_t ldc, int accumulate);
-
-typedef void (*sb_igemm_ukernel)(int64_t kc, const float *a, const float *b,
-                                 const int64_t *b_offsets, float *c, int64_t ldc,
-                                 int accumulate);
-
-typedef void (*sb_pixgemm_ukernel)(int64_t kc, const float *const *pixels,
-                                   const int64_t *offsets, const float *w, int64_t w_next,
-                                   float *c, int64_t ldc, int accumulate);
-
-void sb_pixgemm_f32_ukernel_6x16__scalar(int64_t kc, const float *const *pixels,
-                                         const int64_t *offsets, const float *w,
-                                         int64_t w_next, float *c, int64_t ldc,
-                                         int accumulate);
-void sb_gemm_f32_ukernel_6x16__scalar(int64_t kc, const float *a, const float *b, float *c,
-                                      int64_t ldc, int accumulate);
-void sb_igemm_f32_ukernel_6x16__scalar(int64_t kc, const float *a, const float *b,
-                                       const int64_t *b_offsets, float *c, int64_t ldc,
-                                       int accumulate);
 /* SB_PORTABLE_ONLY builds what a CPU without x86 vector kernels gets (ARM,
  * other compilers): no intrinsics anywhere, the portable path alone. The C
  * tests build it so on x86 too (tests/ops/test_c_kernels.py). */
@@ -68,60 +61,33 @@ void sb_igemm_f32_ukernel_6x16__scalar(int64_t kc, const float *a, const float *
 /* Compiles one function for AVX2 + FMA while the rest of the module stays
  * baseline x86-64 (a function attribute: GCC and clang both honour it). */
 #define SB_TARGET_AVX2 __attribute__((target("avx2,fma")))
-void sb_gemm_f32_ukernel_6x16__avx2(int64_t kc, const float *a, const float *b, float *c,
-                                    int64_t ldc, int accumulate);
-void sb_igemm_f32_ukernel_6x16__avx2(int64_t kc, const float *a, const float *b,
-                                     const int64_t *b_offsets, float *c, int64_t ldc,
-                                     int accumulate);
-void sb_pixgemm_f32_ukernel_6x16__avx2(int64_t kc, const float *const *pixels,
-                                       const int64_t *offsets, const float *w,
-                                       int64_t w_next, float *c, int64_t ldc,
-                                       int accumulate);
-void sb_pixgemm_f32_ukernel_6x32__avx512(int64_t kc, const float *const *pixels,
-                                         const int64_t *offsets, const float *w,
-                                         int64_t w_next, float *c, int64_t ldc,
-                                         int accumulate);
-void sb_pixgemm_f32_ukernel_6x32__avx512_source_on_avx2(int64_t kc,
-                                                        const float *const *pixels,
-                                                        const int64_t *offsets,
-                                                        const float *w, int64_t w_next,
-                                                        float *c, int64_t ldc,
-                                                        int accumulate);
-/* Two adjacent 16-column panels at once (6 x 32); gemm_ukernel_f32__avx512.c.
- * The second is the same source compiled for AVX2, for tests. */
-void sb_igemm_f32_ukernel_6x32__avx512(int64_t kc, const float *a, const float *b,
-                                       const int64_t *b_offsets, float *c, int64_t ldc,
-                                       int accumulate);
-void sb_igemm_f32_ukernel_6x32__avx512_source_on_avx2(int64_t kc, const float *a,
-                                                      const float *b,
-                                                      const int64_t *b_offsets, float *c,
-                                                      int64_t ldc, int accumulate);
 #endif
 #endif
 
+#define SB_REAL_BITS 32
+#include "gemm_ukernel_typed.h"
+#define SB_REAL_BITS 64
+#include "gemm_ukernel_typed.h"
+
 /* Whether `isa` runs the AVX2 variants of the kernels: SB_ISA_AVX2 and
  * SB_ISA_AVX512 (whose CPUs all have AVX2 and FMA, and which adds only the
- * convolution's 32-wide micro-kernels). A kernel asks once per call, with
+ * convolution's wide micro-kernels). A kernel asks once per call, with
  * the ISA it read once (sb_get_isa), and hands the answer to its tasks;
  * sb_avx2_kernels_selected() is that for the ISA selected now. */
 int sb_isa_runs_avx2_kernels(sb_isa isa);
 int sb_avx2_kernels_selected(void);
 
-/* The micro-kernels of `isa`. The wide one covers two adjacent panels per
- * call; NULL when the ISA has none (then callers use the 16-column igemm
- * kernel panel by panel). */
-sb_gemm_ukernel sb_gemm_ukernel_for(sb_isa isa);
-sb_igemm_ukernel sb_igemm_ukernel_for(sb_isa isa);
-sb_igemm_ukernel sb_igemm_wide_ukernel_for(sb_isa isa);
-sb_pixgemm_ukernel sb_pixgemm_ukernel_for(sb_isa isa);
-sb_pixgemm_ukernel sb_pixgemm_wide_ukernel_for(sb_isa isa);
+/* Tests: whether sb_test_use_avx512_source_on_avx2 is on (dispatch.c). */
+int sb_test_avx512_source_selected(void);
 
 /* (sb_test_use_avx512_source_on_avx2, the tests' switch to the AVX-512
  * kernels' source compiled for AVX2, is declared in skipblocks.h.) */
 
-/* Tests only: forces the convolution's orientation (conv2d_packed_f32.c,
+/* Tests only: forces the convolution's orientation (conv2d_packed.inc,
  * pixel_rows): 0 channel rows, 1 pixel rows, -1 (default) the shape rule.
- * The packed weight layout follows it, so set it before packing. */
+ * The packed weight layout follows it, so set it before packing. The value
+ * is read through sb_conv_orientation_forced (geometry.c). */
 int sb_test_conv_orientation(int orientation);
+int sb_conv_orientation_forced(void);
 
 #endif /* SB_GEMM_UKERNEL_H */

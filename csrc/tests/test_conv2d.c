@@ -102,7 +102,7 @@ static void run_conv(const conv_case *t, double worst[], int64_t bad[])
         use_isa(i, &bad[i]);
         for (int orientation = 0; orientation <= 1; orientation++) {
             sb_test_conv_orientation(orientation);
-            const int64_t ws_count = sb_conv2d_f32_workspace_floats(&out, &in, &p);
+            const int64_t ws_count = sb_conv2d_f32_workspace_elems(&out, &in, &p);
             float *y = alloc_f(out_count);
             float *ws = alloc_f(ws_count);   /* exact size: valgrind catches overruns */
             prefill_map(y, &out);
@@ -232,15 +232,15 @@ static void test_conv(void)
         sb_fmap in = {2, 8, 10, 10, 800}, out = {2, 6, 10, 10, 600};
         sb_fmap out_bad = {2, 6, 9, 10, 600};
         b = 0;
-        b += sb_conv2d_f32_packed_weights_floats(6, 4, 1, 1, 2) != 2 * (6 + 4 * 6);
-        b += sb_conv2d_f32_packed_weights_floats(6, 4, 3, 3, 2) != 2 * (6 + 36 * 6);
-        b += sb_conv2d_f32_workspace_floats(&out, &in, &p1) !=
-             2 * (6 + 4 * 6) + sb_conv2d_f32_packed_workspace_floats(&out, &in, &p1, NULL, 1);
-        b += sb_conv2d_f32_workspace_floats(&out, &in, &p3) !=
-             2 * (6 + 36 * 6) + sb_conv2d_f32_packed_workspace_floats(&out, &in, &p3, NULL, 1);
-        b += sb_conv2d_f32_packed_workspace_floats(&out, &in, &p3, NULL, 1) <= 0;
-        b += sb_conv2d_f32_workspace_floats(&out, &in, &p0) != 0;
-        b += sb_conv2d_f32_workspace_floats(&out_bad, &in, &p3) != 0;
+        b += sb_conv2d_f32_packed_weights_elems(6, 4, 1, 1, 2) != 2 * (6 + 4 * 6);
+        b += sb_conv2d_f32_packed_weights_elems(6, 4, 3, 3, 2) != 2 * (6 + 36 * 6);
+        b += sb_conv2d_f32_workspace_elems(&out, &in, &p1) !=
+             2 * (6 + 4 * 6) + sb_conv2d_f32_packed_workspace_elems(&out, &in, &p1, NULL, 1);
+        b += sb_conv2d_f32_workspace_elems(&out, &in, &p3) !=
+             2 * (6 + 36 * 6) + sb_conv2d_f32_packed_workspace_elems(&out, &in, &p3, NULL, 1);
+        b += sb_conv2d_f32_packed_workspace_elems(&out, &in, &p3, NULL, 1) <= 0;
+        b += sb_conv2d_f32_workspace_elems(&out, &in, &p0) != 0;
+        b += sb_conv2d_f32_workspace_elems(&out_bad, &in, &p3) != 0;
         report("conv2d workspace size", 7, 0.0, 0.0, b);
     }
 
@@ -249,7 +249,7 @@ static void test_conv(void)
         sb_conv2d_params p = {3, 3, 1, 1, 1, 1, 1, 1, 1};
         sb_fmap in = {1, 3, 6, 7, 126}, out = {1, 4, 6, 7, 168};
         float x[126], wt[4 * 27], y[168], y_ref[168];
-        float *ws = alloc_f(sb_conv2d_f32_workspace_floats(&out, &in, &p));
+        float *ws = alloc_f(sb_conv2d_f32_workspace_elems(&out, &in, &p));
         fill_rand(x, 126);
         fill_rand(wt, 4 * 27);
         x[1 * 42 + 3 * 7 + 3] = NAN;          /* channel 1, (3, 3) */
@@ -476,7 +476,7 @@ static void run_fused(const fused_case *f, double worst[], int64_t bad[], int64_
     for (int orientation = 0; orientation <= 1; orientation++) {
         sb_test_conv_orientation(orientation);
         /* pack_weights wants a buffer even for 0 floats (C_out == 0). */
-        const int64_t pw_count = sb_conv2d_f32_packed_weights_floats(t->cout, cig, t->kh, t->kw, t->g);
+        const int64_t pw_count = sb_conv2d_f32_packed_weights_elems(t->cout, cig, t->kh, t->kw, t->g);
         float *packed = alloc_f(pw_count > 0 ? pw_count : 1);
         expect_status("pack_weights", sb_conv2d_f32_pack_weights(packed, wt, bp, rs, rt, t->cout, cig, t->kh, t->kw, t->g), SB_OK, &bad[0]);
 
@@ -487,7 +487,7 @@ static void run_fused(const fused_case *f, double worst[], int64_t bad[], int64_
                 const int nt = g_threads[ti];
                 use_threads(nt, &bad[i]);
                 float *y = alloc_f(out_count);
-                float *ws = alloc_f(sb_conv2d_f32_packed_workspace_floats(&out, &in, &p, &fusion, nt));
+                float *ws = alloc_f(sb_conv2d_f32_packed_workspace_elems(&out, &in, &p, &fusion, nt));
                 prefill_map(y, &out);
                 expect_status("conv packed", sb_conv2d_f32_packed(y, &out, x, &in, packed, &p, &fusion, ws, nt), SB_OK, &bad[i]);
                 const double d = max_scaled(y, y_ref, y_mag, out_count);
@@ -625,9 +625,9 @@ static void test_size_limits(void)
     sb_fmap in = {1, 1, 1, 1, 1}, o = {1, 1, 2, 2, 4};
     sb_conv2d_params p = {2, 2, big, big, big, big, big, big, 1};
     checks++;
-    bad += sb_conv2d_f32_packed_workspace_floats(&o, &in, &p, NULL, 1) != 0;
+    bad += sb_conv2d_f32_packed_workspace_elems(&o, &in, &p, NULL, 1) != 0;
     checks++;
-    bad += sb_conv2d_f32_workspace_floats(&o, &in, &p) != 0;
+    bad += sb_conv2d_f32_workspace_elems(&o, &in, &p) != 0;
     checks++;
     bad += sb_conv2d_f32_packed(out, &o, &x, &in, scratch, &p, NULL, scratch, 1) !=
            SB_ERR_SHAPE;
@@ -645,11 +645,11 @@ static void test_size_limits(void)
     sb_conv2d_params q = {2, 2, big, big, (int64_t)1 << 30, (int64_t)1 << 30,
                           (int64_t)1 << 30, (int64_t)1 << 30, 1};
     sb_fmap o1 = {1, 1, 1, 1, 1};
-    const int64_t ws = sb_conv2d_f32_packed_workspace_floats(&o1, &in, &q, NULL, 1);
+    const int64_t ws = sb_conv2d_f32_packed_workspace_elems(&o1, &in, &q, NULL, 1);
     checks++;
     bad += ws <= 0 || ws > 1 << 20;
     checks++;
-    bad += sb_conv2d_f32_packed_weights_floats(1, (int64_t)1 << 40, (int64_t)1 << 20,
+    bad += sb_conv2d_f32_packed_weights_elems(1, (int64_t)1 << 40, (int64_t)1 << 20,
                                                (int64_t)1 << 20, 1) != INT64_MAX;
     report("conv2d size limits (saturation, refusal)", checks, 0.0, 0.0, bad);
 }

@@ -140,7 +140,7 @@ static void test_linear_packed(void)
             expect_status("linear mag", sb_linear_f32__ref(y_mag, xa, wa, with_bias ? ba : NULL, r, i, o), SB_OK, &bad[0]);
             /* The layer packs W^T (and the bias) once; alloc_f gets at least
              * one float so 0-float cases still pass a real pointer. */
-            const int64_t pw_count = sb_linear_f32_packed_weights_floats(o, i);
+            const int64_t pw_count = sb_linear_f32_packed_weights_elems(o, i);
             float *packed = alloc_f(pw_count > 0 ? pw_count : 1);
             expect_status("linear pack", sb_linear_f32_pack_weights(packed, wt, bp, o, i), SB_OK, &bad[0]);
             for (int s = 0; s < g_n_isas; s++) {
@@ -149,7 +149,7 @@ static void test_linear_packed(void)
                     const int nt = g_threads[ti];
                     use_threads(nt, &bad[s]);
                     float *y = alloc_f(r * o);
-                    float *ws = alloc_f(sb_linear_f32_packed_workspace_floats(r, i, o, nt));
+                    float *ws = alloc_f(sb_linear_f32_packed_workspace_elems(r, i, o, nt));
                     fill_val(y, r * o, NAN);
                     expect_status("linear packed", sb_linear_f32_packed(y, x, packed, r, i, o, ws, nt), SB_OK, &bad[s]);
                     const double d = max_scaled(y, y_ref, y_mag, r * o);
@@ -193,7 +193,7 @@ static void test_linear_packed(void)
 static void test_size_limits(void)
 {
     int64_t bad = 0;
-    bad += sb_linear_f32_packed_weights_floats((int64_t)1 << 60, 15) != INT64_MAX;
+    bad += sb_linear_f32_packed_weights_elems((int64_t)1 << 60, 15) != INT64_MAX;
     report("linear size limits (saturation)", 1, 0.0, 0.0, bad);
 }
 

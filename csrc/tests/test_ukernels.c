@@ -40,12 +40,12 @@ static void test_wide_ukernels(void)
     static const int64_t kcs[] = {0, 1, 3, 16, 256, 257};
     if (!sb_isa_available(SB_ISA_AVX2))
         return;
-    struct { const char *name; sb_igemm_ukernel wide; } wides[2] = {
-        {"avx512-source-on-avx2", sb_igemm_f32_ukernel_6x32__avx512_source_on_avx2}};
+    struct { const char *name; sb_igemm_f32_ukernel wide; } wides[2] = {
+        {"avx512-source-on-avx2", sb_igemm_f32_ukernel_wide__avx512_source_on_avx2}};
     int n_wides = 1;
     if (sb_isa_available(SB_ISA_AVX512)) {
         wides[1].name = "avx512";
-        wides[1].wide = sb_igemm_f32_ukernel_6x32__avx512;
+        wides[1].wide = sb_igemm_f32_ukernel_wide__avx512;
         n_wides = 2;
     }
     const int64_t spread = 32 + 7;
@@ -64,8 +64,8 @@ static void test_wide_ukernels(void)
                 const int64_t kc = kcs[ki];
                 memcpy(c_pair, c_init, MR * LDC * sizeof(float));
                 memcpy(c_wide, c_init, MR * LDC * sizeof(float));
-                sb_igemm_f32_ukernel_6x16__avx2(kc, a, src, offsets, c_pair, LDC, accumulate);
-                sb_igemm_f32_ukernel_6x16__avx2(kc, a, src + 16, offsets, c_pair + 16, LDC,
+                sb_igemm_f32_ukernel__avx2(kc, a, src, offsets, c_pair, LDC, accumulate);
+                sb_igemm_f32_ukernel__avx2(kc, a, src + 16, offsets, c_pair + 16, LDC,
                                                 accumulate);
                 wides[w].wide(kc, a, src, offsets, c_wide, LDC, accumulate);
                 bad += count_not_same(c_pair, c_wide, MR * LDC); /* columns 32.. untouched too */
@@ -79,11 +79,11 @@ static void test_wide_ukernels(void)
 
     /* The pixel-row pair: six pixel pointers at odd places in src, weights
      * in two 16-column panels w_next floats apart. */
-    struct { const char *name; sb_pixgemm_ukernel wide; } pix[2] = {
-        {"avx512-source-on-avx2", sb_pixgemm_f32_ukernel_6x32__avx512_source_on_avx2}};
+    struct { const char *name; sb_pixgemm_f32_ukernel wide; } pix[2] = {
+        {"avx512-source-on-avx2", sb_pixgemm_f32_ukernel_wide__avx512_source_on_avx2}};
     if (n_wides == 2) {
         pix[1].name = "avx512";
-        pix[1].wide = sb_pixgemm_f32_ukernel_6x32__avx512;
+        pix[1].wide = sb_pixgemm_f32_ukernel_wide__avx512;
     }
     const int64_t w_next = KMAX * 16 + 9;
     float *wts = alloc_f(2 * w_next);
@@ -100,9 +100,9 @@ static void test_wide_ukernels(void)
                 const int64_t kc = kcs[ki];
                 memcpy(c_pair, c_init, MR * LDC * sizeof(float));
                 memcpy(c_wide, c_init, MR * LDC * sizeof(float));
-                sb_pixgemm_f32_ukernel_6x16__avx2(kc, pixels, offsets, wts, 0, c_pair, LDC,
+                sb_pixgemm_f32_ukernel__avx2(kc, pixels, offsets, wts, 0, c_pair, LDC,
                                                   accumulate);
-                sb_pixgemm_f32_ukernel_6x16__avx2(kc, pixels, offsets, wts + w_next, 0,
+                sb_pixgemm_f32_ukernel__avx2(kc, pixels, offsets, wts + w_next, 0,
                                                   c_pair + 16, LDC, accumulate);
                 pix[w].wide(kc, pixels, offsets, wts, w_next, c_wide, LDC, accumulate);
                 bad += count_not_same(c_pair, c_wide, MR * LDC);
@@ -123,15 +123,15 @@ static void test_wide_ukernels(void)
  * ISA; columns past the tile must stay untouched. */
 static void test_pixel_row_ukernels(void)
 {
-    enum { MR = SB_CONV_MR, NR = SB_CONV_NR, KMAX = 257, LDC = NR + 3 };
+    enum { MR = SB_CONV_MR, NR = SB_CONV_NR_F32, KMAX = 257, LDC = NR + 3 };
     static const int64_t kcs[] = {0, 1, 2, 7, 16, 256, 257};
-    struct { const char *name; sb_pixgemm_ukernel kernel; } isas[2] = {
-        {"scalar", sb_pixgemm_f32_ukernel_6x16__scalar}};
+    struct { const char *name; sb_pixgemm_f32_ukernel kernel; } isas[2] = {
+        {"scalar", sb_pixgemm_f32_ukernel__scalar}};
     int n_isas = 1;
 #ifdef SB_HAVE_AVX2_KERNELS
     if (sb_isa_available(SB_ISA_AVX2)) {
         isas[1].name = "avx2";
-        isas[1].kernel = sb_pixgemm_f32_ukernel_6x16__avx2;
+        isas[1].kernel = sb_pixgemm_f32_ukernel__avx2;
         n_isas = 2;
     }
 #endif
@@ -192,16 +192,16 @@ static void test_pixel_row_ukernels(void)
  * on and off. */
 static void test_ukernels(void)
 {
-    enum { MR = SB_CONV_MR, NR = SB_CONV_NR, KMAX = 257, LDC = NR + 3 };
+    enum { MR = SB_CONV_MR, NR = SB_CONV_NR_F32, KMAX = 257, LDC = NR + 3 };
     static const int64_t kcs[] = {0, 1, 2, 7, 16, 255, 256, 257};
-    struct { const char *name; sb_gemm_ukernel gemm; sb_igemm_ukernel igemm; } isas[2] = {
-        {"scalar", sb_gemm_f32_ukernel_6x16__scalar, sb_igemm_f32_ukernel_6x16__scalar}};
+    struct { const char *name; sb_gemm_f32_ukernel gemm; sb_igemm_f32_ukernel igemm; } isas[2] = {
+        {"scalar", sb_gemm_f32_ukernel__scalar, sb_igemm_f32_ukernel__scalar}};
     int n_isas = 1;
 #ifdef SB_HAVE_AVX2_KERNELS
     if (sb_isa_available(SB_ISA_AVX2)) {
         isas[1].name = "avx2";
-        isas[1].gemm = sb_gemm_f32_ukernel_6x16__avx2;
-        isas[1].igemm = sb_igemm_f32_ukernel_6x16__avx2;
+        isas[1].gemm = sb_gemm_f32_ukernel__avx2;
+        isas[1].igemm = sb_igemm_f32_ukernel__avx2;
         n_isas = 2;
     }
 #endif

@@ -1,0 +1,3 @@
+/* elementwise_f64.c -- elementwise.inc compiled for float64 (sb_real_kernel.h). */
+#define SB_KERNEL_BITS 64
+#include "elementwise.inc"

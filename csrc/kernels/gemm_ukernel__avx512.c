@@ -1,0 +1,95 @@
+/*
+ * gemm_ukernel__avx512.c -- the AVX-512 micro-kernels of the convolution,
+ * two panels per call (6 x 32 floats, 6 x 16 doubles): channel rows read in
+ * place (igemm) and pixel rows (pixgemm), for both element types, from one
+ * body (gemm_ukernel_2v.inc) on 64-byte generic vectors. Contracts in
+ * gemm_ukernel.h.
+ *
+ * Why generic vectors and not intrinsics: one source serves both types, and
+ * it compiles twice per type:
+ *   - ..._wide__avx512: for AVX-512F (zmm registers), the kernels
+ *     ukernel_select.inc selects on a CPU that has AVX-512F;
+ *   - ..._wide__avx512_source_on_avx2: the same source for AVX2+FMA (GCC
+ *     splits each vector into two ymm halves), which tests call on any AVX2
+ *     machine to check the logic: each must equal two calls of its one-panel
+ *     AVX2 twin bit for bit.
+ * Only the instruction selection differs between the two, done by the
+ * compiler. On a CPU with AVX-512 the test suite runs the real kernel too
+ * (every available ISA is tested).
+ *
+ * The partial last panel and any odd single panel use the one-panel AVX2
+ * kernels: every AVX-512 CPU has AVX2 and FMA, and the results are the same
+ * bits either way.
+ */
+#include "gemm_ukernel.h"
+
+#ifdef SB_HAVE_AVX2_KERNELS
+
+#if defined(__clang__)
+#define SB_UK_CONTRACT
+#define SB_UK_FP_CONTRACT_PRAGMA _Pragma("clang fp contract(fast)")
+#else
+#define SB_UK_CONTRACT __attribute__((optimize("O2", "fp-contract=fast")))
+#define SB_UK_FP_CONTRACT_PRAGMA
+#endif
+#define SB_TARGET_AVX512 __attribute__((target("avx512f,avx2,fma")))
+#define SB_UK_WIDE 1
+
+/* one panel row, 64 bytes, per vector; the u types load at any address */
+typedef float sb_v16f __attribute__((vector_size(64)));
+typedef float sb_v16fu __attribute__((vector_size(64), aligned(4), may_alias));
+typedef double sb_v8d __attribute__((vector_size(64)));
+typedef double sb_v8du __attribute__((vector_size(64), aligned(8), may_alias));
+
+#define SB_REAL_BITS 32
+#include "sb_real_begin.h"
+#define sb_uk_vec sb_v16f
+#define sb_uk_vecu sb_v16fu
+#define SB_UK_LANES 16
+#define SB_UK_TARGET SB_TARGET_AVX512
+#define SB_UK_IGEMM SB_FN_(sb_igemm, _ukernel_wide__avx512)
+#define SB_UK_PIXGEMM SB_FN_(sb_pixgemm, _ukernel_wide__avx512)
+#include "gemm_ukernel_2v.inc"
+#undef SB_UK_TARGET
+#undef SB_UK_IGEMM
+#undef SB_UK_PIXGEMM
+#define SB_UK_TARGET SB_TARGET_AVX2
+#define SB_UK_IGEMM SB_FN_(sb_igemm, _ukernel_wide__avx512_source_on_avx2)
+#define SB_UK_PIXGEMM SB_FN_(sb_pixgemm, _ukernel_wide__avx512_source_on_avx2)
+#include "gemm_ukernel_2v.inc"
+#undef SB_UK_TARGET
+#undef SB_UK_IGEMM
+#undef SB_UK_PIXGEMM
+#undef sb_uk_vec
+#undef sb_uk_vecu
+#undef SB_UK_LANES
+#include "sb_real_end.h"
+
+#define SB_REAL_BITS 64
+#include "sb_real_begin.h"
+#define sb_uk_vec sb_v8d
+#define sb_uk_vecu sb_v8du
+#define SB_UK_LANES 8
+#define SB_UK_TARGET SB_TARGET_AVX512
+#define SB_UK_IGEMM SB_FN_(sb_igemm, _ukernel_wide__avx512)
+#define SB_UK_PIXGEMM SB_FN_(sb_pixgemm, _ukernel_wide__avx512)
+#include "gemm_ukernel_2v.inc"
+#undef SB_UK_TARGET
+#undef SB_UK_IGEMM
+#undef SB_UK_PIXGEMM
+#define SB_UK_TARGET SB_TARGET_AVX2
+#define SB_UK_IGEMM SB_FN_(sb_igemm, _ukernel_wide__avx512_source_on_avx2)
+#define SB_UK_PIXGEMM SB_FN_(sb_pixgemm, _ukernel_wide__avx512_source_on_avx2)
+#include "gemm_ukernel_2v.inc"
+#undef SB_UK_TARGET
+#undef SB_UK_IGEMM
+#undef SB_UK_PIXGEMM
+#undef sb_uk_vec
+#undef sb_uk_vecu
+#undef SB_UK_LANES
+#include "sb_real_end.h"
+
+#else
+/* Not an x86 GCC/clang build: no AVX-512 kernel (ukernel_select.inc never asks). */
+typedef int sb_gemm_ukernel_avx512_unused;
+#endif

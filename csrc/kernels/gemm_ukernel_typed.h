@@ -1,0 +1,62 @@
+/*
+ * gemm_ukernel_typed.h -- internal: the micro-kernel types and variants of
+ * gemm_ukernel.h for one element type. No include guard: gemm_ukernel.h
+ * includes it once per type (SB_REAL_BITS 32, then 64; sb_real_begin.h).
+ */
+#include "sb_real_begin.h"
+
+typedef void (*SB_FN_(sb_gemm, _ukernel))(int64_t kc, const sb_real *a, const sb_real *b,
+                                          sb_real *c, int64_t ldc, int accumulate);
+
+typedef void (*SB_FN_(sb_igemm, _ukernel))(int64_t kc, const sb_real *a, const sb_real *b,
+                                           const int64_t *b_offsets, sb_real *c, int64_t ldc,
+                                           int accumulate);
+
+typedef void (*SB_FN_(sb_pixgemm, _ukernel))(int64_t kc, const sb_real *const *pixels,
+                                             const int64_t *offsets, const sb_real *w,
+                                             int64_t w_next, sb_real *c, int64_t ldc,
+                                             int accumulate);
+
+/* One name per variant: the gemm/igemm/pixgemm contracts above. */
+#define SB_UK_DECLARE(suffix)                                                            \
+    void SB_FN_(sb_gemm, _ukernel##suffix)(int64_t kc, const sb_real *a, const sb_real *b, \
+                                           sb_real *c, int64_t ldc, int accumulate);     \
+    void SB_FN_(sb_igemm, _ukernel##suffix)(int64_t kc, const sb_real *a, const sb_real *b,\
+                                            const int64_t *b_offsets, sb_real *c,         \
+                                            int64_t ldc, int accumulate);                \
+    void SB_FN_(sb_pixgemm, _ukernel##suffix)(int64_t kc, const sb_real *const *pixels,  \
+                                              const int64_t *offsets, const sb_real *w,   \
+                                              int64_t w_next, sb_real *c, int64_t ldc,   \
+                                              int accumulate);
+
+SB_UK_DECLARE(__scalar)
+#ifdef SB_HAVE_AVX2_KERNELS
+SB_UK_DECLARE(__avx2)
+/* the wide (two-panel) kernels have no packed-B variant: the final,
+ * partial panel, the only packed one, runs the one-panel kernel */
+void SB_FN_(sb_igemm, _ukernel_wide__avx512)(int64_t kc, const sb_real *a, const sb_real *b,
+                                             const int64_t *b_offsets, sb_real *c,
+                                             int64_t ldc, int accumulate);
+void SB_FN_(sb_igemm, _ukernel_wide__avx512_source_on_avx2)(
+    int64_t kc, const sb_real *a, const sb_real *b, const int64_t *b_offsets, sb_real *c,
+    int64_t ldc, int accumulate);
+void SB_FN_(sb_pixgemm, _ukernel_wide__avx512)(int64_t kc, const sb_real *const *pixels,
+                                               const int64_t *offsets, const sb_real *w,
+                                               int64_t w_next, sb_real *c, int64_t ldc,
+                                               int accumulate);
+void SB_FN_(sb_pixgemm, _ukernel_wide__avx512_source_on_avx2)(
+    int64_t kc, const sb_real *const *pixels, const int64_t *offsets, const sb_real *w,
+    int64_t w_next, sb_real *c, int64_t ldc, int accumulate);
+#endif
+#undef SB_UK_DECLARE
+
+/* The micro-kernels of `isa` (ukernel_select.inc). The wide ones are NULL
+ * when the ISA has none (callers then run the one-panel kernel panel by
+ * panel). */
+SB_FN_(sb_gemm, _ukernel) SB_FN_(sb_gemm, _ukernel_for)(sb_isa isa);
+SB_FN_(sb_igemm, _ukernel) SB_FN_(sb_igemm, _ukernel_for)(sb_isa isa);
+SB_FN_(sb_igemm, _ukernel) SB_FN_(sb_igemm, _wide_ukernel_for)(sb_isa isa);
+SB_FN_(sb_pixgemm, _ukernel) SB_FN_(sb_pixgemm, _ukernel_for)(sb_isa isa);
+SB_FN_(sb_pixgemm, _ukernel) SB_FN_(sb_pixgemm, _wide_ukernel_for)(sb_isa isa);
+
+#include "sb_real_end.h"
