@@ -3,12 +3,16 @@
     python benchmarks/bench_demos.py                 # 20 timed runs per case, torch at 1 thread
     python benchmarks/bench_demos.py --quick         # smoke run
     python benchmarks/bench_demos.py --threads 1 2 --cases resnet conv
+    python benchmarks/bench_demos.py --threads 1 2 --cases '*-doc' --dtypes float64
 
 Cases: the document's three demos at the document's shapes (train and eval),
 the ResNet and DenseNet demos at 8x3x224x224 (eval), and one 3x3 64->64
-convolution on 8x64x56x56 (the hot kernel of both). Everything runs in this
-one process: torch under torch.no_grad() with torch.set_num_threads(n),
-skipblocks on the same float32 input with the same weights.
+convolution on 8x64x56x56 (the hot kernel of both), each in float32 and in
+float64 (--dtypes; float64 = both sides' modules after .double(), on the
+same values). Everything runs in this one process: torch under
+torch.no_grad() with torch.set_num_threads(n), skipblocks on the same input
+with the same weights. Below the table, skipblocks' own float64/float32
+time ratio per case.
 
 Method: warm-up runs, then runs that alternate torch and skipblocks (and
 alternate which goes first), so drift in machine load hits both sides alike.
@@ -313,35 +317,39 @@ def time_pair(theirs, ours, x, warmup, repeats):
     return t_times, o_times
 
 
-def run_cases(cases, threads, warmup, repeats, seed, log):
+def run_cases(cases, threads, warmup, repeats, seed, log, dtypes=("float32",)):
     results = []
-    rng = np.random.default_rng(seed)
     for n_threads in threads:
         sb_threads = set_threads(n_threads)
         for case, builder, shape, how, modes, flops_of in cases:
-            torch.manual_seed(seed)
-            skipblocks.manual_seed(seed)
-            theirs, ours = builder()
-            ours.load_state_dict(theirs.state_dict())
-            x = (rng.random(shape) if how == "rand" else rng.standard_normal(shape)).astype(
-                np.float32)
-            for mode in modes:
-                theirs.train(mode == "train")
-                ours.train(mode == "train")
-                log(f"  {case} {mode} torch-threads={n_threads} ...")
-                t_times, o_times = time_pair(theirs, ours, x, warmup, repeats)
-                t, o = _summary(t_times), _summary(o_times)
-                row = {"case": case, "input_shape": list(shape), "mode": mode,
-                       "threads": n_threads, "skipblocks_threads": sb_threads,
-                       "torch_ms": t, "skipblocks_ms": o,
-                       "ratio": t["median"] / o["median"], "gflops": None}
-                if flops_of is not None:
-                    flops = flops_of(shape)
-                    row["flops"] = flops
-                    # flops / ms / 1e6 = GFLOP/s
-                    row["gflops"] = {"torch": flops / t["median"] / 1e6,
-                                     "skipblocks": flops / o["median"] / 1e6}
-                results.append(row)
+            for dtype in dtypes:
+                # the same weights and input values for every dtype and thread count
+                rng = np.random.default_rng([seed, [c[0] for c in CASES].index(case)])
+                torch.manual_seed(seed)
+                skipblocks.manual_seed(seed)
+                theirs, ours = builder()
+                if dtype == "float64":
+                    theirs, ours = theirs.double(), ours.double()
+                ours.load_state_dict(theirs.state_dict())
+                x = (rng.random(shape) if how == "rand" else rng.standard_normal(shape)).astype(
+                    np.float32).astype(dtype)
+                for mode in modes:
+                    theirs.train(mode == "train")
+                    ours.train(mode == "train")
+                    log(f"  {case} {dtype} {mode} torch-threads={n_threads} ...")
+                    t_times, o_times = time_pair(theirs, ours, x, warmup, repeats)
+                    t, o = _summary(t_times), _summary(o_times)
+                    row = {"case": case, "dtype": dtype, "input_shape": list(shape), "mode": mode,
+                           "threads": n_threads, "skipblocks_threads": sb_threads,
+                           "torch_ms": t, "skipblocks_ms": o,
+                           "ratio": t["median"] / o["median"], "gflops": None}
+                    if flops_of is not None:
+                        flops = flops_of(shape)
+                        row["flops"] = flops
+                        # flops / ms / 1e6 = GFLOP/s
+                        row["gflops"] = {"torch": flops / t["median"] / 1e6,
+                                         "skipblocks": flops / o["median"] / 1e6}
+                    results.append(row)
     return results
 
 
@@ -355,7 +363,10 @@ def add_peak_fraction(results, basis):
         r["peak_gflops"] = r["pct_of_peak"] = r["peak_vector_bits"] = None
         if r["gflops"] is not None and peak_1core:
             r["peak_vector_bits"] = basis["vector_bits"]
-            r["peak_gflops"] = peak_1core * r["skipblocks_threads"]
+            # fma_peak.c times float32 FMAs; a vector holds half as many
+            # doubles at the same instruction rate
+            per_dtype = 0.5 if r.get("dtype") == "float64" else 1.0
+            r["peak_gflops"] = peak_1core * per_dtype * r["skipblocks_threads"]
             r["pct_of_peak"] = 100.0 * r["gflops"]["skipblocks"] / r["peak_gflops"]
 
 
@@ -455,25 +466,50 @@ def _ms(s):
 
 
 def format_table(results):
-    headers = ["case", "input shape", "mode", "threads", "sb thr", "torch ms", "skipblocks ms",
-               "ratio", "GFLOP/s torch", "GFLOP/s sb", "% of peak"]
+    headers = ["case", "dtype", "input shape", "mode", "threads", "sb thr", "torch ms",
+               "skipblocks ms", "ratio", "GFLOP/s torch", "GFLOP/s sb", "% of peak"]
     lines = []
     for r in results:
         g, pct = r["gflops"], r.get("pct_of_peak")
-        lines.append([r["case"], "x".join(map(str, r["input_shape"])), r["mode"],
+        lines.append([r["case"], r.get("dtype", "float32"), "x".join(map(str, r["input_shape"])),
+                      r["mode"],
                       str(r["threads"]), str(r["skipblocks_threads"]), _ms(r["torch_ms"]),
                       _ms(r["skipblocks_ms"]), f"{r['ratio']:.2f}",
                       "-" if g is None else f"{g['torch']:.1f}",
                       "-" if g is None else f"{g['skipblocks']:.1f}",
                       # blank, not "-": a FLOP count exists but no peak was measured
                       ("" if g is not None else "-") if pct is None else f"{pct:.0f} %"])
-    out = format_rows(headers, lines, right=set(range(3, len(headers))))
+    out = format_rows(headers, lines, right=set(range(4, len(headers))))
     out.append("ms: median [min-max]; ratio = torch / skipblocks (> 1: skipblocks faster); "
                "threads = torch's, sb thr = skipblocks' (1 when its build has no threads).")
     out.append("GFLOP/s = 2*N*C_out*H_out*W_out*C_in*9 / median time; % of peak = skipblocks' "
                "GFLOP/s / (sb thr x measured single-core FMA peak of the vector width skipblocks "
-               "uses, see the header).")
+               "uses, see the header; half of it for float64).")
+    own = dtype_ratios(results)
+    if own:
+        out.append("")
+        out.append("skipblocks' own float64 time / its float32 time (same case, mode, threads):")
+        out += format_rows(["case", "mode", "threads", "float32 ms", "float64 ms", "f64 / f32"],
+                           [[r["case"], r["mode"], str(r["threads"]), f"{r['float32_ms']:.2f}",
+                             f"{r['float64_ms']:.2f}", f"{r['f64_over_f32']:.2f}"] for r in own],
+                           right={2, 3, 4, 5})
     return "\n".join(out)
+
+
+def dtype_ratios(results):
+    """skipblocks' float64 median over its float32 median, for every case,
+    mode and thread count measured in both dtypes."""
+    by_key = {}
+    for r in results:
+        by_key.setdefault((r["case"], r["mode"], r["threads"]), {})[r.get("dtype", "float32")] = r
+    rows = []
+    for (case, mode, threads), pair in by_key.items():
+        if "float32" in pair and "float64" in pair:
+            f32 = pair["float32"]["skipblocks_ms"]["median"]
+            f64 = pair["float64"]["skipblocks_ms"]["median"]
+            rows.append({"case": case, "mode": mode, "threads": threads, "float32_ms": f32,
+                         "float64_ms": f64, "f64_over_f32": f64 / f32})
+    return rows
 
 
 def format_breakdown(breakdown):
@@ -519,6 +555,10 @@ def main(argv=None):
                         help="skip the per-layer breakdown")
     parser.add_argument("--no-peak", action="store_true",
                         help="do not build and run the FMA peak program (no %% of peak)")
+    parser.add_argument("--dtypes", nargs="+", default=["float32", "float64"],
+                        choices=["float32", "float64"],
+                        help="element types to run every case in (default: both; float64 "
+                             "runs torch's and skipblocks' modules after .double())")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
 
@@ -563,7 +603,7 @@ def main(argv=None):
                     peak_runs_512, peak_error_512 = ((got, None) if isinstance(got, list)
                                                      else ([], f"not measured: {got}"))
     peak = peak_report(peak_runs, build, peak_error, isa, peak_runs_512, peak_error_512)
-    results = run_cases(cases, args.threads, warmup, repeats, args.seed, log)
+    results = run_cases(cases, args.threads, warmup, repeats, args.seed, log, args.dtypes)
     add_peak_fraction(results, peak["pct_of_peak_basis"])
 
     meta = {
@@ -599,6 +639,7 @@ def main(argv=None):
     payload = {
         "meta": meta,
         "results": results,
+        "float64_over_float32": dtype_ratios(results),
         "layer_breakdown": breakdown,
     }
     write_json(args.json, payload)

@@ -70,6 +70,14 @@ def isa(request):
         sb.set_isa(previous)
 
 
+@pytest.fixture(params=["float32", "float64"])
+def dtype(request):
+    """The element type a parity sweep runs in: every layer sweep and block
+    test runs once in float32 and once in float64 (torch's .double()
+    modules, tests/tolerances.py's float64 column)."""
+    return request.param
+
+
 @pytest.fixture
 def restore_threads():
     """Restores the thread count a test changes."""

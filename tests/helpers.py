@@ -18,8 +18,10 @@ from tolerances import tolerance
 # ---------------------------------------------------------------------------
 
 def to_torch(a):
-    """A float32 torch tensor owning a copy of ``a`` (so torch never aliases our arrays)."""
-    return torch.from_numpy(np.array(a, dtype=np.float32, copy=True))
+    """A torch tensor owning a copy of ``a`` (so torch never aliases our
+    arrays): float64 when ``a`` is a float64 array, else float32."""
+    dtype = np.float64 if getattr(a, "dtype", None) == np.float64 else np.float32
+    return torch.from_numpy(np.array(a, dtype=dtype, copy=True))
 
 
 def to_numpy(t):
@@ -28,12 +30,20 @@ def to_numpy(t):
     return np.asarray(t)
 
 
-def randn(rng, *shape, scale=1.0, shift=0.0):
-    return (rng.standard_normal(shape) * scale + shift).astype(np.float32)
+def randn(rng, *shape, scale=1.0, shift=0.0, dtype=np.float32):
+    return (rng.standard_normal(shape) * scale + shift).astype(dtype)
 
 
-def uniform(rng, *shape, low=-1.0, high=1.0):
-    return rng.uniform(low, high, size=shape).astype(np.float32)
+def uniform(rng, *shape, low=-1.0, high=1.0, dtype=np.float32):
+    return rng.uniform(low, high, size=shape).astype(dtype)
+
+
+def as_dtype(torch_module, sb_module, dtype):
+    """Both modules in ``dtype`` ("float32" or "float64"): .double() for
+    float64, as a torch user would write it; float32 leaves them as built."""
+    if np.dtype(dtype) == np.float64:
+        return torch_module.double(), sb_module.double()
+    return torch_module, sb_module
 
 
 def poison_heap(nbytes):
@@ -89,8 +99,9 @@ def batch_norm_magnitude(x, mean, var, weight, bias, eps):
 def assert_parity(ours, theirs, op, what="", fan_in=None, tol=None, magnitude=None):
     """Assert skipblocks' ``ours`` matches torch's ``theirs`` within the table's bound for ``op``.
 
-    Checks: ``ours`` is a float32 NumPy array of torch's shape; then either bit
-    equality (bound 0) or ``parity_error <= bound``.  With ``magnitude`` (the
+    Checks: ``ours`` is a NumPy array of torch's dtype (float32, or float64
+    when torch computed in float64, whose column of the table then applies)
+    and shape; then either bit equality (bound 0) or ``parity_error <= bound``.  With ``magnitude`` (the
     size of the terms the result is summed from, e.g. batch_norm_magnitude),
     the difference is measured against max(1, magnitude, max|torch|) instead.
     The message always carries the parity error and the max difference.
@@ -98,10 +109,12 @@ def assert_parity(ours, theirs, op, what="", fan_in=None, tol=None, magnitude=No
     """
     theirs = to_numpy(theirs)
     assert isinstance(ours, np.ndarray), "%s: expected a NumPy array, got %r" % (what, type(ours))
-    assert ours.dtype == np.float32, "%s: expected float32 output, got %s" % (what, ours.dtype)
+    dtype = np.float64 if theirs.dtype == np.float64 else np.float32
+    assert ours.dtype == dtype, "%s: expected %s output, got %s" % (
+        what, np.dtype(dtype).name, ours.dtype)
     assert ours.shape == tuple(theirs.shape), (
         "%s: shape %s, torch gives %s" % (what, ours.shape, tuple(theirs.shape)))
-    bound = tolerance(op, fan_in) if tol is None else tol
+    bound = tolerance(op, fan_in, dtype) if tol is None else tol
     if bound == 0.0:
         ok = np.array_equal(ours, theirs, equal_nan=True)
         assert ok, "%s: %s must be bit-exact; %s" % (what, op, diff_report(ours, theirs))
@@ -127,8 +140,9 @@ def assert_state_dict_parity(sb_module, torch_module, what="", stats_op="running
     """Every state_dict entry of the skipblocks module matches torch's.
 
     Same keys in the same order; num_batches_tracked exactly equal (0-d int64);
-    parameters bit-exact (they were copied and nothing trains them); running
-    statistics within the ``running_stats`` bound.
+    parameters bit-exact and of torch's dtype (they were copied and nothing
+    trains them); running statistics within the ``running_stats`` bound of
+    their dtype.
     """
     ours = sb_module.state_dict()
     theirs = torch_module.state_dict()
@@ -144,7 +158,9 @@ def assert_state_dict_parity(sb_module, torch_module, what="", stats_op="running
         elif key.endswith("running_mean") or key.endswith("running_var"):
             assert_parity(v, t, stats_op, what="%s state_dict[%r]" % (what, key))
         else:
-            assert v.dtype == np.float32, "%s: %s dtype %s" % (what, key, v.dtype)
+            expected = to_numpy(t).dtype
+            assert v.dtype == expected, "%s: %s dtype %s, torch %s" % (what, key, v.dtype,
+                                                                        expected)
             assert_exact(v, t, what="%s state_dict[%r]" % (what, key))
 
 

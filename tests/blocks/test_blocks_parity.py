@@ -12,8 +12,8 @@ from torch import nn
 import skipblocks as sb
 from skipblocks import reference as ref
 
-from helpers import (assert_exact, assert_parity, assert_state_dict_parity, load_from_torch,
-                     randn, randomize_, to_torch)
+from helpers import (as_dtype, assert_exact, assert_parity, assert_state_dict_parity,
+                     load_from_torch, randn, randomize_, to_torch)
 
 MODES = [True, True, False, True, False]   # train, train, eval, train, eval
 
@@ -67,23 +67,25 @@ RESIDUAL_CASES = [
 
 @pytest.mark.parametrize("case", RESIDUAL_CASES,
                          ids=["%d-%d-s%s-%s" % (c[0], c[1], "".join(map(str, c[2])), c[3]) for c in RESIDUAL_CASES])
-def test_residual_block_parity(case, rng):
+def test_residual_block_parity(case, rng, dtype):
     cin, cout, stride, kind, shape = case
     t_ds, s_ds = _downsample(kind, cin, cout, stride[0] * stride[1])
-    tm = randomize_(ref.ResidualBlock(cin, cout, stride=stride, downsample=t_ds))
-    sm = load_from_torch(sb.ResidualBlock(cin, cout, stride=stride, downsample=s_ds), tm)
-    _run_modes(sm, tm, lambda step: randn(rng, *shape, scale=1.5, shift=0.2 * step),
+    tm, sm = as_dtype(randomize_(ref.ResidualBlock(cin, cout, stride=stride, downsample=t_ds)),
+                      sb.ResidualBlock(cin, cout, stride=stride, downsample=s_ds), dtype)
+    sm = load_from_torch(sm, tm)
+    _run_modes(sm, tm, lambda step: randn(rng, *shape, scale=1.5, shift=0.2 * step, dtype=dtype),
                "residual_block", "ResidualBlock%s" % (case[:4],),
                call=lambda m, x, is_torch: m(to_torch(x) if is_torch else x))
 
 
-def test_residual_block_updates_shared_bn_twice(rng):
+def test_residual_block_updates_shared_bn_twice(rng, dtype):
     """One ``bn`` serves conv1 and conv2 (as in the document): num_batches_tracked += 2 per
     train-mode forward, += 0 in eval; the downsample's own BN counts once."""
     t_ds, s_ds = _downsample("conv_bn", 4, 8, 2)
-    tm = ref.ResidualBlock(4, 8, stride=[2, 1], downsample=t_ds)
-    sm = load_from_torch(sb.ResidualBlock(4, 8, stride=[2, 1], downsample=s_ds), tm)
-    x = randn(rng, 2, 4, 6, 6)
+    tm, sm = as_dtype(ref.ResidualBlock(4, 8, stride=[2, 1], downsample=t_ds),
+                      sb.ResidualBlock(4, 8, stride=[2, 1], downsample=s_ds), dtype)
+    sm = load_from_torch(sm, tm)
+    x = randn(rng, 2, 4, 6, 6, dtype=dtype)
     for _ in range(3):
         sm(x)
     sd = sm.state_dict()
@@ -109,13 +111,14 @@ def test_residual_block_updates_shared_bn_twice(rng):
     ([(3, 9, 3, 2)], 4, 1),
 ])
 @pytest.mark.parametrize("container", [list, tuple])
-def test_dense_layer_parity(in_shapes, growthrate, bn_size, container, rng):
+def test_dense_layer_parity(in_shapes, growthrate, bn_size, container, rng, dtype):
     cin = sum(s[1] for s in in_shapes)
-    tm = randomize_(ref.Dense_Layer(cin, growthrate, bn_size))
-    sm = load_from_torch(sb.DenseLayer(cin, growthrate, bn_size), tm)
+    tm, sm = as_dtype(randomize_(ref.Dense_Layer(cin, growthrate, bn_size)),
+                      sb.DenseLayer(cin, growthrate, bn_size), dtype)
+    sm = load_from_torch(sm, tm)
 
     def inputs(step):
-        return [randn(rng, *s, shift=0.1 * step) for s in in_shapes]
+        return [randn(rng, *s, shift=0.1 * step, dtype=dtype) for s in in_shapes]
 
     def call(m, xs, is_torch):
         return m(container(to_torch(x) for x in xs) if is_torch else container(xs))
@@ -141,14 +144,15 @@ DENSE_BLOCK_PARAMS = [(case, container) for case in DENSE_BLOCK_CASES
 
 @pytest.mark.parametrize("case,container", DENSE_BLOCK_PARAMS,
                          ids=["L%d-C%d-k%d-bn%d-%s-%s" % (c[0], c[1], c[2], c[3], c[4], k) for c, k in DENSE_BLOCK_PARAMS])
-def test_dense_block_parity(case, container, rng):
+def test_dense_block_parity(case, container, rng, dtype):
     n_layers, cin, growth, bn_size, split, (n, h, w) = case
     split = split or (cin,)
-    tm = randomize_(ref.Dense_Block(n_layers, cin, growth, bn_size))
-    sm = load_from_torch(sb.DenseBlock(n_layers, cin, growth, bn_size), tm)
+    tm, sm = as_dtype(randomize_(ref.Dense_Block(n_layers, cin, growth, bn_size)),
+                      sb.DenseBlock(n_layers, cin, growth, bn_size), dtype)
+    sm = load_from_torch(sm, tm)
 
     def inputs(step):
-        return [randn(rng, n, c, h, w, shift=0.1 * step) for c in split]
+        return [randn(rng, n, c, h, w, shift=0.1 * step, dtype=dtype) for c in split]
 
     def call(m, xs, is_torch):
         if is_torch:
@@ -190,10 +194,11 @@ def test_dense_aliases_are_the_same_classes():
     (64, 8, (1, 64, 1, 1)),
     (33, 1, (4, 33, 2, 5)),
 ])
-def test_se_attention_parity(channel, reduction, shape, rng):
-    tm = ref.SEAttention(channel, reduction)
-    sm = load_from_torch(sb.SEAttention(channel, reduction), tm)
-    _run_modes(sm, tm, lambda step: randn(rng, *shape, scale=2.0),
+def test_se_attention_parity(channel, reduction, shape, rng, dtype):
+    tm, sm = as_dtype(ref.SEAttention(channel, reduction), sb.SEAttention(channel, reduction),
+                      dtype)
+    sm = load_from_torch(sm, tm)
+    _run_modes(sm, tm, lambda step: randn(rng, *shape, scale=2.0, dtype=dtype),
                "se_attention", "SEAttention(%d, %d)" % (channel, reduction),
                call=lambda m, x, is_torch: m(to_torch(x) if is_torch else x))
 
@@ -205,8 +210,9 @@ def test_se_attention_defaults_match_document():
     assert sd["fc.0.weight"].shape == (32, 512) and sd["fc.2.weight"].shape == (512, 32)
 
 
-def test_se_attention_channel_below_reduction_gates_by_half(rng):
-    sm = sb.SEAttention(6, 8)
-    x = randn(rng, 2, 6, 3, 3)
+def test_se_attention_channel_below_reduction_gates_by_half(rng, dtype):
+    sm = sb.SEAttention(6, 8, dtype=dtype)
+    x = randn(rng, 2, 6, 3, 3, dtype=dtype)
     out = sm(x)
-    np.testing.assert_array_equal(out, x * np.float32(0.5))
+    assert out.dtype == dtype
+    np.testing.assert_array_equal(out, x * x.dtype.type(0.5))

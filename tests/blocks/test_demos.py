@@ -16,9 +16,9 @@ import torch
 import skipblocks as sb
 from skipblocks import reference as ref
 
-from helpers import (SB_BUILDERS, assert_parity, assert_state_dict_parity, load_from_torch,
-                     randomize_, to_numpy, torch_repr_as_skipblocks)
-from tolerances import ISSUE_BLOCK_BOUND
+from helpers import (SB_BUILDERS, as_dtype, assert_parity, assert_state_dict_parity,
+                     load_from_torch, randomize_, to_numpy, torch_repr_as_skipblocks)
+from tolerances import F64_BLOCK_BOUND, ISSUE_BLOCK_BOUND
 
 OPS = {"resnet": "resnet_demo", "densenet": "densenet_demo", "se": "se_demo"}
 
@@ -36,16 +36,16 @@ def _check_demo(name, tm, sm, inputs, expected_shape=None):
         what = "%s demo step %d (%s) input %s" % (name, step, "train" if training else "eval",
                                                    tuple(x.shape))
         err = assert_parity(got, expected, OPS[name], what=what)
-        assert err <= ISSUE_BLOCK_BOUND
+        assert err <= (F64_BLOCK_BOUND if got.dtype == np.float64 else ISSUE_BLOCK_BOUND)
         assert_state_dict_parity(sm, tm, what=what)
 
 
 @pytest.mark.parametrize("name", ["resnet", "densenet", "se"])
-def test_document_demo_parity(name):
+def test_document_demo_parity(name, dtype):
     spec = ref.DOCUMENT_INPUTS[name]
-    tm = spec["builder"]()
-    sm = load_from_torch(SB_BUILDERS[name](), tm)
-    inputs = [ref.document_input(name, seed) for seed in range(3)]
+    tm, sm = as_dtype(spec["builder"](), SB_BUILDERS[name](), dtype)
+    sm = load_from_torch(sm, tm)
+    inputs = [ref.document_input(name, seed).to(getattr(torch, dtype)) for seed in range(3)]
     assert tuple(inputs[0].shape) == spec["shape"]
     _check_demo(name, tm, sm, inputs, expected_shape=spec["output_shape"])
 
@@ -74,11 +74,12 @@ OTHER_SHAPES = [
 
 @pytest.mark.parametrize("name,kwargs,shape", OTHER_SHAPES,
                          ids=["%s-%s" % (n, "-".join("%s%s" % kv for kv in k.items())) for n, k, _ in OTHER_SHAPES])
-def test_demo_parity_other_shapes(name, kwargs, shape):
-    tm = randomize_(ref.DOCUMENT_INPUTS[name]["builder"](**kwargs))
-    sm = load_from_torch(SB_BUILDERS[name](**kwargs), tm)
+def test_demo_parity_other_shapes(name, kwargs, shape, dtype):
+    tm, sm = as_dtype(randomize_(ref.DOCUMENT_INPUTS[name]["builder"](**kwargs)),
+                      SB_BUILDERS[name](**kwargs), dtype)
+    sm = load_from_torch(sm, tm)
     g = torch.Generator().manual_seed(len(shape) + shape[-1])
-    inputs = [torch.randn(*shape, generator=g) for _ in range(3)]
+    inputs = [torch.randn(*shape, generator=g, dtype=getattr(torch, dtype)) for _ in range(3)]
     _check_demo(name, tm, sm, inputs)
 
 

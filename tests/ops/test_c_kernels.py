@@ -54,7 +54,7 @@ NOT_PROGRAMS = {"test_parallel.c", "test_harness.c"}
 # One program per kernel family, and the operator tier's; their absence is
 # a failure (a test file deleted by mistake), new ones are simply added.
 EXPECTED_PROGRAMS = {"batch_norm", "conv2d", "elementwise", "linear", "pool", "status",
-                     "ukernels", "operators"}
+                     "ukernels", "operators", "float64"}
 
 # Generous: every program takes a few seconds; the limit only turns a hang
 # (a deadlock in the pool) into a failure.

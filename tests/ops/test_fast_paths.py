@@ -38,7 +38,7 @@ import skipblocks as sb
 from skipblocks import demos as sb_demos
 from skipblocks import reference as ref
 
-from helpers import (assert_parity, assert_state_dict_parity, diff_report, load_from_torch,
+from helpers import (as_dtype, assert_parity, assert_state_dict_parity, diff_report, load_from_torch,
                      poison_heap, randn, randomize_, to_torch, uniform)
 
 ISAS = sb.available_isas()
@@ -198,38 +198,38 @@ def _pair(v):
     return tuple(v) if isinstance(v, tuple) else (v, v)
 
 
-def _make_input(rng, c):
+def _make_input(rng, c, dtype=np.float32):
     n, cin, (h, w) = c["n"], c["cin"], c["hw"]
     view = c["view"]
     if view is None:
-        return randn(rng, n, cin, h, w)
+        return randn(rng, n, cin, h, w, dtype=dtype)
     if view == "slice":          # x[:, 2:2+cin] of a bigger array
-        return randn(rng, n, cin + 7, h, w)[:, 2:2 + cin]
+        return randn(rng, n, cin + 7, h, w, dtype=dtype)[:, 2:2 + cin]
     if view == "strided":        # every other column of a wider array
-        return randn(rng, n, cin, h, 2 * w)[..., ::2]
+        return randn(rng, n, cin, h, 2 * w, dtype=dtype)[..., ::2]
     if view == "transposed":     # (N, C, H, W) view of a (N, C, W, H) array
-        return randn(rng, n, cin, w, h).transpose(0, 1, 3, 2)
+        return randn(rng, n, cin, w, h, dtype=dtype).transpose(0, 1, 3, 2)
     raise ValueError(view)
 
 
 @pytest.mark.parametrize("name,case", CONV_CASES, ids=[c[0] for c in CONV_CASES])
-def test_conv2d_tile_edges(isa, rng, restore_threads, name, case):
+def test_conv2d_tile_edges(isa, rng, restore_threads, name, case, dtype):
     c = case
     k, stride, pad, dil = _pair(c["k"]), _pair(c["stride"]), _pair(c["pad"]), _pair(c["dil"])
     conv = sb.Conv2d(c["cin"], c["cout"], k, stride=stride, padding=pad, dilation=dil,
-                     groups=c["groups"], bias=c["bias"])
+                     groups=c["groups"], bias=c["bias"], dtype=dtype)
     # weights of a varied scale so that a dropped term or wrong tile is visible
-    conv.weight = randn(rng, *conv.weight.shape, scale=0.3)
+    conv.weight = randn(rng, *conv.weight.shape, scale=0.3, dtype=dtype)
     if c["bias"]:
-        conv.bias = randn(rng, c["cout"])
-    x = _make_input(rng, c)
+        conv.bias = randn(rng, c["cout"], dtype=dtype)
+    x = _make_input(rng, c, dtype)
     fan_in = (c["cin"] // c["groups"]) * k[0] * k[1]
     with torch.no_grad():
         expected = TF.conv2d(to_torch(x), to_torch(conv.weight),
                              None if conv.bias is None else to_torch(conv.bias),
                              stride, pad, dil, c["groups"])
     x_before = x.copy()
-    nbytes = int(np.prod(expected.shape)) * 4
+    nbytes = int(np.prod(expected.shape)) * x.itemsize
     first = None
     # 1 thread: column blocks of up to 192; 3 threads: narrower blocks (when
     # the convolution is big enough to be split) -- same numbers either way.
@@ -274,23 +274,24 @@ FUSION_CASES = [
 
 
 @pytest.mark.parametrize("case", FUSION_CASES, ids=[c[0] for c in FUSION_CASES])
-def test_conv2d_fusion_arguments(isa, rng, case):
+def test_conv2d_fusion_arguments(isa, rng, case, dtype):
     name, cin, cout, (h, w), k, stride, pad, in_tf, fold, res_kind, relu = case
-    conv = sb.Conv2d(cin, cout, k, stride=stride, padding=pad, bias=False)
-    conv.weight = randn(rng, *conv.weight.shape, scale=0.3)
-    x = randn(rng, 2, cin, h, w)
+    conv = sb.Conv2d(cin, cout, k, stride=stride, padding=pad, bias=False, dtype=dtype)
+    conv.weight = randn(rng, *conv.weight.shape, scale=0.3, dtype=dtype)
+    x = randn(rng, 2, cin, h, w, dtype=dtype)
     xt = to_torch(x)
     kwargs = {}
     if in_tf:
-        scale, shift = uniform(rng, cin, low=0.5, high=1.5), randn(rng, cin, scale=0.5)
+        scale = uniform(rng, cin, low=0.5, high=1.5, dtype=dtype)
+        shift = randn(rng, cin, scale=0.5, dtype=dtype)
         kwargs.update(in_scale=scale, in_shift=shift, in_relu=True)
         # torch pads the transformed map: padding stays zero
         xt = torch.relu(xt * to_torch(scale)[:, None, None] + to_torch(shift)[:, None, None])
     with torch.no_grad():
         expected = TF.conv2d(xt, to_torch(conv.weight), None, stride, pad)
     if fold:
-        bn = sb.BatchNorm2d(cout, eps=1e-3)
-        tbn = nn.BatchNorm2d(cout, eps=1e-3)
+        tbn, bn = as_dtype(nn.BatchNorm2d(cout, eps=1e-3), sb.BatchNorm2d(cout, eps=1e-3),
+                           dtype)
         randomize_(tbn, seed=len(name))
         load_from_torch(bn, tbn)
         bn.eval()
@@ -301,9 +302,10 @@ def test_conv2d_fusion_arguments(isa, rng, case):
     if res_kind is not None:
         shape = tuple(expected.shape)
         if res_kind == "contiguous":
-            residual = randn(rng, *shape)
+            residual = randn(rng, *shape, dtype=dtype)
         else:
-            residual = randn(rng, shape[0], shape[1] + 3, *shape[2:])[:, 1:1 + shape[1]]
+            residual = randn(rng, shape[0], shape[1] + 3, *shape[2:],
+                             dtype=dtype)[:, 1:1 + shape[1]]
         kwargs["residual"] = residual
         expected = expected + to_torch(residual)
     if relu:
@@ -345,11 +347,11 @@ BLOCKS = {
 }
 
 
-def _block_input(rng, kind, step=0):
+def _block_input(rng, kind, step=0, dtype=np.float32):
     shape = BLOCKS[kind][2]
     if kind in ("resnet_demo", "densenet_demo"):   # the document's torch.rand
-        return uniform(rng, *shape, low=0.0, high=1.0)
-    return randn(rng, *shape, scale=1.0 + 0.5 * step, shift=0.1 * step)
+        return uniform(rng, *shape, low=0.0, high=1.0, dtype=dtype)
+    return randn(rng, *shape, scale=1.0 + 0.5 * step, shift=0.1 * step, dtype=dtype)
 
 
 def _torch_call(tm, x, takes_list):
@@ -358,14 +360,13 @@ def _torch_call(tm, x, takes_list):
         return tm([xt] if takes_list else xt)   # a fresh list: Dense_Block appends to it
 
 
-def _block_models(kind, seed=0):
+def _block_models(kind, seed=0, dtype="float32"):
     """torch model (randomized BatchNorms), its skipblocks twin, and a second
-    skipblocks twin for the unfused path."""
+    skipblocks twin for the unfused path, all in ``dtype``."""
     tbuild, sbuild = BLOCKS[kind][:2]
-    tm = randomize_(tbuild(), seed=seed)
-    fused = load_from_torch(sbuild(), tm)
-    plain = load_from_torch(sbuild(), tm)
-    return tm, fused, plain
+    tm, fused = as_dtype(randomize_(tbuild(), seed=seed), sbuild(), dtype)
+    plain = as_dtype(tm, sbuild(), dtype)[1]
+    return tm, load_from_torch(fused, tm), load_from_torch(plain, tm)
 
 
 def _assert_state_dicts_close(a, b, op, what):
@@ -379,13 +380,13 @@ def _assert_state_dicts_close(a, b, op, what):
 
 
 @pytest.mark.parametrize("kind", list(BLOCKS))
-def test_block_train_fused_unfused_torch(isa, rng, kind):
+def test_block_train_fused_unfused_torch(isa, rng, kind, dtype):
     op, takes_list = BLOCKS[kind][3], BLOCKS[kind][4]
-    tm, fused, plain = _block_models(kind)
+    tm, fused, plain = _block_models(kind, dtype=dtype)
     for m in (tm, fused, plain):
         m.train()
     for step in range(2):
-        x = _block_input(rng, kind, step)
+        x = _block_input(rng, kind, step, dtype)
         expected = _torch_call(tm, x, takes_list)
         got = fused(x)
         with sb.runtime.unfused():
@@ -403,13 +404,13 @@ def test_block_train_fused_unfused_torch(isa, rng, kind):
 
 
 @pytest.mark.parametrize("kind", list(BLOCKS))
-def test_block_eval_fused_unfused_torch(isa, rng, kind):
+def test_block_eval_fused_unfused_torch(isa, rng, kind, dtype):
     op, takes_list = BLOCKS[kind][3], BLOCKS[kind][4]
-    tm, fused, plain = _block_models(kind, seed=1)
+    tm, fused, plain = _block_models(kind, seed=1, dtype=dtype)
     for m in (tm, fused, plain):
         m.eval()
     for step in range(2):   # the second forward runs on the cached packed weights
-        x = _block_input(rng, kind, step)
+        x = _block_input(rng, kind, step, dtype)
         expected = _torch_call(tm, x, takes_list)
         got = fused(x)
         with sb.runtime.unfused():
@@ -464,14 +465,14 @@ THREAD_COUNTS = (1, 2, 3, 4)
 
 @pytest.mark.parametrize("training", [True, False], ids=["train", "eval"])
 @pytest.mark.parametrize("kind", ["resnet_demo", "densenet_demo", "se_demo"])
-def test_demo_thread_determinism(isa, rng, restore_threads, kind, training):
+def test_demo_thread_determinism(isa, rng, restore_threads, kind, training, dtype):
     tm = randomize_(BLOCKS[kind][0](), seed=2)
-    x = _block_input(rng, kind)
+    x = _block_input(rng, kind, dtype=dtype)
     first = None
     for n in THREAD_COUNTS:
         sb.set_num_threads(n)
         assert sb.get_num_threads() == n
-        model = load_from_torch(BLOCKS[kind][1](), tm).train(training)
+        model = load_from_torch(as_dtype(tm, BLOCKS[kind][1](), dtype)[1], tm).train(training)
         outputs = [model(x), model(x)]
         state = {k: v.copy() for k, v in model.state_dict().items()}
         if first is None:
@@ -503,20 +504,20 @@ THREAD_CONVS = [
 
 
 @pytest.mark.parametrize("name,spec,shape", THREAD_CONVS, ids=[c[0] for c in THREAD_CONVS])
-def test_conv_thread_determinism(isa, rng, restore_threads, name, spec, shape):
+def test_conv_thread_determinism(isa, rng, restore_threads, name, spec, shape, dtype):
     conv = sb.Conv2d(spec["cin"], spec["cout"], spec["k"], stride=spec.get("stride", 1),
-                     padding=spec["pad"], groups=spec.get("groups", 1))
-    x = randn(rng, *shape)
-    bn = sb.BatchNorm2d(spec["cout"]).eval()
-    bn.running_mean = randn(rng, spec["cout"], scale=0.3)
-    scale = uniform(rng, spec["cin"], low=0.5, high=1.5)
-    shift = randn(rng, spec["cin"], scale=0.3)
+                     padding=spec["pad"], groups=spec.get("groups", 1), dtype=dtype)
+    x = randn(rng, *shape, dtype=dtype)
+    bn = sb.BatchNorm2d(spec["cout"], dtype=dtype).eval()
+    bn.running_mean = randn(rng, spec["cout"], scale=0.3, dtype=dtype)
+    scale = uniform(rng, spec["cin"], low=0.5, high=1.5, dtype=dtype)
+    shift = randn(rng, spec["cin"], scale=0.3, dtype=dtype)
     results = {}
     for n in THREAD_COUNTS + (7,):
         sb.set_num_threads(n)
         plain = conv(x)
         out_shape = plain.shape
-        residual = np.random.default_rng(5).standard_normal(out_shape).astype(np.float32)
+        residual = np.random.default_rng(5).standard_normal(out_shape).astype(dtype)
         fused = _fused_conv(conv, x, fold=bn, in_scale=scale, in_shift=shift, in_relu=True,
                             residual=residual, relu=True)
         results[n] = (plain, fused)

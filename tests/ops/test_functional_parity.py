@@ -62,12 +62,12 @@ def _conv_id(case):
 
 
 @pytest.mark.parametrize("case", CONV_CASES, ids=[_conv_id(c) for c in CONV_CASES])
-def test_conv2d_sweep(case, rng):
+def test_conv2d_sweep(case, rng, dtype):
     n, c, o, h, w, k, stride, padding, dilation, groups, bias = case
     kh, kw = _pair(k)
-    x = uniform(rng, n, c, h, w)
-    weight = uniform(rng, o, c // groups, kh, kw) / np.float32(np.sqrt(c // groups * kh * kw))
-    b = uniform(rng, o) if bias else None
+    x = uniform(rng, n, c, h, w, dtype=dtype)
+    weight = uniform(rng, o, c // groups, kh, kw, dtype=dtype) / np.float32(np.sqrt(c // groups * kh * kw))
+    b = uniform(rng, o, dtype=dtype) if bias else None
     expected = F.conv2d(to_torch(x), to_torch(weight), None if b is None else to_torch(b),
                         stride, padding, dilation, groups)
     poison_heap(expected.numel() * 4)
@@ -81,16 +81,16 @@ def test_conv2d_sweep(case, rng):
 
 @pytest.mark.parametrize("out_channels", [1, 3, 7, 8, 9, 15, 16, 17, 33])
 @pytest.mark.parametrize("kernel,padding,stride", [(3, 1, 1), (1, 0, 1), (3, 1, 2)])
-def test_conv2d_tile_edges(out_channels, kernel, padding, stride, rng):
+def test_conv2d_tile_edges(out_channels, kernel, padding, stride, rng, dtype):
     """Every output width 1..17 (below, at and above 4/8/16-wide tiles) for a few
     channel counts around the usual vector widths; failures are collected so one
     run shows every bad width."""
     failures = []
     for width in range(1, 18):
         c = 1 + width % 5
-        x = uniform(rng, 2, c, 3 + width % 3, width)
-        weight = uniform(rng, out_channels, c, kernel, kernel) / np.float32(kernel * np.sqrt(c))
-        b = uniform(rng, out_channels)
+        x = uniform(rng, 2, c, 3 + width % 3, width, dtype=dtype)
+        weight = uniform(rng, out_channels, c, kernel, kernel, dtype=dtype) / np.float32(kernel * np.sqrt(c))
+        b = uniform(rng, out_channels, dtype=dtype)
         expected = F.conv2d(to_torch(x), to_torch(weight), to_torch(b), stride, padding)
         poison_heap(expected.numel() * 4)
         got = sbF.conv2d(x, weight, b, stride, padding)
@@ -141,10 +141,10 @@ def _pool_id(case):
 
 @pytest.mark.parametrize("case", POOL_CASES, ids=[_pool_id(c) for c in POOL_CASES])
 @pytest.mark.parametrize("values", ["normal", "all_negative"])
-def test_max_pool2d_sweep(case, values, rng):
+def test_max_pool2d_sweep(case, values, rng, dtype):
     """Exact equality; the all-negative inputs catch padding with 0 instead of -inf."""
     n, c, h, w, k, stride, padding, dilation, ceil_mode = case
-    x = randn(rng, n, c, h, w)
+    x = randn(rng, n, c, h, w, dtype=dtype)
     if values == "all_negative":
         x = -np.abs(x) - 10
     expected = F.max_pool2d(to_torch(x), k, stride, padding, dilation, ceil_mode)
@@ -191,8 +191,8 @@ ADAPTIVE_CASES = [
 @pytest.mark.parametrize("n,c", [(1, 3), (2, 17)])
 @pytest.mark.parametrize("hw,output_size", ADAPTIVE_CASES,
                          ids=["%dx%d->%s" % (hw + (str(o).replace(" ", ""),)) for hw, o in ADAPTIVE_CASES])
-def test_adaptive_avg_pool2d_sweep(n, c, hw, output_size, rng):
-    x = randn(rng, n, c, *hw, shift=0.5)
+def test_adaptive_avg_pool2d_sweep(n, c, hw, output_size, rng, dtype):
+    x = randn(rng, n, c, *hw, shift=0.5, dtype=dtype)
     expected = F.adaptive_avg_pool2d(to_torch(x), output_size)
     poison_heap(expected.numel() * 4)
     got = sbF.adaptive_avg_pool2d(x, output_size)
@@ -216,13 +216,13 @@ BN_SHAPES = [(2, 3, 5, 7), (1, 17, 3, 3), (4, 8, 1, 1), (3, 16, 9, 2), (1, 5, 1,
 @pytest.mark.parametrize("training", [False, True], ids=["eval", "train"])
 @pytest.mark.parametrize("affine", [True, False], ids=["affine", "noaffine"])
 @pytest.mark.parametrize("momentum,eps", [(0.1, 1e-5), (0.7, 1e-3)])
-def test_batch_norm_sweep(shape, training, affine, momentum, eps, rng):
+def test_batch_norm_sweep(shape, training, affine, momentum, eps, rng, dtype):
     c = shape[1]
-    x = randn(rng, *shape, scale=3.0, shift=1.5)
-    rm = randn(rng, c, scale=0.5)
-    rv = uniform(rng, c, low=0.5, high=2.0)
-    weight = uniform(rng, c, low=0.5, high=1.5) if affine else None
-    bias = uniform(rng, c) if affine else None
+    x = randn(rng, *shape, scale=3.0, shift=1.5, dtype=dtype)
+    rm = randn(rng, c, scale=0.5, dtype=dtype)
+    rv = uniform(rng, c, low=0.5, high=2.0, dtype=dtype)
+    weight = uniform(rng, c, low=0.5, high=1.5, dtype=dtype) if affine else None
+    bias = uniform(rng, c, dtype=dtype) if affine else None
     t_rm, t_rv = to_torch(rm), to_torch(rv)
     expected = F.batch_norm(to_torch(x), t_rm, t_rv,
                             None if weight is None else to_torch(weight),
@@ -245,8 +245,8 @@ def test_batch_norm_sweep(shape, training, affine, momentum, eps, rng):
 
 
 @pytest.mark.parametrize("shape", [(2, 3, 4, 5), (1, 6, 3, 1)])
-def test_batch_norm_training_without_running_stats(shape, rng):
-    x = randn(rng, *shape, scale=2.0)
+def test_batch_norm_training_without_running_stats(shape, rng, dtype):
+    x = randn(rng, *shape, scale=2.0, dtype=dtype)
     expected = F.batch_norm(to_torch(x), None, None, training=True)
     got = sbF.batch_norm(x, None, None, training=True)
     assert_parity(got, expected, "batch_norm", what="training, running stats None")
@@ -270,16 +270,16 @@ def _special_values(rng, shape):
 
 
 @pytest.mark.parametrize("shape", ELEMENTWISE_SHAPES, ids=lambda s: "x".join(map(str, s)))
-def test_relu_sweep(shape, rng):
-    x = _special_values(rng, shape)
+def test_relu_sweep(shape, rng, dtype):
+    x = _special_values(rng, shape).astype(dtype)
     expected = F.relu(to_torch(x))
     poison_heap(x.nbytes)
     assert_parity(sbF.relu(x), expected, "relu", what="relu %s" % (shape,))
 
 
 @pytest.mark.parametrize("shape", ELEMENTWISE_SHAPES, ids=lambda s: "x".join(map(str, s)))
-def test_sigmoid_sweep(shape, rng):
-    x = _special_values(rng, shape)
+def test_sigmoid_sweep(shape, rng, dtype):
+    x = _special_values(rng, shape).astype(dtype)
     expected = torch.sigmoid(to_torch(x))
     poison_heap(x.nbytes)
     got = sbF.sigmoid(x)
@@ -295,10 +295,10 @@ def test_sigmoid_sweep(shape, rng):
                          ids=lambda s: "lead" + "x".join(map(str, s)))
 @pytest.mark.parametrize("in_f,out_f", [(5, 1), (7, 16), (16, 17), (33, 9), (300, 3)])
 @pytest.mark.parametrize("bias", [True, False], ids=["bias", "nobias"])
-def test_linear_sweep(lead, in_f, out_f, bias, rng):
-    x = uniform(rng, *lead, in_f)
-    weight = uniform(rng, out_f, in_f) / np.float32(np.sqrt(in_f))
-    b = uniform(rng, out_f) if bias else None
+def test_linear_sweep(lead, in_f, out_f, bias, rng, dtype):
+    x = uniform(rng, *lead, in_f, dtype=dtype)
+    weight = uniform(rng, out_f, in_f, dtype=dtype) / np.float32(np.sqrt(in_f))
+    b = uniform(rng, out_f, dtype=dtype) if bias else None
     expected = F.linear(to_torch(x), to_torch(weight), None if b is None else to_torch(b))
     got = sbF.linear(x, weight, b)
     assert_parity(got, expected, "linear", what="linear %s x %s" % (x.shape, weight.shape),
@@ -326,8 +326,8 @@ CAT_CASES = [
 
 @pytest.mark.parametrize("shapes,dim", CAT_CASES, ids=lambda v: str(v).replace(" ", ""))
 @pytest.mark.parametrize("container", [list, tuple])
-def test_cat_sweep(shapes, dim, container, rng):
-    arrays = [randn(rng, *s) for s in shapes]
+def test_cat_sweep(shapes, dim, container, rng, dtype):
+    arrays = [randn(rng, *s, dtype=dtype) for s in shapes]
     expected = torch.cat([to_torch(a) for a in arrays], dim=dim)
     got = sb.cat(container(arrays), dim=dim)
     assert_parity(got, expected, "cat", what="cat %s dim=%d" % (shapes, dim))

@@ -11,8 +11,8 @@ from torch import nn
 
 import skipblocks as sb
 
-from helpers import (assert_parity, assert_state_dict_parity, batch_norm_magnitude,
-                     load_from_torch, randn, randomize_, to_torch)
+from helpers import (as_dtype, assert_parity, assert_state_dict_parity,
+                     batch_norm_magnitude, load_from_torch, randn, randomize_, to_torch)
 
 # id, class name, args, kwargs, input shape, tolerance-table op
 LAYER_CASES = [
@@ -48,10 +48,11 @@ LAYER_CASES = [
 
 
 @pytest.mark.parametrize("case", LAYER_CASES, ids=[c[0] for c in LAYER_CASES])
-def test_layer_parity_train_and_eval(case, rng):
+def test_layer_parity_train_and_eval(case, rng, dtype):
     name, cls, args, kwargs, shape, op = case
-    tm = randomize_(getattr(nn, cls)(*args, **kwargs), seed=len(name))
-    sm = load_from_torch(getattr(sb, cls)(*args, **kwargs), tm)
+    tm, sm = as_dtype(randomize_(getattr(nn, cls)(*args, **kwargs), seed=len(name)),
+                      getattr(sb, cls)(*args, **kwargs), dtype)
+    sm = load_from_torch(sm, tm)
     assert sm.training and tm.training
     fan_in = None
     if cls == "Linear":
@@ -63,7 +64,7 @@ def test_layer_parity_train_and_eval(case, rng):
         tm.train(training)
         assert sm.train(training) is sm
         assert sm.training is training
-        x = randn(rng, *shape, scale=2.0, shift=0.3 * step)
+        x = randn(rng, *shape, scale=2.0, shift=0.3 * step, dtype=dtype)
         magnitude = None
         if cls == "BatchNorm2d":
             batch = training or tm.running_mean is None
@@ -81,17 +82,18 @@ def test_layer_parity_train_and_eval(case, rng):
         assert_state_dict_parity(sm, tm, what=what)
 
 
-def test_sequential_of_layers_parity(rng):
+def test_sequential_of_layers_parity(rng, dtype):
     spec = [("Conv2d", (3, 6, 3), dict(padding=1, bias=False)), ("BatchNorm2d", (6,), {}),
             ("ReLU", (), {}), ("MaxPool2d", (2,), {}), ("Conv2d", (6, 4, 1), {}),
             ("AdaptiveAvgPool2d", ((2, 3),), {}), ("Sigmoid", (), {})]
-    tm = randomize_(nn.Sequential(*[getattr(nn, c)(*a, **k) for c, a, k in spec]))
-    sm = load_from_torch(sb.Sequential(*[getattr(sb, c)(*a, **k) for c, a, k in spec]), tm)
+    tm, sm = as_dtype(randomize_(nn.Sequential(*[getattr(nn, c)(*a, **k) for c, a, k in spec])),
+                      sb.Sequential(*[getattr(sb, c)(*a, **k) for c, a, k in spec]), dtype)
+    sm = load_from_torch(sm, tm)
     assert len(sm) == len(tm)
     for training in (True, False):
         tm.train(training)
         sm.train(training)
-        x = randn(rng, 2, 3, 9, 11)
+        x = randn(rng, 2, 3, 9, 11, dtype=dtype)
         with torch.no_grad():
             expected = tm(to_torch(x))
         assert_parity(sm(x), expected, "sequential", what="Sequential train=%s" % training)
