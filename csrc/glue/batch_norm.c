@@ -15,10 +15,15 @@ PyDoc_STRVAR(batch_norm_doc,
 "           momentum, eps, relu=False)\n"
 "--\n\n"
 "torch.nn.functional.batch_norm on (N, C, ...) input: statistics per channel\n"
-"over every axis but 1.\n\n"
+"over every axis but 1, in float32 or float64: the input's dtype (after\n"
+"conversion) is the result's, and the other arrays must have it too, else\n"
+"torch's error for the mix. float32 and float64 arrays keep their dtype; other\n"
+"real input is converted to float64 when an array argument is float64, else to\n"
+"float32.\n\n"
 "layer: the name errors start with. running_mean, running_var: (C,) arrays or\n"
-"None; with training they are updated in place (writable C-contiguous float32).\n"
-"weight, bias: (C,) or None. training: normalise with the batch's statistics.\n"
+"None; with training they are updated in place (writable C-contiguous arrays of\n"
+"the input's dtype). weight, bias: (C,) or None. training: normalise with the\n"
+"batch's statistics.\n"
 "momentum: the running-statistics factor (a number). eps: added to the variance.\n"
 "relu: apply max(., 0) to the result.");
 
@@ -34,27 +39,36 @@ static PyObject *py_batch_norm(PyObject *self, PyObject *args, PyObject *kwargs)
                                      &input_obj, &rm_obj, &rv_obj, &weight_obj, &bias_obj,
                                      &training, &momentum, &eps, &relu))
         return NULL;
-    PyArrayObject *input = NULL, *weight = NULL, *bias = NULL;
+    /* updated in place in training: the caller's own arrays (they count for
+     * the dtype rule); only read otherwise: any layout or real dtype,
+     * converted like the input */
+    const int in_place = training && rm_obj != Py_None && rv_obj != Py_None;
+    enum { INPUT, RM, RV, WEIGHT, BIAS, N_ARGS };
+    sb_glue_arg arg[N_ARGS] = {
+        {input_obj, layer, "input", 1, NULL},
+        {in_place ? NULL : SB_GLUE_OPTIONAL(rm_obj), layer, "running_mean", 0, NULL},
+        {in_place ? NULL : SB_GLUE_OPTIONAL(rv_obj), layer, "running_var", 0, NULL},
+        {SB_GLUE_OPTIONAL(weight_obj), layer, "weight", 0, NULL},
+        {SB_GLUE_OPTIONAL(bias_obj), layer, "bias", 0, NULL},
+    };
     PyArrayObject *rm = NULL, *rv = NULL;
     PyObject *result = NULL;
     sb_error err;
 
-    if ((input = sb_glue_as_float_array(input_obj, layer, "input", 1)) == NULL)
-        goto done;
-    /* updated in place in training: the caller's own arrays; only read
-     * otherwise: any layout or real dtype, converted like the input */
-    const int in_place = training && rm_obj != Py_None && rv_obj != Py_None;
+    if (sb_glue_convert(arg, N_ARGS,
+                        in_place && (sb_glue_is_float64(rm_obj) || sb_glue_is_float64(rv_obj))) <
+        0)
+        return NULL;
+    PyArrayObject *input = arg[INPUT].arr, *weight = arg[WEIGHT].arr, *bias = arg[BIAS].arr;
     if (in_place) {
         if (sb_glue_running_stat(rm_obj, layer, "running_mean", &rm) < 0 ||
             sb_glue_running_stat(rv_obj, layer, "running_var", &rv) < 0)
             goto done;
-    } else if (sb_glue_as_optional(rm_obj, layer, "running_mean", 0, &rm) < 0 ||
-               sb_glue_as_optional(rv_obj, layer, "running_var", 0, &rv) < 0) {
-        goto done;
+    } else {
+        rm = arg[RM].arr;
+        rv = arg[RV].arr;
+        arg[RM].arr = arg[RV].arr = NULL; /* released with rm and rv */
     }
-    if (sb_glue_as_optional(weight_obj, layer, "weight", 0, &weight) < 0 ||
-        sb_glue_as_optional(bias_obj, layer, "bias", 0, &bias) < 0)
-        goto done;
 
     sb_tensor t_input, t_rm, t_rv, t_weight, t_bias;
     sb_batch_norm_args a;
@@ -75,10 +89,11 @@ static PyObject *py_batch_norm(PyObject *self, PyObject *args, PyObject *kwargs)
         sb_glue_raise(&err, layer);
         goto done;
     }
-    result = sb_glue_run(batch_norm_run, &plan, &a, sb_glue_new_array(t_input.ndim, t_input.dims),
+    result = sb_glue_run(batch_norm_run, &plan, &a,
+                         sb_glue_new_array(t_input.ndim, t_input.dims, t_input.dtype),
                          plan.workspace_bytes, layer);
 done:
-    Py_XDECREF(input); Py_XDECREF(weight); Py_XDECREF(bias);
+    sb_glue_release(arg, N_ARGS);
     Py_XDECREF(rm); Py_XDECREF(rv);
     return result;
 }

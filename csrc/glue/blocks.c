@@ -4,75 +4,104 @@
  * dense_layer.c, residual_block.c).
  *
  * dense_layer and residual_block return None when their operator's plan
- * rejects the arguments (a user changed a layer so that the shapes no
- * longer fit): nothing has been touched then, and the Python block runs its
- * layers one by one, which raise torch's errors after torch's side effects.
+ * rejects the arguments (a user changed a layer so that the shapes, or the
+ * dtypes, no longer fit): nothing has been touched then, and the Python
+ * block runs its layers one by one, which raise torch's errors after
+ * torch's side effects.
+ *
+ * Each call's arrays are converted together under convert.c's dtype rule
+ * (float32 and float64 arrays keep their dtype); the operators compute in
+ * the input's dtype.
  */
 #include "glue.h"
 
 /* A BatchNorm passed as (weight, bias, running_mean, running_var,
- * batch_stats, momentum, eps): the arrays it holds and its sb_batch_norm_state. */
+ * batch_stats, momentum, eps): its arguments, the arrays it holds and its
+ * sb_batch_norm_state. Its parameters (and running statistics, unless
+ * they are updated in place) are converted with the call's other arrays:
+ * bn_parse, then bn_args' four sb_glue_arg in the call's list, then
+ * bn_finish on them. */
 typedef struct {
-    PyArrayObject *arr[4];
+    PyObject *obj[4];         /* borrowed from the tuple */
+    int update;               /* running statistics updated in place */
+    PyArrayObject *stat[2];   /* then: the caller's own arrays */
     sb_tensor t[4];
     sb_batch_norm_state state;
 } bn_holder;
 
+static const char *bn_names[4] = {"weight", "bias", "running_mean", "running_var"};
+
 static void bn_release(bn_holder *h)
 {
-    for (int i = 0; i < 4; i++)
-        Py_CLEAR(h->arr[i]);
+    Py_CLEAR(h->stat[0]);
+    Py_CLEAR(h->stat[1]);
 }
 
 static int bn_parse(PyObject *tuple, bn_holder *h)
 {
-    static const char *names[4] = {"weight", "bias", "running_mean", "running_var"};
-    PyObject *obj[4];
     int batch_stats;
     memset(h, 0, sizeof *h);
-    if (!PyArg_ParseTuple(tuple, "OOOOpdd", &obj[0], &obj[1], &obj[2], &obj[3], &batch_stats,
-                          &h->state.momentum, &h->state.eps))
+    if (!PyArg_ParseTuple(tuple, "OOOOpdd", &h->obj[0], &h->obj[1], &h->obj[2], &h->obj[3],
+                          &batch_stats, &h->state.momentum, &h->state.eps))
         return -1;
     h->state.batch_stats = batch_stats;
-    const int update = batch_stats && obj[2] != Py_None && obj[3] != Py_None;
-    for (int i = 0; i < 4; i++) {
-        if (obj[i] == Py_None)
-            continue;
-        if (update && i >= 2) {
-            if (sb_glue_running_stat(obj[i], "BatchNorm2d", names[i], &h->arr[i]) < 0)
-                return -1;
-        } else if (sb_glue_as_optional(obj[i], "BatchNorm2d", names[i], 0, &h->arr[i]) < 0) {
-            return -1;
-        }
-        sb_glue_tensor_of(&h->t[i], h->arr[i]);
-    }
-    h->state.weight = h->arr[0] ? &h->t[0] : NULL;
-    h->state.bias = h->arr[1] ? &h->t[1] : NULL;
-    h->state.running_mean = h->arr[2] ? &h->t[2] : NULL;
-    h->state.running_var = h->arr[3] ? &h->t[3] : NULL;
+    h->update = batch_stats && h->obj[2] != Py_None && h->obj[3] != Py_None;
     return 0;
 }
 
-/* A convolution passed as (weight, packed, stride, padding, dilation, groups). */
+/* The four arguments to convert (running statistics updated in place are not). */
+static void bn_args(const bn_holder *h, sb_glue_arg *arg)
+{
+    for (int i = 0; i < 4; i++) {
+        PyObject *obj = h->update && i >= 2 ? NULL : SB_GLUE_OPTIONAL(h->obj[i]);
+        arg[i] = (sb_glue_arg){obj, "BatchNorm2d", bn_names[i], 0, NULL};
+    }
+}
+
+/* Whether running statistics updated in place are float64 (the dtype rule). */
+static int bn_f64(const bn_holder *h)
+{
+    return h->update && (sb_glue_is_float64(h->obj[2]) || sb_glue_is_float64(h->obj[3]));
+}
+
+static int bn_finish(bn_holder *h, const sb_glue_arg *arg)
+{
+    PyArrayObject *arr[4] = {arg[0].arr, arg[1].arr, arg[2].arr, arg[3].arr};
+    if (h->update) {
+        for (int i = 0; i < 2; i++)
+            if (sb_glue_running_stat(h->obj[2 + i], "BatchNorm2d", bn_names[2 + i],
+                                     &h->stat[i]) < 0)
+                return -1;
+        arr[2] = h->stat[0];
+        arr[3] = h->stat[1];
+    }
+    const sb_tensor **slot[4] = {&h->state.weight, &h->state.bias, &h->state.running_mean,
+                                 &h->state.running_var};
+    for (int i = 0; i < 4; i++) {
+        *slot[i] = NULL;
+        if (arr[i] != NULL) {
+            sb_glue_tensor_of(&h->t[i], arr[i]);
+            *slot[i] = &h->t[i];
+        }
+    }
+    return 0;
+}
+
+/* A convolution passed as (weight, packed, stride, padding, dilation,
+ * groups); its weight is converted with the call's other arrays (conv_parse,
+ * then its sb_glue_arg in the call's list, then conv_finish). */
 typedef struct {
-    PyArrayObject *weight;
+    PyObject *weight_obj, *packed_obj;   /* borrowed from the tuple */
     sb_tensor t;
     sb_block_conv conv;
 } conv_holder;
 
 static int conv_parse(PyObject *tuple, conv_holder *h)
 {
-    PyObject *weight_obj, *packed_obj;
     Py_ssize_t sh, sw, ph, pw, dh, dw, groups;
     memset(h, 0, sizeof *h);
-    if (!PyArg_ParseTuple(tuple, "OO(nn)(nn)(nn)n", &weight_obj, &packed_obj, &sh, &sw, &ph,
-                          &pw, &dh, &dw, &groups))
-        return -1;
-    if ((h->weight = sb_glue_as_float_array(weight_obj, "Conv2d", "weight", 0)) == NULL)
-        return -1;
-    sb_glue_tensor_of(&h->t, h->weight);
-    h->conv.weight = &h->t;
-    if (sb_glue_packed(packed_obj, "Conv2d", &h->conv.packed, &h->conv.packed_numel) < 0)
+    if (!PyArg_ParseTuple(tuple, "OO(nn)(nn)(nn)n", &h->weight_obj, &h->packed_obj, &sh, &sw,
+                          &ph, &pw, &dh, &dw, &groups))
         return -1;
     const int64_t v[7] = {sh, sw, ph, pw, dh, dw, groups};
     for (int i = 0; i < 2; i++) {
@@ -82,6 +111,19 @@ static int conv_parse(PyObject *tuple, conv_holder *h)
     }
     h->conv.groups = groups;
     return 0;
+}
+
+static sb_glue_arg conv_arg(const conv_holder *h)
+{
+    return (sb_glue_arg){h->weight_obj, "Conv2d", "weight", 0, NULL};
+}
+
+static int conv_finish(conv_holder *h, const sb_glue_arg *weight)
+{
+    sb_glue_tensor_of(&h->t, weight->arr);
+    h->conv.weight = &h->t;
+    return sb_glue_packed(h->packed_obj, "Conv2d", &h->conv.packed, &h->conv.packed_numel,
+                          &h->conv.packed_dtype);
 }
 
 static sb_status se_run(const void *plan, const void *args, const sb_tensor *out, void *ws)
@@ -103,10 +145,13 @@ static sb_status residual_run(const void *plan, const void *args, const sb_tenso
 PyDoc_STRVAR(se_attention_doc,
 "se_attention(layer, input, fc1_packed, fc2_packed, hidden)\n--\n\n"
 "SEAttention's forward in one call: global average pool -> Linear(C, hidden) ->\n"
-"ReLU -> Linear(hidden, C) -> Sigmoid -> scale each channel of the input.\n\n"
+"ReLU -> Linear(hidden, C) -> Sigmoid -> scale each channel of the input, in\n"
+"float32 or float64: the input's dtype (after conversion) is the result's.\n"
+"A float32 or float64 input keeps its dtype; other real input is converted to\n"
+"float64 when the packed weights are float64, else to float32.\n\n"
 "layer: the name errors start with. input: (N, C, H, W).\n"
-"fc1_packed, fc2_packed: the two Linear layers' weights from linear_pack.\n"
-"hidden: fc1's out_features.");
+"fc1_packed, fc2_packed: the two Linear layers' weights from linear_pack, of the\n"
+"input's dtype. hidden: fc1's out_features.");
 
 static PyObject *py_se_attention(PyObject *self, PyObject *args, PyObject *kwargs)
 {
@@ -117,17 +162,26 @@ static PyObject *py_se_attention(PyObject *self, PyObject *args, PyObject *kwarg
     if (!PyArg_ParseTupleAndKeywords(args, kwargs, "sOOOn", keywords, &layer, &input_obj,
                                      &fc1_obj, &fc2_obj, &hidden))
         return NULL;
-    PyArrayObject *input = sb_glue_as_float_array(input_obj, layer, "input", 1);
-    if (input == NULL)
+    sb_glue_arg arg = {input_obj, layer, "input", 1, NULL};
+    if (sb_glue_convert(&arg, 1, sb_glue_is_float64(fc1_obj) || sb_glue_is_float64(fc2_obj)) < 0)
         return NULL;
+    PyArrayObject *input = arg.arr;
     sb_tensor t_input;
     sb_glue_tensor_of(&t_input, input);
-    sb_se_attention_args a = {&t_input, NULL, NULL, 0, 0, hidden, sb_get_num_threads()};
+    sb_se_attention_args a;
+    memset(&a, 0, sizeof a);
+    a.input = &t_input;
+    a.hidden = hidden;
+    a.num_threads = sb_get_num_threads();
     if (sb_glue_is_packed(fc1_obj) && sb_glue_is_packed(fc2_obj)) {
         a.fc1_packed = PyArray_DATA((PyArrayObject *)fc1_obj);
         a.fc1_numel = PyArray_SIZE((PyArrayObject *)fc1_obj);
+        a.fc1_dtype = PyArray_TYPE((PyArrayObject *)fc1_obj) == NPY_FLOAT64 ? SB_DTYPE_F64
+                                                                            : SB_DTYPE_F32;
         a.fc2_packed = PyArray_DATA((PyArrayObject *)fc2_obj);
         a.fc2_numel = PyArray_SIZE((PyArrayObject *)fc2_obj);
+        a.fc2_dtype = PyArray_TYPE((PyArrayObject *)fc2_obj) == NPY_FLOAT64 ? SB_DTYPE_F64
+                                                                            : SB_DTYPE_F32;
     }
     sb_se_attention_plan plan;
     sb_error err;
@@ -135,7 +189,7 @@ static PyObject *py_se_attention(PyObject *self, PyObject *args, PyObject *kwarg
     if (sb_op_se_attention_plan(&plan, &a, &err) != SB_OK)
         sb_glue_raise(&err, layer);
     else
-        result = sb_glue_run(se_run, &plan, &a, sb_glue_new_array(4, t_input.dims),
+        result = sb_glue_run(se_run, &plan, &a, sb_glue_new_array(4, t_input.dims, t_input.dtype),
                              plan.workspace_bytes, layer);
     Py_DECREF(input);
     return result;
@@ -145,14 +199,17 @@ PyDoc_STRVAR(dense_layer_doc,
 "dense_layer(layer, input, bn1, bn2, conv1, conv2, out=None)\n--\n\n"
 "The document's DenseLayer: conv2(relu(bn2(conv1(relu(bn1(input)))))), each\n"
 "BatchNorm + ReLU applied while the next convolution stages its input.\n\n"
+"In float32 or float64: the input's dtype (after conversion) is the result's and\n"
+"every array's (float32 and float64 arrays keep their dtype; other real input is\n"
+"converted to float64 when an array argument is float64, else to float32).\n\n"
 "layer: the name errors start with. input: (N, C, H, W).\n"
 "bn1, bn2: (weight, bias, running_mean, running_var, batch_stats, momentum, eps);\n"
 "  with batch_stats the running statistics (if not None) are updated in place.\n"
 "conv1, conv2: (weight, packed, stride, padding, dilation, groups), packed from\n"
 "  conv2d_pack or None.\n"
-"out: a float32 array of the output's shape to write (a channel slice of\n"
-"  DenseBlock's output). Returns None, touching nothing, when the shapes do not\n"
-"  fit (the caller then runs the layers one by one).");
+"out: an array of the result's dtype and the output's shape to write (a channel\n"
+"  slice of DenseBlock's output). Returns None, touching nothing, when the shapes\n"
+"  or dtypes do not fit (the caller then runs the layers one by one).");
 
 static PyObject *py_dense_layer(PyObject *self, PyObject *args, PyObject *kwargs)
 {
@@ -166,14 +223,28 @@ static PyObject *py_dense_layer(PyObject *self, PyObject *args, PyObject *kwargs
     conv_holder conv1, conv2;
     memset(&bn1, 0, sizeof bn1); memset(&bn2, 0, sizeof bn2);
     memset(&conv1, 0, sizeof conv1); memset(&conv2, 0, sizeof conv2);
-    PyArrayObject *input = NULL;
     PyObject *result = NULL;
-    if ((input = sb_glue_as_float_array(input_obj, layer, "input", 1)) == NULL ||
-        bn_parse(bn1_obj, &bn1) < 0 || bn_parse(bn2_obj, &bn2) < 0 ||
+    /* input, bn1's four arrays, bn2's, conv1's weight, conv2's */
+    enum { INPUT = 0, BN1 = 1, BN2 = 5, CONV1 = 9, CONV2 = 10, N_ARGS = 11 };
+    sb_glue_arg arg[N_ARGS];
+    memset(arg, 0, sizeof arg);
+    if (bn_parse(bn1_obj, &bn1) < 0 || bn_parse(bn2_obj, &bn2) < 0 ||
         conv_parse(conv1_obj, &conv1) < 0 || conv_parse(conv2_obj, &conv2) < 0)
+        return NULL;
+    arg[INPUT] = (sb_glue_arg){input_obj, layer, "input", 1, NULL};
+    bn_args(&bn1, arg + BN1);
+    bn_args(&bn2, arg + BN2);
+    arg[CONV1] = conv_arg(&conv1);
+    arg[CONV2] = conv_arg(&conv2);
+    const int f64 = bn_f64(&bn1) || bn_f64(&bn2) || sb_glue_is_float64(conv1.packed_obj) ||
+                    sb_glue_is_float64(conv2.packed_obj);
+    if (sb_glue_convert(arg, N_ARGS, f64) < 0)
+        return NULL;
+    if (bn_finish(&bn1, arg + BN1) < 0 || bn_finish(&bn2, arg + BN2) < 0 ||
+        conv_finish(&conv1, arg + CONV1) < 0 || conv_finish(&conv2, arg + CONV2) < 0)
         goto done;
     sb_tensor t_input;
-    sb_glue_tensor_of(&t_input, input);
+    sb_glue_tensor_of(&t_input, arg[INPUT].arr);
     sb_dense_layer_args a = {&t_input, bn1.state, bn2.state, conv1.conv, conv2.conv,
                              sb_get_num_threads()};
     sb_dense_layer_plan plan;
@@ -188,13 +259,13 @@ static PyObject *py_dense_layer(PyObject *self, PyObject *args, PyObject *kwargs
      * reads conv1's output from the workspace, writes out. */
     result = sb_glue_run(dense_run, &plan, &a,
                          out_obj != Py_None
-                             ? sb_glue_out_array(out_obj, layer, 4, plan.out_dims, 1, NULL, 0)
-                             : sb_glue_new_array(4, plan.out_dims),
+                             ? sb_glue_out_array(out_obj, layer, 4, plan.out_dims, 1, NULL, 0,
+                                                 t_input.dtype)
+                             : sb_glue_new_array(4, plan.out_dims, t_input.dtype),
                          plan.workspace_bytes, layer);
 done:
     bn_release(&bn1); bn_release(&bn2);
-    Py_XDECREF(conv1.weight); Py_XDECREF(conv2.weight);
-    Py_XDECREF(input);
+    sb_glue_release(arg, N_ARGS);
     return result;
 }
 
@@ -202,11 +273,12 @@ PyDoc_STRVAR(residual_block_doc,
 "residual_block(layer, input, residual, bn, momentum2, folded, conv1, conv2)\n--\n\n"
 "The document's ResidualBlock: relu(bn(conv2(relu(bn(conv1(input))))) + residual)\n"
 "with one BatchNorm bn after both convolutions.\n\n"
+"Dtypes as dense_layer's (the residual too).\n\n"
 "layer: the name errors start with. input: (N, C, H, W). residual: an array of\n"
 "the output's shape. bn: as dense_layer's; its momentum is the first update's,\n"
 "momentum2 the second's. folded: both packed weights hold bn's eval-mode fold\n"
 "(bn is then not used). conv1, conv2: as dense_layer's. Returns None, touching\n"
-"nothing, when the shapes do not fit.");
+"nothing, when the shapes or dtypes do not fit.");
 
 static PyObject *py_residual_block(PyObject *self, PyObject *args, PyObject *kwargs)
 {
@@ -224,16 +296,29 @@ static PyObject *py_residual_block(PyObject *self, PyObject *args, PyObject *kwa
     conv_holder conv1, conv2;
     memset(&bn, 0, sizeof bn);
     memset(&conv1, 0, sizeof conv1); memset(&conv2, 0, sizeof conv2);
-    PyArrayObject *input = NULL, *residual = NULL;
     PyObject *result = NULL;
-    if ((input = sb_glue_as_float_array(input_obj, layer, "input", 1)) == NULL ||
-        (residual = sb_glue_as_float_array(residual_obj, layer, "residual", 1)) == NULL ||
-        bn_parse(bn_obj, &bn) < 0 || conv_parse(conv1_obj, &conv1) < 0 ||
+    /* input, residual, bn's four arrays, conv1's weight, conv2's */
+    enum { INPUT = 0, RESIDUAL = 1, BN = 2, CONV1 = 6, CONV2 = 7, N_ARGS = 8 };
+    sb_glue_arg arg[N_ARGS];
+    memset(arg, 0, sizeof arg);
+    if (bn_parse(bn_obj, &bn) < 0 || conv_parse(conv1_obj, &conv1) < 0 ||
         conv_parse(conv2_obj, &conv2) < 0)
+        return NULL;
+    arg[INPUT] = (sb_glue_arg){input_obj, layer, "input", 1, NULL};
+    arg[RESIDUAL] = (sb_glue_arg){residual_obj, layer, "residual", 1, NULL};
+    bn_args(&bn, arg + BN);
+    arg[CONV1] = conv_arg(&conv1);
+    arg[CONV2] = conv_arg(&conv2);
+    const int f64 = bn_f64(&bn) || sb_glue_is_float64(conv1.packed_obj) ||
+                    sb_glue_is_float64(conv2.packed_obj);
+    if (sb_glue_convert(arg, N_ARGS, f64) < 0)
+        return NULL;
+    if (bn_finish(&bn, arg + BN) < 0 || conv_finish(&conv1, arg + CONV1) < 0 ||
+        conv_finish(&conv2, arg + CONV2) < 0)
         goto done;
     sb_tensor t_input, t_residual;
-    sb_glue_tensor_of(&t_input, input);
-    sb_glue_tensor_of(&t_residual, residual);
+    sb_glue_tensor_of(&t_input, arg[INPUT].arr);
+    sb_glue_tensor_of(&t_residual, arg[RESIDUAL].arr);
     sb_residual_block_args a = {&t_input, &t_residual, bn.state, momentum2, folded,
                                 conv1.conv, conv2.conv, sb_get_num_threads()};
     sb_residual_block_plan plan;
@@ -243,12 +328,12 @@ static PyObject *py_residual_block(PyObject *self, PyObject *args, PyObject *kwa
         result = Py_None;
         goto done;
     }
-    result = sb_glue_run(residual_run, &plan, &a, sb_glue_new_array(4, plan.out_dims),
-                         plan.workspace_bytes, layer);
+    result = sb_glue_run(residual_run, &plan, &a,
+                         sb_glue_new_array(4, plan.out_dims, t_input.dtype), plan.workspace_bytes,
+                         layer);
 done:
     bn_release(&bn);
-    Py_XDECREF(conv1.weight); Py_XDECREF(conv2.weight);
-    Py_XDECREF(input); Py_XDECREF(residual);
+    sb_glue_release(arg, N_ARGS);
     return result;
 }
 

@@ -1,7 +1,7 @@
 /*
- * conv.c -- the glue of the Conv2d operator: _C.conv2d, _C.conv2d_pack and
- * _C.conv2d_out_size. Converts the arguments, calls sb_op_conv2d_* (see
- * csrc/ops/conv2d.c), returns the array.
+ * conv.c -- the glue of the Conv2d operator: _C.conv2d and _C.conv2d_pack.
+ * Converts the arguments (the dtype rule of convert.c), calls
+ * sb_op_conv2d_* (see csrc/ops/conv2d.c), returns the array.
  */
 #include "glue.h"
 
@@ -32,13 +32,18 @@ PyDoc_STRVAR(conv2d_doc,
 "       packed=None, in_scale=None, in_shift=None, in_relu=False, residual=None,\n"
 "       relu=False, padding_extra=(0, 0))\n"
 "--\n\n"
-"torch.nn.functional.conv2d with zero padding, and skipblocks' fusions.\n\n"
+"torch.nn.functional.conv2d with zero padding, and skipblocks' fusions, in\n"
+"float32 or float64: the input's dtype (after conversion) is the result's, and\n"
+"every other array must have it too, else torch's error for the mix.\n"
+"float32 and float64 arrays keep their dtype; other real input is converted to\n"
+"float64 when an array argument is float64, else to float32.\n\n"
 "layer: the name errors start with. input: (N, C_in, H, W) or (C_in, H, W).\n"
 "weight: (C_out, C_in/groups, kH, kW). bias: (C_out,) or None.\n"
 "stride, padding, dilation: pairs of ints; groups: int.\n"
-"out: a float32 array of the output's shape to write (a 4-D input only).\n"
-"packed: weights from conv2d_pack (they hold the bias, maybe a folded BatchNorm);\n"
-"  None packs them for this call.\n"
+"out: an array of the result's dtype and the output's shape to write (a 4-D\n"
+"  input only).\n"
+"packed: weights from conv2d_pack, of the input's dtype (they hold the bias,\n"
+"  maybe a folded BatchNorm); None packs them for this call.\n"
 "in_scale, in_shift: (C_in,) each; every input value x of channel c is used as\n"
 "  x * in_scale[c] + in_shift[c], then max(., 0) when in_relu.\n"
 "residual: an array of the output's shape added to the result, then max(., 0)\n"
@@ -64,21 +69,27 @@ static PyObject *py_conv2d(PyObject *self, PyObject *args, PyObject *kwargs)
                                      &in_shift_obj, &in_relu, &residual_obj, &relu, &eh, &ew))
         return NULL;
 
-    PyArrayObject *input = NULL, *weight = NULL, *bias = NULL, *out = NULL;
-    PyArrayObject *in_scale = NULL, *in_shift = NULL, *residual = NULL;
+    enum { WEIGHT, BIAS, INPUT, IN_SCALE, IN_SHIFT, RESIDUAL, N_ARGS };
+    sb_glue_arg arg[N_ARGS] = {
+        {weight_obj, layer, "weight", 0, NULL},
+        {SB_GLUE_OPTIONAL(bias_obj), layer, "bias", 0, NULL},
+        {input_obj, layer, "input", 1, NULL},
+        {SB_GLUE_OPTIONAL(in_scale_obj), layer, "in_scale", 0, NULL},
+        {SB_GLUE_OPTIONAL(in_shift_obj), layer, "in_shift", 0, NULL},
+        {SB_GLUE_OPTIONAL(residual_obj), layer, "residual", 1, NULL},
+    };
+    PyArrayObject *out = NULL;
     PyObject *result = NULL;
     sb_error err;
 
-    if ((weight = sb_glue_as_float_array(weight_obj, layer, "weight", 0)) == NULL ||
-        sb_glue_as_optional(bias_obj, layer, "bias", 0, &bias) < 0 ||
-        (input = sb_glue_as_float_array(input_obj, layer, "input", 1)) == NULL ||
-        sb_glue_as_optional(in_scale_obj, layer, "in_scale", 0, &in_scale) < 0 ||
-        sb_glue_as_optional(in_shift_obj, layer, "in_shift", 0, &in_shift) < 0 ||
-        sb_glue_as_optional(residual_obj, layer, "residual", 1, &residual) < 0)
-        goto done;
+    if (sb_glue_convert(arg, N_ARGS, sb_glue_is_float64(packed_obj)) < 0)
+        return NULL;
+    PyArrayObject *input = arg[INPUT].arr, *weight = arg[WEIGHT].arr, *bias = arg[BIAS].arr;
+    PyArrayObject *in_scale = arg[IN_SCALE].arr, *in_shift = arg[IN_SHIFT].arr;
+    PyArrayObject *residual = arg[RESIDUAL].arr;
     sb_conv2d_args a;
     memset(&a, 0, sizeof a);
-    if (sb_glue_packed(packed_obj, layer, &a.packed, &a.packed_numel) < 0)
+    if (sb_glue_packed(packed_obj, layer, &a.packed, &a.packed_numel, &a.packed_dtype) < 0)
         goto done;
     sb_tensor t_input, t_weight, t_bias, t_scale, t_shift, t_residual;
     sb_glue_tensor_of(&t_input, input);
@@ -110,24 +121,25 @@ static PyObject *py_conv2d(PyObject *self, PyObject *args, PyObject *kwargs)
             sb_glue_raise(&err, layer);
             goto done;
         }
-        out = sb_glue_out_array(out_obj, layer, 4, plan.out_dims, 1, input, 0);
+        out = sb_glue_out_array(out_obj, layer, 4, plan.out_dims, 1, input, 0, t_input.dtype);
     } else {
-        out = sb_glue_new_array(plan.out_ndim, plan.out_dims);
+        out = sb_glue_new_array(plan.out_ndim, plan.out_dims, t_input.dtype);
     }
     result = sb_glue_run(conv2d_run, &plan, &a, out, plan.workspace_bytes, layer);
 done:
-    Py_XDECREF(input); Py_XDECREF(weight); Py_XDECREF(bias);
-    Py_XDECREF(in_scale); Py_XDECREF(in_shift); Py_XDECREF(residual);
+    sb_glue_release(arg, N_ARGS);
     return result;
 }
 
 PyDoc_STRVAR(conv2d_pack_doc,
-"conv2d_pack(layer, weight, bias, groups, fold=None) -> 1-D float32 array\n"
+"conv2d_pack(layer, weight, bias, groups, fold=None) -> 1-D array\n"
 "--\n\n"
 "Packs a convolution's weight (C_out, C_in/groups, kH, kW) and bias ((C_out,) or\n"
 "None) for conv2d(packed=...). fold: an eval-mode BatchNorm after the convolution,\n"
 "(running_mean, running_var, weight, bias, eps) with weight and bias possibly None,\n"
-"folded into the packed weights as torch's eval-mode batch_norm computes it.");
+"folded into the packed weights as torch's eval-mode batch_norm computes it.\n"
+"The packed array has the weight's dtype (float32 or float64, after the dtype\n"
+"rule of conv2d), for inputs of that dtype; the other arrays must have it too.");
 
 static PyObject *py_conv2d_pack(PyObject *self, PyObject *args, PyObject *kwargs)
 {
@@ -143,17 +155,22 @@ static PyObject *py_conv2d_pack(PyObject *self, PyObject *args, PyObject *kwargs
     if (fold_obj != Py_None &&
         !PyArg_ParseTuple(fold_obj, "OOOOd", &mean_obj, &var_obj, &bn_w_obj, &bn_b_obj, &eps))
         return NULL;
-    PyArrayObject *weight = NULL, *bias = NULL;
-    PyArrayObject *mean = NULL, *var = NULL, *bn_w = NULL, *bn_b = NULL;
+    enum { WEIGHT, BIAS, MEAN, VAR, BN_W, BN_B, N_ARGS };
+    sb_glue_arg arg[N_ARGS] = {
+        {weight_obj, layer, "weight", 0, NULL},
+        {SB_GLUE_OPTIONAL(bias_obj), layer, "bias", 0, NULL},
+        {SB_GLUE_OPTIONAL(mean_obj), "BatchNorm2d", "running_mean", 0, NULL},
+        {SB_GLUE_OPTIONAL(var_obj), "BatchNorm2d", "running_var", 0, NULL},
+        {SB_GLUE_OPTIONAL(bn_w_obj), "BatchNorm2d", "weight", 0, NULL},
+        {SB_GLUE_OPTIONAL(bn_b_obj), "BatchNorm2d", "bias", 0, NULL},
+    };
     PyObject *result = NULL;
     sb_error err;
-    if ((weight = sb_glue_as_float_array(weight_obj, layer, "weight", 0)) == NULL ||
-        sb_glue_as_optional(bias_obj, layer, "bias", 0, &bias) < 0 ||
-        sb_glue_as_optional(mean_obj, "BatchNorm2d", "running_mean", 0, &mean) < 0 ||
-        sb_glue_as_optional(var_obj, "BatchNorm2d", "running_var", 0, &var) < 0 ||
-        sb_glue_as_optional(bn_w_obj, "BatchNorm2d", "weight", 0, &bn_w) < 0 ||
-        sb_glue_as_optional(bn_b_obj, "BatchNorm2d", "bias", 0, &bn_b) < 0)
-        goto done;
+    if (sb_glue_convert(arg, N_ARGS, 0) < 0)
+        return NULL;
+    PyArrayObject *weight = arg[WEIGHT].arr, *bias = arg[BIAS].arr;
+    PyArrayObject *mean = arg[MEAN].arr, *var = arg[VAR].arr;
+    PyArrayObject *bn_w = arg[BN_W].arr, *bn_b = arg[BN_B].arr;
     sb_tensor t_weight, t_bias, t_mean, t_var, t_bn_w, t_bn_b;
     sb_batch_norm_state bn;
     sb_conv2d_pack_args a;
@@ -176,11 +193,11 @@ static PyObject *py_conv2d_pack(PyObject *self, PyObject *args, PyObject *kwargs
         sb_glue_raise(&err, layer);
         goto done;
     }
-    result = sb_glue_run(conv2d_pack_run, &plan, &a, sb_glue_new_array(1, &plan.packed_numel),
+    result = sb_glue_run(conv2d_pack_run, &plan, &a,
+                         sb_glue_new_array(1, &plan.packed_numel, t_weight.dtype),
                          plan.workspace_bytes, layer);
 done:
-    Py_XDECREF(weight); Py_XDECREF(bias);
-    Py_XDECREF(mean); Py_XDECREF(var); Py_XDECREF(bn_w); Py_XDECREF(bn_b);
+    sb_glue_release(arg, N_ARGS);
     return result;
 }
 

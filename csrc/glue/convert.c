@@ -2,37 +2,79 @@
  * convert.c -- Python objects to sb_tensor, output arrays and scratch, for
  * every glue file of skipblocks._C.
  *
- * Input policy: float32 input is used as it is when each image is contiguous
- * (a C-contiguous array, or a channel slice of one); anything else
- * real-valued (float64, float16, ints, bool, other layouts, lists, torch CPU
- * tensors through __array__) is converted as np.asarray(x, np.float32)
- * would. Complex, object, string and other non-numeric dtypes raise
- * TypeError. Inputs are never written, except the explicit out= arrays and
- * BatchNorm's running statistics in train mode.
+ * Input policy (the dtype rule, one call at a time): float32 and float64
+ * arrays keep their dtype, used as they are when each image is contiguous
+ * (a C-contiguous array, or a channel slice of one) and copied into that
+ * layout otherwise; any other real input (ints, bool, float16, lists,
+ * Python numbers, torch CPU tensors through __array__) is converted as
+ * np.asarray(x, np.float64) would when some array argument of the same call
+ * is a float64 array, else as np.asarray(x, np.float32) would. So a call
+ * mixing float32 and float64 arrays reaches its operator mixed, which then
+ * raises torch's error for that mix. Complex, object, string and other
+ * non-numeric dtypes raise TypeError. Inputs are never written, except the
+ * explicit out= arrays and BatchNorm's running statistics in train mode.
  */
 #include <string.h>
 
 #include "glue.h"
 
 /* True when each image (the last three axes of a 4-D array) is contiguous
- * and images are a non-negative whole number of floats apart: the layout an
- * sb_tensor describes. Axes of extent 1 may have any stride (NumPy's rule). */
+ * and images are a non-negative whole number of elements apart: the layout
+ * an sb_tensor describes. Axes of extent 1 may have any stride (NumPy's
+ * rule). */
 static int has_fmap_layout(PyArrayObject *arr)
 {
     if (PyArray_NDIM(arr) != 4) return 0;
     npy_intp *d = PyArray_DIMS(arr);
     npy_intp *s = PyArray_STRIDES(arr);
-    npy_intp expect = (npy_intp)sizeof(float);
+    const npy_intp item = PyArray_ITEMSIZE(arr);
+    npy_intp expect = item;
     for (int axis = 3; axis >= 1; axis--) {
         if (d[axis] != 1 && s[axis] != expect) return 0;
         expect *= d[axis];
     }
-    if (d[0] > 1 && (s[0] < expect || s[0] % (npy_intp)sizeof(float) != 0)) return 0;
+    if (d[0] > 1 && (s[0] < expect || s[0] % item != 0)) return 0;
     return 1;
 }
 
-PyArrayObject *sb_glue_as_float_array(PyObject *obj, const char *layer, const char *what,
-                                      int fmap_ok)
+int sb_glue_npy_type(sb_dtype dtype)
+{
+    return dtype == SB_DTYPE_F64 ? NPY_FLOAT64 : NPY_FLOAT32;
+}
+
+const char *sb_glue_dtype_name(sb_dtype dtype)
+{
+    return dtype == SB_DTYPE_F64 ? "float64" : "float32";
+}
+
+/* The sb_dtype of a float32 or float64 array, -1 for any other. */
+static int dtype_of(PyArrayObject *arr)
+{
+    switch (PyArray_TYPE(arr)) {
+    case NPY_FLOAT32:
+        return SB_DTYPE_F32;
+    case NPY_FLOAT64:
+        return SB_DTYPE_F64;
+    }
+    return -1;
+}
+
+int sb_glue_is_float64(PyObject *obj)
+{
+    return obj != NULL && PyArray_Check(obj) && PyArray_TYPE((PyArrayObject *)obj) == NPY_FLOAT64;
+}
+
+/* Python's own lists, tuples and numbers have no dtype of their own (NumPy
+ * reads a float as float64): they do not make a call float64. */
+static int is_untyped(PyObject *obj)
+{
+    /* exact types: NumPy's float64 scalar is a subclass of float, and typed */
+    return PyList_Check(obj) || PyTuple_Check(obj) || PyFloat_CheckExact(obj) ||
+           PyLong_CheckExact(obj) || PyBool_Check(obj);
+}
+
+PyArrayObject *sb_glue_read(PyObject *obj, const char *layer, const char *what, int *f64,
+                            int *untyped)
 {
     PyArrayObject *arr;
     if (PyArray_Check(obj)) {
@@ -59,7 +101,7 @@ PyArrayObject *sb_glue_as_float_array(PyObject *obj, const char *layer, const ch
         if (dtype_repr != NULL) {
             PyErr_Format(PyExc_TypeError,
                          "%s: %s must hold real numbers (float, int or bool), "
-                         "got an array of dtype %U; skipblocks computes in float32",
+                         "got an array of dtype %U; skipblocks computes in float32 or float64",
                          layer, what, dtype_repr);
             Py_DECREF(dtype_repr);
         }
@@ -72,31 +114,75 @@ PyArrayObject *sb_glue_as_float_array(PyObject *obj, const char *layer, const ch
         Py_DECREF(arr);
         return NULL;
     }
-    int usable = PyArray_TYPE(arr) == NPY_FLOAT32 && PyArray_ISALIGNED(arr) &&
-                 PyArray_ISNOTSWAPPED(arr) &&
+    const int plain = is_untyped(obj);
+    if (f64 != NULL && PyArray_TYPE(arr) == NPY_FLOAT64 && !plain)
+        *f64 = 1;
+    if (untyped != NULL)
+        *untyped = plain;
+    return arr;
+}
+
+PyArrayObject *sb_glue_settle(PyArrayObject *arr, sb_dtype other, int exact, int fmap_ok)
+{
+    const int own = dtype_of(arr);
+    const sb_dtype want = own >= 0 && !exact ? (sb_dtype)own : other;
+    int usable = own == (int)want && PyArray_ISALIGNED(arr) && PyArray_ISNOTSWAPPED(arr) &&
                  (PyArray_IS_C_CONTIGUOUS(arr) || (fmap_ok && has_fmap_layout(arr)));
     if (usable) return arr;
     PyArrayObject *converted = (PyArrayObject *)PyArray_FromAny(
-        (PyObject *)arr, PyArray_DescrFromType(NPY_FLOAT32), 0, 0,
+        (PyObject *)arr, PyArray_DescrFromType(sb_glue_npy_type(want)), 0, 0,
         NPY_ARRAY_C_CONTIGUOUS | NPY_ARRAY_ALIGNED | NPY_ARRAY_FORCECAST, NULL);
     Py_DECREF(arr);
     return converted;
 }
 
-int sb_glue_as_optional(PyObject *obj, const char *layer, const char *what, int fmap_ok,
-                        PyArrayObject **out)
+PyArrayObject *sb_glue_as_array(PyObject *obj, const char *layer, const char *what,
+                                int fmap_ok)
 {
-    *out = NULL;
-    if (obj == NULL || obj == Py_None) return 0;
-    *out = sb_glue_as_float_array(obj, layer, what, fmap_ok);
-    return *out == NULL ? -1 : 0;
+    int untyped = 0;
+    PyArrayObject *arr = sb_glue_read(obj, layer, what, NULL, &untyped);
+    return arr == NULL ? NULL : sb_glue_settle(arr, SB_DTYPE_F32, untyped, fmap_ok);
+}
+
+void sb_glue_release(sb_glue_arg *args, int count)
+{
+    for (int i = 0; i < count; i++)
+        Py_CLEAR(args[i].arr);
+}
+
+int sb_glue_convert(sb_glue_arg *args, int count, int f64)
+{
+    for (int i = 0; i < count; i++)
+        args[i].arr = NULL;
+    /* read every argument as it is (errors in the arguments' order), then
+     * convert the ones of other dtypes to the call's */
+    for (int i = 0; i < count; i++) {
+        if (args[i].obj == NULL)
+            continue;
+        if ((args[i].arr = sb_glue_read(args[i].obj, args[i].layer, args[i].what, &f64,
+                                        &args[i].untyped)) == NULL) {
+            sb_glue_release(args, count);
+            return -1;
+        }
+    }
+    const sb_dtype other = f64 ? SB_DTYPE_F64 : SB_DTYPE_F32;
+    for (int i = 0; i < count; i++) {
+        if (args[i].arr == NULL)
+            continue;
+        if ((args[i].arr = sb_glue_settle(args[i].arr, other, args[i].untyped,
+                                          args[i].fmap_ok)) == NULL) {
+            sb_glue_release(args, count);
+            return -1;
+        }
+    }
+    return 0;
 }
 
 void sb_glue_tensor_of(sb_tensor *t, PyArrayObject *arr)
 {
     const int ndim = PyArray_NDIM(arr);
     t->data = PyArray_DATA(arr);
-    t->dtype = SB_DTYPE_F32;
+    t->dtype = PyArray_TYPE(arr) == NPY_FLOAT64 ? SB_DTYPE_F64 : SB_DTYPE_F32;
     t->ndim = ndim;
     int64_t inner = 1;
     for (int i = 0; i < ndim; i++) {
@@ -105,14 +191,14 @@ void sb_glue_tensor_of(sb_tensor *t, PyArrayObject *arr)
     }
     t->batch_stride = inner;
     if (ndim == 4 && t->dims[0] > 1)
-        t->batch_stride = PyArray_STRIDES(arr)[0] / (npy_intp)sizeof(float);
+        t->batch_stride = PyArray_STRIDES(arr)[0] / PyArray_ITEMSIZE(arr);
 }
 
-PyArrayObject *sb_glue_new_array(int ndim, const int64_t *dims)
+PyArrayObject *sb_glue_new_array(int ndim, const int64_t *dims, sb_dtype dtype)
 {
     npy_intp d[SB_MAX_DIMS];
     for (int i = 0; i < ndim; i++) d[i] = (npy_intp)dims[i];
-    return (PyArrayObject *)PyArray_SimpleNew(ndim, d, NPY_FLOAT32);
+    return (PyArrayObject *)PyArray_SimpleNew(ndim, d, sb_glue_npy_type(dtype));
 }
 
 /* The bytes [lo, hi) that arr's elements span (lo == hi when empty). */
@@ -175,7 +261,7 @@ static PyObject *shape_string(PyArrayObject *arr)
 
 PyArrayObject *sb_glue_out_array(PyObject *out, const char *layer, int ndim,
                                  const int64_t *dims, int fmap_ok, PyArrayObject *input,
-                                 int alias_ok)
+                                 int alias_ok, sb_dtype dtype)
 {
     if (!PyArray_Check(out)) {
         PyErr_Format(PyExc_TypeError, "%s: out must be a numpy.ndarray", layer);
@@ -183,11 +269,11 @@ PyArrayObject *sb_glue_out_array(PyObject *out, const char *layer, int ndim,
     }
     PyArrayObject *arr = (PyArrayObject *)out;
     int layout_ok = PyArray_IS_C_CONTIGUOUS(arr) || (fmap_ok && has_fmap_layout(arr));
-    if (PyArray_TYPE(arr) != NPY_FLOAT32 || !PyArray_ISALIGNED(arr) ||
+    if (PyArray_TYPE(arr) != sb_glue_npy_type(dtype) || !PyArray_ISALIGNED(arr) ||
         !PyArray_ISNOTSWAPPED(arr) || !layout_ok) {
         PyErr_Format(PyExc_ValueError,
-                     "%s: out must be an aligned native float32 array whose images "
-                     "are contiguous", layer);
+                     "%s: out must be an aligned native %s array (the result's dtype) whose "
+                     "images are contiguous", layer, sb_glue_dtype_name(dtype));
         return NULL;
     }
     if (!PyArray_ISWRITEABLE(arr)) {
@@ -223,11 +309,11 @@ int sb_glue_running_stat(PyObject *obj, const char *layer, const char *what,
         return -1;
     }
     PyArrayObject *arr = (PyArrayObject *)obj;
-    if (PyArray_TYPE(arr) != NPY_FLOAT32 || !PyArray_IS_C_CONTIGUOUS(arr) ||
-        !PyArray_ISALIGNED(arr) || !PyArray_ISNOTSWAPPED(arr)) {
+    if (dtype_of(arr) < 0 || !PyArray_IS_C_CONTIGUOUS(arr) || !PyArray_ISALIGNED(arr) ||
+        !PyArray_ISNOTSWAPPED(arr)) {
         PyErr_Format(PyExc_TypeError,
-                     "%s: %s must be a C-contiguous native float32 array, because "
-                     "training updates it in place", layer, what);
+                     "%s: %s must be a C-contiguous native float32 or float64 array, "
+                     "because training updates it in place", layer, what);
         return -1;
     }
     if (!PyArray_ISWRITEABLE(arr)) {
@@ -246,8 +332,8 @@ int sb_glue_is_packed(PyObject *obj)
     if (!PyArray_Check(obj))
         return 0;
     PyArrayObject *arr = (PyArrayObject *)obj;
-    return PyArray_TYPE(arr) == NPY_FLOAT32 && PyArray_ISNOTSWAPPED(arr) &&
-           PyArray_ISALIGNED(arr) && PyArray_IS_C_CONTIGUOUS(arr);
+    return dtype_of(arr) >= 0 && PyArray_ISNOTSWAPPED(arr) && PyArray_ISALIGNED(arr) &&
+           PyArray_IS_C_CONTIGUOUS(arr);
 }
 
 /* ------------------------------------------------------------------ */
@@ -340,10 +426,12 @@ PyObject *sb_glue_run(sb_glue_run_fn run, const void *plan, const void *args,
     return (PyObject *)out;
 }
 
-int sb_glue_packed(PyObject *obj, const char *layer, const void **data, int64_t *numel)
+int sb_glue_packed(PyObject *obj, const char *layer, const void **data, int64_t *numel,
+                   sb_dtype *dtype)
 {
     *data = NULL;
     *numel = 0;
+    *dtype = SB_DTYPE_F32;
     if (obj == Py_None)
         return 0;
     if (!sb_glue_is_packed(obj)) {
@@ -355,5 +443,6 @@ int sb_glue_packed(PyObject *obj, const char *layer, const void **data, int64_t 
     }
     *data = PyArray_DATA((PyArrayObject *)obj);
     *numel = PyArray_SIZE((PyArrayObject *)obj);
+    *dtype = (sb_dtype)dtype_of((PyArrayObject *)obj);
     return 0;
 }

@@ -22,15 +22,15 @@ static sb_status channel_scale_run(const void *plan, const void *args, const sb_
     return sb_op_channel_scale_run(plan, args, out, workspace);
 }
 
-/* A new array of `like`'s shape from a plan that passed its checks, or the
- * check's error. */
+/* A new array of `like`'s shape and dtype from a plan that passed its
+ * checks, or the check's error. */
 static PyObject *binary_result(sb_status planned, const sb_error *err, sb_glue_run_fn run,
                                const sb_elementwise_plan *plan, const void *args,
                                const sb_tensor *like, const char *layer)
 {
     if (planned != SB_OK)
         return sb_glue_raise(err, layer);
-    return sb_glue_run(run, plan, args, sb_glue_new_array(like->ndim, like->dims),
+    return sb_glue_run(run, plan, args, sb_glue_new_array(like->ndim, like->dims, like->dtype),
                        plan->workspace_bytes, layer);
 }
 
@@ -42,7 +42,7 @@ static PyObject *unary(PyObject *args, PyObject *kwargs, sb_unary_kind kind)
     if (!PyArg_ParseTupleAndKeywords(args, kwargs, "sO|O", keywords, &layer, &input_obj,
                                      &out_obj))
         return NULL;
-    PyArrayObject *input = sb_glue_as_float_array(input_obj, layer, "input", 0);
+    PyArrayObject *input = sb_glue_as_array(input_obj, layer, "input", 0);
     if (input == NULL)
         return NULL;
     sb_tensor t_input;
@@ -57,8 +57,8 @@ static PyObject *unary(PyObject *args, PyObject *kwargs, sb_unary_kind kind)
         result = sb_glue_run(unary_run, &plan, &a,
                              out_obj != Py_None
                                  ? sb_glue_out_array(out_obj, layer, t_input.ndim, t_input.dims,
-                                                     0, input, 1)
-                                 : sb_glue_new_array(t_input.ndim, t_input.dims),
+                                                     0, input, 1, t_input.dtype)
+                                 : sb_glue_new_array(t_input.ndim, t_input.dims, t_input.dtype),
                              plan.workspace_bytes, layer);
     Py_DECREF(input);
     return result;
@@ -67,8 +67,10 @@ static PyObject *unary(PyObject *args, PyObject *kwargs, sb_unary_kind kind)
 PyDoc_STRVAR(relu_doc,
 "relu(layer, input, out=None)\n--\n\n"
 "torch.relu: max(x, 0), NaN stays NaN. layer: the name errors start with.\n"
-"out: a writable C-contiguous float32 array of the input's shape to write (may\n"
-"be the input itself: inplace=True).");
+"float32 and float64 input give a result of their dtype; other real input is\n"
+"converted to float32.\n"
+"out: a writable C-contiguous array of the result's dtype and the input's shape\n"
+"to write (may be the input itself: inplace=True).");
 
 static PyObject *py_relu(PyObject *self, PyObject *args, PyObject *kwargs)
 {
@@ -78,7 +80,7 @@ static PyObject *py_relu(PyObject *self, PyObject *args, PyObject *kwargs)
 PyDoc_STRVAR(sigmoid_doc,
 "sigmoid(layer, input, out=None)\n--\n\n"
 "torch.sigmoid: 1 / (1 + exp(-x)). layer: the name errors start with.\n"
-"out: as relu's.");
+"dtypes and out: as relu's.");
 
 static PyObject *py_sigmoid(PyObject *self, PyObject *args, PyObject *kwargs)
 {
@@ -87,8 +89,9 @@ static PyObject *py_sigmoid(PyObject *self, PyObject *args, PyObject *kwargs)
 
 PyDoc_STRVAR(add_relu_doc,
 "add_relu(layer, a, b)\n--\n\n"
-"relu(a + b) for two arrays of one shape (ResidualBlock's \"out + residual,\n"
-"then relu\"). layer: the name errors start with.");
+"relu(a + b) for two arrays of one shape and dtype (ResidualBlock's \"out +\n"
+"residual, then relu\"), float32 or float64 (the dtype rule of conv2d).\n"
+"layer: the name errors start with.");
 
 static PyObject *py_add_relu(PyObject *self, PyObject *args, PyObject *kwargs)
 {
@@ -98,26 +101,26 @@ static PyObject *py_add_relu(PyObject *self, PyObject *args, PyObject *kwargs)
     if (!PyArg_ParseTupleAndKeywords(args, kwargs, "sOO", keywords, &layer, &a_obj, &b_obj))
         return NULL;
     PyObject *result = NULL;
-    PyArrayObject *a = sb_glue_as_float_array(a_obj, layer, "input", 0), *b = NULL;
-    if (a != NULL && (b = sb_glue_as_float_array(b_obj, layer, "residual", 0)) != NULL) {
-        sb_tensor ta, tb;
-        sb_glue_tensor_of(&ta, a);
-        sb_glue_tensor_of(&tb, b);
-        sb_add_relu_args op = {&ta, &tb};
-        sb_elementwise_plan plan;
-        sb_error err;
-        result = binary_result(sb_op_add_relu_plan(&plan, &op, &err), &err, add_relu_run, &plan,
-                               &op, &ta, layer);
-    }
-    Py_XDECREF(a);
-    Py_XDECREF(b);
+    sb_glue_arg arg[2] = {{a_obj, layer, "input", 0, NULL}, {b_obj, layer, "residual", 0, NULL}};
+    if (sb_glue_convert(arg, 2, 0) < 0)
+        return NULL;
+    sb_tensor ta, tb;
+    sb_glue_tensor_of(&ta, arg[0].arr);
+    sb_glue_tensor_of(&tb, arg[1].arr);
+    sb_add_relu_args op = {&ta, &tb};
+    sb_elementwise_plan plan;
+    sb_error err;
+    result = binary_result(sb_op_add_relu_plan(&plan, &op, &err), &err, add_relu_run, &plan, &op,
+                           &ta, layer);
+    sb_glue_release(arg, 2);
     return result;
 }
 
 PyDoc_STRVAR(channel_scale_doc,
 "channel_scale(layer, input, scale)\n--\n\n"
 "input (N, C, H, W) times scale (N * C values) broadcast over H and W:\n"
-"SEAttention's x * y.expand_as(x). layer: the name errors start with.");
+"SEAttention's x * y.expand_as(x), float32 or float64 (both of one dtype, the\n"
+"dtype rule of conv2d). layer: the name errors start with.");
 
 static PyObject *py_channel_scale(PyObject *self, PyObject *args, PyObject *kwargs)
 {
@@ -128,20 +131,19 @@ static PyObject *py_channel_scale(PyObject *self, PyObject *args, PyObject *kwar
                                      &scale_obj))
         return NULL;
     PyObject *result = NULL;
-    PyArrayObject *input = sb_glue_as_float_array(input_obj, layer, "input", 1), *scale = NULL;
-    if (input != NULL &&
-        (scale = sb_glue_as_float_array(scale_obj, layer, "scale", 0)) != NULL) {
-        sb_tensor tx, ts;
-        sb_glue_tensor_of(&tx, input);
-        sb_glue_tensor_of(&ts, scale);
-        sb_channel_scale_args op = {&tx, &ts};
-        sb_elementwise_plan plan;
-        sb_error err;
-        result = binary_result(sb_op_channel_scale_plan(&plan, &op, &err), &err,
-                               channel_scale_run, &plan, &op, &tx, layer);
-    }
-    Py_XDECREF(input);
-    Py_XDECREF(scale);
+    sb_glue_arg arg[2] = {{input_obj, layer, "input", 1, NULL},
+                          {scale_obj, layer, "scale", 0, NULL}};
+    if (sb_glue_convert(arg, 2, 0) < 0)
+        return NULL;
+    sb_tensor tx, ts;
+    sb_glue_tensor_of(&tx, arg[0].arr);
+    sb_glue_tensor_of(&ts, arg[1].arr);
+    sb_channel_scale_args op = {&tx, &ts};
+    sb_elementwise_plan plan;
+    sb_error err;
+    result = binary_result(sb_op_channel_scale_plan(&plan, &op, &err), &err, channel_scale_run,
+                           &plan, &op, &tx, layer);
+    sb_glue_release(arg, 2);
     return result;
 }
 

@@ -6,6 +6,13 @@
  * In a message, {0}..{11} print err->value[i], {s0} and {s1} the shapes
  * err->dims[0] and [1] as torch prints sizes ("[1, 3, 100, 100]"), {a} the
  * argument err->arg, {f} err->real as Python's repr of a float; {{ prints {.
+ * A value that is an sb_dtype prints as torch names that dtype in its
+ * messages: {t0} as a ScalarType ("Float", "Double"), {c0} as a C type
+ * ("float", "double"), {T0} as a tensor type ("torch.FloatTensor"), {d0}
+ * as NumPy's name ("float32", "float64").
+ *
+ * The dtype-mismatch messages are torch 2.13's for the same call on tensors
+ * of those dtypes (tests/ops/test_float64_ops.py computes each from torch).
  */
 #include "glue.h"
 
@@ -23,7 +30,11 @@ typedef struct {
 enum { RUNTIME = 0, VALUE = 1, TYPE = 2 };
 
 static const message messages[] = {
-    {SB_E_DTYPE, TYPE, "an array's dtype has no kernel; skipblocks computes in float32"},
+    {SB_E_DTYPE, TYPE,
+     "an array's dtype has no kernel; skipblocks computes in float32 or float64"},
+    {SB_E_DTYPE_MISMATCH, RUNTIME,
+     "{a} has dtype {d1} but the input has dtype {d0}; every array of a call must have "
+     "the input's dtype"},
     {SB_E_NUMEL, RUNTIME, "{a} should contain {0} elements not {1}"},
     {SB_E_PAIRED, VALUE, "{a} go together"},
     {SB_E_PACKED, VALUE, "packed weights do not match the weight shape (repack them)"},
@@ -72,6 +83,11 @@ static const message messages[] = {
      "cannot pack a weight of size {s0} with groups={0}: it must be 4-D with out_channels "
      "divisible by groups"},
     {SB_E_CONV_OUT_UNBATCHED, VALUE, "out= needs a 4-D (batched) input"},
+    {SB_E_CONV_BIAS_DTYPE, RUNTIME, "Input type ({c0}) and bias type ({c1}) should be the same"},
+    {SB_E_CONV_WEIGHT_DTYPE, RUNTIME, "expected scalar type {t0} but found {t1}"},
+    {SB_E_CONV_WEIGHT_DTYPE_MKLDNN, RUNTIME,
+     "Input type ({T0}) and weight type ({T1}) should be the same or input should be a "
+     "MKLDNN tensor and weight is a dense tensor"},
     /* batch_norm: torch.nn.functional.batch_norm and Normalization.cpp */
     {SB_E_BN_EPS_TRAIN, VALUE, "batch_norm eps must be positive during training, but got {f}"},
     {SB_E_BN_EPS, VALUE, "batch_norm eps must be non-negative, but got {f}"},
@@ -82,6 +98,10 @@ static const message messages[] = {
     {SB_E_BN_EVAL_NO_VAR, RUNTIME, "running_var must be defined in evaluation mode"},
     {SB_E_BN_ONE_VALUE, VALUE,
      "Expected more than 1 value per channel when training, got input size torch.Size({s0})"},
+    {SB_E_BN_PARAM_DTYPE, RUNTIME,
+     "mixed dtype (CPU): expect parameter to have scalar type of Float"},
+    {SB_E_BN_MIXED_DTYPE, RUNTIME, "mixed dtype (CPU): all inputs must share same datatype."},
+    {SB_E_BN_SCALAR_TYPE, RUNTIME, "expected scalar type {t0} but found {t1}"},
     /* pooling: torch's Pool.h and AdaptiveAveragePooling.cpp */
     {SB_E_POOL_INPUT_NDIM, RUNTIME, "non-empty 3D or 4D (batch mode) tensor expected for input"},
     {SB_E_POOL_EMPTY, RUNTIME,
@@ -127,11 +147,17 @@ static const message messages[] = {
      "The expanded size of the tensor ({0}) must match the existing size ({1}) at "
      "non-singleton dimension {2}.  Target sizes: [{3}, {4}].  Tensor sizes: {s0}"},
     {SB_E_LINEAR_BIAS_NDIM, RUNTIME,
-     "expand(torch.FloatTensor{{{s0}}, size=[{0}, {1}]): the number of sizes provided (2) must "
+     "expand({T3}{{{s0}}, size=[{0}, {1}]): the number of sizes provided (2) must "
      "be greater or equal to the number of dimensions in the tensor ({2})"},
     {SB_E_LINEAR_SHAPES, RUNTIME,
      "mat1 and mat2 shapes cannot be multiplied ({0}x{1} and {2}x{3})"},
     {SB_E_LINEAR_PACK_WEIGHT, RUNTIME, "cannot pack a weight of size {s0}: it must be 2-D"},
+    {SB_E_LINEAR_MM_DTYPE, RUNTIME,
+     "expected m1 and m2 to have the same dtype, but got: {c0} != {c1}"},
+    {SB_E_LINEAR_SELF_DTYPE, RUNTIME,
+     "self and mat2 must have the same dtype, but got {t0} and {t1}"},
+    {SB_E_LINEAR_MAT1_DTYPE, RUNTIME,
+     "mat1 and mat2 must have the same dtype, but got {t0} and {t1}"},
     /* SEAttention */
     {SB_E_SE_INPUT_NDIM, VALUE, "expected a 4-D (N, C, H, W) input, got size {s0}"},
     {SB_E_SE_HIDDEN, VALUE, "hidden features must be >= 0, got {0}"},
@@ -150,6 +176,22 @@ static void append(char *buf, size_t cap, size_t *len, const char *fmt, ...)
     va_end(ap);
     if (n > 0)
         *len = *len + (size_t)n < cap ? *len + (size_t)n : cap - 1;
+}
+
+/* An sb_dtype value as torch (or NumPy) names it; form: 't', 'c', 'T' or 'd'. */
+static const char *dtype_word(int64_t value, char form)
+{
+    const int f64 = value == SB_DTYPE_F64;
+    switch (form) {
+    case 't':
+        return f64 ? "Double" : "Float";
+    case 'c':
+        return f64 ? "double" : "float";
+    case 'T':
+        return f64 ? "torch.DoubleTensor" : "torch.FloatTensor";
+    default:
+        return f64 ? "float64" : "float32";
+    }
 }
 
 static void append_shape(char *buf, size_t cap, size_t *len, const sb_error *err, int slot)
@@ -192,6 +234,10 @@ PyObject *sb_glue_raise(const sb_error *err, const char *layer)
         }
         if (p[1] == 's') {
             append_shape(buf, sizeof buf, &len, err, p[2] == '1');
+        } else if (p[1] == 't' || p[1] == 'c' || p[1] == 'T' || p[1] == 'd') {
+            int index = atoi(p + 2);
+            if (index >= 0 && index < SB_ERROR_VALUES)
+                append(buf, sizeof buf, &len, "%s", dtype_word(err->value[index], p[1]));
         } else if (p[1] == 'a') {
             append(buf, sizeof buf, &len, "%s", err->arg != NULL ? err->arg : "argument");
         } else if (p[1] == 'f') {

@@ -26,46 +26,90 @@
 
 /* ---- conversions (convert.c) ---------------------------------------- */
 
-/* A new reference to a float32 array holding obj: obj itself when it is a
- * well-behaved float32 array in a layout the kernels take (C-contiguous, or
- * images contiguous when fmap_ok), otherwise a converted copy, as
- * np.asarray(obj, np.float32) would give. Non-real dtypes raise TypeError
- * naming `layer` and `what`. Torch tensors are read through .detach(). */
-PyArrayObject *sb_glue_as_float_array(PyObject *obj, const char *layer, const char *what,
-                                      int fmap_ok);
-/* The same for an optional argument: None gives NULL and returns 0. */
-int sb_glue_as_optional(PyObject *obj, const char *layer, const char *what, int fmap_ok,
-                        PyArrayObject **out);
+/* The dtype rule, one call at a time: float32 and float64 arrays keep their
+ * dtype (copied only when their layout is not one the kernels take:
+ * C-contiguous, or images contiguous when fmap_ok); any other real input
+ * (integers, bool, float16, lists, Python numbers, torch tensors of other
+ * dtypes) is converted to float64 when some array argument of the same
+ * call is a float64 array, else to float32, as np.asarray(obj, dtype) would.
+ * Lists, tuples and Python numbers do not count as float64 arrays. Non-real
+ * dtypes raise TypeError naming the layer and the argument; torch tensors
+ * are read through .detach(). */
 
-/* The descriptor of an array sb_glue_as_float_array returned (or of any
- * aligned native float32 array in fmap or C-contiguous layout). */
+/* One array argument of a call, for sb_glue_convert. */
+typedef struct {
+    PyObject *obj;        /* the argument; NULL: absent (arr stays NULL; an optional
+                           * argument passes SB_GLUE_OPTIONAL(obj)) */
+    const char *layer;    /* the name its errors start with */
+    const char *what;     /* the argument's name in them */
+    int fmap_ok;          /* a 4-D array whose images are contiguous will do */
+    PyArrayObject *arr;   /* out: the array the operator takes (a new reference) */
+    int untyped;          /* out: obj was a list, tuple or Python number */
+} sb_glue_arg;
+
+/* NULL for None: an optional argument that was not given. */
+#define SB_GLUE_OPTIONAL(obj) ((obj) == Py_None ? NULL : (obj))
+
+/* Converts the array arguments of one call under the dtype rule; f64 set:
+ * another array of the call (one not converted, such as a running
+ * statistic updated in place, sb_glue_is_float64) is float64. Returns 0, or
+ * -1 with the exception set and every arr NULL. */
+int sb_glue_convert(sb_glue_arg *args, int count, int f64);
+/* Releases the arrays sb_glue_convert gave (arr set to NULL). */
+void sb_glue_release(sb_glue_arg *args, int count);
+
+/* The rule's two steps, for callers with one array. sb_glue_read: obj as
+ * an ndarray of its own dtype (a new reference; NumPy's for a list, tuple
+ * or Python number, which sets *untyped), TypeError for non-real data; sets
+ * *f64 (when f64 is not NULL) if obj is a float64 array. sb_glue_settle
+ * (steals arr): float32 and float64 arrays keep their dtype unless `exact`
+ * (pass it for an untyped obj), anything else becomes `other`; copied into a
+ * layout the kernels take when needed. */
+PyArrayObject *sb_glue_read(PyObject *obj, const char *layer, const char *what, int *f64,
+                            int *untyped);
+PyArrayObject *sb_glue_settle(PyArrayObject *arr, sb_dtype other, int exact, int fmap_ok);
+/* Both for an operator's only array: other real input becomes float32. */
+PyArrayObject *sb_glue_as_array(PyObject *obj, const char *layer, const char *what,
+                                int fmap_ok);
+
+/* Whether obj is a float64 ndarray. */
+int sb_glue_is_float64(PyObject *obj);
+/* NumPy's type number for an sb_dtype, and its name ("float32", "float64"). */
+int sb_glue_npy_type(sb_dtype dtype);
+const char *sb_glue_dtype_name(sb_dtype dtype);
+
+/* The descriptor of an array these conversions returned (or of any aligned
+ * native float32 or float64 array in fmap or C-contiguous layout). */
 void sb_glue_tensor_of(sb_tensor *t, PyArrayObject *arr);
 
-/* A new float32 array of these dims. */
-PyArrayObject *sb_glue_new_array(int ndim, const int64_t *dims);
+/* A new array of these dims and dtype. */
+PyArrayObject *sb_glue_new_array(int ndim, const int64_t *dims, sb_dtype dtype);
 
-/* Checks the caller's out= array: an aligned, native, writable float32
- * array of exactly `dims`, laid out as the kernels write (C-contiguous, or
- * images contiguous when fmap_ok), not overlapping `input` except as the
- * very same array when alias_ok (input NULL: no overlap check, for an
- * operator that has read its input before it writes out). Returns a new reference, or NULL with the
- * exception set. */
+/* Checks the caller's out= array: an aligned, native, writable array of the
+ * result's dtype and exactly `dims`, laid out as the kernels write
+ * (C-contiguous, or images contiguous when fmap_ok), not overlapping
+ * `input` except as the very same array when alias_ok (input NULL: no
+ * overlap check, for an operator that has read its input before it writes
+ * out). Returns a new reference, or NULL with the exception set. */
 PyArrayObject *sb_glue_out_array(PyObject *out, const char *layer, int ndim,
                                  const int64_t *dims, int fmap_ok, PyArrayObject *input,
-                                 int alias_ok);
+                                 int alias_ok, sb_dtype dtype);
 
 /* A running statistic that training updates in place: the caller's own
- * writable, C-contiguous, native float32 array (anything else would update
- * a copy, silently). A new reference in *out, or -1 with the exception set. */
+ * writable, C-contiguous, native float32 or float64 array (anything else
+ * would update a copy, silently; a dtype other than the input's is the
+ * operator's error, torch's). A new reference in *out, or -1 with the
+ * exception set. */
 int sb_glue_running_stat(PyObject *obj, const char *layer, const char *what,
                          PyArrayObject **out);
 
 /* Whether obj can be read as packed weights (sb_op_*_pack_run): a native,
- * aligned, C-contiguous float32 ndarray. */
+ * aligned, C-contiguous float32 or float64 ndarray. */
 int sb_glue_is_packed(PyObject *obj);
-/* The data and element count of packed weights (None: NULL and 0), or -1
- * with SB_E_PACKED's error raised for `layer`. */
-int sb_glue_packed(PyObject *obj, const char *layer, const void **data, int64_t *numel);
+/* The data, element count and dtype of packed weights (None: NULL, 0 and
+ * float32), or -1 with SB_E_PACKED's error raised for `layer`. */
+int sb_glue_packed(PyObject *obj, const char *layer, const void **data, int64_t *numel,
+                   sb_dtype *dtype);
 
 /* ---- scratch (convert.c) --------------------------------------------- */
 

@@ -18,10 +18,16 @@ static sb_status linear_pack_run(const void *plan, const void *args, const sb_te
 
 PyDoc_STRVAR(linear_doc,
 "linear(layer, input, weight, bias, packed=None)\n--\n\n"
-"torch.nn.functional.linear: input (..., in_features) -> (..., out_features).\n\n"
+"torch.nn.functional.linear: input (..., in_features) -> (..., out_features),\n"
+"in float32 or float64: the input's dtype (after conversion) is the result's,\n"
+"and the weight must have it too, else torch's error for the mix (so must the\n"
+"bias where torch requires it). float32 and float64 arrays keep their dtype;\n"
+"other real input is converted to float64 when an array argument is float64,\n"
+"else to float32.\n\n"
 "layer: the name errors start with. weight: (out_features, in_features).\n"
-"bias: (out_features,) or None.\n"
-"packed: weights and bias from linear_pack (the packed-GEMM fast path).");
+"bias: (out_features,) or None (or any shape torch expands to the output's).\n"
+"packed: weights and bias from linear_pack, of the input's dtype (the\n"
+"packed-GEMM fast path).");
 
 static PyObject *py_linear(PyObject *self, PyObject *args, PyObject *kwargs)
 {
@@ -31,39 +37,50 @@ static PyObject *py_linear(PyObject *self, PyObject *args, PyObject *kwargs)
     if (!PyArg_ParseTupleAndKeywords(args, kwargs, "sOOO|O", keywords, &layer, &input_obj,
                                      &weight_obj, &bias_obj, &packed_obj))
         return NULL;
-    PyArrayObject *input = NULL, *weight = NULL, *bias = NULL;
+    enum { WEIGHT, BIAS, INPUT, N_ARGS };
+    sb_glue_arg arg[N_ARGS] = {
+        {weight_obj, layer, "weight", 0, NULL},
+        {SB_GLUE_OPTIONAL(bias_obj), layer, "bias", 0, NULL},
+        {input_obj, layer, "input", 0, NULL},
+    };
     PyObject *result = NULL;
     sb_error err;
     memset(&err, 0, sizeof err);
-    if ((weight = sb_glue_as_float_array(weight_obj, layer, "weight", 0)) == NULL ||
-        sb_glue_as_optional(bias_obj, layer, "bias", 0, &bias) < 0 ||
-        (input = sb_glue_as_float_array(input_obj, layer, "input", 0)) == NULL)
-        goto done;
+    if (sb_glue_convert(arg, N_ARGS, sb_glue_is_float64(packed_obj)) < 0)
+        return NULL;
+    PyArrayObject *bias = arg[BIAS].arr;
     sb_tensor t_input, t_weight, t_bias;
-    sb_glue_tensor_of(&t_input, input);
-    sb_glue_tensor_of(&t_weight, weight);
+    sb_glue_tensor_of(&t_input, arg[INPUT].arr);
+    sb_glue_tensor_of(&t_weight, arg[WEIGHT].arr);
     if (bias != NULL)
         sb_glue_tensor_of(&t_bias, bias);
-    sb_linear_args a = {&t_input, &t_weight, bias ? &t_bias : NULL, NULL, 0, 0,
-                        sb_get_num_threads()};
-    if (sb_glue_packed(packed_obj, layer, &a.packed, &a.packed_numel) < 0)
+    sb_linear_args a;
+    memset(&a, 0, sizeof a);
+    a.input = &t_input;
+    a.weight = &t_weight;
+    a.bias = bias ? &t_bias : NULL;
+    a.num_threads = sb_get_num_threads();
+    if (sb_glue_packed(packed_obj, layer, &a.packed, &a.packed_numel, &a.packed_dtype) < 0)
         goto done;
     sb_linear_plan plan;
     if (sb_op_linear_plan(&plan, &a, &err) != SB_OK) {
         sb_glue_raise(&err, layer);
         goto done;
     }
-    result = sb_glue_run(linear_run, &plan, &a, sb_glue_new_array(plan.out_ndim, plan.out_dims),
+    result = sb_glue_run(linear_run, &plan, &a,
+                         sb_glue_new_array(plan.out_ndim, plan.out_dims, t_input.dtype),
                          plan.workspace_bytes, layer);
 done:
-    Py_XDECREF(input); Py_XDECREF(weight); Py_XDECREF(bias);
+    sb_glue_release(arg, N_ARGS);
     return result;
 }
 
 PyDoc_STRVAR(linear_pack_doc,
-"linear_pack(layer, weight, bias) -> 1-D float32 array\n--\n\n"
+"linear_pack(layer, weight, bias) -> 1-D array\n--\n\n"
 "Packs weight (out_features, in_features) and bias ((out_features,) or None)\n"
-"once, for linear(packed=...) and se_attention.");
+"once, for linear(packed=...) and se_attention. The packed array has the\n"
+"weight's dtype (float32 or float64, after the dtype rule of linear), for\n"
+"inputs of that dtype; the bias must have it too.");
 
 static PyObject *py_linear_pack(PyObject *self, PyObject *args, PyObject *kwargs)
 {
@@ -73,14 +90,18 @@ static PyObject *py_linear_pack(PyObject *self, PyObject *args, PyObject *kwargs
     if (!PyArg_ParseTupleAndKeywords(args, kwargs, "sOO", keywords, &layer, &weight_obj,
                                      &bias_obj))
         return NULL;
-    PyArrayObject *weight = NULL, *bias = NULL;
+    enum { WEIGHT, BIAS, N_ARGS };
+    sb_glue_arg arg[N_ARGS] = {
+        {weight_obj, layer, "weight", 0, NULL},
+        {SB_GLUE_OPTIONAL(bias_obj), layer, "bias", 0, NULL},
+    };
     PyObject *result = NULL;
     sb_error err;
-    if ((weight = sb_glue_as_float_array(weight_obj, layer, "weight", 0)) == NULL ||
-        sb_glue_as_optional(bias_obj, layer, "bias", 0, &bias) < 0)
-        goto done;
+    if (sb_glue_convert(arg, N_ARGS, 0) < 0)
+        return NULL;
+    PyArrayObject *bias = arg[BIAS].arr;
     sb_tensor t_weight, t_bias;
-    sb_glue_tensor_of(&t_weight, weight);
+    sb_glue_tensor_of(&t_weight, arg[WEIGHT].arr);
     if (bias != NULL)
         sb_glue_tensor_of(&t_bias, bias);
     sb_linear_pack_args a = {&t_weight, bias ? &t_bias : NULL};
@@ -89,10 +110,11 @@ static PyObject *py_linear_pack(PyObject *self, PyObject *args, PyObject *kwargs
         sb_glue_raise(&err, layer);
         goto done;
     }
-    result = sb_glue_run(linear_pack_run, &plan, &a, sb_glue_new_array(1, &plan.packed_numel),
+    result = sb_glue_run(linear_pack_run, &plan, &a,
+                         sb_glue_new_array(1, &plan.packed_numel, t_weight.dtype),
                          plan.workspace_bytes, layer);
 done:
-    Py_XDECREF(weight); Py_XDECREF(bias);
+    sb_glue_release(arg, N_ARGS);
     return result;
 }
 

@@ -16,20 +16,25 @@ static sb_status adaptive_run(const void *plan, const void *args, const sb_tenso
     return sb_op_adaptive_avg_pool2d_run(plan, args, out, workspace);
 }
 
-/* The pooled array of a plan that passed its checks, or the check's error. */
+/* The pooled array (of the input's dtype) of a plan that passed its
+ * checks, or the check's error. */
 static PyObject *pool_result(sb_status planned, const sb_error *err, sb_glue_run_fn run,
-                             const sb_pool2d_plan *plan, const void *args, const char *layer)
+                             const sb_pool2d_plan *plan, const void *args,
+                             const sb_tensor *input, const char *layer)
 {
     if (planned != SB_OK)
         return sb_glue_raise(err, layer);
-    return sb_glue_run(run, plan, args, sb_glue_new_array(plan->out_ndim, plan->out_dims),
+    return sb_glue_run(run, plan, args,
+                       sb_glue_new_array(plan->out_ndim, plan->out_dims, input->dtype),
                        plan->workspace_bytes, layer);
 }
 
 PyDoc_STRVAR(max_pool2d_doc,
 "max_pool2d(layer, input, kernel_size, stride, padding, dilation, ceil_mode)\n"
 "--\n\n"
-"torch.nn.functional.max_pool2d: padding counts as -inf, NaN propagates.\n\n"
+"torch.nn.functional.max_pool2d: padding counts as -inf, NaN propagates.\n"
+"float32 and float64 input give a result of their dtype; other real input is\n"
+"converted to float32.\n\n"
 "layer: the name errors start with. input: (N, C, H, W) or (C, H, W).\n"
 "kernel_size, stride, padding, dilation: pairs of ints. ceil_mode: torch's rule.");
 
@@ -45,7 +50,7 @@ static PyObject *py_max_pool2d(PyObject *self, PyObject *args, PyObject *kwargs)
                                      &input_obj, &kh, &kw, &sh, &sw, &ph, &pw, &dh, &dw,
                                      &ceil_mode))
         return NULL;
-    PyArrayObject *input = sb_glue_as_float_array(input_obj, layer, "input", 1);
+    PyArrayObject *input = sb_glue_as_array(input_obj, layer, "input", 1);
     if (input == NULL)
         return NULL;
     sb_tensor t_input;
@@ -54,7 +59,7 @@ static PyObject *py_max_pool2d(PyObject *self, PyObject *args, PyObject *kwargs)
     sb_pool2d_plan plan;
     sb_error err;
     PyObject *result = pool_result(sb_op_max_pool2d_plan(&plan, &a, &err), &err, max_pool_run,
-                                   &plan, &a, layer);
+                                   &plan, &a, &t_input, layer);
     Py_DECREF(input);
     return result;
 }
@@ -63,7 +68,9 @@ PyDoc_STRVAR(adaptive_avg_pool2d_doc,
 "adaptive_avg_pool2d(layer, input, output_size)\n"
 "--\n\n"
 "torch.nn.functional.adaptive_avg_pool2d: output cell (i, j) averages rows\n"
-"floor(i*H/OH) .. ceil((i+1)*H/OH)-1 and the same for columns.\n\n"
+"floor(i*H/OH) .. ceil((i+1)*H/OH)-1 and the same for columns.\n"
+"float32 and float64 input give a result of their dtype; other real input is\n"
+"converted to float32.\n\n"
 "layer: the name errors start with. input: (N, C, H, W) or (C, H, W).\n"
 "output_size: a pair of ints (Python resolves None entries).");
 
@@ -76,7 +83,7 @@ static PyObject *py_adaptive_avg_pool2d(PyObject *self, PyObject *args, PyObject
     if (!PyArg_ParseTupleAndKeywords(args, kwargs, "sO(nn)", keywords, &layer, &input_obj,
                                      &oh, &ow))
         return NULL;
-    PyArrayObject *input = sb_glue_as_float_array(input_obj, layer, "input", 1);
+    PyArrayObject *input = sb_glue_as_array(input_obj, layer, "input", 1);
     if (input == NULL)
         return NULL;
     sb_tensor t_input;
@@ -85,7 +92,7 @@ static PyObject *py_adaptive_avg_pool2d(PyObject *self, PyObject *args, PyObject
     sb_pool2d_plan plan;
     sb_error err;
     PyObject *result = pool_result(sb_op_adaptive_avg_pool2d_plan(&plan, &a, &err), &err,
-                                   adaptive_run, &plan, &a, layer);
+                                   adaptive_run, &plan, &a, &t_input, layer);
     Py_DECREF(input);
     return result;
 }

@@ -1,7 +1,7 @@
 /*
  * runtime.c -- the glue of the runtime: threads, instruction sets, the
- * input conversion Python shares with the operators, and the entry points
- * used only by tests.
+ * input conversion Python shares with the operators (as_real, as_float32),
+ * and the entry points used only by tests.
  */
 #include <string.h>
 
@@ -76,12 +76,71 @@ static PyObject *py_set_isa(PyObject *self, PyObject *arg)
     return NULL;
 }
 
+PyDoc_STRVAR(as_real_doc,
+"as_real(layer, value, what='input', dtype=None) -> numpy.ndarray\n--\n\n"
+"The array the operators compute on. dtype None: a float32 or float64 array\n"
+"keeps its dtype, any other real input (ints, bool, float16, lists, torch\n"
+"tensors of other dtypes) becomes float32. dtype float32 or float64 (numpy.float32,\n"
+"numpy.float64, 'float32', 'float64' or a numpy.dtype of them): exactly that\n"
+"dtype. value itself is returned when it already is an aligned native array of\n"
+"that dtype that is C-contiguous (or, 4-D, whose images are), else a converted\n"
+"copy (np.asarray(value, dtype) in that layout). Non-real dtypes raise TypeError\n"
+"naming layer and what; another dtype argument raises TypeError. The one input\n"
+"conversion of skipblocks.");
+
+/* The sb_dtype dtype names (None: -1, keep float32/float64), or -2 with
+ * TypeError set. */
+static int dtype_argument(PyObject *dtype)
+{
+    if (dtype == NULL || dtype == Py_None)
+        return -1;
+    PyArray_Descr *descr = NULL;
+    if (PyArray_DescrConverter2(dtype, &descr) && descr != NULL) {
+        const int type = descr->type_num;
+        Py_DECREF(descr);
+        if (type == NPY_FLOAT32)
+            return SB_DTYPE_F32;
+        if (type == NPY_FLOAT64)
+            return SB_DTYPE_F64;
+    }
+    PyErr_Clear();
+    PyErr_Format(PyExc_TypeError,
+                 "as_real: dtype must be None, float32 or float64 (numpy.float32, "
+                 "numpy.float64, 'float32', 'float64' or their numpy.dtype), got %R", dtype);
+    return -2;
+}
+
+static PyObject *as_real(const char *layer, PyObject *value, const char *what, int dtype)
+{
+    int untyped = 0;
+    PyArrayObject *arr = sb_glue_read(value, layer, what, NULL, &untyped);
+    if (arr == NULL)
+        return NULL;
+    return (PyObject *)sb_glue_settle(arr, dtype >= 0 ? (sb_dtype)dtype : SB_DTYPE_F32,
+                                      dtype >= 0 || untyped, 1);
+}
+
+static PyObject *py_as_real(PyObject *self, PyObject *args, PyObject *kwargs)
+{
+    static char *keywords[] = {"layer", "value", "what", "dtype", NULL};
+    const char *layer, *what = "input";
+    PyObject *value, *dtype_obj = Py_None;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "sO|sO", keywords, &layer, &value, &what,
+                                     &dtype_obj))
+        return NULL;
+    const int dtype = dtype_argument(dtype_obj);
+    if (dtype == -2)
+        return NULL;
+    return as_real(layer, value, what, dtype);
+}
+
 PyDoc_STRVAR(as_float32_doc,
 "as_float32(layer, value, what='input') -> numpy.ndarray\n--\n\n"
-"The float32 array the operators compute on: value itself when it already is an\n"
-"aligned native float32 array that is C-contiguous (or, 4-D, whose images are),\n"
-"otherwise np.asarray(value, np.float32). Non-real dtypes raise TypeError naming\n"
-"layer and what. The one input conversion of skipblocks.");
+"as_real(layer, value, what, dtype=numpy.float32): the float32 array the\n"
+"operators compute on, value itself when it already is an aligned native\n"
+"float32 array that is C-contiguous (or, 4-D, whose images are), otherwise\n"
+"np.asarray(value, np.float32). Non-real dtypes raise TypeError naming layer\n"
+"and what.");
 
 static PyObject *py_as_float32(PyObject *self, PyObject *args, PyObject *kwargs)
 {
@@ -90,7 +149,7 @@ static PyObject *py_as_float32(PyObject *self, PyObject *args, PyObject *kwargs)
     PyObject *value;
     if (!PyArg_ParseTupleAndKeywords(args, kwargs, "sO|s", keywords, &layer, &value, &what))
         return NULL;
-    return (PyObject *)sb_glue_as_float_array(value, layer, what, 1);
+    return as_real(layer, value, what, SB_DTYPE_F32);
 }
 
 /* Tests only: with on set and the avx2 ISA selected, the convolution's
@@ -113,6 +172,8 @@ PyMethodDef sb_glue_runtime_methods[] = {
      "set_isa(name): force 'scalar', 'avx2' or 'avx512', or 'auto' (the best)"},
     {"available_isas", py_available_isas, METH_NOARGS,
      "available_isas() -> names of the ISAs this CPU and build can run"},
+    {"as_real", (PyCFunction)(void (*)(void))py_as_real, METH_VARARGS | METH_KEYWORDS,
+     as_real_doc},
     {"as_float32", (PyCFunction)(void (*)(void))py_as_float32, METH_VARARGS | METH_KEYWORDS,
      as_float32_doc},
     {"_test_avx512_source_on_avx2", py_test_avx512_source, METH_O,

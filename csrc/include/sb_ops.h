@@ -23,9 +23,16 @@
  * and shapes its message prints. csrc/glue/errors.c holds the one table that
  * turns each code into torch's exception type and wording.
  *
- * Element types are named by sb_dtype and buffers are void *: a second dtype
- * is added operator by operator, each checking the dtype its kernels exist
- * for (today float32: any other dtype is SB_E_DTYPE).
+ * Element types are named by sb_dtype and buffers are void *. Every
+ * operator runs in float32 and in float64, from one source: the operator's
+ * dtype is its input's, every other floating array of the call (weights,
+ * bias, BatchNorm parameters and running statistics, residual, packed
+ * weights) must have the same dtype, and SB_DT_CALL calls the kernel of that
+ * dtype (sb_<op>_f32 or sb_<op>_f64, skipblocks.h). A mismatch fails with
+ * the code whose message is torch's for that operator and mix (conv2d's
+ * SB_E_CONV_WEIGHT_DTYPE, batch_norm's SB_E_BN_PARAM_DTYPE, ...; an
+ * operator's own arguments, such as packed weights: SB_E_DTYPE_MISMATCH),
+ * checked where torch checks it. Any other dtype is SB_E_DTYPE.
  *
  * Workspaces are in bytes, in one block the caller provides (aligned as
  * malloc returns memory); an operator lays its parts out inside it at
@@ -48,11 +55,22 @@ extern "C" {
 /* ------------------------------------------------------------------ */
 
 typedef enum {
-    SB_DTYPE_F32 = 0
+    SB_DTYPE_F32 = 0,
+    SB_DTYPE_F64 = 1
 } sb_dtype;
 
-/* Bytes of one element. */
+/* Bytes of one element (0 for a value that is no sb_dtype). */
 size_t sb_dtype_size(sb_dtype dtype);
+
+/* The kernel `prefix`_f32`suffix` or `prefix`_f64`suffix` of skipblocks.h
+ * for `dtype`, called with the arguments that follow; buffers may be passed
+ * as void * (they convert to float * / double *). Both kernels of a pair
+ * return the same type. An empty suffix names the kernel itself:
+ *   SB_DT_CALL(t->dtype, sb_relu, , out, in, n)
+ *   SB_DT_CALL(t->dtype, sb_conv2d, _packed_weights_elems, co, ci, kh, kw, g) */
+#define SB_DT_CALL(dtype, prefix, suffix, ...)                                   \
+    ((dtype) == SB_DTYPE_F64 ? prefix##_f64##suffix(__VA_ARGS__)                  \
+                             : prefix##_f32##suffix(__VA_ARGS__))
 
 /* NumPy's limit on dimensions (NPY_MAXDIMS in NumPy 2). */
 #define SB_MAX_DIMS 64
@@ -83,6 +101,9 @@ int64_t sb_tensor_numel(const sb_tensor *t);
 typedef enum {
     SB_E_NONE = 0,
     SB_E_DTYPE,                /* an array of a dtype the operator has no kernel for */
+    /* A dtype mismatch. v0: the operator's dtype (its input's), v1: the
+     * argument's (sb_dtype values); arg: the argument. */
+    SB_E_DTYPE_MISMATCH,       /* an operator's own argument (packed weights, residual, ...) */
     SB_E_NUMEL,                /* arg: should contain v0 elements, not v1 */
     SB_E_PAIRED,               /* arg and its partner must be given together */
     SB_E_PACKED,               /* packed weights do not match the weight shape */
@@ -108,6 +129,9 @@ typedef enum {
     SB_E_CONV_PADDING_EXTRA,   /* asymmetric padding with an input transform, or < 0 */
     SB_E_CONV_PACK_WEIGHT,     /* v0: groups; shape 0: weight */
     SB_E_CONV_OUT_UNBATCHED,   /* out= needs a batched input */
+    SB_E_CONV_BIAS_DTYPE,      /* dtype mismatch (v0, v1): the bias, checked first */
+    SB_E_CONV_WEIGHT_DTYPE,    /* dtype mismatch (v0, v1): the weight, after the shapes */
+    SB_E_CONV_WEIGHT_DTYPE_MKLDNN, /* the same, where torch's float32 call runs oneDNN */
     /* batch_norm */
     SB_E_BN_EPS_TRAIN,         /* real: eps */
     SB_E_BN_EPS,               /* real: eps */
@@ -116,6 +140,10 @@ typedef enum {
     SB_E_BN_EVAL_NO_MEAN,
     SB_E_BN_EVAL_NO_VAR,
     SB_E_BN_ONE_VALUE,         /* shape 0: input */
+    SB_E_BN_PARAM_DTYPE,       /* dtype mismatch (v0, v1): the first parameter given
+                                * differs from the input, and a parameter is not float32 */
+    SB_E_BN_MIXED_DTYPE,       /* dtype mismatch (v0, v1): float32 parameters, float64 input */
+    SB_E_BN_SCALAR_TYPE,       /* dtype mismatch (v0, v1): a later parameter */
     /* pooling */
     SB_E_POOL_INPUT_NDIM,
     SB_E_POOL_EMPTY,           /* shape 0: input */
@@ -140,9 +168,13 @@ typedef enum {
     SB_E_LINEAR_WEIGHT_T,      /* v0: weight ndim (> 2) */
     SB_E_LINEAR_BIAS,          /* v0: target size, v1: bias size, v2: the dimension,
                                 * v3, v4: rows, out_features; shape 0: bias */
-    SB_E_LINEAR_BIAS_NDIM,     /* v0, v1: rows, out_features; v2: bias ndim; shape 0: bias */
+    SB_E_LINEAR_BIAS_NDIM,     /* v0, v1: rows, out_features; v2: bias ndim; v3: its dtype;
+                                * shape 0: bias */
     SB_E_LINEAR_SHAPES,        /* v0..v3: rows x in, in_features x out_features */
     SB_E_LINEAR_PACK_WEIGHT,   /* shape 0: weight */
+    SB_E_LINEAR_MM_DTYPE,      /* dtype mismatch (v0, v1): weight, no bias (torch's mm) */
+    SB_E_LINEAR_SELF_DTYPE,    /* dtype mismatch (v0: bias, v1: weight; torch's addmm) */
+    SB_E_LINEAR_MAT1_DTYPE,    /* dtype mismatch (v0: input, v1: weight; torch's addmm) */
     /* SEAttention */
     SB_E_SE_INPUT_NDIM,        /* shape 0: input */
     SB_E_SE_HIDDEN,            /* v0: hidden */
@@ -176,10 +208,12 @@ typedef struct {
      * padding='same' puts the odd one of an even total there. */
     int64_t padding_extra[2];
     /* Weights packed by sb_op_conv2d_pack_run (the layer's cache; they hold the
-     * bias, and may hold a folded BatchNorm), packed_numel elements; NULL:
-     * weight and bias are packed for this call, in the workspace. */
+     * bias, and may hold a folded BatchNorm), packed_numel elements of
+     * packed_dtype (the input's); NULL: weight and bias are packed for this
+     * call, in the workspace. */
     const void *packed;
     int64_t packed_numel;
+    sb_dtype packed_dtype;
     /* Fusion (see sb_conv2d_fusion): in_scale/in_shift (C_in each, or NULL)
      * and in_relu transform the input; residual (the output's shape, or
      * NULL) and out_relu form the epilogue. */
@@ -187,7 +221,7 @@ typedef struct {
     int in_relu;
     const sb_tensor *residual;
     int out_relu;
-    int reference;   /* the direct loop sb_conv2d_f32__ref, for the C tests; no fusion */
+    int reference;   /* the direct loop sb_conv2d_<dt>__ref, for the C tests; no fusion */
     int num_threads;
 } sb_conv2d_args;
 
@@ -225,8 +259,9 @@ typedef struct {
     int64_t groups;
     /* An eval-mode BatchNorm after the convolution, folded into the packed
      * weights (NULL: none): weight' = weight * scale, bias' = bias * scale +
-     * shift, with scale and shift as sb_batch_norm_fold_f32 computes them
-     * from its running statistics. */
+     * shift, with scale and shift as sb_batch_norm_fold_<dt> computes them
+     * from its running statistics. Every array has the weight's dtype, and
+     * so do the packed weights. */
     const sb_batch_norm_state *fold;
 } sb_conv2d_pack_args;
 
@@ -350,10 +385,12 @@ typedef struct {
     const sb_tensor *input;    /* (..., in_features), C-contiguous */
     const sb_tensor *weight;   /* (out_features, in_features) */
     const sb_tensor *bias;     /* NULL, or what torch expands to (rows, out_features);
-                                * C-contiguous */
+                                * C-contiguous; of the input's dtype, except where torch
+                                * adds it after the product (bias_after) */
     const void *packed;        /* sb_op_linear_pack_run's output (holds a vector bias), or NULL */
     int64_t packed_numel;
-    int reference;             /* the reference loop sb_linear_f32__ref, for the C tests */
+    sb_dtype packed_dtype;     /* the packed weights' (the input's) */
+    int reference;             /* the reference loop sb_linear_<dt>__ref, for the C tests */
     int num_threads;
 } sb_linear_args;
 
@@ -373,6 +410,10 @@ typedef struct {
     size_t workspace_bytes;
     int64_t rows, in_features, out_features;
     sb_linear_bias_mode bias_mode;
+    /* A bias of another dtype than the input's, which torch adds to the
+     * product in the wider dtype (its matmul + add_ path): added after the
+     * product, each sum in double rounded once to the input's dtype. */
+    int bias_after;
     size_t bias_offset;
 } sb_linear_plan;
 
@@ -406,6 +447,7 @@ typedef struct {
     const sb_tensor *input;   /* (N, C, H, W) */
     const void *fc1_packed, *fc2_packed;
     int64_t fc1_numel, fc2_numel;
+    sb_dtype fc1_dtype, fc2_dtype;   /* the input's */
     int64_t hidden;
     int num_threads;
 } sb_se_attention_args;
@@ -424,11 +466,18 @@ sb_status sb_op_se_attention_run(const sb_se_attention_plan *plan,
                                  void *workspace);
 
 /* Reference SEAttention on unpacked weights w1 (hidden x C), w2 (C x hidden),
- * the plainest loops, for tests. workspace: (2 * N * C + N * hidden) floats. */
-sb_status sb_se_attention_f32__ref(float *out_data, const sb_fmap *out,
-                                   const float *in_data, const sb_fmap *in,
-                                   const float *w1, const float *w2, int64_t hidden,
-                                   float *workspace);
+ * the plainest loops, for tests: sb_se_attention_f32__ref on float buffers,
+ * sb_se_attention_f64__ref on double buffers (one source,
+ * csrc/ops/se_attention_ref.inc). workspace: (2 * N * C + N * hidden)
+ * elements. */
+#define SB_SE_ATTENTION_REF_DECLARE(T, dt)                                         \
+    sb_status sb_se_attention_##dt##__ref(T *out_data, const sb_fmap *out,         \
+                                          const T *in_data, const sb_fmap *in,     \
+                                          const T *w1, const T *w2, int64_t hidden, \
+                                          T *workspace)
+SB_SE_ATTENTION_REF_DECLARE(float, f32);
+SB_SE_ATTENTION_REF_DECLARE(double, f64);
+#undef SB_SE_ATTENTION_REF_DECLARE
 
 /* A convolution inside a fused block: its weight (for the shapes), packed
  * weights and parameters, as in sb_conv2d_args. */
@@ -436,6 +485,7 @@ typedef struct {
     const sb_tensor *weight;
     const void *packed;
     int64_t packed_numel;
+    sb_dtype packed_dtype;
     int64_t stride[2], padding[2], dilation[2], groups;
 } sb_block_conv;
 

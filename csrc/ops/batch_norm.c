@@ -7,10 +7,15 @@
  *       stats -> running-statistics update (when given) -> fold -> apply
  *   running statistics (training=False): fold -> apply
  * where fold turns mean, variance, weight and bias into the per-channel
- * x * scale + shift torch computes (see sb_batch_norm_fold_f32). An empty
+ * x * scale + shift torch computes (see sb_batch_norm_fold_<dt>). An empty
  * batch in train mode gives an empty output and leaves the running
  * statistics as they were, as in torch. Optional epilogue: a ReLU in the
  * same pass (the document's relu(bn(x))).
+ *
+ * float32 and float64 from one source (SB_DT_CALL on the input's dtype).
+ * The parameters and running statistics must have the input's dtype; torch
+ * checks that after its other checks, on a non-empty input only, with the
+ * messages of its mixed-dtype rule (check_dtypes).
  *
  * Not done: channels-last layouts, backward.
  */
@@ -21,7 +26,7 @@ static sb_status check_vector(const sb_tensor *t, int64_t count, const char *nam
 {
     if (t == NULL)
         return SB_OK;
-    if (!sb_check_f32(err, t))
+    if (!sb_check_dtype(err, t))
         return SB_ERR_ARGUMENT;
     if (sb_tensor_numel(t) != count) {
         sb_fail_v(err, SB_ERR_SHAPE, SB_E_NUMEL, 2, count, sb_tensor_numel(t), 0, 0);
@@ -48,8 +53,34 @@ static sb_status check_eps(const sb_batch_norm_state *bn, sb_error *err)
     return SB_OK;
 }
 
+/* torch's CPU batch_norm on an input of `dtype`: its parameters in the
+ * order (weight, bias, running_mean, running_var). When the first one given
+ * differs from the input ("mixed dtype", a rule meant for bfloat16/half
+ * input with float32 parameters), every parameter must be float32, then the
+ * input must be a reduced float type -- which float64 is not. Otherwise
+ * the kernel finds a later parameter of another dtype. */
+static sb_status check_dtypes(const sb_batch_norm_state *bn, sb_dtype dtype, sb_error *err)
+{
+    const sb_tensor *params[4] = {bn->weight, bn->bias, bn->running_mean, bn->running_var};
+    static const char *names[4] = {"weight", "bias", "running_mean", "running_var"};
+    const sb_tensor *first = NULL;
+    for (int i = 0; i < 4 && first == NULL; i++)
+        first = params[i];
+    if (first != NULL && first->dtype != dtype) {
+        for (int i = 0; i < 4; i++)
+            if (!sb_dtype_is(params[i], SB_DTYPE_F32))
+                return sb_fail_dtype(err, SB_E_BN_PARAM_DTYPE, names[i], dtype,
+                                     params[i]->dtype);
+        return sb_fail_dtype(err, SB_E_BN_MIXED_DTYPE, "input", dtype, first->dtype);
+    }
+    for (int i = 0; i < 4; i++)
+        if (!sb_dtype_is(params[i], dtype))
+            return sb_fail_dtype(err, SB_E_BN_SCALAR_TYPE, names[i], dtype, params[i]->dtype);
+    return SB_OK;
+}
+
 sb_status sb_bn_state_check(const sb_batch_norm_state *bn, int64_t channels, int64_t count,
-                            const sb_tensor *input, sb_error *err)
+                            const sb_tensor *input, sb_dtype dtype, sb_error *err)
 {
     /* torch.nn.functional.batch_norm's _verify_batch_size comes first */
     if (bn->batch_stats && count == 1 && input != NULL) {
@@ -71,7 +102,10 @@ sb_status sb_bn_state_check(const sb_batch_norm_state *bn, int64_t channels, int
         (status = check_vector(bn->weight, channels, "weight", err)) != SB_OK ||
         (status = check_vector(bn->bias, channels, "bias", err)) != SB_OK)
         return status;
-    return SB_OK;
+    /* torch returns an empty input's (empty) result before its dtype checks */
+    if (input != NULL && (channels == 0 || count == 0))
+        return SB_OK;
+    return check_dtypes(bn, dtype, err);
 }
 
 /* The kernels see every input as N x C x (the rest) x 1; a 4-D one as its
@@ -87,38 +121,33 @@ static sb_fmap bn_map(const sb_tensor *t)
     return m;
 }
 
-static const float *f32(const sb_tensor *t)
-{
-    return t != NULL ? (const float *)t->data : NULL;
-}
-
-sb_status sb_bn_transform(float *scale, float *shift, const sb_batch_norm_state *bn,
-                          const float *in_data, const sb_fmap *in, int64_t count,
-                          float *scratch)
+sb_status sb_bn_transform(void *scale, void *shift, const sb_batch_norm_state *bn,
+                          const void *in_data, const sb_fmap *in, int64_t count,
+                          void *scratch, sb_dtype dt)
 {
     const int64_t channels = bn->running_mean != NULL ? sb_tensor_numel(bn->running_mean)
                                                       : (in != NULL ? in->c : 0);
-    if (!bn->batch_stats)
-        return sb_batch_norm_fold_f32(scale, shift, f32(bn->running_mean),
-                                      f32(bn->running_var), f32(bn->weight), f32(bn->bias),
-                                      bn->eps, channels, 0);
-    if (count == 0) {
-        /* the scale and shift of an empty batch are never applied */
+    const void *weight = sb_data_or_null(bn->weight), *bias = sb_data_or_null(bn->bias);
+    if (in != NULL && count == 0) {
+        /* the scale and shift of an empty map are never applied (and its
+         * parameters, whose dtypes the plan did not check, are not read) */
         for (int64_t c = 0; c < in->c; c++) {
-            scale[c] = 1.0f;
-            shift[c] = 0.0f;
+            sb_store(scale, dt, c, 1.0);
+            sb_store(shift, dt, c, 0.0);
         }
         return SB_OK;
     }
-    float *mean = scratch, *var_sum = scratch + in->c;
-    sb_status status = sb_batch_norm_stats_f32(mean, var_sum, in_data, in);
+    if (!bn->batch_stats)
+        return SB_DT_CALL(dt, sb_batch_norm_fold, , scale, shift, bn->running_mean->data,
+                          bn->running_var->data, weight, bias, bn->eps, channels, 0);
+    void *mean = scratch, *var_sum = sb_elem(scratch, dt, in->c);
+    sb_status status = SB_DT_CALL(dt, sb_batch_norm_stats, , mean, var_sum, in_data, in);
     if (status == SB_OK && bn->running_mean != NULL)
-        status = sb_batch_norm_update_running_f32((float *)bn->running_mean->data,
-                                                  (float *)bn->running_var->data, mean,
-                                                  var_sum, count, bn->momentum, in->c);
+        status = SB_DT_CALL(dt, sb_batch_norm_update_running, , bn->running_mean->data,
+                            bn->running_var->data, mean, var_sum, count, bn->momentum, in->c);
     if (status == SB_OK)
-        status = sb_batch_norm_fold_f32(scale, shift, mean, var_sum, f32(bn->weight),
-                                        f32(bn->bias), bn->eps, in->c, count);
+        status = SB_DT_CALL(dt, sb_batch_norm_fold, , scale, shift, mean, var_sum, weight, bias,
+                            bn->eps, in->c, count);
     return status;
 }
 
@@ -127,7 +156,7 @@ sb_status sb_op_batch_norm_plan(sb_batch_norm_plan *plan, const sb_batch_norm_ar
 {
     memset(plan, 0, sizeof *plan);
     const sb_tensor *x = a->input;
-    if (!sb_check_f32(err, x))
+    if (!sb_check_dtype(err, x))
         return SB_ERR_ARGUMENT;
     if (x->ndim < 2) {
         sb_fail_v(err, SB_ERR_SHAPE, SB_E_BN_INPUT_NDIM, 1, x->ndim, 0, 0, 0);
@@ -141,12 +170,12 @@ sb_status sb_op_batch_norm_plan(sb_batch_norm_plan *plan, const sb_batch_norm_ar
         for (int i = 2; i < x->ndim; i++)
             plan->count *= x->dims[i];
     }
-    sb_status status = sb_bn_state_check(&a->bn, plan->channels, plan->count, x, err);
+    sb_status status = sb_bn_state_check(&a->bn, plan->channels, plan->count, x, x->dtype, err);
     if (status != SB_OK)
         return status;
     plan->in_map = bn_map(x);
     sb_layout layout = {0};
-    sb_layout_add(&layout, sb_f32_bytes(4 * plan->channels));
+    sb_layout_add(&layout, sb_elem_bytes(x->dtype, sb_sat_mul(4, plan->channels)));
     plan->workspace_bytes = layout.total;
     return SB_OK;
 }
@@ -155,13 +184,14 @@ sb_status sb_op_batch_norm_run(const sb_batch_norm_plan *plan, const sb_batch_no
                                const sb_tensor *out, void *workspace)
 {
     const int64_t c = plan->channels;
-    float *scale = (float *)workspace, *shift = scale + c, *scratch = shift + c;
-    const float *in_data = (const float *)a->input->data;
+    const sb_dtype dt = a->input->dtype;
+    void *scale = workspace, *shift = sb_elem(scale, dt, c), *scratch = sb_elem(shift, dt, c);
+    const void *in_data = a->input->data;
     sb_status status = sb_bn_transform(scale, shift, &a->bn, in_data, &plan->in_map,
-                                       plan->count, scratch);
+                                       plan->count, scratch, dt);
     if (status != SB_OK || plan->count == 0)
         return status;
     const sb_fmap out_map = bn_map(out);
-    return sb_batch_norm_apply_f32((float *)out->data, &out_map, in_data, &plan->in_map,
-                                   scale, shift, a->relu);
+    return SB_DT_CALL(dt, sb_batch_norm_apply, , out->data, &out_map, in_data, &plan->in_map,
+                      scale, shift, a->relu);
 }

@@ -11,6 +11,12 @@
  * 'same' with an even total) is staged as a zero-padded copy of the input,
  * so the kernels' symmetric padding covers the rest.
  *
+ * float32 and float64 from one source: the input's dtype picks the kernels
+ * (SB_DT_CALL). torch checks the bias's dtype before anything else and the
+ * weight's after the shapes (and not at all for an empty batch or an input
+ * with no channels, which it computes); its message for the weight depends
+ * on whether a float32 call runs oneDNN (torch_uses_mkldnn).
+ *
  * Not done: padding modes other than zeros, channels-last, backward.
  */
 #include "ops_internal.h"
@@ -18,12 +24,12 @@
 static void fusion_of(sb_conv2d_fusion *f, const sb_conv2d_args *a)
 {
     memset(f, 0, sizeof *f);
-    f->in_scale = a->in_scale ? (const float *)a->in_scale->data : NULL;
-    f->in_shift = a->in_shift ? (const float *)a->in_shift->data : NULL;
+    f->in_scale = sb_data_or_null(a->in_scale);
+    f->in_shift = sb_data_or_null(a->in_shift);
     f->in_relu = a->in_relu;
     f->out_relu = a->out_relu;
     if (a->residual != NULL) {
-        f->residual = (const float *)a->residual->data;
+        f->residual = a->residual->data;
         f->residual_map = sb_fmap_of(a->residual);
     }
 }
@@ -42,7 +48,7 @@ static sb_status check_transform(const sb_conv2d_args *a, int64_t channels, sb_e
     for (int i = 0; i < 2; i++) {
         if (v[i] == NULL)
             continue;
-        if (!sb_check_f32(err, v[i]))
+        if (!sb_check_dtype(err, v[i]))
             return SB_ERR_ARGUMENT;
         if (sb_tensor_numel(v[i]) != channels) {
             sb_fail_v(err, SB_ERR_SHAPE, SB_E_NUMEL, 2, channels, sb_tensor_numel(v[i]), 0, 0);
@@ -58,13 +64,34 @@ static sb_status check_transform(const sb_conv2d_args *a, int64_t channels, sb_e
     return SB_OK;
 }
 
+/* Whether torch 2.13 runs this float32 convolution through oneDNN
+ * (ConvParams::use_mkldnn), on the input as its backend sees it: batched,
+ * with padding_extra's zeros added. torch's rule reads its own thread count;
+ * the operator reads skipblocks' (num_threads), which has the same default
+ * (the CPUs this process may use). */
+static int torch_uses_mkldnn(const sb_conv2d_args *a, int64_t n, int64_t c, int64_t h,
+                             int64_t w, const int64_t *wd)
+{
+    if (a->input->dtype != SB_DTYPE_F32)
+        return 0;
+    const int strided = a->stride[0] != 1 || a->stride[1] != 1;
+    const int dilated = a->dilation[0] != 1 || a->dilation[1] != 1;
+    const int64_t numel = sb_sat_mul(sb_sat_mul(n, c), sb_sat_mul(h, w));
+    return (strided || dilated || n >= 16 || wd[3] != 1 || wd[2] != 1 || a->num_threads > 1) &&
+           (a->groups > 1 || (wd[3] > 3 && wd[2] > 3) || n > 1 || numel > 20480);
+}
+
 sb_status sb_op_conv2d_plan(sb_conv2d_plan *plan, const sb_conv2d_args *a, sb_error *err)
 {
     memset(plan, 0, sizeof *plan);
     const sb_tensor *x = a->input, *w = a->weight, *b = a->bias;
-    if (!sb_check_f32(err, x) || !sb_check_f32(err, w) || !sb_check_f32(err, b) ||
-        !sb_check_f32(err, a->residual))
+    if (!sb_check_dtype(err, x) || !sb_check_dtype(err, w) || !sb_check_dtype(err, b) ||
+        !sb_check_dtype(err, a->residual))
         return SB_ERR_ARGUMENT;
+    const sb_dtype dt = x->dtype;
+    /* torch checks the bias's dtype before anything else */
+    if (!sb_dtype_is(b, dt))
+        return sb_fail_dtype(err, SB_E_CONV_BIAS_DTYPE, "bias", dt, b->dtype);
     if (x->ndim != 3 && x->ndim != 4) {
         sb_fail(err, SB_ERR_SHAPE, SB_E_CONV_INPUT_NDIM);
         sb_err_shape(err, 0, x);
@@ -146,6 +173,16 @@ sb_status sb_op_conv2d_plan(sb_conv2d_plan *plan, const sb_conv2d_args *a, sb_er
         sb_err_shape(err, 0, x);
         return SB_ERR_SHAPE;
     }
+    /* the weight's dtype, after the shapes; torch computes an empty batch or
+     * an input without channels whatever the weight's dtype (and so does
+     * the run, which reads nothing then) */
+    const int empty = xn == 0 || xc == 0;
+    if (!empty && w->dtype != dt)
+        return sb_fail_dtype(err,
+                             torch_uses_mkldnn(a, xn, xc, hin, win, wd)
+                                 ? SB_E_CONV_WEIGHT_DTYPE_MKLDNN
+                                 : SB_E_CONV_WEIGHT_DTYPE,
+                             "weight", dt, w->dtype);
     /* torch: an input with no channels gives an output with no channels
      * (whatever the weight's C_out), not C_out maps of bias */
     const int64_t oc = xc == 0 ? 0 : wd[0];
@@ -172,11 +209,21 @@ sb_status sb_op_conv2d_plan(sb_conv2d_plan *plan, const sb_conv2d_args *a, sb_er
             return SB_ERR_SHAPE;
         }
     }
+    /* the operator's own arrays have the input's dtype too */
+    if ((status = sb_check_same_dtype(err, a->in_scale, dt, "in_scale")) != SB_OK ||
+        (status = sb_check_same_dtype(err, a->in_shift, dt, "in_shift")) != SB_OK ||
+        (status = sb_check_same_dtype(err, a->residual, dt, "residual")) != SB_OK)
+        return status;
+    if (!empty && a->packed != NULL && a->packed_dtype != dt)
+        return sb_fail_dtype(err, SB_E_DTYPE_MISMATCH, "packed", dt, a->packed_dtype);
     if (a->reference && (fused(a) || a->packed != NULL))
         return sb_fail(err, SB_ERR_ARGUMENT, SB_E_CONV_REFERENCE_FUSED);
     const int64_t packed_numel =
-        sb_conv2d_f32_packed_weights_floats(wd[0], wd[1], wd[2], wd[3], groups);
-    if (!a->reference && a->packed != NULL && a->packed_numel != packed_numel)
+        SB_DT_CALL(dt, sb_conv2d, _packed_weights_elems, wd[0], wd[1], wd[2], wd[3], groups);
+    /* (packed weights of another dtype get here only for an empty input,
+     * whose run reads no weight) */
+    if (!a->reference && a->packed != NULL && a->packed_dtype == dt &&
+        a->packed_numel != packed_numel)
         return sb_fail(err, SB_ERR_SHAPE, SB_E_PACKED);
 
     plan->params = (sb_conv2d_params){wd[2], wd[3], sh, sw, ph, pw, dh, dw, groups};
@@ -191,13 +238,13 @@ sb_status sb_op_conv2d_plan(sb_conv2d_plan *plan, const sb_conv2d_args *a, sb_er
 
     sb_layout layout = {0};
     plan->direct = a->reference;
-    int64_t kernel_floats = 0;
+    int64_t kernel_elems = 0;
     if (!plan->direct) {
         sb_conv2d_fusion fusion;
         fusion_of(&fusion, a);
-        kernel_floats = sb_conv2d_f32_packed_workspace_floats(
-            &plan->out_map, &plan->staged_map, &plan->params, &fusion, a->num_threads);
-        if (kernel_floats == 0 && xn > 0 && oc > 0) {
+        kernel_elems = SB_DT_CALL(dt, sb_conv2d, _packed_workspace_elems, &plan->out_map,
+                                  &plan->staged_map, &plan->params, &fusion, a->num_threads);
+        if (kernel_elems == 0 && xn > 0 && oc > 0) {
             /* Valid arguments whose staged input would be too large to
              * address: the direct loop needs no workspace and computes the
              * same convolution; a fused call has no such loop. */
@@ -211,33 +258,33 @@ sb_status sb_op_conv2d_plan(sb_conv2d_plan *plan, const sb_conv2d_args *a, sb_er
         }
     }
     if (!plan->direct && a->packed == NULL)
-        plan->packed_offset = sb_layout_add(&layout, sb_f32_bytes(packed_numel));
+        plan->packed_offset = sb_layout_add(&layout, sb_elem_bytes(dt, packed_numel));
     if (eh > 0 || ew > 0)
         plan->staged_offset = sb_layout_add(
-            &layout, sb_f32_bytes(sb_sat_numel(4, (const int64_t[4]){xn, xc, hin, win})));
+            &layout, sb_elem_bytes(dt, sb_sat_numel(4, (const int64_t[4]){xn, xc, hin, win})));
     if (!plan->direct)
-        plan->kernel_offset = sb_layout_add(&layout, sb_f32_bytes(kernel_floats));
+        plan->kernel_offset = sb_layout_add(&layout, sb_elem_bytes(dt, kernel_elems));
     plan->workspace_bytes = layout.total;
     return SB_OK;
 }
 
-/* The input with padding_extra zero rows and columns after it. */
-static void stage_extra_padding(float *dst, const sb_fmap *staged, const float *src,
-                                const sb_fmap *in)
+/* The input with padding_extra zero rows and columns after it, in elements
+ * of `size` bytes (all-zero bytes are 0.0 in float32 and float64). */
+static void stage_extra_padding(void *dst, const sb_fmap *staged, const void *src,
+                                const sb_fmap *in, size_t size)
 {
     for (int64_t n = 0; n < in->n; n++)
         for (int64_t c = 0; c < in->c; c++) {
-            const float *s = src + n * in->batch_stride + c * in->h * in->w;
-            float *d = dst + n * staged->batch_stride + c * staged->h * staged->w;
+            const char *s = (const char *)src + (n * in->batch_stride + c * in->h * in->w) * size;
+            char *d = (char *)dst + (n * staged->batch_stride + c * staged->h * staged->w) * size;
             for (int64_t y = 0; y < staged->h; y++) {
-                float *row = d + y * staged->w;
+                char *row = d + y * staged->w * size;
                 int64_t x0 = 0;
                 if (y < in->h) {
-                    memcpy(row, s + y * in->w, (size_t)in->w * sizeof(float));
+                    memcpy(row, s + y * in->w * size, (size_t)in->w * size);
                     x0 = in->w;
                 }
-                for (int64_t xx = x0; xx < staged->w; xx++)
-                    row[xx] = 0.0f;
+                memset(row + x0 * size, 0, (size_t)(staged->w - x0) * size);
             }
         }
 }
@@ -249,35 +296,39 @@ sb_status sb_op_conv2d_run(const sb_conv2d_plan *plan, const sb_conv2d_args *a,
     if (out_map.n != plan->out_map.n || out_map.c != plan->out_map.c ||
         out_map.h != plan->out_map.h || out_map.w != plan->out_map.w)
         return SB_ERR_SHAPE;
-    const float *in_data = (const float *)a->input->data;
+    /* an empty output: nothing to compute (and the weight, whose dtype the
+     * plan did not check then, is not read) */
+    if (out_map.n == 0 || out_map.c == 0)
+        return SB_OK;
+    const sb_dtype dt = a->input->dtype;
+    const void *in_data = a->input->data;
     const sb_fmap *in_map = &plan->in_map;
     if (plan->staged_map.h != in_map->h || plan->staged_map.w != in_map->w) {
-        float *staged = (float *)sb_at(workspace, plan->staged_offset);
-        stage_extra_padding(staged, &plan->staged_map, in_data, in_map);
+        void *staged = sb_at(workspace, plan->staged_offset);
+        stage_extra_padding(staged, &plan->staged_map, in_data, in_map, sb_dtype_size(dt));
         in_data = staged;
         in_map = &plan->staged_map;
     }
-    float *out_data = (float *)out->data;
+    void *out_data = out->data;
+    const void *bias = sb_data_or_null(a->bias);
     if (plan->direct)
-        return sb_conv2d_f32__ref(out_data, &out_map, in_data, in_map,
-                                  (const float *)a->weight->data,
-                                  a->bias ? (const float *)a->bias->data : NULL, &plan->params);
-    const float *packed = (const float *)a->packed;
+        return SB_DT_CALL(dt, sb_conv2d, __ref, out_data, &out_map, in_data, in_map,
+                          a->weight->data, bias, &plan->params);
+    const void *packed = a->packed;
     if (packed == NULL) {
-        float *own = (float *)sb_at(workspace, plan->packed_offset);
+        void *own = sb_at(workspace, plan->packed_offset);
         const int64_t *wd = a->weight->dims;
-        sb_status status = sb_conv2d_f32_pack_weights(
-            own, (const float *)a->weight->data, a->bias ? (const float *)a->bias->data : NULL,
-            NULL, NULL, wd[0], wd[1], wd[2], wd[3], a->groups);
+        sb_status status = SB_DT_CALL(dt, sb_conv2d, _pack_weights, own, a->weight->data, bias,
+                                      NULL, NULL, wd[0], wd[1], wd[2], wd[3], a->groups);
         if (status != SB_OK)
             return status;
         packed = own;
     }
     sb_conv2d_fusion fusion;
     fusion_of(&fusion, a);
-    return sb_conv2d_f32_packed(out_data, &out_map, in_data, in_map, packed, &plan->params,
-                                &fusion, (float *)sb_at(workspace, plan->kernel_offset),
-                                a->num_threads);
+    return SB_DT_CALL(dt, sb_conv2d, _packed, out_data, &out_map, in_data, in_map, packed,
+                      &plan->params, &fusion, sb_at(workspace, plan->kernel_offset),
+                      a->num_threads);
 }
 
 /* ---- packing -------------------------------------------------------- */
@@ -287,8 +338,9 @@ sb_status sb_op_conv2d_pack_plan(sb_conv2d_pack_plan *plan, const sb_conv2d_pack
 {
     memset(plan, 0, sizeof *plan);
     const sb_tensor *w = a->weight;
-    if (!sb_check_f32(err, w))
+    if (!sb_check_dtype(err, w))
         return SB_ERR_ARGUMENT;
+    const sb_dtype dt = w->dtype;
     if (w->ndim != 4 || a->groups < 1 || w->dims[0] % a->groups != 0) {
         sb_fail_v(err, SB_ERR_SHAPE, SB_E_CONV_PACK_WEIGHT, 1, a->groups, 0, 0, 0);
         sb_err_shape(err, 0, w);
@@ -304,20 +356,24 @@ sb_status sb_op_conv2d_pack_plan(sb_conv2d_pack_plan *plan, const sb_conv2d_pack
         sb_err_shape(err, 1, a->bias);
         return SB_ERR_SHAPE;
     }
-    if (!sb_check_f32(err, a->bias))
+    if (!sb_check_dtype(err, a->bias))
         return SB_ERR_ARGUMENT;
+    /* torch's conv2d on such a weight and bias: the bias's dtype check */
+    if (!sb_dtype_is(a->bias, dt))
+        return sb_fail_dtype(err, SB_E_CONV_BIAS_DTYPE, "bias", dt, a->bias->dtype);
     sb_layout layout = {0};
     if (a->fold != NULL) {
-        /* the eval-mode BatchNorm folded in: C_out channels */
-        status = sb_bn_state_check(a->fold, wd[0], 0, NULL, err);
+        /* the eval-mode BatchNorm folded in: C_out channels, on the
+         * convolution's output (of the weight's dtype) */
+        status = sb_bn_state_check(a->fold, wd[0], 0, NULL, dt, err);
         if (status != SB_OK) {
             err->layer = "BatchNorm2d";
             return status;
         }
-        sb_layout_add(&layout, 2 * sb_f32_bytes(wd[0]));
+        sb_layout_add(&layout, sb_elem_bytes(dt, sb_sat_mul(2, wd[0])));
     }
-    plan->packed_numel = sb_conv2d_f32_packed_weights_floats(wd[0], wd[1], wd[2], wd[3],
-                                                             a->groups);
+    plan->packed_numel = SB_DT_CALL(dt, sb_conv2d, _packed_weights_elems, wd[0], wd[1], wd[2],
+                                    wd[3], a->groups);
     plan->workspace_bytes = layout.total;
     return SB_OK;
 }
@@ -326,17 +382,18 @@ sb_status sb_op_conv2d_pack_run(const sb_conv2d_pack_plan *plan,
                                 const sb_conv2d_pack_args *a, void *packed, void *workspace)
 {
     const int64_t *wd = a->weight->dims;
-    float *scale = NULL, *shift = NULL;
+    const sb_dtype dt = a->weight->dtype;
+    void *scale = NULL, *shift = NULL;
     if (a->fold != NULL) {
-        scale = (float *)workspace;
-        shift = scale + wd[0];
-        sb_status status = sb_bn_transform(scale, shift, a->fold, NULL, NULL, 0, NULL);
+        scale = workspace;
+        shift = sb_elem(scale, dt, wd[0]);
+        sb_status status = sb_bn_transform(scale, shift, a->fold, NULL, NULL, 0, NULL, dt);
         if (status != SB_OK)
             return status;
     }
-    return sb_conv2d_f32_pack_weights((float *)packed, (const float *)a->weight->data,
-                                      a->bias ? (const float *)a->bias->data : NULL, scale,
-                                      shift, wd[0], wd[1], wd[2], wd[3], a->groups);
+    return SB_DT_CALL(dt, sb_conv2d, _pack_weights, packed, a->weight->data,
+                      sb_data_or_null(a->bias), scale, shift, wd[0], wd[1], wd[2], wd[3],
+                      a->groups);
 }
 
 void sb_block_conv_args(sb_conv2d_args *args, const sb_block_conv *conv,
@@ -348,6 +405,7 @@ void sb_block_conv_args(sb_conv2d_args *args, const sb_block_conv *conv,
     args->weight = conv->weight;
     args->packed = conv->packed;
     args->packed_numel = conv->packed_numel;
+    args->packed_dtype = conv->packed_dtype;
     for (int i = 0; i < 2; i++) {
         args->stride[i] = conv->stride[i];
         args->padding[i] = conv->padding[i];

@@ -11,6 +11,9 @@
  *
  * A plan failure leaves every argument untouched: the caller then runs the
  * layers one by one, which raise torch's errors after torch's side effects.
+ *
+ * float32 and float64 from one source: the input's dtype is every part's
+ * (the conv1 output in the workspace included).
  */
 #include "ops_internal.h"
 
@@ -19,20 +22,21 @@ sb_status sb_op_dense_layer_plan(sb_dense_layer_plan *plan, const sb_dense_layer
 {
     memset(plan, 0, sizeof *plan);
     const sb_tensor *x = a->input;
-    if (!sb_check_f32(err, x))
+    if (!sb_check_dtype(err, x))
         return SB_ERR_ARGUMENT;
+    const sb_dtype dt = x->dtype;
     if (x->ndim != 4) {
         sb_fail(err, SB_ERR_SHAPE, SB_E_CONV_INPUT_NDIM);
         sb_err_shape(err, 0, x);
         return SB_ERR_SHAPE;
     }
     const int64_t c1 = x->dims[1], count1 = x->dims[0] * x->dims[2] * x->dims[3];
-    sb_status status = sb_bn_state_check(&a->bn1, c1, count1, x, err);
+    sb_status status = sb_bn_state_check(&a->bn1, c1, count1, x, dt, err);
     if (status != SB_OK) {
         err->layer = "BatchNorm2d";
         return status;
     }
-    sb_tensor scale1 = sb_tensor_1d(NULL, c1), shift1 = scale1;
+    sb_tensor scale1 = sb_tensor_1d(NULL, c1, dt), shift1 = scale1;
     sb_conv2d_args conv;
     sb_block_conv_args(&conv, &a->conv1, x, &scale1, &shift1,
                        a->num_threads);
@@ -41,13 +45,13 @@ sb_status sb_op_dense_layer_plan(sb_dense_layer_plan *plan, const sb_dense_layer
         return status;
     }
     const int64_t *md = plan->conv1.out_dims;
-    sb_tensor mid = sb_tensor_4d(NULL, md);
+    sb_tensor mid = sb_tensor_4d(NULL, md, dt);
     const int64_t c2 = md[1], count2 = md[0] * md[2] * md[3];
-    if ((status = sb_bn_state_check(&a->bn2, c2, count2, &mid, err)) != SB_OK) {
+    if ((status = sb_bn_state_check(&a->bn2, c2, count2, &mid, dt, err)) != SB_OK) {
         err->layer = "BatchNorm2d";
         return status;
     }
-    sb_tensor scale2 = sb_tensor_1d(NULL, c2), shift2 = scale2;
+    sb_tensor scale2 = sb_tensor_1d(NULL, c2, dt), shift2 = scale2;
     sb_block_conv_args(&conv, &a->conv2, &mid, &scale2, &shift2,
                        a->num_threads);
     if ((status = sb_op_conv2d_plan(&plan->conv2, &conv, err)) != SB_OK) {
@@ -59,9 +63,9 @@ sb_status sb_op_dense_layer_plan(sb_dense_layer_plan *plan, const sb_dense_layer
     plan->mid_map = (sb_fmap){md[0], md[1], md[2], md[3], md[1] * md[2] * md[3]};
     sb_layout layout = {0};
     /* scale, shift, then the batch mean and sum of squares: 4 C each */
-    plan->scale1_offset = sb_layout_add(&layout, sb_f32_bytes(4 * c1));
-    plan->scale2_offset = sb_layout_add(&layout, sb_f32_bytes(4 * c2));
-    plan->mid_offset = sb_layout_add(&layout, sb_f32_bytes(sb_sat_numel(4, md)));
+    plan->scale1_offset = sb_layout_add(&layout, sb_elem_bytes(dt, sb_sat_mul(4, c1)));
+    plan->scale2_offset = sb_layout_add(&layout, sb_elem_bytes(dt, sb_sat_mul(4, c2)));
+    plan->mid_offset = sb_layout_add(&layout, sb_elem_bytes(dt, sb_sat_numel(4, md)));
     const size_t w1 = plan->conv1.workspace_bytes, w2 = plan->conv2.workspace_bytes;
     plan->conv_offset = sb_layout_add(&layout, w1 > w2 ? w1 : w2);
     plan->workspace_bytes = layout.total;
@@ -73,17 +77,20 @@ sb_status sb_op_dense_layer_run(const sb_dense_layer_plan *plan,
                                 void *workspace)
 {
     const sb_fmap in_map = sb_fmap_of(a->input);
+    const sb_dtype dt = a->input->dtype;
     const int64_t c1 = in_map.c, c2 = plan->mid_map.c;
-    float *s1 = (float *)sb_at(workspace, plan->scale1_offset);
-    float *s2 = (float *)sb_at(workspace, plan->scale2_offset);
-    float *mid_data = (float *)sb_at(workspace, plan->mid_offset);
+    /* scale, shift, then the batch mean and sum of squares: c elements each */
+    void *s1 = sb_at(workspace, plan->scale1_offset);
+    void *s2 = sb_at(workspace, plan->scale2_offset);
+    void *mid_data = sb_at(workspace, plan->mid_offset);
     void *conv_ws = sb_at(workspace, plan->conv_offset);
-    sb_tensor scale1 = sb_tensor_1d(s1, c1), shift1 = sb_tensor_1d(s1 + c1, c1);
-    sb_tensor scale2 = sb_tensor_1d(s2, c2), shift2 = sb_tensor_1d(s2 + c2, c2);
-    sb_tensor mid = sb_tensor_4d(mid_data, plan->conv1.out_dims);
+    sb_tensor scale1 = sb_tensor_1d(s1, c1, dt), shift1 = sb_tensor_1d(sb_elem(s1, dt, c1), c1, dt);
+    sb_tensor scale2 = sb_tensor_1d(s2, c2, dt), shift2 = sb_tensor_1d(sb_elem(s2, dt, c2), c2, dt);
+    sb_tensor mid = sb_tensor_4d(mid_data, plan->conv1.out_dims, dt);
 
-    sb_status status = sb_bn_transform(s1, s1 + c1, &a->bn1, (const float *)a->input->data,
-                                       &in_map, in_map.n * in_map.h * in_map.w, s1 + 2 * c1);
+    sb_status status = sb_bn_transform(s1, shift1.data, &a->bn1, a->input->data, &in_map,
+                                       in_map.n * in_map.h * in_map.w, sb_elem(s1, dt, 2 * c1),
+                                       dt);
     if (status != SB_OK)
         return status;
     sb_conv2d_args conv;
@@ -92,8 +99,8 @@ sb_status sb_op_dense_layer_run(const sb_dense_layer_plan *plan,
     if ((status = sb_op_conv2d_run(&plan->conv1, &conv, &mid, conv_ws)) != SB_OK)
         return status;
     const sb_fmap *m = &plan->mid_map;
-    status = sb_bn_transform(s2, s2 + c2, &a->bn2, mid_data, m, m->n * m->h * m->w,
-                             s2 + 2 * c2);
+    status = sb_bn_transform(s2, shift2.data, &a->bn2, mid_data, m, m->n * m->h * m->w,
+                             sb_elem(s2, dt, 2 * c2), dt);
     if (status != SB_OK)
         return status;
     sb_block_conv_args(&conv, &a->conv2, &mid, &scale2, &shift2,

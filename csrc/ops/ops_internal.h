@@ -1,7 +1,8 @@
 /*
  * ops_internal.h -- helpers shared by the operators of csrc/ops/: filling
- * an sb_error, laying out a workspace, and the sb_tensor <-> sb_fmap views
- * the kernels take. Not part of the public API.
+ * an sb_error, checking dtypes, laying out a workspace, element addressing
+ * in a buffer of either dtype, and the sb_tensor <-> sb_fmap views the
+ * kernels take. Not part of the public API.
  */
 #ifndef SB_OPS_INTERNAL_H
 #define SB_OPS_INTERNAL_H
@@ -29,9 +30,26 @@ sb_fmap sb_fmap_of(const sb_tensor *t);
 /* Whether t has exactly these dims. */
 int sb_same_dims(const sb_tensor *t, int ndim, const int64_t *dims);
 
-/* Whether every element type is the one the float32 kernels take; sets
+/* Whether t's dtype is one the kernels exist for (float32 or float64); sets
  * SB_E_DTYPE otherwise (t may be NULL: optional argument). */
-int sb_check_f32(sb_error *err, const sb_tensor *t);
+int sb_check_dtype(sb_error *err, const sb_tensor *t);
+
+/* Whether t is absent (NULL) or of dtype `dtype`. */
+static inline int sb_dtype_is(const sb_tensor *t, sb_dtype dtype)
+{
+    return t == NULL || t->dtype == dtype;
+}
+
+/* A dtype mismatch: `code` with v0 = want (the operator's dtype), v1 = got,
+ * and the argument's name; returns SB_ERR_ARGUMENT. */
+sb_status sb_fail_dtype(sb_error *err, sb_error_code code, const char *arg, sb_dtype want,
+                        sb_dtype got);
+
+/* SB_E_DTYPE_MISMATCH unless t is absent or of dtype `dtype`: for the
+ * operators' own arguments (packed weights, residual, fused transforms),
+ * whose dtype torch has no check for. Returns SB_OK or SB_ERR_ARGUMENT. */
+sb_status sb_check_same_dtype(sb_error *err, const sb_tensor *t, sb_dtype dtype,
+                              const char *arg);
 
 /* Bytes laid out one part after another at SB_OP_ALIGN boundaries; a size
  * that would overflow makes the layout's total SIZE_MAX. */
@@ -41,8 +59,9 @@ typedef struct {
 
 /* Reserves `bytes` and returns the part's offset. */
 size_t sb_layout_add(sb_layout *layout, uint64_t bytes);
-/* Bytes of `count` floats, saturating at SIZE_MAX for absurd counts. */
-uint64_t sb_f32_bytes(int64_t count);
+/* Bytes of `count` elements of `dtype`, saturating at UINT64_MAX for absurd
+ * counts. */
+uint64_t sb_elem_bytes(sb_dtype dtype, int64_t count);
 
 /* a * b and the product of dims for sizes >= 0, saturating at INT64_MAX
  * (which no workspace can hold, so the layout fails instead of wrapping). */
@@ -54,20 +73,59 @@ static inline void *sb_at(void *workspace, size_t offset)
     return (char *)workspace + offset;
 }
 
+/* Element i of a buffer of `dtype` (void * has no arithmetic). */
+static inline void *sb_elem(void *data, sb_dtype dtype, int64_t i)
+{
+    return (char *)data + i * (int64_t)sb_dtype_size(dtype);
+}
+static inline const void *sb_celem(const void *data, sb_dtype dtype, int64_t i)
+{
+    return (const char *)data + i * (int64_t)sb_dtype_size(dtype);
+}
+
+/* Element i of a buffer of `dtype`, read as or written from a double (exact
+ * both ways for float32: a float is a double, and the value written is
+ * rounded once). For the few element loops of the operators themselves;
+ * the kernels do the work. */
+static inline double sb_load(const void *data, sb_dtype dtype, int64_t i)
+{
+    return dtype == SB_DTYPE_F64 ? ((const double *)data)[i] : ((const float *)data)[i];
+}
+static inline void sb_store(void *data, sb_dtype dtype, int64_t i, double v)
+{
+    if (dtype == SB_DTYPE_F64)
+        ((double *)data)[i] = v;
+    else
+        ((float *)data)[i] = (float)v;
+}
+
+/* A tensor's data, or NULL for an absent tensor. */
+static inline const void *sb_data_or_null(const sb_tensor *t)
+{
+    return t != NULL ? t->data : NULL;
+}
+
 /* ---- BatchNorm pieces the fused blocks share (batch_norm.c) -------- */
 
 /* Validates a BatchNorm of `channels` channels over `count` values per
- * channel, as sb_op_batch_norm_plan does (eps, running statistics pairing
- * and sizes, weight and bias sizes, one value per channel in training). */
+ * channel on an input of `dtype`, as sb_op_batch_norm_plan does (eps,
+ * running statistics pairing and sizes, weight and bias sizes, one value
+ * per channel in training; then, as torch, the dtypes of the parameters
+ * and running statistics, unless the input is empty: channels or count 0,
+ * with `input` given -- input NULL, a fold into packed weights, always
+ * checks them). */
 sb_status sb_bn_state_check(const sb_batch_norm_state *bn, int64_t channels, int64_t count,
-                            const sb_tensor *input, sb_error *err);
+                            const sb_tensor *input, sb_dtype dtype, sb_error *err);
 
-/* The per-channel scale and shift of `bn` on the map `in` (train: the
- * batch statistics, running statistics updated; eval: the running ones).
- * scratch: 2 * C floats (batch mean and sum of squares). */
-sb_status sb_bn_transform(float *scale, float *shift, const sb_batch_norm_state *bn,
-                          const float *in_data, const sb_fmap *in, int64_t count,
-                          float *scratch);
+/* The per-channel scale and shift of `bn` on the map `in` of `dtype` (train:
+ * the batch statistics, running statistics updated; eval: the running
+ * ones); scale, shift and scratch hold elements of `dtype`. With in given
+ * and count 0 (an empty map, to which nothing is applied) they are 1 and 0
+ * and nothing is read. scratch: 2 * C elements (batch mean and sum of
+ * squares). */
+sb_status sb_bn_transform(void *scale, void *shift, const sb_batch_norm_state *bn,
+                          const void *in_data, const sb_fmap *in, int64_t count,
+                          void *scratch, sb_dtype dtype);
 
 /* ---- the fused blocks' convolutions (conv2d.c) ---------------------- */
 
@@ -78,9 +136,9 @@ void sb_block_conv_args(sb_conv2d_args *args, const sb_block_conv *conv,
                         const sb_tensor *input, const sb_tensor *scale,
                         const sb_tensor *shift, int num_threads);
 
-/* A 4-D float32 tensor of these dims at `data` (C-contiguous), and a 1-D
- * one of `count` elements. */
-sb_tensor sb_tensor_4d(void *data, const int64_t dims[4]);
-sb_tensor sb_tensor_1d(void *data, int64_t count);
+/* A 4-D tensor of `dtype` and these dims at `data` (C-contiguous), and a
+ * 1-D one of `count` elements. */
+sb_tensor sb_tensor_4d(void *data, const int64_t dims[4], sb_dtype dtype);
+sb_tensor sb_tensor_1d(void *data, int64_t count, sb_dtype dtype);
 
 #endif /* SB_OPS_INTERNAL_H */

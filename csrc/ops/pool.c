@@ -8,6 +8,8 @@
  * axes: a 1x1 output is a mean, which accepts an empty plane (NaN, the mean
  * of nothing); any other output size rejects empty non-batch axes.
  *
+ * float32 and float64 from one source (SB_DT_CALL on the input's dtype).
+ *
  * Not done: return_indices, avg_pool2d, channels-last layouts.
  */
 #include <math.h>
@@ -35,7 +37,7 @@ sb_status sb_op_max_pool2d_plan(sb_pool2d_plan *plan, const sb_max_pool2d_args *
 {
     memset(plan, 0, sizeof *plan);
     const sb_tensor *x = a->input;
-    if (!sb_check_f32(err, x))
+    if (!sb_check_dtype(err, x))
         return SB_ERR_ARGUMENT;
     const int64_t kh = a->kernel[0], kw = a->kernel[1], sh = a->stride[0], sw = a->stride[1];
     const int64_t ph = a->padding[0], pw = a->padding[1], dh = a->dilation[0],
@@ -92,8 +94,8 @@ sb_status sb_op_max_pool2d_plan(sb_pool2d_plan *plan, const sb_max_pool2d_args *
 sb_status sb_op_max_pool2d_run(const sb_pool2d_plan *plan, const sb_max_pool2d_args *a,
                                const sb_tensor *out, void *workspace)
 {
-    return sb_max_pool2d_f32((float *)out->data, &plan->out_map,
-                             (const float *)a->input->data, &plan->in_map, &plan->params);
+    return SB_DT_CALL(a->input->dtype, sb_max_pool2d, , out->data, &plan->out_map,
+                      a->input->data, &plan->in_map, &plan->params);
 }
 
 sb_status sb_op_adaptive_avg_pool2d_plan(sb_pool2d_plan *plan,
@@ -101,7 +103,7 @@ sb_status sb_op_adaptive_avg_pool2d_plan(sb_pool2d_plan *plan,
 {
     memset(plan, 0, sizeof *plan);
     const sb_tensor *x = a->input;
-    if (!sb_check_f32(err, x))
+    if (!sb_check_dtype(err, x))
         return SB_ERR_ARGUMENT;
     const int64_t oh = a->output_size[0], ow = a->output_size[1];
     if (x->ndim != 3 && x->ndim != 4) {
@@ -127,14 +129,14 @@ sb_status sb_op_adaptive_avg_pool2d_run(const sb_pool2d_plan *plan,
                                         const sb_tensor *out, void *workspace)
 {
     const sb_fmap *in = &plan->in_map, *o = &plan->out_map;
+    const sb_dtype dt = a->input->dtype;
     if (o->h == 0 || o->w == 0 || o->n == 0 || o->c == 0)
         return SB_OK; /* an empty result: nothing to compute */
     if (in->h == 0 || in->w == 0) {
         /* a 1x1 output of an empty plane: torch's mean of nothing */
-        float *y = (float *)out->data;
         for (int64_t i = 0; i < o->n * o->c; i++)
-            y[i] = NAN;
+            sb_store(out->data, dt, i, NAN);
         return SB_OK;
     }
-    return sb_adaptive_avg_pool2d_f32((float *)out->data, o, (const float *)a->input->data, in);
+    return SB_DT_CALL(dt, sb_adaptive_avg_pool2d, , out->data, o, a->input->data, in);
 }

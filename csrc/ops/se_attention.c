@@ -9,6 +9,12 @@
  * torch's rules for empty maps: the pooled mean of an empty plane is NaN,
  * and x * NaN over an empty map is the empty map, so an empty H or W gives
  * the (empty) output with nothing computed.
+ *
+ * float32 and float64 from one source (SB_DT_CALL on the input's dtype);
+ * the packed weights must have the input's dtype, else torch's message for
+ * its first Linear on such weights (SB_E_LINEAR_MM_DTYPE, from "Linear").
+ * The reference sb_se_attention_<dt>__ref is se_attention_ref.inc, compiled
+ * here once per type.
  */
 #include <math.h>
 
@@ -19,8 +25,9 @@ sb_status sb_op_se_attention_plan(sb_se_attention_plan *plan, const sb_se_attent
 {
     memset(plan, 0, sizeof *plan);
     const sb_tensor *x = a->input;
-    if (!sb_check_f32(err, x))
+    if (!sb_check_dtype(err, x))
         return SB_ERR_ARGUMENT;
+    const sb_dtype dt = x->dtype;
     if (x->ndim != 4) {
         sb_fail(err, SB_ERR_SHAPE, SB_E_SE_INPUT_NDIM);
         sb_err_shape(err, 0, x);
@@ -29,23 +36,34 @@ sb_status sb_op_se_attention_plan(sb_se_attention_plan *plan, const sb_se_attent
     if (a->hidden < 0)
         return sb_fail_v(err, SB_ERR_ARGUMENT, SB_E_SE_HIDDEN, 1, a->hidden, 0, 0, 0);
     const int64_t n = x->dims[0], c = x->dims[1], hidden = a->hidden;
+    /* torch's SEAttention on weights of another dtype: its first Linear's
+     * (bias-free) matmul raises (checked before the sizes, which depend on
+     * the dtype) */
+    const sb_dtype fc_dtype = a->fc1_dtype != dt ? a->fc1_dtype : a->fc2_dtype;
+    if (a->fc1_packed != NULL && a->fc2_packed != NULL && fc_dtype != dt) {
+        sb_fail_dtype(err, SB_E_LINEAR_MM_DTYPE, "weight", dt, fc_dtype);
+        err->layer = "Linear";
+        return SB_ERR_ARGUMENT;
+    }
     /* The packed sizes saturate, so a hidden count too large for any real
      * array (2^60, say) can never match one and size the workspace. */
     if (a->fc1_packed == NULL || a->fc2_packed == NULL ||
-        a->fc1_numel != sb_linear_f32_packed_weights_floats(hidden, c) ||
-        a->fc2_numel != sb_linear_f32_packed_weights_floats(c, hidden))
+        a->fc1_numel != SB_DT_CALL(dt, sb_linear, _packed_weights_elems, hidden, c) ||
+        a->fc2_numel != SB_DT_CALL(dt, sb_linear, _packed_weights_elems, c, hidden))
         return sb_fail_v(err, SB_ERR_SHAPE, SB_E_SE_PACKED, 2, c, hidden, 0, 0);
     plan->n = n;
     plan->c = c;
     plan->hidden = hidden;
     plan->in_map = sb_fmap_of(x);
-    const int64_t ws1 = sb_linear_f32_packed_workspace_floats(n, c, hidden, a->num_threads);
-    const int64_t ws2 = sb_linear_f32_packed_workspace_floats(n, hidden, c, a->num_threads);
+    const int64_t ws1 =
+        SB_DT_CALL(dt, sb_linear, _packed_workspace_elems, n, c, hidden, a->num_threads);
+    const int64_t ws2 =
+        SB_DT_CALL(dt, sb_linear, _packed_workspace_elems, n, hidden, c, a->num_threads);
     sb_layout layout = {0};
-    sb_layout_add(&layout, sb_f32_bytes(n * c)); /* pooled, at offset 0 */
-    plan->hidden_offset = sb_layout_add(&layout, sb_f32_bytes(n * hidden));
-    plan->gate_offset = sb_layout_add(&layout, sb_f32_bytes(n * c));
-    plan->linear_offset = sb_layout_add(&layout, sb_f32_bytes(ws1 > ws2 ? ws1 : ws2));
+    sb_layout_add(&layout, sb_elem_bytes(dt, sb_sat_mul(n, c))); /* pooled, at offset 0 */
+    plan->hidden_offset = sb_layout_add(&layout, sb_elem_bytes(dt, sb_sat_mul(n, hidden)));
+    plan->gate_offset = sb_layout_add(&layout, sb_elem_bytes(dt, sb_sat_mul(n, c)));
+    plan->linear_offset = sb_layout_add(&layout, sb_elem_bytes(dt, ws1 > ws2 ? ws1 : ws2));
     plan->workspace_bytes = layout.total;
     return SB_OK;
 }
@@ -57,70 +75,34 @@ sb_status sb_op_se_attention_run(const sb_se_attention_plan *plan,
     const int64_t n = plan->n, c = plan->c, hidden = plan->hidden;
     if (n == 0 || c == 0 || plan->in_map.h == 0 || plan->in_map.w == 0)
         return SB_OK;
-    float *pooled = (float *)workspace;
-    float *hid = (float *)sb_at(workspace, plan->hidden_offset);
-    float *gate = (float *)sb_at(workspace, plan->gate_offset);
-    float *ws = (float *)sb_at(workspace, plan->linear_offset);
+    const sb_dtype dt = a->input->dtype;
+    void *pooled = workspace;
+    void *hid = sb_at(workspace, plan->hidden_offset);
+    void *gate = sb_at(workspace, plan->gate_offset);
+    void *ws = sb_at(workspace, plan->linear_offset);
     const sb_fmap pooled_map = {n, c, 1, 1, c};
     const sb_fmap out_map = sb_fmap_of(out);
-    const float *x = (const float *)a->input->data;
-    sb_status status = sb_adaptive_avg_pool2d_f32(pooled, &pooled_map, x, &plan->in_map);
+    const void *x = a->input->data;
+    sb_status status = SB_DT_CALL(dt, sb_adaptive_avg_pool2d, , pooled, &pooled_map, x,
+                                  &plan->in_map);
     if (status == SB_OK)
-        status = sb_linear_f32_packed(hid, pooled, (const float *)a->fc1_packed, n, c, hidden,
-                                      ws, a->num_threads);
+        status = SB_DT_CALL(dt, sb_linear, _packed, hid, pooled, a->fc1_packed, n, c, hidden,
+                            ws, a->num_threads);
     if (status == SB_OK)
-        status = sb_relu_f32(hid, hid, n * hidden);
+        status = SB_DT_CALL(dt, sb_relu, , hid, hid, n * hidden);
     if (status == SB_OK)
-        status = sb_linear_f32_packed(gate, hid, (const float *)a->fc2_packed, n, hidden, c,
-                                      ws, a->num_threads);
+        status = SB_DT_CALL(dt, sb_linear, _packed, gate, hid, a->fc2_packed, n, hidden, c, ws,
+                            a->num_threads);
     if (status == SB_OK)
-        status = sb_sigmoid_f32(gate, gate, n * c);
+        status = SB_DT_CALL(dt, sb_sigmoid, , gate, gate, n * c);
     if (status == SB_OK)
-        status = sb_channel_scale_f32((float *)out->data, &out_map, x, &plan->in_map, gate);
+        status = SB_DT_CALL(dt, sb_channel_scale, , out->data, &out_map, x, &plan->in_map,
+                            gate);
     return status;
 }
 
-/* The plainest SEAttention: the mean of each plane summed in double, each
- * Linear one float accumulator per output (sb_linear_f32__ref), then ReLU,
- * sigmoid and the scale as torch writes them. */
-sb_status sb_se_attention_f32__ref(float *out_data, const sb_fmap *out,
-                                   const float *in_data, const sb_fmap *in,
-                                   const float *w1, const float *w2, int64_t hidden,
-                                   float *workspace)
-{
-    if (out == NULL || in == NULL)
-        return SB_ERR_NULL;
-    if (out->n != in->n || out->c != in->c || out->h != in->h || out->w != in->w ||
-        hidden < 0)
-        return SB_ERR_SHAPE;
-    const int64_t n = in->n, c = in->c, hw = in->h * in->w;
-    if (n == 0 || c == 0 || hw == 0)
-        return SB_OK;
-    float *pooled = workspace, *gate = pooled + n * c, *hid = gate + n * c;
-    for (int64_t i = 0; i < n; i++)
-        for (int64_t ch = 0; ch < c; ch++) {
-            const float *plane = in_data + i * in->batch_stride + ch * hw;
-            double sum = 0.0;
-            for (int64_t p = 0; p < hw; p++)
-                sum += plane[p];
-            pooled[i * c + ch] = (float)(sum / (double)hw);
-        }
-    sb_status status = sb_linear_f32__ref(hid, pooled, w1, NULL, n, c, hidden);
-    if (status != SB_OK)
-        return status;
-    for (int64_t i = 0; i < n * hidden; i++)
-        hid[i] = hid[i] > 0.0f || hid[i] != hid[i] ? hid[i] : 0.0f;
-    status = sb_linear_f32__ref(gate, hid, w2, NULL, n, hidden, c);
-    if (status != SB_OK)
-        return status;
-    for (int64_t i = 0; i < n * c; i++)
-        gate[i] = 1.0f / (1.0f + expf(-gate[i]));
-    for (int64_t i = 0; i < n; i++)
-        for (int64_t ch = 0; ch < c; ch++) {
-            const float *src = in_data + i * in->batch_stride + ch * hw;
-            float *dst = out_data + i * out->batch_stride + ch * hw;
-            for (int64_t p = 0; p < hw; p++)
-                dst[p] = src[p] * gate[i * c + ch];
-        }
-    return SB_OK;
-}
+/* sb_se_attention_f32__ref and sb_se_attention_f64__ref, one source */
+#define SB_REAL_BITS 32
+#include "se_attention_ref.inc"
+#define SB_REAL_BITS 64
+#include "se_attention_ref.inc"

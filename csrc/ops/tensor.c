@@ -6,7 +6,13 @@
 
 size_t sb_dtype_size(sb_dtype dtype)
 {
-    return dtype == SB_DTYPE_F32 ? sizeof(float) : 0;
+    switch (dtype) {
+    case SB_DTYPE_F32:
+        return sizeof(float);
+    case SB_DTYPE_F64:
+        return sizeof(double);
+    }
+    return 0;
 }
 
 int64_t sb_tensor_numel(const sb_tensor *t)
@@ -83,12 +89,28 @@ int sb_same_dims(const sb_tensor *t, int ndim, const int64_t *dims)
     return 1;
 }
 
-int sb_check_f32(sb_error *err, const sb_tensor *t)
+int sb_check_dtype(sb_error *err, const sb_tensor *t)
 {
-    if (t == NULL || t->dtype == SB_DTYPE_F32)
+    if (t == NULL || t->dtype == SB_DTYPE_F32 || t->dtype == SB_DTYPE_F64)
         return 1;
     sb_fail(err, SB_ERR_ARGUMENT, SB_E_DTYPE);
     return 0;
+}
+
+sb_status sb_fail_dtype(sb_error *err, sb_error_code code, const char *arg, sb_dtype want,
+                        sb_dtype got)
+{
+    sb_fail_v(err, SB_ERR_ARGUMENT, code, 2, (int64_t)want, (int64_t)got, 0, 0);
+    sb_err_arg(err, arg);
+    return SB_ERR_ARGUMENT;
+}
+
+sb_status sb_check_same_dtype(sb_error *err, const sb_tensor *t, sb_dtype dtype,
+                              const char *arg)
+{
+    if (sb_dtype_is(t, dtype))
+        return SB_OK;
+    return sb_fail_dtype(err, SB_E_DTYPE_MISMATCH, arg, dtype, t->dtype);
 }
 
 int64_t sb_sat_mul(int64_t a, int64_t b)
@@ -118,21 +140,22 @@ size_t sb_layout_add(sb_layout *layout, uint64_t bytes)
     return offset;
 }
 
-uint64_t sb_f32_bytes(int64_t count)
+uint64_t sb_elem_bytes(sb_dtype dtype, int64_t count)
 {
+    const uint64_t size = sb_dtype_size(dtype);
     if (count <= 0)
         return 0;
-    if (count == INT64_MAX || (uint64_t)count > UINT64_MAX / sizeof(float))
+    if (count == INT64_MAX || size == 0 || (uint64_t)count > UINT64_MAX / size)
         return UINT64_MAX;
-    return (uint64_t)count * sizeof(float);
+    return (uint64_t)count * size;
 }
 
-sb_tensor sb_tensor_4d(void *data, const int64_t dims[4])
+sb_tensor sb_tensor_4d(void *data, const int64_t dims[4], sb_dtype dtype)
 {
     sb_tensor t;
     memset(&t, 0, sizeof t);
     t.data = data;
-    t.dtype = SB_DTYPE_F32;
+    t.dtype = dtype;
     t.ndim = 4;
     for (int i = 0; i < 4; i++)
         t.dims[i] = dims[i];
@@ -140,12 +163,12 @@ sb_tensor sb_tensor_4d(void *data, const int64_t dims[4])
     return t;
 }
 
-sb_tensor sb_tensor_1d(void *data, int64_t count)
+sb_tensor sb_tensor_1d(void *data, int64_t count, sb_dtype dtype)
 {
     sb_tensor t;
     memset(&t, 0, sizeof t);
     t.data = data;
-    t.dtype = SB_DTYPE_F32;
+    t.dtype = dtype;
     t.ndim = 1;
     t.dims[0] = count;
     t.batch_stride = 1;

@@ -617,19 +617,20 @@ README_CONV_LIMIT = ("A convolution's kernel size, stride, padding or dilation a
                      "2\u00b3\u00b9\u22121 raises `ValueError`, where torch computes")
 README_NOT_IMPLEMENTED = ("torch arguments skipblocks does not implement (`padding_mode` other "
                           "than `'zeros'`, a `device` other than the CPU, a `dtype` other than "
-                          "float32, `return_indices=True`) raise `NotImplementedError` instead "
-                          "of being ignored.")
+                          "float32 or float64, `return_indices=True`) raise "
+                          "`NotImplementedError` instead of being ignored.")
 README_INPLACE = ("`ReLU(inplace=True)` / `functional.relu(x, inplace=True)`, which write into "
-                  "`x` when it is a writable float32 array and raise `ValueError` otherwise "
-                  "(rather than silently returning a copy)")
+                  "`x` when it is a writable float32 or float64 array and raise `ValueError` "
+                  "otherwise (rather than silently returning a copy)")
 README_RUNNING_STATS = ("`functional.batch_norm(..., training=True)`, which updates the "
                         "running-statistics arrays passed in place; they must be writable "
-                        "C-contiguous float32 arrays, else it raises.")
+                        "C-contiguous arrays of the computation's dtype (float32 or float64), "
+                        "else it raises.")
 
 
 def _real_only(layer, dtype="complex64", what="input"):
     return (f"{layer}: {what} must hold real numbers (float, int or bool), got an array of "
-            f"dtype {dtype}; skipblocks computes in float32")
+            f"dtype {dtype}; skipblocks computes in float32 or float64")
 
 
 def _conv_limit(layer, stride=(1, 1), padding=(0, 0), dilation=(1, 1), kernel=(3, 3)):
@@ -639,7 +640,8 @@ def _conv_limit(layer, stride=(1, 1), padding=(0, 0), dilation=(1, 1), kernel=(3
 
 def _inplace(layer, kind):
     return (f"{layer}: inplace=True writes the result into its input, which must be a writable "
-            f"float32 numpy array; got a {kind}. Use inplace=False to get a new array.")
+            f"float32 or float64 numpy array; got a {kind}. Use inplace=False to get a new "
+            "array.")
 
 
 def _readonly(a):
@@ -717,9 +719,9 @@ def _inplace_rows():
                   ValueError, _inplace("relu", "read-only float32 array"), README_INPLACE),
         Departure("inplace-ReLU-read-only", lambda L: L.ReLU(inplace=True)(L.T(_readonly(X))),
                   ValueError, _inplace("ReLU", "read-only float32 array"), README_INPLACE),
-        Departure("inplace-relu-float64",
-                  lambda L: L.F.relu(L.T(X.astype(np.float64)), inplace=True),
-                  ValueError, _inplace("relu", "float64 array"), README_INPLACE),
+        Departure("inplace-relu-float16",
+                  lambda L: L.F.relu(L.T(X.astype(np.float16)), inplace=True),
+                  ValueError, _inplace("relu", "float16 array"), README_INPLACE),
         Departure("inplace-ReLU-int32",
                   lambda L: L.ReLU(inplace=True)(L.T(X.astype(np.int32))),
                   ValueError, _inplace("ReLU", "int32 array"), README_INPLACE),
@@ -740,9 +742,10 @@ def _unsupported_rows():
                   NotImplementedError,
                   "BatchNorm2d: skipblocks computes on the CPU only; got device='meta'",
                   README_NOT_IMPLEMENTED),
-        Departure("linear-dtype-float64", lambda L: L.Linear(4, 3, dtype=torch.float64),
+        Departure("linear-dtype-float16", lambda L: L.Linear(4, 3, dtype=torch.float16),
                   NotImplementedError,
-                  "Linear: skipblocks computes in float32 only; got dtype=torch.float64",
+                  "Linear: skipblocks computes in float32 or float64 only; got "
+                  "dtype=torch.float16",
                   README_NOT_IMPLEMENTED),
         Departure("max_pool2d-return-indices",
                   lambda L: L.F.max_pool2d(L.T(XP), 2, return_indices=True),

@@ -2,7 +2,9 @@
 converts, rejects, and never does to its input.
 
 * any real array-like is computed as ``np.asarray(x, np.float32)``: lists,
-  float64/float16/int/bool arrays, torch CPU tensors -- bit-identical results;
+  float64/float16/int/bool arrays, torch CPU tensors -- bit-identical results
+  (float64 input stays float64 in the layers without parameters, which follow
+  the functional rule; the float64 modules are in module_api/test_dtype_api.py);
 * complex, object and string inputs raise TypeError;
 * bad shapes raise the exception type torch raises, naming the skipblocks layer
   and giving the shape;
@@ -93,10 +95,15 @@ def test_real_inputs_are_converted_like_asarray_float32(name, rng):
     for kind, x in _convertible_inputs(rng, shape).items():
         if name == "DenseBlock" and kind.startswith("list"):
             continue   # a list given to DenseBlock is a list of feature maps (tested in test_blocks_parity)
-        as_f32 = np.asarray(x.numpy() if isinstance(x, torch.Tensor) else x, np.float32)
+        # a layer without parameters follows its input's dtype, as torch.nn.functional:
+        # float64 stays float64 (README, "dtypes"); the others are float32 modules
+        wide = name in ("ReLU", "Sigmoid", "MaxPool2d", "AdaptiveAvgPool2d") \
+            and kind in ("float64", "torch_tensor_f64")
+        dtype = np.float64 if wide else np.float32
+        as_f32 = np.asarray(x.numpy() if isinstance(x, torch.Tensor) else x, dtype)
         expected = make(name)(as_f32.copy())
         got = make(name)(x)
-        assert isinstance(got, np.ndarray) and got.dtype == np.float32, (kind, type(got))
+        assert isinstance(got, np.ndarray) and got.dtype == dtype, (kind, type(got))
         assert np.array_equal(got, expected, equal_nan=True), "%s: %s input differs from np.asarray(x, float32)" % (name, kind)
 
 
@@ -133,13 +140,25 @@ def test_functional_rejects_complex_and_strings(call, rng):
             call(bad)
 
 
-def test_weights_of_other_dtypes_are_converted_in_functional_calls(rng):
+def test_weights_of_other_dtypes_follow_torchs_dtype_rule_in_functional_calls(rng):
+    """Functional calls follow torch: arguments that are not float32/float64
+    arrays (lists, tuples, ints) take the call's floating dtype; float32 input
+    with a float64 weight is torch's mismatch error; all float64 gives float64."""
     x = randn(rng, 1, 3, 5, 5)
     w = rng.standard_normal((4, 3, 3, 3))
     b = [0.5, -1, 2, 0]
-    expected = sbF.conv2d(x, w.astype(np.float32), np.asarray(b, np.float32))
-    assert np.array_equal(sbF.conv2d(x, w, b), expected)
-    assert np.array_equal(sbF.conv2d(x.astype(np.float64), w.tolist(), tuple(b)), expected)
+    expected32 = sbF.conv2d(x, w.astype(np.float32), np.asarray(b, np.float32))
+    assert np.array_equal(sbF.conv2d(x, w.astype(np.float32), b), expected32)
+    assert np.array_equal(sbF.conv2d(x, w.astype(np.float32).tolist(), tuple(b)), expected32)
+    expected64 = sbF.conv2d(x.astype(np.float64), w, np.asarray(b, np.float64))
+    assert expected64.dtype == np.float64
+    assert np.array_equal(sbF.conv2d(x.astype(np.float64), w.tolist(), tuple(b)), expected64)
+    with pytest.raises(RuntimeError) as ours:
+        sbF.conv2d(x, w, b)
+    with pytest.raises(RuntimeError) as theirs:
+        torch.nn.functional.conv2d(torch.from_numpy(x), torch.from_numpy(w),
+                                   torch.tensor(b, dtype=torch.float64))
+    assert str(theirs.value) in str(ours.value)
 
 
 # ---------------------------------------------------------------------------

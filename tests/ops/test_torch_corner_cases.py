@@ -225,13 +225,25 @@ def test_se_attention_on_an_empty_map(fused):
 
 
 def test_eval_batch_norm_reads_running_stats_of_any_layout():
-    x = _x((2, 3, 4, 4))
-    mean = np.arange(6, dtype=np.float64)[::2]   # strided, float64: only read in eval
+    x = _x((2, 3, 4, 4)).astype(np.float64)
+    mean = np.arange(6, dtype=np.float64)[::2]   # strided: only read in eval
     var = np.linspace(1, 2, 3)
-    expected = torch.nn.functional.batch_norm(torch.from_numpy(x), torch.tensor(mean).float(),
-                                              torch.tensor(var).float(), training=False)
+    expected = torch.nn.functional.batch_norm(torch.from_numpy(x), torch.tensor(mean),
+                                              torch.tensor(var), training=False)
     got = sb.functional.batch_norm(x, mean, var, training=False)
-    assert parity_error(got, expected) < 1e-6
+    assert got.dtype == np.float64
+    assert parity_error(got, expected) < 1e-15
+
+
+def test_eval_batch_norm_with_running_stats_of_another_dtype_raises_like_torch():
+    x = _x((2, 3, 4, 4))
+    mean, var = np.arange(3, dtype=np.float64), np.linspace(1, 2, 3)
+    with pytest.raises(RuntimeError) as theirs:
+        torch.nn.functional.batch_norm(torch.from_numpy(x), torch.tensor(mean),
+                                       torch.tensor(var), training=False)
+    with pytest.raises(RuntimeError) as ours:
+        sb.functional.batch_norm(x, mean, var, training=False)
+    assert str(ours.value) == "batch_norm: " + str(theirs.value)
 
 
 # -- convolution shapes at the edges -----------------------------------------
