@@ -15,8 +15,9 @@ from . import _C
 from . import functional as F
 from . import runtime
 from .containers import ModuleDict, Sequential
-from .layers import AdaptiveAvgPool2d, BatchNorm2d, Conv2d, Linear, ReLU, Sigmoid
-from .module import Module, writable
+from .layers import (AdaptiveAvgPool2d, BatchNorm2d, Conv2d, Linear, ReLU, Sigmoid,
+                     _check_factory_kwargs)
+from .module import Module, _compute_dtype, writable
 
 __all__ = ["ResidualBlock", "DenseLayer", "DenseBlock", "Dense_Layer", "Dense_Block",
            "SEAttention"]
@@ -43,6 +44,21 @@ def _fusable_conv(conv):
     return _is(conv, Conv2d) and conv._symmetric_padding() is not None
 
 
+def _in_dtype(dtype, *modules):
+    """Every floating parameter and buffer of ``modules`` (their own, not
+    their children's) is in ``dtype``: what a fused path, which hands them
+    all to one operator, needs (otherwise the layers run one by one, each
+    converting its input to its own dtype)."""
+    for module in modules:
+        d = module.__dict__
+        for store in (d["_parameters"], d["_buffers"]):
+            for value in store.values():
+                if value is not None and value.dtype is not dtype and value.dtype.kind == "f" \
+                        and value.dtype != dtype:
+                    return False
+    return True
+
+
 # The BatchNorm argument of a folded residual block, which does not read it.
 _FOLDED_BN = (None, None, None, None, False, 0.0, 0.0)
 
@@ -53,33 +69,44 @@ class ResidualBlock(Module):
     out = relu(bn(conv2(relu(bn(conv1(x))))) + downsample(x)), with the one
     BatchNorm ``bn`` shared by both convolutions, as in the document.
     ``stride`` is a pair: stride[0] for conv1, stride[1] for conv2.
-    ``downsample`` may be any module or callable (None: identity)."""
+    ``downsample`` may be any module or callable (None: identity).
+    ``dtype`` (keyword-only, beyond the document: float32 by default, or
+    float64) is the dtype of the block's own layers; a ``downsample`` module
+    keeps its own (convert the whole block with ``.double()``). The input,
+    and the residual, are converted to the block's dtype (its conv1's)."""
 
-    def __init__(self, in_channels, out_channels, stride=[1, 1], downsample=None):
+    def __init__(self, in_channels, out_channels, stride=[1, 1], downsample=None, *,
+                 dtype=None):
         super().__init__()
+        self._dtype = dtype = _check_factory_kwargs("ResidualBlock", None, dtype)
         if len(stride) < 2:
             raise IndexError("ResidualBlock: list index out of range")  # the document's stride[1]
         self.conv1 = Conv2d(in_channels, out_channels, kernel_size=3, stride=stride[0],
-                            padding=1, bias=False)
+                            padding=1, bias=False, dtype=dtype)
         self.conv2 = Conv2d(out_channels, out_channels, kernel_size=3, stride=stride[1],
-                            padding=1, bias=False)
-        self.bn = BatchNorm2d(out_channels)
+                            padding=1, bias=False, dtype=dtype)
+        self.bn = BatchNorm2d(out_channels, dtype=dtype)
         self.downsample = downsample
 
     def forward(self, x):
-        x = F.as_float32(x, "ResidualBlock")
+        x = F.as_real(x, "ResidualBlock", "input", _compute_dtype(self))  # conv1's dtype
         # The document calls the module-level global `downsample` here; the
         # block's own self.downsample is what it means.
-        residual = x if self.downsample is None else self.downsample(x)
-        residual = F.as_float32(residual, "ResidualBlock", "residual")
+        downsample = self.downsample
+        residual = x if downsample is None else F.as_real(
+            downsample(x), "ResidualBlock", "residual", x.dtype)
+        conv1, conv2, bn = self.conv1, self.conv2, self.bn
         # another rank runs the layers one by one, which raise torch's errors
-        if x.ndim == 4 and runtime.fusion_enabled() and _fusable_conv(self.conv1) \
-                and _fusable_conv(self.conv2) and _is(self.bn, BatchNorm2d):
+        if x.ndim == 4 and runtime.fusion_enabled() and _fusable_conv(conv1) \
+                and _fusable_conv(conv2) and _is(bn, BatchNorm2d) \
+                and _in_dtype(x.dtype, conv1, conv2, bn):
             out = self._forward_fused(x, residual)
             if out is not None:
                 return out
-        out = _bn_relu(self.bn, self.conv1(x))
-        out = self.bn(self.conv2(out))
+        out = _bn_relu(bn, conv1(x))
+        out = bn(conv2(out))
+        if getattr(out, "dtype", x.dtype) != residual.dtype:  # layers of another dtype
+            residual = F.as_real(residual, "ResidualBlock", "residual", out.dtype)
         return _C.add_relu("ResidualBlock", out, self._match_residual(residual, out.shape))
 
     def _forward_fused(self, x, residual):
@@ -134,21 +161,26 @@ class ResidualBlock(Module):
 
 class DenseLayer(Module):
     """The document's Dense_Layer: cat(inputs) -> bn1 -> relu -> 1x1 conv1 ->
-    bn2 -> relu -> 3x3 conv2, giving ``growthrate`` new channels."""
+    bn2 -> relu -> 3x3 conv2, giving ``growthrate`` new channels.
+    ``dtype`` (keyword-only, beyond the document): float32 (default) or
+    float64; the input is converted to the layer's dtype (its bn1's)."""
 
-    def __init__(self, in_channels, growthrate, bn_size):
+    def __init__(self, in_channels, growthrate, bn_size, *, dtype=None):
         super().__init__()
-        self.bn1 = BatchNorm2d(in_channels)
-        self.conv1 = Conv2d(in_channels, bn_size * growthrate, kernel_size=1, bias=False)
-        self.bn2 = BatchNorm2d(bn_size * growthrate)
+        self._dtype = dtype = _check_factory_kwargs("DenseLayer", None, dtype)
+        self.bn1 = BatchNorm2d(in_channels, dtype=dtype)
+        self.conv1 = Conv2d(in_channels, bn_size * growthrate, kernel_size=1, bias=False,
+                            dtype=dtype)
+        self.bn2 = BatchNorm2d(bn_size * growthrate, dtype=dtype)
         self.conv2 = Conv2d(bn_size * growthrate, growthrate, kernel_size=3, padding=1,
-                            bias=False)
+                            bias=False, dtype=dtype)
 
     def forward(self, prev_features):
+        dtype = _compute_dtype(self)  # the module's dtype decides
         if isinstance(prev_features, (list, tuple)):
-            x = F.cat(prev_features, dim=1, _layer="DenseLayer")
+            x = np.concatenate(*F._cat_checked(prev_features, 1, "DenseLayer", dtype))
         else:
-            x = F.as_float32(prev_features, "DenseLayer")
+            x = F.as_real(prev_features, "DenseLayer", "input", dtype)
         return self._forward(x)
 
     def _forward(self, x, out=None):
@@ -162,24 +194,27 @@ class DenseLayer(Module):
         the shapes do not fit it, the layers run one by one, which raise
         torch's errors after torch's side effects."""
         # another rank runs the layers one by one, which raise torch's errors
-        if x.ndim == 4 and runtime.fusion_enabled() and _is(self.bn1, BatchNorm2d) \
-                and _is(self.bn2, BatchNorm2d) and _fusable_conv(self.conv1) \
-                and _fusable_conv(self.conv2):
-            shared = self.bn2 is self.bn1  # one BatchNorm updated twice, in order
-            bn1, factors = self.bn1._state(updates=2 if shared else 1)
-            bn2 = bn1[:5] + (factors[1],) + bn1[6:] if shared else self.bn2._state()[0]
+        layer_bn1, layer_bn2, layer_conv1, layer_conv2 = self.bn1, self.bn2, self.conv1, self.conv2
+        if x.ndim == 4 and runtime.fusion_enabled() and _is(layer_bn1, BatchNorm2d) \
+                and _is(layer_bn2, BatchNorm2d) and _fusable_conv(layer_conv1) \
+                and _fusable_conv(layer_conv2) \
+                and _in_dtype(x.dtype, layer_bn1, layer_conv1, layer_bn2, layer_conv2) \
+                and (out is None or out.dtype == x.dtype):
+            shared = layer_bn2 is layer_bn1  # one BatchNorm updated twice, in order
+            bn1, factors = layer_bn1._state(updates=2 if shared else 1)
+            bn2 = bn1[:5] + (factors[1],) + bn1[6:] if shared else layer_bn2._state()[0]
             # the buffers the operator updates in place (train mode)
             running = [a for state in (bn1, bn2) if state[4] for a in state[2:4]
                        if a is not None]
-            conv1, conv2 = self.conv1._block_args(), self.conv2._block_args()
+            conv1, conv2 = layer_conv1._block_args(), layer_conv2._block_args()
             with writable(*running):
                 result = _C.dense_layer("DenseLayer", x, bn1, bn2, conv1, conv2, out=out)
             if result is not None:
-                self.bn1._record_updates(1)
-                self.bn2._record_updates(1)  # the shared one: its second update
+                layer_bn1._record_updates(1)
+                layer_bn2._record_updates(1)  # the shared one: its second update
                 return result
-        out1 = self.conv1(_bn_relu(self.bn1, x))
-        result = self.conv2(_bn_relu(self.bn2, out1))
+        out1 = layer_conv1(_bn_relu(layer_bn1, x))
+        result = layer_conv2(_bn_relu(layer_bn2, out1))
         if out is not None:
             out[...] = result
             return out
@@ -195,22 +230,28 @@ class DenseBlock(ModuleDict):
     returns the concatenation of the inputs and all new features. Unlike the
     document, it never appends to the caller's list; and instead of
     re-concatenating a growing list at every layer, it writes each layer's
-    features straight into their slice of one preallocated output."""
+    features straight into their slice of one preallocated output (in the
+    block's dtype). ``dtype`` (keyword-only, beyond the document): float32
+    (default) or float64; the input is converted to the block's dtype (its
+    first layer's)."""
 
-    def __init__(self, n_layers, in_channels, growthrate, bn_size):
+    def __init__(self, n_layers, in_channels, growthrate, bn_size, *, dtype=None):
         super().__init__()
+        self._dtype = dtype = _check_factory_kwargs("DenseBlock", None, dtype)
         layers = dict()
         for i in range(n_layers):
             layers["dense{}".format(i)] = DenseLayer(in_channels + i * growthrate,
-                                                     growthrate, bn_size)
+                                                     growthrate, bn_size, dtype=dtype)
         self.block = ModuleDict(layers)
+        self.block._dtype = dtype
 
     def forward(self, features):
         # The first layer's torch.cat and its BatchNorm's 4-D check decide
         # what the block accepts, with their errors (as DenseLayer's).
+        dtype = _compute_dtype(self)  # the module's dtype decides
         features = list(features) if isinstance(features, (list, tuple)) else [features]
-        features = [F.as_float32(f, "DenseBlock") for f in features]
-        features, _ = F._cat_checked(features, 1, "DenseLayer")
+        features = [F.as_real(f, "DenseBlock", "input", dtype) for f in features]
+        features, _ = F._cat_checked(features, 1, "DenseLayer", dtype)
         layers = list(self.block.values())
         if features[0].ndim != 4 or not all(_is(layer, DenseLayer) and _is(layer.conv2, Conv2d)
                                             and layer.conv2.weight.ndim == 4
@@ -225,7 +266,7 @@ class DenseBlock(ModuleDict):
         in_channels = sum(f.shape[1] for f in features)
         # each layer's new channels, as its conv2's weight makes them
         growth = [layer.conv2.weight.shape[0] for layer in layers]
-        output = np.empty((n, in_channels + sum(growth), h, w), dtype=np.float32)
+        output = np.empty((n, in_channels + sum(growth), h, w), dtype=features[0].dtype)
         start = 0
         for f in features:
             output[:, start:start + f.shape[1]] = f
@@ -240,29 +281,34 @@ class DenseBlock(ModuleDict):
 class SEAttention(Module):
     """The document's Squeeze-and-Excitation module: global average pool ->
     Linear(C, C // r) -> ReLU -> Linear(C // r, C) -> Sigmoid -> scale each
-    channel of the input. No biases, as in the document."""
+    channel of the input. No biases, as in the document. ``dtype``
+    (keyword-only, beyond the document): float32 (default) or float64; the
+    input is converted to the module's dtype (its first Linear's)."""
 
-    def __init__(self, channel=512, reduction=16):
+    def __init__(self, channel=512, reduction=16, *, dtype=None):
         super().__init__()
+        self._dtype = dtype = _check_factory_kwargs("SEAttention", None, dtype)
         if reduction == 0:
             raise ZeroDivisionError("SEAttention: integer division or modulo by zero")
         self.avg_pool = AdaptiveAvgPool2d(1)
         self.fc = Sequential(
-            Linear(channel, channel // reduction, bias=False),
+            Linear(channel, channel // reduction, bias=False, dtype=dtype),
             ReLU(inplace=True),
-            Linear(channel // reduction, channel, bias=False),
+            Linear(channel // reduction, channel, bias=False, dtype=dtype),
             Sigmoid(),
         )
+        for module in (self.avg_pool, self.fc, self.fc[1], self.fc[3]):
+            module._dtype = dtype  # what parameters registered on them later are made in
 
     def forward(self, x):
-        x = F.as_float32(x, "SEAttention")
+        x = F.as_real(x, "SEAttention", "input", _compute_dtype(self))
         if x.ndim != 4:
             # torch fails at `b, c, _, _ = x.size()` with Python's ValueError
             detail = f"not enough values to unpack (expected 4, got {x.ndim})" if x.ndim < 4 \
                 else "too many values to unpack (expected 4)"
             raise ValueError(f"SEAttention: {detail}")
         b, c = x.shape[:2]
-        if runtime.fusion_enabled() and self._fusable(c):
+        if runtime.fusion_enabled() and self._fusable(c, x.dtype):
             # One C call: pool, both linears, ReLU, sigmoid and the scale
             # run back to back without the GIL and without Python between.
             fc1, fc2 = self.fc[0], self.fc[2]
@@ -270,9 +316,11 @@ class SEAttention(Module):
                                    fc2._packed_weights(), fc1.out_features)
         y = self.avg_pool(x).reshape(b, c)
         y = self.fc(y).reshape(b, c)
+        if getattr(y, "dtype", x.dtype) != x.dtype:  # children of another dtype
+            y = F.as_real(y, "SEAttention", "scale", x.dtype)
         return _C.channel_scale("SEAttention", x, y)
 
-    def _fusable(self, channels):
+    def _fusable(self, channels, dtype):
         """The children are still the document's: AdaptiveAvgPool2d(1), and
         Sequential(Linear(C, h), ReLU, Linear(h, C), Sigmoid) with weights
         of those shapes (a mismatch takes the layer-by-layer path, which
@@ -286,7 +334,9 @@ class SEAttention(Module):
                 and type(gate) is Sigmoid):
             return False
         hidden = fc1.out_features
-        return (fc1.weight.shape == (hidden, channels) and fc2.weight.shape == (channels, hidden)
+        return (_in_dtype(dtype, fc1, fc2)
+                and fc1.weight.shape == (hidden, channels)
+                and fc2.weight.shape == (channels, hidden)
                 and fc1.in_features == channels and fc2.in_features == hidden
                 and fc2.out_features == channels
                 and (fc1.bias is None or fc1.bias.shape == (hidden,))

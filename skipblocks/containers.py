@@ -19,8 +19,10 @@ def _foldable(conv, bn, input):
             and conv._packable()):
         return False
     channels = (conv.weight.shape[0],)
+    dtype = conv.weight.dtype  # one operator takes them all: one dtype
     return (not bn.eps < 0  # a NaN eps passes torch's check too
-            and all(a is None or a.shape == channels
+            and (conv.bias is None or conv.bias.dtype == dtype)
+            and all(a is None or (a.shape == channels and a.dtype == dtype)
                     for a in (bn.running_mean, bn.running_var, bn.weight, bn.bias)))
 
 __all__ = ["Sequential", "ModuleDict"]

@@ -1,8 +1,12 @@
 """skipblocks.functional: torch.nn.functional's names and arguments on NumPy.
 
 Every function accepts array-likes (NumPy arrays of any dtype that is real,
-layout or order; lists; CPU torch tensors) and returns a new float32 array;
-see the README's dtype policy. Argument conveniences (int-or-pair, 'same'
+layout or order; lists; CPU torch tensors) and returns a new array. dtypes
+follow torch: when every floating argument is float64 the result is float64;
+float32 and float64 mixed raise torch's error; other real inputs (integers,
+bool, float16) are converted to float32 as np.asarray(x, np.float32) would;
+``cat`` promotes as torch.cat does. See the README's dtype rules (modules
+differ: their dtype decides). Argument conveniences (int-or-pair, 'same'
 padding, None entries) are resolved here; shapes are checked once, in C, by
 skipblocks._C, whose errors follow torch's wording and name the layer.
 
@@ -21,9 +25,21 @@ __all__ = ["conv2d", "batch_norm", "relu", "sigmoid", "max_pool2d",
            "adaptive_avg_pool2d", "linear", "cat"]
 
 
+def _arg(value):
+    """An operator argument as the operators read it: a torch tensor as its
+    NumPy view (bfloat16 read exactly, as float32: NumPy has none); anything
+    else as it is. Arrays keep their dtype, and Python lists and numbers stay
+    untyped: the operator converts them to the call's dtype (float32, or
+    float64 when an array argument is float64), where np.asarray would make
+    float64 arrays of them."""
+    if type(value) is np.ndarray or not hasattr(value, "detach"):
+        return value
+    return to_numpy(value)
+
+
 def _optional(value):
-    """to_numpy for an optional argument (bias): None stays None."""
-    return None if value is None else to_numpy(value)
+    """_arg for an optional argument (bias): None stays None."""
+    return None if value is None else _arg(value)
 
 
 # torch's errors for an int-or-pair argument of another length
@@ -65,7 +81,7 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, 
            _layer="conv2d"):
     """torch.nn.functional.conv2d: zero padding; padding may be an int, a pair,
     'valid' or 'same' (stride 1 only, as torch)."""
-    input, weight, bias = to_numpy(input), to_numpy(weight), _optional(bias)
+    input, weight, bias = _arg(input), _arg(weight), _optional(bias)
     stride = pair(stride, "stride", _layer)
     dilation = pair(dilation, "dilation", _layer)
     extra = (0, 0)
@@ -78,7 +94,8 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, 
                                    "convolutions")
             # torch pads the odd one of an even total at the bottom/right; a
             # weight that is not 4-D gets its error from the operator
-            kernel = weight.shape[2:] if weight.ndim == 4 else (1, 1)
+            shape = np.shape(weight)
+            kernel = shape[2:] if len(shape) == 4 else (1, 1)
             totals = [d * (k - 1) for d, k in zip(dilation, kernel)]
             padding = (totals[0] // 2, totals[1] // 2)
             extra = (totals[0] % 2, totals[1] % 2)
@@ -98,31 +115,33 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
     and, when ``running_mean``/``running_var`` are given, they are updated in
     place with ``momentum`` (the variance stored unbiased), as torch does.
     Because they are updated in place they must then be writable, C-contiguous
-    float32 arrays of C elements: anything else raises TypeError or
-    ValueError rather than silently updating a copy."""
+    arrays of C elements in the computation's dtype (float32, or float64 for
+    float64 arguments): anything else raises TypeError or ValueError rather
+    than silently updating a copy."""
     if momentum is None:
         # BatchNorm2d turns momentum=None into its cumulative factor before calling
         raise TypeError(f"{_layer}: batch_norm(): argument 'momentum' (position 7) must be "
                         "float, not NoneType")
-    return _C.batch_norm(_layer, to_numpy(input), running_mean, running_var, weight, bias,
+    return _C.batch_norm(_layer, _arg(input), running_mean, running_var, weight, bias,
                          bool(training), float(momentum), float(eps))
 
 
 def relu(input, inplace=False, *, _layer="relu"):
     """torch.nn.functional.relu; NaN stays NaN. ``inplace=True`` writes into
-    ``input`` and returns it; the input must then be a writable float32
-    array (anything else raises rather than silently returning a copy)."""
+    ``input`` and returns it; the input must then be a writable float32 or
+    float64 array (anything else raises rather than silently returning a
+    copy)."""
     if not inplace:
-        return _C.relu(_layer, to_numpy(input))
+        return _C.relu(_layer, _arg(input))
     if isinstance(input, np.ndarray) and input.dtype.kind not in "fiub":
-        as_float32(input, _layer)  # the TypeError every op gives non-real input
-    if not isinstance(input, np.ndarray) or input.dtype != np.float32 \
+        as_real(input, _layer)  # the TypeError every op gives non-real input
+    if not isinstance(input, np.ndarray) or input.dtype not in _COMPUTED \
             or not input.flags.writeable:
         kind = type(input).__name__ if not isinstance(input, np.ndarray) else \
             f"{'read-only ' if not input.flags.writeable else ''}{input.dtype} array"
         raise ValueError(f"{_layer}: inplace=True writes the result into its input, which "
-                         f"must be a writable float32 numpy array; got a {kind}. Use "
-                         "inplace=False to get a new array.")
+                         f"must be a writable float32 or float64 numpy array; got a {kind}. "
+                         "Use inplace=False to get a new array.")
     if input.flags.c_contiguous and input.flags.aligned:
         return _C.relu(_layer, input, out=input)
     # A strided or unaligned view: the kernel writes aligned contiguous
@@ -133,7 +152,7 @@ def relu(input, inplace=False, *, _layer="relu"):
 
 def sigmoid(input, *, _layer="sigmoid"):
     """torch.sigmoid."""
-    return _C.sigmoid(_layer, to_numpy(input))
+    return _C.sigmoid(_layer, _arg(input))
 
 
 def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False,
@@ -147,7 +166,7 @@ def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode
     stride = kernel if stride is None or (not isinstance(stride, numbers.Integral)
                                           and len(tuple(stride)) == 0) \
         else pair(stride, "stride", _layer, "max_pool2d")
-    return _C.max_pool2d(_layer, to_numpy(input), kernel, stride,
+    return _C.max_pool2d(_layer, _arg(input), kernel, stride,
                          pair(padding, "padding", _layer, "max_pool2d"),
                          pair(dilation, "dilation", _layer, "max_pool2d"), bool(ceil_mode))
 
@@ -155,7 +174,7 @@ def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode
 def adaptive_avg_pool2d(input, output_size, *, _layer="adaptive_avg_pool2d"):
     """torch.nn.functional.adaptive_avg_pool2d; ``None`` in output_size keeps
     that input dimension."""
-    input = to_numpy(input)
+    input = _arg(input)
     if output_size is None or isinstance(output_size, numbers.Integral):
         sizes = (output_size, output_size)
     else:
@@ -177,31 +196,81 @@ def adaptive_avg_pool2d(input, output_size, *, _layer="adaptive_avg_pool2d"):
 
 def linear(input, weight, bias=None, *, _layer="linear"):
     """torch.nn.functional.linear: input (..., in_features) -> (..., out_features)."""
-    return _C.linear(_layer, to_numpy(input), to_numpy(weight), _optional(bias))
+    return _C.linear(_layer, _arg(input), _arg(weight), _optional(bias))
 
 
-def as_float32(value, layer, what="input"):
-    """The float32 array the operators compute on (np.asarray(value,
-    np.float32) unless value already is one the kernels take); TypeError for
-    complex, object and string data. The C conversion every operator uses."""
-    return _C.as_float32(layer, to_numpy(value), what)
+# The dtypes the kernels compute in, in native byte order (a byte-swapped
+# array compares unequal to these).
+_COMPUTED = (np.dtype("=f4"), np.dtype("=f8"))
+_FLOAT32, _FLOAT64 = np.dtype(np.float32), np.dtype(np.float64)
+
+
+def as_real(value, layer, what="input", dtype=None):
+    """The array the operators compute on: with ``dtype`` None, float32 and
+    float64 arrays as they are (the functional rule: the input's dtype) and
+    anything else real as np.asarray(value, np.float32) would convert it;
+    with ``dtype`` np.float32 or np.float64 (a module's dtype), ``value``
+    converted to it. TypeError, naming ``layer`` and ``what``, for complex,
+    object and string data. The C conversion every operator uses
+    (skipblocks._C.as_real)."""
+    if dtype is not None:
+        dtype = getattr(dtype, "type", None) or np.dtype(dtype).type  # np.float32 / np.float64
+    return _C.as_real(layer, _arg(value), what, dtype)
+
+
+def _module_input(value, layer, dtype, what="input"):
+    """``value`` as a module computing in ``dtype`` (its _compute_dtype)
+    takes it: converted to ``dtype`` (skipblocks' rule for modules: the
+    module's dtype decides), or, for a module without floating parameters
+    (``dtype`` None), left for the operator to convert by the functional
+    rule. An array already in ``dtype`` goes through untouched, for the
+    operator's own checks of its layout."""
+    if dtype is None:
+        return _arg(value)
+    if type(value) is np.ndarray and value.dtype == dtype:  # native: byte-swapped converts
+        return value
+    return as_real(value, layer, what, dtype)
 
 
 def cat(tensors, dim=0, *, _layer="cat"):
-    """torch.cat: concatenates float32 arrays along ``dim`` (exact copy)."""
+    """torch.cat along ``dim`` (an exact copy), with torch.cat's dtype
+    promotion for what skipblocks computes in: float64 when any of the
+    tensors is float64 (as torch: float64 is above every other dtype
+    skipblocks accepts), float32 otherwise -- where torch's promoted dtype
+    would be float32, and also where it would be an integer, bool or float16
+    one (converted to float32, as every operator converts such input)."""
     return np.concatenate(*_cat_checked(tensors, dim, _layer))
 
 
-def _cat_checked(tensors, dim, layer):
-    """The float32 arrays torch.cat(tensors, dim) would join, and the axis;
-    torch's errors otherwise, prefixed with ``layer``."""
+def _natural_dtype(value):
+    """float64 for a float64 array or torch tensor (what cat promotes to),
+    float32 for anything else: the dtype torch.cat's promotion gives a
+    tensor among the ones skipblocks accepts, once it is mapped to float32
+    or float64."""
+    dtype = getattr(value, "dtype", None)
+    if dtype is None:
+        return _FLOAT32
+    if isinstance(dtype, np.dtype):
+        return _FLOAT64 if dtype.kind == "f" and dtype.itemsize == 8 else _FLOAT32
+    return _FLOAT64 if str(dtype) == "torch.float64" else _FLOAT32
+
+
+def _cat_checked(tensors, dim, layer, dtype=None):
+    """The arrays torch.cat(tensors, dim) would join, all converted to one
+    dtype (``dtype``, a module's; else torch.cat's promotion, see cat), and
+    the axis; torch's errors otherwise, prefixed with ``layer``."""
     if isinstance(tensors, np.ndarray) or not hasattr(tensors, "__iter__"):
         kind = type(tensors)
         name = kind.__qualname__ if kind.__module__ == "builtins" else \
             f"{kind.__module__}.{kind.__qualname__}"
         raise TypeError(f"{layer}: cat(): argument 'tensors' (position 1) must be tuple of "
                         f"Tensors, not {name}")
-    arrays = [as_float32(t, layer, f"tensor number {i}") for i, t in enumerate(tensors)]
+    tensors = list(tensors)
+    if dtype is None:
+        # torch promotes over every tensor, the skipped empty ones below too
+        dtype = _FLOAT64 if any(_natural_dtype(t) is _FLOAT64 for t in tensors) \
+            else _FLOAT32
+    arrays = [as_real(t, layer, f"tensor number {i}", dtype) for i, t in enumerate(tensors)]
     if any(a.ndim > 1 for a in arrays):
         # torch.cat skips legacy empty 1-D tensors (shape (0,)) among
         # higher-dimensional ones

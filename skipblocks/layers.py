@@ -8,7 +8,8 @@ import numpy as np
 from . import _C
 from . import functional as F
 from . import random as _random
-from .module import Module, to_numpy, writable
+from .module import (Module, _compute_dtype, _computable_dtype, _dtype_error, _dtype_info,
+                     to_numpy, writable)
 
 __all__ = ["Conv2d", "BatchNorm2d", "ReLU", "Sigmoid", "MaxPool2d", "AdaptiveAvgPool2d",
            "Linear"]
@@ -16,18 +17,33 @@ __all__ = ["Conv2d", "BatchNorm2d", "ReLU", "Sigmoid", "MaxPool2d", "AdaptiveAvg
 _PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
 
 
-def _check_factory_kwargs(layer, device, dtype):
+def _check_factory_kwargs(layer, device, dtype, parameters=True):
     """torch's device/dtype arguments: only what skipblocks computes with is
-    accepted; anything else raises instead of being ignored."""
+    accepted, anything else raises instead of being ignored. Returns the
+    module's dtype: np.dtype float32 (``dtype`` None: torch's default) or
+    float64, from torch.float32 / torch.float64 (recognised by name, torch is
+    not imported), a NumPy dtype or scalar type, or a string NumPy reads
+    ('float64'). An integer or bool dtype raises torch's RuntimeError when
+    the layer has ``parameters`` (they cannot be integers); float16,
+    bfloat16 and complex dtypes (torch accepts them) raise
+    NotImplementedError."""
     if device is not None and str(device) != "cpu":
         raise NotImplementedError(f"{layer}: skipblocks computes on the CPU only; got "
                                   f"device={device!r}")
-    if dtype is not None:
-        name = str(dtype)
-        if name not in ("float32", "torch.float32", "<class 'numpy.float32'>") and \
-                not (isinstance(dtype, type) and dtype is np.float32):
-            raise NotImplementedError(f"{layer}: skipblocks computes in float32 only; got "
-                                      f"dtype={dtype!r}")
+    if dtype is None:
+        return np.dtype(np.float32)
+    target = _computable_dtype(dtype)
+    if target is not None:
+        return target
+    try:
+        _, kind = _dtype_info(dtype)
+    except TypeError:
+        raise TypeError(f"{layer}: dtype must be a torch or NumPy dtype (float32 or float64), "
+                        f"got {dtype!r}") from None
+    if kind in "iub" and parameters:
+        raise RuntimeError(f"{layer}: Only Tensors of floating point and complex dtype can "
+                           "require gradients")
+    raise NotImplementedError(_dtype_error(layer, repr(dtype), kind))
 
 
 def _check_count(layer, name, value, minimum):
@@ -61,7 +77,8 @@ class Conv2d(Module):
                  dtype=None):
         super().__init__()
         name = "Conv2d"
-        _check_factory_kwargs(name, device, dtype)
+        dtype = _check_factory_kwargs(name, device, dtype)
+        self._dtype = dtype  # what the parameters below are made in
         in_channels = _check_count(name, "in_channels", in_channels, 0)
         out_channels = _check_count(name, "out_channels", out_channels, 0)
         if not isinstance(groups, numbers.Integral) or groups <= 0:
@@ -95,16 +112,18 @@ class Conv2d(Module):
         self.groups = int(groups)
         self.padding_mode = padding_mode
         self.register_parameter("weight", np.empty(_check_shape(
-            name, (out_channels, in_channels // groups) + self.kernel_size), np.float32))
-        self.register_parameter("bias", np.empty(out_channels, np.float32) if bias else None)
+            name, (out_channels, in_channels // groups) + self.kernel_size), dtype))
+        self.register_parameter("bias", np.empty(out_channels, dtype) if bias else None)
         self.reset_parameters()
 
     def reset_parameters(self):
+        """torch's default init (see _kaiming_uniform_bound), drawn in the
+        weight's dtype."""
         fan_in = self.weight.shape[1] * self.kernel_size[0] * self.kernel_size[1]
         bound = _kaiming_uniform_bound(fan_in)
-        self.weight = _random.uniform(-bound, bound, self.weight.shape)
+        self.weight = _random.uniform(-bound, bound, self.weight.shape, self.weight.dtype)
         if self.bias is not None:
-            self.bias = _random.uniform(-bound, bound, self.bias.shape)
+            self.bias = _random.uniform(-bound, bound, self.bias.shape, self.bias.dtype)
 
     def forward(self, input):
         return self._conv(input)
@@ -134,7 +153,8 @@ class Conv2d(Module):
         the BatchNorm's version (any change of its parameters or running
         statistics) and eps -- so packed weights are never stale."""
         d = self.__dict__
-        key = (d["_version_box"][0], self.groups, fold,
+        key = (d["_version_box"][0], getattr(d["_parameters"].get("weight"), "dtype", None),
+               self.groups, fold,
                None if fold is None else (fold.__dict__["_version_box"][0], fold.eps))
         cache = d.get("_packed_cache")
         if cache is not None and cache[0] == key:
@@ -160,7 +180,9 @@ class Conv2d(Module):
         its packed weights (the caller checks _packable and the BatchNorm's
         shapes) and ``relu`` applied as tiles are stored."""
         padding, extra = self._padding_args()
-        return _C.conv2d("Conv2d", to_numpy(input), self.weight, self.bias, self.stride,
+        weight = self.__dict__["_parameters"]["weight"]
+        input = F._module_input(input, "Conv2d", None if weight is None else weight.dtype)
+        return _C.conv2d("Conv2d", input, self.weight, self.bias, self.stride,
                          padding, self.dilation, self.groups,
                          packed=self._packed_weights(fold), relu=relu, padding_extra=extra)
 
@@ -195,7 +217,8 @@ class BatchNorm2d(Module):
     def __init__(self, num_features, eps=1e-5, momentum=0.1, affine=True,
                  track_running_stats=True, device=None, dtype=None, *, bias=True):
         super().__init__()
-        _check_factory_kwargs("BatchNorm2d", device, dtype)
+        dtype = _check_factory_kwargs("BatchNorm2d", device, dtype, parameters=affine)
+        self._dtype = dtype  # what the parameters and buffers below are made in
         num_features = _check_count("BatchNorm2d", "num_features", num_features, 0)
         _check_shape("BatchNorm2d", (num_features,))
         self.num_features = num_features
@@ -204,14 +227,14 @@ class BatchNorm2d(Module):
         self.affine = affine
         self.track_running_stats = track_running_stats
         if affine:
-            self.register_parameter("weight", np.ones(num_features, np.float32))
-            self.register_parameter("bias", np.zeros(num_features, np.float32) if bias else None)
+            self.register_parameter("weight", np.ones(num_features, dtype))
+            self.register_parameter("bias", np.zeros(num_features, dtype) if bias else None)
         else:
             self.register_parameter("weight", None)
             self.register_parameter("bias", None)
         if track_running_stats:
-            self.register_buffer("running_mean", np.zeros(num_features, np.float32))
-            self.register_buffer("running_var", np.ones(num_features, np.float32))
+            self.register_buffer("running_mean", np.zeros(num_features, dtype))
+            self.register_buffer("running_var", np.ones(num_features, dtype))
             self.register_buffer("num_batches_tracked", np.array(0, np.int64))
         else:
             self.register_buffer("running_mean", None)
@@ -219,8 +242,7 @@ class BatchNorm2d(Module):
             self.register_buffer("num_batches_tracked", None)
 
     def _check_input_dim(self, input):
-        ndim = np.ndim(input) if isinstance(input, np.ndarray) else np.ndim(
-            F.as_float32(input, "BatchNorm2d"))
+        ndim = input.ndim if type(input) is np.ndarray else np.ndim(to_numpy(input))
         if ndim != 4:
             raise ValueError(f"BatchNorm2d: expected 4D input (got {ndim}D input)")
 
@@ -286,13 +308,15 @@ class BatchNorm2d(Module):
     def _run(self, input, relu=False):
         """forward, following torch's _BatchNorm.forward, with the ReLU after
         it in the same pass when ``relu`` (the document's relu(bn(x)))."""
-        input = to_numpy(input)  # a torch tensor of any dtype (bfloat16 too)
         self._check_input_dim(input)
         (weight, bias, running_mean, running_var, batch_stats, momentum, eps), _ = self._state()
         updating = batch_stats and running_mean is not None
         if self.training and self.track_running_stats:
             # torch increments num_batches_tracked before F.batch_norm checks
             self._record_updates(1)
+        # the module's dtype decides (none without weights and statistics:
+        # the input's, as torch's)
+        input = F._module_input(input, "BatchNorm2d", _compute_dtype(self))
         if updating:
             with writable(running_mean, running_var):
                 return _C.batch_norm("BatchNorm2d", input, running_mean, running_var, weight,
@@ -318,7 +342,8 @@ class BatchNorm2d(Module):
 
 
 class ReLU(Module):
-    """torch.nn.ReLU; ``inplace=True`` writes into its (writable float32) input."""
+    """torch.nn.ReLU; ``inplace=True`` writes into its (writable float32 or
+    float64) input."""
 
     def __init__(self, inplace=False):
         super().__init__()
@@ -384,22 +409,27 @@ class Linear(Module):
 
     def __init__(self, in_features, out_features, bias=True, device=None, dtype=None):
         super().__init__()
-        _check_factory_kwargs("Linear", device, dtype)
+        dtype = _check_factory_kwargs("Linear", device, dtype)
+        self._dtype = dtype  # what the parameters below are made in
         self.in_features = _check_count("Linear", "in_features", in_features, 0)
         self.out_features = _check_count("Linear", "out_features", out_features, 0)
         self.register_parameter("weight", np.empty(
-            _check_shape("Linear", (self.out_features, self.in_features)), np.float32))
-        self.register_parameter("bias", np.empty(out_features, np.float32) if bias else None)
+            _check_shape("Linear", (self.out_features, self.in_features)), dtype))
+        self.register_parameter("bias", np.empty(out_features, dtype) if bias else None)
         self.reset_parameters()
 
     def reset_parameters(self):
+        """torch's default init (see _kaiming_uniform_bound), drawn in the
+        weight's dtype."""
         bound = _kaiming_uniform_bound(self.in_features)
-        self.weight = _random.uniform(-bound, bound, self.weight.shape)
+        self.weight = _random.uniform(-bound, bound, self.weight.shape, self.weight.dtype)
         if self.bias is not None:
-            self.bias = _random.uniform(-bound, bound, self.bias.shape)
+            self.bias = _random.uniform(-bound, bound, self.bias.shape, self.bias.dtype)
 
     def forward(self, input):
-        return _C.linear("Linear", to_numpy(input), self.weight, self.bias,
+        weight = self.__dict__["_parameters"]["weight"]
+        input = F._module_input(input, "Linear", None if weight is None else weight.dtype)
+        return _C.linear("Linear", input, self.weight, self.bias,
                          packed=self._packed_weights())
 
     def _packed_weights(self):
@@ -408,8 +438,10 @@ class Linear(Module):
         # The version is read before packing: a change made meanwhile (by
         # another thread) then leaves a cache under the old version, which
         # the next call rebuilds, never new-looking stale weights.
-        version = self._version
-        cache = self.__dict__.get("_packed_cache")
+        d = self.__dict__
+        weight = d["_parameters"]["weight"]
+        version = (d["_version_box"][0], getattr(weight, "dtype", None))
+        cache = d.get("_packed_cache")
         if cache is None or cache[0] != version:
             if self.weight.ndim != 2 or (self.bias is not None
                                          and self.bias.shape != (self.weight.shape[0],)):

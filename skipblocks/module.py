@@ -12,8 +12,9 @@ A weight changes in these ways only, all of them through the module:
 
 * assignment -- ``conv.weight = new_values`` (likewise ``register_parameter``
   and ``register_buffer`` on an existing name) copies ``new_values`` (any
-  array-like or CPU torch tensor) into a *new* array that replaces the old
-  one, as torch replaces the Parameter: references to the old array, and a
+  array-like or CPU torch tensor), cast to the dtype of the array it
+  replaces, into a *new* array that replaces the old one, as torch
+  replaces the Parameter: references to the old array, and a
   state_dict taken earlier, keep the old values;
 * :meth:`Module.load_state_dict` copies the values *in place* into the
   module's existing arrays, cast to their dtype (like torch's ``copy_``): the
@@ -74,11 +75,23 @@ with the original, as torch's shallow copy shares the parameters.
 
 What else of torch.nn.Module's API is here, and how
 ----------------------------------------------------
-* ``to``, ``cpu``, ``float``, ``type``: skipblocks computes in float32 on the
-  CPU, so asking for that returns self; another device or dtype (``cuda``,
-  ``double``, ``half``, ``to(torch.float64)``, ...) raises
-  NotImplementedError, as the layers' device/dtype arguments do. Invalid
-  arguments raise torch's errors. Nothing is ever silently ignored.
+* dtypes: skipblocks computes on the CPU in float32 (the default, as
+  torch's) or float64. ``double()``, ``float()``, ``to(torch.float64)``,
+  ``to(np.float64)``, ``to(other_module.weight)``, ``type(torch.float64)``
+  and the layers' ``dtype=`` argument work as in torch: every floating
+  parameter and buffer is converted (new read-only arrays, so references
+  taken before keep the old ones; torch's Parameters keep their identity),
+  ``num_batches_tracked`` stays int64, and the module computes in that
+  dtype. The module's dtype decides (a departure from torch, which raises
+  on a mismatch): a float64 module converts float32, integer, ... input to
+  float64, a float32 one converts float64 input to float32. Modules without
+  floating parameters or buffers (ReLU, pooling) follow the input's dtype,
+  as torch.nn.functional does. ``to()`` with an integer dtype raises
+  torch's TypeError; complex dtypes, which torch accepts, float16,
+  bfloat16 (``half()``, ``bfloat16()``), another device (``cuda()``,
+  ``to("mps")``) or memory format raise NotImplementedError; ``cpu()``
+  returns self. Invalid arguments raise torch's errors. Nothing is ever
+  silently ignored.
 * ``requires_grad_`` / ``zero_grad``: there is no autograd.
   ``requires_grad_(False)`` (freezing) returns self; ``requires_grad_(True)``
   raises NotImplementedError on a module with parameters; ``zero_grad``
@@ -91,7 +104,8 @@ What else of torch.nn.Module's API is here, and how
   compare each layer's output with torch's, use
   ``skipblocks.parity.compare``.
 * ``load_state_dict(..., assign=True)`` replaces the arrays (new read-only
-  copies) instead of writing into them.
+  copies) instead of writing into them; as in torch, they take the values'
+  float dtype (float32 or float64).
 """
 import bisect
 import re
@@ -109,7 +123,9 @@ class Parameter:
 
     ``self.scale = skipblocks.Parameter(np.ones(8))`` inside a Module's
     ``__init__`` registers ``scale`` as a parameter (as torch.nn.Parameter
-    does). The module stores a read-only float32 copy, not this wrapper.
+    does). The module stores a read-only copy in its dtype (float32 unless
+    built with ``dtype=`` or converted by ``.double()`` / ``.to()``), not
+    this wrapper.
     """
 
     __slots__ = ("data",)
@@ -148,7 +164,7 @@ def to_numpy(value):
 
 def _frozen_copy(value, dtype, what):
     """A new read-only C-contiguous array holding ``value`` cast to ``dtype``
-    (float64 checkpoints load as float32, as torch's copy_ casts): a
+    (a float64 value for a float32 array is rounded, as torch's copy_ casts): a
     read-only view of a read-only array that owns the data. NumPy refuses
     ``arr.flags.writeable = True`` on the view (its base is read-only); the
     module writes in place through the owner (see _write_in_place and
@@ -246,6 +262,26 @@ class writable:
         return False
 
 
+def _compute_dtype(module):
+    """The dtype ``module`` computes in, which its input is converted to:
+    that of its first floating parameter, or else buffer, looking at its own
+    before its children's (for the document's blocks: their first layer's
+    weight); None for a module without any (ReLU, pooling, a BatchNorm with
+    neither affine parameters nor running statistics), which computes in its
+    input's dtype, as torch.nn.functional does."""
+    d = module.__dict__
+    for store in (d["_parameters"], d["_buffers"]):
+        for value in store.values():
+            if value is not None and value.dtype.kind == "f":
+                return value.dtype
+    for child in d["_modules"].values():
+        if child is not None:
+            found = _compute_dtype(child)
+            if found is not None:
+                return found
+    return None
+
+
 def _indent_after_first_line(text, spaces):
     """``text`` with every line but the first indented by ``spaces``: how a
     child's repr nests inside its parent's in torch's print."""
@@ -254,6 +290,23 @@ def _indent_after_first_line(text, spaces):
 
 def _shape(array):
     return tuple(np.shape(array))
+
+
+def _assigned_dtype(current, value, kind, bfloat16=False):
+    """The dtype load_state_dict(..., assign=True) gives the array that
+    replaces ``current``: the value's, as in torch, when both are floating
+    and the value is float32 or float64; None (torch's error) for an integer
+    or bool value replacing a parameter; otherwise ``current``'s (a float16
+    value, an integer one for a float buffer, anything for an integer
+    buffer), since skipblocks computes in float32 and float64 only.
+    ``bfloat16``: the value was a bfloat16 tensor (read as float32), cast
+    as float16 is."""
+    if current.dtype.kind == "f":
+        if value.dtype.kind == "f" and value.dtype.itemsize in (4, 8) and not bfloat16:
+            return np.dtype(f"f{value.dtype.itemsize}")  # float32 / float64, native order
+        if kind == "_parameters" and value.dtype.kind in "iub":
+            return None
+    return current.dtype
 
 
 def _snapshot_aliased_values(updates):
@@ -330,21 +383,30 @@ class Module:
             raise KeyError(f"attribute '{name}' already exists")
 
     def register_parameter(self, name, param):
-        """Registers ``param`` (array-like, Parameter, or None) as a parameter.
-        The name is checked as torch checks it: a KeyError for a name that is
-        already an attribute (other than a parameter), contains "." or is
-        empty; a TypeError for a name that is not a string."""
+        """Registers ``param`` (array-like, Parameter, or None) as a parameter,
+        stored as a read-only copy cast to the dtype of the parameter it
+        replaces, or for a new name to the module's dtype (float32 unless set
+        by ``dtype=`` or a conversion such as ``double()``; torch would keep
+        the value's dtype). The name is checked as torch checks it: a
+        KeyError for a name that is already an attribute (other than a
+        parameter), contains "." or is empty; a TypeError for a name that is
+        not a string."""
         self._check_initialised("parameter")
         self._check_new_name(name, "parameter", self._parameters)
         if isinstance(param, Parameter):
             param = param.data
+        current = self._parameters.get(name)
+        # an existing parameter keeps its dtype; a new one takes the module's
+        dtype = current.dtype if current is not None and current.dtype.kind == "f" \
+            else self._dtype
         self._parameters[name] = None if param is None else _frozen_copy(
-            param, np.float32, f"{self._get_name()}.{name}")
+            param, dtype, f"{self._get_name()}.{name}")
         self._bump_version()
 
     def register_buffer(self, name, tensor, persistent=True):
         """Registers ``tensor`` (array-like or None) as a buffer. Float
-        buffers are stored as float32, integer ones keep their integer type.
+        buffers are stored in the module's dtype (float32 unless set by
+        ``dtype=`` or a conversion), integer ones as int64.
         The name is checked as in register_parameter."""
         self._check_initialised("buffer")
         self._check_new_name(name, "buffer", self._buffers)
@@ -359,7 +421,7 @@ class Module:
         if old is not None:
             dtype = old.dtype
         else:
-            dtype = np.int64 if array.dtype.kind in "iub" else np.float32
+            dtype = np.int64 if array.dtype.kind in "iub" else self._dtype
         return _frozen_copy(array, dtype, f"{self._get_name()}.{name}")
 
     def add_module(self, name, module):
@@ -438,6 +500,12 @@ class Module:
     def __dir__(self):
         return sorted(set(super().__dir__()) | set(self._parameters) | set(self._buffers)
                       | set(self._modules))
+
+    # The dtype the module's new parameters and float buffers are made in:
+    # float32 (torch's default dtype) unless a constructor's ``dtype=`` or a
+    # conversion (double(), to(), ...) sets it on the instance. What a module
+    # computes in is the dtype of its parameters and buffers (_compute_dtype).
+    _dtype = np.dtype(np.float32)
 
     # Attributes derived from the weights and rebuilt on demand: never
     # pickled or copied (subclasses may add names).
@@ -669,9 +737,22 @@ class Module:
                     f"size mismatch for {key}: copying a param with shape {_shape(value)} "
                     f"from checkpoint, the shape in current model is {_shape(current)}.")
                 continue
+            if local_metadata.get("assign_to_params_buffers", False):
+                # NumPy has no bfloat16: to_numpy read it as float32, exactly
+                half = str(getattr(state_dict[key], "dtype", "")) == "torch.bfloat16"
+                dtype = _assigned_dtype(current, value, kind, half)
+                if dtype is None:  # torch: Parameter(integer tensor) raises
+                    error_msgs.append(
+                        f'While copying the parameter named "{key}", whose dimensions in the '
+                        f"model are {_shape(current)} and whose dimensions in the checkpoint "
+                        f"are {_shape(value)}, an exception occurred : ('Only Tensors of "
+                        "floating point and complex dtype can require gradients',).")
+                    continue
+            else:
+                dtype = current.dtype
             # Cast now (as torch's copy_ does, float64 -> float32, float ->
             # int64 truncating), so that writing cannot fail half-way.
-            updates.append((self, kind, name, np.asarray(value, dtype=current.dtype)))
+            updates.append((self, kind, name, np.asarray(value, dtype=dtype)))
         # torch's rule: a key with a dot must go through a child module, a
         # key without one must name a parameter or buffer of this module.
         local_names = {name for name, _, _ in local_state}
@@ -708,11 +789,19 @@ class Module:
         ``assign=True`` (torch: the module's parameters and buffers *become*
         the state_dict's tensors) gives the module new arrays instead of
         writing into the current ones: each is a new read-only copy of the
-        value, cast to the dtype of the array it replaces (skipblocks keeps
-        parameters float32; torch would keep the value's dtype). As in torch,
-        references taken before the load (attributes, an earlier state_dict)
-        keep the old values. Unlike torch, the module does not share memory
-        with the state_dict afterwards (its arrays must stay read-only)."""
+        value. As in torch, a parameter or float buffer takes the value's
+        dtype when it is float32 or float64 (a float64 checkpoint makes a
+        float32 module float64, and the module then computes in float64),
+        and an integer or bool value for a parameter raises torch's error
+        ("Only Tensors of floating point and complex dtype can require
+        gradients"). Where torch would keep a dtype skipblocks does not
+        compute in, the value is cast instead: float16 (and bfloat16) values
+        to the dtype of the array they replace, integer values for a float
+        buffer likewise, and any value for num_batches_tracked to int64. As
+        in torch, references taken before the load (attributes, an earlier
+        state_dict) keep the old values. Unlike torch, the module does not
+        share memory with the state_dict afterwards (its arrays must stay
+        read-only)."""
         if not isinstance(state_dict, Mapping):
             raise TypeError(f"Expected state_dict to be dict-like, got {type(state_dict)}.")
         metadata = getattr(state_dict, "_metadata", None)
@@ -721,6 +810,8 @@ class Module:
 
         def load(module, prefix):
             local_metadata = {} if metadata is None else metadata.get(prefix[:-1], {})
+            if assign:  # as torch tells _load_from_state_dict (on a copy here)
+                local_metadata = dict(local_metadata, assign_to_params_buffers=True)
             module._load_from_state_dict(state, prefix, local_metadata, missing_keys,
                                          unexpected_keys, error_msgs, updates)
             for name, child in module._modules.items():
@@ -754,6 +845,11 @@ class Module:
             # writes carries the version from before, and is rebuilt.
             for module in changed.values():
                 module._bump_version()
+                if assign:  # the arrays may have taken the values' dtype
+                    floating = {v.dtype for store in (module._parameters, module._buffers)
+                                for v in store.values() if v is not None and v.dtype.kind == "f"}
+                    if len(floating) == 1:
+                        object.__setattr__(module, "_dtype", floating.pop())
         return _IncompatibleKeys(missing_keys, unexpected_keys)
 
     # -- printing -------------------------------------------------------
@@ -781,26 +877,35 @@ class Module:
         return f"{self._get_name()}({body}\n)"
 
     # -- device and dtype ---------------------------------------------------
-    # skipblocks computes in float32 on the CPU, where every module already
-    # is: what asks for that returns self; anything else raises
-    # NotImplementedError (as the layers' device/dtype arguments do), never
-    # a silent no-op. Invalid arguments raise torch's errors.
+    # skipblocks computes on the CPU in float32 or float64. A conversion to
+    # one of those replaces every floating parameter and buffer (integer
+    # buffers such as num_batches_tracked stay int64) with a new read-only
+    # copy in that dtype, as torch's Module._apply converts them; anything
+    # else raises NotImplementedError (as the layers' device/dtype arguments
+    # do), never a silent no-op. Invalid arguments raise torch's errors.
 
     def to(self, *args, **kwargs):
         """torch's Module.to(device=None, dtype=None, non_blocking=False),
         to(dtype, non_blocking=False), to(tensor, non_blocking=False) and
-        to(memory_format=...). Returns self when the target is the CPU
-        ('cpu', 'cpu:N', torch.device('cpu'), duck-typed) and float32
-        (np.float32, np.dtype('float32'), torch.float32 duck-typed by its
-        str, or a float32 CPU tensor / NumPy array); ``non_blocking`` must be
-        a bool and is irrelevant here. Raises NotImplementedError for
-        another device (cuda, mps, meta, ...), another floating dtype
-        (float64, float16, bfloat16, complex) or a memory format other than
+        to(memory_format=...). The device must be the CPU ('cpu', 'cpu:N',
+        torch.device('cpu'), duck-typed); a dtype float32 or float64
+        (torch.float32 / torch.float64 duck-typed by their str, np.float32,
+        np.float64, np.dtype(...), or the dtype of a CPU tensor or NumPy
+        array, e.g. another module's weight). Every floating parameter and
+        buffer is converted to that dtype (num_batches_tracked stays int64)
+        and the module computes in it from then on; returns self.
+        ``non_blocking`` must be a bool and is irrelevant here.
+
+        Raises NotImplementedError for another device (cuda, mps, meta, ...),
+        float16 / bfloat16, a complex dtype (torch accepts them; skipblocks
+        computes with real numbers only) or a memory format other than
         contiguous/preserve; TypeError for an integer or bool dtype (torch's
         message) or arguments torch would not accept; RuntimeError for an
-        invalid device string or ``copy`` (as torch)."""
+        invalid device string or ``copy`` (as torch). Nothing changes when
+        it raises."""
         device, device_type, dtype, _, memory_format = _parse_to(args, kwargs)
         where = f"{self._get_name()}.to()"
+        target = None
         if dtype is not None:
             name, kind = _dtype_info(dtype)
             if kind not in "fc":
@@ -809,13 +914,16 @@ class Module:
         if device_type is not None and device_type != "cpu":
             raise NotImplementedError(f"{where}: skipblocks computes on the CPU only; got "
                                       f"device={device!r}")
-        if dtype is not None and name not in ("torch.float32", "float32"):
-            raise NotImplementedError(f"{where}: skipblocks computes in float32 only; got "
-                                      f"dtype={name}")
+        if dtype is not None:
+            target = _computable_dtype(dtype)
+            if target is None:
+                raise NotImplementedError(_dtype_error(where, name, kind))
         if memory_format is not None and str(memory_format) not in (
                 "torch.contiguous_format", "torch.preserve_format"):
             raise NotImplementedError(f"{where}: skipblocks keeps its arrays C-contiguous; "
                                       f"got memory_format={memory_format}")
+        if target is not None:
+            self._convert_floating(target)
         return self
 
     def cpu(self):
@@ -823,20 +931,23 @@ class Module:
         return self
 
     def float(self):
-        """Returns self: skipblocks' parameters and float buffers are float32."""
-        return self
+        """Converts every floating parameter and buffer to float32 (as
+        torch's float(); num_batches_tracked stays int64); returns self."""
+        return self._convert_floating(_FLOAT32)
 
     def double(self):
-        """NotImplementedError: skipblocks computes in float32 only."""
-        raise _unsupported(self, "double()", "in float32")
+        """Converts every floating parameter and buffer to float64 (as
+        torch's double(); num_batches_tracked stays int64); the module then
+        computes in float64. Returns self."""
+        return self._convert_floating(_FLOAT64)
 
     def half(self):
-        """NotImplementedError: skipblocks computes in float32 only."""
-        raise _unsupported(self, "half()", "in float32")
+        """NotImplementedError: skipblocks computes in float32 or float64 only."""
+        raise _unsupported(self, "half()", "in float32 or float64")
 
     def bfloat16(self):
-        """NotImplementedError: skipblocks computes in float32 only."""
-        raise _unsupported(self, "bfloat16()", "in float32")
+        """NotImplementedError: skipblocks computes in float32 or float64 only."""
+        raise _unsupported(self, "bfloat16()", "in float32 or float64")
 
     def cuda(self, device=None):
         """NotImplementedError: skipblocks computes on the CPU only."""
@@ -855,15 +966,56 @@ class Module:
         raise _unsupported(self, "mtia()", "on the CPU")
 
     def type(self, dst_type):
-        """Returns self for float32 on the CPU (torch.float32,
-        'torch.FloatTensor', torch.FloatTensor, np.float32); anything else
-        raises NotImplementedError."""
-        text = str(dst_type)
-        if text in ("torch.float32", "torch.FloatTensor", "<class 'torch.FloatTensor'>") \
-                or (_is_numpy_dtype(dst_type) and np.dtype(dst_type) == np.float32):
-            return self
+        """torch's Module.type(dst_type) for the CPU float types: torch.float32
+        / torch.float64, 'torch.FloatTensor' / 'torch.DoubleTensor' (string or
+        class), and (beyond torch) np.float32 / np.float64: every floating
+        parameter and buffer is converted, as float() / double() do, and self
+        is returned. Unlike torch, which converts every tensor,
+        num_batches_tracked stays int64.
+
+        An integer or bool type raises torch's RuntimeError on a module with
+        parameters (they cannot be integers) and returns self on a module
+        with no floating parameter or buffer (nothing to convert, as in
+        torch); a module with floating buffers only raises
+        NotImplementedError, as do other float types (float16, bfloat16,
+        complex) and CUDA types."""
+        kind, target = _type_target(dst_type)
+        if kind == "float":
+            return self._convert_floating(target)
+        if kind == "int":
+            if next(self.parameters(), None) is not None:
+                raise RuntimeError("data set to a tensor that requires gradients must be "
+                                   "floating point or complex dtype")
+            if not any(v.dtype.kind == "f" for v in self.buffers()):
+                return self
         raise NotImplementedError(f"{self._get_name()}.type(): skipblocks computes in float32 "
-                                  f"on the CPU only; got {dst_type!r}")
+                                  f"or float64 on the CPU only; got {dst_type!r}")
+
+    def _convert_floating(self, dtype):
+        """What torch's Module._apply(lambda t: t.to(dtype)) does to floating
+        tensors: every floating parameter and buffer of every submodule that
+        is not already ``dtype`` is replaced by a new read-only copy in
+        ``dtype`` (the module's version is bumped, so weight-derived caches
+        are rebuilt); integer buffers are left as they are. Each submodule's
+        dtype (what new parameters are registered in) becomes ``dtype``.
+        Unlike torch, whose Parameter objects keep their identity through
+        the conversion, references taken before (``w = conv.weight``, an
+        earlier state_dict) keep the old arrays, in the old dtype."""
+        dtype = np.dtype(dtype)
+        with _BUFFER_LOCK:  # not interleaved with a load or a BatchNorm update
+            for module in self.modules():
+                changed = False
+                for store in (module._parameters, module._buffers):
+                    for name, value in store.items():
+                        if value is not None and value.dtype.kind == "f" \
+                                and value.dtype != dtype:
+                            store[name] = _frozen_copy(value, dtype,
+                                                       f"{module._get_name()}.{name}")
+                            changed = True
+                object.__setattr__(module, "_dtype", dtype)
+                if changed:
+                    module._bump_version()
+        return self
 
 
 _ABSENT = object()
@@ -883,6 +1035,66 @@ def _resolve_leaf(module, target):
     path, _, name = target.rpartition(".")
     owner = module.get_submodule(path)
     return owner, name, _attribute_of(owner, name)
+
+
+_FLOAT32 = np.dtype(np.float32)
+_FLOAT64 = np.dtype(np.float64)
+_COMPUTABLE = {"float32": _FLOAT32, "float64": _FLOAT64,
+               "torch.float32": _FLOAT32, "torch.float64": _FLOAT64}
+
+
+def _computable_dtype(dtype):
+    """np.dtype('float32') or np.dtype('float64') for a dtype skipblocks
+    computes in -- torch.float32 / torch.float64 (recognised by their str,
+    without importing torch), a NumPy dtype or scalar type, or a string
+    NumPy understands ('float64', 'double', 'f4') -- else None."""
+    if isinstance(dtype, np.dtype):
+        return _COMPUTABLE.get(dtype.name) if dtype.isnative else None
+    if _is_torch(dtype, "dtype"):
+        return _COMPUTABLE.get(str(dtype))
+    if _is_numpy_dtype(dtype) or isinstance(dtype, str):
+        try:
+            dtype = np.dtype(dtype)
+        except TypeError:
+            return None
+        return _COMPUTABLE.get(dtype.name) if dtype.isnative else None
+    return None
+
+
+def _dtype_error(where, name, kind):
+    """The NotImplementedError message for a float or complex dtype
+    skipblocks does not compute in."""
+    if kind == "c":
+        return (f"{where}: skipblocks computes with real numbers only (float32 or float64), "
+                f"not complex ones; got dtype={name}")
+    return f"{where}: skipblocks computes in float32 or float64 only; got dtype={name}"
+
+
+# Module.type's tensor-type names (torch.FloatTensor, 'torch.LongTensor', ...)
+_FLOAT_TYPE_NAMES = {"torch.FloatTensor": _FLOAT32, "torch.DoubleTensor": _FLOAT64}
+_INT_TYPE_NAMES = {"torch.LongTensor", "torch.IntTensor", "torch.ShortTensor",
+                   "torch.CharTensor", "torch.ByteTensor", "torch.BoolTensor"}
+
+
+def _type_target(dst_type):
+    """("float", np.dtype) for a float32/float64 CPU type Module.type
+    converts to, ("int", None) for an integer or bool one, (None, None) for
+    anything else."""
+    if _is_torch(dst_type, "dtype"):
+        if dst_type.is_floating_point or dst_type.is_complex:
+            target = _COMPUTABLE.get(str(dst_type))
+            return ("float", target) if target is not None else (None, None)
+        return "int", None
+    if isinstance(dst_type, type) and dst_type.__module__.split(".")[0] == "torch":
+        dst_type = f"{dst_type.__module__}.{dst_type.__name__}"  # torch.DoubleTensor
+    if isinstance(dst_type, str):
+        if dst_type in _FLOAT_TYPE_NAMES:
+            return "float", _FLOAT_TYPE_NAMES[dst_type]
+        return ("int", None) if dst_type in _INT_TYPE_NAMES else (None, None)
+    if _is_numpy_dtype(dst_type):
+        target = _computable_dtype(dst_type)
+        return ("float", target) if target is not None else (None, None)
+    return None, None
 
 
 def _unsupported(module, call, only):

@@ -328,15 +328,32 @@ def _import_torch():
     return torch
 
 
-def _inputs(x, torch):
-    """(numpy input, factory of fresh torch inputs). A list/tuple of arrays
-    (a DenseLayer's input) is supported; fresh copies each time because the
-    document's Dense_Block appends to the list it is given and torch's
-    in-place ops may write into a tensor that shares our array's memory."""
+def _input_dtype(torch_module, x, torch):
+    """The dtype both modules get their input in: the torch module's (that
+    of its first floating parameter or buffer: float64 after ``.double()``),
+    since torch raises on a mismatch; for a torch module without any,
+    float64 if ``x`` is float64, else float32."""
+    for t in list(torch_module.parameters()) + list(torch_module.buffers()):
+        if t.is_floating_point():
+            return np.float64 if t.dtype == torch.float64 else np.float32
+    first = x[0] if isinstance(x, (list, tuple)) and len(x) else x
+    dtype = getattr(first, "dtype", None)
+    return np.float64 if str(dtype) in ("float64", "torch.float64") else np.float32
+
+
+def _inputs(x, torch, dtype=np.float32):
+    """(numpy input, factory of fresh torch inputs), in ``dtype``. A
+    list/tuple of arrays (a DenseLayer's input) is supported; fresh copies
+    each time because the document's Dense_Block appends to the list it is
+    given and torch's in-place ops may write into a tensor that shares our
+    array's memory."""
     def as_np(a):
         if hasattr(a, "detach"):
-            a = a.detach().cpu().numpy()
-        return np.array(a, dtype=np.float32, copy=True)
+            a = a.detach().cpu()
+            if str(a.dtype) == "torch.bfloat16":
+                a = a.float()
+            a = a.numpy()
+        return np.array(a, dtype=dtype, copy=True)
 
     if isinstance(x, (list, tuple)):
         arrays = [as_np(a) for a in x]
@@ -467,6 +484,11 @@ def compare(torch_module, sb_module, x, mode="eval", copy_weights=True, fused=Fa
     or torch tensor, or a list of them) and return a :class:`ParityTable` with
     one row per layer call, matched by ``named_modules()`` name.
 
+    Both get ``x`` in the torch module's dtype: float32, or float64 after
+    ``torch_module.double()`` (then call ``sb_module.double()`` too, or the
+    skipblocks side computes in float32, its own dtype; with
+    ``copy_weights`` torch's weights are cast to it).
+
     ``mode``: "train", "eval" or "both" (train rows, then eval rows, each from
     the same starting state). ``copy_weights``: load
     ``torch_module.state_dict()`` into ``sb_module`` first (it keeps them).
@@ -487,7 +509,7 @@ def compare(torch_module, sb_module, x, mode="eval", copy_weights=True, fused=Fa
                         f"{type(torch_module).__name__}")
     if copy_weights:
         sb_module.load_state_dict(torch_module.state_dict())
-    make_ours, make_theirs = _inputs(x, torch)
+    make_ours, make_theirs = _inputs(x, torch, _input_dtype(torch_module, x, torch))
     snapshot = {k: np.array(v, copy=True) for k, v in sb_module.state_dict().items()}
     flags = [(m, m.training) for _, m in sb_module.named_modules()]
     rows = []

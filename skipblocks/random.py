@@ -25,6 +25,8 @@ def manual_seed(seed):
     return _generator
 
 
-def uniform(low, high, shape):
-    """float32 samples, uniform on [low, high)."""
-    return _generator.uniform(low, high, size=shape).astype(np.float32)
+def uniform(low, high, shape, dtype=np.float32):
+    """Samples uniform on [low, high), in ``dtype`` (float32 or float64): the
+    same float64 draws either way, so a float32 and a float64 module built
+    after the same seed hold the same weights, up to float32 rounding."""
+    return _generator.uniform(low, high, size=shape).astype(dtype, copy=False)

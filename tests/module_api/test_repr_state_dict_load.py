@@ -513,14 +513,14 @@ def test_batchnorm_default_init():
     lambda: sb.Conv2d(3, 4, 3, padding_mode="reflect"),
     lambda: sb.Conv2d(3, 4, 3, padding_mode="circular"),
     lambda: sb.Conv2d(3, 4, 3, device="cuda"),
-    lambda: sb.Conv2d(3, 4, 3, dtype=np.float64),
+    lambda: sb.Conv2d(3, 4, 3, dtype=np.float16),
     lambda: sb.BatchNorm2d(3, device="cuda"),
     lambda: sb.BatchNorm2d(3, dtype=np.float16),
-    lambda: sb.Linear(3, 4, dtype=np.float64),
+    lambda: sb.Linear(3, 4, dtype=np.complex64),
     lambda: sb.Linear(3, 4, device="meta"),
     lambda: sb.MaxPool2d(2, return_indices=True),
-], ids=["conv-reflect", "conv-circular", "conv-cuda", "conv-f64", "bn-cuda", "bn-f16",
-        "linear-f64", "linear-meta", "maxpool-indices"])
+], ids=["conv-reflect", "conv-circular", "conv-cuda", "conv-f16", "bn-cuda", "bn-f16",
+        "linear-complex64", "linear-meta", "maxpool-indices"])
 def test_unsupported_torch_arguments_raise(build):
     with pytest.raises(NotImplementedError):
         build()

@@ -1,6 +1,7 @@
 """torch.nn.Module / Sequential / ModuleDict methods that ported teaching code
 calls, checked against torch 2.13 itself: ``to``/``cpu``/``float`` (no-ops for
-float32 on the CPU, NotImplementedError for anything else), ``requires_grad_``
+float32 on the CPU, NotImplementedError for another device or a dtype other than
+float32/float64; the float64 conversions are in test_dtype_api.py), ``requires_grad_``
 and ``zero_grad`` (no autograd), ``get_submodule``/``get_parameter``/
 ``get_buffer``, the list-like Sequential methods, ModuleDict's dict methods,
 ``load_state_dict(..., assign=...)``, and the module hooks skipblocks refuses
@@ -163,22 +164,20 @@ UNSUPPORTED = [
     (lambda m: m.to("mps"), "device='mps'"),
     (lambda m: m.to("meta"), "device='meta'"),
     (lambda m: m.to(device="cuda", dtype=torch.float32), "device='cuda'"),
-    (lambda m: m.to(torch.float64), "dtype=torch.float64"),
     (lambda m: m.to(torch.float16), "dtype=torch.float16"),
     (lambda m: m.to(torch.bfloat16), "dtype=torch.bfloat16"),
     (lambda m: m.to(dtype=torch.complex64), "dtype=torch.complex64"),
-    (lambda m: m.to(torch.zeros(1, dtype=torch.float64)), "dtype=torch.float64"),
-    (lambda m: m.to("cpu", np.float64), "dtype=float64"),
-    (lambda m: m.to(np.zeros(1)), "dtype=float64"),
     (lambda m: m.to(memory_format=torch.channels_last), "memory_format=torch.channels_last"),
-    (lambda m: m.double(), "double()"),
     (lambda m: m.half(), "half()"),
     (lambda m: m.bfloat16(), "bfloat16()"),
     (lambda m: m.cuda(), "cuda()"),
     (lambda m: m.cuda(0), "cuda()"),
     (lambda m: m.xpu(), "xpu()"),
-    (lambda m: m.type(torch.float64), "torch.float64"),
     (lambda m: m.type("torch.cuda.FloatTensor"), "torch.cuda.FloatTensor"),
+    (lambda m: m.type(torch.float16), "torch.float16"),
+    (lambda m: m.type("torch.HalfTensor"), "torch.HalfTensor"),
+    (lambda m: m.to("cpu", np.float16), "dtype=float16"),
+    (lambda m: m.to(np.zeros(1, np.float16)), "dtype=float16"),
 ]
 
 
@@ -198,7 +197,6 @@ def test_other_devices_and_dtypes_raise_not_implemented(call, named):
 def test_torch_accepts_what_skipblocks_refuses():
     """The NotImplementedErrors above are deliberate: torch casts or moves."""
     tm = nn.Linear(2, 2)
-    assert tm.to(torch.float64) is tm and tm.weight.dtype == torch.float64
     assert tm.half() is tm and tm.weight.dtype == torch.float16
     assert tm.to("meta") is tm and tm.weight.is_meta
 
@@ -597,9 +595,10 @@ def test_load_state_dict_assign_true_errors_and_partial_like_torch():
             theirs = (theirs[0], re.sub(r"torch\.Size\((\[[^]]*\])\)",
                                         lambda m: str(tuple(eval(m.group(1)))), theirs[1]))
             assert ours == theirs and sm.weight is before  # all-or-nothing
-    # a float64 value: torch keeps float64, skipblocks stays float32 (cast)
+    # a float64 value: torch keeps float64, and so does skipblocks (more in
+    # test_dtype_api.py)
     sm.load_state_dict({"weight": np.ones((2, 3)), "bias": np.ones(2)}, assign=True)
-    assert sm.weight.dtype == np.float32 and sm.bias.dtype == np.float32
+    assert sm.weight.dtype == np.float64 and sm.bias.dtype == np.float64
     tm.load_state_dict({"weight": torch.ones(2, 3, dtype=torch.float64),
                         "bias": torch.ones(2, dtype=torch.float64)}, assign=True)
     assert tm.weight.dtype == torch.float64
