@@ -4,8 +4,9 @@ Every function accepts array-likes (NumPy arrays of any dtype that is real,
 layout or order; lists; CPU torch tensors) and returns a new array. dtypes
 follow torch: when every floating argument is float64 the result is float64;
 float32 and float64 mixed raise torch's error; other real inputs (integers,
-bool, float16) are converted to float32 as np.asarray(x, np.float32) would;
-``cat`` promotes as torch.cat does. See the README's dtype rules (modules
+bool, float16, lists) take the call's floating dtype -- float64 when some
+array argument is float64, else float32 (torch would raise for an integer or
+float16 input; a departure); ``cat`` promotes as torch.cat does. See the README's dtype rules (modules
 differ: their dtype decides). Argument conveniences (int-or-pair, 'same'
 padding, None entries) are resolved here; shapes are checked once, in C, by
 skipblocks._C, whose errors follow torch's wording and name the layer.

@@ -1,6 +1,6 @@
 /*
  * runtime.c -- the glue of the runtime: threads, instruction sets, the
- * input conversion Python shares with the operators (as_real, as_float32),
+ * input conversion Python shares with the operators (as_real),
  * and the entry points used only by tests.
  */
 #include <string.h>
@@ -134,24 +134,6 @@ static PyObject *py_as_real(PyObject *self, PyObject *args, PyObject *kwargs)
     return as_real(layer, value, what, dtype);
 }
 
-PyDoc_STRVAR(as_float32_doc,
-"as_float32(layer, value, what='input') -> numpy.ndarray\n--\n\n"
-"as_real(layer, value, what, dtype=numpy.float32): the float32 array the\n"
-"operators compute on, value itself when it already is an aligned native\n"
-"float32 array that is C-contiguous (or, 4-D, whose images are), otherwise\n"
-"np.asarray(value, np.float32). Non-real dtypes raise TypeError naming layer\n"
-"and what.");
-
-static PyObject *py_as_float32(PyObject *self, PyObject *args, PyObject *kwargs)
-{
-    static char *keywords[] = {"layer", "value", "what", NULL};
-    const char *layer, *what = "input";
-    PyObject *value;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "sO|s", keywords, &layer, &value, &what))
-        return NULL;
-    return as_real(layer, value, what, SB_DTYPE_F32);
-}
-
 /* Tests only: with on set and the avx2 ISA selected, the convolution's
  * 32-wide micro-kernels are the AVX-512 kernels' source compiled for AVX2
  * (see sb_test_use_avx512_source_on_avx2). */
@@ -174,8 +156,6 @@ PyMethodDef sb_glue_runtime_methods[] = {
      "available_isas() -> names of the ISAs this CPU and build can run"},
     {"as_real", (PyCFunction)(void (*)(void))py_as_real, METH_VARARGS | METH_KEYWORDS,
      as_real_doc},
-    {"as_float32", (PyCFunction)(void (*)(void))py_as_float32, METH_VARARGS | METH_KEYWORDS,
-     as_float32_doc},
     {"_test_avx512_source_on_avx2", py_test_avx512_source, METH_O,
      "_test_avx512_source_on_avx2(on) -> bool\n\nTests only: run the AVX-512 kernels' "
      "source compiled for AVX2 (with the avx2 ISA selected); False without AVX2."},

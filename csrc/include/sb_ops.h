@@ -411,8 +411,10 @@ typedef struct {
     int64_t rows, in_features, out_features;
     sb_linear_bias_mode bias_mode;
     /* A bias of another dtype than the input's, which torch adds to the
-     * product in the wider dtype (its matmul + add_ path): added after the
-     * product, each sum in double rounded once to the input's dtype. */
+     * product after its matmul (the add_ path): added after the product,
+     * each sum in double rounded once to the input's dtype -- a 0-d bias,
+     * a scalar to torch's type promotion, rounded to the input's dtype
+     * first. */
     int bias_after;
     size_t bias_offset;
 } sb_linear_plan;

@@ -14,7 +14,7 @@
  * kernel with a fast path (threads, SIMD, another summation order) has a
  * __ref declared beside it (sb_conv2d_f32__ref, sb_relu_f32__ref...): the
  * plainest single-threaded loop over torch's formula and its roundings, no
- * SIMD, no workspace, in the same .c file as the kernel's portable code.
+ * SIMD, no workspace, in the same source as the kernel's portable code.
  * Tests compare every ISA path with it, exactly where the result is exact.
  * A __ref checks its arguments as its kernel does (same statuses). The
  * BatchNorm fold and running-statistics update are one plain loop on every

@@ -1,7 +1,8 @@
 /*
- * gemm_ukernel__avx512.c -- the AVX-512 micro-kernels of the convolution,
- * two panels per call (6 x 32 floats, 6 x 16 doubles): channel rows read in
- * place (igemm) and pixel rows (pixgemm), for both element types, from one
+ * gemm_ukernel__avx512.c -- the AVX-512 micro-kernels of the convolution
+ * and Linear, two panels per call (6 x 32 floats, 6 x 16 doubles): channel
+ * rows read in place (igemm), pixel rows (pixgemm) and two packed panels
+ * (gemm, Linear's weights), for both element types, from one
  * body (gemm_ukernel_2v.inc) on 64-byte generic vectors. Contracts in
  * gemm_ukernel.h.
  *
@@ -47,17 +48,21 @@ typedef double sb_v8du __attribute__((vector_size(64), aligned(8), may_alias));
 #define sb_uk_vecu sb_v16fu
 #define SB_UK_LANES 16
 #define SB_UK_TARGET SB_TARGET_AVX512
+#define SB_UK_GEMM SB_FN_(sb_gemm, _ukernel_wide__avx512)
 #define SB_UK_IGEMM SB_FN_(sb_igemm, _ukernel_wide__avx512)
 #define SB_UK_PIXGEMM SB_FN_(sb_pixgemm, _ukernel_wide__avx512)
 #include "gemm_ukernel_2v.inc"
 #undef SB_UK_TARGET
+#undef SB_UK_GEMM
 #undef SB_UK_IGEMM
 #undef SB_UK_PIXGEMM
 #define SB_UK_TARGET SB_TARGET_AVX2
+#define SB_UK_GEMM SB_FN_(sb_gemm, _ukernel_wide__avx512_source_on_avx2)
 #define SB_UK_IGEMM SB_FN_(sb_igemm, _ukernel_wide__avx512_source_on_avx2)
 #define SB_UK_PIXGEMM SB_FN_(sb_pixgemm, _ukernel_wide__avx512_source_on_avx2)
 #include "gemm_ukernel_2v.inc"
 #undef SB_UK_TARGET
+#undef SB_UK_GEMM
 #undef SB_UK_IGEMM
 #undef SB_UK_PIXGEMM
 #undef sb_uk_vec
@@ -71,17 +76,21 @@ typedef double sb_v8du __attribute__((vector_size(64), aligned(8), may_alias));
 #define sb_uk_vecu sb_v8du
 #define SB_UK_LANES 8
 #define SB_UK_TARGET SB_TARGET_AVX512
+#define SB_UK_GEMM SB_FN_(sb_gemm, _ukernel_wide__avx512)
 #define SB_UK_IGEMM SB_FN_(sb_igemm, _ukernel_wide__avx512)
 #define SB_UK_PIXGEMM SB_FN_(sb_pixgemm, _ukernel_wide__avx512)
 #include "gemm_ukernel_2v.inc"
 #undef SB_UK_TARGET
+#undef SB_UK_GEMM
 #undef SB_UK_IGEMM
 #undef SB_UK_PIXGEMM
 #define SB_UK_TARGET SB_TARGET_AVX2
+#define SB_UK_GEMM SB_FN_(sb_gemm, _ukernel_wide__avx512_source_on_avx2)
 #define SB_UK_IGEMM SB_FN_(sb_igemm, _ukernel_wide__avx512_source_on_avx2)
 #define SB_UK_PIXGEMM SB_FN_(sb_pixgemm, _ukernel_wide__avx512_source_on_avx2)
 #include "gemm_ukernel_2v.inc"
 #undef SB_UK_TARGET
+#undef SB_UK_GEMM
 #undef SB_UK_IGEMM
 #undef SB_UK_PIXGEMM
 #undef sb_uk_vec

@@ -8,6 +8,11 @@
 typedef void (*SB_FN_(sb_gemm, _ukernel))(int64_t kc, const sb_real *a, const sb_real *b,
                                           sb_real *c, int64_t ldc, int accumulate);
 
+/* Two packed panels, the second at b + b_next (wide kernels only). */
+typedef void (*SB_FN_(sb_gemm, _wide_ukernel))(int64_t kc, const sb_real *a, const sb_real *b,
+                                               int64_t b_next, sb_real *c, int64_t ldc,
+                                               int accumulate);
+
 typedef void (*SB_FN_(sb_igemm, _ukernel))(int64_t kc, const sb_real *a, const sb_real *b,
                                            const int64_t *b_offsets, sb_real *c, int64_t ldc,
                                            int accumulate);
@@ -32,8 +37,15 @@ typedef void (*SB_FN_(sb_pixgemm, _ukernel))(int64_t kc, const sb_real *const *p
 SB_UK_DECLARE(__scalar)
 #ifdef SB_HAVE_AVX2_KERNELS
 SB_UK_DECLARE(__avx2)
-/* the wide (two-panel) kernels have no packed-B variant: the final,
- * partial panel, the only packed one, runs the one-panel kernel */
+/* the wide (two-panel) kernels; the convolution's final, partial panel
+ * (packed) runs the one-panel gemm kernel, Linear's full panel pairs the
+ * wide one */
+void SB_FN_(sb_gemm, _ukernel_wide__avx512)(int64_t kc, const sb_real *a, const sb_real *b,
+                                            int64_t b_next, sb_real *c, int64_t ldc,
+                                            int accumulate);
+void SB_FN_(sb_gemm, _ukernel_wide__avx512_source_on_avx2)(
+    int64_t kc, const sb_real *a, const sb_real *b, int64_t b_next, sb_real *c, int64_t ldc,
+    int accumulate);
 void SB_FN_(sb_igemm, _ukernel_wide__avx512)(int64_t kc, const sb_real *a, const sb_real *b,
                                              const int64_t *b_offsets, sb_real *c,
                                              int64_t ldc, int accumulate);
@@ -54,6 +66,7 @@ void SB_FN_(sb_pixgemm, _ukernel_wide__avx512_source_on_avx2)(
  * when the ISA has none (callers then run the one-panel kernel panel by
  * panel). */
 SB_FN_(sb_gemm, _ukernel) SB_FN_(sb_gemm, _ukernel_for)(sb_isa isa);
+SB_FN_(sb_gemm, _wide_ukernel) SB_FN_(sb_gemm, _wide_ukernel_for)(sb_isa isa);
 SB_FN_(sb_igemm, _ukernel) SB_FN_(sb_igemm, _ukernel_for)(sb_isa isa);
 SB_FN_(sb_igemm, _ukernel) SB_FN_(sb_igemm, _wide_ukernel_for)(sb_isa isa);
 SB_FN_(sb_pixgemm, _ukernel) SB_FN_(sb_pixgemm, _ukernel_for)(sb_isa isa);

@@ -157,7 +157,13 @@ static void add_bias_after(void *y, sb_dtype dt, const sb_linear_plan *plan,
             else if (vector)
                 j = o;
             const int64_t i = r * plan->out_features + o;
-            sb_store(y, dt, i, sb_load(y, dt, i) + sb_load(bias->data, bias->dtype, j));
+            double b = sb_load(bias->data, bias->dtype, j);
+            /* a 0-d bias takes part as a scalar: torch's result keeps the
+             * input's dtype and adds in it, the bias rounded to it first
+             * (a float sum rounded from double is the float sum) */
+            if (bias->ndim == 0 && dt == SB_DTYPE_F32)
+                b = (float)b;
+            sb_store(y, dt, i, sb_load(y, dt, i) + b);
         }
 }
 

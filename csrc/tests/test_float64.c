@@ -394,16 +394,23 @@ static void test_ukernels_wide(void)
     enum { MR = UK_MR, NR = UK_NR, KMAX = UK_KMAX, LDC = 2 * NR + 5 };
     if (!sb_isa_available(SB_ISA_AVX2))
         return;
-    struct { const char *name; sb_igemm_f64_ukernel igemm; sb_pixgemm_f64_ukernel pix; } w[2];
+    struct {
+        const char *name;
+        sb_igemm_f64_ukernel igemm;
+        sb_pixgemm_f64_ukernel pix;
+        sb_gemm_f64_wide_ukernel gemm;
+    } w[2];
     int nw = 0;
     w[nw].name = "avx512-source-on-avx2";
     w[nw].igemm = sb_igemm_f64_ukernel_wide__avx512_source_on_avx2;
     w[nw].pix = sb_pixgemm_f64_ukernel_wide__avx512_source_on_avx2;
+    w[nw].gemm = sb_gemm_f64_ukernel_wide__avx512_source_on_avx2;
     nw++;
     if (sb_isa_available(SB_ISA_AVX512)) {
         w[nw].name = "avx512";
         w[nw].igemm = sb_igemm_f64_ukernel_wide__avx512;
         w[nw].pix = sb_pixgemm_f64_ukernel_wide__avx512;
+        w[nw].gemm = sb_gemm_f64_ukernel_wide__avx512;
         nw++;
     }
     const int64_t spread = 2 * NR + 7; /* rows of 16 doubles at odd offsets */
@@ -425,7 +432,7 @@ static void test_ukernels_wide(void)
     for (int i = 0; i < MR; i++)
         pixels[i] = src + 1 + 5 * i;
     for (int k = 0; k < nw; k++) {
-        int64_t cases = 0, bad_i = 0, bad_p = 0;
+        int64_t cases = 0, bad_i = 0, bad_p = 0, bad_g = 0;
         for (int ki = 0; ki < N_UK_KCS; ki++) {
             const int64_t kc = uk_kcs[ki];
             for (int accumulate = 0; accumulate <= 1; accumulate++) {
@@ -442,6 +449,13 @@ static void test_ukernels_wide(void)
                                              accumulate);
                 w[k].pix(kc, pixels, poff, wts, w_next, c_wide, LDC, accumulate);
                 bad_p += count_not_same_d(c_pair, c_wide, MR * LDC);
+                /* two packed panels (Linear) w_next apart */
+                copy_d(c_pair, c_init, MR * LDC);
+                copy_d(c_wide, c_init, MR * LDC);
+                sb_gemm_f64_ukernel__avx2(kc, a, wts, c_pair, LDC, accumulate);
+                sb_gemm_f64_ukernel__avx2(kc, a, wts + w_next, c_pair + NR, LDC, accumulate);
+                w[k].gemm(kc, a, wts, w_next, c_wide, LDC, accumulate);
+                bad_g += count_not_same_d(c_pair, c_wide, MR * LDC);
                 cases++;
             }
         }
@@ -450,6 +464,8 @@ static void test_ukernels_wide(void)
         report(name, cases, bad_i ? 1.0 : 0.0, 0.0, bad_i);
         snprintf(name, sizeof name, "f64 pixgemm 6x16 == 2x avx2 6x8 (%s)", w[k].name);
         report(name, cases, bad_p ? 1.0 : 0.0, 0.0, bad_p);
+        snprintf(name, sizeof name, "f64 packed gemm 6x16 == 2x avx2 6x8 (%s)", w[k].name);
+        report(name, cases, bad_g ? 1.0 : 0.0, 0.0, bad_g);
     }
     free(a); free(src); free(c_init); free(c_pair); free(c_wide); free(wts);
 }
@@ -468,6 +484,7 @@ static void test_ukernel_selection(void)
         sb_gemm_f64_ukernel gemm = sb_gemm_f64_ukernel__scalar;
         sb_igemm_f64_ukernel igemm = sb_igemm_f64_ukernel__scalar, igemm_wide = NULL;
         sb_pixgemm_f64_ukernel pix = sb_pixgemm_f64_ukernel__scalar, pix_wide = NULL;
+        sb_gemm_f64_wide_ukernel gemm_wide = NULL;
 #ifdef SB_HAVE_AVX2_KERNELS
         if (isa != SB_ISA_SCALAR) {
             gemm = sb_gemm_f64_ukernel__avx2;
@@ -477,22 +494,25 @@ static void test_ukernel_selection(void)
         if (isa == SB_ISA_AVX512) {
             igemm_wide = sb_igemm_f64_ukernel_wide__avx512;
             pix_wide = sb_pixgemm_f64_ukernel_wide__avx512;
+            gemm_wide = sb_gemm_f64_ukernel_wide__avx512;
         } else if (isa == SB_ISA_AVX2 && strcmp(path_name(path), "avx512-source-on-avx2") == 0) {
             igemm_wide = sb_igemm_f64_ukernel_wide__avx512_source_on_avx2;
             pix_wide = sb_pixgemm_f64_ukernel_wide__avx512_source_on_avx2;
+            gemm_wide = sb_gemm_f64_ukernel_wide__avx512_source_on_avx2;
         }
 #endif
         const int64_t b = (sb_gemm_f64_ukernel_for(isa) != gemm) +
                           (sb_igemm_f64_ukernel_for(isa) != igemm) +
                           (sb_pixgemm_f64_ukernel_for(isa) != pix) +
                           (sb_igemm_f64_wide_ukernel_for(isa) != igemm_wide) +
-                          (sb_pixgemm_f64_wide_ukernel_for(isa) != pix_wide);
+                          (sb_pixgemm_f64_wide_ukernel_for(isa) != pix_wide) +
+                          (sb_gemm_f64_wide_ukernel_for(isa) != gemm_wide);
         if (b)
             printf("  f64 ukernel selection on %s: %lld wrong\n", path_name(path), (long long)b);
         bad += b;
     }
     use_isa(0, &bad);
-    report("f64 ukernel selection per path", g_n_isas * 5, bad ? 1.0 : 0.0, 0.0, bad);
+    report("f64 ukernel selection per path", g_n_isas * 6, bad ? 1.0 : 0.0, 0.0, bad);
 }
 
 /* ---- Conv2d --------------------------------------------------------------- */

@@ -113,6 +113,31 @@ static void test_wide_ukernels(void)
         snprintf(name, sizeof name, "pixel-row 6x32 == 2x avx2 6x16 (%s)", pix[w].name);
         report(name, cases, bad ? 1.0 : 0.0, 0.0, bad);
     }
+    /* Two packed panels (Linear's weights) w_next floats apart. */
+    struct { const char *name; sb_gemm_f32_wide_ukernel wide; } gemm[2] = {
+        {"avx512-source-on-avx2", sb_gemm_f32_ukernel_wide__avx512_source_on_avx2}};
+    if (n_wides == 2) {
+        gemm[1].name = "avx512";
+        gemm[1].wide = sb_gemm_f32_ukernel_wide__avx512;
+    }
+    for (int w = 0; w < n_wides; w++) {
+        int64_t cases = 0, bad = 0;
+        for (size_t ki = 0; ki < sizeof kcs / sizeof kcs[0]; ki++) {
+            for (int accumulate = 0; accumulate <= 1; accumulate++) {
+                const int64_t kc = kcs[ki];
+                memcpy(c_pair, c_init, MR * LDC * sizeof(float));
+                memcpy(c_wide, c_init, MR * LDC * sizeof(float));
+                sb_gemm_f32_ukernel__avx2(kc, a, wts, c_pair, LDC, accumulate);
+                sb_gemm_f32_ukernel__avx2(kc, a, wts + w_next, c_pair + 16, LDC, accumulate);
+                gemm[w].wide(kc, a, wts, w_next, c_wide, LDC, accumulate);
+                bad += count_not_same(c_pair, c_wide, MR * LDC);
+                cases++;
+            }
+        }
+        char name[80];
+        snprintf(name, sizeof name, "packed 6x32 == 2x avx2 6x16 (%s)", gemm[w].name);
+        report(name, cases, bad ? 1.0 : 0.0, 0.0, bad);
+    }
     free(wts);
     free(a); free(src); free(c_init); free(c_pair); free(c_wide);
 }

@@ -642,7 +642,7 @@ def test_single_array_ops_keep_float32_and_float64_and_take_float32_otherwise(op
 
 
 # ---------------------------------------------------------------------------
-# _C.as_real and _C.as_float32
+# _C.as_real
 # ---------------------------------------------------------------------------
 
 @pytest.mark.parametrize("dtype", [None, np.float32, np.float64, "float32", "float64",
@@ -681,10 +681,20 @@ def test_as_real_keeps_channel_slices_and_refuses_other_dtypes():
         _C.as_real("L", buf.astype(np.complex64), "weight")
 
 
-def test_as_float32_is_as_real_float32():
-    a = np.arange(6.0).reshape(2, 3)
-    got = _C.as_float32("L", a)
-    assert got.dtype == F32
-    np.testing.assert_array_equal(got, _C.as_real("L", a, dtype=np.float32))
-    f = a.astype(F32)
-    assert _C.as_float32("L", f) is f
+
+
+def test_linear_zero_dim_bias_of_the_other_dtype_adds_as_torch():
+    """A 0-d float64 bias on float32 input is a scalar to torch's type
+    promotion: the result stays float32 and the bias is rounded to float32
+    before the (float32) add -- skipblocks' product plus that float32 value,
+    bit for bit."""
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal((4, 25, 7)).astype(F32)
+    w = rng.standard_normal((9, 7)).astype(F32)
+    product = sbF.linear(x, w)
+    for bias in (np.array(0.1), np.float64(0.1)):
+        got = sbF.linear(x, w, bias)
+        expected = torch.nn.functional.linear(torch.from_numpy(x), torch.from_numpy(w),
+                                              torch.tensor(0.1, dtype=torch.float64))
+        assert got.dtype == F32 and expected.dtype == torch.float32
+        np.testing.assert_array_equal(got, product + F32(0.1))
