@@ -1,6 +1,7 @@
 /*
  * test_harness.c -- the shared part of the standalone C tests of the kernels
- * (contract in test_harness.h). Plain C99 plus the thread pool; no Python.
+ * (contract in test_harness.h; the per-type buffers and comparisons are
+ * test_harness_typed.h). Plain C99 plus the thread pool; no Python.
  */
 #include "test_harness.h"
 
@@ -19,156 +20,25 @@ float frand(void)
     return (float)((g_rng >> 40) * (1.0 / 16777216.0)) * 2.0f - 1.0f;
 }
 
+/* A generator of its own, seeded: 52 random mantissa bits per value. */
+static uint64_t g_drng = 0x2545F4914F6CDD1Dull;
+
+double drand(void)
+{
+    g_drng ^= g_drng << 13;
+    g_drng ^= g_drng >> 7;
+    g_drng ^= g_drng << 17;
+    return (double)(g_drng >> 11) * (2.0 / 9007199254740992.0) - 1.0;
+}
+
 int64_t irand(int64_t lo, int64_t hi)
 {
     return lo + (int64_t)((frand() + 1.0f) * 0.5f * (float)(hi - lo + 1)) % (hi - lo + 1);
 }
 
-/* ---- buffers ------------------------------------------------------------- */
-
-float *alloc_f(int64_t count)
-{
-    /* malloc(0) may return NULL; kernels accept NULL for empty buffers. */
-    float *p = count > 0 ? malloc((size_t)count * sizeof(float)) : NULL;
-    if (count > 0 && p == NULL) {
-        fprintf(stderr, "out of memory\n");
-        exit(2);
-    }
-    return p;
-}
-
-void fill_rand(float *p, int64_t count)
-{
-    for (int64_t i = 0; i < count; i++)
-        p[i] = frand();
-}
-
-void fill_val(float *p, int64_t count, float v)
-{
-    for (int64_t i = 0; i < count; i++)
-        p[i] = v;
-}
-
-float *dup_f(const float *src, int64_t count)
-{
-    float *p = alloc_f(count);
-    if (count > 0)
-        memcpy(p, src, (size_t)count * sizeof(float));
-    return p;
-}
-
-float *abs_dup(const float *src, int64_t count)
-{
-    float *p = dup_f(src, count);
-    for (int64_t i = 0; i < count; i++)
-        p[i] = fabsf(p[i]);
-    return p;
-}
-
 int64_t map_floats(const sb_fmap *m)
 {
     return m->n * m->batch_stride;
-}
-
-void prefill_map(float *y, const sb_fmap *m)
-{
-    const int64_t chw = m->c * m->h * m->w;
-    for (int64_t n = 0; n < m->n; n++)
-        for (int64_t i = 0; i < m->batch_stride; i++)
-            y[n * m->batch_stride + i] = i < chw ? NAN : SENTINEL;
-}
-
-int64_t count_bad_gaps(const float *y, const sb_fmap *m)
-{
-    int64_t bad = 0;
-    for (int64_t n = 0; n < m->n; n++)
-        for (int64_t i = m->c * m->h * m->w; i < m->batch_stride; i++)
-            bad += y[n * m->batch_stride + i] != SENTINEL;
-    return bad;
-}
-
-/* ---- comparisons --------------------------------------------------------- */
-
-int same_float(float a, float b)
-{
-    if (a != a || b != b)
-        return a != a && b != b;
-    return memcmp(&a, &b, sizeof a) == 0;
-}
-
-int64_t count_not_same(const float *a, const float *b, int64_t count)
-{
-    int64_t bad = 0;
-    for (int64_t i = 0; i < count; i++)
-        bad += !same_float(a[i], b[i]);
-    return bad;
-}
-
-int64_t count_not_same_maps(const float *a, const sb_fmap *am, const float *b,
-                            const sb_fmap *bm)
-{
-    const int64_t chw = am->c * am->h * am->w;
-    int64_t bad = 0;
-    for (int64_t n = 0; n < am->n; n++)
-        bad += count_not_same(a + n * am->batch_stride, b + n * bm->batch_stride, chw);
-    return bad;
-}
-
-double rel_diff(float fast, float ref)
-{
-    if (fast != fast || ref != ref)
-        return (fast != fast && ref != ref) ? 0.0 : INFINITY;
-    if (isinf(fast) || isinf(ref))
-        return fast == ref ? 0.0 : INFINITY;
-    return fabs((double)fast - (double)ref) / (1.0 + fabs((double)ref));
-}
-
-double max_rel(const float *fast, const float *ref, int64_t count)
-{
-    double m = 0.0;
-    for (int64_t i = 0; i < count; i++) {
-        const double d = rel_diff(fast[i], ref[i]);
-        if (!(d <= m))
-            m = d; /* also picks up NaN / inf */
-    }
-    return m;
-}
-
-double max_scaled(const float *fast, const float *ref, const float *mag, int64_t count)
-{
-    double m = 0.0;
-    for (int64_t i = 0; i < count; i++) {
-        double d;
-        if (fast[i] != fast[i] || ref[i] != ref[i])
-            d = (fast[i] != fast[i] && ref[i] != ref[i]) ? 0.0 : INFINITY;
-        else if (isinf(fast[i]) || isinf(ref[i]))
-            d = fast[i] == ref[i] ? 0.0 : INFINITY;
-        else
-            d = fabs((double)fast[i] - (double)ref[i]) / (1.0 + fabs((double)mag[i]));
-        if (!(d <= m))
-            m = d;
-    }
-    return m;
-}
-
-/* A float's bits as a signed integer that counts floats in value order
- * (-0.0 and +0.0 both 0). */
-static int64_t ordered_bits(float f)
-{
-    int32_t i;
-    memcpy(&i, &f, sizeof i);
-    return i < 0 ? -(int64_t)(i & 0x7FFFFFFF) : (int64_t)i;
-}
-
-double ulp_diff(float a, float b)
-{
-    if (a != a || b != b)
-        return (a != a && b != b) ? 0.0 : INFINITY;
-    if (same_float(a, b))
-        return 0.0;
-    const int64_t d = ordered_bits(a) - ordered_bits(b);
-    /* -0.0 against +0.0 is one step: not bitwise the same */
-    return d == 0 ? 1.0 : (double)(d < 0 ? -d : d);
 }
 
 /* ---- reporting ----------------------------------------------------------- */

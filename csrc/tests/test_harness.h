@@ -6,11 +6,14 @@
  * the loop over kernel paths (scalar / avx2 / avx512-source-on-avx2 /
  * avx512, as this build and CPU have them) and thread counts (1, 2, 3).
  *
- * A test program is one operator family (test_conv2d.c, test_pool.c, ...):
+ * A test program is one operator family in one element type: its body
+ * test_<family>.inc is written once on sb_real (test_real.h; the buffers
+ * and comparisons of each type are test_harness_typed.h) and compiled by
+ * test_<family>.c for float32 and test_<family>_f64.c for float64:
  *
  *   int main(void)
  *   {
- *       test_begin("pool");      // finds the kernel paths, checks dispatch
+ *       test_begin(TEST_PROGRAM("pool")); // finds the kernel paths, checks dispatch
  *       ...checks, each ending in report() / report_isa()...
  *       return test_end();       // "all checks passed", exit status 0, or 1
  *   }
@@ -34,7 +37,7 @@
  *   - a check that depends on the ISA runs on every kernel path, and a
  *     threaded one on 1, 2 and 3 threads, where results must be
  *     bit-identical.
- * Each test file states its tolerances once, at its top.
+ * Each test body states its tolerances once per type, at its top.
  */
 #ifndef SB_TEST_HARNESS_H
 #define SB_TEST_HARNESS_H
@@ -54,46 +57,40 @@
 /* ---- random numbers ------------------------------------------------------ */
 
 /* xorshift64, seeded the same in every program: runs are reproducible. */
-float frand(void);                    /* uniform in [-1, 1) */
+float frand(void);                    /* uniform in [-1, 1), 24 random bits */
+double drand(void);                   /* uniform in [-1, 1), multiples of 2^-52 */
 int64_t irand(int64_t lo, int64_t hi); /* uniform in [lo, hi], inclusive */
 
-/* ---- buffers ------------------------------------------------------------- */
+/* ---- buffers and comparisons, per element type --------------------------- */
 
-/* count floats (NULL for count <= 0: kernels accept NULL for empty
- * buffers); exits with status 2 when out of memory. */
-float *alloc_f(int64_t count);
-void fill_rand(float *p, int64_t count);
-void fill_val(float *p, int64_t count, float v);
-float *dup_f(const float *src, int64_t count);
-float *abs_dup(const float *src, int64_t count); /* |src|, elementwise */
+/* Keeps the larger of *worst and d; a NaN d is kept (a failure). */
+static inline void keep_worst(double *worst, double d)
+{
+    if (!(d <= *worst))
+        *worst = d;
+}
 
-/* Floats a map occupies: N * batch_stride. */
+/* Elements a map occupies: N * batch_stride. */
 int64_t map_floats(const sb_fmap *m);
-/* NaN over the C*H*W payload of every image, SENTINEL in the gaps. */
-void prefill_map(float *y, const sb_fmap *m);
-/* Gap cells that lost the sentinel. */
-int64_t count_bad_gaps(const float *y, const sb_fmap *m);
 
-/* ---- comparisons --------------------------------------------------------- */
+/* alloc_real_f32 / _f64, same_real_f32 / _f64, ... (test_harness_typed.h);
+ * a test body written on sb_real calls them through test_real.h. */
+#define SB_REAL_BITS 32
+#include "test_harness_typed.h"
+#define SB_REAL_BITS 64
+#include "test_harness_typed.h"
 
-/* Bitwise equality, except that any two NaNs are equal. */
-int same_float(float a, float b);
-int64_t count_not_same(const float *a, const float *b, int64_t count);
-/* Elements of the C*H*W payloads of two maps of one shape (their own batch
- * strides) that are not the same_float. */
-int64_t count_not_same_maps(const float *a, const sb_fmap *am, const float *b,
-                            const sb_fmap *bm);
-/* |fast - ref| / (1 + |ref|); 0 for two NaNs or equal infinities, inf for
- * a NaN or infinity on one side only. */
-double rel_diff(float fast, float ref);
-double max_rel(const float *fast, const float *ref, int64_t count);
-/* max |fast - ref| / (1 + |mag|): the error against the magnitude of the
- * summed terms (mag is the op applied to |inputs|), which is what rounding
- * error is proportional to; NaN / inf as rel_diff. */
-double max_scaled(const float *fast, const float *ref, const float *mag, int64_t count);
-/* Distance in units in the last place: how many floats lie between a and b
- * (0 when same_float; a huge value for a NaN on one side only). */
-double ulp_diff(float a, float b);
+/* The float32 names of the programs written for float32 only
+ * (test_operators.c): the _f32 instances above. */
+#define alloc_f alloc_real_f32
+#define fill_rand fill_rand_real_f32
+#define fill_val fill_val_real_f32
+#define dup_f dup_real_f32
+#define abs_dup abs_dup_real_f32
+#define same_float same_real_f32
+#define count_not_same count_not_same_real_f32
+#define max_rel max_rel_real_f32
+#define max_scaled max_scaled_real_f32
 
 /* ---- reporting ----------------------------------------------------------- */
 

@@ -1,12 +1,16 @@
 """Builds and runs the standalone C tests under csrc/tests/.
 
 - Every csrc/tests/test_<name>.c but test_parallel.c and test_harness.c is
-  one operator family's program (test_conv2d.c, test_pool.c, ...): it
+  one program: an operator family's (test_conv2d.c, test_pool.c, ...)
   checks each fast kernel against its __ref on every kernel path this CPU
   has and on 1, 2 and 3 threads, with NaN-prefilled outputs and sentinels
-  between images, using the shared harness csrc/tests/test_harness.c. The
-  programs are found by that name pattern, so a new test_<name>.c is built
-  and run without touching this file.
+  between images, using the shared harness csrc/tests/test_harness.c. A
+  family's checks are written once for both element types, as the kernels
+  are: csrc/tests/test_<family>.inc on sb_real (test_real.h), compiled by
+  the three-line wrappers test_<family>.c (float32) and
+  test_<family>_f64.c (float64), two programs. The programs are found by
+  that name pattern, so a new test_<name>.c is built and run without
+  touching this file (an .inc is not a program).
 - Each program is linked with every kernel (csrc/kernels/*.c), the thread
   pool (csrc/runtime/parallel.c), the harness, and, once that folder
   exists, the operator tier (csrc/ops/*.c, which includes sb_ops.h from
@@ -51,10 +55,13 @@ PORTABLE = ["-DSB_PORTABLE_ONLY"]
 
 # csrc/tests/test_*.c files that are not operator programs.
 NOT_PROGRAMS = {"test_parallel.c", "test_harness.c"}
-# One program per kernel family, and the operator tier's; their absence is
-# a failure (a test file deleted by mistake), new ones are simply added.
-EXPECTED_PROGRAMS = {"batch_norm", "conv2d", "elementwise", "linear", "pool", "status",
-                     "ukernels", "operators", "float64"}
+# One program per kernel family and element type (test_<family>.c for
+# float32, test_<family>_f64.c for float64, both from test_<family>.inc),
+# and the operator tier's; their absence is a failure (a test file deleted
+# by mistake), new ones are simply added.
+FAMILIES = ("batch_norm", "conv2d", "elementwise", "linear", "pool", "ukernels")
+EXPECTED_PROGRAMS = ({"status", "operators"} | set(FAMILIES)
+                     | {family + "_f64" for family in FAMILIES})
 
 # Generous: every program takes a few seconds; the limit only turns a hang
 # (a deadlock in the pool) into a failure.

@@ -1,0 +1,3 @@
+/* test_ukernels_f64.c -- test_ukernels.inc compiled for float64 (test_real.h). */
+#define SB_TEST_BITS 64
+#include "test_ukernels.inc"
