@@ -12,13 +12,18 @@ import skipblocks as sb
 from skipblocks import demos
 
 
+def _in(dtype, model):
+    """``model`` in ``dtype`` ("float32", as built, or "float64")."""
+    return model.double() if dtype == "float64" else model
+
+
 @pytest.mark.parametrize("how", ["deepcopy", "pickle"])
 @pytest.mark.parametrize("mode", ["train", "eval"])
-def test_copies_are_frozen_independent_and_equal(how, mode):
+def test_copies_are_frozen_independent_and_equal(how, mode, dtype):
     sb.manual_seed(3)
-    model = demos.resnet_demo(width=8, out_channels=16)
+    model = _in(dtype, demos.resnet_demo(width=8, out_channels=16))
     model.train(mode == "train")
-    x = np.random.default_rng(0).random((2, 3, 31, 29), dtype=np.float32)
+    x = np.random.default_rng(0).random((2, 3, 31, 29), dtype=dtype)
     model(x)  # builds the packed-weight caches (eval) and moves running stats (train)
     clone = copy.deepcopy(model) if how == "deepcopy" else pickle.loads(pickle.dumps(model))
     for (name, a), (_, b) in zip(model.state_dict().items(), clone.state_dict().items()):
@@ -26,8 +31,11 @@ def test_copies_are_frozen_independent_and_equal(how, mode):
         with pytest.raises(ValueError):
             b.flags.writeable = True
         assert not np.shares_memory(a, b), f"{how} shares {name} with the original"
+        assert a.dtype == b.dtype, f"{how} changed the dtype of {name}"
         np.testing.assert_array_equal(a, b)
-    np.testing.assert_array_equal(clone(x), model(x))
+    out = clone(x)
+    assert out.dtype == np.dtype(dtype)
+    np.testing.assert_array_equal(out, model(x))
     # The copy's caches follow the copy's own weights.
     clone.eval()
     model.eval()
@@ -49,15 +57,15 @@ BUILDERS = {
 
 
 @pytest.mark.parametrize("name", sorted(BUILDERS))
-def test_pickle_does_not_carry_derived_caches(name):
+def test_pickle_does_not_carry_derived_caches(name, dtype):
     """The packed-weight caches a forward builds are derived from the weights: they
     are not pickled (a forward must not double the demo ResNet's pickle), and
     not copied by deepcopy."""
     build, shape = BUILDERS[name]
     sb.manual_seed(5)
-    model = build().eval()
+    model = _in(dtype, build()).eval()
     before = pickle.dumps(model)
-    x = np.random.default_rng(1).random(shape, dtype=np.float32)
+    x = np.random.default_rng(1).random(shape, dtype=dtype)
     model(x)
     assert _caches(model), "the forward built no cache: the test tests nothing"
     after = pickle.dumps(model)
@@ -70,16 +78,17 @@ def test_pickle_does_not_carry_derived_caches(name):
 
 @pytest.mark.parametrize("how", ["deepcopy", "pickle"])
 @pytest.mark.parametrize("name", sorted(BUILDERS))
-def test_copies_compute_the_same_and_follow_weight_changes(how, name):
+def test_copies_compute_the_same_and_follow_weight_changes(how, name, dtype):
     """A copy made after a forward computes bit-identical results, and its caches
     follow later changes of its own weights -- assignment and an in-place
     load_state_dict -- exactly as the original's follow the same changes."""
     build, shape = BUILDERS[name]
     sb.manual_seed(6)
-    model = build().eval()
+    model = _in(dtype, build()).eval()
     rng = np.random.default_rng(2)
-    x = rng.random(shape, dtype=np.float32)
+    x = rng.random(shape, dtype=dtype)
     first = model(x)
+    assert first.dtype == np.dtype(dtype)
     clone = copy.deepcopy(model) if how == "deepcopy" else pickle.loads(pickle.dumps(model))
     np.testing.assert_array_equal(clone(x), first)
     # the same in-place load into both

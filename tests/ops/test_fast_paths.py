@@ -423,11 +423,13 @@ def test_block_eval_fused_unfused_torch(isa, rng, kind, dtype):
     assert_state_dict_parity(fused, tm, what="%s [%s] eval state" % (kind, isa))
 
 
-def test_fused_paths_are_taken(monkeypatch):
+def test_fused_paths_are_taken(monkeypatch, dtype):
     """The parity tests above compare something: with fusion on, an eval-mode
     ResidualBlock never calls its BatchNorm / convolutions as modules (they are
     folded into two fused convolutions), a DenseLayer never calls its
-    BatchNorms; under unfused() every layer is called."""
+    BatchNorms, an eval Sequential Conv2d+BatchNorm2d+ReLU (and Conv2d+BatchNorm2d)
+    runs as one folded convolution; under unfused() every layer is called.
+    In float64 as in float32: the fast paths are keyed on dtype, not limited to float32."""
     calls = []
     for cls in (sb.BatchNorm2d, sb.Conv2d):
         original = cls.forward
@@ -436,24 +438,30 @@ def test_fused_paths_are_taken(monkeypatch):
             calls.append(_name)
             return _original(self, *args, **kwargs)
         monkeypatch.setattr(cls, "forward", spy)
-    x = np.random.default_rng(0).standard_normal((1, 8, 6, 6)).astype(np.float32)
-    block = sb.ResidualBlock(8, 8).eval()
-    block(x)
+    x = np.random.default_rng(0).standard_normal((1, 8, 6, 6)).astype(dtype)
+    block = sb.ResidualBlock(8, 8, dtype=dtype).eval()
+    assert block(x).dtype == np.dtype(dtype)
     assert calls == [], calls
     with sb.runtime.unfused():
         block(x)
     # (the first relu(bn(.)) goes through BatchNorm2d._run, the second bn is a call)
     assert sorted(calls) == ["BatchNorm2d", "Conv2d", "Conv2d"], calls
     del calls[:]
-    layer = sb.DenseLayer(8, 4, 2)
+    layer = sb.DenseLayer(8, 4, 2, dtype=dtype)
     for training in (True, False):
         layer.train(training)
-        layer(x)
+        assert layer(x).dtype == np.dtype(dtype)
         assert calls == [], (training, calls)
     del calls[:]
-    seq = sb.Sequential(sb.Conv2d(8, 6, 3), sb.BatchNorm2d(6), sb.ReLU()).eval()
-    seq(x)
-    assert calls == [], calls
+    for relu in (True, False):
+        layers = [sb.Conv2d(8, 6, 3, dtype=dtype), sb.BatchNorm2d(6, dtype=dtype)]
+        seq = sb.Sequential(*layers + [sb.ReLU()] * relu).eval()
+        assert seq(x).dtype == np.dtype(dtype)
+        assert calls == [], (relu, calls)
+        with sb.runtime.unfused():
+            seq(x)
+        assert sorted(calls) == ["BatchNorm2d", "Conv2d"], (relu, calls)
+        del calls[:]
 
 
 # ---------------------------------------------------------------------------
@@ -586,12 +594,11 @@ def _eps_of(model):
     return [m.eps for m in model.modules() if isinstance(m, (sb.BatchNorm2d, nn.BatchNorm2d))]
 
 
-def _twins(name, model):
-    """A freshly built skipblocks model and a torch model with ``model``'s state."""
+def _twins(name, model, dtype="float32"):
+    """A freshly built skipblocks model and a torch model with ``model``'s state, in ``dtype``."""
     sbuild, tbuild = CACHE_MODELS[name][:2]
-    twin = sbuild()
+    tm, twin = as_dtype(tbuild(), sbuild(), dtype)
     twin.load_state_dict({k: v.copy() for k, v in model.state_dict().items()})
-    tm = tbuild()
     tm.load_state_dict({k: torch.from_numpy(np.array(v)) for k, v in model.state_dict().items()})
     for clone in (twin, tm):
         bns = [m for m in clone.modules() if isinstance(m, (sb.BatchNorm2d, nn.BatchNorm2d))]
@@ -600,11 +607,12 @@ def _twins(name, model):
     return twin.eval(), tm.eval()
 
 
-def _mutations(conv_path, bn_path, rng, x_train):
+def _mutations(conv_path, bn_path, rng, x_train, dtype="float32"):
     """(label, fn(model)) in the order they are applied; each changes the eval output."""
     def conv_assign(m):
         conv = _get(m, conv_path)
-        conv.weight = -0.5 * conv.weight + randn(rng, *conv.weight.shape, scale=0.05)
+        conv.weight = -0.5 * conv.weight + randn(rng, *conv.weight.shape, scale=0.05,
+                                                 dtype=dtype)
 
     def conv_load_submodule(m):
         conv = _get(m, conv_path)
@@ -649,7 +657,7 @@ def _mutations(conv_path, bn_path, rng, x_train):
         # convolution whose packed weights fold it is not called meanwhile
         bn = _get(m, bn_path)
         bn.train()
-        bn(randn(rng, 2, bn.num_features, 3, 4, scale=1.5, shift=0.7))
+        bn(randn(rng, 2, bn.num_features, 3, 4, scale=1.5, shift=0.7, dtype=dtype))
         bn.eval()
 
     return [("conv.weight = ...", conv_assign),
@@ -665,20 +673,22 @@ def _mutations(conv_path, bn_path, rng, x_train):
 
 
 @pytest.mark.parametrize("name", list(CACHE_MODELS))
-def test_packed_weights_never_stale(isa, rng, name):
+def test_packed_weights_never_stale(isa, rng, name, dtype):
     sbuild, tbuild, shape, op, conv_path, bn_path, takes_list = CACHE_MODELS[name]
-    tm0 = randomize_(tbuild(), seed=3)
-    model = load_from_torch(sbuild(), tm0).eval()
-    x = randn(rng, *shape)
-    x_train = randn(rng, *shape, scale=2.0, shift=0.5)
+    tm0, model = as_dtype(randomize_(tbuild(), seed=3), sbuild(), dtype)
+    model = load_from_torch(model, tm0).eval()
+    x = randn(rng, *shape, dtype=dtype)
+    x_train = randn(rng, *shape, scale=2.0, shift=0.5, dtype=dtype)
     previous = model(x)
     model(x)   # caches built and used
-    for label, mutate in _mutations(conv_path, bn_path, rng, x_train):
+    for label, mutate in _mutations(conv_path, bn_path, rng, x_train, dtype):
         mutate(model)
         got = model(x)
-        twin, tm = _twins(name, model)
+        twin, tm = _twins(name, model, dtype)
         fresh = twin(x)
-        what = "%s [%s] after %s" % (name, isa, label)
+        what = "%s [%s, %s] after %s" % (name, isa, dtype, label)
+        assert all(v.dtype == np.dtype(dtype) for k, v in model.state_dict().items()
+                   if not k.endswith("num_batches_tracked")), what + ": dtype changed"
         assert not np.array_equal(fresh, previous), what + ": the change changed nothing"
         assert np.array_equal(got, fresh), "%s: stale cache? vs a fresh twin: %s" % (
             what, diff_report(got, fresh))
@@ -687,19 +697,20 @@ def test_packed_weights_never_stale(isa, rng, name):
         previous = got
 
 
-def test_conv_cache_with_and_without_fold(isa, rng):
+def test_conv_cache_with_and_without_fold(isa, rng, dtype):
     """One Conv2d called inside eval Sequentials (a BatchNorm folded into its
     packed weights) and on its own (no fold): each call uses the right
     weights. The two BatchNorms have equal versions and eps, different values."""
-    conv = sb.Conv2d(5, 7, 3, padding=1)
-    tconv = nn.Conv2d(5, 7, 3, padding=1)
+    tconv, conv = as_dtype(nn.Conv2d(5, 7, 3, padding=1), sb.Conv2d(5, 7, 3, padding=1), dtype)
     tconv.load_state_dict({k: torch.from_numpy(np.array(v))
                            for k, v in conv.state_dict().items()})
-    tbns = [randomize_(nn.BatchNorm2d(7), seed=s).eval() for s in (4, 5)]
-    bns = [load_from_torch(sb.BatchNorm2d(7), t).eval() for t in tbns]
+    pairs = [as_dtype(randomize_(nn.BatchNorm2d(7), seed=s), sb.BatchNorm2d(7), dtype)
+             for s in (4, 5)]
+    tbns = [t.eval() for t, _ in pairs]
+    bns = [load_from_torch(b, t).eval() for t, b in pairs]
     assert bns[0]._version == bns[1]._version and bns[0].eps == bns[1].eps
     seqs = [sb.Sequential(conv, bn) for bn in bns]
-    x = randn(rng, 1, 5, 6, 17)
+    x = randn(rng, 1, 5, 6, 17, dtype=dtype)
     with torch.no_grad():
         exp_conv = tconv(to_torch(x))
         exp_seqs = [t(exp_conv) for t in tbns]
@@ -711,22 +722,23 @@ def test_conv_cache_with_and_without_fold(isa, rng):
         assert_parity(seqs[j](x), exp_seqs[j], "sequential", what="seq %d again" % j)
 
 
-def test_cache_survives_isa_switch(rng, restore_threads):
+def test_cache_survives_isa_switch(rng, restore_threads, dtype):
     """Packed weights built under one ISA, used under another: the result is the
     same as a fresh model's under the new ISA."""
     if len(ISAS) < 2:
         pytest.skip("one ISA on this machine")
-    tm = randomize_(_cache_residual_torch(), seed=5)
-    x = randn(rng, 2, 7, 11, 13)
+    tm = as_dtype(randomize_(_cache_residual_torch(), seed=5), _cache_residual(), dtype)[0]
+    x = randn(rng, 2, 7, 11, 13, dtype=dtype)
     previous = sb.get_isa()
     try:
         for first, second in ((ISAS[0], ISAS[1]), (ISAS[1], ISAS[0])):
-            model = load_from_torch(_cache_residual(), tm).eval()
+            model = load_from_torch(as_dtype(tm, _cache_residual(), dtype)[1], tm).eval()
             sb.set_isa(first)
             model(x)
             sb.set_isa(second)
             got = model(x)
-            fresh = load_from_torch(_cache_residual(), tm).eval()(x)
+            assert got.dtype == np.dtype(dtype)
+            fresh = load_from_torch(as_dtype(tm, _cache_residual(), dtype)[1], tm).eval()(x)
             assert np.array_equal(got, fresh), "%s then %s: %s" % (first, second,
                                                                   diff_report(got, fresh))
     finally:
@@ -837,11 +849,12 @@ def test_runtime_argument_checks(restore_threads):
 # ---------------------------------------------------------------------------
 
 @pytest.mark.parametrize("threads", [1, 2])
-def test_concurrent_python_threads(isa, rng, restore_threads, threads):
+def test_concurrent_python_threads(isa, rng, restore_threads, threads, dtype):
     sb.set_num_threads(threads)
     big = 64 if isa != "scalar" else 32
-    convs = [sb.Conv2d(big, big, 3, padding=1), sb.Conv2d(29, 13, 3, stride=2, padding=1)]
-    inputs = [randn(rng, 2, big, 40, 40), randn(rng, 3, 29, 37, 41)]
+    convs = [sb.Conv2d(big, big, 3, padding=1, dtype=dtype),
+             sb.Conv2d(29, 13, 3, stride=2, padding=1, dtype=dtype)]
+    inputs = [randn(rng, 2, big, 40, 40, dtype=dtype), randn(rng, 3, 29, 37, 41, dtype=dtype)]
     expected = [conv(x) for conv, x in zip(convs, inputs)]
     with torch.no_grad():
         for conv, x, e in zip(convs, inputs, expected):
@@ -874,14 +887,15 @@ def test_concurrent_python_threads(isa, rng, restore_threads, threads):
 
 
 @pytest.mark.parametrize("kernel, dilation", [(4, 1), ((2, 3), 1), (2, 3), (2, (1, 2))])
-def test_same_padding_with_an_even_total_packs_once_and_matches_torch(kernel, dilation):
+def test_same_padding_with_an_even_total_packs_once_and_matches_torch(kernel, dilation, dtype):
     """torch's padding='same' puts the odd one of an even total padding at the
     bottom/right; Conv2d stages that extra zero row/column in C and keeps its
     packed weights between calls (they are packed once per weight change)."""
-    torch_conv = nn.Conv2d(3, 5, kernel, padding="same", dilation=dilation)
-    conv = sb.Conv2d(3, 5, kernel, padding="same", dilation=dilation)
+    torch_conv, conv = as_dtype(nn.Conv2d(3, 5, kernel, padding="same", dilation=dilation),
+                                sb.Conv2d(3, 5, kernel, padding="same", dilation=dilation),
+                                dtype)
     conv.load_state_dict(torch_conv.state_dict())
-    x = np.random.default_rng(3).standard_normal((2, 3, 9, 8)).astype(np.float32)
+    x = np.random.default_rng(3).standard_normal((2, 3, 9, 8)).astype(dtype)
     with torch.no_grad():
         expected = torch_conv(torch.from_numpy(x)).numpy()
     first = conv(x)

@@ -101,10 +101,10 @@ def test_conv2d_tile_edges(out_channels, kernel, padding, stride, rng, dtype):
     assert not failures, "\n".join(failures)
 
 
-def test_conv2d_unbatched(rng):
-    x = uniform(rng, 5, 9, 8)
-    weight = uniform(rng, 4, 5, 3, 3) / 7
-    b = uniform(rng, 4)
+def test_conv2d_unbatched(rng, dtype):
+    x = uniform(rng, 5, 9, 8, dtype=dtype)
+    weight = uniform(rng, 4, 5, 3, 3, dtype=dtype) / 7
+    b = uniform(rng, 4, dtype=dtype)
     expected = F.conv2d(to_torch(x), to_torch(weight), to_torch(b), padding=1)
     got = sbF.conv2d(x, weight, b, padding=1)
     assert_parity(got, expected, "conv2d", what="unbatched (C,H,W)")
@@ -156,8 +156,8 @@ def test_max_pool2d_sweep(case, values, rng, dtype):
     assert np.array_equal(got, got_kw, equal_nan=True)
 
 
-def test_max_pool2d_unbatched(rng):
-    x = randn(rng, 3, 9, 8)
+def test_max_pool2d_unbatched(rng, dtype):
+    x = randn(rng, 3, 9, 8, dtype=dtype)
     assert_parity(sbF.max_pool2d(x, 3, 2, 1), F.max_pool2d(to_torch(x), 3, 2, 1), "max_pool2d",
                   what="unbatched (C,H,W)")
 
@@ -199,8 +199,8 @@ def test_adaptive_avg_pool2d_sweep(n, c, hw, output_size, rng, dtype):
     assert_parity(got, expected, "adaptive_avg_pool2d", what="%s -> %s" % (x.shape, output_size))
 
 
-def test_adaptive_avg_pool2d_unbatched(rng):
-    x = randn(rng, 4, 9, 7)
+def test_adaptive_avg_pool2d_unbatched(rng, dtype):
+    x = randn(rng, 4, 9, 7, dtype=dtype)
     assert_parity(sbF.adaptive_avg_pool2d(x, (2, 3)), F.adaptive_avg_pool2d(to_torch(x), (2, 3)),
                   "adaptive_avg_pool2d", what="unbatched (C,H,W)")
 

@@ -100,12 +100,12 @@ def test_sequential_of_layers_parity(rng, dtype):
         assert_state_dict_parity(sm, tm, what="Sequential train=%s" % training)
 
 
-def test_batchnorm_momentum_none_is_cumulative_average(rng):
+def test_batchnorm_momentum_none_is_cumulative_average(rng, dtype):
     """momentum=None: running stats are the plain average of all batches seen (torch's rule)."""
-    tm = nn.BatchNorm2d(3, momentum=None)
-    sm = load_from_torch(sb.BatchNorm2d(3, momentum=None), tm)
+    tm, sm = as_dtype(nn.BatchNorm2d(3, momentum=None), sb.BatchNorm2d(3, momentum=None), dtype)
+    sm = load_from_torch(sm, tm)
     for i in range(4):
-        x = randn(rng, 2, 3, 3, 3, shift=float(i))
+        x = randn(rng, 2, 3, 3, 3, shift=float(i), dtype=dtype)
         with torch.no_grad():
             tm(to_torch(x))
         sm(x)

@@ -13,30 +13,32 @@ from torch import nn
 
 import skipblocks as sb
 from skipblocks.reference import parity_error
+from helpers import as_dtype
 from tolerances import tolerance
 
 
-def _x(shape, seed=0):
-    return np.random.default_rng(seed).standard_normal(shape).astype(np.float32)
+def _x(shape, seed=0, dtype=np.float32):
+    return np.random.default_rng(seed).standard_normal(shape).astype(dtype)
 
 
-def test_shallow_copy_shares_the_cache_key():
+def test_shallow_copy_shares_the_cache_key(dtype):
     # copy.copy shares the parameter dicts (as torch's does), so a change made
     # through the copy must reach the original's next forward.
-    conv, x = sb.Conv2d(2, 3, 3), _x((1, 2, 5, 5))
+    conv, x = sb.Conv2d(2, 3, 3, dtype=dtype), _x((1, 2, 5, 5), dtype=dtype)
     conv(x)  # builds the packed weights
     clone = copy.copy(conv)
     clone.weight = np.zeros((3, 2, 3, 3))
+    assert conv.weight.dtype == np.dtype(dtype)   # cast to the parameter's dtype
     np.testing.assert_array_equal(conv(x), sb.functional.conv2d(x, conv.weight, conv.bias))
 
 
-def test_shallow_copy_of_batchnorm_in_train_mode_keeps_folds_fresh():
-    model = sb.Sequential(sb.Conv2d(3, 4, 3), sb.BatchNorm2d(4)).eval()
-    x = _x((2, 3, 7, 7))
+def test_shallow_copy_of_batchnorm_in_train_mode_keeps_folds_fresh(dtype):
+    model = sb.Sequential(sb.Conv2d(3, 4, 3), sb.BatchNorm2d(4)).to(getattr(np, dtype)).eval()
+    x = _x((2, 3, 7, 7), dtype=dtype)
     model(x)  # folds the BatchNorm into the conv's packed weights
     clone = copy.copy(model[1]).train()
     clone(model[0](x))  # updates the running statistics both share
-    fresh = sb.Sequential(sb.Conv2d(3, 4, 3), sb.BatchNorm2d(4)).eval()
+    fresh = sb.Sequential(sb.Conv2d(3, 4, 3), sb.BatchNorm2d(4)).to(getattr(np, dtype)).eval()
     fresh.load_state_dict(model.state_dict())
     np.testing.assert_array_equal(model(x), fresh(x))
 
@@ -58,8 +60,8 @@ class _ZeroLayer(sb.DenseLayer):
 
 @pytest.mark.parametrize("mode", ["train", "eval"])
 @pytest.mark.parametrize("case", ["residual-bn", "sequential-conv", "dense-layer"])
-def test_fused_paths_call_a_subclass_forward(case, mode):
-    x = _x((2, 8, 6, 6))
+def test_fused_paths_call_a_subclass_forward(case, mode, dtype):
+    x = _x((2, 8, 6, 6), dtype=dtype)
     if case == "residual-bn":
         model = sb.ResidualBlock(8, 8)
         model.bn = _ConstantBN(8)
@@ -68,15 +70,16 @@ def test_fused_paths_call_a_subclass_forward(case, mode):
     else:
         model = sb.DenseBlock(2, 8, 4, 2)
         model.block["dense1"] = _ZeroLayer(12, 4, 2)
-    model.train(mode == "train")
+    model.to(getattr(np, dtype)).train(mode == "train")
     twin = copy.deepcopy(model)
     with sb.runtime.unfused():
         expected = twin(x)
+    assert expected.dtype == np.dtype(dtype)
     np.testing.assert_array_equal(model(x), expected)
 
 
-def test_two_threads_train_one_batchnorm_without_spurious_errors():
-    bn, x = sb.BatchNorm2d(4), _x((2, 4, 8, 8))
+def test_two_threads_train_one_batchnorm_without_spurious_errors(dtype):
+    bn, x = sb.BatchNorm2d(4, dtype=dtype), _x((2, 4, 8, 8), dtype=dtype)
     errors, rounds, workers = [], 300, 4
 
     def work():
@@ -94,6 +97,7 @@ def test_two_threads_train_one_batchnorm_without_spurious_errors():
     assert not errors, errors[:3]
     assert int(bn.num_batches_tracked) == rounds * workers
     assert not bn.running_mean.flags.writeable
+    assert bn.running_mean.dtype == bn.running_var.dtype == np.dtype(dtype)
 
 
 def test_unfused_is_per_thread():
@@ -129,20 +133,22 @@ def test_unexpected_keys_follow_torch(extra):
         ours.load_state_dict(sd)
 
 
-def test_load_state_dict_takes_any_mapping_and_bfloat16():
+def test_load_state_dict_takes_any_mapping_and_bfloat16(dtype):
     theirs = nn.Linear(4, 3).to(torch.bfloat16)
-    ours = sb.Linear(4, 3)
+    ours = sb.Linear(4, 3, dtype=dtype)
     ours.load_state_dict(types.MappingProxyType(theirs.state_dict()))
-    np.testing.assert_array_equal(ours.weight, theirs.weight.detach().float().numpy())
+    assert ours.weight.dtype == np.dtype(dtype)   # cast to the module's dtype (exactly)
+    np.testing.assert_array_equal(ours.weight,
+                                  theirs.weight.detach().to(getattr(torch, dtype)).numpy())
 
 
 @pytest.mark.parametrize("eps", [-1e-3, 0.0, float("nan")])
 @pytest.mark.parametrize("training", [True, False])
-def test_batchnorm_eps_checks_follow_torch(eps, training):
-    ours, theirs = sb.BatchNorm2d(3, eps=eps), nn.BatchNorm2d(3, eps=eps)
+def test_batchnorm_eps_checks_follow_torch(eps, training, dtype):
+    theirs, ours = as_dtype(nn.BatchNorm2d(3, eps=eps), sb.BatchNorm2d(3, eps=eps), dtype)
     ours.train(training)
     theirs.train(training)
-    x = _x((2, 3, 4, 4))
+    x = _x((2, 3, 4, 4), dtype=dtype)
     try:
         expected = theirs(torch.from_numpy(x)).detach().numpy()
     except ValueError as exc:
@@ -151,30 +157,36 @@ def test_batchnorm_eps_checks_follow_torch(eps, training):
         assert "eps must be" in str(exc)
         return
     got = ours(x)
+    assert got.dtype == expected.dtype
     assert np.array_equal(np.isnan(got), np.isnan(expected))
-    assert parity_error(np.nan_to_num(got), np.nan_to_num(expected)) < 1e-5
+    # 10x the table's BatchNorm bound: 1e-5 in float32, 4e-14 in float64
+    assert parity_error(np.nan_to_num(got), np.nan_to_num(expected)) < 10 * tolerance(
+        "batch_norm", dtype=dtype)
 
 
 @pytest.mark.parametrize("size", [0, (0, 3), (2, 0)])
-def test_adaptive_pool_to_an_empty_output(size):
-    x = _x((1, 2, 4, 4))
+def test_adaptive_pool_to_an_empty_output(size, dtype):
+    x = _x((1, 2, 4, 4), dtype=dtype)
     expected = nn.AdaptiveAvgPool2d(size)(torch.from_numpy(x))
     got = sb.AdaptiveAvgPool2d(size)(x)
     assert got.shape == tuple(expected.shape)
+    assert got.dtype == expected.numpy().dtype
 
 
-def test_cat_skips_legacy_empty_tensors_like_torch():
-    a, b = _x((2, 3)), np.zeros(0, np.float32)
+def test_cat_skips_legacy_empty_tensors_like_torch(dtype):
+    a, b = _x((2, 3), dtype=dtype), np.zeros(0, dtype)
     expected = torch.cat([torch.from_numpy(a), torch.from_numpy(b)])
-    np.testing.assert_array_equal(sb.cat([a, b]), expected.numpy())
+    got = sb.cat([a, b])
+    assert got.dtype == expected.numpy().dtype
+    np.testing.assert_array_equal(got, expected.numpy())
 
 
-def test_dense_block_mixed_ndim_list_raises_runtime_error_like_torch():
-    block = sb.DenseBlock(2, 4, 2, 2)
+def test_dense_block_mixed_ndim_list_raises_runtime_error_like_torch(dtype):
+    block = sb.DenseBlock(2, 4, 2, 2, dtype=dtype)
     # the first layer's torch.cat raises it, as in the document's block
     with pytest.raises(RuntimeError, match="DenseLayer: Tensors must have same number of "
                                            "dimensions: got 4 and 3"):
-        block([_x((1, 4, 5, 5)), _x((4, 5, 5))])
+        block([_x((1, 4, 5, 5), dtype=dtype), _x((4, 5, 5), dtype=dtype)])
 
 
 def test_sequential_item_assignment_and_deletion_like_torch():
@@ -191,37 +203,47 @@ def test_sequential_item_assignment_and_deletion_like_torch():
         ours[5] = sb.ReLU()
 
 
-def test_residual_shape_error_leaves_torchs_statistics_in_train_mode():
-    ours, theirs = sb.ResidualBlock(8, 16), __import__(
-        "skipblocks.reference", fromlist=["ResidualBlock"]).ResidualBlock(8, 16)
+def test_residual_shape_error_leaves_torchs_statistics_in_train_mode(dtype):
+    theirs, ours = as_dtype(__import__(
+        "skipblocks.reference", fromlist=["ResidualBlock"]).ResidualBlock(8, 16),
+        sb.ResidualBlock(8, 16), dtype)
     ours.load_state_dict(theirs.state_dict())
-    x = _x((2, 8, 6, 6))
+    x = _x((2, 8, 6, 6), dtype=dtype)
     with pytest.raises(RuntimeError):
         theirs(torch.from_numpy(x))
     with pytest.raises(RuntimeError, match="ResidualBlock"):
         ours(x)
     assert int(ours.bn.num_batches_tracked) == int(theirs.bn.num_batches_tracked) == 2
-    assert parity_error(ours.bn.running_mean, theirs.bn.running_mean) < 1e-6
+    for name in ("running_mean", "running_var"):
+        ours_stat, theirs_stat = getattr(ours.bn, name), getattr(theirs.bn, name).numpy()
+        assert ours_stat.dtype == theirs_stat.dtype
+        assert parity_error(ours_stat, theirs_stat) <= tolerance("running_stats", dtype=dtype)
 
 
-def test_global_pool_of_an_empty_map_is_nan_like_torch():
-    x = np.zeros((2, 3, 0, 5), np.float32)
+def test_global_pool_of_an_empty_map_is_nan_like_torch(dtype):
+    x = np.zeros((2, 3, 0, 5), dtype)
     expected = nn.AdaptiveAvgPool2d(1)(torch.from_numpy(x)).numpy()
     got = sb.AdaptiveAvgPool2d(1)(x)
     assert got.shape == expected.shape and np.isnan(got).all() and np.isnan(expected).all()
+    assert got.dtype == expected.dtype
     with pytest.raises(RuntimeError, match="AdaptiveAvgPool2d"):
         sb.AdaptiveAvgPool2d(2)(x)
 
 
 @pytest.mark.parametrize("fused", [True, False])
-def test_se_attention_on_an_empty_map(fused):
-    se = sb.SEAttention(16, 4)
-    x = np.zeros((2, 16, 0, 5), np.float32)
+def test_se_attention_on_an_empty_map(fused, dtype):
+    from skipblocks.reference import document
+    theirs, se = as_dtype(document.SEAttention(16, 4), sb.SEAttention(16, 4), dtype)
+    x = np.zeros((2, 16, 0, 5), dtype)
+    with torch.no_grad():
+        expected = theirs(torch.from_numpy(x)).numpy()
     if fused:
-        assert se(x).shape == x.shape
+        got = se(x)
     else:
         with sb.runtime.unfused():
-            assert se(x).shape == x.shape
+            got = se(x)
+    assert got.shape == x.shape == expected.shape
+    assert got.dtype == expected.dtype == np.dtype(dtype)
 
 
 def test_eval_batch_norm_reads_running_stats_of_any_layout():
@@ -235,9 +257,11 @@ def test_eval_batch_norm_reads_running_stats_of_any_layout():
     assert parity_error(got, expected) < 1e-15
 
 
-def test_eval_batch_norm_with_running_stats_of_another_dtype_raises_like_torch():
-    x = _x((2, 3, 4, 4))
-    mean, var = np.arange(3, dtype=np.float64), np.linspace(1, 2, 3)
+def test_eval_batch_norm_with_running_stats_of_another_dtype_raises_like_torch(dtype):
+    # the input in ``dtype``, the running statistics in the other one
+    other = np.float32 if dtype == "float64" else np.float64
+    x = _x((2, 3, 4, 4), dtype=dtype)
+    mean, var = np.arange(3, dtype=other), np.linspace(1, 2, 3).astype(other)
     with pytest.raises(RuntimeError) as theirs:
         torch.nn.functional.batch_norm(torch.from_numpy(x), torch.tensor(mean),
                                        torch.tensor(var), training=False)
@@ -254,33 +278,34 @@ def _torch_error(fn):
     return str(info.value)
 
 
-def test_conv_with_no_output_channels_raises_like_torch():
-    x, w = _x((2, 3, 5, 5)), np.zeros((0, 3, 3, 3), np.float32)
+def test_conv_with_no_output_channels_raises_like_torch(dtype):
+    x, w = _x((2, 3, 5, 5), dtype=dtype), np.zeros((0, 3, 3, 3), dtype)
     expected = _torch_error(lambda: torch.nn.functional.conv2d(
         torch.from_numpy(x), torch.from_numpy(w), padding=1))
     with pytest.raises(RuntimeError) as info:
         sb.functional.conv2d(x, w, padding=1)
     assert expected in str(info.value)
     with pytest.raises(RuntimeError, match="expected weight to be at least 1 at dimension 0"):
-        sb.Conv2d(3, 0, 3)(x)
+        sb.Conv2d(3, 0, 3, dtype=dtype)(x)
 
 
 @pytest.mark.parametrize("stride, groups", [(1, 1), (2, 1), (1, 3)])
-def test_conv_of_an_input_with_no_channels_has_no_channels_like_torch(stride, groups):
+def test_conv_of_an_input_with_no_channels_has_no_channels_like_torch(stride, groups, dtype):
     # torch 2.13 returns (N, 0, OH, OW) for a zero-channel input, whatever
     # C_out is (not C_out maps of bias)
-    x = np.zeros((2, 0, 5, 5), np.float32)
-    w, b = np.zeros((6, 0, 3, 3), np.float32), np.ones(6, np.float32)
+    x = np.zeros((2, 0, 5, 5), dtype)
+    w, b = np.zeros((6, 0, 3, 3), dtype), np.ones(6, dtype)
     theirs = torch.nn.functional.conv2d(torch.from_numpy(x), torch.from_numpy(w),
                                         torch.from_numpy(b), stride=stride, padding=1,
                                         groups=groups)
     ours = sb.functional.conv2d(x, w, b, stride=stride, padding=1, groups=groups)
     assert ours.shape == tuple(theirs.shape)
+    assert ours.dtype == theirs.numpy().dtype
 
 
 @pytest.mark.parametrize("shape, k, pad", [((2, 3, 0, 5), 1, 1), ((2, 3, 5, 0), 3, 2)])
-def test_conv_of_an_empty_map_raises_like_torch(shape, k, pad):
-    x, w = np.zeros(shape, np.float32), np.zeros((4, 3, k, k), np.float32)
+def test_conv_of_an_empty_map_raises_like_torch(shape, k, pad, dtype):
+    x, w = np.zeros(shape, dtype), np.zeros((4, 3, k, k), dtype)
     expected = _torch_error(lambda: torch.nn.functional.conv2d(
         torch.from_numpy(x), torch.from_numpy(w), padding=pad))
     with pytest.raises(RuntimeError) as info:
@@ -296,17 +321,18 @@ def test_conv_of_an_empty_map_raises_like_torch(shape, k, pad):
     ((5, 2), (2, 3), 1, (1, 2)),            # extent > stride in one dimension only
 ])
 def test_conv_with_strides_larger_than_the_kernel_matches_torch(restore_threads, k, stride, pad,
-                                                              dil):
+                                                              dil, dtype):
     # a stride wider than the kernel's extent stages one phase plane per tap,
     # not stride**2 of them: fast, small, and exact
-    x, w = _x((2, 3, 9, 13), seed=1), _x((5, 3) + ((k, k) if isinstance(k, int) else k), seed=2)
+    x = _x((2, 3, 9, 13), seed=1, dtype=dtype)
+    w = _x((5, 3) + ((k, k) if isinstance(k, int) else k), seed=2, dtype=dtype)
     theirs = torch.nn.functional.conv2d(torch.from_numpy(x), torch.from_numpy(w), stride=stride,
                                         padding=pad, dilation=dil).numpy()
     for threads in (1, 2):
         sb.set_num_threads(threads)
         ours = sb.functional.conv2d(x, w, stride=stride, padding=pad, dilation=dil)
-        assert ours.shape == theirs.shape
-        assert parity_error(ours, theirs) <= tolerance("conv2d", w[0].size)
+        assert ours.shape == theirs.shape and ours.dtype == theirs.dtype
+        assert parity_error(ours, theirs) <= tolerance("conv2d", w[0].size, dtype)
 
 
 def test_conv_arguments_beyond_int32_raise_a_clear_error():
@@ -323,7 +349,7 @@ def _torch_twin(sb_module, torch_module):
     return torch_module
 
 
-def test_residual_block_whose_conv2_changes_the_channels_matches_torch_in_train_mode():
+def test_residual_block_whose_conv2_changes_the_channels_matches_torch_in_train_mode(dtype):
     # a BatchNorm without per-channel state normalises either convolution's
     # output; the fused block sizes its scratch for the larger one
     from skipblocks.reference import document
@@ -333,14 +359,17 @@ def test_residual_block_whose_conv2_changes_the_channels_matches_torch_in_train_
     theirs = document.ResidualBlock(8, 4)
     theirs.conv2 = nn.Conv2d(4, 8, 3, padding=1, bias=False)
     theirs.bn = nn.BatchNorm2d(4, affine=False, track_running_stats=False)
+    theirs, ours = as_dtype(theirs, ours, dtype)
     _torch_twin(ours, theirs)
     ours.train(), theirs.train()
-    x = _x((2, 8, 5, 5))
+    x = _x((2, 8, 5, 5), dtype=dtype)
     expected = theirs(torch.from_numpy(x)).detach().numpy()
-    assert parity_error(ours(x), expected) <= tolerance("residual_block")
+    got = ours(x)
+    assert got.dtype == expected.dtype
+    assert parity_error(got, expected) <= tolerance("residual_block", dtype=dtype)
 
 
-def test_dense_layer_with_one_batchnorm_twice_and_cumulative_momentum_matches_torch():
+def test_dense_layer_with_one_batchnorm_twice_and_cumulative_momentum_matches_torch(dtype):
     from skipblocks.reference import document
     ours, theirs = sb.DenseLayer(4, 2, 2), document.Dense_Layer(4, 2, 2)
     ours.bn1.momentum, theirs.bn1.momentum = None, None
@@ -349,35 +378,43 @@ def test_dense_layer_with_one_batchnorm_twice_and_cumulative_momentum_matches_to
     theirs.conv1 = nn.Conv2d(4, 4, 1, bias=False)
     ours.conv2 = sb.Conv2d(4, 2, 3, padding=1, bias=False)
     theirs.conv2 = nn.Conv2d(4, 2, 3, padding=1, bias=False)
+    theirs, ours = as_dtype(theirs, ours, dtype)
+    assert ours.bn2 is ours.bn1    # .double() keeps the one BatchNorm shared
     _torch_twin(ours, theirs)
     ours.train(), theirs.train()
     for seed in range(3):
-        x = _x((2, 4, 5, 5), seed)
-        ours(x)
-        theirs([torch.from_numpy(x)])
+        x = _x((2, 4, 5, 5), seed, dtype=dtype)
+        got = ours(x)
+        with torch.no_grad():
+            expected = theirs([torch.from_numpy(x)])
+        assert got.dtype == expected.numpy().dtype
+        assert parity_error(got, expected.numpy()) <= tolerance("dense_layer", dtype=dtype)
     for name in ("running_mean", "running_var"):
         assert parity_error(getattr(ours.bn1, name),
-                            getattr(theirs.bn1, name).numpy()) <= tolerance("running_stats")
+                            getattr(theirs.bn1, name).numpy()) <= tolerance("running_stats",
+                                                                            dtype=dtype)
     assert int(ours.bn1.num_batches_tracked) == int(theirs.bn1.num_batches_tracked) == 6
 
 
 @pytest.mark.parametrize("bias_shape", [(1,), (), (1, 4), (3, 4), (3, 1), (1, 1)])
-def test_linear_takes_every_bias_torch_broadcasts(bias_shape):
-    x, w = _x((3, 5)), _x((4, 5), 1)
-    b = _x(bias_shape, 2) if bias_shape else np.float32(0.5)
+def test_linear_takes_every_bias_torch_broadcasts(bias_shape, dtype):
+    x, w = _x((3, 5), dtype=dtype), _x((4, 5), 1, dtype=dtype)
+    b = _x(bias_shape, 2, dtype=dtype) if bias_shape else np.dtype(dtype).type(0.5)
     expected = torch.nn.functional.linear(torch.from_numpy(x), torch.from_numpy(w),
                                           torch.as_tensor(b)).numpy()
     got = sb.functional.linear(x, w, b)
-    assert got.shape == expected.shape
-    assert parity_error(got, expected) <= tolerance("linear", 5)
-    layer = sb.Linear(5, 4)
+    assert got.shape == expected.shape and got.dtype == expected.dtype
+    assert parity_error(got, expected) <= tolerance("linear", 5, dtype)
+    layer = sb.Linear(5, 4, dtype=dtype)
     layer.weight, layer.bias = w, b
-    assert parity_error(layer(x), expected) <= tolerance("linear", 5)
+    got = layer(x)
+    assert got.dtype == expected.dtype
+    assert parity_error(got, expected) <= tolerance("linear", 5, dtype)
 
 
 @pytest.mark.parametrize("bias_shape", [(4, 1), (5,), (2, 4), (1, 1, 4)])
-def test_linear_bias_that_does_not_broadcast_raises_torchs_error(bias_shape):
-    x, w, b = _x((3, 5)), _x((4, 5), 1), _x(bias_shape, 2)
+def test_linear_bias_that_does_not_broadcast_raises_torchs_error(bias_shape, dtype):
+    x, w, b = _x((3, 5), dtype=dtype), _x((4, 5), 1, dtype=dtype), _x(bias_shape, 2, dtype=dtype)
     with pytest.raises(RuntimeError) as theirs:
         torch.nn.functional.linear(torch.from_numpy(x), torch.from_numpy(w), torch.from_numpy(b))
     message = str(theirs.value).split("\nException raised from")[0]
