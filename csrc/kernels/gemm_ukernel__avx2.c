@@ -15,49 +15,14 @@
 
 #ifdef SB_HAVE_AVX2_KERNELS
 
-#if defined(__clang__)
-#define SB_UK_CONTRACT
-#define SB_UK_FP_CONTRACT_PRAGMA _Pragma("clang fp contract(fast)")
-#else
-#define SB_UK_CONTRACT __attribute__((optimize("O2", "fp-contract=fast")))
-#define SB_UK_FP_CONTRACT_PRAGMA
-#endif
+#define SB_UK_VEC_BYTES 32
 #define SB_UK_WIDE 0
-
-typedef float sb_v8f __attribute__((vector_size(32)));
-typedef float sb_v8fu __attribute__((vector_size(32), aligned(4), may_alias));
-typedef double sb_v4d __attribute__((vector_size(32)));
-typedef double sb_v4du __attribute__((vector_size(32), aligned(8), may_alias));
-
+#define SB_UK_TARGET SB_TARGET_AVX2
+#define SB_UK_SUFFIX _ukernel__avx2
 #define SB_REAL_BITS 32
-#include "sb_real_begin.h"
-#define sb_uk_vec sb_v8f
-#define sb_uk_vecu sb_v8fu
-#define SB_UK_LANES 8
-#define SB_UK_TARGET SB_TARGET_AVX2
-#define SB_UK_GEMM SB_FN_(sb_gemm, _ukernel__avx2)
-#define SB_UK_IGEMM SB_FN_(sb_igemm, _ukernel__avx2)
-#define SB_UK_PIXGEMM SB_FN_(sb_pixgemm, _ukernel__avx2)
 #include "gemm_ukernel_2v.inc"
-#undef sb_uk_vec
-#undef sb_uk_vecu
-#undef SB_UK_LANES
-#undef SB_UK_GEMM
-#undef SB_UK_IGEMM
-#undef SB_UK_PIXGEMM
-#include "sb_real_end.h"
-
 #define SB_REAL_BITS 64
-#include "sb_real_begin.h"
-#define sb_uk_vec sb_v4d
-#define sb_uk_vecu sb_v4du
-#define SB_UK_LANES 4
-#define SB_UK_TARGET SB_TARGET_AVX2
-#define SB_UK_GEMM SB_FN_(sb_gemm, _ukernel__avx2)
-#define SB_UK_IGEMM SB_FN_(sb_igemm, _ukernel__avx2)
-#define SB_UK_PIXGEMM SB_FN_(sb_pixgemm, _ukernel__avx2)
 #include "gemm_ukernel_2v.inc"
-#include "sb_real_end.h"
 
 #else
 /* Not an x86 GCC/clang build: no AVX2 kernel (ukernel_select.inc never asks). */

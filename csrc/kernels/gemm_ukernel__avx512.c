@@ -26,77 +26,24 @@
 
 #ifdef SB_HAVE_AVX2_KERNELS
 
-#if defined(__clang__)
-#define SB_UK_CONTRACT
-#define SB_UK_FP_CONTRACT_PRAGMA _Pragma("clang fp contract(fast)")
-#else
-#define SB_UK_CONTRACT __attribute__((optimize("O2", "fp-contract=fast")))
-#define SB_UK_FP_CONTRACT_PRAGMA
-#endif
-#define SB_TARGET_AVX512 __attribute__((target("avx512f,avx2,fma")))
+#define SB_UK_VEC_BYTES 64 /* one panel row, one zmm register */
 #define SB_UK_WIDE 1
 
-/* one panel row, 64 bytes, per vector; the u types load at any address */
-typedef float sb_v16f __attribute__((vector_size(64)));
-typedef float sb_v16fu __attribute__((vector_size(64), aligned(4), may_alias));
-typedef double sb_v8d __attribute__((vector_size(64)));
-typedef double sb_v8du __attribute__((vector_size(64), aligned(8), may_alias));
-
+#define SB_UK_TARGET __attribute__((target("avx512f,avx2,fma")))
+#define SB_UK_SUFFIX _ukernel_wide__avx512
 #define SB_REAL_BITS 32
-#include "sb_real_begin.h"
-#define sb_uk_vec sb_v16f
-#define sb_uk_vecu sb_v16fu
-#define SB_UK_LANES 16
-#define SB_UK_TARGET SB_TARGET_AVX512
-#define SB_UK_GEMM SB_FN_(sb_gemm, _ukernel_wide__avx512)
-#define SB_UK_IGEMM SB_FN_(sb_igemm, _ukernel_wide__avx512)
-#define SB_UK_PIXGEMM SB_FN_(sb_pixgemm, _ukernel_wide__avx512)
 #include "gemm_ukernel_2v.inc"
-#undef SB_UK_TARGET
-#undef SB_UK_GEMM
-#undef SB_UK_IGEMM
-#undef SB_UK_PIXGEMM
-#define SB_UK_TARGET SB_TARGET_AVX2
-#define SB_UK_GEMM SB_FN_(sb_gemm, _ukernel_wide__avx512_source_on_avx2)
-#define SB_UK_IGEMM SB_FN_(sb_igemm, _ukernel_wide__avx512_source_on_avx2)
-#define SB_UK_PIXGEMM SB_FN_(sb_pixgemm, _ukernel_wide__avx512_source_on_avx2)
-#include "gemm_ukernel_2v.inc"
-#undef SB_UK_TARGET
-#undef SB_UK_GEMM
-#undef SB_UK_IGEMM
-#undef SB_UK_PIXGEMM
-#undef sb_uk_vec
-#undef sb_uk_vecu
-#undef SB_UK_LANES
-#include "sb_real_end.h"
-
 #define SB_REAL_BITS 64
-#include "sb_real_begin.h"
-#define sb_uk_vec sb_v8d
-#define sb_uk_vecu sb_v8du
-#define SB_UK_LANES 8
-#define SB_UK_TARGET SB_TARGET_AVX512
-#define SB_UK_GEMM SB_FN_(sb_gemm, _ukernel_wide__avx512)
-#define SB_UK_IGEMM SB_FN_(sb_igemm, _ukernel_wide__avx512)
-#define SB_UK_PIXGEMM SB_FN_(sb_pixgemm, _ukernel_wide__avx512)
 #include "gemm_ukernel_2v.inc"
+
 #undef SB_UK_TARGET
-#undef SB_UK_GEMM
-#undef SB_UK_IGEMM
-#undef SB_UK_PIXGEMM
+#undef SB_UK_SUFFIX
 #define SB_UK_TARGET SB_TARGET_AVX2
-#define SB_UK_GEMM SB_FN_(sb_gemm, _ukernel_wide__avx512_source_on_avx2)
-#define SB_UK_IGEMM SB_FN_(sb_igemm, _ukernel_wide__avx512_source_on_avx2)
-#define SB_UK_PIXGEMM SB_FN_(sb_pixgemm, _ukernel_wide__avx512_source_on_avx2)
+#define SB_UK_SUFFIX _ukernel_wide__avx512_source_on_avx2
+#define SB_REAL_BITS 32
 #include "gemm_ukernel_2v.inc"
-#undef SB_UK_TARGET
-#undef SB_UK_GEMM
-#undef SB_UK_IGEMM
-#undef SB_UK_PIXGEMM
-#undef sb_uk_vec
-#undef sb_uk_vecu
-#undef SB_UK_LANES
-#include "sb_real_end.h"
+#define SB_REAL_BITS 64
+#include "gemm_ukernel_2v.inc"
 
 #else
 /* Not an x86 GCC/clang build: no AVX-512 kernel (ukernel_select.inc never asks). */

@@ -62,28 +62,9 @@ def _check(ours, theirs, tol=TOL):
 # parity in float64
 # ---------------------------------------------------------------------------
 
-# N, C, O, H, W, kernel, stride, padding, dilation, groups, bias
-CONV_CASES = [
-    (1, 1, 1, 1, 1, 1, 1, 0, 1, 1, False),
-    (1, 3, 5, 7, 9, 3, 1, 1, 1, 1, True),
-    (2, 3, 17, 11, 13, 3, 2, 1, 1, 1, True),
-    (3, 5, 7, 9, 10, (3, 2), (2, 1), (1, 0), (1, 2), 1, True),
-    (1, 6, 9, 12, 7, 3, 1, 2, 2, 3, False),
-    (2, 8, 8, 5, 5, 3, 1, 1, 1, 8, True),            # depthwise
-    (1, 16, 16, 8, 8, 1, 1, 0, 1, 1, False),         # 1x1
-    (1, 17, 33, 9, 17, 1, 2, 0, 1, 1, True),         # 1x1 strided, past the tiles
-    (1, 3, 4, 13, 13, 7, 2, 3, 1, 1, False),         # the document's stem, smaller
-    (1, 9, 15, 15, 16, (2, 4), 1, "same", (2, 1), 3, True),   # even kernel: asymmetric 'same'
-    (1, 5, 3, 8, 6, 3, 1, "valid", 1, 1, True),
-    (2, 24, 40, 7, 7, 3, 1, 1, 1, 4, True),
-    (2, 12, 18, 10, 9, 3, (2, 3), (2, 1), (2, 2), 6, True),
-    (1, 32, 8, 6, 6, 3, 1, 1, 1, 1, False),          # fan-in 288
-]
-
-
-def _conv_id(c):
-    return "N%d-C%d-O%d-%dx%d-k%s-s%s-p%s-d%s-g%d-%s" % (
-        c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7], c[8], c[9], "bias" if c[10] else "nobias")
+# the functional sweep's cases (test_functional_parity.py runs them in both
+# dtypes on the default ISA); here in float64 on every ISA
+from test_functional_parity import CONV_CASES, _conv_id  # noqa: E402
 
 
 def _k(v):
