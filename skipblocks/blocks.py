@@ -97,9 +97,10 @@ class ResidualBlock(Module):
             downsample(x), "ResidualBlock", "residual", x.dtype)
         conv1, conv2, bn = self.conv1, self.conv2, self.bn
         # another rank runs the layers one by one, which raise torch's errors
+        # (layers of another dtype than x: the operator refuses them, leaving
+        # everything untouched, and returns None)
         if x.ndim == 4 and runtime.fusion_enabled() and _fusable_conv(conv1) \
-                and _fusable_conv(conv2) and _is(bn, BatchNorm2d) \
-                and _in_dtype(x.dtype, conv1, conv2, bn):
+                and _fusable_conv(conv2) and _is(bn, BatchNorm2d):
             out = self._forward_fused(x, residual)
             if out is not None:
                 return out
@@ -197,9 +198,9 @@ class DenseLayer(Module):
         layer_bn1, layer_bn2, layer_conv1, layer_conv2 = self.bn1, self.bn2, self.conv1, self.conv2
         if x.ndim == 4 and runtime.fusion_enabled() and _is(layer_bn1, BatchNorm2d) \
                 and _is(layer_bn2, BatchNorm2d) and _fusable_conv(layer_conv1) \
-                and _fusable_conv(layer_conv2) \
-                and _in_dtype(x.dtype, layer_bn1, layer_conv1, layer_bn2, layer_conv2) \
-                and (out is None or out.dtype == x.dtype):
+                and _fusable_conv(layer_conv2) and (out is None or out.dtype == x.dtype):
+            # (layers of another dtype than x: the operator refuses them,
+            # leaving everything untouched, and returns None)
             shared = layer_bn2 is layer_bn1  # one BatchNorm updated twice, in order
             bn1, factors = layer_bn1._state(updates=2 if shared else 1)
             bn2 = bn1[:5] + (factors[1],) + bn1[6:] if shared else layer_bn2._state()[0]
