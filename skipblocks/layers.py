@@ -153,8 +153,8 @@ class Conv2d(Module):
         the BatchNorm's version (any change of its parameters or running
         statistics) and eps -- so packed weights are never stale."""
         d = self.__dict__
-        key = (d["_version_box"][0], getattr(d["_parameters"].get("weight"), "dtype", None),
-               self.groups, fold,
+        # (a dtype conversion replaces the arrays, so it bumps the version too)
+        key = (d["_version_box"][0], self.groups, fold,
                None if fold is None else (fold.__dict__["_version_box"][0], fold.eps))
         cache = d.get("_packed_cache")
         if cache is not None and cache[0] == key:
@@ -438,9 +438,9 @@ class Linear(Module):
         # The version is read before packing: a change made meanwhile (by
         # another thread) then leaves a cache under the old version, which
         # the next call rebuilds, never new-looking stale weights.
+        # (a dtype conversion replaces the arrays, so it bumps the version too)
         d = self.__dict__
-        weight = d["_parameters"]["weight"]
-        version = (d["_version_box"][0], getattr(weight, "dtype", None))
+        version = d["_version_box"][0]
         cache = d.get("_packed_cache")
         if cache is None or cache[0] != version:
             if self.weight.ndim != 2 or (self.bias is not None

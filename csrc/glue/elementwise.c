@@ -93,25 +93,37 @@ PyDoc_STRVAR(add_relu_doc,
 "residual, then relu\"), float32 or float64 (the dtype rule of conv2d).\n"
 "layer: the name errors start with.");
 
+/* The two arrays of a binary operator's call (layer, x, y), converted by
+ * the dtype rule into arg[] and t[]; -1 with the exception set. The caller
+ * releases arg[] (sb_glue_release). */
+static int binary_args(PyObject *args, PyObject *kwargs, char **keywords, const char *what_y,
+                       int fmap_x, const char **layer, sb_glue_arg arg[2], sb_tensor t[2])
+{
+    PyObject *x_obj, *y_obj;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "sOO", keywords, layer, &x_obj, &y_obj))
+        return -1;
+    arg[0] = (sb_glue_arg){x_obj, *layer, "input", fmap_x, NULL};
+    arg[1] = (sb_glue_arg){y_obj, *layer, what_y, 0, NULL};
+    if (sb_glue_convert(arg, 2, 0) < 0)
+        return -1;
+    sb_glue_tensor_of(&t[0], arg[0].arr);
+    sb_glue_tensor_of(&t[1], arg[1].arr);
+    return 0;
+}
+
 static PyObject *py_add_relu(PyObject *self, PyObject *args, PyObject *kwargs)
 {
     static char *keywords[] = {"layer", "a", "b", NULL};
     const char *layer;
-    PyObject *a_obj, *b_obj;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "sOO", keywords, &layer, &a_obj, &b_obj))
+    sb_glue_arg arg[2];
+    sb_tensor t[2];
+    if (binary_args(args, kwargs, keywords, "residual", 0, &layer, arg, t) < 0)
         return NULL;
-    PyObject *result = NULL;
-    sb_glue_arg arg[2] = {{a_obj, layer, "input", 0, NULL}, {b_obj, layer, "residual", 0, NULL}};
-    if (sb_glue_convert(arg, 2, 0) < 0)
-        return NULL;
-    sb_tensor ta, tb;
-    sb_glue_tensor_of(&ta, arg[0].arr);
-    sb_glue_tensor_of(&tb, arg[1].arr);
-    sb_add_relu_args op = {&ta, &tb};
+    sb_add_relu_args op = {&t[0], &t[1]};
     sb_elementwise_plan plan;
     sb_error err;
-    result = binary_result(sb_op_add_relu_plan(&plan, &op, &err), &err, add_relu_run, &plan, &op,
-                           &ta, layer);
+    PyObject *result = binary_result(sb_op_add_relu_plan(&plan, &op, &err), &err,
+                                     add_relu_run, &plan, &op, &t[0], layer);
     sb_glue_release(arg, 2);
     return result;
 }
@@ -126,23 +138,15 @@ static PyObject *py_channel_scale(PyObject *self, PyObject *args, PyObject *kwar
 {
     static char *keywords[] = {"layer", "input", "scale", NULL};
     const char *layer;
-    PyObject *input_obj, *scale_obj;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "sOO", keywords, &layer, &input_obj,
-                                     &scale_obj))
+    sb_glue_arg arg[2];
+    sb_tensor t[2];
+    if (binary_args(args, kwargs, keywords, "scale", 1, &layer, arg, t) < 0)
         return NULL;
-    PyObject *result = NULL;
-    sb_glue_arg arg[2] = {{input_obj, layer, "input", 1, NULL},
-                          {scale_obj, layer, "scale", 0, NULL}};
-    if (sb_glue_convert(arg, 2, 0) < 0)
-        return NULL;
-    sb_tensor tx, ts;
-    sb_glue_tensor_of(&tx, arg[0].arr);
-    sb_glue_tensor_of(&ts, arg[1].arr);
-    sb_channel_scale_args op = {&tx, &ts};
+    sb_channel_scale_args op = {&t[0], &t[1]};
     sb_elementwise_plan plan;
     sb_error err;
-    result = binary_result(sb_op_channel_scale_plan(&plan, &op, &err), &err, channel_scale_run,
-                           &plan, &op, &tx, layer);
+    PyObject *result = binary_result(sb_op_channel_scale_plan(&plan, &op, &err), &err,
+                                     channel_scale_run, &plan, &op, &t[0], layer);
     sb_glue_release(arg, 2);
     return result;
 }

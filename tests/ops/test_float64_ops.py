@@ -236,6 +236,22 @@ def _running_stats(module):
     return {k: v for k, v in module.state_dict().items() if "running" in k}
 
 
+def _check_fused_block(ours, theirs, mode, op, x, as_list=False, stats=True):
+    """ours and theirs (float64) in ``mode`` on x: the fused operator ``op``
+    ran (and did not fall back), the output and the running statistics are
+    torch's."""
+    getattr(ours, mode)()
+    getattr(theirs, mode)()
+    with _spy(op) as calls, torch.no_grad():
+        got = ours([x] if as_list else x)
+        expected = theirs([_t(x)] if as_list else _t(x))
+    assert calls and all(r is not None for r in calls), "the fused %s did not run" % op
+    _check(got, expected)
+    if stats:
+        for key, value in _running_stats(theirs).items():
+            _check(_running_stats(ours)[key], value)
+
+
 @pytest.mark.parametrize("mode", ["train", "eval"])
 @pytest.mark.parametrize("stride, down", [((1, 1), False), ((2, 1), True)])
 def test_residual_block_float64(mode, stride, down, isa, rng):
@@ -246,44 +262,19 @@ def test_residual_block_float64(mode, stride, down, isa, rng):
                                  torch.nn.BatchNorm2d(c_out)) if down else None
     ours, theirs = _pair(sb.ResidualBlock(4, c_out, stride=list(stride), downsample=sb_down),
                          ref.ResidualBlock(4, c_out, stride=list(stride), downsample=t_down))
-    getattr(ours, mode)()
-    getattr(theirs, mode)()
-    x = _r(rng, 2, 4, 9, 8)
-    with _spy("residual_block") as calls, torch.no_grad():
-        got = ours(x)
-        expected = theirs(_t(x))
-    assert calls and all(r is not None for r in calls), "the fused ResidualBlock did not run"
-    _check(got, expected)
-    for key, value in _running_stats(theirs).items():
-        _check(_running_stats(ours)[key], value)
+    _check_fused_block(ours, theirs, mode, "residual_block", _r(rng, 2, 4, 9, 8))
 
 
 @pytest.mark.parametrize("mode", ["train", "eval"])
 def test_dense_layer_float64(mode, isa, rng):
     ours, theirs = _pair(sb.DenseLayer(5, 3, 2), ref.Dense_Layer(5, 3, 2))
-    getattr(ours, mode)()
-    getattr(theirs, mode)()
-    x = _r(rng, 2, 5, 7, 6)
-    with _spy("dense_layer") as calls, torch.no_grad():
-        got = ours([x])
-        expected = theirs([_t(x)])
-    assert calls and all(r is not None for r in calls), "the fused DenseLayer did not run"
-    _check(got, expected)
-    for key, value in _running_stats(theirs).items():
-        _check(_running_stats(ours)[key], value)
+    _check_fused_block(ours, theirs, mode, "dense_layer", _r(rng, 2, 5, 7, 6), as_list=True)
 
 
 @pytest.mark.parametrize("mode", ["train", "eval"])
 def test_se_attention_float64(mode, isa, rng):
     ours, theirs = _pair(sb.SEAttention(16, 4), ref.SEAttention(16, 4))
-    getattr(ours, mode)()
-    getattr(theirs, mode)()
-    x = _r(rng, 3, 16, 5, 4)
-    with _spy("se_attention") as calls, torch.no_grad():
-        got = ours(x)
-        expected = theirs(_t(x))
-    assert calls, "the fused SEAttention did not run"
-    _check(got, expected)
+    _check_fused_block(ours, theirs, mode, "se_attention", _r(rng, 3, 16, 5, 4), stats=False)
 
 
 # ---------------------------------------------------------------------------
