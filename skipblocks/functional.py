@@ -213,9 +213,7 @@ def as_real(value, layer, what="input", dtype=None):
     with ``dtype`` np.float32 or np.float64 (a module's dtype), ``value``
     converted to it. TypeError, naming ``layer`` and ``what``, for complex,
     object and string data. The C conversion every operator uses
-    (skipblocks._C.as_real)."""
-    if dtype is not None:
-        dtype = getattr(dtype, "type", None) or np.dtype(dtype).type  # np.float32 / np.float64
+    (skipblocks._C.as_real, which reads ``dtype`` itself)."""
     return _C.as_real(layer, _arg(value), what, dtype)
 
 

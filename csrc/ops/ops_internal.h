@@ -78,10 +78,6 @@ static inline void *sb_elem(void *data, sb_dtype dtype, int64_t i)
 {
     return (char *)data + i * (int64_t)sb_dtype_size(dtype);
 }
-static inline const void *sb_celem(const void *data, sb_dtype dtype, int64_t i)
-{
-    return (const char *)data + i * (int64_t)sb_dtype_size(dtype);
-}
 
 /* Element i of a buffer of `dtype`, read as or written from a double (exact
  * both ways for float32: a float is a double, and the value written is
