@@ -47,14 +47,16 @@ _C = _load_extension()
 
 from . import functional
 from .blocks import (DenseBlock, DenseLayer, Dense_Block, Dense_Layer, ResidualBlock,
-                     SEAttention)
+                     SEAttention, SEResidualBlock)
 from .containers import ModuleDict, Sequential
 from .functional import cat
+from .inception import BasicConv2d, Inception, SEInception
 from .layers import (AdaptiveAvgPool2d, BatchNorm2d, Conv2d, Linear, MaxPool2d, ReLU,
                      Sigmoid)
 from .module import Module, Parameter
 from .random import manual_seed
 from .runtime import available_isas, get_isa, get_num_threads, set_isa, set_num_threads
+# from .unet import DoubleConv, Down, OutConv, UNet, Up
 
 __version__ = "0.1.0"
 
@@ -62,6 +64,9 @@ __all__ = [
     "Module", "Parameter", "Sequential", "ModuleDict",
     "Conv2d", "BatchNorm2d", "ReLU", "Sigmoid", "MaxPool2d", "AdaptiveAvgPool2d", "Linear",
     "ResidualBlock", "DenseLayer", "DenseBlock", "Dense_Layer", "Dense_Block", "SEAttention",
+    # the document's other systems: U-Net (2.3), SE inside ResNet and Inception (4.2)
+    "UNet", "DoubleConv", "Down", "Up", "OutConv",
+    "SEResidualBlock", "BasicConv2d", "Inception", "SEInception",
     "functional", "cat", "manual_seed",
     "set_num_threads", "get_num_threads", "set_isa", "get_isa", "available_isas",
 ]

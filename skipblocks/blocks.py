@@ -14,13 +14,13 @@ import numpy as np
 from . import _C
 from . import functional as F
 from . import runtime
-from .containers import ModuleDict, Sequential
+from .containers import ModuleDict, Sequential, _foldable
 from .layers import (AdaptiveAvgPool2d, BatchNorm2d, Conv2d, Linear, ReLU, Sigmoid,
                      _check_factory_kwargs)
 from .module import Module, _compute_dtype, writable
 
 __all__ = ["ResidualBlock", "DenseLayer", "DenseBlock", "Dense_Layer", "Dense_Block",
-           "SEAttention"]
+           "SEAttention", "SEResidualBlock"]
 
 
 def _is(obj, cls):
@@ -342,6 +342,43 @@ class SEAttention(Module):
                 and fc2.out_features == channels
                 and (fc1.bias is None or fc1.bias.shape == (hidden,))
                 and (fc2.bias is None or fc2.bias.shape == (channels,)))
+
+
+class SEResidualBlock(ResidualBlock):
+    """The document's ResidualBlock with Squeeze-and-Excitation on its
+    residual branch (section 4.2's figure, right):
+
+    out = relu(se(bn(conv2(relu(bn(conv1(x)))))) + downsample(x)),
+
+    with the one shared BatchNorm ``bn`` and the keys of ResidualBlock, plus
+    ``se`` = SEAttention(out_channels, reduction). In eval mode ``bn`` is
+    folded into both convolutions' packed weights (conv1 applies the ReLU
+    as it stores its output), and SE runs as one fused operator; in train
+    mode ``bn`` normalises with each batch's statistics and updates its
+    running statistics twice per forward, as torch's would. ``dtype``
+    (keyword-only): float32 (default) or float64."""
+
+    def __init__(self, in_channels, out_channels, stride=[1, 1], downsample=None,
+                 reduction=16, *, dtype=None):
+        super().__init__(in_channels, out_channels, stride, downsample, dtype=dtype)
+        self.se = SEAttention(out_channels, reduction, dtype=self._dtype)
+
+    def forward(self, x):
+        x = F.as_real(x, "SEResidualBlock", "input", _compute_dtype(self))
+        downsample = self.downsample
+        residual = x if downsample is None else F.as_real(
+            downsample(x), "SEResidualBlock", "residual", x.dtype)
+        conv1, conv2, bn = self.conv1, self.conv2, self.bn
+        if runtime.fusion_enabled() and _foldable(conv1, bn, x) \
+                and x.dtype == conv1.weight.dtype:
+            out = conv1._conv(x, fold=bn, relu=True)
+            out = conv2._conv(out, fold=bn) if _foldable(conv2, bn, out) else bn(conv2(out))
+        else:
+            out = bn(conv2(_bn_relu(bn, conv1(x))))
+        out = self.se(out)
+        if getattr(out, "dtype", x.dtype) != residual.dtype:  # layers of another dtype
+            residual = F.as_real(residual, "SEResidualBlock", "residual", out.dtype)
+        return _C.add_relu("SEResidualBlock", out, self._match_residual(residual, out.shape))
 
 
 # The document's names.

@@ -1,0 +1,103 @@
+"""The calibration of tests/tolerances.py's entries for the document's other
+systems (U-Net, SE inside ResNet and Inception) and their new layers' blocks.
+
+    python benchmarks/calibrate_systems.py
+
+For each system, at the test suite's shapes, in train and eval mode (train
+first, so eval runs on updated running statistics), with the weights and
+BatchNorm statistics the tests use (tests/helpers.randomize_), it prints the
+tests' metric (skipblocks.reference.parity_error) for
+
+* torch float32 against torch float64 -- the rounding error of an accurate
+  float32 computation, which the float32 bound is a small multiple of;
+* skipblocks float32 against torch float32 -- what the float32 test checks;
+* skipblocks float64 against torch float64 -- what the float64 test checks
+  (both sides accurate to ~1e-16 per operation; the float64 bound is a small
+  multiple of the largest seen, and far below F64_BLOCK_BOUND);
+
+each the largest over three seeds, beside the table's bounds.
+
+A measurement, not a test.
+"""
+import copy
+import os
+import sys
+
+import numpy as np
+import torch
+from torch import nn
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(os.path.dirname(HERE), "tests"))
+
+import skipblocks as sb  # noqa: E402
+from skipblocks.reference import parity_error  # noqa: E402
+from skipblocks.reference import systems as ref  # noqa: E402
+from helpers import randomize_  # noqa: E402
+from tolerances import tolerance  # noqa: E402
+
+
+def cases():
+    """(tolerance entry, label, torch builder, skipblocks builder, input shape)."""
+    yield ("unet", "UNet transposed 1x3x17x19", lambda: ref.UNet(3, 3),
+           lambda: sb.UNet(3, 3), (1, 3, 17, 19))
+    yield ("unet", "UNet transposed 2x3x16x16", lambda: ref.UNet(3, 3),
+           lambda: sb.UNet(3, 3), (2, 3, 16, 16))
+    yield ("unet", "UNet bilinear 1x3x33x20", lambda: ref.UNet(3, 3, bilinear=True),
+           lambda: sb.UNet(3, 3, bilinear=True), (1, 3, 33, 20))
+    yield ("se_residual_block", "SEResidualBlock(64, 64) 2x64x14x14",
+           lambda: ref.SEResidualBlock(64, 64), lambda: sb.SEResidualBlock(64, 64),
+           (2, 64, 14, 14))
+    yield ("se_residual_block", "SEResidualBlock(8, 32, [2, 1], ds) 1x8x11x12",
+           lambda: ref.SEResidualBlock(8, 32, [2, 1], nn.Sequential(
+               nn.Conv2d(8, 32, 1, stride=2, bias=False), nn.BatchNorm2d(32))),
+           lambda: sb.SEResidualBlock(8, 32, [2, 1], sb.Sequential(
+               sb.Conv2d(8, 32, 1, stride=2, bias=False), sb.BatchNorm2d(32))),
+           (1, 8, 11, 12))
+    args = (192, 64, 96, 128, 16, 32, 32)
+    yield ("inception", "Inception 3a 1x192x28x28", lambda: ref.Inception(*args),
+           lambda: sb.Inception(*args), (1, 192, 28, 28))
+    yield ("se_inception", "SEInception 3a 1x192x28x28", lambda: ref.SEInception(*args),
+           lambda: sb.SEInception(*args), (1, 192, 28, 28))
+
+
+def measure(entry, label, make_torch, make_sb, shape, seed):
+    rows = []
+    rng = np.random.default_rng(seed)
+    torch.manual_seed(seed)
+    t32 = randomize_(make_torch(), seed)
+    t64 = copy.deepcopy(t32).double()
+    s32 = make_sb()
+    s32.load_state_dict(t32.state_dict())
+    s64 = make_sb().double()
+    s64.load_state_dict(t64.state_dict())
+    for step, training in enumerate((True, False, True, False)):
+        x = (rng.standard_normal(shape) + 0.1 * step).astype(np.float32)
+        for m in (t32, t64, s32, s64):
+            m.train(training)
+        with torch.no_grad():
+            r32 = t32(torch.from_numpy(x)).numpy()
+            r64 = t64(torch.from_numpy(x.astype(np.float64))).numpy()
+        o32, o64 = s32(x), s64(x.astype(np.float64))
+        rows.append((training, parity_error(r32, r64), parity_error(o32, r32),
+                     parity_error(o64, r64)))
+    return rows
+
+
+def main():
+    print("%-46s %5s  %10s %10s %8s  %10s %8s" % (
+        "case", "mode", "torch32-64", "sb32-t32", "bound32", "sb64-t64", "bound64"))
+    for entry, label, make_torch, make_sb, shape in cases():
+        worst = {}
+        for seed in range(3):
+            for training, own, e32, e64 in measure(entry, label, make_torch, make_sb, shape, seed):
+                w = worst.setdefault(training, [0.0, 0.0, 0.0])
+                worst[training] = [max(a, b) for a, b in zip(w, (own, e32, e64))]
+        for training, (own, e32, e64) in worst.items():
+            print("%-46s %5s  %10.2e %10.2e %8.0e  %10.2e %8.0e" % (
+                label, "train" if training else "eval", own, e32, tolerance(entry),
+                e64, tolerance(entry, dtype="float64")))
+
+
+if __name__ == "__main__":
+    main()
