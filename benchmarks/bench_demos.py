@@ -22,7 +22,14 @@ is given the same count (skipblocks.set_num_threads; a build without it
 computes on one thread); the "sb thr" column and the JSON record what
 skipblocks really used.
 
-After the table, a per-layer breakdown of the ResNet demo: the wall time of
+Further cases: the document's other systems -- UNet (transposed and bilinear)
+at 1x3x256x256 (eval), SEResidualBlock(128, 128) on 8x128x28x28 and
+SEInception (GoogLeNet's inception3a with SE) on 8x192x28x28 (eval and
+train).
+
+After the table, per-layer breakdowns (--breakdowns; default all) of the
+ResNet demo and of both UNets at 1x3x256x256, whose ``up*.up`` rows are the
+ConvTranspose2d and the bilinear interpolate: the wall time of
 each named submodule's call (children included), measured by wrapping the
 forwards as skipblocks.parity does -- on skipblocks' default fused path and
 with every layer called in turn -- next to torch's per-module time from
@@ -103,6 +110,23 @@ def _demo_pair(name):
     return lambda: (ref.DOCUMENT_INPUTS[name]["builder"](), demos.DEMOS[name][0]())
 
 
+def _systems_pair(name, *args, **kwargs):
+    """(torch reference, skipblocks twin) of one of the document's other
+    systems (skipblocks.reference.systems), the torch side's BatchNorms with
+    non-trivial statistics, as the tests build them."""
+    from skipblocks.reference import systems
+
+    def build():
+        theirs = getattr(systems, name)(*args, **kwargs)
+        with torch.no_grad():
+            for m in theirs.modules():
+                if isinstance(m, torch.nn.BatchNorm2d):
+                    m.running_mean.uniform_(-0.2, 0.2)
+                    m.running_var.uniform_(0.5, 1.5)
+        return theirs, getattr(skipblocks, name)(*args, **kwargs)
+    return build
+
+
 # (case, builder of (torch module, skipblocks module), input shape, how the
 # input is drawn, modes, FLOP count function or None)
 CASES = [
@@ -112,7 +136,24 @@ CASES = [
     ("resnet-224", _demo_pair("resnet"), (8, 3, 224, 224), "rand", ("eval",), None),
     ("densenet-224", _demo_pair("densenet"), (8, 3, 224, 224), "rand", ("eval",), None),
     ("conv3x3-64", _conv_pair, (8, 64, 56, 56), "randn", ("eval",), _conv_flops),
+    # the document's other systems: U-Net (2.3), SE inside ResNet and Inception (4.2)
+    ("unet-256", _systems_pair("UNet", 3, 2), (1, 3, 256, 256), "rand", ("eval",), None),
+    ("unet-bilinear-256", _systems_pair("UNet", 3, 2, bilinear=True), (1, 3, 256, 256), "rand",
+     ("eval",), None),
+    ("se-residual-28", _systems_pair("SEResidualBlock", 128, 128), (8, 128, 28, 28), "randn",
+     ("eval", "train"), None),
+    ("se-inception-28", _systems_pair("SEInception", 192, 64, 96, 128, 16, 32, 32),
+     (8, 192, 28, 28), "randn", ("eval", "train"), None),
 ]
+
+# The per-layer breakdowns: (name, builder, input shape). The U-Net ones give
+# ConvTranspose2d (up*.up, transposed) and interpolate (up*.up, bilinear)
+# rows of their own.
+BREAKDOWNS = {
+    "resnet": (_demo_pair("resnet"), None),
+    "unet": (_systems_pair("UNet", 3, 2), (1, 3, 256, 256)),
+    "unet-bilinear": (_systems_pair("UNet", 3, 2, bilinear=True), (1, 3, 256, 256)),
+}
 
 
 # -- machine and peak ---------------------------------------------------------
@@ -435,11 +476,13 @@ def layer_breakdown(name, warmup, repeats, seed, mode="eval"):
     includes the folded BatchNorm and the ReLU)."""
     torch.manual_seed(seed)
     skipblocks.manual_seed(seed)
-    theirs, ours = _demo_pair(name)()
+    builder, shape = BREAKDOWNS[name]
+    theirs, ours = builder()
     ours.load_state_dict(theirs.state_dict())
     theirs.train(mode == "train")
     ours.train(mode == "train")
-    x = ref.document_input(name, seed).numpy()
+    x = ref.document_input(name, seed).numpy() if shape is None else \
+        np.random.default_rng(seed).random(shape).astype(np.float32)
 
     fused_names, fused = _time_ours(ours, x, warmup, repeats)
     with parity._unfused():
@@ -552,7 +595,10 @@ def main(argv=None):
     parser.add_argument("--json", default=DEFAULT_JSON,
                         help="where to write the results (default benchmarks/results/latest.json)")
     parser.add_argument("--no-breakdown", action="store_true",
-                        help="skip the per-layer breakdown")
+                        help="skip the per-layer breakdowns")
+    parser.add_argument("--breakdowns", nargs="+", default=list(BREAKDOWNS),
+                        choices=list(BREAKDOWNS),
+                        help="which per-layer breakdowns to run (default: all)")
     parser.add_argument("--no-peak", action="store_true",
                         help="do not build and run the FMA peak program (no %% of peak)")
     parser.add_argument("--dtypes", nargs="+", default=["float32", "float64"],
@@ -632,9 +678,11 @@ def main(argv=None):
     breakdown = None
     if not args.no_breakdown:
         set_threads(1)
-        breakdown = layer_breakdown("resnet", warmup, repeats, args.seed)
-        print()
-        print(format_breakdown(breakdown))
+        breakdown = []
+        for name in args.breakdowns:
+            breakdown.append(layer_breakdown(name, warmup, repeats, args.seed))
+            print()
+            print(format_breakdown(breakdown[-1]))
 
     payload = {
         "meta": meta,

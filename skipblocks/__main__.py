@@ -1,4 +1,6 @@
-"""python -m skipblocks: run the document's three demos with skipblocks.
+"""python -m skipblocks: run the document's three demos with skipblocks, then
+demos of its other systems: U-Net (transposed and bilinear), SE inside a
+ResNet block and inside an Inception module.
 
 Prints each demo's output shape, as the document does. When torch is
 installed, also builds the document's torch modules (skipblocks.reference),
@@ -19,19 +21,31 @@ def _input(shape, how, rng):
     return (rng.random(shape) if how == "rand" else rng.standard_normal(shape)).astype(np.float32)
 
 
+def _all_demos():
+    """name -> (skipblocks builder, input shape, how the input is drawn)."""
+    return {**demos.DEMOS, **demos.SYSTEM_DEMOS}
+
+
+def _torch_builder(reference, name):
+    if name in reference.DOCUMENT_INPUTS:
+        return reference.DOCUMENT_INPUTS[name]["builder"]
+    from .reference import systems
+    return systems.SYSTEM_DEMOS[name]
+
+
 def _run_without_torch(rng):
-    for name, (builder, shape, how) in demos.DEMOS.items():
+    for name, (builder, shape, how) in _all_demos().items():
         model = builder()
         out = model(_input(shape, how, rng))
-        print(f"{name:9s} input {shape} -> output {out.shape}")
+        print(f"{name:13s} input {shape} -> output {out.shape}")
 
 
 def _run_with_torch(rng, torch, reference):
     worst = 0.0
-    print(f"{'demo':9s} {'input':>18s} {'output':>18s}  {'train':>9s} {'stats':>9s} "
+    print(f"{'demo':13s} {'input':>18s} {'output':>18s}  {'train':>9s} {'stats':>9s} "
           f"{'eval':>9s}")
-    for name, (builder, shape, how) in demos.DEMOS.items():
-        theirs = reference.DOCUMENT_INPUTS[name]["builder"]()
+    for name, (builder, shape, how) in _all_demos().items():
+        theirs = _torch_builder(reference, name)()
         ours = builder()
         ours.load_state_dict(theirs.state_dict())
         x = _input(shape, how, rng)
@@ -49,7 +63,7 @@ def _run_with_torch(rng, torch, reference):
             ref_eval = theirs(torch.from_numpy(x))
         err_eval = reference.parity_error(ours(x), ref_eval)
         worst = max(worst, err_train, err_stats, err_eval)
-        print(f"{name:9s} {str(shape):>18s} {str(out_train.shape):>18s}  {err_train:9.2e} "
+        print(f"{name:13s} {str(shape):>18s} {str(out_train.shape):>18s}  {err_train:9.2e} "
               f"{err_stats:9.2e} {err_eval:9.2e}")
     print(f"parity error: max|skipblocks - torch| / max(1, max|torch|); worst {worst:.2e} "
           f"(bound 1e-4)")

@@ -1,14 +1,17 @@
-"""The document's three demos rebuilt with skipblocks (sections 3.1, 3.2, 4.3).
+"""The document's three demos rebuilt with skipblocks (sections 3.1, 3.2, 4.3),
+and demos of its other systems (U-Net, section 2.3; SE inside ResNet and
+Inception, section 4.2).
 
 Each builder has the same signature and module structure (so the same
-state_dict keys) as its torch twin in skipblocks.reference.document, with the
-document's values as defaults.
+state_dict keys) as its torch twin in skipblocks.reference.document (or
+skipblocks.reference.systems), with the document's values as defaults.
 """
 from .blocks import DenseBlock, ResidualBlock, SEAttention
 from .containers import Sequential
 from .layers import BatchNorm2d, Conv2d, MaxPool2d
 
-__all__ = ["resnet_downsample", "resnet_demo", "densenet_demo", "se_demo", "DEMOS"]
+__all__ = ["resnet_downsample", "resnet_demo", "densenet_demo", "se_demo", "DEMOS",
+           "SYSTEM_DEMOS"]
 
 
 def resnet_downsample(in_channels=64, out_channels=128, stride=2):
@@ -51,4 +54,36 @@ DEMOS = {
     "resnet": (resnet_demo, (1, 3, 100, 100), "rand"),
     "densenet": (densenet_demo, (1, 3, 100, 100), "rand"),
     "se": (se_demo, (50, 512, 7, 7), "randn"),
+}
+
+
+def _systems():
+    from . import inception, unet
+    from .blocks import SEResidualBlock
+    return unet, inception, SEResidualBlock
+
+
+def unet_demo(bilinear=False):
+    """UNet(3, 2, bilinear): (1, 3, 64, 64) -> (1, 2, 64, 64) class scores."""
+    return _systems()[0].UNet(3, 2, bilinear=bilinear)
+
+
+def se_resnet_demo():
+    """SEResidualBlock(64, 64) (SE inside a ResNet block): (2, 64, 28, 28) -> same shape."""
+    return _systems()[2](64, 64)
+
+
+def se_inception_demo():
+    """SEInception(192, 64, 96, 128, 16, 32, 32) (GoogLeNet's inception3a with
+    SE): (2, 192, 28, 28) -> (2, 256, 28, 28)."""
+    return _systems()[1].SEInception(192, 64, 96, 128, 16, 32, 32)
+
+
+# name -> (builder, input shape, how it is drawn); the torch twins are
+# skipblocks.reference.systems.SYSTEM_DEMOS
+SYSTEM_DEMOS = {
+    "unet": (unet_demo, (1, 3, 64, 64), "rand"),
+    "unet-bilinear": (lambda: unet_demo(bilinear=True), (1, 3, 64, 64), "rand"),
+    "se-resnet": (se_resnet_demo, (2, 64, 28, 28), "randn"),
+    "se-inception": (se_inception_demo, (2, 192, 28, 28), "randn"),
 }

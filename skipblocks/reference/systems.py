@@ -27,7 +27,7 @@ import torch.nn.functional as F
 from .document import ResidualBlock, SEAttention
 
 __all__ = ["DoubleConv", "Down", "Up", "OutConv", "UNet", "SEResidualBlock", "BasicConv2d",
-           "Inception", "SEInception"]
+           "Inception", "SEInception", "SYSTEM_DEMOS"]
 
 
 # ---------------------------------------------------------------------------
@@ -195,3 +195,12 @@ class SEInception(Inception):
 
     def forward(self, x):
         return self.se(super().forward(x))
+
+
+# The torch twins of skipblocks.demos.SYSTEM_DEMOS, by the same names.
+SYSTEM_DEMOS = {
+    "unet": lambda: UNet(3, 2),
+    "unet-bilinear": lambda: UNet(3, 2, bilinear=True),
+    "se-resnet": lambda: SEResidualBlock(64, 64),
+    "se-inception": lambda: SEInception(192, 64, 96, 128, 16, 32, 32),
+}

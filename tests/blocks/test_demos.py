@@ -91,7 +91,8 @@ def test_demo_repr_matches_torch(name):
 
 
 def test_python_dash_m_skipblocks_runs_demos():
-    """README's main job: ``python -m skipblocks`` prints the three demos' output shapes
+    """README's main job: ``python -m skipblocks`` prints the three demos' output shapes,
+    then the U-Net, SE-ResNet and SE-Inception demos' ones
     (and, torch being installed here, their parity errors)."""
     env = dict(os.environ)
     pkg_parent = os.path.dirname(os.path.dirname(os.path.abspath(sb.__file__)))
@@ -100,5 +101,6 @@ def test_python_dash_m_skipblocks_runs_demos():
                           timeout=300, env=env)
     assert proc.returncode == 0, proc.stderr[-3000:]
     out = proc.stdout
-    for shape in ["1, 128, 13, 13", "1, 256, 24, 24", "50, 512, 7, 7"]:
+    for shape in ["1, 128, 13, 13", "1, 256, 24, 24", "50, 512, 7, 7",
+                  "1, 2, 64, 64", "2, 64, 28, 28", "2, 256, 28, 28"]:
         assert shape in out, "output shape (%s) not printed:\n%s" % (shape, out)
