@@ -105,13 +105,14 @@ sb_status sb_op_conv_transpose2d_plan(sb_conv_transpose2d_plan *plan,
             return SB_ERR_ARGUMENT;
         }
     }
-    if (wd[0] % groups != 0) {
-        sb_fail_v(err, SB_ERR_SHAPE, SB_E_CONV_GROUPS_DIVIDE, 1, groups, 0, 0, 0);
+    /* a transposed weight's dim 0 is C_in: at least groups, then divisible */
+    if (wd[0] < groups) {
+        sb_fail_v(err, SB_ERR_SHAPE, SB_E_CONVT_WEIGHT_GROUPS, 1, groups, 0, 0, 0);
         sb_err_shape(err, 0, w);
         return SB_ERR_SHAPE;
     }
-    if (wd[0] < groups) {
-        sb_fail_v(err, SB_ERR_SHAPE, SB_E_CONVT_WEIGHT_GROUPS, 1, groups, 0, 0, 0);
+    if (wd[0] % groups != 0) {
+        sb_fail_v(err, SB_ERR_SHAPE, SB_E_CONV_GROUPS_DIVIDE, 1, groups, 0, 0, 0);
         sb_err_shape(err, 0, w);
         return SB_ERR_SHAPE;
     }
@@ -191,6 +192,7 @@ sb_status sb_op_conv_transpose2d_plan(sb_conv_transpose2d_plan *plan,
     if (!batched)
         for (int i = 0; i < 3; i++)
             plan->out_dims[i] = full[i + 1];
+    plan->out_map = (sb_fmap){xn, oc, oh, ow, sb_sat_numel(3, (const int64_t[3]){oc, oh, ow})};
     if (xn == 0 || oc == 0 || oh == 0 || ow == 0)
         return SB_OK; /* nothing to compute (and nothing is read) */
 
@@ -199,7 +201,6 @@ sb_status sb_op_conv_transpose2d_plan(sb_conv_transpose2d_plan *plan,
     plan->params = (sb_conv2d_params){wd[2], wd[3], sh, sw, ph, pw, dh, dw, groups};
     plan->gemm_params = (sb_conv2d_params){1, 1, 1, 1, 0, 0, 1, 1, groups};
     plan->in_map = sb_fmap_of(x);
-    plan->out_map = (sb_fmap){xn, oc, oh, ow, oc * oh * ow};
     plan->col_map = (sb_fmap){xn, rows, xh, xw, sb_sat_numel(3, (const int64_t[3]){rows, xh, xw})};
     const int64_t packed_numel =
         SB_DT_CALL(dt, sb_conv2d, _packed_weights_elems, rows, xc / groups, 1, 1, groups);
