@@ -61,8 +61,9 @@ TOLERANCES = {
     "resnet_demo": 2e-5,
     "densenet_demo": 1e-5,
     "se_demo": 1e-6,
-    # conv_transpose2d: measured worst 2.4e-7 over tests/ops/test_conv_transpose2d.py's sweep
-    "conv_transpose2d": 1e-6,
+    # conv_transpose2d: measured worst 5.9e-7 over tests/ops/test_conv_transpose2d.py's sweep
+    # (fan-in up to 256 per tap, U-Net's k=2 s=2 at 256 -> 128 channels)
+    "conv_transpose2d": 1.5e-6,
 }
 
 # float64: torch float64 vs longdouble (benchmarks/calibrate_float64.py,
@@ -91,8 +92,8 @@ TOLERANCES_F64 = {
     "resnet_demo": 4e-14,
     "densenet_demo": 2e-14,
     "se_demo": 4e-15,
-    # conv_transpose2d: measured worst 4.5e-16 over the same sweep
-    "conv_transpose2d": 2e-15,
+    # conv_transpose2d: measured worst 3.4e-16 over the same sweep
+    "conv_transpose2d": 1e-15,
 }
 
 # Entries that are the document's blocks / demos (must stay <= ISSUE_BLOCK_BOUND).

@@ -13,8 +13,8 @@ import torch
 
 import skipblocks as sb
 import skipblocks.functional as sbF
-from tests.helpers import assert_parity
-from tests.tolerances import tolerance
+from helpers import assert_parity
+from tolerances import tolerance
 
 OP = "conv_transpose2d"
 
@@ -103,7 +103,7 @@ def test_layer_parity_non_contiguous_input_unchanged(case, dtype, rng):
 
 def test_tolerance_calibration():
     """The table's bound against the worst error measured over the sweep
-    (float32: 2.4e-7, float64: 4.5e-16 at torch 2.13): within 10x of it."""
+    (float32: 5.9e-7, float64: 3.4e-16 at torch 2.13): within 10x of it."""
     rng = np.random.default_rng(7)
     for dtype in ("float32", "float64"):
         worst = 0.0
