@@ -260,7 +260,10 @@ def test_bias_of_the_other_dtype_where_torch_accepts_it(rng):
     ours = sbF.conv_transpose2d(x, w, b)
     theirs = torch.nn.functional.conv_transpose2d(_t(x), _t(w), _t(b))
     assert ours.dtype == np.float32
-    assert np.array_equal(ours, theirs.numpy())
+    assert_parity(ours, theirs, OP)
+    # torch's rule: the float32 sums, then the bias added in double and rounded once
+    sums = sbF.conv_transpose2d(x, w).astype(F64)
+    assert np.array_equal(ours, (sums + b[:, None, None]).astype(F32))
     ours64 = sbF.conv_transpose2d(x.astype(F64), w.astype(F64), b.astype(F32))
     theirs64 = torch.nn.functional.conv_transpose2d(_t(x.astype(F64)), _t(w.astype(F64)),
                                                     _t(b.astype(F32)))
