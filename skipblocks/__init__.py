@@ -54,6 +54,8 @@ from .inception import BasicConv2d, Inception, SEInception
 from .layers import (AdaptiveAvgPool2d, BatchNorm2d, Conv2d, Linear, MaxPool2d, ReLU,
                      Sigmoid)
 from .module import Module, Parameter
+# conv_transpose2d
+from .layers import ConvTranspose2d
 from .random import manual_seed
 from .runtime import available_isas, get_isa, get_num_threads, set_isa, set_num_threads
 # from .unet import DoubleConv, Down, OutConv, UNet, Up
@@ -69,4 +71,6 @@ __all__ = [
     "SEResidualBlock", "BasicConv2d", "Inception", "SEInception",
     "functional", "cat", "manual_seed",
     "set_num_threads", "get_num_threads", "set_isa", "get_isa", "available_isas",
+    # conv_transpose2d
+    "ConvTranspose2d",
 ]

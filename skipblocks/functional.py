@@ -23,7 +23,9 @@ from . import _C
 from .module import to_numpy
 
 __all__ = ["conv2d", "batch_norm", "relu", "sigmoid", "max_pool2d",
-           "adaptive_avg_pool2d", "linear", "cat"]
+           "adaptive_avg_pool2d", "linear", "cat",
+           # conv_transpose2d
+           "conv_transpose2d"]
 
 
 def _arg(value):
@@ -297,3 +299,15 @@ def _cat_checked(tensors, dim, layer, dtype=None):
                     "the list.")
     return arrays, axis
 
+
+
+# conv_transpose2d
+def conv_transpose2d(input, weight, bias=None, stride=1, padding=0, output_padding=0,
+                     groups=1, dilation=1, *, _layer="conv_transpose2d"):
+    """torch.nn.functional.conv_transpose2d (torch's argument order): weight
+    (C_in, C_out/groups, kH, kW); zero padding; int or pair arguments."""
+    input, weight, bias = _arg(input), _arg(weight), _optional(bias)
+    return _C.conv_transpose2d(_layer, input, weight, bias, pair(stride, "stride", _layer),
+                               pair(padding, "padding", _layer),
+                               pair(output_padding, "output_padding", _layer),
+                               pair(dilation, "dilation", _layer), operator.index(groups))

@@ -12,7 +12,9 @@ from .module import (Module, _compute_dtype, _computable_dtype, _dtype_error, _d
                      to_numpy, writable)
 
 __all__ = ["Conv2d", "BatchNorm2d", "ReLU", "Sigmoid", "MaxPool2d", "AdaptiveAvgPool2d",
-           "Linear"]
+           "Linear",
+           # conv_transpose2d
+           "ConvTranspose2d"]
 
 _PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
 
@@ -458,3 +460,126 @@ class Linear(Module):
     def extra_repr(self):
         return (f"in_features={self.in_features}, out_features={self.out_features}, "
                 f"bias={self.bias is not None}")
+
+
+# conv_transpose2d
+class ConvTranspose2d(Module):
+    """torch.nn.ConvTranspose2d (zero padding only): weight (in_channels,
+    out_channels // groups, kH, kW), output size
+    (H - 1)*stride - 2*padding + dilation*(kernel_size - 1) + output_padding + 1.
+    forward's ``output_size`` ((H, W), or with the batch and channel sizes in
+    front) picks the output_padding, as torch's does."""
+
+    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0,
+                 output_padding=0, groups=1, bias=True, dilation=1, padding_mode="zeros",
+                 device=None, dtype=None):
+        super().__init__()
+        name = "ConvTranspose2d"
+        # torch checks the padding mode first (_ConvTransposeNd), then _ConvNd's
+        if padding_mode != "zeros":
+            raise ValueError(f'{name}: Only "zeros" padding mode is supported for {name}')
+        dtype = _check_factory_kwargs(name, device, dtype)
+        self._dtype = dtype  # what the parameters below are made in
+        in_channels = _check_count(name, "in_channels", in_channels, 0)
+        out_channels = _check_count(name, "out_channels", out_channels, 0)
+        if not isinstance(groups, numbers.Integral) or groups <= 0:
+            raise ValueError(f"{name}: groups must be a positive integer")
+        if in_channels % groups != 0:
+            raise ValueError(f"{name}: in_channels must be divisible by groups")
+        if out_channels % groups != 0:
+            raise ValueError(f"{name}: out_channels must be divisible by groups")
+        self.in_channels = in_channels
+        self.out_channels = out_channels
+        self.kernel_size = F.pair(kernel_size, "kernel_size", name)
+        self.stride = F.pair(stride, "stride", name)
+        self.padding = F.pair(padding, "padding", name)
+        self.dilation = F.pair(dilation, "dilation", name)
+        self.transposed = True
+        self.output_padding = F.pair(output_padding, "output_padding", name)
+        self.groups = int(groups)
+        self.padding_mode = padding_mode
+        self.register_parameter("weight", np.empty(_check_shape(
+            name, (in_channels, out_channels // groups) + self.kernel_size), dtype))
+        self.register_parameter("bias", np.empty(out_channels, dtype) if bias else None)
+        self.reset_parameters()
+
+    def reset_parameters(self):
+        """torch's default init (see _kaiming_uniform_bound), drawn in the
+        weight's dtype; torch's fan_in of a transposed weight is
+        weight.shape[1] * kH * kW."""
+        fan_in = self.weight.shape[1] * self.kernel_size[0] * self.kernel_size[1]
+        bound = _kaiming_uniform_bound(fan_in)
+        self.weight = _random.uniform(-bound, bound, self.weight.shape, self.weight.dtype)
+        if self.bias is not None:
+            self.bias = _random.uniform(-bound, bound, self.bias.shape, self.bias.dtype)
+
+    def _output_padding(self, input, output_size):
+        """torch's _ConvTransposeNd._output_padding: output_size's last two
+        entries (after the batch and channel sizes, when given) minus the
+        smallest output size, which must be within stride - 1 of it."""
+        if output_size is None:
+            return self.output_padding
+        ndim = len(np.shape(input))
+        leading = 2 if ndim == 4 else 1
+        output_size = list(output_size) if not isinstance(output_size, (list, tuple)) \
+            else output_size
+        if len(output_size) == leading + 2:
+            output_size = output_size[leading:]
+        if len(output_size) != 2:
+            raise ValueError(f"ConvTranspose2d: ConvTranspose2D: for {ndim}D input, output_size "
+                             f"must have 2 or {leading + 2} elements (got {len(output_size)})")
+        spatial = np.shape(input)[leading:leading + 2]
+        min_sizes = [(spatial[d] - 1) * self.stride[d] - 2 * self.padding[d]
+                     + self.dilation[d] * (self.kernel_size[d] - 1) + 1 for d in range(2)]
+        max_sizes = [min_sizes[d] + self.stride[d] - 1 for d in range(2)]
+        for d in range(2):
+            if output_size[d] < min_sizes[d] or output_size[d] > max_sizes[d]:
+                raise ValueError(
+                    f"ConvTranspose2d: requested an output size of {output_size}, but valid "
+                    f"sizes range from {min_sizes} to {max_sizes} (for an input of "
+                    f"torch.Size({list(np.shape(input)[2:])}))")
+        return tuple(int(output_size[d]) - min_sizes[d] for d in range(2))
+
+    def forward(self, input, output_size=None):
+        weight = self.__dict__["_parameters"]["weight"]
+        input = F._module_input(input, "ConvTranspose2d",
+                                None if weight is None else weight.dtype)
+        return _C.conv_transpose2d("ConvTranspose2d", input, self.weight, self.bias,
+                                   self.stride, self.padding,
+                                   self._output_padding(input, output_size), self.dilation,
+                                   self.groups, packed=self._packed_weights())
+
+    def _packed_weights(self):
+        """The 1x1 convolution's weights packed for the GEMM micro-kernels
+        (the bias is added by the gather), rebuilt when this layer's version
+        changes (any weight or bias change) or its groups do."""
+        # the version is read before packing, as Linear._packed_weights does
+        d = self.__dict__
+        key = (d["_version_box"][0], self.groups)
+        cache = d.get("_packed_cache")
+        if cache is not None and cache[0] == key:
+            return cache[1]
+        weight = self.weight
+        if not (weight.ndim == 4 and weight.shape[0] % self.groups == 0
+                and weight.shape[0] >= self.groups and weight.shape[2] >= 1
+                and weight.shape[3] >= 1):
+            # let the operator report the bad shape with torch's wording
+            return None
+        packed = _C.conv_transpose2d_pack("ConvTranspose2d", weight, self.groups)
+        object.__setattr__(self, "_packed_cache", (key, packed))
+        return packed
+
+    def extra_repr(self):
+        s = f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, " \
+            f"stride={self.stride}"
+        if self.padding != (0, 0):
+            s += f", padding={self.padding}"
+        if self.dilation != (1, 1):
+            s += f", dilation={self.dilation}"
+        if self.output_padding != (0, 0):
+            s += f", output_padding={self.output_padding}"
+        if self.groups != 1:
+            s += f", groups={self.groups}"
+        if self.bias is None:
+            s += ", bias=False"
+        return s

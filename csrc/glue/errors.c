@@ -163,6 +163,41 @@ static const message messages[] = {
     {SB_E_SE_HIDDEN, VALUE, "hidden features must be >= 0, got {0}"},
     {SB_E_SE_PACKED, VALUE,
      "packed fc weights do not match {0} channels and {1} hidden features"},
+    /* conv_transpose2d: torch's Convolution.cpp and NaiveConvolutionTranspose2d.cpp */
+    {SB_E_CONVT_INPUT_NDIM, RUNTIME,
+     "Expected 3D (unbatched) or 4D (batched) input to conv_transpose2d, but got input of "
+     "size: {s0}"},
+    {SB_E_CONVT_WEIGHT_FEW_DIMS, RUNTIME, "weight should have at least three dimensions"},
+    {SB_E_CONVT_WEIGHT_NDIM, RUNTIME,
+     "expected stride to be a single integer value or a list of {0} values to match the "
+     "convolution dimensions, but got stride=[{1}, {2}]"},
+    {SB_E_CONVT_OUTPUT_PADDING_NEG, RUNTIME, "negative output_padding is not supported"},
+    {SB_E_CONVT_WEIGHT_GROUPS, RUNTIME,
+     "Given groups={0}, expected weight to be at least {0} at dimension 0, but got weight of "
+     "size {s0} instead"},
+    {SB_E_CONVT_CHANNELS, RUNTIME,
+     "Given transposed=1, weight of size {s0}, expected input{s1} to have {0} channels, but "
+     "got {1} channels instead"},
+    {SB_E_CONVT_BIAS, RUNTIME,
+     "Given transposed=1, weight of size {s0}, expected bias to be 1-dimensional with {0} "
+     "elements, but got bias of size {s1} instead"},
+    {SB_E_CONVT_DILATION_ZERO, RUNTIME,
+     "dilation should be greater than zero, but got dilation_height: {0}, dilation_width: {1}"},
+    {SB_E_CONVT_OUTPUT_PADDING, RUNTIME,
+     "output padding must be smaller than either stride or dilation, but got "
+     "output_padding_height: {0} output_padding_width: {1} stride_height: {2} "
+     "stride_width: {3} dilation_height: {4} dilation_width: {5}"},
+    {SB_E_CONVT_WEIGHT_EMPTY, RUNTIME, "non-empty 2D or 4D weight tensor expected, but got: {s0}"},
+    {SB_E_CONVT_TOO_SMALL, RUNTIME,
+     "Given input size per channel: ({0} x {1}). Calculated output size per channel: "
+     "({2} x {3}). Output size is too small"},
+    {SB_E_CONVT_NEGATIVE_SHAPE, RUNTIME, "invalid shape dimension {0} at index {1} of shape {s0}"},
+    {SB_E_CONVT_BIAS_DTYPE_MKLDNN, RUNTIME,
+     "Input type ({T0}) and bias type ({T1}) should be the same or input should be a "
+     "MKLDNN tensor and bias is a dense tensor"},
+    {SB_E_CONVT_PACK_WEIGHT, RUNTIME,
+     "cannot pack a weight of size {s0} with groups={0}: it must be 4-D with in_channels "
+     "divisible by groups and a kernel of at least 1 x 1"},
 };
 
 /* Appends printf-formatted text to buf (of cap bytes) at *len. */

@@ -269,4 +269,41 @@ sb_status SB_FN_(sb_batch_norm_add_relu, __ref)(sb_real *out_data, const sb_fmap
                                           const sb_fmap *residual);
 
 
+/* ------------------------------------------------------------------ */
+/* conv_transpose2d -- torch.nn.functional.conv_transpose2d (zero       */
+/* padding): a 1x1 convolution on the packed path, then a gather        */
+/* (conv_transpose2d.inc; the operator csrc/ops/conv_transpose2d.c).     */
+/* params: sb_conv2d_params of the transposed convolution (kernel,      */
+/* stride, padding, dilation, groups); output_padding is what out->h and */
+/* out->w add to torch's size, in [0, max(stride, dilation)).           */
+/* ------------------------------------------------------------------ */
+
+/* torch's weight (C_in x C_out/G x KH x KW) as the 1x1 convolution's
+ * ((G*(C_out/G)*KH*KW) x C_in/G): row ((g*Cg + co)*KH + kh)*KW + kw holds
+ * weight[g*(C_in/G) + ci, co, kh, kw] at column ci. dst: C_in*Cg*KH*KW floats. */
+sb_status SB_FN(sb_conv_transpose2d_gemm_weights)(sb_real *dst, const sb_real *weight,
+                                                  int64_t c_in, int64_t c_out_per_group,
+                                                  int64_t kernel_h, int64_t kernel_w,
+                                                  int64_t groups);
+
+/* out[n, c, oh, ow] = (0 + the col entries of its valid taps, (kh, kw) in
+ * order) + bias[c]; tap (kh, kw) of (oh, ow) reads
+ * col[n, (c*KH + kh)*KW + kw, ih, iw] with oh = ih*sH - pH + kh*dH (and the
+ * same for w). out: N x C_out x OH x OW; col: N x (C_out*KH*KW) x H x W;
+ * bias: C_out or NULL. Planes split over the thread pool; bit-identical for
+ * every thread count. */
+sb_status SB_FN(sb_conv_transpose2d_col2im)(sb_real *out_data, const sb_fmap *out,
+                                            const sb_real *col_data, const sb_fmap *col,
+                                            const sb_real *bias,
+                                            const sb_conv2d_params *params);
+
+/* Reference, for tests: the transposed convolution as a plain loop on
+ * in (N x C_in x H x W) and torch's weight (C_in x C_out/G x KH x KW):
+ * per output, per tap in (kh, kw) order, a float dot product over the
+ * group's input channels in order, summed from 0, then the bias. */
+sb_status SB_FN_(sb_conv_transpose2d, __ref)(sb_real *out_data, const sb_fmap *out,
+                                             const sb_real *in_data, const sb_fmap *in,
+                                             const sb_real *weight, const sb_real *bias,
+                                             const sb_conv2d_params *params);
+
 #include "sb_real_end.h"

@@ -179,6 +179,22 @@ typedef enum {
     SB_E_SE_INPUT_NDIM,        /* shape 0: input */
     SB_E_SE_HIDDEN,            /* v0: hidden */
     SB_E_SE_PACKED,            /* v0: channels, v1: hidden */
+    /* conv_transpose2d: torch's Convolution.cpp (check_shape_forward, transposed)
+     * and NaiveConvolutionTranspose2d.cpp (slow_conv_transpose2d_shape_check) */
+    SB_E_CONVT_INPUT_NDIM,     /* shape 0: input */
+    SB_E_CONVT_WEIGHT_FEW_DIMS, /* a weight of fewer than 3 dimensions */
+    SB_E_CONVT_WEIGHT_NDIM,    /* v0: weight ndim - 2; v1, v2: stride */
+    SB_E_CONVT_OUTPUT_PADDING_NEG,
+    SB_E_CONVT_WEIGHT_GROUPS,  /* v0: groups; shape 0: weight */
+    SB_E_CONVT_CHANNELS,       /* v0: expected, v1: got; shapes: weight, input (batched) */
+    SB_E_CONVT_BIAS,           /* v0: C_out; shapes: weight, bias */
+    SB_E_CONVT_DILATION_ZERO,  /* v0, v1: dilation */
+    SB_E_CONVT_OUTPUT_PADDING, /* v0..v5: output_padding, stride, dilation */
+    SB_E_CONVT_WEIGHT_EMPTY,   /* shape 0: weight */
+    SB_E_CONVT_TOO_SMALL,      /* v0, v1: input size; v2, v3: output size */
+    SB_E_CONVT_NEGATIVE_SHAPE, /* v0: the size, v1: its index; shape 0: the output */
+    SB_E_CONVT_BIAS_DTYPE_MKLDNN, /* dtype mismatch (v0, v1): the bias, where torch runs oneDNN */
+    SB_E_CONVT_PACK_WEIGHT,    /* v0: groups; shape 0: weight */
     SB_E_COUNT
 } sb_error_code;
 
@@ -550,6 +566,67 @@ sb_status sb_op_residual_block_plan(sb_residual_block_plan *plan,
 sb_status sb_op_residual_block_run(const sb_residual_block_plan *plan,
                                    const sb_residual_block_args *args, const sb_tensor *out,
                                    void *workspace);
+
+/* ------------------------------------------------------------------ */
+/* conv_transpose2d -- torch.nn.functional.conv_transpose2d (zeros)     */
+/* ------------------------------------------------------------------ */
+
+/* A 1x1 convolution of the input with the weight rearranged
+ * (sb_conv_transpose2d_<dt>_gemm_weights) on the packed GEMM path, into a
+ * column buffer (N, C_out*KH*KW, H, W) in the workspace, then the gather
+ * sb_conv_transpose2d_<dt>_col2im adds each output's taps and the bias. */
+typedef struct {
+    const sb_tensor *input;   /* (N, C_in, H, W) or (C_in, H, W) */
+    const sb_tensor *weight;  /* (C_in, C_out/G, KH, KW): torch's layout */
+    const sb_tensor *bias;    /* (C_out) or NULL; another dtype than the input's is
+                               * added after the sum, in double, as torch's slow path
+                               * does (where torch accepts it) */
+    int64_t stride[2], padding[2], output_padding[2], dilation[2], groups;
+    /* the 1x1 convolution's weights packed by sb_op_conv_transpose2d_pack_run
+     * (the layer's cache; no bias), packed_numel elements of packed_dtype
+     * (the input's); NULL: packed for this call, in the workspace */
+    const void *packed;
+    int64_t packed_numel;
+    sb_dtype packed_dtype;
+    int reference;   /* the direct loop sb_conv_transpose2d_<dt>__ref, for the C tests */
+    int num_threads;
+} sb_conv_transpose2d_args;
+
+typedef struct {
+    int out_ndim;        /* 3 for an unbatched input, else 4 */
+    int64_t out_dims[4];
+    size_t workspace_bytes;
+    /* the operator's own */
+    int bias_after;
+    sb_conv2d_params params, gemm_params;
+    sb_fmap in_map, out_map, col_map;
+    size_t packed_offset, rearranged_offset, col_offset, kernel_offset;
+    int64_t packed_numel;
+} sb_conv_transpose2d_plan;
+
+sb_status sb_op_conv_transpose2d_plan(sb_conv_transpose2d_plan *plan,
+                                      const sb_conv_transpose2d_args *args, sb_error *err);
+/* out: a C-contiguous tensor of plan->out_dims, not overlapping the input. */
+sb_status sb_op_conv_transpose2d_run(const sb_conv_transpose2d_plan *plan,
+                                     const sb_conv_transpose2d_args *args,
+                                     const sb_tensor *out, void *workspace);
+
+typedef struct {
+    const sb_tensor *weight;  /* (C_in, C_out/G, KH, KW) */
+    int64_t groups;
+} sb_conv_transpose2d_pack_args;
+
+typedef struct {
+    int64_t packed_numel;
+    size_t workspace_bytes;
+} sb_conv_transpose2d_pack_plan;
+
+sb_status sb_op_conv_transpose2d_pack_plan(sb_conv_transpose2d_pack_plan *plan,
+                                           const sb_conv_transpose2d_pack_args *args,
+                                           sb_error *err);
+sb_status sb_op_conv_transpose2d_pack_run(const sb_conv_transpose2d_pack_plan *plan,
+                                          const sb_conv_transpose2d_pack_args *args,
+                                          void *packed, void *workspace);
 
 #ifdef __cplusplus
 }
