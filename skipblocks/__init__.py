@@ -55,6 +55,9 @@ from .layers import (AdaptiveAvgPool2d, BatchNorm2d, Conv2d, Linear, MaxPool2d, 
 from .module import Module, Parameter
 from .random import manual_seed
 from .runtime import available_isas, get_isa, get_num_threads, set_isa, set_num_threads
+# pad and dropout; Flatten, Identity, ModuleList
+from .containers import ModuleList
+from .layers import Dropout, Flatten, Identity, flatten
 
 __version__ = "0.1.0"
 
@@ -64,4 +67,6 @@ __all__ = [
     "ResidualBlock", "DenseLayer", "DenseBlock", "Dense_Layer", "Dense_Block", "SEAttention",
     "functional", "cat", "manual_seed",
     "set_num_threads", "get_num_threads", "set_isa", "get_isa", "available_isas",
+    # pad and dropout; Flatten, Identity, ModuleList
+    "Dropout", "Flatten", "Identity", "ModuleList", "flatten",
 ]

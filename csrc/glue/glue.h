@@ -153,5 +153,7 @@ extern PyMethodDef sb_glue_elementwise_methods[];
 extern PyMethodDef sb_glue_linear_methods[];
 extern PyMethodDef sb_glue_blocks_methods[];
 extern PyMethodDef sb_glue_runtime_methods[];
+/* pad and dropout */
+extern PyMethodDef sb_glue_pad_dropout_methods[];
 
 #endif /* SB_GLUE_H */
