@@ -62,6 +62,8 @@ NOT_PROGRAMS = {"test_parallel.c", "test_harness.c"}
 FAMILIES = ("batch_norm", "conv2d", "elementwise", "linear", "pool", "ukernels")
 EXPECTED_PROGRAMS = ({"status", "operators"} | set(FAMILIES)
                      | {family + "_f64" for family in FAMILIES})
+# pad and dropout
+EXPECTED_PROGRAMS |= {"pad", "pad_f64", "dropout", "dropout_f64"}
 
 # Generous: every program takes a few seconds; the limit only turns a hang
 # (a deadlock in the pool) into a failure.
