@@ -61,6 +61,9 @@ TOLERANCES = {
     "resnet_demo": 2e-5,
     "densenet_demo": 1e-5,
     "se_demo": 1e-6,
+    # pad and dropout: a copy, and x * (1 / (1 - p)) rounded as torch's (given the mask)
+    "pad": 0.0,
+    "dropout": 0.0,
 }
 
 # float64: torch float64 vs longdouble (benchmarks/calibrate_float64.py,
@@ -89,6 +92,9 @@ TOLERANCES_F64 = {
     "resnet_demo": 4e-14,
     "densenet_demo": 2e-14,
     "se_demo": 4e-15,
+    # pad and dropout: exact, as in float32
+    "pad": 0.0,
+    "dropout": 0.0,
 }
 
 # Entries that are the document's blocks / demos (must stay <= ISSUE_BLOCK_BOUND).

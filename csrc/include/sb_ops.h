@@ -593,7 +593,7 @@ typedef struct {
 } sb_pad_plan;
 
 /* torch's checks, in its order: the pad's length (even, at most 2 * ndim),
- * for another mode than constant its value argument; then constant_pad_nd's:
+ * for another mode than constant a value other than 0; then constant_pad_nd's:
  * each negative pad's crop (torch's narrow), each output size, and -- when
  * some pad is positive, so the value is written -- the value's range in the
  * input's dtype. */

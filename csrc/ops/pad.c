@@ -4,7 +4,7 @@
  *
  * The plan makes torch's checks in torch's order (aten/src/ATen/native/
  * PadNd.cpp): _pad_enum's length checks, the value argument of the other
- * modes, then constant_pad_nd's -- each negative pad is a narrow of the
+ * modes (a value other than 0), then constant_pad_nd's -- each negative pad is a narrow of the
  * input (dims from the first padded one on, the start before the end),
  * whose length must not be negative; then, unless every pad is <= 0 (torch
  * then returns the narrowed clone and writes no value), each output size
@@ -44,7 +44,7 @@ sb_status sb_op_pad_plan(sb_pad_plan *plan, const sb_pad_args *a, sb_error *err)
     if (a->npad > 2 * (int64_t)ndim)
         return sb_fail_v(err, SB_ERR_ARGUMENT, SB_E_PAD_TOO_LONG, 2, a->npad, ndim, 0, 0);
     if (a->mode != SB_PAD_CONSTANT) {
-        if (a->has_value) {
+        if (a->has_value && a->value != 0.0) { /* torch 2.13 lets 0 through */
             static const char *names[] = {"constant", "reflect", "replicate", "circular"};
             sb_fail(err, SB_ERR_ARGUMENT, SB_E_PAD_MODE_VALUE);
             sb_err_arg(err, names[a->mode]);
