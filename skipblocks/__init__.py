@@ -59,6 +59,9 @@ from .layers import ConvTranspose2d
 from .random import manual_seed
 from .runtime import available_isas, get_isa, get_num_threads, set_isa, set_num_threads
 # from .unet import DoubleConv, Down, OutConv, UNet, Up
+# pad and dropout; Flatten, Identity, ModuleList
+from .containers import ModuleList
+from .layers import Dropout, Flatten, Identity, flatten
 
 __version__ = "0.1.0"
 
@@ -73,4 +76,6 @@ __all__ = [
     "set_num_threads", "get_num_threads", "set_isa", "get_isa", "available_isas",
     # conv_transpose2d
     "ConvTranspose2d",
+    # pad and dropout; Flatten, Identity, ModuleList
+    "Dropout", "Flatten", "Identity", "ModuleList", "flatten",
 ]

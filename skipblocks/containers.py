@@ -5,7 +5,7 @@ from collections.abc import Iterable, Mapping
 
 from . import runtime
 from .layers import BatchNorm2d, Conv2d, ReLU
-from .module import Module
+from .module import Module, _indent_after_first_line
 
 
 def _foldable(conv, bn, input):
@@ -25,7 +25,9 @@ def _foldable(conv, bn, input):
             and all(a is None or (a.shape == channels and a.dtype == dtype)
                     for a in (bn.running_mean, bn.running_var, bn.weight, bn.bias)))
 
-__all__ = ["Sequential", "ModuleDict"]
+__all__ = ["Sequential", "ModuleDict",
+           # ModuleList
+           "ModuleList"]
 
 
 class Sequential(Module):
@@ -257,3 +259,117 @@ def _checked_pairs(items):
         if len(item) != 2:
             raise ValueError(f"{where} has length {len(item)}; 2 is required")
         yield item[0], item[1]
+
+
+# ---- ModuleList -------------------------------------------------------------
+
+class ModuleList(Module):
+    """torch.nn.ModuleList: a list of child modules named "0", "1", ...,
+    with torch 2.13's list methods, results and errors. It has no forward:
+    calling it raises torch's NotImplementedError."""
+
+    def __init__(self, modules=None):
+        super().__init__()
+        if modules is not None:
+            self += modules
+
+    def _index_key(self, idx):
+        """The name of the child at ``idx`` (negative: from the end);
+        torch's TypeError for a non-integer, IndexError out of range."""
+        idx = operator.index(idx)
+        if not -len(self) <= idx < len(self):
+            raise IndexError(f"index {idx} is out of range")
+        return str(idx + len(self) if idx < 0 else idx)
+
+    def __getitem__(self, idx):
+        """The child at ``idx``, or a new ModuleList (of this class) of the
+        children a slice selects, renumbered from 0."""
+        if isinstance(idx, slice):
+            return type(self)(list(self._modules.values())[idx])
+        return self._modules[self._index_key(idx)]
+
+    def __setitem__(self, idx, module):
+        setattr(self, self._index_key(idx), module)
+
+    def __delitem__(self, idx):
+        if isinstance(idx, slice):
+            for k in range(len(self._modules))[idx]:
+                delattr(self, str(k))
+        else:
+            delattr(self, self._index_key(idx))
+        # as torch, the remaining children are renumbered 0, 1, ...
+        items = list(self._modules.values())
+        self._modules.clear()
+        for i, module in enumerate(items):
+            self._modules[str(i)] = module
+
+    def __len__(self):
+        return len(self._modules)
+
+    def __iter__(self):
+        return iter(self._modules.values())
+
+    def __iadd__(self, modules):
+        return self.extend(modules)
+
+    def __add__(self, other):
+        """A new ModuleList (never a subclass, as in torch) of this list's
+        modules, then those of the iterable ``other``."""
+        combined = ModuleList()
+        for i, module in enumerate(list(self) + list(other)):
+            combined.add_module(str(i), module)
+        return combined
+
+    def __repr__(self):
+        # torch's: runs of consecutive children with the same repr print once,
+        # as "(first-last): count x repr"
+        reprs = [repr(module) for module in self]
+        if not reprs:
+            return self._get_name() + "()"
+        runs = []  # [first, last, repr]
+        for i, text in enumerate(reprs):
+            if runs and runs[-1][2] == text:
+                runs[-1][1] = i
+            else:
+                runs.append([i, i, text])
+        lines = []
+        for first, last, text in runs:
+            entry = f"({first}): {text}" if first == last else \
+                f"({first}-{last}): {last - first + 1} x {text}"
+            lines.append(_indent_after_first_line(entry, 2))
+        return self._get_name() + "(\n  " + "\n  ".join(lines) + "\n)"
+
+    def __dir__(self):
+        # the children's names "0", "1", ... are not listed (as in torch)
+        return [name for name in super().__dir__() if not name.isdigit()]
+
+    def insert(self, index, module):
+        """Inserts ``module`` before position ``index``, moving the children
+        from there on one place up. As torch's, it checks nothing: the
+        children are moved by their names, so a negative index raises
+        KeyError, and ``module`` is stored as given."""
+        for i in range(len(self._modules), index, -1):
+            self._modules[str(i)] = self._modules[str(i - 1)]
+        self._modules[str(index)] = module
+
+    def append(self, module):
+        """Appends ``module`` (named str(len(self))); returns self."""
+        self.add_module(str(len(self)), module)
+        return self
+
+    def pop(self, key):
+        """Removes and returns the child at index ``key`` (a slice: a
+        ModuleList of those children); the rest are renumbered."""
+        removed = self[key]
+        del self[key]
+        return removed
+
+    def extend(self, modules):
+        """Appends the modules of the iterable ``modules``; returns self."""
+        if not isinstance(modules, Iterable):
+            raise TypeError("ModuleList.extend should be called with an iterable, but got "
+                            + type(modules).__name__)
+        offset = len(self)
+        for i, module in enumerate(modules):
+            self.add_module(str(offset + i), module)
+        return self

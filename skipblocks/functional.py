@@ -20,12 +20,15 @@ import operator
 import numpy as np
 
 from . import _C
+from . import random as _random
 from .module import to_numpy
 
 __all__ = ["conv2d", "batch_norm", "relu", "sigmoid", "max_pool2d",
            "adaptive_avg_pool2d", "linear", "cat",
            # conv_transpose2d
-           "conv_transpose2d"]
+           "conv_transpose2d",
+           # pad and dropout
+           "pad", "dropout"]
 
 
 def _arg(value):
@@ -136,21 +139,28 @@ def relu(input, inplace=False, *, _layer="relu"):
     copy)."""
     if not inplace:
         return _C.relu(_layer, _arg(input))
-    if isinstance(input, np.ndarray) and input.dtype.kind not in "fiub":
-        as_real(input, _layer)  # the TypeError every op gives non-real input
-    if not isinstance(input, np.ndarray) or input.dtype not in _COMPUTED \
-            or not input.flags.writeable:
-        kind = type(input).__name__ if not isinstance(input, np.ndarray) else \
-            f"{'read-only ' if not input.flags.writeable else ''}{input.dtype} array"
-        raise ValueError(f"{_layer}: inplace=True writes the result into its input, which "
-                         f"must be a writable float32 or float64 numpy array; got a {kind}. "
-                         "Use inplace=False to get a new array.")
+    _check_inplace(input, _layer)
     if input.flags.c_contiguous and input.flags.aligned:
         return _C.relu(_layer, input, out=input)
     # A strided or unaligned view: the kernel writes aligned contiguous
     # memory only, so compute apart and copy back (only its elements change).
     np.copyto(input, _C.relu(_layer, input))
     return input
+
+
+def _check_inplace(input, layer):
+    """The policy of every inplace=True: the input must be a writable float32
+    or float64 ndarray, which the op writes its result into; anything else
+    raises (rather than silently returning a copy)."""
+    if isinstance(input, np.ndarray) and input.dtype.kind not in "fiub":
+        as_real(input, layer)  # the TypeError every op gives non-real input
+    if not isinstance(input, np.ndarray) or input.dtype not in _COMPUTED \
+            or not input.flags.writeable:
+        kind = type(input).__name__ if not isinstance(input, np.ndarray) else \
+            f"{'read-only ' if not input.flags.writeable else ''}{input.dtype} array"
+        raise ValueError(f"{layer}: inplace=True writes the result into its input, which "
+                         f"must be a writable float32 or float64 numpy array; got a {kind}. "
+                         "Use inplace=False to get a new array.")
 
 
 def sigmoid(input, *, _layer="sigmoid"):
@@ -311,3 +321,83 @@ def conv_transpose2d(input, weight, bias=None, stride=1, padding=0, output_paddi
                                pair(padding, "padding", _layer),
                                pair(output_padding, "output_padding", _layer),
                                pair(dilation, "dilation", _layer), operator.index(groups))
+# ---- pad and dropout ------------------------------------------------------
+
+def _tp_name(value):
+    """The type name torch's argument parser prints (CPython's tp_name):
+    "int", "numpy.ndarray", "Tensor"."""
+    kind = type(value)
+    if kind.__flags__ & (1 << 9) or kind.__module__ == "builtins":  # a heap type
+        return kind.__name__
+    return f"{kind.__module__}.{kind.__name__}"
+
+
+def _pad_ints(pad, layer):
+    """torch's parser for pad()'s ``pad``: a list or tuple of integers
+    (anything with __index__ but bool: NumPy integers, 0-d integer tensors),
+    TypeError with its wording otherwise."""
+    where = f"{layer}: pad(): argument 'pad' (position 2) must be tuple of ints"
+    if not isinstance(pad, (list, tuple)):
+        raise TypeError(f"{where}, not {_tp_name(pad)}")
+    items = []
+    for pos, item in enumerate(pad):
+        if isinstance(item, (bool, np.bool_)) or not hasattr(item, "__index__"):
+            raise TypeError(f"{where}, but found element of type {_tp_name(item)} at pos {pos}")
+        items.append(operator.index(item))
+    return tuple(items)
+
+
+def pad(input, pad, mode="constant", value=None, *, _layer="pad"):
+    """torch.nn.functional.pad: ``pad`` holds (before, after) pairs for the
+    last dimension first, then the one before it, ... (at most 2 * ndim
+    entries); a negative entry crops. ``mode="constant"`` fills with
+    ``value`` (None: 0), cast to the input's dtype, on any rank; the result
+    is a new array, an exact copy of the input's elements. 'reflect',
+    'replicate' and 'circular' pass torch's argument checks and then raise
+    NotImplementedError (skipblocks has no kernel for them). Every check and
+    message is torch's (PadNd.cpp), prefixed with ``_layer``."""
+    pads = _pad_ints(pad, _layer)
+    if not isinstance(mode, str):
+        raise TypeError(f"{_layer}: pad(): argument 'mode' (position 3) must be str, not "
+                        f"{_tp_name(mode)}")
+    if value is not None and (isinstance(value, (str, bytes)) or not hasattr(value, "__float__")
+                              or (isinstance(value, numbers.Complex)
+                                  and not isinstance(value, numbers.Real))):
+        raise TypeError(f"{_layer}: pad(): argument 'value' (position 4) must be float, not "
+                        f"{_tp_name(value)}")
+    return _C.pad(_layer, _arg(input), pads, mode, None if value is None else float(value))
+
+
+def dropout(input, p=0.5, training=True, inplace=False, *, _layer="dropout"):
+    """torch.nn.functional.dropout. In training (and 0 < p), each element is
+    zeroed with probability ``p`` and the others are multiplied by
+    1 / (1 - p) (that factor rounded to the input's dtype, then one
+    product, as torch computes x * noise): a dropped NaN or inf gives NaN
+    (x * 0), and p == 1 gives x * 0. Otherwise -- ``training=False`` or
+    ``p == 0`` -- the input array itself is returned, as torch returns its
+    input tensor. ``inplace=True`` writes into ``input`` (a writable float32
+    or float64 array, as relu's inplace) and returns it.
+
+    The mask comes from a counter-based generator in C seeded, per call,
+    from skipblocks' generator: ``skipblocks.manual_seed(n)`` makes it
+    reproducible, and it does not depend on the thread count. The masks are
+    not torch's (torch's generator differs): their distribution is.
+
+    p outside [0, 1] raises torch's ValueError; a NaN p, torch's
+    RuntimeError (in every mode)."""
+    if p < 0.0 or p > 1.0:
+        raise ValueError(f"{_layer}: dropout probability has to be between 0 and 1, but got {p}")
+    p, training = float(p), bool(training)
+    # a seed is drawn only when a mask is made, so eval-mode calls leave the
+    # generator (and later initialisations) as they were, as in torch
+    seed = _random.seed64() if training and p != 0.0 else 0
+    if not inplace:
+        return _C.dropout(_layer, _arg(input), p, training, seed)
+    _check_inplace(input, _layer)
+    if input.flags.c_contiguous and input.flags.aligned:
+        return _C.dropout(_layer, input, p, training, seed, out=input)
+    # a strided or unaligned view: computed apart, copied back
+    result = _C.dropout(_layer, input, p, training, seed)
+    if result is not input:
+        np.copyto(input, result)
+    return input

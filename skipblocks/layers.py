@@ -2,6 +2,7 @@
 signatures, defaults, attribute names, state_dict keys and repr."""
 import math
 import numbers
+import operator
 
 import numpy as np
 
@@ -14,7 +15,9 @@ from .module import (Module, _compute_dtype, _computable_dtype, _dtype_error, _d
 __all__ = ["Conv2d", "BatchNorm2d", "ReLU", "Sigmoid", "MaxPool2d", "AdaptiveAvgPool2d",
            "Linear",
            # conv_transpose2d
-           "ConvTranspose2d"]
+           "ConvTranspose2d",
+           # pad and dropout; Flatten, Identity
+           "Dropout", "Flatten", "Identity", "flatten"]
 
 _PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
 
@@ -583,3 +586,84 @@ class ConvTranspose2d(Module):
         if self.bias is None:
             s += ", bias=False"
         return s
+# ---- pad and dropout; Flatten, Identity ------------------------------------
+
+class Dropout(Module):
+    """torch.nn.Dropout: in train mode, functional.dropout(input, p) (each
+    element zeroed with probability p, the rest scaled by 1 / (1 - p); the
+    masks are skipblocks' own, reproducible with skipblocks.manual_seed,
+    not torch's numbers); in eval mode the input itself. ``inplace=True``
+    writes into its (writable float32 or float64) input."""
+
+    def __init__(self, p=0.5, inplace=False):
+        super().__init__()
+        if p < 0 or p > 1:
+            raise ValueError(f"Dropout: dropout probability has to be between 0 and 1, but "
+                             f"got {p}")
+        self.p = p
+        self.inplace = inplace
+
+    def forward(self, input):
+        return F.dropout(input, self.p, self.training, self.inplace, _layer="Dropout")
+
+    def extra_repr(self):
+        return f"p={self.p}, inplace={self.inplace}"
+
+
+def flatten(input, start_dim=0, end_dim=-1, *, _layer="flatten"):
+    """torch.flatten: dims start_dim..end_dim merged into one. A view of the
+    input when NumPy's reshape can make one (else a copy, as torch's
+    reshape); the input itself when start_dim and end_dim name one dim; a
+    0-d input gives 1 element. torch's errors: IndexError for a dim out of
+    range, RuntimeError for start_dim after end_dim."""
+    array = to_numpy(input)  # its own dtype: integers stay integers, as in torch
+    ndim = array.ndim
+    span = max(ndim, 1)  # torch wraps dims of a 0-d tensor as if it had one
+
+    def canonical(dim):
+        dim = operator.index(dim)
+        if not -span <= dim < span:
+            raise IndexError(f"{_layer}: Dimension out of range (expected to be in range of "
+                             f"[{-span}, {span - 1}], but got {dim})")
+        return dim % span
+
+    start, end = canonical(start_dim), canonical(end_dim)
+    if start > end:
+        raise RuntimeError(f"{_layer}: flatten() has invalid args: start_dim cannot come after "
+                           "end_dim")
+    if ndim == 0:
+        return array.reshape(1)
+    if start == end:
+        return array
+    shape = array.shape
+    merged = 1
+    for size in shape[start:end + 1]:
+        merged *= size
+    return array.reshape(shape[:start] + (merged,) + shape[end + 1:])
+
+
+class Flatten(Module):
+    """torch.nn.Flatten: flatten(input, start_dim, end_dim), start_dim=1 by
+    default (the batch dim stays)."""
+
+    def __init__(self, start_dim=1, end_dim=-1):
+        super().__init__()
+        self.start_dim = start_dim
+        self.end_dim = end_dim
+
+    def forward(self, input):
+        return flatten(input, self.start_dim, self.end_dim, _layer="Flatten")
+
+    def extra_repr(self):
+        return f"start_dim={self.start_dim}, end_dim={self.end_dim}"
+
+
+class Identity(Module):
+    """torch.nn.Identity: forward returns its input itself; the constructor
+    takes and ignores any arguments, as torch's."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__()
+
+    def forward(self, input):
+        return input

@@ -4,7 +4,7 @@ distributed as torch's default init; they are not torch's numbers -- copy
 torch's weights with load_state_dict to get those."""
 import numpy as np
 
-__all__ = ["manual_seed", "uniform"]
+__all__ = ["manual_seed", "uniform", "seed64"]
 
 _generator = np.random.default_rng()
 
@@ -30,3 +30,10 @@ def uniform(low, high, shape, dtype=np.float32):
     same float64 draws either way, so a float32 and a float64 module built
     after the same seed hold the same weights, up to float32 rounding."""
     return _generator.uniform(low, high, size=shape).astype(dtype, copy=False)
+
+
+# dropout
+def seed64():
+    """A 64-bit seed for one random operator call (dropout's mask), drawn
+    from the package's generator: reproducible after manual_seed(n)."""
+    return int(_generator.integers(0, 2**64, dtype=np.uint64))

@@ -69,6 +69,9 @@ TOLERANCES = {
     # conv_transpose2d: measured worst 5.9e-7 over tests/ops/test_conv_transpose2d.py's sweep
     # (fan-in up to 256 per tap, U-Net's k=2 s=2 at 256 -> 128 channels)
     "conv_transpose2d": 1.5e-6,
+    # pad and dropout: a copy, and x * (1 / (1 - p)) rounded as torch's (given the mask)
+    "pad": 0.0,
+    "dropout": 0.0,
 }
 
 # float64: torch float64 vs longdouble (benchmarks/calibrate_float64.py,
@@ -103,6 +106,9 @@ TOLERANCES_F64 = {
     "se_inception": 8e-15,         # <= 2.5e-15
     # conv_transpose2d: measured worst 3.4e-16 over the same sweep
     "conv_transpose2d": 1e-15,
+    # pad and dropout: exact, as in float32
+    "pad": 0.0,
+    "dropout": 0.0,
 }
 
 # Entries that are the document's blocks / demos (must stay <= ISSUE_BLOCK_BOUND).

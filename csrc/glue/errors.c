@@ -198,6 +198,20 @@ static const message messages[] = {
     {SB_E_CONVT_PACK_WEIGHT, RUNTIME,
      "cannot pack a weight of size {s0} with groups={0}: it must be 4-D with in_channels "
      "divisible by groups and a kernel of at least 1 x 1"},
+    /* pad and dropout: torch's PadNd.cpp (_pad_enum, constant_pad_nd), its narrow,
+     * its Scalar conversion, and its dropout */
+    {SB_E_PAD_ODD, RUNTIME, "Padding length must be divisible by 2"},
+    {SB_E_PAD_TOO_LONG, RUNTIME,
+     "Padding length should be less than or equal to two times the input dimension but "
+     "got padding length {0} and input of dimension {1}"},
+    {SB_E_PAD_MODE_VALUE, RUNTIME, "Padding mode \"{a}\" doesn't take in value argument"},
+    {SB_E_PAD_NARROW, RUNTIME, "narrow(): length must be non-negative."},
+    {SB_E_PAD_NEGATIVE, RUNTIME,
+     "The input size {0}, plus negative padding {1} and {2} resulted in a negative output "
+     "size, which is invalid. Check dimension {3} of your input."},
+    {SB_E_PAD_VALUE_OVERFLOW, RUNTIME,
+     "value cannot be converted to type {c0} without overflow"},
+    {SB_E_DROPOUT_P, RUNTIME, "dropout probability has to be between 0 and 1, but got {f}"},
 };
 
 /* Appends printf-formatted text to buf (of cap bytes) at *len. */

@@ -155,5 +155,7 @@ extern PyMethodDef sb_glue_blocks_methods[];
 extern PyMethodDef sb_glue_runtime_methods[];
 /* conv_transpose2d */
 extern PyMethodDef sb_glue_conv_transpose_methods[];
+/* pad and dropout */
+extern PyMethodDef sb_glue_pad_dropout_methods[];
 
 #endif /* SB_GLUE_H */

@@ -6,7 +6,7 @@
 #define SB_GLUE_MODULE_C
 #include "glue.h"
 
-static PyMethodDef methods[64];
+static PyMethodDef methods[128];
 
 static int add_methods(const PyMethodDef *family, size_t *count)
 {
@@ -34,7 +34,9 @@ PyMODINIT_FUNC PyInit__C(void)
                                      sb_glue_linear_methods,    sb_glue_blocks_methods,
                                      sb_glue_runtime_methods,
                                      /* conv_transpose2d */
-                                     sb_glue_conv_transpose_methods};
+                                     sb_glue_conv_transpose_methods,
+                                     /* pad and dropout */
+                                     sb_glue_pad_dropout_methods};
     size_t count = 0;
     for (size_t i = 0; i < sizeof families / sizeof families[0]; i++)
         if (add_methods(families[i], &count) < 0)

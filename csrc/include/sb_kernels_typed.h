@@ -305,5 +305,34 @@ sb_status SB_FN_(sb_conv_transpose2d, __ref)(sb_real *out_data, const sb_fmap *o
                                              const sb_real *in_data, const sb_fmap *in,
                                              const sb_real *weight, const sb_real *bias,
                                              const sb_conv2d_params *params);
+/* pad and dropout                                                     */
+/* ------------------------------------------------------------------ */
+
+/* torch.nn.functional.pad(mode="constant"): out (ndim dims out_dims) gets
+ * in[o - before] where that index lies inside in (ndim dims in_dims), and
+ * value elsewhere; before[d] < 0 crops the start of dim d, and the end is
+ * padded or cropped by out_dims[d] - in_dims[d] - before[d]. Both
+ * C-contiguous, not overlapping; 1 <= ndim <= SB_PAD_MAX_DIMS. Exact. */
+sb_status SB_FN(sb_pad_constant)(sb_real *out, const int64_t *out_dims, const sb_real *in,
+                                 const int64_t *in_dims, const int64_t *before, int ndim,
+                                 sb_real value);
+/* Reference, for tests: element by element; same statuses; same bits. */
+sb_status SB_FN_(sb_pad_constant, __ref)(sb_real *out, const int64_t *out_dims,
+                                         const sb_real *in, const int64_t *in_dims,
+                                         const int64_t *before, int ndim, sb_real value);
+
+/* torch.nn.functional.dropout(training=True): out[i] = in[i] * noise[i],
+ * noise[i] = 1 / (1 - p) (rounded to the element type) for a kept element,
+ * 0 for a dropped one (x * 0: NaN for NaN and inf). Element i is kept when
+ * the 53-bit draw of a counter-based generator at (seed, i) is below
+ * (1 - p) * 2^53: reproducible from seed, independent of threads, and the
+ * same mask for float32 and float64. 0 <= p <= 1 (else SB_ERR_ARGUMENT).
+ * out may equal in. */
+sb_status SB_FN(sb_dropout)(sb_real *out, const sb_real *in, int64_t count, double p,
+                            uint64_t seed);
+/* Reference, for tests: torch's bernoulli / div / mul, element by element,
+ * one thread; same statuses; same bits. */
+sb_status SB_FN_(sb_dropout, __ref)(sb_real *out, const sb_real *in, int64_t count, double p,
+                                    uint64_t seed);
 
 #include "sb_real_end.h"

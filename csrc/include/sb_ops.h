@@ -195,6 +195,14 @@ typedef enum {
     SB_E_CONVT_NEGATIVE_SHAPE, /* v0: the size, v1: its index; shape 0: the output */
     SB_E_CONVT_BIAS_DTYPE_MKLDNN, /* dtype mismatch (v0, v1): the bias, where torch runs oneDNN */
     SB_E_CONVT_PACK_WEIGHT,    /* v0: groups; shape 0: weight */
+    /* pad and dropout */
+    SB_E_PAD_ODD,              /* the pad sequence has an odd length */
+    SB_E_PAD_TOO_LONG,         /* v0: pad length, v1: input ndim */
+    SB_E_PAD_MODE_VALUE,       /* arg: the mode, which takes no value */
+    SB_E_PAD_NARROW,           /* a negative pad crops more than the dim holds */
+    SB_E_PAD_NEGATIVE,         /* v0: input size, v1, v2: the pads, v3: the dim */
+    SB_E_PAD_VALUE_OVERFLOW,   /* v0: the input's dtype, which cannot hold the value */
+    SB_E_DROPOUT_P,            /* real: p, outside [0, 1] (NaN) */
     SB_E_COUNT
 } sb_error_code;
 
@@ -627,6 +635,69 @@ sb_status sb_op_conv_transpose2d_pack_plan(sb_conv_transpose2d_pack_plan *plan,
 sb_status sb_op_conv_transpose2d_pack_run(const sb_conv_transpose2d_pack_plan *plan,
                                           const sb_conv_transpose2d_pack_args *args,
                                           void *packed, void *workspace);
+/* pad and dropout                                                     */
+/* ------------------------------------------------------------------ */
+
+/* torch.nn.functional.pad's modes (torch's padding_mode). */
+typedef enum {
+    SB_PAD_CONSTANT = 0,
+    SB_PAD_REFLECT = 1,
+    SB_PAD_REPLICATE = 2,
+    SB_PAD_CIRCULAR = 3
+} sb_pad_mode;
+
+typedef struct {
+    const sb_tensor *input;   /* any shape (0-d included), C-contiguous */
+    const int64_t *pad;       /* torch's pad: (before, after) pairs, last dim first */
+    int64_t npad;             /* its length (pad is read only when it is valid) */
+    sb_pad_mode mode;
+    int has_value;            /* value was given (torch's value=None: 0) */
+    double value;
+} sb_pad_args;
+
+typedef struct {
+    int out_ndim;
+    int64_t out_dims[SB_MAX_DIMS];
+    size_t workspace_bytes;
+    /* 0 for a mode other than constant that passed torch's argument checks:
+     * skipblocks has no kernel for it (the caller raises NotImplementedError). */
+    int supported;
+    /* the kernel's view: unpadded dims merged into the dim outside them */
+    int ndim;
+    int64_t in_dims[SB_MAX_DIMS], kernel_out_dims[SB_MAX_DIMS], before[SB_MAX_DIMS];
+} sb_pad_plan;
+
+/* torch's checks, in its order: the pad's length (even, at most 2 * ndim),
+ * for another mode than constant a value other than 0; then constant_pad_nd's:
+ * each negative pad's crop (torch's narrow), each output size, and -- when
+ * some pad is positive, so the value is written -- the value's range in the
+ * input's dtype. */
+sb_status sb_op_pad_plan(sb_pad_plan *plan, const sb_pad_args *args, sb_error *err);
+/* out: plan->out_dims, C-contiguous, not overlapping the input. */
+sb_status sb_op_pad_run(const sb_pad_plan *plan, const sb_pad_args *args, const sb_tensor *out,
+                        void *workspace);
+
+typedef struct {
+    /* any shape, C-contiguous; NULL: the plan checks p and says whether the
+     * call is the identity for every input, before the input is converted */
+    const sb_tensor *input;
+    double p;
+    int train;
+    uint64_t seed;            /* the mask's (sb_dropout_<dt>) */
+} sb_dropout_args;
+
+typedef struct {
+    size_t workspace_bytes;
+    /* torch returns its input itself: not training, p == 0, or no element */
+    int identity;
+    int64_t numel;
+} sb_dropout_plan;
+
+sb_status sb_op_dropout_plan(sb_dropout_plan *plan, const sb_dropout_args *args,
+                             sb_error *err);
+/* out: the input's shape, C-contiguous; may be the input (in place). */
+sb_status sb_op_dropout_run(const sb_dropout_plan *plan, const sb_dropout_args *args,
+                            const sb_tensor *out, void *workspace);
 
 #ifdef __cplusplus
 }

@@ -181,6 +181,10 @@ typedef struct {
     int out_relu;
 } sb_conv2d_fusion;
 
+/* ---- pad and dropout ------------------------------------------------ */
+/* sb_pad_constant_<dt> takes at most this many dims (NumPy's limit). */
+#define SB_PAD_MAX_DIMS 64
+
 /* Every kernel, once per element type: sb_<op>_f32 on float buffers and
  * sb_<op>_f64 on double buffers, the same contract (sb_kernels_typed.h). */
 #define SB_REAL_BITS 32

@@ -64,6 +64,8 @@ EXPECTED_PROGRAMS = ({"status", "operators"} | set(FAMILIES)
                      | {family + "_f64" for family in FAMILIES})
 # conv_transpose2d
 EXPECTED_PROGRAMS |= {"conv_transpose2d", "conv_transpose2d_f64"}
+# pad and dropout
+EXPECTED_PROGRAMS |= {"pad", "pad_f64", "dropout", "dropout_f64"}
 
 # Generous: every program takes a few seconds; the limit only turns a hang
 # (a deadlock in the pool) into a failure.

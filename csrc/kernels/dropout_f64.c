@@ -1,0 +1,3 @@
+/* dropout_f64.c -- dropout.inc compiled for float64 (sb_real_kernel.h). */
+#define SB_KERNEL_BITS 64
+#include "dropout.inc"
