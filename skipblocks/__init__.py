@@ -53,6 +53,8 @@ from .functional import cat
 from .layers import (AdaptiveAvgPool2d, BatchNorm2d, Conv2d, Linear, MaxPool2d, ReLU,
                      Sigmoid)
 from .module import Module, Parameter
+# avg_pool2d and interpolate
+from .layers import AvgPool2d, Upsample
 from .random import manual_seed
 from .runtime import available_isas, get_isa, get_num_threads, set_isa, set_num_threads
 
@@ -64,4 +66,6 @@ __all__ = [
     "ResidualBlock", "DenseLayer", "DenseBlock", "Dense_Layer", "Dense_Block", "SEAttention",
     "functional", "cat", "manual_seed",
     "set_num_threads", "get_num_threads", "set_isa", "get_isa", "available_isas",
+    # avg_pool2d and interpolate
+    "AvgPool2d", "Upsample",
 ]

@@ -61,6 +61,11 @@ TOLERANCES = {
     "resnet_demo": 2e-5,
     "densenet_demo": 1e-5,
     "se_demo": 1e-6,
+    # --- avg_pool2d and interpolate ----------------------------------------
+    "avg_pool2d": 0.0,             # torch's sum order and divisor: bit-exact
+    "interpolate_nearest": 0.0,    # an index copy
+    "interpolate_bilinear": 5e-6,  # times max(1, max|x|); measured 3.7e-6: torch's FMAs and
+                                   # channels-last path round the weights differently
 }
 
 # float64: torch float64 vs longdouble (benchmarks/calibrate_float64.py,
@@ -89,6 +94,10 @@ TOLERANCES_F64 = {
     "resnet_demo": 4e-14,
     "densenet_demo": 2e-14,
     "se_demo": 4e-15,
+    # avg_pool2d and interpolate
+    "avg_pool2d": 0.0,
+    "interpolate_nearest": 0.0,
+    "interpolate_bilinear": 1.5e-14,  # times max(1, max|x|); measured 9.4e-15
 }
 
 # Entries that are the document's blocks / demos (must stay <= ISSUE_BLOCK_BOUND).

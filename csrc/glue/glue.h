@@ -153,5 +153,8 @@ extern PyMethodDef sb_glue_elementwise_methods[];
 extern PyMethodDef sb_glue_linear_methods[];
 extern PyMethodDef sb_glue_blocks_methods[];
 extern PyMethodDef sb_glue_runtime_methods[];
+/* avg_pool2d and interpolate */
+extern PyMethodDef sb_glue_avg_pool2d_methods[];
+extern PyMethodDef sb_glue_interpolate_methods[];
 
 #endif /* SB_GLUE_H */

@@ -32,7 +32,9 @@ PyMODINIT_FUNC PyInit__C(void)
     const PyMethodDef *families[] = {sb_glue_conv_methods,      sb_glue_batch_norm_methods,
                                      sb_glue_pool_methods,      sb_glue_elementwise_methods,
                                      sb_glue_linear_methods,    sb_glue_blocks_methods,
-                                     sb_glue_runtime_methods};
+                                     sb_glue_runtime_methods,
+                                     /* avg_pool2d and interpolate */
+                                     sb_glue_avg_pool2d_methods, sb_glue_interpolate_methods};
     size_t count = 0;
     for (size_t i = 0; i < sizeof families / sizeof families[0]; i++)
         if (add_methods(families[i], &count) < 0)
