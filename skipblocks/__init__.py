@@ -56,9 +56,11 @@ from .layers import (AdaptiveAvgPool2d, BatchNorm2d, Conv2d, Linear, MaxPool2d, 
 from .module import Module, Parameter
 # conv_transpose2d
 from .layers import ConvTranspose2d
+# avg_pool2d and interpolate
+from .layers import AvgPool2d, Upsample
 from .random import manual_seed
 from .runtime import available_isas, get_isa, get_num_threads, set_isa, set_num_threads
-# from .unet import DoubleConv, Down, OutConv, UNet, Up
+from .unet import DoubleConv, Down, OutConv, UNet, Up
 # pad and dropout; Flatten, Identity, ModuleList
 from .containers import ModuleList
 from .layers import Dropout, Flatten, Identity, flatten
@@ -78,4 +80,6 @@ __all__ = [
     "ConvTranspose2d",
     # pad and dropout; Flatten, Identity, ModuleList
     "Dropout", "Flatten", "Identity", "ModuleList", "flatten",
+    # avg_pool2d and interpolate
+    "AvgPool2d", "Upsample",
 ]

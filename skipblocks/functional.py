@@ -28,7 +28,9 @@ __all__ = ["conv2d", "batch_norm", "relu", "sigmoid", "max_pool2d",
            # conv_transpose2d
            "conv_transpose2d",
            # pad and dropout
-           "pad", "dropout"]
+           "pad", "dropout",
+           # avg_pool2d and interpolate
+           "avg_pool2d", "interpolate"]
 
 
 def _arg(value):
@@ -60,6 +62,13 @@ _LENGTH_ERRORS = {
                           "two ints",
     "max_pool2d dilation": "max_pool2d: dilation must be either a single int, or a tuple of "
                            "two ints",
+    # avg_pool2d
+    "avg_pool2d kernel_size": "avg_pool2d: kernel_size must either be a single int, or a "
+                              "tuple of two ints",
+    "avg_pool2d stride": "avg_pool2d: stride must either be omitted, a single int, or a "
+                         "tuple of two ints",
+    "avg_pool2d padding": "avg_pool2d: padding must either be a single int, or a tuple of "
+                          "two ints",
 }
 
 
@@ -401,3 +410,133 @@ def dropout(input, p=0.5, training=True, inplace=False, *, _layer="dropout"):
     if result is not input:
         np.copyto(input, result)
     return input
+
+
+# ---- avg_pool2d and interpolate ------------------------------------------
+
+
+def avg_pool2d(input, kernel_size, stride=None, padding=0, ceil_mode=False,
+               count_include_pad=True, divisor_override=None, *, _layer="avg_pool2d"):
+    """torch.nn.functional.avg_pool2d: stride defaults to kernel_size; the
+    divisor is divisor_override, else the window clipped to the padded input
+    (count_include_pad) or to the input -- the part ceil_mode adds past the
+    padded input never counts. Checked in C in torch's order."""
+    kernel = pair(kernel_size, "kernel_size", _layer, "avg_pool2d")
+    stride = kernel if stride is None or (not isinstance(stride, numbers.Integral)
+                                          and len(tuple(stride)) == 0) \
+        else pair(stride, "stride", _layer, "avg_pool2d")
+    if divisor_override is not None and (isinstance(divisor_override, bool) or
+                                         not isinstance(divisor_override, numbers.Integral)):
+        raise TypeError(f"{_layer}: avg_pool2d(): argument 'divisor_override' must be int, "
+                        f"not {type(divisor_override).__name__}")
+    return _C.avg_pool2d(_layer, _arg(input), kernel, stride,
+                         pair(padding, "padding", _layer, "avg_pool2d"), bool(ceil_mode),
+                         bool(count_include_pad),
+                         None if divisor_override is None else int(divisor_override))
+
+
+_INTERPOLATING = ("linear", "bilinear", "bicubic", "trilinear")
+
+
+def interpolate(input, size=None, scale_factor=None, mode="nearest", align_corners=None,
+                recompute_scale_factor=None, antialias=False, *, _layer="interpolate"):
+    """torch.nn.functional.interpolate, modes 'nearest' (3-D or 4-D input) and
+    'bilinear' (4-D). torch's Python rules, in its order: align_corners only
+    with the interpolating modes; exactly one of size and scale_factor; the
+    output size floor(in * scale); the scale passed on to the kernel unless
+    recompute_scale_factor (so scale_factor=1.7 and the size it gives can
+    differ, as in torch). Other modes, antialias=True and 5-D nearest raise
+    NotImplementedError where torch would compute."""
+    input = _arg(input)
+    ndim = len(np.shape(input))
+    if mode in ("nearest", "area", "nearest-exact"):
+        if align_corners is not None:
+            raise ValueError(f"{_layer}: align_corners option can only be set with the "
+                             "interpolating modes: linear | bilinear | bicubic | trilinear")
+    elif align_corners is None:
+        align_corners = False
+    dim = ndim - 2
+    spatial = list(np.shape(input)[2:])
+    if size is not None and scale_factor is not None:
+        raise ValueError(f"{_layer}: only one of size or scale_factor should be defined")
+    if size is not None:
+        scales = None
+        if isinstance(size, (list, tuple)):
+            if len(size) != dim:
+                raise ValueError(
+                    f"{_layer}: Input and output must have the same number of spatial "
+                    f"dimensions, but got input with spatial dimensions of {spatial} and "
+                    f"output size of {size}. Please provide input tensor in (N, C, d1, d2, "
+                    "...,dK) format and output size in (o1, o2, ...,oK) format.")
+            if not all(isinstance(x, numbers.Integral) and not isinstance(x, bool)
+                       or hasattr(x, "__index__") for x in size):
+                raise TypeError(
+                    f"{_layer}: expected size to be one of int or Tuple[int] or Tuple[int, "
+                    "int] or Tuple[int, int, int], but got size with types "
+                    f"{[type(x) for x in size]}")
+            out_size = [int(x) for x in size]
+        else:
+            out_size = [int(size)] * dim
+    elif scale_factor is not None:
+        out_size = None
+        if isinstance(scale_factor, (list, tuple)):
+            if len(scale_factor) != dim:
+                raise ValueError(
+                    f"{_layer}: Input and scale_factor must have the same number of spatial "
+                    f"dimensions, but got input with spatial dimensions of {spatial} and "
+                    f"scale_factor of shape {scale_factor}. Please provide input tensor in "
+                    "(N, C, d1, d2, ...,dK) format and scale_factor in (s1, s2, ...,sK) "
+                    "format.")
+            scales = [float(s) for s in scale_factor]
+        else:
+            scales = [float(scale_factor)] * dim
+    else:
+        raise ValueError(f"{_layer}: either size or scale_factor should be defined")
+    if recompute_scale_factor and size is not None:
+        raise ValueError(f"{_layer}: recompute_scale_factor is not meaningful with an "
+                         "explicit size.")
+    if mode == "area" and out_size is None:
+        recompute_scale_factor = True
+    if recompute_scale_factor:
+        # torch: int(input.size(i + 2) * scale), then no scale to the kernel
+        out_size = [int(spatial[i] * scales[i]) for i in range(dim)]
+        scales = None
+    if antialias and not (mode in ("bilinear", "bicubic", "lanczos") and ndim == 4):
+        raise ValueError(f"{_layer}: Anti-alias option is restricted to bilinear, bicubic, "
+                         "and lanczos modes and requires a 4-D tensor as input")
+    if out_size is None:
+        # torch's C++ compute_output_size: (int64) (double(in) * scale)
+        out_size = [int(float(spatial[i]) * scales[i]) for i in range(dim)]
+    kernel_scales = (-1.0, -1.0) if scales is None else \
+        ((-1.0, scales[0]) if dim == 1 else (scales[0], scales[1]) if dim == 2 else None)
+    if mode == "nearest" and ndim in (3, 4):
+        size2 = (1, out_size[0]) if ndim == 3 else tuple(out_size)
+        return _C.interpolate(_layer, input, 0, size2, kernel_scales, False)
+    if mode == "bilinear" and ndim == 4:
+        if antialias:
+            raise NotImplementedError(f"{_layer}: antialias=True is not supported by "
+                                      "skipblocks")
+        return _C.interpolate(_layer, input, 1, tuple(out_size), kernel_scales,
+                              bool(align_corners))
+    if mode == "lanczos" and ndim == 4:
+        if align_corners:
+            raise ValueError(f"{_layer}: Lanczos mode does not support align_corners=True")
+        if not antialias:
+            raise ValueError(f"{_layer}: Lanczos mode requires antialias=True")
+    known = {(3, "nearest"), (4, "nearest"), (5, "nearest"),
+             (3, "nearest-exact"), (4, "nearest-exact"), (5, "nearest-exact"),
+             (3, "area"), (4, "area"), (5, "area"), (3, "linear"), (4, "bilinear"),
+             (5, "trilinear"), (4, "bicubic"), (4, "lanczos")}
+    if (ndim, mode) in known:
+        raise NotImplementedError(f"{_layer}: mode={mode!r} on a {ndim}-D input is not "
+                                  "supported by skipblocks (it has 'nearest' on 3-D and 4-D "
+                                  "input and 'bilinear' on 4-D input)")
+    for got, name, need in ((3, "bilinear", 4), (3, "trilinear", 5), (4, "linear", 3),
+                            (4, "trilinear", 5), (5, "linear", 3), (5, "bilinear", 4)):
+        if ndim == got and mode == name:
+            raise NotImplementedError(f"{_layer}: Got {got}D input, but {name} mode needs "
+                                      f"{need}D input")
+    raise NotImplementedError(
+        f"{_layer}: Input Error: Only 3D, 4D and 5D input Tensors supported (got {ndim}D) "
+        "for the modes: nearest | linear | bilinear | bicubic | trilinear | lanczos | area "
+        f"| nearest-exact (got {mode})")

@@ -17,7 +17,9 @@ __all__ = ["Conv2d", "BatchNorm2d", "ReLU", "Sigmoid", "MaxPool2d", "AdaptiveAvg
            # conv_transpose2d
            "ConvTranspose2d",
            # pad and dropout; Flatten, Identity
-           "Dropout", "Flatten", "Identity", "flatten"]
+           "Dropout", "Flatten", "Identity", "flatten",
+           # avg_pool2d and interpolate
+           "AvgPool2d", "Upsample"]
 
 _PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
 
@@ -667,3 +669,60 @@ class Identity(Module):
 
     def forward(self, input):
         return input
+
+
+# ---- avg_pool2d and interpolate ------------------------------------------
+
+
+class AvgPool2d(Module):
+    """torch.nn.AvgPool2d. Arguments are kept as given (an int stays an int),
+    so the repr echoes them as torch's does; no state."""
+
+    def __init__(self, kernel_size, stride=None, padding=0, ceil_mode=False,
+                 count_include_pad=True, divisor_override=None):
+        super().__init__()
+        self.kernel_size = kernel_size
+        self.stride = stride if (stride is not None) else kernel_size
+        self.padding = padding
+        self.ceil_mode = ceil_mode
+        self.count_include_pad = count_include_pad
+        self.divisor_override = divisor_override
+
+    def forward(self, input):
+        return F.avg_pool2d(input, self.kernel_size, self.stride, self.padding,
+                            self.ceil_mode, self.count_include_pad, self.divisor_override,
+                            _layer="AvgPool2d")
+
+    def extra_repr(self):
+        return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
+
+
+class Upsample(Module):
+    """torch.nn.Upsample: F.interpolate with the stored arguments. As torch,
+    scale_factor is stored as a float (a tuple of floats; 0 or None: None)."""
+
+    def __init__(self, size=None, scale_factor=None, mode="nearest", align_corners=None,
+                 recompute_scale_factor=None):
+        super().__init__()
+        self.name = type(self).__name__
+        self.size = size
+        if isinstance(scale_factor, tuple):
+            self.scale_factor = tuple(float(factor) for factor in scale_factor)
+        else:
+            self.scale_factor = float(scale_factor) if scale_factor else None
+        self.mode = mode
+        self.align_corners = align_corners
+        self.recompute_scale_factor = recompute_scale_factor
+
+    def forward(self, input):
+        return F.interpolate(input, self.size, self.scale_factor, self.mode,
+                             self.align_corners,
+                             recompute_scale_factor=self.recompute_scale_factor,
+                             _layer="Upsample")
+
+    def extra_repr(self):
+        if self.scale_factor is not None:
+            info = "scale_factor=" + repr(self.scale_factor)
+        else:
+            info = "size=" + repr(self.size)
+        return info + ", mode=" + repr(self.mode)

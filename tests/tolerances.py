@@ -72,6 +72,11 @@ TOLERANCES = {
     # pad and dropout: a copy, and x * (1 / (1 - p)) rounded as torch's (given the mask)
     "pad": 0.0,
     "dropout": 0.0,
+    # --- avg_pool2d and interpolate ----------------------------------------
+    "avg_pool2d": 0.0,             # torch's sum order and divisor: bit-exact
+    "interpolate_nearest": 0.0,    # an index copy
+    "interpolate_bilinear": 5e-6,  # times max(1, max|x|); measured 3.7e-6: torch's FMAs and
+                                   # channels-last path round the weights differently
 }
 
 # float64: torch float64 vs longdouble (benchmarks/calibrate_float64.py,
@@ -109,6 +114,10 @@ TOLERANCES_F64 = {
     # pad and dropout: exact, as in float32
     "pad": 0.0,
     "dropout": 0.0,
+    # avg_pool2d and interpolate
+    "avg_pool2d": 0.0,
+    "interpolate_nearest": 0.0,
+    "interpolate_bilinear": 1.5e-14,  # times max(1, max|x|); measured 9.4e-15
 }
 
 # Entries that are the document's blocks / demos (must stay <= ISSUE_BLOCK_BOUND).

@@ -23,11 +23,12 @@
 
 typedef struct {
     sb_error_code code;
-    int type; /* 0 RuntimeError, 1 ValueError, 2 TypeError */
+    int type; /* 0 RuntimeError, 1 ValueError, 2 TypeError, 3 IndexError,
+               * 4 NotImplementedError */
     const char *format;
 } message;
 
-enum { RUNTIME = 0, VALUE = 1, TYPE = 2 };
+enum { RUNTIME = 0, VALUE = 1, TYPE = 2, INDEX = 3, NOT_IMPLEMENTED = 4 };
 
 static const message messages[] = {
     {SB_E_DTYPE, TYPE,
@@ -212,6 +213,22 @@ static const message messages[] = {
     {SB_E_PAD_VALUE_OVERFLOW, RUNTIME,
      "value cannot be converted to type {c0} without overflow"},
     {SB_E_DROPOUT_P, RUNTIME, "dropout probability has to be between 0 and 1, but got {f}"},
+    /* avg_pool2d and interpolate: torch's AveragePool2d.cpp, the IndexError of
+     * input.size(-3), and UpSample.h's checks */
+    {SB_E_AVG_DIVISOR_ZERO, RUNTIME, "divisor must be not zero"},
+    {SB_E_AVG_NO_DIMS, INDEX, "Dimension specified as -3 but tensor has no dimensions"},
+    {SB_E_AVG_DIM_RANGE, INDEX,
+     "Dimension out of range (expected to be in range of [{0}, {1}], but got -3)"},
+    {SB_E_INTERP_SIZES_1D, RUNTIME,
+     "Input and output sizes should be greater than 0, but got input (W: {0}) and output "
+     "(W: {1})"},
+    {SB_E_INTERP_SIZES_2D, RUNTIME,
+     "Input and output sizes should be greater than 0, but got input (H: {0}, W: {1}) "
+     "output (H: {2}, W: {3})"},
+    {SB_E_INTERP_EMPTY, RUNTIME,
+     "Non-empty {0}D data tensor expected but got a tensor with sizes {s0}"},
+    {SB_E_INTERP_NDIM, NOT_IMPLEMENTED,
+     "interpolate has no kernel for a {0}-D input in this mode"},
 };
 
 /* Appends printf-formatted text to buf (of cap bytes) at *len. */
@@ -304,7 +321,8 @@ PyObject *sb_glue_raise(const sb_error *err, const char *layer)
         }
         p = close;
     }
-    PyObject *types[3] = {PyExc_RuntimeError, PyExc_ValueError, PyExc_TypeError};
+    PyObject *types[5] = {PyExc_RuntimeError, PyExc_ValueError, PyExc_TypeError,
+                          PyExc_IndexError, PyExc_NotImplementedError};
     PyErr_SetString(types[m->type], buf);
     return NULL;
 }

@@ -157,5 +157,8 @@ extern PyMethodDef sb_glue_runtime_methods[];
 extern PyMethodDef sb_glue_conv_transpose_methods[];
 /* pad and dropout */
 extern PyMethodDef sb_glue_pad_dropout_methods[];
+/* avg_pool2d and interpolate */
+extern PyMethodDef sb_glue_avg_pool2d_methods[];
+extern PyMethodDef sb_glue_interpolate_methods[];
 
 #endif /* SB_GLUE_H */

@@ -335,4 +335,36 @@ sb_status SB_FN(sb_dropout)(sb_real *out, const sb_real *in, int64_t count, doub
 sb_status SB_FN_(sb_dropout, __ref)(sb_real *out, const sb_real *in, int64_t count, double p,
                                     uint64_t seed);
 
+/* ---- avg_pool2d -------------------------------------------------------- */
+/* torch.nn.functional.avg_pool2d (avg_pool2d.inc): each window's input part
+ * summed row-major in one float, divided by divisor_override (nonzero: given),
+ * else by the window clipped to the padded input (count_include_pad) or to
+ * the input. params' dilation must be 1. out: N x C x OH x OW, in:
+ * N x C x H x W, OH/OW torch's floor or ceil size. */
+sb_status SB_FN(sb_avg_pool2d)(sb_real *out_data, const sb_fmap *out,
+                            const sb_real *in_data, const sb_fmap *in,
+                            const sb_pool2d_params *params, int count_include_pad,
+                            int64_t divisor_override);
+/* Reference, for tests: the same formula per cell; the kernel gives its bits. */
+sb_status SB_FN_(sb_avg_pool2d, __ref)(sb_real *out_data, const sb_fmap *out,
+                                 const sb_real *in_data, const sb_fmap *in,
+                                 const sb_pool2d_params *params, int count_include_pad,
+                                 int64_t divisor_override);
+
+/* ---- interpolate (upsample) ------------------------------------------ */
+/* torch's upsample_nearest1d/2d and upsample_bilinear2d (interpolate.inc)
+ * on N x C x H x W maps (1-D: H = 1 in and out). workspace:
+ * sb_interpolate_<dt>_workspace_elems(out->w) elements, 8-byte aligned (the
+ * column table). Planes are split over the thread pool; each output is
+ * computed the same way whatever the split. */
+int64_t SB_FN_(sb_interpolate, _workspace_elems)(int64_t out_w);
+sb_status SB_FN(sb_interpolate)(sb_real *out_data, const sb_fmap *out,
+                             const sb_real *in_data, const sb_fmap *in,
+                             const sb_interp_params *params, void *workspace);
+/* Reference, for tests: every index and weight computed per output cell by
+ * torch's formulas, single-threaded, no workspace; the kernel gives its bits. */
+sb_status SB_FN_(sb_interpolate, __ref)(sb_real *out_data, const sb_fmap *out,
+                                  const sb_real *in_data, const sb_fmap *in,
+                                  const sb_interp_params *params);
+
 #include "sb_real_end.h"

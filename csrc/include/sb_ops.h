@@ -203,6 +203,14 @@ typedef enum {
     SB_E_PAD_NEGATIVE,         /* v0: input size, v1, v2: the pads, v3: the dim */
     SB_E_PAD_VALUE_OVERFLOW,   /* v0: the input's dtype, which cannot hold the value */
     SB_E_DROPOUT_P,            /* real: p, outside [0, 1] (NaN) */
+    /* avg_pool2d and interpolate */
+    SB_E_AVG_DIVISOR_ZERO,     /* divisor_override == 0 */
+    SB_E_AVG_NO_DIMS,          /* a 0-d input (IndexError) */
+    SB_E_AVG_DIM_RANGE,        /* v0: -ndim, v1: ndim - 1 (IndexError, input.size(-3)) */
+    SB_E_INTERP_SIZES_1D,      /* v0: input W, v1: output W */
+    SB_E_INTERP_SIZES_2D,      /* v0, v1: input H, W; v2, v3: output H, W */
+    SB_E_INTERP_EMPTY,         /* v0: ndim; shape 0: input */
+    SB_E_INTERP_NDIM,          /* v0: ndim (a rank the operator has no kernel for) */
     SB_E_COUNT
 } sb_error_code;
 
@@ -698,6 +706,52 @@ sb_status sb_op_dropout_plan(sb_dropout_plan *plan, const sb_dropout_args *args,
 /* out: the input's shape, C-contiguous; may be the input (in place). */
 sb_status sb_op_dropout_run(const sb_dropout_plan *plan, const sb_dropout_args *args,
                             const sb_tensor *out, void *workspace);
+/* avg_pool2d and interpolate (upsample)                               */
+/* ------------------------------------------------------------------ */
+
+/* torch.nn.functional.avg_pool2d; divisor_override 0: not given. Plans into
+ * sb_pool2d_plan (params' dilation 1). */
+typedef struct {
+    const sb_tensor *input;   /* (N, C, H, W) or (C, H, W) */
+    int64_t kernel[2], stride[2], padding[2];
+    int ceil_mode, count_include_pad;
+    int64_t divisor_override;
+    int has_divisor_override;
+} sb_avg_pool2d_args;
+
+sb_status sb_op_avg_pool2d_plan(sb_pool2d_plan *plan, const sb_avg_pool2d_args *args,
+                                sb_error *err);
+sb_status sb_op_avg_pool2d_run(const sb_pool2d_plan *plan, const sb_avg_pool2d_args *args,
+                               const sb_tensor *out, void *workspace);
+
+/* torch.nn.functional.interpolate's kernels upsample_nearest1d/2d (3-D or
+ * 4-D input) and upsample_bilinear2d (4-D) on the output size torch's Python
+ * resolved; scale[i] > 0 is the scale_factor torch passes on to the kernel
+ * for that axis (height, width; 1-D: width in scale[1]), <= 0: none. */
+typedef enum { SB_INTERP_NEAREST = 0, SB_INTERP_BILINEAR = 1 } sb_interp_mode;
+
+typedef struct {
+    const sb_tensor *input;   /* (N, C, W) or (N, C, H, W) */
+    sb_interp_mode mode;
+    int64_t size[2];          /* output H, W (1-D: size[1] is W) */
+    double scale[2];
+    int align_corners;
+    int num_threads;
+} sb_interpolate_args;
+
+typedef struct {
+    int out_ndim;
+    int64_t out_dims[4];
+    size_t workspace_bytes;
+    sb_fmap in_map, out_map;  /* 1-D: h = 1 */
+    sb_interp_params params;
+} sb_interpolate_plan;
+
+sb_status sb_op_interpolate_plan(sb_interpolate_plan *plan, const sb_interpolate_args *args,
+                                 sb_error *err);
+sb_status sb_op_interpolate_run(const sb_interpolate_plan *plan,
+                                const sb_interpolate_args *args, const sb_tensor *out,
+                                void *workspace);
 
 #ifdef __cplusplus
 }

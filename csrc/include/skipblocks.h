@@ -184,6 +184,16 @@ typedef struct {
 /* ---- pad and dropout ------------------------------------------------ */
 /* sb_pad_constant_<dt> takes at most this many dims (NumPy's limit). */
 #define SB_PAD_MAX_DIMS 64
+/* ------------------------------------------------------------------ */
+/* interpolate (upsample) -- torch.nn.functional.interpolate's          */
+/* 'nearest' and 'bilinear' kernels (interpolate.inc).                  */
+/* ------------------------------------------------------------------ */
+typedef struct {
+    int bilinear;          /* 0: nearest, 1: bilinear */
+    int align_corners;     /* bilinear only */
+    double scale_h, scale_w; /* torch's scale_factor passed on to the kernel; <= 0: none */
+    int shift_always;      /* nearest: a doubled axis shifts even with a scale given */
+} sb_interp_params;
 
 /* Every kernel, once per element type: sb_<op>_f32 on float buffers and
  * sb_<op>_f64 on double buffers, the same contract (sb_kernels_typed.h). */
