@@ -61,7 +61,9 @@ NOT_PROGRAMS = {"test_parallel.c", "test_harness.c"}
 # by mistake), new ones are simply added.
 FAMILIES = ("batch_norm", "conv2d", "elementwise", "linear", "pool", "ukernels")
 EXPECTED_PROGRAMS = ({"status", "operators"} | set(FAMILIES)
-                     | {family + "_f64" for family in FAMILIES})
+                     | {family + "_f64" for family in FAMILIES}
+                     # avg_pool2d and interpolate
+                     | {"resample", "resample_f64"})
 
 # Generous: every program takes a few seconds; the limit only turns a hang
 # (a deadlock in the pool) into a failure.
