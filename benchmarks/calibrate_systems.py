@@ -39,8 +39,8 @@ from tolerances import tolerance  # noqa: E402
 
 def cases():
     """(tolerance entry, label, torch builder, skipblocks builder, input shape)."""
-    yield ("unet", "UNet transposed 1x3x17x19", lambda: ref.UNet(3, 3),
-           lambda: sb.UNet(3, 3), (1, 3, 17, 19))
+    yield ("unet", "UNet transposed 2x3x17x19", lambda: ref.UNet(3, 3),
+           lambda: sb.UNet(3, 3), (2, 3, 17, 19))
     yield ("unet", "UNet transposed 2x3x16x16", lambda: ref.UNet(3, 3),
            lambda: sb.UNet(3, 3), (2, 3, 16, 16))
     yield ("unet", "UNet bilinear 1x3x33x20", lambda: ref.UNet(3, 3, bilinear=True),

@@ -131,7 +131,7 @@ def test_inception_branches_follow_torchvision():
 # ---------------------------------------------------------------------------
 
 # input sizes: odd ones make Up pad (the encoder floors), and H != W
-UNET_SHAPES = [(1, 3, 17, 19), (2, 3, 16, 16), (1, 3, 33, 20)]
+UNET_SHAPES = [(2, 3, 17, 19), (2, 3, 16, 16), (1, 3, 33, 20)]
 
 
 @pytest.mark.parametrize("bilinear", [False, True], ids=["transposed", "bilinear"])

@@ -61,11 +61,11 @@ NOT_PROGRAMS = {"test_parallel.c", "test_harness.c"}
 # by mistake), new ones are simply added.
 FAMILIES = ("batch_norm", "conv2d", "elementwise", "linear", "pool", "ukernels")
 EXPECTED_PROGRAMS = ({"status", "operators"} | set(FAMILIES)
-                     | {family + "_f64" for family in FAMILIES})
-# conv_transpose2d
-EXPECTED_PROGRAMS |= {"conv_transpose2d", "conv_transpose2d_f64"}
-# pad and dropout
-EXPECTED_PROGRAMS |= {"pad", "pad_f64", "dropout", "dropout_f64"}
+                     | {family + "_f64" for family in FAMILIES}
+                     # the document's other systems' layers
+                     | {"conv_transpose2d", "conv_transpose2d_f64"}
+                     | {"pad", "pad_f64", "dropout", "dropout_f64"}
+                     | {"resample", "resample_f64"})
 
 # Generous: every program takes a few seconds; the limit only turns a hang
 # (a deadlock in the pool) into a failure.
