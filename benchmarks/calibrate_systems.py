@@ -10,6 +10,9 @@ tests' metric (skipblocks.reference.parity_error) for
 
 * torch float32 against torch float64 -- the rounding error of an accurate
   float32 computation, which the float32 bound is a small multiple of;
+  and the same three for the BatchNorm running statistics after train-mode
+  forwards (the ``unet_running_stats`` bound; the blocks' statistics stay
+  within the layers' ``running_stats``);
 * skipblocks float32 against torch float32 -- what the float32 test checks;
 * skipblocks float64 against torch float64 -- what the float64 test checks
   (both sides accurate to ~1e-16 per operation; the float64 bound is a small
@@ -29,6 +32,7 @@ from torch import nn
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "tests"))
+sys.path.insert(0, os.path.dirname(HERE))  # the checkout's skipblocks, when not installed
 
 import skipblocks as sb  # noqa: E402
 from skipblocks.reference import parity_error  # noqa: E402
@@ -39,12 +43,12 @@ from tolerances import tolerance  # noqa: E402
 
 def cases():
     """(tolerance entry, label, torch builder, skipblocks builder, input shape)."""
-    yield ("unet", "UNet transposed 2x3x17x19", lambda: ref.UNet(3, 3),
-           lambda: sb.UNet(3, 3), (2, 3, 17, 19))
-    yield ("unet", "UNet transposed 2x3x16x16", lambda: ref.UNet(3, 3),
-           lambda: sb.UNet(3, 3), (2, 3, 16, 16))
-    yield ("unet", "UNet bilinear 1x3x33x20", lambda: ref.UNet(3, 3, bilinear=True),
-           lambda: sb.UNet(3, 3, bilinear=True), (1, 3, 33, 20))
+    for bilinear in (False, True):
+        for shape in ((2, 3, 17, 19), (2, 3, 16, 16), (2, 3, 33, 20)):  # the tests' shapes
+            yield ("unet", "UNet %s %s" % ("bilinear" if bilinear else "transposed",
+                                           "x".join(map(str, shape))),
+                   lambda b=bilinear: ref.UNet(3, 3, bilinear=b),
+                   lambda b=bilinear: sb.UNet(3, 3, bilinear=b), shape)
     yield ("se_residual_block", "SEResidualBlock(64, 64) 2x64x14x14",
            lambda: ref.SEResidualBlock(64, 64), lambda: sb.SEResidualBlock(64, 64),
            (2, 64, 14, 14))
@@ -80,23 +84,42 @@ def measure(entry, label, make_torch, make_sb, shape, seed):
             r64 = t64(torch.from_numpy(x.astype(np.float64))).numpy()
         o32, o64 = s32(x), s64(x.astype(np.float64))
         rows.append((training, parity_error(r32, r64), parity_error(o32, r32),
-                     parity_error(o64, r64)))
+                     parity_error(o64, r64)) + stats_errors(t32, t64, s32, s64))
     return rows
 
 
+def stats_errors(t32, t64, s32, s64):
+    """The running statistics' errors, as the outputs': (torch32 vs torch64,
+    sb32 vs torch32, sb64 vs torch64), the largest over every BatchNorm."""
+    worst = [0.0, 0.0, 0.0]
+    d32, d64, e32, e64 = (m.state_dict() for m in (t32, t64, s32, s64))
+    for key in d32:
+        if key.endswith(("running_mean", "running_var")):
+            a32, a64 = d32[key].numpy(), d64[key].numpy()
+            errs = (parity_error(a32, a64), parity_error(e32[key], a32),
+                    parity_error(e64[key], a64))
+            worst = [max(w, e) for w, e in zip(worst, errs)]
+    return tuple(worst)
+
+
 def main():
-    print("%-46s %5s  %10s %10s %8s  %10s %8s" % (
-        "case", "mode", "torch32-64", "sb32-t32", "bound32", "sb64-t64", "bound64"))
+    print("%-44s %5s %-6s %10s %10s %8s  %10s %8s" % (
+        "case", "mode", "what", "torch32-64", "sb32-t32", "bound32", "sb64-t64", "bound64"))
     for entry, label, make_torch, make_sb, shape in cases():
         worst = {}
         for seed in range(3):
-            for training, own, e32, e64 in measure(entry, label, make_torch, make_sb, shape, seed):
-                w = worst.setdefault(training, [0.0, 0.0, 0.0])
-                worst[training] = [max(a, b) for a, b in zip(w, (own, e32, e64))]
-        for training, (own, e32, e64) in worst.items():
-            print("%-46s %5s  %10.2e %10.2e %8.0e  %10.2e %8.0e" % (
-                label, "train" if training else "eval", own, e32, tolerance(entry),
-                e64, tolerance(entry, dtype="float64")))
+            for row in measure(entry, label, make_torch, make_sb, shape, seed):
+                w = worst.setdefault(row[0], [0.0] * 6)
+                worst[row[0]] = [max(a, b) for a, b in zip(w, row[1:])]
+        stats_entry = entry + "_running_stats" if entry == "unet" else "running_stats"
+        for training, errs in worst.items():
+            for what, (own, e32, e64), key in (("output", errs[:3], entry),
+                                               ("stats", errs[3:], stats_entry)):
+                if what == "stats" and not training:
+                    continue  # eval mode leaves the statistics as they were
+                print("%-44s %5s %-6s %10.2e %10.2e %8.0e  %10.2e %8.0e" % (
+                    label, "train" if training else "eval", what, own, e32,
+                    tolerance(key), e64, tolerance(key, dtype="float64")))
 
 
 if __name__ == "__main__":
