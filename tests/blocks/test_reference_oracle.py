@@ -11,7 +11,8 @@ from torch import nn
 
 from skipblocks import reference as ref
 
-from tolerances import BLOCK_OPS, ISSUE_BLOCK_BOUND, TOLERANCES, tolerance
+from tolerances import (BLOCK_OPS, ISSUE_BLOCK_BOUND, NETWORK_BOUND, NETWORK_OPS, TOLERANCES,
+                        tolerance)
 
 
 def test_tolerance_table_sane():
@@ -19,8 +20,10 @@ def test_tolerance_table_sane():
         assert 0 < TOLERANCES[op] <= ISSUE_BLOCK_BOUND, op
     for op in ("relu", "max_pool2d", "cat"):
         assert TOLERANCES[op] == 0.0, op
+    for op in NETWORK_OPS:
+        assert 0 < TOLERANCES[op] <= NETWORK_BOUND, op
     for op, tol in TOLERANCES.items():
-        assert tol <= 2e-5, (op, tol)
+        assert op in NETWORK_OPS or tol <= 2e-5, (op, tol)
     assert tolerance("conv2d", fan_in=9) == TOLERANCES["conv2d"]
     assert tolerance("conv2d", fan_in=1024) == pytest.approx(2 * TOLERANCES["conv2d"])
 
