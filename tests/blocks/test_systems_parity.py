@@ -13,6 +13,8 @@ from torch import nn
 import skipblocks as sb
 from skipblocks.reference import systems as ref
 
+from tolerances import tolerance
+
 from helpers import (as_dtype, assert_parity, assert_state_dict_parity, load_from_torch, randn,
                      randomize_, to_torch)
 
@@ -307,3 +309,20 @@ def test_inception_writes_no_stale_channels(rng):
         out = sm(x)
         assert not np.isnan(out).any()
         assert_parity(out, plain, "inception")
+
+
+@pytest.mark.parametrize("bilinear", [False, True], ids=["transposed", "bilinear"])
+def test_unet_parity_table(bilinear, rng):
+    """skipblocks.parity.compare on a whole U-Net: one row per layer call,
+    ConvTranspose2d or Upsample included, Up's two inputs handled; every row
+    within the network's bound, in train and eval mode (at 32x32, whose
+    bottleneck BatchNorms see 8 values per channel)."""
+    from skipblocks import parity
+    tm = randomize_(ref.UNet(3, 2, bilinear=bilinear))
+    table = parity.compare(tm, sb.UNet(3, 2, bilinear=bilinear),
+                           randn(rng, 2, 3, 32, 32), mode="both")
+    text = str(table)
+    up_type = "Upsample" if bilinear else "ConvTranspose2d"
+    assert any("up1.up" in line and up_type in line for line in text.splitlines()), text
+    assert table.over(tolerance("unet")) == [], text
+    assert table.worst <= tolerance("unet")
