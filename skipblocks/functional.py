@@ -362,9 +362,12 @@ def pad(input, pad, mode="constant", value=None, *, _layer="pad"):
     entries); a negative entry crops. ``mode="constant"`` fills with
     ``value`` (None: 0), cast to the input's dtype, on any rank; the result
     is a new array, an exact copy of the input's elements. 'reflect',
-    'replicate' and 'circular' pass torch's argument checks and then raise
-    NotImplementedError (skipblocks has no kernel for them). Every check and
-    message is torch's (PadNd.cpp), prefixed with ``_layer``."""
+    'replicate' and 'circular' pass the checks torch makes for every mode
+    (the pad's length, a value given with them) and then raise
+    NotImplementedError (skipblocks has no kernel for them), before the
+    checks torch makes for those modes alone (supported ranks, sizes). Every
+    check made is torch's (PadNd.cpp), with its message, prefixed with
+    ``_layer``."""
     pads = _pad_ints(pad, _layer)
     if not isinstance(mode, str):
         raise TypeError(f"{_layer}: pad(): argument 'mode' (position 3) must be str, not "
@@ -401,6 +404,10 @@ def dropout(input, p=0.5, training=True, inplace=False, *, _layer="dropout"):
     # generator (and later initialisations) as they were, as in torch
     seed = _random.seed64() if training and p != 0.0 else 0
     if not inplace:
+        return _C.dropout(_layer, _arg(input), p, training, seed)
+    if not training or p == 0.0:
+        # nothing is computed, so nothing is written: torch returns its input
+        # as it is, whatever it is (the operator still checks p and the input)
         return _C.dropout(_layer, _arg(input), p, training, seed)
     _check_inplace(input, _layer)
     if input.flags.c_contiguous and input.flags.aligned:
@@ -476,7 +483,12 @@ def interpolate(input, size=None, scale_factor=None, mode="nearest", align_corne
                     f"{[type(x) for x in size]}")
             out_size = [int(x) for x in size]
         else:
-            out_size = [int(size)] * dim
+            if isinstance(size, bool) or not hasattr(size, "__index__"):
+                # torch's argument parser refuses it (its message lists the
+                # overloads; this one names the argument)
+                raise TypeError(f"{_layer}: size must be an int or a tuple of ints, got "
+                                f"{size!r}")
+            out_size = [operator.index(size)] * dim
     elif scale_factor is not None:
         out_size = None
         if isinstance(scale_factor, (list, tuple)):
@@ -505,8 +517,13 @@ def interpolate(input, size=None, scale_factor=None, mode="nearest", align_corne
         raise ValueError(f"{_layer}: Anti-alias option is restricted to bilinear, bicubic, "
                          "and lanczos modes and requires a 4-D tensor as input")
     if out_size is None:
-        # torch's C++ compute_output_size: (int64) (double(in) * scale)
-        out_size = [int(float(spatial[i]) * scales[i]) for i in range(dim)]
+        # torch's C++ compute_output_size: (int64) (double(in) * scale), which
+        # refuses a product that is not finite
+        products = [float(spatial[i]) * scales[i] for i in range(dim)]
+        if not all(np.isfinite(v) for v in products):
+            raise RuntimeError(f"{_layer}: value cannot be converted to type int64_t without "
+                               "overflow")
+        out_size = [int(v) for v in products]
     kernel_scales = (-1.0, -1.0) if scales is None else \
         ((-1.0, scales[0]) if dim == 1 else (scales[0], scales[1]) if dim == 2 else None)
     if mode == "nearest" and ndim in (3, 4):

@@ -78,8 +78,9 @@ TOLERANCES = {
     # --- avg_pool2d and interpolate ----------------------------------------
     "avg_pool2d": 0.0,             # torch's sum order and divisor: bit-exact
     "interpolate_nearest": 0.0,    # an index copy
-    "interpolate_bilinear": 5e-6,  # times max(1, max|x|); measured 3.7e-6: torch's FMAs and
-                                   # channels-last path round the weights differently
+    "interpolate_bilinear": 2e-5,  # times max(1, max|x|); sb vs torch <= 8.2e-6, torch f32 vs
+                                   # f64 itself <= 1.9e-5 (its float scale and index weights;
+                                   # maps up to 200x200, scale 1.99)
 }
 
 # float64: torch float64 vs longdouble (benchmarks/calibrate_float64.py,
@@ -121,7 +122,7 @@ TOLERANCES_F64 = {
     # avg_pool2d and interpolate
     "avg_pool2d": 0.0,
     "interpolate_nearest": 0.0,
-    "interpolate_bilinear": 1.5e-14,  # times max(1, max|x|); measured 9.4e-15
+    "interpolate_bilinear": 4e-14,  # times max(1, max|x|); measured <= 1.5e-14
 }
 
 # Whole networks (U-Net; the networks issue's ceiling): their train-mode

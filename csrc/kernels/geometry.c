@@ -36,10 +36,9 @@ int64_t sb_pool2d_out_size(int64_t in, int64_t kernel, int64_t stride,
         return 0;
     const int64_t num = in + 2 * pad - dilation * (kernel - 1) - 1 +
                         (ceil_mode ? stride - 1 : 0);
-    /* torch's div_rtn floors; num < 0 means the window does not fit. */
-    if (num < 0)
-        return 0;
-    int64_t out = num / stride + 1;
+    /* torch's div_rtn floors: num < 0 means the window does not fit, and
+     * the (non-positive) size is what torch's "too small" message prints */
+    int64_t out = (num >= 0 ? num / stride : -((-num + stride - 1) / stride)) + 1;
     /* The last window must start inside the input or the left padding. */
     if (ceil_mode && (out - 1) * stride >= in + pad)
         out--;

@@ -116,3 +116,19 @@ def test_repr_attributes_state(config):
 
 def test_exports():
     assert "AvgPool2d" in sb.__all__ and "avg_pool2d" in sb.functional.__all__
+
+
+@pytest.mark.parametrize("case", [((1, 1, 1, 1), (1, 5), 1, 0, False),
+                                  ((1, 1, 3, 3), (1, 9), (1, 2), 0, True),
+                                  ((2, 1, 1, 1), (1, 5), 1, 0, True)])
+@pytest.mark.parametrize("pool", ["avg_pool2d", "max_pool2d"])
+def test_too_small_message_prints_torchs_negative_size(case, pool):
+    """torch's "Output size is too small" prints the floored, negative size."""
+    shape, kernel, stride, padding, ceil_mode = case
+    x = np.zeros(shape, np.float32)
+    with pytest.raises(RuntimeError) as theirs:
+        getattr(torch.nn.functional, pool)(torch.from_numpy(x), kernel, stride, padding,
+                                           ceil_mode=ceil_mode)
+    with pytest.raises(RuntimeError) as ours:
+        getattr(sb.functional, pool)(x, kernel, stride, padding, ceil_mode=ceil_mode)
+    assert str(ours.value) == f"{pool}: {theirs.value}"

@@ -343,3 +343,22 @@ def test_packed_cache_rebuilt_after_weight_change(rng):
 
 def test_exported():
     assert "ConvTranspose2d" in sb.__all__ and "conv_transpose2d" in sbF.__all__
+
+
+def test_output_of_size_zero_follows_torch_per_dtype(dtype):
+    """An output of size exactly 0: torch's float32 (oneDNN) path returns an
+    empty array, its float64 (slow) path refuses it; skipblocks does each."""
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((2, 3, 1, 3)).astype(dtype)
+    w = rng.standard_normal((3, 2, 2, 5)).astype(dtype)
+    kwargs = dict(stride=(2, 3), padding=(1, 0), output_padding=(0, 1), dilation=(1, 3))
+    try:
+        expected = torch.nn.functional.conv_transpose2d(torch.from_numpy(x),
+                                                        torch.from_numpy(w), **kwargs)
+    except RuntimeError as exc:
+        with pytest.raises(RuntimeError) as ours:
+            sb.functional.conv_transpose2d(x, w, **kwargs)
+        assert str(ours.value) == "conv_transpose2d: " + str(exc)
+    else:
+        got = sb.functional.conv_transpose2d(x, w, **kwargs)
+        assert got.shape == tuple(expected.shape) == (2, 2, 0, 20) and got.dtype == dtype

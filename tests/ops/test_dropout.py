@@ -185,3 +185,20 @@ def test_errors_match_torch(p, training):
         # torch's constructor lets NaN through; its forward raises
         m, tm = sb.Dropout(p), torch.nn.Dropout(p)
         _errors(lambda: m(x), lambda: tm(t), "Dropout")
+
+
+def test_inplace_without_computation_returns_any_input_itself():
+    """Eval mode or p == 0 compute nothing, so inplace=True writes nothing
+    and, as torch, returns the input object whatever it is: a read-only
+    array, an integer array."""
+    read_only = np.ones(4, np.float32)
+    read_only.flags.writeable = False
+    integers = np.arange(4)
+    for x in (read_only, integers):
+        assert sb.Dropout(inplace=True).eval()(x) is x
+        assert sb.functional.dropout(x, 0.0, True, True) is x
+        assert sb.functional.dropout(x, 0.5, False, True) is x
+    t = torch.arange(4)
+    assert torch.nn.Dropout(inplace=True).eval()(t) is t
+    with pytest.raises(ValueError, match="inplace=True"):
+        sb.functional.dropout(read_only, 0.5, True, True)

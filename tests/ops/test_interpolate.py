@@ -12,13 +12,18 @@ from tolerances import tolerance
 NEAREST = [dict(scale_factor=2), dict(scale_factor=1.7), dict(scale_factor=2.1),
            dict(scale_factor=0.6), dict(scale_factor=(2.1, 1.3)), dict(scale_factor=(1.3, 2.1)),
            dict(size=(14, 18)), dict(size=(8, 8)), dict(size=(5, 3)),
-           dict(scale_factor=1.7, recompute_scale_factor=True), dict(scale_factor=3)]
+           dict(scale_factor=1.7, recompute_scale_factor=True), dict(scale_factor=3),
+           # sizes kept by a scale: torch's generic kernel (oh + ow > 128) still
+           # scales, its small-output one copies
+           dict(scale_factor=1.01), dict(scale_factor=(1.1, 1.0))]
 BILINEAR = [dict(scale_factor=2, align_corners=True), dict(scale_factor=2),
             dict(scale_factor=1.7), dict(size=(8, 11)), dict(size=(8, 11), align_corners=True),
             dict(scale_factor=0.6), dict(size=(3, 1)), dict(size=(1, 1), align_corners=True),
             dict(scale_factor=(2.5, 0.7)), dict(scale_factor=(2.5, 0.7), align_corners=True),
             dict(scale_factor=1.7, recompute_scale_factor=True)]
-SHAPES = [(1, 1, 5, 5), (2, 3, 7, 9), (1, 4, 70, 9), (1, 2, 7, 80), (0, 2, 6, 6)]
+# (1, 2, 70, 70) and (1, 1, 100, 131): outputs with oh + ow > 128, torch's generic kernels
+SHAPES = [(1, 1, 5, 5), (2, 3, 7, 9), (1, 4, 70, 9), (1, 2, 7, 80), (0, 2, 6, 6),
+          (1, 2, 70, 70), (1, 1, 100, 131)]
 
 
 def _check(got, expected, x, op, dtype):
@@ -42,7 +47,8 @@ def test_nearest_2d(config, shape, dtype, rng):
 
 
 @pytest.mark.parametrize("config", [dict(scale_factor=2), dict(scale_factor=2.1),
-                                    dict(size=7), dict(scale_factor=0.5), dict(size=(13,))])
+                                    dict(size=7), dict(scale_factor=0.5), dict(size=(13,)),
+                                    dict(scale_factor=1.01), dict(scale_factor=1.1)])
 @pytest.mark.parametrize("shape", [(1, 1, 5), (2, 300, 7), (3, 2, 11)])
 def test_nearest_1d(config, shape, dtype, rng):
     x = rng.standard_normal(shape).astype(dtype)
@@ -174,3 +180,20 @@ def test_upsample_repr_attributes(kwargs):
 
 def test_exports():
     assert "Upsample" in sb.__all__ and "interpolate" in sb.functional.__all__
+
+
+@pytest.mark.parametrize("kwargs", [dict(scale_factor=float("nan")), dict(scale_factor=float("inf")),
+                                    dict(scale_factor=float("nan"), recompute_scale_factor=True),
+                                    dict(scale_factor=float("inf"), recompute_scale_factor=True),
+                                    dict(size=3.5)])
+def test_sizes_torch_refuses(kwargs):
+    """A non-finite scale (torch's int64 conversion, or Python's int() when
+    recomputed) and a fractional size raise torch's exception types; the
+    scale's message is torch's too."""
+    x = np.zeros((1, 1, 4, 4), np.float32)
+    with pytest.raises(Exception) as theirs:
+        F.interpolate(torch.from_numpy(x), **kwargs)
+    with pytest.raises(type(theirs.value)) as ours:
+        sb.functional.interpolate(x, **kwargs)
+    if "size" not in kwargs:
+        assert str(ours.value) in (str(theirs.value), "interpolate: " + str(theirs.value))
