@@ -70,6 +70,24 @@ def _check_shape(layer, shape):
     return shape
 
 
+def _conv_extra_repr(conv):
+    """torch's _ConvNd.extra_repr: the arguments that differ from their
+    defaults (output_padding exists on transposed convolutions only)."""
+    s = f"{conv.in_channels}, {conv.out_channels}, kernel_size={conv.kernel_size}, " \
+        f"stride={conv.stride}"
+    if conv.padding != (0, 0):
+        s += f", padding={conv.padding}"
+    if conv.dilation != (1, 1):
+        s += f", dilation={conv.dilation}"
+    if getattr(conv, "output_padding", (0, 0)) != (0, 0):
+        s += f", output_padding={conv.output_padding}"
+    if conv.groups != 1:
+        s += f", groups={conv.groups}"
+    if conv.bias is None:
+        s += ", bias=False"
+    return s
+
+
 def _kaiming_uniform_bound(fan_in):
     """torch's default init for conv and linear layers, kaiming_uniform_ with
     a=sqrt(5), is uniform on +-1/sqrt(fan_in); so is the bias."""
@@ -203,17 +221,7 @@ class Conv2d(Module):
                 self._symmetric_padding(), self.dilation, self.groups)
 
     def extra_repr(self):
-        s = f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, " \
-            f"stride={self.stride}"
-        if self.padding != (0, 0):
-            s += f", padding={self.padding}"
-        if self.dilation != (1, 1):
-            s += f", dilation={self.dilation}"
-        if self.groups != 1:
-            s += f", groups={self.groups}"
-        if self.bias is None:
-            s += ", bias=False"
-        return s
+        return _conv_extra_repr(self)
 
 
 class BatchNorm2d(Module):
@@ -575,19 +583,9 @@ class ConvTranspose2d(Module):
         return packed
 
     def extra_repr(self):
-        s = f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, " \
-            f"stride={self.stride}"
-        if self.padding != (0, 0):
-            s += f", padding={self.padding}"
-        if self.dilation != (1, 1):
-            s += f", dilation={self.dilation}"
-        if self.output_padding != (0, 0):
-            s += f", output_padding={self.output_padding}"
-        if self.groups != 1:
-            s += f", groups={self.groups}"
-        if self.bias is None:
-            s += ", bias=False"
-        return s
+        return _conv_extra_repr(self)
+
+
 # ---- pad and dropout; Flatten, Identity ------------------------------------
 
 class Dropout(Module):
