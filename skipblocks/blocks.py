@@ -139,7 +139,7 @@ class ResidualBlock(Module):
         return out
 
     @staticmethod
-    def _match_residual(residual, shape):
+    def _match_residual(residual, shape, layer="ResidualBlock"):
         if residual.shape == tuple(shape):
             return residual
         # torch broadcasts `out + residual`; allow what broadcasts to out's shape.
@@ -154,9 +154,9 @@ class ResidualBlock(Module):
             db = b[-i] if i <= len(b) else 1
             if da != db and da != 1 and db != 1:
                 raise RuntimeError(
-                    f"ResidualBlock: The size of tensor a ({da}) must match the size of "
+                    f"{layer}: The size of tensor a ({da}) must match the size of "
                     f"tensor b ({db}) at non-singleton dimension {max(len(a), len(b)) - i}")
-        raise RuntimeError(f"ResidualBlock: the output has shape {a} but the residual has "
+        raise RuntimeError(f"{layer}: the output has shape {a} but the residual has "
                            f"shape {b}")
 
 
@@ -378,7 +378,8 @@ class SEResidualBlock(ResidualBlock):
         out = self.se(out)
         if getattr(out, "dtype", x.dtype) != residual.dtype:  # layers of another dtype
             residual = F.as_real(residual, "SEResidualBlock", "residual", out.dtype)
-        return _C.add_relu("SEResidualBlock", out, self._match_residual(residual, out.shape))
+        return _C.add_relu("SEResidualBlock", out,
+                           self._match_residual(residual, out.shape, "SEResidualBlock"))
 
 
 # The document's names.

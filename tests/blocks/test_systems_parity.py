@@ -326,3 +326,16 @@ def test_unet_parity_table(bilinear, rng):
     assert any("up1.up" in line and up_type in line for line in text.splitlines()), text
     assert table.over(tolerance("unet")) == [], text
     assert table.worst <= tolerance("unet")
+
+
+def test_se_residual_block_names_itself_in_a_residual_mismatch(rng):
+    """No downsample where the channels change: torch's broadcasting error,
+    naming the block the user built."""
+    tm, sm = ref.SEResidualBlock(4, 8, reduction=2), sb.SEResidualBlock(4, 8, reduction=2)
+    x = randn(rng, 1, 4, 5, 5)
+    with pytest.raises(RuntimeError) as theirs:
+        with torch.no_grad():
+            tm(to_torch(x))
+    with pytest.raises(RuntimeError) as ours:
+        sm(x)
+    assert str(ours.value) == "SEResidualBlock: " + str(theirs.value)
