@@ -70,6 +70,20 @@ def _check_shape(layer, shape):
     return shape
 
 
+def _check_conv_channels(layer, in_channels, out_channels, groups):
+    """_ConvNd's checks of the channel counts and groups, in torch's order;
+    returns the counts as ints."""
+    in_channels = _check_count(layer, "in_channels", in_channels, 0)
+    out_channels = _check_count(layer, "out_channels", out_channels, 0)
+    if not isinstance(groups, numbers.Integral) or groups <= 0:
+        raise ValueError(f"{layer}: groups must be a positive integer")
+    if in_channels % groups != 0:
+        raise ValueError(f"{layer}: in_channels must be divisible by groups")
+    if out_channels % groups != 0:
+        raise ValueError(f"{layer}: out_channels must be divisible by groups")
+    return in_channels, out_channels
+
+
 def _conv_extra_repr(conv):
     """torch's _ConvNd.extra_repr: the arguments that differ from their
     defaults (output_padding exists on transposed convolutions only)."""
@@ -104,14 +118,8 @@ class Conv2d(Module):
         name = "Conv2d"
         dtype = _check_factory_kwargs(name, device, dtype)
         self._dtype = dtype  # what the parameters below are made in
-        in_channels = _check_count(name, "in_channels", in_channels, 0)
-        out_channels = _check_count(name, "out_channels", out_channels, 0)
-        if not isinstance(groups, numbers.Integral) or groups <= 0:
-            raise ValueError(f"{name}: groups must be a positive integer")
-        if in_channels % groups != 0:
-            raise ValueError(f"{name}: in_channels must be divisible by groups")
-        if out_channels % groups != 0:
-            raise ValueError(f"{name}: out_channels must be divisible by groups")
+        in_channels, out_channels = _check_conv_channels(name, in_channels, out_channels,
+                                                         groups)
         if isinstance(padding, str) and padding not in ("same", "valid"):
             raise ValueError(f"{name}: Invalid padding string {padding!r}, should be one of "
                              "{'valid', 'same'}")
@@ -493,14 +501,8 @@ class ConvTranspose2d(Module):
             raise ValueError(f'{name}: Only "zeros" padding mode is supported for {name}')
         dtype = _check_factory_kwargs(name, device, dtype)
         self._dtype = dtype  # what the parameters below are made in
-        in_channels = _check_count(name, "in_channels", in_channels, 0)
-        out_channels = _check_count(name, "out_channels", out_channels, 0)
-        if not isinstance(groups, numbers.Integral) or groups <= 0:
-            raise ValueError(f"{name}: groups must be a positive integer")
-        if in_channels % groups != 0:
-            raise ValueError(f"{name}: in_channels must be divisible by groups")
-        if out_channels % groups != 0:
-            raise ValueError(f"{name}: out_channels must be divisible by groups")
+        in_channels, out_channels = _check_conv_channels(name, in_channels, out_channels,
+                                                         groups)
         self.in_channels = in_channels
         self.out_channels = out_channels
         self.kernel_size = F.pair(kernel_size, "kernel_size", name)
