@@ -59,6 +59,8 @@ from .layers import ConvTranspose2d
 # avg_pool2d and interpolate
 from .layers import AvgPool2d, Upsample
 from .random import manual_seed
+# weight files: torch .pt/.pth, .safetensors, .npz
+from .serialization import WeightsFileError, load, save, state_dict_from
 from .runtime import available_isas, get_isa, get_num_threads, set_isa, set_num_threads
 from .unet import DoubleConv, Down, OutConv, UNet, Up
 # pad and dropout; Flatten, Identity, ModuleList
@@ -82,4 +84,6 @@ __all__ = [
     "Dropout", "Flatten", "Identity", "ModuleList", "flatten",
     # avg_pool2d and interpolate
     "AvgPool2d", "Upsample",
+    # weight files
+    "load", "save", "state_dict_from", "WeightsFileError",
 ]

@@ -1,0 +1,422 @@
+"""The allow-listed unpickler for torch files: nothing in a file is executed.
+
+A torch ``.pt``/``.pth`` file is a pickle. Unpickling a pickle from a stranger
+with Python's ``pickle.load`` runs whatever functions it names. This module
+reads one the way torch 2.13's ``weights_only=True`` loader does
+(``torch/_weights_only_unpickler.py``), without torch:
+
+1. The opcode stream is scanned first (``pickletools.genops``, which parses
+   and builds nothing). Opcodes that instantiate classes by name or by an
+   extension registry (INST, OBJ, EXT1/2/4, NEWOBJ_EX), text persistent ids
+   (PERSID) and out-of-band buffers are refused.
+2. ``pickle.Unpickler`` then runs with ``find_class`` answered from a fixed
+   table, ``ALLOWED``: the globals torch's loader allows, each mapped to a
+   skipblocks stand-in that builds NumPy arrays and plain Python objects and
+   validates its arguments (sizes, strides and offsets against the storage
+   they index). Quantized, sparse, nested, meta and subclass tensors are
+   refused by name (``REFUSED``); any other global is refused with its name.
+   Nothing is imported and no attribute is looked up by name.
+3. Storages come through ``persistent_load`` from the format reader
+   (``torch_format``), which checks every declared size against the file
+   before it allocates.
+
+The stand-ins return NumPy arrays, dicts, lists, tuples, sets and Python
+scalars only, so the objects a pickle can reach have no methods the pickle
+machinery would call with file data (``__setstate__``, ``append``,
+``__setitem__``) other than those of these plain types.
+"""
+import io
+import pickle
+import pickletools
+from collections import Counter, OrderedDict
+
+import numpy as np
+
+from ._common import DTYPES, FileProblem, RawTensor, check_shape
+
+# -- stand-ins for torch's globals ------------------------------------------
+
+
+class StorageType:
+    """torch.<X>Storage / torch.storage.UntypedStorage in a persistent id."""
+    __slots__ = ("name", "dtype", "untyped")
+
+    def __init__(self, name, dtype, untyped=False):
+        self.name, self.dtype, self.untyped = name, dtype, untyped
+
+    def __setstate__(self, state):
+        raise FileProblem(f"BUILD on torch.{self.name} is not allowed")
+
+    def __repr__(self):
+        return f"torch.{self.name}"
+
+
+class TorchDtype:
+    """torch.<dtype>, as the dtype argument of _rebuild_tensor_v3."""
+    __slots__ = ("dtype",)
+
+    def __init__(self, dtype):
+        self.dtype = dtype
+
+    def __setstate__(self, state):
+        raise FileProblem(f"BUILD on torch.{self.dtype.name} is not allowed")
+
+    def __repr__(self):
+        return f"torch.{self.dtype.name}"
+
+
+class TensorClass:
+    """torch.Tensor and torch's legacy tensor classes, as the new type of
+    _rebuild_from_type_v2."""
+    __slots__ = ("name",)
+
+    def __init__(self, name):
+        self.name = name
+
+    def __setstate__(self, state):
+        raise FileProblem(f"BUILD on {self.name} is not allowed")
+
+    def __repr__(self):
+        return self.name
+
+
+def _is_tensor(obj):
+    return isinstance(obj, (np.ndarray, RawTensor))
+
+
+class Parameter:
+    """torch.nn.parameter.Parameter(data, requires_grad): the data itself
+    (skipblocks has no gradient flag on arrays)."""
+
+    def __new__(cls, data=None, requires_grad=True):
+        if not _is_tensor(data):
+            raise FileProblem(f"torch.nn.Parameter needs a tensor, got {type(data).__name__}")
+        return data
+
+
+class Size:
+    """torch.Size(sizes): a tuple of ints."""
+
+    def __new__(cls, sizes=()):
+        if not isinstance(sizes, (tuple, list)) or any(type(s) is not int for s in sizes):
+            raise FileProblem(f"torch.Size needs a sequence of ints, got {sizes!r:.80}")
+        return tuple(sizes)
+
+
+class Device:
+    """torch.device(type[, index]): the device string (every tensor is read
+    into host memory, as torch.load(map_location="cpu") does)."""
+
+    def __new__(cls, kind="cpu", index=None):
+        if not isinstance(kind, str) or not (index is None or type(index) is int):
+            raise FileProblem(f"torch.device needs a string and an optional index, got "
+                              f"{kind!r:.40}, {index!r:.40}")
+        return kind if index is None else f"{kind}:{index}"
+
+
+_LATIN1 = ("latin1", "latin-1", "iso-8859-1", "iso8859-1", "l1")
+
+
+def _codecs_encode(obj, encoding="utf-8", errors="strict"):
+    """_codecs.encode, as protocol 2 pickles bytes: encode(str, 'latin1')."""
+    if not isinstance(obj, str) or encoding.lower() not in _LATIN1 + ("utf-8", "utf8"):
+        raise FileProblem(f"_codecs.encode is allowed only to turn a str into bytes with "
+                          f"latin1 or utf-8, got {type(obj).__name__} with {encoding!r:.40}")
+    return obj.encode(encoding, "strict")
+
+
+def _bytearray(source=b"", encoding=None):
+    """builtins.bytearray from bytes, or from a str and latin1 as protocol 2
+    pickles it; never from an int (which would allocate that many bytes)."""
+    if isinstance(source, (bytes, bytearray)) and encoding is None:
+        return bytearray(source)
+    if isinstance(source, str) and isinstance(encoding, str) and encoding.lower() in _LATIN1:
+        return bytearray(source, "latin-1")
+    raise FileProblem(f"bytearray is allowed only from bytes or a latin1 str, got "
+                      f"{type(source).__name__}")
+
+
+def _tensor(storage, storage_offset, size, stride, dtype, what):
+    """The array a storage view describes, after checking every number."""
+    from .torch_format import Storage
+    if not isinstance(storage, Storage):
+        raise FileProblem(f"{what}: the storage argument is a {type(storage).__name__}, not a "
+                          f"storage")
+    if type(storage_offset) is not int or storage_offset < 0:
+        raise FileProblem(f"{what}: storage offset {storage_offset!r:.40} must be a "
+                          f"non-negative int")
+    if not isinstance(stride, (tuple, list)) or any(type(s) is not int or s < 0 for s in stride):
+        raise FileProblem(f"{what}: stride {stride!r:.80} must be non-negative ints")
+    shape, numel = check_shape(size, what)
+    if len(shape) != len(stride):
+        raise FileProblem(f"{what}: size {list(shape)} and stride {list(stride)} differ in "
+                          f"length")
+    elements = storage.elements(dtype)
+    count = elements.shape[0]
+    if numel == 0:
+        if storage_offset > count:
+            raise FileProblem(f"{what}: storage offset {storage_offset} is past the end of a "
+                              f"storage of {count} elements")
+        view = elements[:0].reshape(shape)
+    else:
+        last = storage_offset + sum((n - 1) * s for n, s in zip(shape, stride))
+        if last >= count:
+            raise FileProblem(f"{what}: size {list(shape)}, stride {list(stride)} and offset "
+                              f"{storage_offset} reach element {last} of a storage of {count} "
+                              f"elements")
+        contiguous, expected = True, 1
+        for n, s in zip(reversed(shape), reversed(stride)):
+            if n != 1 and s != expected:
+                contiguous = False
+            expected *= n
+        if contiguous:
+            view = elements[storage_offset:storage_offset + numel].reshape(shape)
+        else:
+            item = elements.itemsize
+            view = np.lib.stride_tricks.as_strided(
+                elements[storage_offset:], shape, [s * item for s in stride])
+    if storage.keep_bits and dtype.exotic:
+        return RawTensor(dtype, shape, view)
+    return view
+
+
+def _apply_metadata(tensor, metadata, what):
+    """torch's conj and neg bits (tensor metadata): the values they stand for."""
+    if not metadata:
+        return tensor
+    if not isinstance(metadata, dict) or set(metadata) - {"conj", "neg"}:
+        raise FileProblem(f"{what}: tensor metadata {metadata!r:.80} is not torch's "
+                          f"{{'conj', 'neg'}} flags")
+    if isinstance(tensor, RawTensor) and any(metadata.values()):
+        raise FileProblem(f"{what}: conj/neg flags on a {tensor.dtype.name} tensor")
+    if metadata.get("neg"):
+        tensor = -tensor
+    if metadata.get("conj"):
+        tensor = np.conj(tensor)
+    return tensor
+
+
+def _storage_dtype(storage, what):
+    from .torch_format import Storage
+    if not isinstance(storage, Storage):
+        raise FileProblem(f"{what}: the storage argument is a {type(storage).__name__}, not a "
+                          f"storage")
+    return storage.dtype
+
+
+def rebuild_tensor(storage, storage_offset, size, stride):
+    what = "torch._utils._rebuild_tensor"
+    return _tensor(storage, storage_offset, size, stride, _storage_dtype(storage, what), what)
+
+
+def rebuild_tensor_v2(storage, storage_offset, size, stride, requires_grad=False,
+                      backward_hooks=None, metadata=None):
+    what = "torch._utils._rebuild_tensor_v2"
+    tensor = _tensor(storage, storage_offset, size, stride, _storage_dtype(storage, what), what)
+    return _apply_metadata(tensor, metadata, what)
+
+
+def rebuild_tensor_v3(storage, storage_offset, size, stride, requires_grad, backward_hooks,
+                      dtype, metadata=None):
+    what = "torch._utils._rebuild_tensor_v3"
+    if not isinstance(dtype, TorchDtype):
+        raise FileProblem(f"{what}: dtype argument {dtype!r:.40} is not a torch dtype")
+    tensor = _tensor(storage, storage_offset, size, stride, dtype.dtype, what)
+    return _apply_metadata(tensor, metadata, what)
+
+
+def rebuild_parameter(data, requires_grad=True, backward_hooks=None):
+    return Parameter(data)
+
+
+def rebuild_parameter_with_state(data, requires_grad, backward_hooks, state):
+    return Parameter(data)
+
+
+def rebuild_device_tensor_from_cpu_tensor(data, dtype, device, requires_grad):
+    what = "torch._utils._rebuild_device_tensor_from_cpu_tensor"
+    if not isinstance(data, np.ndarray) or not isinstance(dtype, TorchDtype):
+        raise FileProblem(f"{what}: needs an array and a torch dtype")
+    if dtype.dtype.exotic:
+        raise FileProblem(f"{what}: conversion to {dtype.dtype.name} is not supported")
+    return data.astype(dtype.dtype.numpy, copy=False)
+
+
+_REBUILD_FUNCTIONS = (rebuild_tensor, rebuild_tensor_v2, rebuild_tensor_v3, rebuild_parameter,
+                      rebuild_parameter_with_state, rebuild_device_tensor_from_cpu_tensor)
+
+
+def rebuild_from_type_v2(func, new_type, args, state):
+    """torch._tensor._rebuild_from_type_v2: a tensor (or Parameter) with
+    Python attributes. The attributes are dropped: arrays carry none."""
+    what = "torch._tensor._rebuild_from_type_v2"
+    if func not in _REBUILD_FUNCTIONS:
+        raise FileProblem(f"{what}: {func!r:.60} is not a tensor rebuild function")
+    if new_type is not Parameter and not isinstance(new_type, TensorClass):
+        raise FileProblem(f"{what}: tensor subclass {new_type!r:.60} is not supported")
+    if not isinstance(args, tuple):
+        raise FileProblem(f"{what}: arguments must be a tuple")
+    return func(*args)
+
+
+# -- the tables ----------------------------------------------------------------
+
+_LEGACY_TENSOR_CLASSES = ("Double", "Float", "Half", "BFloat16", "Long", "Int", "Short", "Char",
+                          "Byte", "Bool", "ComplexDouble", "ComplexFloat")
+
+
+def _allowed():
+    table = {
+        "collections.OrderedDict": OrderedDict,
+        "collections.Counter": Counter,
+        "builtins.set": set,
+        "builtins.complex": complex,
+        "builtins.bytearray": _bytearray,
+        "_codecs.encode": _codecs_encode,
+        "torch._utils._rebuild_tensor": rebuild_tensor,
+        "torch._utils._rebuild_tensor_v2": rebuild_tensor_v2,
+        "torch._utils._rebuild_tensor_v3": rebuild_tensor_v3,
+        "torch._utils._rebuild_parameter": rebuild_parameter,
+        "torch._utils._rebuild_parameter_with_state": rebuild_parameter_with_state,
+        "torch._utils._rebuild_device_tensor_from_cpu_tensor":
+            rebuild_device_tensor_from_cpu_tensor,
+        "torch._tensor._rebuild_from_type_v2": rebuild_from_type_v2,
+        "torch.nn.parameter.Parameter": Parameter,
+        "torch.Size": Size,
+        "torch.device": Device,
+        "torch.Tensor": TensorClass("torch.Tensor"),
+        "torch.storage.UntypedStorage": StorageType("UntypedStorage", DTYPES["uint8"], True),
+    }
+    for dtype in DTYPES.values():
+        if dtype.name != "float4_e2m1fn":      # safetensors' F4 only; torch packs it as _x2
+            table[f"torch.{dtype.name}"] = TorchDtype(dtype)
+        if dtype.storage:
+            for module in ("torch", "torch.cuda"):
+                table[f"{module}.{dtype.storage}"] = StorageType(dtype.storage, dtype)
+    for kind in _LEGACY_TENSOR_CLASSES:
+        for module in ("torch", "torch.cuda"):
+            table[f"{module}.{kind}Tensor"] = TensorClass(f"{module}.{kind}Tensor")
+    return table
+
+
+def _refused():
+    quantized = "quantized tensors are not supported"
+    sparse = "sparse tensors are not supported"
+    packed = "packed sub-byte dtypes are not supported"
+    table = {
+        "torch._utils._rebuild_qtensor": quantized,
+        "torch._utils._rebuild_sparse_tensor": sparse,
+        "torch.serialization._get_layout": sparse,
+        "torch._utils._rebuild_nested_tensor": "nested tensors are not supported",
+        "torch.nested._internal.nested_tensor.NestedTensor": "nested tensors are not supported",
+        "torch.nested._internal.nested_tensor._rebuild_njt": "nested tensors are not supported",
+        "torch._dynamo.decorators._DimRange": "nested tensors are not supported",
+        "torch._utils._rebuild_meta_tensor_no_storage":
+            "meta tensors (which hold no data) are not supported",
+        "torch._utils._rebuild_wrapper_subclass": "tensor subclasses are not supported",
+        "torch._utils._rebuild_device_tensor_from_numpy":
+            "tensors pickled as NumPy arrays are not supported",
+        "torch.float4_e2m1fn_x2": packed,
+    }
+    for name in ("qint8", "qint32", "quint8", "quint4x2", "quint2x4", "per_tensor_affine",
+                 "per_tensor_symmetric", "per_channel_affine", "per_channel_symmetric",
+                 "per_channel_affine_float_qparams"):
+        table[f"torch.{name}"] = quantized
+    for name in ("QInt8Storage", "QInt32Storage", "QUInt8Storage", "QUInt4x2Storage",
+                 "QUInt2x4Storage"):
+        table[f"torch.{name}"] = table[f"torch.cuda.{name}"] = quantized
+    for kind in _LEGACY_TENSOR_CLASSES:
+        table[f"torch.sparse.{kind}Tensor"] = sparse
+    for name in ("bits1x8", "bits2x4", "bits4x2", "bits8", "bits16"):
+        table[f"torch.{name}"] = packed
+    for bits in range(1, 8):
+        table[f"torch.uint{bits}"] = table[f"torch.int{bits}"] = packed
+    for name in ("torch.distributed.device_mesh.DeviceMesh",
+                 "torch.distributed.tensor._dtensor_spec.DTensorSpec",
+                 "torch.distributed.tensor._dtensor_spec.TensorMeta",
+                 "torch.distributed.tensor.DTensor",
+                 "torch.distributed.tensor.placement_types.Partial",
+                 "torch.distributed.tensor.placement_types.Replicate",
+                 "torch.distributed.tensor.placement_types.Shard"):
+        table[name] = "distributed tensors (DTensor) are not supported"
+    return table
+
+
+ALLOWED = _allowed()
+REFUSED = _refused()
+
+
+def resolve_global(module, name):
+    """find_class: the stand-in for an allowed global, or FileProblem naming it."""
+    if module == "__builtin__":        # protocol 2 pickles written by Python 3 name builtins so
+        module = "builtins"
+    full = f"{module}.{name}"
+    if full in ALLOWED:
+        return ALLOWED[full]
+    if full in REFUSED:
+        raise FileProblem(f"{REFUSED[full]} (the file uses {full})")
+    hint = ""
+    if not module.startswith(("builtins", "torch", "_codecs", "collections")):
+        hint = (" (a pickled object of a class or function outside torch: if the file was "
+                "written by torch.save(model), save model.state_dict() instead)")
+    raise FileProblem(f"refused global {full}: torch files may name only the tensor and "
+                      f"container types of torch's weights-only loader{hint}")
+
+
+# -- the opcode scan and the unpickler ----------------------------------------
+
+REFUSED_OPCODES = {"INST", "OBJ", "EXT1", "EXT2", "EXT4", "NEWOBJ_EX", "PERSID", "NEXT_BUFFER",
+                   "READONLY_BUFFER"}
+
+
+def scan(stream, what):
+    """Checks a pickle's opcodes without building anything; returns the
+    stream position just past its STOP."""
+    try:
+        for opcode, _arg, _pos in pickletools.genops(stream):
+            if opcode.name in REFUSED_OPCODES:
+                raise FileProblem(f"{what}: pickle opcode {opcode.name} is not allowed in a "
+                                  f"torch file")
+            if opcode.name == "STOP":
+                return stream.tell()
+    except FileProblem:
+        raise
+    except Exception as exc:    # genops raises ValueError and others on bad opcodes
+        raise FileProblem(f"{what}: not a valid pickle ({exc})") from None
+    raise FileProblem(f"{what}: pickle is truncated (no STOP opcode)")
+
+
+class Unpickler(pickle.Unpickler):
+    """pickle.Unpickler with find_class answered by ``resolve_global`` and
+    persistent ids passed to ``storage_from_id`` (the format reader's)."""
+
+    def __init__(self, data, storage_from_id):
+        super().__init__(io.BytesIO(data), encoding="utf-8")
+        self._storage_from_id = storage_from_id
+
+    def find_class(self, module, name):
+        return resolve_global(module, name)
+
+    def persistent_load(self, pid):
+        if type(pid) is not tuple or not pid:
+            raise FileProblem(f"persistent id {pid!r:.60} is not a storage tuple")
+        kind = pid[0].decode("ascii", "replace") if isinstance(pid[0], bytes) else pid[0]
+        if kind == "module":
+            raise FileProblem("the file pickles a whole torch.nn.Module (torch.save(model)): "
+                              "skipblocks reads data only; save model.state_dict() instead")
+        if kind != "storage":
+            raise FileProblem(f"persistent id of kind {kind!r:.40} is not a storage")
+        return self._storage_from_id(pid)
+
+
+def unpickle(data, storage_from_id, what):
+    """The object a pickle (bytes) holds, read safely."""
+    scan(io.BytesIO(data), what)
+    try:
+        return Unpickler(data, storage_from_id).load()
+    except FileProblem:
+        raise
+    except RecursionError:
+        raise FileProblem(f"{what}: the pickle nests too deeply") from None
+    except Exception as exc:    # the stand-ins' argument errors, pickle's own errors
+        raise FileProblem(f"{what}: {type(exc).__name__}: {exc}") from None
