@@ -148,7 +148,20 @@ def load(path, *, mmap=False):
 def read_metadata(path):
     """The ``__metadata__`` dict (str -> str) of a ``.safetensors`` file;
     ``{}`` for a file without one and for the other formats."""
-    return _read(path, mmap=isinstance(path, (str, bytes, os.PathLike)))[2]
+    name = _describe(path)
+    opened = isinstance(path, (str, bytes, os.PathLike))
+    fileobj = open(path, "rb") if opened else path
+    try:
+        if _detect(fileobj, _extension(path)) != "safetensors":
+            return {}
+        return safetensors_format.read_header(fileobj)[1]
+    except FileProblem as exc:
+        raise WeightsFileError(f"{name}: {exc}") from None
+    except Exception as exc:
+        raise WeightsFileError(f"{name}: malformed file ({type(exc).__name__}: {exc})") from None
+    finally:
+        if opened:
+            fileobj.close()
 
 
 def _format_for_save(path, format):

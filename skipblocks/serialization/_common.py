@@ -121,9 +121,9 @@ def _minifloat_table(exponent_bits, mantissa_bits, bias, specials):
 
 
 def _e8m0_table():
-    values = np.ldexp(1.0, np.arange(256) - 127).astype(np.float32)
-    values[255] = np.nan
-    return values
+    values = np.ldexp(1.0, np.arange(256) - 127)
+    values[255] = np.nan               # 2**128 is past float32's range: the NaN pattern
+    return values.astype(np.float32)
 
 
 _TABLES = {}
@@ -144,22 +144,24 @@ def _table(name):
 
 def decode(dtype, bits):
     """Values of an exotic dtype from an array of its bits (any shape; for
-    float4_e2m1fn a flat uint8 array of packed pairs): float32 for bfloat16
-    and the float8/float4 formats (exact: float32 holds all their values),
+    float4_e2m1fn a flat uint8 array of packed pairs), as an array of that
+    shape (twice the length for float4_e2m1fn): float32 for bfloat16 and
+    the float8/float4 formats (exact: float32 holds all their values),
     complex64 for complex32."""
+    flat = np.asarray(bits).reshape(-1)
     if dtype.name == "bfloat16":
-        return (bits.astype(np.uint32) << 16).view(np.float32)
-    if dtype.name == "complex32":
-        halves = np.ascontiguousarray(bits).view(np.float16).astype(np.float32)
-        return halves.view(np.complex64).reshape(bits.shape)
-    if dtype.name == "float4_e2m1fn":
-        flat = bits.reshape(-1)
-        pairs = np.empty((flat.size, 2), dtype=np.float32)
+        values = (flat.astype(np.uint32) << 16).view(np.float32)
+    elif dtype.name == "complex32":
+        values = flat.view(np.float16).astype(np.float32).view(np.complex64)
+    elif dtype.name == "float4_e2m1fn":
         table = _table(dtype.name)
+        pairs = np.empty((flat.size, 2), dtype=np.float32)
         pairs[:, 0] = table[flat & 0x0F]
         pairs[:, 1] = table[flat >> 4]
         return pairs.reshape(-1)
-    return _table(dtype.name)[bits]
+    else:
+        values = _table(dtype.name)[flat]
+    return values.reshape(np.shape(bits))
 
 
 class RawTensor:

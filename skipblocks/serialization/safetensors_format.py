@@ -171,9 +171,14 @@ def write(tensors, fileobj, metadata=None):
     if not isinstance(tensors, dict):
         raise TypeError(f"safetensors holds a mapping of names to arrays, got "
                         f"{type(tensors).__name__}")
-    if metadata is not None and (not isinstance(metadata, dict) or any(
-            not isinstance(k, str) or not isinstance(v, str) for k, v in metadata.items())):
-        raise TypeError("safetensors metadata must be a dict of str to str")
+    if metadata is not None:
+        if not isinstance(metadata, dict):
+            raise TypeError(f"safetensors metadata must be a dict of str to str, got "
+                            f"{type(metadata).__name__}")
+        for key, value in metadata.items():
+            if not isinstance(key, str) or not isinstance(value, str):
+                raise TypeError(f"safetensors metadata must map str to str: entry {key!r} is "
+                                f"{type(value).__name__} {value!r:.40}")
     entries = []
     for name, value in tensors.items():
         if not isinstance(name, str):
@@ -183,7 +188,7 @@ def write(tensors, fileobj, metadata=None):
         entries.append((name,) + _entry(name, value))
     entries.sort(key=lambda e: (-_RANK[e[1].safetensors], e[0]))
     header = OrderedDict()
-    if metadata:
+    if metadata is not None:          # as safetensors: an empty dict is written too
         header["__metadata__"] = metadata
     offset = 0
     for name, dtype, shape, data in entries:

@@ -69,7 +69,7 @@ class Storage:
                 result = convert(self.raw)
             else:
                 result = np.empty(count, dtype=convert(self.raw[:0]).dtype)
-                self._pending.append((result, convert))
+                self.after_fill(lambda: result.__setitem__(Ellipsis, convert(self.raw)))
         self._elements[dtype.name] = result
         return result
 
@@ -82,9 +82,16 @@ class Storage:
                 raise FileProblem(f"storage {self.key!r} is truncated: {got} of "
                                   f"{self.raw.shape[0]} bytes")
         self.filled = True
-        for result, convert in self._pending:
-            result[...] = convert(self.raw)
-        self._pending = []
+        pending, self._pending = self._pending, []
+        for action in pending:
+            action()
+
+    def after_fill(self, action):
+        """Runs ``action`` once the bytes are there: now, or after ``fill``."""
+        if self.filled:
+            action()
+        else:
+            self._pending.append(action)
 
 
 def _convert(raw, *, dtype, byteswap, keep_bits):
@@ -99,6 +106,28 @@ def _convert(raw, *, dtype, byteswap, keep_bits):
         bits = raw.view(dtype.bits_dtype.newbyteorder(">" if byteswap else "<"))
         bits = bits.astype(dtype.bits_dtype)
     return bits if keep_bits else decode(dtype, bits)
+
+
+def _storages_as_arrays(obj, depth=0):
+    """A storage the file holds as a value (``torch.save(t.storage())``)
+    comes back as the 1-D array of its elements."""
+    if isinstance(obj, Storage):
+        elements = obj.elements(obj.dtype)
+        return RawTensor(obj.dtype, elements.shape, elements) if (
+            obj.keep_bits and obj.dtype.exotic) else elements
+    if depth > 200:
+        return obj
+    if isinstance(obj, dict):
+        for key, value in obj.items():
+            if isinstance(value, (Storage, dict, list, tuple)):
+                obj[key] = _storages_as_arrays(value, depth + 1)
+    elif isinstance(obj, list):
+        for index, value in enumerate(obj):
+            if isinstance(value, (Storage, dict, list, tuple)):
+                obj[index] = _storages_as_arrays(value, depth + 1)
+    elif isinstance(obj, tuple) and any(isinstance(v, (Storage, dict, list, tuple)) for v in obj):
+        return tuple(_storages_as_arrays(value, depth + 1) for value in obj)
+    return obj
 
 
 # -- the zip format -------------------------------------------------------------
@@ -172,7 +201,8 @@ def read_zip(fileobj, *, mmap_array=None, keep_bits=False):
         return storages[key]
 
     data = read_record(archive, by_name[pickles[0]], what)
-    return torch_pickle.unpickle(bytes(data), storage_from_id, f"{what}: {pickles[0]}")
+    result = torch_pickle.unpickle(bytes(data), storage_from_id, f"{what}: {pickles[0]}")
+    return _storages_as_arrays(result)
 
 
 # -- the legacy format ---------------------------------------------------------
@@ -290,7 +320,7 @@ def read_legacy(fileobj, *, keep_bits=False):
     for storage in storages.values():
         if storage.root is not None:
             storage.fill()
-    return result
+    return _storages_as_arrays(result)
 
 
 # -- writing the zip format ------------------------------------------------------
@@ -306,7 +336,7 @@ class _PickleWriter:
     def __init__(self):
         self.out = io.BytesIO()
         self.storages = OrderedDict()     # key -> contiguous array of the bytes to write
-        self._storage_keys = {}           # (id of base buffer, dtype name) -> key
+        self._planned = {}                # id of array -> its place in a shared storage
         self._active = set()
 
     def op(self, code, payload=b""):
@@ -368,6 +398,8 @@ class _PickleWriter:
             self.reduce("__builtin__", "bytearray", (obj.decode("latin-1"), "latin-1"))
         elif isinstance(obj, (np.ndarray, RawTensor)):
             self.tensor(obj, where)
+        elif isinstance(obj, torch_pickle.TorchDtype):
+            self.global_("torch", obj.dtype.name)
         else:
             self.container(obj, where)
 
@@ -424,34 +456,60 @@ class _PickleWriter:
 
     def _storage(self, array, dtype):
         """(key, element offset, element strides, storage numel) of an array:
-        the buffer it views when it views a contiguous one, else a copy."""
-        base = array
-        while isinstance(base.base, np.ndarray):
-            base = base.base
-        item = array.itemsize
-        if (base is not array and base.flags.c_contiguous and base.nbytes % item == 0
-                and array.dtype.isnative and array.size > 0
-                and all(s >= 0 and s % item == 0 for s in array.strides)):
-            offset_bytes = (array.__array_interface__["data"][0]
-                            - base.__array_interface__["data"][0])
-            if 0 <= offset_bytes and offset_bytes % item == 0:
-                key = self._storage_keys.get((id(base), dtype.name))
-                if key is None:
-                    key = str(len(self.storages))
-                    self._storage_keys[(id(base), dtype.name)] = key
-                    self.storages[key] = base.reshape(-1).view(np.uint8)
-                return (key, offset_bytes // item, tuple(s // item for s in array.strides),
-                        base.nbytes // item)
+        its place in a storage planned by ``_plan_storages``, else a
+        contiguous copy of its own."""
+        planned = self._planned.get(id(array))
+        if planned is not None:
+            return planned
         key = str(len(self.storages))
         data = np.ascontiguousarray(array)
-        if not data.dtype.isnative or data.dtype.byteorder == ">":
-            data = data.astype(data.dtype.newbyteorder("<"))
         self.storages[key] = data.reshape(-1).view(np.uint8)
         strides, running = [], 1
         for size in reversed(array.shape):
             strides.append(running)
             running *= size
         return key, 0, tuple(reversed(strides)), array.size
+
+    def _plan_storages(self, obj):
+        """Arrays whose memory overlaps share one storage, as tensors that
+        view one storage do in torch: per dtype, the byte ranges the arrays
+        span are merged where they overlap, and each merged range becomes a
+        storage (its bytes read through the arrays' own buffer)."""
+        arrays = {}
+        _collect_arrays(obj, arrays, set(), 0)
+        by_dtype = {}
+        for array, dtype in arrays.values():
+            item = array.itemsize
+            if (array.size == 0 or not array.dtype.isnative
+                    or any(s < 0 or s % item for s in array.strides)):
+                continue
+            low = array.__array_interface__["data"][0]
+            high = low + sum((n - 1) * s for n, s in zip(array.shape, array.strides)) + item
+            by_dtype.setdefault(dtype.name, []).append((low, high, array))
+        for spans in by_dtype.values():
+            spans.sort(key=lambda span: span[0])
+            group, group_high = [], None
+            for span in spans + [None]:
+                if span is not None and group and span[0] < group_high:
+                    group.append(span)
+                    group_high = max(group_high, span[1])
+                    continue
+                if len(group) > 1:
+                    self._add_shared_storage(group)
+                group, group_high = ([span], span[1]) if span is not None else ([], None)
+
+    def _add_shared_storage(self, group):
+        low = group[0][0]
+        high = max(span[1] for span in group)
+        item = group[0][2].itemsize
+        if any((span[0] - low) % item for span in group) or (high - low) % item:
+            return                                 # misaligned views: each is copied
+        key = str(len(self.storages))
+        self.storages[key] = _bytes_at(group[0][2], low, high - low)
+        for span_low, _, array in group:
+            self._planned[id(array)] = (key, (span_low - low) // item,
+                                        tuple(s // item for s in array.strides),
+                                        (high - low) // item)
 
     def tensor(self, obj, where):
         if isinstance(obj, RawTensor):
@@ -466,6 +524,7 @@ class _PickleWriter:
                                 f"torch file")
             if array.dtype.byteorder == ">":
                 array = array.astype(array.dtype.newbyteorder("<"))
+                self._planned.pop(id(array), None)
         key, offset, strides, numel = self._storage(array, dtype)
         if dtype.storage:
             self.global_("torch._utils", "_rebuild_tensor_v2")
@@ -496,10 +555,44 @@ class _PickleWriter:
         self.op(b"tR")
 
     def dump(self, obj):
+        self._plan_storages(obj)
         self.op(b"\x80\x02")
         self.save(obj)
         self.op(b".")
         return self.out.getvalue()
+
+
+def _collect_arrays(obj, arrays, active, depth):
+    """id -> (array holding the tensor's memory, DType) of every tensor in obj."""
+    if isinstance(obj, RawTensor):
+        arrays[id(obj.bits)] = (obj.bits, obj.dtype)
+    elif isinstance(obj, np.ndarray):
+        dtype = dtype_of_array(obj)
+        if dtype is not None:
+            arrays[id(obj)] = (obj, dtype)
+    elif isinstance(obj, (dict, list, tuple, set)) and id(obj) not in active and depth < 200:
+        active.add(id(obj))
+        values = list(obj.values()) + list(getattr(obj, "__dict__", {}).values()) \
+            if isinstance(obj, dict) else obj
+        for value in values:
+            _collect_arrays(value, arrays, active, depth + 1)
+        active.discard(id(obj))
+
+
+class _Interface:
+    """An __array_interface__ over bytes another array's buffer holds; keeps
+    that array alive."""
+
+    def __init__(self, owner, address, nbytes):
+        self.base = owner
+        self.__array_interface__ = {"data": (address, True), "shape": (nbytes,),
+                                    "typestr": "|u1", "version": 3}
+
+
+def _bytes_at(owner, address, nbytes):
+    """A uint8 view of ``nbytes`` bytes at ``address``, which lie inside the
+    memory that ``owner`` (an array viewing them) spans."""
+    return np.asarray(_Interface(owner, address, nbytes))
 
 
 def _aligned_info(archive_file, name, size):

@@ -52,11 +52,23 @@ class StorageType:
 
 
 class TorchDtype:
-    """torch.<dtype>, as the dtype argument of _rebuild_tensor_v3."""
+    """torch.<dtype>: the dtype argument of _rebuild_tensor_v3, and a dtype
+    a checkpoint holds as a value (``skipblocks.save`` writes it back as
+    torch's dtype). ``.name``: torch's name, e.g. "float16"."""
     __slots__ = ("dtype",)
 
     def __init__(self, dtype):
         self.dtype = dtype
+
+    @property
+    def name(self):
+        return self.dtype.name
+
+    def __eq__(self, other):
+        return isinstance(other, TorchDtype) and other.dtype is self.dtype
+
+    def __hash__(self):
+        return hash(self.dtype.name)
 
     def __setstate__(self, state):
         raise FileProblem(f"BUILD on torch.{self.dtype.name} is not allowed")
@@ -180,8 +192,9 @@ def _tensor(storage, storage_offset, size, stride, dtype, what):
     return view
 
 
-def _apply_metadata(tensor, metadata, what):
-    """torch's conj and neg bits (tensor metadata): the values they stand for."""
+def _apply_metadata(tensor, storage, metadata, what):
+    """torch's conj and neg bits (tensor metadata): the values they stand for
+    (computed once the storage's bytes are read)."""
     if not metadata:
         return tensor
     if not isinstance(metadata, dict) or set(metadata) - {"conj", "neg"}:
@@ -189,11 +202,17 @@ def _apply_metadata(tensor, metadata, what):
                           f"{{'conj', 'neg'}} flags")
     if isinstance(tensor, RawTensor) and any(metadata.values()):
         raise FileProblem(f"{what}: conj/neg flags on a {tensor.dtype.name} tensor")
-    if metadata.get("neg"):
-        tensor = -tensor
-    if metadata.get("conj"):
-        tensor = np.conj(tensor)
-    return tensor
+    neg, conj = bool(metadata.get("neg")), bool(metadata.get("conj"))
+    if not (neg or conj):
+        return tensor
+    result = np.empty(tensor.shape, dtype=tensor.dtype)
+
+    def compute():
+        np.negative(tensor, out=result) if neg else np.copyto(result, tensor)
+        if conj:
+            np.conjugate(result, out=result)
+    storage.after_fill(compute)
+    return result
 
 
 def _storage_dtype(storage, what):
@@ -213,7 +232,7 @@ def rebuild_tensor_v2(storage, storage_offset, size, stride, requires_grad=False
                       backward_hooks=None, metadata=None):
     what = "torch._utils._rebuild_tensor_v2"
     tensor = _tensor(storage, storage_offset, size, stride, _storage_dtype(storage, what), what)
-    return _apply_metadata(tensor, metadata, what)
+    return _apply_metadata(tensor, storage, metadata, what)
 
 
 def rebuild_tensor_v3(storage, storage_offset, size, stride, requires_grad, backward_hooks,
@@ -222,7 +241,7 @@ def rebuild_tensor_v3(storage, storage_offset, size, stride, requires_grad, back
     if not isinstance(dtype, TorchDtype):
         raise FileProblem(f"{what}: dtype argument {dtype!r:.40} is not a torch dtype")
     tensor = _tensor(storage, storage_offset, size, stride, dtype.dtype, what)
-    return _apply_metadata(tensor, metadata, what)
+    return _apply_metadata(tensor, storage, metadata, what)
 
 
 def rebuild_parameter(data, requires_grad=True, backward_hooks=None):
