@@ -1,6 +1,10 @@
-"""python -m skipblocks: run the document's three demos with skipblocks, then
-demos of its other systems: U-Net (transposed and bilinear), SE inside a
+"""python -m skipblocks [demo]: run the document's three demos with skipblocks,
+then demos of its other systems: U-Net (transposed and bilinear), SE inside a
 ResNet block and inside an Inception module.
+
+python -m skipblocks inspect FILE: list a weight file's keys, shapes and dtypes.
+python -m skipblocks convert IN OUT [--cast float32]: convert between torch
+.pt/.pth, .safetensors and .npz. Neither needs torch.
 
 Prints each demo's output shape, as the document does. When torch is
 installed, also builds the document's torch modules (skipblocks.reference),
@@ -70,13 +74,37 @@ def _run_with_torch(rng, torch, reference):
     return worst
 
 
-def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m skipblocks", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+def _demo_options(parser):
     parser.add_argument("--seed", type=int, default=0, help="seed for weights and inputs")
     parser.add_argument("--no-torch", action="store_true",
                         help="do not compare with torch even if it is installed")
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m skipblocks", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    _demo_options(parser)
+    commands = parser.add_subparsers(dest="command", metavar="{demo,inspect,convert}")
+    _demo_options(commands.add_parser("demo", help="run the demos (the default)"))
+    inspect = commands.add_parser(
+        "inspect", help="list a weight file's tensors (keys, shapes, dtypes) and totals")
+    inspect.add_argument("file", help="a .pt/.pth (torch), .safetensors or .npz file")
+    convert = commands.add_parser(
+        "convert", help="convert a weight file between .pt, .safetensors and .npz",
+        description="Convert a weight file between torch .pt/.pth, .safetensors and .npz "
+                    "(the output format comes from OUT's extension), copying every "
+                    "tensor's bytes exactly. A checkpoint going to .safetensors or .npz "
+                    "keeps only the state_dict found in it.")
+    convert.add_argument("source", metavar="IN")
+    convert.add_argument("destination", metavar="OUT")
+    convert.add_argument("--cast", choices=["float32"],
+                         help="write every floating-point tensor as float32 (complex as "
+                              "complex64): needed for dtypes the output format cannot hold, "
+                              "such as bfloat16 or float8 into .npz")
     args = parser.parse_args(argv)
+    if args.command in ("inspect", "convert"):
+        from .serialization import cli
+        return cli.main(args.command, args)
 
     import skipblocks
     skipblocks.manual_seed(args.seed)
