@@ -62,9 +62,10 @@ TOLERANCES = {
     "densenet_demo": 1e-5,
     "se_demo": 1e-6,
     # --- the document's other systems (benchmarks/calibrate_systems.py) -----
-    "unet": 1.5e-4,                # torch f32 vs f64: <= 2.7e-5, sb: <= 6.4e-5 (bilinear, train:
-                                   # BatchNorm over 2 values per channel at the 1x1 bottleneck);
-                                   # eval <= 2e-7
+    "unet": 4e-4,                  # torch f32 vs f64: <= 2.7e-5 on Zen 5 (AVX-512) but 1.7e-4
+                                   # on Zen 3 (AVX2), sb: <= 6.4e-5 (bilinear, train: BatchNorm
+                                   # over 2 values per channel at the 1x1 bottleneck amplifies
+                                   # every rounding); eval <= 3e-7
     "se_residual_block": 1e-6,     # torch f32 vs f64: <= 2.4e-7 (train), sb: <= 3.7e-7
     "inception": 4e-6,             # torch f32 vs f64: <= 1.4e-6 (inception3a), sb: <= 1.4e-6
     "se_inception": 4e-6,          # the same, the SE scale adds ~nothing
