@@ -24,6 +24,7 @@ import numpy as np
 
 from ._common import FileProblem, RawTensor, WeightsFileError
 from . import npz_format, safetensors_format, torch_format
+from ._zip import open_archive
 
 __all__ = ["load", "save", "state_dict_from", "read_metadata", "WeightsFileError"]
 
@@ -48,8 +49,7 @@ def _detect(fileobj, extension):
     head = fileobj.read(512)
     fileobj.seek(0)
     if head[:4] in (b"PK\x03\x04", b"PK\x05\x06"):
-        import zipfile
-        names = zipfile.ZipFile(fileobj).namelist()
+        names = open_archive(fileobj, "zip archive").namelist()
         fileobj.seek(0)
         if any(name.endswith(("/data.pkl", "/constants.pkl")) for name in names):
             return "torch-zip"
@@ -66,6 +66,8 @@ def _detect(fileobj, extension):
     if head[257:262] == b"ustar":
         raise FileProblem("a tar archive: torch's pre-0.4 tar format, which torch's own "
                           "weights-only loader refuses too, is not read")
+    if extension == ".safetensors":
+        return "safetensors"     # its reader names what is wrong with the header
     if not head:
         raise FileProblem("the file is empty")
     raise FileProblem(f"not a torch, safetensors or npz file (it starts with {head[:8]!r})")

@@ -6,9 +6,13 @@ import zipfile
 
 from ._common import FileProblem
 
-# Deflate cannot expand data more than about 1032 times: a record that claims
-# more is refused before it is inflated.
-_DEFLATE_MAX_RATIO = 1032
+# A deflated record may claim at most 100 times its compressed size: weights
+# compress far less (float data barely at all), and deflate's own limit
+# (about 1032 times) would let a 1 MB file make the reader allocate 1 GB.
+_DEFLATE_MAX_RATIO = 100
+# Record names longer than this, or with NUL bytes, '..' parts, absolute or
+# backslash paths, are no names a weight file's writer produces.
+_MAX_NAME_BYTES = 1024
 
 
 def file_size_of(fileobj):
@@ -19,18 +23,33 @@ def file_size_of(fileobj):
 
 
 def open_archive(fileobj, what):
-    """The zip archive, refusing one that names a record twice."""
-    archive = zipfile.ZipFile(fileobj)
+    """The zip archive, refusing absurd record names and a name given twice."""
+    try:
+        archive = zipfile.ZipFile(fileobj)
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError, struct.error) as exc:
+        raise FileProblem(f"{what}: not a readable zip archive: its central directory or end "
+                          f"record is corrupt or points past the end ({exc})") from None
     seen = set()
     for info in archive.infolist():
+        name = info.orig_filename          # zipfile's .filename stops at a NUL byte
+        parts = name.replace("\\", "/").split("/")
+        if (len(name.encode("utf-8", "surrogateescape")) > _MAX_NAME_BYTES or "\0" in name
+                or "\\" in name or name.startswith("/") or ".." in parts):
+            raise FileProblem(f"{what}: record name {name!r:.80} (length {len(name)}) is not a "
+                              f"name a weight file holds (too long, NUL bytes, '..', absolute "
+                              f"or backslash path)")
         if info.filename in seen:
             raise FileProblem(f"{what}: record {info.filename!r:.80} appears more than once")
         seen.add(info.filename)
     return archive
 
 
-def check_record(info, file_size, what):
-    """Refuses a zip record whose declared sizes no file of this size holds."""
+def check_record(fileobj, info, file_size, what):
+    """Refuses a zip record whose declared sizes no file of this size holds,
+    or whose local header is missing or names another record."""
+    if info.header_offset < 0:
+        raise FileProblem(f"{what}: record {info.filename!r:.80} has a negative offset: the "
+                          f"central directory's offset points past the end of the file")
     if info.flag_bits & 0x1:
         raise FileProblem(f"{what}: record {info.filename!r:.80} is encrypted")
     if info.compress_type == zipfile.ZIP_STORED:
@@ -41,10 +60,12 @@ def check_record(info, file_size, what):
         if info.file_size > _DEFLATE_MAX_RATIO * info.compress_size + 64:
             raise FileProblem(f"{what}: record {info.filename!r:.80} declares "
                               f"{info.file_size} bytes from {info.compress_size} compressed "
-                              f"bytes, more than deflate can produce")
+                              f"bytes: more than {_DEFLATE_MAX_RATIO} times, refused as a "
+                              f"decompression bomb")
     else:
         raise FileProblem(f"{what}: record {info.filename!r:.80} uses compression method "
                           f"{info.compress_type} (only stored and deflated records are read)")
+    data_offset(fileobj, info, file_size, what)
     if info.header_offset + info.compress_size > file_size:
         raise FileProblem(f"{what}: record {info.filename!r:.80} ({info.compress_size} bytes "
                           f"at offset {info.header_offset}) runs past the end of the "
@@ -59,6 +80,12 @@ def data_offset(fileobj, info, file_size, what):
         raise FileProblem(f"{what}: record {info.filename!r:.80} has no local header at "
                           f"offset {info.header_offset}")
     name_length, extra_length = struct.unpack("<HH", header[26:30])
+    local_name = fileobj.read(name_length)
+    if local_name != info.orig_filename.encode(
+            "utf-8" if info.flag_bits & 0x800 else "cp437", "replace"):
+        raise FileProblem(f"{what}: the local header at offset {info.header_offset} names "
+                          f"{local_name[:80]!r}, the central directory {info.filename!r:.80} "
+                          f"(a record name with a NUL byte, or records that overlap)")
     start = info.header_offset + 30 + name_length + extra_length
     if start + info.compress_size > file_size:
         raise FileProblem(f"{what}: record {info.filename!r:.80} runs past the end of the file")

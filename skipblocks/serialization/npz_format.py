@@ -18,17 +18,22 @@ def read(fileobj, *, mmap_array=None):
     archive = open_archive(fileobj, what)
     result = OrderedDict()
     for info in archive.infolist():
-        check_record(info, size, what)
+        check_record(fileobj, info, size, what)
         name = info.filename[:-4] if info.filename.endswith(".npy") else info.filename
         where = f"{what}: member {info.filename!r:.80}"
         with archive.open(info) as member:
-            version = np.lib.format.read_magic(member)
-            if version == (1, 0):
-                shape, fortran, dtype = np.lib.format.read_array_header_1_0(member)
-            elif version == (2, 0):
-                shape, fortran, dtype = np.lib.format.read_array_header_2_0(member)
-            else:
-                raise FileProblem(f"{where}: .npy format version {version} is not read")
+            try:
+                version = np.lib.format.read_magic(member)
+                if version == (1, 0):
+                    shape, fortran, dtype = np.lib.format.read_array_header_1_0(member)
+                elif version == (2, 0):
+                    shape, fortran, dtype = np.lib.format.read_array_header_2_0(member)
+                else:
+                    raise FileProblem(f"{where}: .npy format version {version} is not read")
+            except FileProblem:
+                raise
+            except Exception as exc:     # numpy's header parser: ValueError and others
+                raise FileProblem(f"{where}: not a valid .npy header ({exc})") from None
             header_bytes = member.tell()
             if dtype.hasobject or dtype.fields is not None or dtype.kind not in "biufcSU":
                 raise FileProblem(f"{where}: arrays of dtype {dtype} are not read (object "

@@ -157,7 +157,7 @@ def read_zip(fileobj, *, mmap_array=None, keep_bits=False):
                           "load it with torch.jit.load, or save its state_dict()")
     by_name = dict(zip(names, infos))
     for info in infos:
-        check_record(info, file_size, what)
+        check_record(fileobj, info, file_size, what)
 
     byteorder = b"little"
     if prefix + "byteorder" in by_name:
@@ -237,7 +237,7 @@ def read_legacy(fileobj, *, keep_bits=False):
 
     def next_pickle(storage_from_id, part):
         start = fileobj.tell()
-        end = torch_pickle.scan(reader, f"{what}: {part}")
+        end = torch_pickle.scan(reader, f"{what}: {part}", file_size - start)
         fileobj.seek(start)
         data = fileobj.read(end - start)
         return torch_pickle.unpickle(data, storage_from_id, f"{what}: {part}")

@@ -126,6 +126,18 @@ class Device:
         return kind if index is None else f"{kind}:{index}"
 
 
+def _checked(kind, name):
+    """An allowed builtin type, called with the file's arguments; an error
+    names it."""
+    def build(*args):
+        try:
+            return kind(*args)
+        except Exception as exc:
+            raise FileProblem(f"{name}{args!r:.80}: {type(exc).__name__}: {exc}") from None
+    build.__qualname__ = name
+    return build
+
+
 _LATIN1 = ("latin1", "latin-1", "iso-8859-1", "iso8859-1", "l1")
 
 
@@ -286,10 +298,10 @@ _LEGACY_TENSOR_CLASSES = ("Double", "Float", "Half", "BFloat16", "Long", "Int", 
 
 def _allowed():
     table = {
-        "collections.OrderedDict": OrderedDict,
-        "collections.Counter": Counter,
-        "builtins.set": set,
-        "builtins.complex": complex,
+        "collections.OrderedDict": _checked(OrderedDict, "collections.OrderedDict"),
+        "collections.Counter": _checked(Counter, "collections.Counter"),
+        "builtins.set": _checked(set, "builtins.set"),
+        "builtins.complex": _checked(complex, "builtins.complex"),
         "builtins.bytearray": _bytearray,
         "_codecs.encode": _codecs_encode,
         "torch._utils._rebuild_tensor": rebuild_tensor,
@@ -388,14 +400,22 @@ REFUSED_OPCODES = {"INST", "OBJ", "EXT1", "EXT2", "EXT4", "NEWOBJ_EX", "PERSID",
                    "READONLY_BUFFER"}
 
 
-def scan(stream, what):
+MEMO_OPCODES = {"PUT", "BINPUT", "LONG_BINPUT", "GET", "BINGET", "LONG_BINGET"}
+
+
+def scan(stream, what, size):
     """Checks a pickle's opcodes without building anything; returns the
-    stream position just past its STOP."""
+    stream position just past its STOP. ``size``: the bytes the pickle can
+    span at most; a memo index beyond it is refused (a pickler numbers its
+    memo from 0, and the unpickler allocates a memo table up to the index)."""
     try:
-        for opcode, _arg, _pos in pickletools.genops(stream):
+        for opcode, arg, _pos in pickletools.genops(stream):
             if opcode.name in REFUSED_OPCODES:
                 raise FileProblem(f"{what}: pickle opcode {opcode.name} is not allowed in a "
                                   f"torch file")
+            if opcode.name in MEMO_OPCODES and (not isinstance(arg, int) or arg > size):
+                raise FileProblem(f"{what}: pickle memo index {arg!r:.40} is larger than a "
+                                  f"{size}-byte pickle can use")
             if opcode.name == "STOP":
                 return stream.tell()
     except FileProblem:
@@ -430,7 +450,7 @@ class Unpickler(pickle.Unpickler):
 
 def unpickle(data, storage_from_id, what):
     """The object a pickle (bytes) holds, read safely."""
-    scan(io.BytesIO(data), what)
+    scan(io.BytesIO(data), what, len(data))
     try:
         return Unpickler(data, storage_from_id).load()
     except FileProblem:
