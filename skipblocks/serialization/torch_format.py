@@ -44,6 +44,10 @@ class Storage:
     byte-swapped) array made once and shared by every tensor of the
     storage, so views of one storage share memory as they do in torch."""
 
+    __slots__ = ("key", "dtype", "raw", "byteswap", "keep_bits", "filled", "root",
+                 "_elements", "_pending")
+    __hash__ = None          # never a set member or dict key: it is replaced by its array
+
     def __init__(self, key, dtype, raw, *, byteswap, keep_bits, filled, root=None):
         self.key, self.dtype, self.raw = key, dtype, raw
         self.byteswap, self.keep_bits, self.filled = byteswap, keep_bits, filled
@@ -51,7 +55,24 @@ class Storage:
         self.root = root
         self._elements, self._pending = {}, []
 
-    def elements(self, dtype):
+    def elements(self, dtype, transform=None):
+        """The storage as 1-D ``dtype`` values; ``transform`` ("neg", "conj"
+        or "negconj": torch's neg and conj bits) applied to all of them
+        once, so that views of it stay views."""
+        if transform:
+            cache_key = (dtype.name, transform)
+            if cache_key not in self._elements:
+                base = self.elements(dtype)
+                result = np.empty_like(base)
+
+                def apply():
+                    np.negative(base, out=result) if "neg" in transform else np.copyto(result,
+                                                                                        base)
+                    if "conj" in transform:
+                        np.conjugate(result, out=result)
+                self.after_fill(apply)
+                self._elements[cache_key] = result
+            return self._elements[cache_key]
         if dtype.name in self._elements:
             return self._elements[dtype.name]
         nbytes = self.raw.shape[0]
@@ -108,25 +129,35 @@ def _convert(raw, *, dtype, byteswap, keep_bits):
     return bits if keep_bits else decode(dtype, bits)
 
 
-def _storages_as_arrays(obj, depth=0):
+def _storages_as_arrays(obj, done=None, depth=0):
     """A storage the file holds as a value (``torch.save(t.storage())``)
-    comes back as the 1-D array of its elements."""
+    comes back as the 1-D array of its elements. Each container is visited
+    once (a pickle's memo can share one container many times)."""
+    done = {} if done is None else done
     if isinstance(obj, Storage):
         elements = obj.elements(obj.dtype)
         return RawTensor(obj.dtype, elements.shape, elements) if (
             obj.keep_bits and obj.dtype.exotic) else elements
-    if depth > 200:
+    if not isinstance(obj, (dict, list, tuple)):
         return obj
+    if id(obj) in done:
+        return done[id(obj)]
+    if depth > 1000:
+        raise FileProblem("containers nest more than 1000 deep")
+    done[id(obj)] = obj
     if isinstance(obj, dict):
         for key, value in obj.items():
             if isinstance(value, (Storage, dict, list, tuple)):
-                obj[key] = _storages_as_arrays(value, depth + 1)
+                obj[key] = _storages_as_arrays(value, done, depth + 1)
     elif isinstance(obj, list):
         for index, value in enumerate(obj):
             if isinstance(value, (Storage, dict, list, tuple)):
-                obj[index] = _storages_as_arrays(value, depth + 1)
-    elif isinstance(obj, tuple) and any(isinstance(v, (Storage, dict, list, tuple)) for v in obj):
-        return tuple(_storages_as_arrays(value, depth + 1) for value in obj)
+                obj[index] = _storages_as_arrays(value, done, depth + 1)
+    else:
+        converted = tuple(_storages_as_arrays(value, done, depth + 1) for value in obj)
+        if any(a is not b for a, b in zip(converted, obj)):
+            done[id(obj)] = converted
+            return converted
     return obj
 
 

@@ -160,7 +160,7 @@ def _bytearray(source=b"", encoding=None):
                       f"{type(source).__name__}")
 
 
-def _tensor(storage, storage_offset, size, stride, dtype, what):
+def _tensor(storage, storage_offset, size, stride, dtype, what, transform=None):
     """The array a storage view describes, after checking every number."""
     from .torch_format import Storage
     if not isinstance(storage, Storage):
@@ -175,7 +175,7 @@ def _tensor(storage, storage_offset, size, stride, dtype, what):
     if len(shape) != len(stride):
         raise FileProblem(f"{what}: size {list(shape)} and stride {list(stride)} differ in "
                           f"length")
-    elements = storage.elements(dtype)
+    elements = storage.elements(dtype, transform)
     count = elements.shape[0]
     if numel == 0:
         if storage_offset > count:
@@ -204,27 +204,17 @@ def _tensor(storage, storage_offset, size, stride, dtype, what):
     return view
 
 
-def _apply_metadata(tensor, storage, metadata, what):
-    """torch's conj and neg bits (tensor metadata): the values they stand for
-    (computed once the storage's bytes are read)."""
+def _transform(metadata, dtype, what):
+    """torch's conj and neg bits (tensor metadata) as an elements transform."""
     if not metadata:
-        return tensor
+        return None
     if not isinstance(metadata, dict) or set(metadata) - {"conj", "neg"}:
         raise FileProblem(f"{what}: tensor metadata {metadata!r:.80} is not torch's "
                           f"{{'conj', 'neg'}} flags")
-    if isinstance(tensor, RawTensor) and any(metadata.values()):
-        raise FileProblem(f"{what}: conj/neg flags on a {tensor.dtype.name} tensor")
-    neg, conj = bool(metadata.get("neg")), bool(metadata.get("conj"))
-    if not (neg or conj):
-        return tensor
-    result = np.empty(tensor.shape, dtype=tensor.dtype)
-
-    def compute():
-        np.negative(tensor, out=result) if neg else np.copyto(result, tensor)
-        if conj:
-            np.conjugate(result, out=result)
-    storage.after_fill(compute)
-    return result
+    transform = ("neg" if metadata.get("neg") else "") + ("conj" if metadata.get("conj") else "")
+    if transform and dtype.exotic:
+        raise FileProblem(f"{what}: conj/neg flags on a {dtype.name} tensor")
+    return transform or None
 
 
 def _storage_dtype(storage, what):
@@ -243,8 +233,9 @@ def rebuild_tensor(storage, storage_offset, size, stride):
 def rebuild_tensor_v2(storage, storage_offset, size, stride, requires_grad=False,
                       backward_hooks=None, metadata=None):
     what = "torch._utils._rebuild_tensor_v2"
-    tensor = _tensor(storage, storage_offset, size, stride, _storage_dtype(storage, what), what)
-    return _apply_metadata(tensor, storage, metadata, what)
+    dtype = _storage_dtype(storage, what)
+    return _tensor(storage, storage_offset, size, stride, dtype, what,
+                   _transform(metadata, dtype, what))
 
 
 def rebuild_tensor_v3(storage, storage_offset, size, stride, requires_grad, backward_hooks,
@@ -252,8 +243,8 @@ def rebuild_tensor_v3(storage, storage_offset, size, stride, requires_grad, back
     what = "torch._utils._rebuild_tensor_v3"
     if not isinstance(dtype, TorchDtype):
         raise FileProblem(f"{what}: dtype argument {dtype!r:.40} is not a torch dtype")
-    tensor = _tensor(storage, storage_offset, size, stride, dtype.dtype, what)
-    return _apply_metadata(tensor, storage, metadata, what)
+    return _tensor(storage, storage_offset, size, stride, dtype.dtype, what,
+                   _transform(metadata, dtype.dtype, what))
 
 
 def rebuild_parameter(data, requires_grad=True, backward_hooks=None):
@@ -270,6 +261,9 @@ def rebuild_device_tensor_from_cpu_tensor(data, dtype, device, requires_grad):
         raise FileProblem(f"{what}: needs an array and a torch dtype")
     if dtype.dtype.exotic:
         raise FileProblem(f"{what}: conversion to {dtype.dtype.name} is not supported")
+    if data.dtype != dtype.dtype.numpy and not data.flags.c_contiguous:
+        # a cast would materialise a broadcast view: a small file, a big array
+        raise FileProblem(f"{what}: a cast of a non-contiguous tensor is not supported")
     return data.astype(dtype.dtype.numpy, copy=False)
 
 
@@ -413,6 +407,9 @@ def scan(stream, what, size):
             if opcode.name in REFUSED_OPCODES:
                 raise FileProblem(f"{what}: pickle opcode {opcode.name} is not allowed in a "
                                   f"torch file")
+            if opcode.name == "FRAME" and arg > size:
+                raise FileProblem(f"{what}: pickle frame of {arg} bytes is larger than the "
+                                  f"{size}-byte pickle")
             if opcode.name in MEMO_OPCODES and (not isinstance(arg, int) or arg > size):
                 raise FileProblem(f"{what}: pickle memo index {arg!r:.40} is larger than a "
                                   f"{size}-byte pickle can use")
@@ -425,9 +422,17 @@ def scan(stream, what, size):
     raise FileProblem(f"{what}: pickle is truncated (no STOP opcode)")
 
 
-class Unpickler(pickle.Unpickler):
-    """pickle.Unpickler with find_class answered by ``resolve_global`` and
-    persistent ids passed to ``storage_from_id`` (the format reader's)."""
+class Unpickler(pickle._Unpickler):
+    """Python's own (pure-Python) unpickler, with find_class answered by
+    ``resolve_global``, persistent ids passed to ``storage_from_id`` (the
+    format reader's), and the opcodes that act on an object already built
+    restricted as torch's weights-only loader restricts them: BUILD only
+    sets the ``__dict__`` of an OrderedDict (a state_dict's ``_metadata``),
+    APPEND(S) only extends lists, SETITEM(S) only fills dicts, NEWOBJ only
+    constructs the stand-in classes. No method of an object the file built
+    is ever called with the file's data."""
+
+    dispatch = dict(pickle._Unpickler.dispatch)
 
     def __init__(self, data, storage_from_id):
         super().__init__(io.BytesIO(data), encoding="utf-8")
@@ -446,6 +451,65 @@ class Unpickler(pickle.Unpickler):
         if kind != "storage":
             raise FileProblem(f"persistent id of kind {kind!r:.40} is not a storage")
         return self._storage_from_id(pid)
+
+    def load_build(self):
+        state = self.stack.pop()
+        inst = self.stack[-1]
+        if (type(inst) is OrderedDict and type(state) is dict
+                and all(type(k) is str for k in state)):
+            inst.__dict__.update(state)
+            return
+        raise FileProblem(f"BUILD on a {type(inst).__name__} with a {type(state).__name__} "
+                          f"state is not allowed (only a state_dict's _metadata)")
+    dispatch[pickle.BUILD[0]] = load_build
+
+    def load_append(self):
+        value = self.stack.pop()
+        if type(self.stack[-1]) is not list:
+            raise FileProblem(f"APPEND to a {type(self.stack[-1]).__name__} is not allowed")
+        self.stack[-1].append(value)
+    dispatch[pickle.APPEND[0]] = load_append
+
+    def load_appends(self):
+        items = self.pop_mark()
+        if type(self.stack[-1]) is not list:
+            raise FileProblem(f"APPENDS to a {type(self.stack[-1]).__name__} is not allowed")
+        self.stack[-1].extend(items)
+    dispatch[pickle.APPENDS[0]] = load_appends
+
+    def _dict_target(self, opcode):
+        target = self.stack[-1]
+        if type(target) not in (dict, OrderedDict, Counter):
+            raise FileProblem(f"{opcode} on a {type(target).__name__} is not allowed")
+        return target
+
+    def load_setitem(self):
+        value = self.stack.pop()
+        key = self.stack.pop()
+        self._dict_target("SETITEM")[key] = value
+    dispatch[pickle.SETITEM[0]] = load_setitem
+
+    def load_setitems(self):
+        items = self.pop_mark()
+        target = self._dict_target("SETITEMS")
+        for i in range(0, len(items) - 1, 2):
+            target[items[i]] = items[i + 1]
+    dispatch[pickle.SETITEMS[0]] = load_setitems
+
+    def load_additems(self):
+        items = self.pop_mark()
+        if type(self.stack[-1]) is not set:
+            raise FileProblem(f"ADDITEMS to a {type(self.stack[-1]).__name__} is not allowed")
+        self.stack[-1].update(items)
+    dispatch[pickle.ADDITEMS[0]] = load_additems
+
+    def load_newobj(self):
+        args = self.stack.pop()
+        cls = self.stack.pop()
+        if cls not in (Parameter, Size, Device) or type(args) is not tuple:
+            raise FileProblem(f"NEWOBJ of {cls!r:.60} is not allowed")
+        self.append(cls(*args))
+    dispatch[pickle.NEWOBJ[0]] = load_newobj
 
 
 def unpickle(data, storage_from_id, what):

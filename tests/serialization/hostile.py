@@ -63,10 +63,6 @@ def none():
     return pickle.NONE
 
 
-def true():
-    return pickle.NEWTRUE
-
-
 def false():
     return pickle.NEWFALSE
 
@@ -103,14 +99,6 @@ def dct(*pairs):
 def call(func, *args):
     """func(*args) with REDUCE."""
     return func + tup(*args) + pickle.REDUCE
-
-
-def odict(*pairs, how="GLOBAL"):
-    """collections.OrderedDict() filled with SETITEMS, as torch writes it."""
-    body = call(glob("collections", "OrderedDict", how))
-    if pairs:
-        body += pickle.MARK + b"".join(k + v for k, v in pairs) + pickle.SETITEMS
-    return body
 
 
 def persid(*items):
@@ -291,24 +279,6 @@ def record_offsets(data):
 def central_directory_offset(data):
     eocd = data.rindex(b"PK\x05\x06")
     return struct.unpack("<I", data[eocd + 16:eocd + 20])[0]
-
-
-def repack_zip(data, replace):
-    """The zip archive ``data`` with records replaced (name -> bytes, or None
-    to drop the record), rewritten by ``zipfile`` with correct CRCs."""
-    out = io.BytesIO()
-    with zipfile.ZipFile(io.BytesIO(data)) as src, \
-            zipfile.ZipFile(out, "w", zipfile.ZIP_STORED) as dst:
-        for info in src.infolist():
-            content = replace[info.filename] if info.filename in replace else src.read(info)
-            if content is None:
-                continue
-            dst.writestr(zipfile.ZipInfo(info.filename, date_time=(1980, 1, 1, 0, 0, 0)),
-                         content)
-        for name, content in replace.items():
-            if content is not None and name not in src.namelist():
-                dst.writestr(zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0)), content)
-    return out.getvalue()
 
 
 def zero_deflate_bomb(nbytes):
