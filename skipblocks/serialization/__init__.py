@@ -123,7 +123,8 @@ def load(path, *, mmap=False):
       OrderedDicts, lists, tuples, sets, strings and numbers come back as
       those Python objects.
     * ``.safetensors``: an ``OrderedDict`` of name -> array, in the file's
-      order (the file's ``__metadata__``: ``read_metadata``).
+      order (the file's ``__metadata__``:
+      ``skipblocks.serialization.read_metadata``).
     * ``.npz``: an ``OrderedDict`` of name -> array (object arrays are
       refused: they need pickle).
 

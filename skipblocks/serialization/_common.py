@@ -219,17 +219,23 @@ def check_shape(shape, what):
     return tuple(shape), numel
 
 
-def walk_tensors(obj, prefix="", depth=0):
+def walk_tensors(obj, prefix="", depth=0, seen=None):
     """(dotted key, value) of every array or RawTensor inside dicts, lists and
-    tuples, in order."""
+    tuples, in order; a container shared in the object is walked once."""
     if depth > 64:
         raise ValueError("the object nests containers more than 64 deep")
+    seen = set() if seen is None else seen
+    if isinstance(obj, (dict, list, tuple)):
+        if id(obj) in seen:
+            return
+        seen.add(id(obj))
     if isinstance(obj, (np.ndarray, RawTensor)):
         yield prefix, obj
     elif isinstance(obj, dict):
         for key, value in obj.items():
-            yield from walk_tensors(value, f"{prefix}.{key}" if prefix else str(key), depth + 1)
+            yield from walk_tensors(value, f"{prefix}.{key}" if prefix else str(key), depth + 1,
+                                    seen)
     elif isinstance(obj, (list, tuple)):
         for index, value in enumerate(obj):
             yield from walk_tensors(value, f"{prefix}.{index}" if prefix else str(index),
-                                    depth + 1)
+                                    depth + 1, seen)

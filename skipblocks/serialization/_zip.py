@@ -41,7 +41,34 @@ def open_archive(fileobj, what):
         if info.filename in seen:
             raise FileProblem(f"{what}: record {info.filename!r:.80} appears more than once")
         seen.add(info.filename)
+    _refuse_overlaps(fileobj, archive, what)
     return archive
+
+
+def _refuse_overlaps(fileobj, archive, what):
+    """Records must not overlap one another or the central directory: records
+    that share bytes (a deflate stream quoting the next records' headers)
+    would let a small file expand into many large records."""
+    infos = sorted(archive.infolist(), key=lambda info: info.header_offset)
+    size = file_size_of(fileobj)
+    here = fileobj.tell()
+    for index, info in enumerate(infos):
+        if info.header_offset < 0:
+            raise FileProblem(f"{what}: record {info.filename!r:.80} has a negative offset: "
+                              f"the central directory's offset points past the end of the file")
+        fileobj.seek(info.header_offset)
+        header = fileobj.read(30)
+        if len(header) != 30 or header[:4] != b"PK\x03\x04":
+            raise FileProblem(f"{what}: record {info.filename!r:.80} has no local header at "
+                              f"offset {info.header_offset}")
+        name_length, extra_length = struct.unpack("<HH", header[26:30])
+        end = info.header_offset + 30 + name_length + extra_length + info.compress_size
+        limit = infos[index + 1].header_offset if index + 1 < len(infos) else archive.start_dir
+        if end > min(limit, size):
+            raise FileProblem(f"{what}: record {info.filename!r:.80} (bytes "
+                              f"{info.header_offset}..{end}) overlaps the next record or the "
+                              f"central directory at {min(limit, size)}")
+    fileobj.seek(here)
 
 
 def check_record(fileobj, info, file_size, what):

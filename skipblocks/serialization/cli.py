@@ -17,19 +17,33 @@ FORMAT_NAMES = {"torch-zip": "torch zip format (torch.save since torch 1.6)",
 BUFFER_NAMES = ("running_mean", "running_var", "num_batches_tracked")
 
 
+def _shown(text):
+    """Text from a file, printable: control characters (terminal escapes)
+    are shown escaped, never sent to the terminal."""
+    return text if text.isprintable() else repr(text)[1:-1]
+
+
 def _dtype_name(tensor):
     return tensor.dtype.name if isinstance(tensor, RawTensor) else str(tensor.dtype)
 
 
-def _leaves(obj, prefix="", depth=0):
-    """(dotted key, value) of every non-container entry, tensors included."""
+def _leaves(obj, prefix="", depth=0, seen=None):
+    """(dotted key, value) of every non-container entry, tensors included;
+    a container met a second time (shared in the file) is listed once."""
+    seen = set() if seen is None else seen
+    if isinstance(obj, (Mapping, list, tuple)):
+        if id(obj) in seen:
+            yield prefix, "<the same container as listed above>"
+            return
+        seen.add(id(obj))
     if isinstance(obj, Mapping) and depth < 64:
         for key, value in obj.items():
-            yield from _leaves(value, f"{prefix}.{key}" if prefix else str(key), depth + 1)
+            yield from _leaves(value, f"{prefix}.{key}" if prefix else str(key), depth + 1, seen)
     elif isinstance(obj, (list, tuple)) and depth < 64 and any(
             isinstance(v, (np.ndarray, RawTensor, Mapping, list, tuple)) for v in obj):
         for index, value in enumerate(obj):
-            yield from _leaves(value, f"{prefix}.{index}" if prefix else str(index), depth + 1)
+            yield from _leaves(value, f"{prefix}.{index}" if prefix else str(index), depth + 1,
+                               seen)
     else:
         yield prefix, obj
 
@@ -55,16 +69,16 @@ def inspect(path, out=None):
             if not key.split(".")[-1] in BUFFER_NAMES:
                 parameter_elements += size
             stored = _dtype_name(value)
-            print(f"{key:{width}s}  {str(tuple(value.shape)):>20s}  {stored}", file=out)
+            print(f"{_shown(key):{width}s}  {str(tuple(value.shape)):>20s}  {stored}", file=out)
         else:
             text = repr(value)
-            print(f"{key:{width}s}  = {text if len(text) <= 60 else text[:57] + '...'}",
-                  file=out)
+            text = _shown(text if len(text) <= 60 else text[:57] + "...")
+            print(f"{_shown(key):{width}s}  = {text}", file=out)
     print(f"{tensors} tensors, {elements:,} elements ({parameter_elements:,} in parameters, "
           f"{elements - parameter_elements:,} in buffers named {'/'.join(BUFFER_NAMES)}), "
           f"{nbytes:,} bytes of tensor data", file=out)
     for key, value in metadata.items():
-        print(f"metadata: {key} = {value}", file=out)
+        print(f"metadata: {_shown(key)} = {_shown(value)}", file=out)
     return 0
 
 

@@ -21,6 +21,8 @@ def read(fileobj, *, mmap_array=None):
         check_record(fileobj, info, size, what)
         name = info.filename[:-4] if info.filename.endswith(".npy") else info.filename
         where = f"{what}: member {info.filename!r:.80}"
+        if name in result:
+            raise FileProblem(f"{where}: a second member named {name!r:.80}")
         with archive.open(info) as member:
             try:
                 version = np.lib.format.read_magic(member)

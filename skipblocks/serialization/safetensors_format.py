@@ -85,6 +85,8 @@ def read_header(fileobj):
         if not isinstance(info, dict) or not {"dtype", "shape", "data_offsets"} <= set(info):
             raise FileProblem(f"{where}: needs dtype, shape and data_offsets")
         code = info["dtype"]
+        if not isinstance(code, str):
+            raise FileProblem(f"{where}: dtype {code!r:.40} is not a string")
         if code in UNSUPPORTED_SAFETENSORS:
             raise FileProblem(f"{where}: dtype {code} (6-bit floats packed four to three "
                               f"bytes) is not supported")

@@ -21,8 +21,10 @@ library that defines the format:
 * npz: byte mutations, and mutations of a member's .npy header repacked.
 
 Budgets: examples are derandomized (the same cases on every run) and
-counted so that each test takes about 20-25 s on a 2-core CI machine; a
-wall-clock guard stops doing work after 50 s whatever the machine's speed.
+counted so that each of the three main tests takes about 17-20 s on this
+2-core machine (npz, the optional one, about 3 s), keeping the hostile-file
+and fuzz suite under 90 s; a wall-clock guard stops doing work after 50 s
+whatever the machine's speed.
 Run with ``--hypothesis-show-statistics`` to see the outcome counts.
 """
 import ast
@@ -35,6 +37,7 @@ import struct
 import sys
 import tempfile
 import time
+import warnings
 import zipfile
 from pathlib import Path
 
@@ -229,10 +232,14 @@ def _zip_records(data):
 
 
 def _repack(records):
+    """A stored zip of (name, bytes) records, with correct CRCs; duplicate
+    names are a mutation here, so zipfile's warning about them is silenced."""
     out = io.BytesIO()
-    with zipfile.ZipFile(out, "w", zipfile.ZIP_STORED) as z:
-        for name, content in records:
-            z.writestr(zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0)), content)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "Duplicate name", UserWarning)
+        with zipfile.ZipFile(out, "w", zipfile.ZIP_STORED) as z:
+            for name, content in records:
+                z.writestr(zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0)), content)
     return out.getvalue()
 
 
@@ -323,9 +330,9 @@ def test_mutators_keep_valid_files_valid(tmp_path):
 # the fuzz tests
 # ---------------------------------------------------------------------------
 
-ZIP_EXAMPLES = 1500
+ZIP_EXAMPLES = 2000
 LEGACY_EXAMPLES = 2000
-SAFETENSORS_EXAMPLES = 1300
+SAFETENSORS_EXAMPLES = 1700
 NPZ_EXAMPLES = 400
 
 
