@@ -3,6 +3,8 @@ report the maximum difference, state_dict comparison, and the document's demos
 rebuilt from skipblocks classes (mirrors of ``skipblocks.reference`` builders).
 """
 
+import textwrap
+
 import numpy as np
 import torch
 from torch import nn
@@ -233,3 +235,26 @@ SB_BUILDERS = {"resnet": sb_resnet_demo, "densenet": sb_densenet_demo, "se": sb_
 def torch_repr_as_skipblocks(text):
     """torch's repr with the document's class names replaced by skipblocks' own."""
     return text.replace("Dense_Block(", "DenseBlock(").replace("Dense_Layer(", "DenseLayer(")
+
+
+def import_blocker(*blocked):
+    """Python source that, run first in a subprocess, makes ``import`` of the
+    given top-level packages (and their submodules) fail, and checks that it
+    does: the torch-free processes of the no-torch tests."""
+    return textwrap.dedent(f"""
+        import sys
+
+        class _Blocked:
+            def find_spec(self, name, path=None, target=None):
+                if name.split(".")[0] in {blocked!r}:
+                    raise ImportError("blocked for this test: " + name)
+                return None
+
+        sys.meta_path.insert(0, _Blocked())
+        try:
+            import torch  # noqa: F401
+        except ImportError:
+            pass
+        else:
+            raise SystemExit("the torch blocker does not work")
+    """)

@@ -53,16 +53,7 @@ def _refuse_overlaps(fileobj, archive, what):
     size = file_size_of(fileobj)
     here = fileobj.tell()
     for index, info in enumerate(infos):
-        if info.header_offset < 0:
-            raise FileProblem(f"{what}: record {info.filename!r:.80} has a negative offset: "
-                              f"the central directory's offset points past the end of the file")
-        fileobj.seek(info.header_offset)
-        header = fileobj.read(30)
-        if len(header) != 30 or header[:4] != b"PK\x03\x04":
-            raise FileProblem(f"{what}: record {info.filename!r:.80} has no local header at "
-                              f"offset {info.header_offset}")
-        name_length, extra_length = struct.unpack("<HH", header[26:30])
-        end = info.header_offset + 30 + name_length + extra_length + info.compress_size
+        end = data_offset(fileobj, info, size, what) + info.compress_size
         limit = infos[index + 1].header_offset if index + 1 < len(infos) else archive.start_dir
         if end > min(limit, size):
             raise FileProblem(f"{what}: record {info.filename!r:.80} (bytes "
@@ -74,9 +65,6 @@ def _refuse_overlaps(fileobj, archive, what):
 def check_record(fileobj, info, file_size, what):
     """Refuses a zip record whose declared sizes no file of this size holds,
     or whose local header is missing or names another record."""
-    if info.header_offset < 0:
-        raise FileProblem(f"{what}: record {info.filename!r:.80} has a negative offset: the "
-                          f"central directory's offset points past the end of the file")
     if info.flag_bits & 0x1:
         raise FileProblem(f"{what}: record {info.filename!r:.80} is encrypted")
     if info.compress_type == zipfile.ZIP_STORED:
@@ -100,7 +88,10 @@ def check_record(fileobj, info, file_size, what):
 
 
 def data_offset(fileobj, info, file_size, what):
-    """Where a stored record's bytes start, from its local header."""
+    """Where a record's bytes start, from its local header."""
+    if info.header_offset < 0:
+        raise FileProblem(f"{what}: record {info.filename!r:.80} has a negative offset: the "
+                          f"central directory's offset points past the end of the file")
     fileobj.seek(info.header_offset)
     header = fileobj.read(30)
     if len(header) != 30 or header[:4] != b"PK\x03\x04":

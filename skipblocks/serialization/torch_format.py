@@ -161,6 +161,25 @@ def _storages_as_arrays(obj, done=None, depth=0):
     return obj
 
 
+def _storage_id(pid, entries, what):
+    """(storage type, key, numel, legacy view) of a persistent id: torch's
+    ('storage', type, key, location, numel) in the zip format, with a sixth
+    entry, the storage view, in the legacy format."""
+    layout = "(storage, type, key, location, numel" + (", view)" if entries == 6 else ")")
+    if len(pid) != entries:
+        raise FileProblem(f"{what}: storage id {pid!r:.100} does not have torch's {entries} "
+                          f"entries {layout}")
+    storage_type, key, location, numel = pid[1:5]
+    if not isinstance(storage_type, torch_pickle.StorageType):
+        raise FileProblem(f"{what}: storage id names {storage_type!r:.60}, not a storage type")
+    if not isinstance(key, str) or not isinstance(location, str):
+        raise FileProblem(f"{what}: storage key and location must be strings")
+    if type(numel) is not int or numel < 0:
+        raise FileProblem(f"{what}: storage {key!r:.40} numel {numel!r:.40} must be a "
+                          f"non-negative int")
+    return storage_type, key, numel, pid[5] if entries == 6 else None
+
+
 # -- the zip format -------------------------------------------------------------
 
 def read_zip(fileobj, *, mmap_array=None, keep_bits=False):
@@ -199,18 +218,7 @@ def read_zip(fileobj, *, mmap_array=None, keep_bits=False):
     storages = {}
 
     def storage_from_id(pid):
-        if len(pid) != 5:
-            raise FileProblem(f"{what}: storage id {pid!r:.100} does not have torch's 5 "
-                              f"entries (storage, type, key, location, numel)")
-        _, storage_type, key, location, numel = pid
-        if not isinstance(storage_type, torch_pickle.StorageType):
-            raise FileProblem(f"{what}: storage id names {storage_type!r:.60}, not a storage "
-                              f"type")
-        if not isinstance(key, str) or not isinstance(location, str):
-            raise FileProblem(f"{what}: storage key and location must be strings")
-        if type(numel) is not int or numel < 0:
-            raise FileProblem(f"{what}: storage {key!r:.40} numel {numel!r:.40} must be a "
-                              f"non-negative int")
+        storage_type, key, numel, _ = _storage_id(pid, 5, what)
         if key in storages:
             return storages[key]
         dtype = storage_type.dtype
@@ -289,18 +297,7 @@ def read_legacy(fileobj, *, keep_bits=False):
     storages, allocated = {}, [0]
 
     def storage_from_id(pid):
-        if len(pid) != 6:
-            raise FileProblem(f"{what}: storage id {pid!r:.100} does not have torch's 6 "
-                              f"entries (storage, type, key, location, numel, view)")
-        _, storage_type, key, location, numel, view = pid
-        if not isinstance(storage_type, torch_pickle.StorageType):
-            raise FileProblem(f"{what}: storage id names {storage_type!r:.60}, not a storage "
-                              f"type")
-        if not isinstance(key, str) or not isinstance(location, str):
-            raise FileProblem(f"{what}: storage key and location must be strings")
-        if type(numel) is not int or numel < 0:
-            raise FileProblem(f"{what}: storage {key!r:.40} numel {numel!r:.40} must be a "
-                              f"non-negative int")
+        storage_type, key, numel, view = _storage_id(pid, 6, what)
         dtype = storage_type.dtype
         if key not in storages:
             nbytes = numel * dtype.itemsize

@@ -11,27 +11,12 @@ import sys
 import textwrap
 
 import skipblocks
+from helpers import import_blocker
 
 # The subprocess must import the same skipblocks as this test process.
 _PKG_PARENT = os.path.dirname(os.path.dirname(os.path.abspath(skipblocks.__file__)))
 
-_BLOCK_TORCH = textwrap.dedent("""
-    import sys
-
-    class _NoTorch:
-        def find_spec(self, name, path=None, target=None):
-            if name == "torch" or name.startswith("torch."):
-                raise ImportError("torch is blocked for this test: " + name)
-            return None
-
-    sys.meta_path.insert(0, _NoTorch())
-    try:
-        import torch  # noqa: F401
-    except ImportError:
-        pass
-    else:
-        raise SystemExit("the torch blocker does not work")
-""")
+_BLOCK_TORCH = import_blocker("torch")
 
 
 def _run(code, tmp_path, timeout=300):

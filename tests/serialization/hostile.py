@@ -502,7 +502,9 @@ def boom(*args, **kwargs):
 
 
 def payloads(marker, evil):
-    """[(case id, dotted name of the global a reader must refuse, builder)]:
+    """[(case id, pattern of the message, builder)]: the pattern is the
+    dotted name of the global a reader must refuse, as a regular expression
+    (its dots match themselves among others);
     each builder takes ``how`` ("GLOBAL" or "STACK_GLOBAL") and returns the
     opcodes of one object; ``evil`` is the name of an importable module
     written from EVIL_MODULE_SOURCE."""

@@ -23,6 +23,7 @@ import pytest
 import torch
 
 import skipblocks as sb
+from helpers import import_blocker
 from tolerances import TOLERANCES
 from skipblocks.__main__ import main as cli_main
 from skipblocks import reference
@@ -30,23 +31,7 @@ from skipblocks.reference import systems as ref_systems
 
 _PKG_PARENT = os.path.dirname(os.path.dirname(os.path.abspath(sb.__file__)))
 
-_BLOCK_TORCH = textwrap.dedent("""
-    import sys
-
-    class _NoTorch:
-        def find_spec(self, name, path=None, target=None):
-            if name == "torch" or name.startswith(("torch.", "safetensors")):
-                raise ImportError("blocked for this test: " + name)
-            return None
-
-    sys.meta_path.insert(0, _NoTorch())
-    try:
-        import torch  # noqa: F401
-    except ImportError:
-        pass
-    else:
-        raise SystemExit("the torch blocker does not work")
-""")
+_BLOCK_TORCH = import_blocker("torch", "safetensors")
 
 
 def _run_without_torch(code, cwd, *args):

@@ -401,11 +401,6 @@ _PAYLOAD_PKL = H.pkl(dct((s("x"), call(glob("os", "system"), s("echo refused")))
 NAME = r"name|path|record|entry|member"
 
 
-def _entry_offset(entries, short):
-    data = H.build_zip(entries)
-    return H.record_offsets(data)["archive/" + short][0]
-
-
 ZIP_CASES = [
     pytest.param(_zip(H.Entry("archive/" + "n" * 65000, b"x")), NAME + r"|long",
                  id="name-65000-bytes"),
