@@ -142,8 +142,8 @@ def _storages_as_arrays(obj, done=None, depth=0):
         return obj
     if id(obj) in done:
         return done[id(obj)]
-    if depth > 1000:
-        raise FileProblem("containers nest more than 1000 deep")
+    if depth > 200:
+        raise FileProblem("containers nest more than 200 deep")
     done[id(obj)] = obj
     if isinstance(obj, dict):
         for key, value in obj.items():

@@ -381,9 +381,9 @@ def resolve_global(module, name):
     if full in REFUSED:
         raise FileProblem(f"{REFUSED[full]} (the file uses {full})")
     hint = ""
-    if not module.startswith(("builtins", "torch", "_codecs", "collections")):
-        hint = (" (a pickled object of a class or function outside torch: if the file was "
-                "written by torch.save(model), save model.state_dict() instead)")
+    if name[:1].isupper():
+        hint = (" (a pickled object of a class: if the file was written by "
+                "torch.save(model), save model.state_dict() instead)")
     raise FileProblem(f"refused global {full}: torch files may name only the tensor and "
                       f"container types of torch's weights-only loader{hint}")
 
