@@ -48,6 +48,8 @@ def _detect(fileobj, extension):
     fileobj.seek(0)
     head = fileobj.read(512)
     fileobj.seek(0)
+    if not head:
+        raise FileProblem("the file is empty")
     if head[:4] in (b"PK\x03\x04", b"PK\x05\x06"):
         names = open_archive(fileobj, "zip archive").namelist()
         fileobj.seek(0)
@@ -68,8 +70,6 @@ def _detect(fileobj, extension):
                           "weights-only loader refuses too, is not read")
     if extension == ".safetensors":
         return "safetensors"     # its reader names what is wrong with the header
-    if not head:
-        raise FileProblem("the file is empty")
     raise FileProblem(f"not a torch, safetensors or npz file (it starts with {head[:8]!r})")
 
 

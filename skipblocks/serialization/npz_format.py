@@ -39,7 +39,7 @@ def read(fileobj, *, mmap_array=None):
             header_bytes = member.tell()
             if dtype.hasobject or dtype.fields is not None or dtype.kind not in "biufcSU":
                 raise FileProblem(f"{where}: arrays of dtype {dtype} are not read (object "
-                                  f"arrays need pickle)")
+                                  f"arrays need pickle; structured arrays are not weights)")
             shape, numel = check_shape(list(shape), where)
             nbytes = numel * dtype.itemsize
             if info.file_size - header_bytes != nbytes:

@@ -28,6 +28,7 @@ machinery would call with file data (``__setstate__``, ``append``,
 import io
 import pickle
 import pickletools
+import warnings
 from collections import Counter, OrderedDict
 
 import numpy as np
@@ -394,6 +395,14 @@ REFUSED_OPCODES = {"INST", "OBJ", "EXT1", "EXT2", "EXT4", "NEWOBJ_EX", "PERSID",
                    "READONLY_BUFFER"}
 
 
+def _opcodes(stream):
+    """(opcode, argument) up to and including STOP."""
+    for opcode, arg, _pos in pickletools.genops(stream):
+        yield opcode, arg
+        if opcode.name == "STOP":
+            return
+
+
 MEMO_OPCODES = {"PUT", "BINPUT", "LONG_BINPUT", "GET", "BINGET", "LONG_BINGET"}
 
 
@@ -403,7 +412,10 @@ def scan(stream, what, size):
     span at most; a memo index beyond it is refused (a pickler numbers its
     memo from 0, and the unpickler allocates a memo table up to the index)."""
     try:
-        for opcode, arg, _pos in pickletools.genops(stream):
+        with warnings.catch_warnings():     # genops warns about bad string escapes
+            warnings.simplefilter("ignore")
+            ops = list(_opcodes(stream))
+        for opcode, arg in ops:
             if opcode.name in REFUSED_OPCODES:
                 raise FileProblem(f"{what}: pickle opcode {opcode.name} is not allowed in a "
                                   f"torch file")
@@ -418,7 +430,7 @@ def scan(stream, what, size):
     except FileProblem:
         raise
     except Exception as exc:    # genops raises ValueError and others on bad opcodes
-        raise FileProblem(f"{what}: not a valid pickle ({exc})") from None
+        raise FileProblem(f"{what}: not a valid pickle: truncated or corrupt ({exc})") from None
     raise FileProblem(f"{what}: pickle is truncated (no STOP opcode)")
 
 
