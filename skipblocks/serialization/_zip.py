@@ -3,6 +3,7 @@ declared size checked against the file first."""
 import io
 import struct
 import zipfile
+import zlib
 
 from ._common import FileProblem
 
@@ -111,7 +112,18 @@ def data_offset(fileobj, info, file_size, what):
 
 
 def read_record(archive, info, what):
+    """A record's bytes, CRC-checked. A stored record is read straight into
+    the buffer (zipfile's reader would copy it chunk by chunk)."""
     buffer = bytearray(info.file_size)
+    if info.compress_type == zipfile.ZIP_STORED:
+        fileobj = archive.fp
+        fileobj.seek(data_offset(fileobj, info, file_size_of(fileobj), what))
+        if fileobj.readinto(memoryview(buffer)) != info.file_size:
+            raise FileProblem(f"{what}: record {info.filename!r:.80} is truncated")
+        if zlib.crc32(buffer) != info.CRC:
+            raise FileProblem(f"{what}: record {info.filename!r:.80} fails its CRC check "
+                              f"(corrupt)")
+        return buffer
     with archive.open(info) as record:
         got = record.readinto(memoryview(buffer))
         if got != info.file_size or record.read(1):
