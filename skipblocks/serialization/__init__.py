@@ -15,7 +15,6 @@ Modules: ``torch_pickle`` (the allow-listed unpickler), ``torch_format``
 ``_zip`` (zip records, size-checked), ``_common`` (dtypes, decoders, the
 error), ``cli`` (``python -m skipblocks inspect`` / ``convert``).
 """
-import io
 import os
 from collections import OrderedDict
 from collections.abc import Mapping

@@ -21,7 +21,7 @@ from collections import OrderedDict
 
 import numpy as np
 
-from ._common import (BY_SAFETENSORS, DTYPES, FileProblem, RawTensor, UNSUPPORTED_SAFETENSORS,
+from ._common import (BY_SAFETENSORS, FileProblem, RawTensor, UNSUPPORTED_SAFETENSORS,
                       check_shape, decode, dtype_of_array)
 from ._zip import file_size_of
 
