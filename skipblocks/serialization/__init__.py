@@ -16,6 +16,7 @@ Modules: ``torch_pickle`` (the allow-listed unpickler), ``torch_format``
 error), ``cli`` (``python -m skipblocks inspect`` / ``convert``).
 """
 import os
+import re
 from collections import OrderedDict
 from collections.abc import Mapping
 
@@ -78,6 +79,8 @@ def _read(path, *, mmap=False, keep_bits=False):
     opened = isinstance(path, (str, bytes, os.PathLike))
     if mmap and not opened:
         raise ValueError("mmap=True needs a path, not a file object")
+    if not opened and not (hasattr(path, "seekable") and path.seekable()):
+        raise ValueError("load needs a path or a seekable binary file object")
     fileobj = open(path, "rb") if opened else path
     try:
         fmt = _detect(fileobj, _extension(path))
@@ -137,7 +140,7 @@ def load(path, *, mmap=False):
     naming what was wrong.
 
     Args:
-        path: a path, or a binary file object open for reading (seekable).
+        path: a path, or a seekable binary file object (read from its start).
         mmap: map the file into memory (copy-on-write) instead of reading
             it: tensors are views of the map, read from disk as they are
             used. Needs a path; for torch files, the zip format (as
@@ -206,10 +209,17 @@ def save(obj, path, *, format=None, metadata=None):
         _write(obj, path, fmt, metadata, "archive")
         return
     path = os.fsdecode(path)
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise FileNotFoundError(f"cannot save {path}: the folder {folder} does not exist")
     temporary = f"{path}.{os.getpid()}.partial"
     try:
         with open(temporary, "wb") as fileobj:
-            stem = os.path.splitext(os.path.basename(path))[0] or "archive"
+            # torch names the archive's folder after the file; "archive" where the
+            # name holds characters a reader may refuse in a record name
+            stem = os.path.splitext(os.path.basename(path))[0]
+            stem = stem if re.fullmatch(r"[A-Za-z0-9_.-]+", stem) and ".." not in stem \
+                else "archive"
             _write(obj, fileobj, fmt, metadata, stem)
         os.replace(temporary, path)
     finally:
@@ -232,9 +242,13 @@ STATE_DICT_KEYS = ("state_dict", "model_state_dict", "model", "net", "module")
 
 
 def _is_state_dict(obj):
+    """A mapping of names to arrays (a module's ``_extra_state`` entries may
+    hold anything, as in torch)."""
     return (isinstance(obj, Mapping) and len(obj) > 0
             and all(isinstance(k, str) for k in obj)
-            and all(isinstance(v, (np.ndarray, RawTensor)) for v in obj.values()))
+            and any(isinstance(v, (np.ndarray, RawTensor)) for v in obj.values())
+            and all(isinstance(v, (np.ndarray, RawTensor)) or k.endswith("_extra_state")
+                    for k, v in obj.items()))
 
 
 def state_dict_from(obj, prefix="module."):

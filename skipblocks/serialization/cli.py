@@ -17,6 +17,16 @@ FORMAT_NAMES = {"torch-zip": "torch zip format (torch.save since torch 1.6)",
 BUFFER_NAMES = ("running_mean", "running_var", "num_batches_tracked")
 
 
+class _SameAs:
+    """A container the file shares with an earlier key."""
+
+    def __init__(self, key):
+        self.key = key
+
+    def __repr__(self):
+        return f"<the same object as {self.key}>"
+
+
 def _shown(text):
     """Text from a file, printable: control characters (terminal escapes)
     are shown escaped, never sent to the terminal."""
@@ -30,12 +40,14 @@ def _dtype_name(tensor):
 def _leaves(obj, prefix="", depth=0, seen=None):
     """(dotted key, value) of every non-container entry, tensors included;
     a container met a second time (shared in the file) is listed once."""
-    seen = set() if seen is None else seen
-    if isinstance(obj, (Mapping, list, tuple)):
+    seen = {} if seen is None else seen
+    descends = isinstance(obj, Mapping) or (isinstance(obj, (list, tuple)) and any(
+        isinstance(v, (np.ndarray, RawTensor, Mapping, list, tuple)) for v in obj))
+    if descends:
         if id(obj) in seen:
-            yield prefix, "<the same container as listed above>"
+            yield prefix, _SameAs(seen[id(obj)])
             return
-        seen.add(id(obj))
+        seen[id(obj)] = prefix
     if isinstance(obj, Mapping) and depth < 64:
         for key, value in obj.items():
             yield from _leaves(value, f"{prefix}.{key}" if prefix else str(key), depth + 1, seen)
@@ -57,8 +69,11 @@ def inspect(path, out=None):
     fmt, obj, metadata = _read(path, mmap=not legacy, keep_bits=True)
     print(f"{path}: {FORMAT_NAMES[fmt]}, {os.path.getsize(path):,} bytes", file=out)
     rows = list(_leaves(obj))
+    state_dict = _find_state_dict(obj, 0)
+    in_state_dict = ({id(v) for v in state_dict.values()} if state_dict is not None
+                     else {id(v) for _, v in rows})
     width = max([len(key) for key, _ in rows] + [3])
-    tensors = elements = parameter_elements = nbytes = 0
+    tensors = elements = parameter_elements = buffer_elements = nbytes = 0
     print(f"{'key':{width}s}  {'shape':>20s}  dtype", file=out)
     for key, value in rows:
         if isinstance(value, (np.ndarray, RawTensor)):
@@ -66,16 +81,21 @@ def inspect(path, out=None):
             tensors += 1
             elements += size
             nbytes += value.nbytes
-            if not key.split(".")[-1] in BUFFER_NAMES:
-                parameter_elements += size
+            if id(value) in in_state_dict:
+                if key.split(".")[-1] in BUFFER_NAMES:
+                    buffer_elements += size
+                else:
+                    parameter_elements += size
             stored = _dtype_name(value)
             print(f"{_shown(key):{width}s}  {str(tuple(value.shape)):>20s}  {stored}", file=out)
         else:
             text = repr(value)
             text = _shown(text if len(text) <= 60 else text[:57] + "...")
             print(f"{_shown(key):{width}s}  = {text}", file=out)
-    print(f"{tensors} tensors, {elements:,} elements ({parameter_elements:,} in parameters, "
-          f"{elements - parameter_elements:,} in buffers named {'/'.join(BUFFER_NAMES)}), "
+    where = "the state_dict's" if state_dict is not None else "the file's"
+    print(f"{tensors} tensors, {elements:,} elements ({where} {parameter_elements:,} in "
+          f"parameters, {buffer_elements:,} in buffers named {'/'.join(BUFFER_NAMES)}; "
+          f"{elements - parameter_elements - buffer_elements:,} in other tensors), "
           f"{nbytes:,} bytes of tensor data", file=out)
     for key, value in metadata.items():
         print(f"metadata: {_shown(key)} = {_shown(value)}", file=out)

@@ -496,7 +496,9 @@ class _PickleWriter:
         for size in reversed(array.shape):
             strides.append(running)
             running *= size
-        return key, 0, tuple(reversed(strides)), array.size
+        # the same array met again (two keys, one tensor) reuses the storage
+        self._planned[id(array)] = key, 0, tuple(reversed(strides)), array.size
+        return self._planned[id(array)]
 
     def _plan_storages(self, obj):
         """Arrays whose memory overlaps share one storage, as tensors that

@@ -164,8 +164,10 @@ def test_inspect_lists_keys_shapes_dtypes_and_totals(tmp_path):
     params = sum(p.numel() for p in model.parameters())
     buffers = sum(b.numel() for b in model.buffers())
     total = params + buffers + 5
-    assert (f"8 tensors, {total:,} elements ({params + 5:,} in parameters, {buffers:,} in "
-            f"buffers") in out
+    # parameters and buffers are the state_dict's; the stray "ema" tensor is another
+    assert (f"8 tensors, {total:,} elements (the state_dict's {params:,} in parameters, "
+            f"{buffers:,} in buffers named running_mean/running_var/num_batches_tracked; 5 in "
+            f"other tensors)") in out
     nbytes = sum(t.numel() * t.element_size() for t in model.state_dict().values()) + 10
     assert f"{nbytes:,} bytes of tensor data" in out
 
@@ -277,3 +279,45 @@ def test_command_line_without_torch(tmp_path):
     header_length = int.from_bytes((tmp_path / "w.safetensors").read_bytes()[:8], "little")
     header = json.loads((tmp_path / "w.safetensors").read_bytes()[8:8 + header_length])
     assert header["h"]["dtype"] == "BF16"
+
+
+def test_inspect_lists_a_shared_container_once_and_plain_tuples_by_value(tmp_path):
+    # torch's pickler memoises: the equal tuples and the shared dict are one object each
+    mean = (0.5, 0.5, 0.5)
+    shared = {"w": torch.ones(2)}
+    torch.save({"config": {"mean": mean, "std": mean}, "a": shared, "b": shared},
+               tmp_path / "c.pt")
+    status, out, _ = _cli("inspect", str(tmp_path / "c.pt"))
+    assert status == 0
+    lines = {line.split()[0]: line for line in out.splitlines()[2:] if line.strip()}
+    assert lines["config.std"].endswith("= (0.5, 0.5, 0.5)")
+    assert lines["b"].endswith("= <the same object as a>")
+    assert "1 tensors" in out or "1 tensor" in out
+
+
+def test_state_dict_from_accepts_extra_state(tmp_path):
+    sd = OrderedDict([("weight", np.ones((2, 2), np.float32)),
+                      ("_extra_state", {"calibration": 0.5})])
+    assert sb.state_dict_from({"state_dict": sd}) == sd
+
+
+def test_save_writes_one_storage_for_one_array_under_two_keys(tmp_path):
+    w = np.arange(1000, dtype=np.float32)
+    sb.save({"embedding": w, "head": w}, tmp_path / "tied.pth")
+    theirs = torch.load(tmp_path / "tied.pth", weights_only=True)
+    assert (theirs["embedding"].untyped_storage().data_ptr()
+            == theirs["head"].untyped_storage().data_ptr())
+    assert os.path.getsize(tmp_path / "tied.pth") < 2 * w.nbytes
+
+
+@pytest.mark.parametrize("name", ["C:\\models\\net.pth", "модель.pth", "a..b.pth"])
+def test_save_names_the_archive_so_that_it_reads_back(tmp_path, name):
+    path = tmp_path / name
+    sb.save({"w": np.ones(2, np.float32)}, path)
+    assert np.array_equal(sb.load(path)["w"], np.ones(2, np.float32))
+    assert torch.equal(torch.load(path, weights_only=True)["w"], torch.ones(2))
+
+
+def test_save_into_a_missing_folder_names_the_folder(tmp_path):
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        sb.save({"w": np.ones(2)}, tmp_path / "missing" / "x.pt")
