@@ -113,7 +113,7 @@ def test_a_memo_shared_container_is_visited_once(tmp_path):
     out = io.StringIO()
     with redirect_stdout(out):
         assert cli_main(["inspect", str(tmp_path / "dag.pt")]) == 0
-    assert "the same container" in out.getvalue()
+    assert "the same object as" in out.getvalue()
 
 
 def test_neg_bit_on_a_broadcast_view_stays_a_view(tmp_path):
