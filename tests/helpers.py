@@ -258,3 +258,14 @@ def import_blocker(*blocked):
         else:
             raise SystemExit("the torch blocker does not work")
     """)
+
+
+def is_memory_mapped(array):
+    """Whether an array's memory belongs to a memory map (np.memmap or mmap)."""
+    import mmap
+    base = array
+    while base is not None:
+        if isinstance(base, (np.memmap, mmap.mmap)):
+            return True
+        base = getattr(base, "base", None)
+    return False

@@ -9,7 +9,6 @@ are compared as bytes.
 """
 import io
 import json
-import mmap
 import struct
 
 import numpy as np
@@ -23,6 +22,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 import skipblocks as sb
 from skipblocks.serialization import _read, read_metadata
 from skipblocks.serialization._common import RawTensor
+from helpers import is_memory_mapped
 
 # every NumPy dtype safetensors.numpy writes
 SAFETENSORS_DTYPES = [np.bool_, np.uint8, np.int8, np.int16, np.uint16, np.float16, np.int32,
@@ -83,13 +83,6 @@ def _torch_oracle(tensor):
     return tensor.float().numpy() if tensor.dtype in TORCH_ONLY else tensor.numpy()
 
 
-def _map_backed(array):
-    base = array
-    while base is not None:
-        if isinstance(base, (np.memmap, mmap.mmap)):
-            return True
-        base = getattr(base, "base", None)
-    return False
 
 
 def _saved_bytes(tensors, **kw):
@@ -193,7 +186,7 @@ def test_reads_safetensors_numpy_files(tmp_path, rng, use_mmap):
     loaded = sb.load(path, mmap=use_mmap)
     _assert_same_arrays(loaded, tensors)
     if use_mmap:
-        assert all(_map_backed(a) for a in loaded.values() if a.size)
+        assert all(is_memory_mapped(a) for a in loaded.values() if a.size)
     assert read_metadata(path) == {"format": "np"}
 
 
@@ -348,7 +341,7 @@ def test_npz_written_by_numpy_reads_in_skipblocks(tmp_path, rng, writer, use_mma
     _assert_same_arrays(loaded, arrays)
     assert loaded["fortran"].flags.f_contiguous
     # stored members are views of the map; compressed ones are inflated into memory
-    backed = {k: _map_backed(a) for k, a in loaded.items() if a.size}
+    backed = {k: is_memory_mapped(a) for k, a in loaded.items() if a.size}
     assert backed == {k: use_mmap and writer is np.savez for k in backed}
 
 

@@ -9,7 +9,6 @@ a difference; only values decoded from dtypes NumPy lacks may carry another
 NaN payload than torch's ``.float()`` gives.
 """
 import io
-import mmap
 import struct
 import warnings
 import zipfile
@@ -23,6 +22,7 @@ from torch import nn
 import skipblocks as sb
 from skipblocks.serialization import _common, _read
 from skipblocks.serialization._common import RawTensor
+from helpers import is_memory_mapped
 
 # Every dtype torch 2.13 stores, with the NumPy dtype skipblocks returns it as.
 STORAGE_DTYPES = {
@@ -140,14 +140,6 @@ def _strides_in_bytes(tensor, array):
     return tuple(s * array.itemsize for s in tensor.stride())
 
 
-def _map_backed(array):
-    """Whether an array's memory belongs to a memory map of the file."""
-    base = array
-    while base is not None:
-        if isinstance(base, (np.memmap, mmap.mmap)):
-            return True
-        base = getattr(base, "base", None)
-    return False
 
 
 # -- 1. every storage dtype torch writes ----------------------------------------------
@@ -221,7 +213,7 @@ def test_views_keep_shape_strides_and_share_memory(tmp_path, rng, dtype, legacy,
             assert np.shares_memory(base, loaded[key]), key
     if use_mmap and dtype not in EXOTIC:
         # decoded dtypes are converted into memory; the others view the map
-        assert all(_map_backed(loaded[k]) for k in views if views[k].numel())
+        assert all(is_memory_mapped(loaded[k]) for k in views if views[k].numel())
     # a write through one view shows in every other, as it does in torch
     base[8] = 2
     views["base"][8] = 2
