@@ -2,16 +2,16 @@
 then demos of its other systems: U-Net (transposed and bilinear), SE inside a
 ResNet block and inside an Inception module.
 
-python -m skipblocks inspect FILE: list a weight file's keys, shapes and dtypes.
-python -m skipblocks convert IN OUT [--cast float32]: convert between torch
-.pt/.pth, .safetensors and .npz. Neither needs torch.
-
 Prints each demo's output shape, as the document does. When torch is
 installed, also builds the document's torch modules (skipblocks.reference),
 copies their weights into the skipblocks twins, and prints the parity error
 max|skipblocks - torch| / max(1, max|torch|) of the outputs in train mode
 (torch's default after construction, as the document runs) and in eval mode,
 and of the BatchNorm running statistics after the train-mode forward.
+
+python -m skipblocks inspect FILE: list a weight file's keys, shapes and dtypes.
+python -m skipblocks convert IN OUT [--cast float32]: convert between torch
+.pt/.pth, .safetensors and .npz. Neither needs torch.
 """
 import argparse
 import sys
