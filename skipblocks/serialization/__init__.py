@@ -15,6 +15,7 @@ Modules: ``torch_pickle`` (the allow-listed unpickler), ``torch_format``
 ``_zip`` (zip records, size-checked), ``_common`` (dtypes, decoders, the
 error), ``cli`` (``python -m skipblocks inspect`` / ``convert``).
 """
+import contextlib
 import os
 import re
 from collections import OrderedDict
@@ -73,17 +74,36 @@ def _detect(fileobj, extension):
     raise FileProblem(f"not a torch, safetensors or npz file (it starts with {head[:8]!r})")
 
 
-def _read(path, *, mmap=False, keep_bits=False):
-    """(format, object, safetensors metadata) of a file."""
+@contextlib.contextmanager
+def _opened(path):
+    """The open file (a path is opened and closed here); any error a
+    malformed file causes becomes WeightsFileError naming the file."""
     name = _describe(path)
     opened = isinstance(path, (str, bytes, os.PathLike))
-    if mmap and not opened:
-        raise ValueError("mmap=True needs a path, not a file object")
     if not opened and not (hasattr(path, "seekable") and path.seekable()):
         raise ValueError("load needs a path or a seekable binary file object")
     fileobj = open(path, "rb") if opened else path
     try:
+        yield fileobj
+    except FileProblem as exc:
+        raise WeightsFileError(f"{name}: {exc}") from None
+    except Exception as exc:     # zipfile, struct and numpy's header parser on a corrupt file
+        raise WeightsFileError(f"{name}: malformed file ({type(exc).__name__}: {exc})") from None
+    finally:
+        if opened:
+            fileobj.close()
+
+
+def _read(path, *, mmap=False, keep_bits=False):
+    """(format, object, safetensors metadata) of a file. ``mmap="auto"``:
+    map the file where its format allows (a path, not the legacy format)."""
+    is_path = isinstance(path, (str, bytes, os.PathLike))
+    if mmap is True and not is_path:
+        raise ValueError("mmap=True needs a path, not a file object")
+    with _opened(path) as fileobj:
         fmt = _detect(fileobj, _extension(path))
+        if mmap == "auto":
+            mmap = is_path and fmt != "torch-legacy"
         mapped = None
         if mmap:
             if fmt == "torch-legacy":
@@ -102,13 +122,6 @@ def _read(path, *, mmap=False, keep_bits=False):
         else:
             obj = npz_format.read(fileobj, mmap_array=mapped)
         return fmt, obj, metadata
-    except FileProblem as exc:
-        raise WeightsFileError(f"{name}: {exc}") from None
-    except Exception as exc:     # zipfile, struct and numpy's header parser on a corrupt file
-        raise WeightsFileError(f"{name}: malformed file ({type(exc).__name__}: {exc})") from None
-    finally:
-        if opened:
-            fileobj.close()
 
 
 def load(path, *, mmap=False):
@@ -153,20 +166,10 @@ def load(path, *, mmap=False):
 def read_metadata(path):
     """The ``__metadata__`` dict (str -> str) of a ``.safetensors`` file;
     ``{}`` for a file without one and for the other formats."""
-    name = _describe(path)
-    opened = isinstance(path, (str, bytes, os.PathLike))
-    fileobj = open(path, "rb") if opened else path
-    try:
+    with _opened(path) as fileobj:
         if _detect(fileobj, _extension(path)) != "safetensors":
             return {}
         return safetensors_format.read_header(fileobj)[1]
-    except FileProblem as exc:
-        raise WeightsFileError(f"{name}: {exc}") from None
-    except Exception as exc:
-        raise WeightsFileError(f"{name}: malformed file ({type(exc).__name__}: {exc})") from None
-    finally:
-        if opened:
-            fileobj.close()
 
 
 def _format_for_save(path, format):

@@ -24,7 +24,9 @@ def file_size_of(fileobj):
 
 
 def open_archive(fileobj, what):
-    """The zip archive, refusing absurd record names and a name given twice."""
+    """The zip archive, refusing absurd record names, a name given twice and
+    overlapping records; ``archive.data_starts`` maps each record to where its
+    bytes start."""
     try:
         archive = zipfile.ZipFile(fileobj)
     except (zipfile.BadZipFile, OSError, ValueError, EOFError, struct.error) as exc:
@@ -53,8 +55,11 @@ def _refuse_overlaps(fileobj, archive, what):
     infos = sorted(archive.infolist(), key=lambda info: info.header_offset)
     size = file_size_of(fileobj)
     here = fileobj.tell()
+    # where each record's bytes start, read once from its local header
+    archive.data_starts = {}
     for index, info in enumerate(infos):
-        end = data_offset(fileobj, info, size, what) + info.compress_size
+        start = archive.data_starts[info.filename] = data_offset(fileobj, info, size, what)
+        end = start + info.compress_size
         limit = infos[index + 1].header_offset if index + 1 < len(infos) else archive.start_dir
         if end > min(limit, size):
             raise FileProblem(f"{what}: record {info.filename!r:.80} (bytes "
@@ -63,9 +68,9 @@ def _refuse_overlaps(fileobj, archive, what):
     fileobj.seek(here)
 
 
-def check_record(fileobj, info, file_size, what):
-    """Refuses a zip record whose declared sizes no file of this size holds,
-    or whose local header is missing or names another record."""
+def check_record(info, file_size, what):
+    """Refuses a zip record whose declared sizes no file of this size holds
+    (its local header was checked by ``open_archive``)."""
     if info.flag_bits & 0x1:
         raise FileProblem(f"{what}: record {info.filename!r:.80} is encrypted")
     if info.compress_type == zipfile.ZIP_STORED:
@@ -81,7 +86,6 @@ def check_record(fileobj, info, file_size, what):
     else:
         raise FileProblem(f"{what}: record {info.filename!r:.80} uses compression method "
                           f"{info.compress_type} (only stored and deflated records are read)")
-    data_offset(fileobj, info, file_size, what)
     if info.header_offset + info.compress_size > file_size:
         raise FileProblem(f"{what}: record {info.filename!r:.80} ({info.compress_size} bytes "
                           f"at offset {info.header_offset}) runs past the end of the "
@@ -117,7 +121,7 @@ def read_record(archive, info, what):
     buffer = bytearray(info.file_size)
     if info.compress_type == zipfile.ZIP_STORED:
         fileobj = archive.fp
-        fileobj.seek(data_offset(fileobj, info, file_size_of(fileobj), what))
+        fileobj.seek(archive.data_starts[info.filename])
         if fileobj.readinto(memoryview(buffer)) != info.file_size:
             raise FileProblem(f"{what}: record {info.filename!r:.80} is truncated")
         if zlib.crc32(buffer) != info.CRC:

@@ -65,8 +65,7 @@ def inspect(path, out=None):
     the other entries' values, and the totals. Reads no tensor data where
     the format allows a memory map."""
     out = out or sys.stdout
-    legacy = _peek_legacy(path)
-    fmt, obj, metadata = _read(path, mmap=not legacy, keep_bits=True)
+    fmt, obj, metadata = _read(path, mmap="auto", keep_bits=True)
     print(f"{path}: {FORMAT_NAMES[fmt]}, {os.path.getsize(path):,} bytes", file=out)
     rows = list(_leaves(obj))
     state_dict = _find_state_dict(obj, 0)
@@ -102,11 +101,6 @@ def inspect(path, out=None):
     return 0
 
 
-def _peek_legacy(path):
-    with open(path, "rb") as fileobj:
-        return fileobj.read(1) == b"\x80"
-
-
 def _cast_float32(obj, depth=0):
     """Every floating-point tensor as float32 (complex ones as complex64)."""
     if isinstance(obj, RawTensor):
@@ -138,8 +132,7 @@ def convert(source, destination, cast=None, out=None, err=None):
     such as bfloat16 into .npz)."""
     out, err = out or sys.stdout, err or sys.stderr
     out_format = _format_for_save(destination, None)
-    legacy = _peek_legacy(source)
-    fmt, obj, metadata = _read(source, mmap=not legacy, keep_bits=True)
+    fmt, obj, metadata = _read(source, mmap="auto", keep_bits=True)
     if cast == "float32":
         obj = _cast_float32(obj)
     elif cast is not None:

@@ -9,7 +9,7 @@ from collections import OrderedDict
 import numpy as np
 
 from ._common import FileProblem, RawTensor, check_shape
-from ._zip import check_record, data_offset, file_size_of, open_archive
+from ._zip import check_record, file_size_of, open_archive
 
 
 def read(fileobj, *, mmap_array=None):
@@ -18,7 +18,7 @@ def read(fileobj, *, mmap_array=None):
     archive = open_archive(fileobj, what)
     result = OrderedDict()
     for info in archive.infolist():
-        check_record(fileobj, info, size, what)
+        check_record(info, size, what)
         name = info.filename[:-4] if info.filename.endswith(".npy") else info.filename
         where = f"{what}: member {info.filename!r:.80}"
         if name in result:
@@ -46,7 +46,7 @@ def read(fileobj, *, mmap_array=None):
                 raise FileProblem(f"{where}: shape {list(shape)} of {dtype} needs {nbytes} "
                                   f"bytes, the member holds {info.file_size - header_bytes}")
             if mmap_array is not None and info.compress_type == zipfile.ZIP_STORED:
-                start = data_offset(fileobj, info, size, what) + header_bytes
+                start = archive.data_starts[info.filename] + header_bytes
                 raw = mmap_array[start:start + nbytes]
             else:
                 buffer = bytearray(nbytes)

@@ -27,7 +27,7 @@ import numpy as np
 
 from ._common import FileProblem, RawTensor, decode, dtype_of_array
 from . import torch_pickle
-from ._zip import check_record, data_offset, file_size_of, open_archive, read_record
+from ._zip import check_record, file_size_of, open_archive, read_record
 
 LEGACY_MAGIC = 0x1950a86a20f9469cfc6c
 LEGACY_PROTOCOL = 1001
@@ -207,7 +207,7 @@ def read_zip(fileobj, *, mmap_array=None, keep_bits=False):
                           "load it with torch.jit.load, or save its state_dict()")
     by_name = dict(zip(names, infos))
     for info in infos:
-        check_record(fileobj, info, file_size, what)
+        check_record(info, file_size, what)
 
     byteorder = b"little"
     if prefix + "byteorder" in by_name:
@@ -231,7 +231,7 @@ def read_zip(fileobj, *, mmap_array=None, keep_bits=False):
                               f"elements ({nbytes} bytes) but its record holds "
                               f"{info.file_size} bytes")
         if mmap_array is not None and info.compress_type == zipfile.ZIP_STORED:
-            start = data_offset(fileobj, info, file_size, what)
+            start = archive.data_starts[info.filename]
             raw = mmap_array[start:start + nbytes]
         else:
             raw = np.frombuffer(read_record(archive, info, what), dtype=np.uint8)
