@@ -22,6 +22,15 @@ is given the same count (skipblocks.set_num_threads; a build without it
 computes on one thread); the "sb thr" column and the JSON record what
 skipblocks really used.
 
+Networks (skipblocks.models against skipblocks.reference.networks, the torch
+references written from torchvision's and timm's source): resnet18, resnet50,
+densenet121, googlenet and se_resnet50 at 1x3x224x224 and 8x3x224x224 (cases
+``<name>-b1`` and ``<name>-b8``, eval). The networks issue's table:
+
+    python benchmarks/bench_demos.py --cases 'resnet18-*' 'resnet50-*' \
+        'densenet121-*' 'googlenet-*' 'se_resnet50-*' --threads 1 2 --repeats 3 \
+        --dtypes float32 --no-breakdown
+
 Further cases: the document's other systems -- UNet (transposed and bilinear)
 at 1x3x256x256 (eval), SEResidualBlock(128, 128) on 8x128x28x28 and
 SEInception (GoogLeNet's inception3a with SE) on 8x192x28x28 (eval and
@@ -127,6 +136,26 @@ def _systems_pair(name, *args, **kwargs):
     return build
 
 
+def _network_pair(name):
+    """(torch reference, skipblocks builder's network) of skipblocks.models'
+    ``name``: the references of skipblocks.reference.networks, written from
+    torchvision's and timm's published source, with non-trivial BatchNorm
+    statistics."""
+    def build():
+        from skipblocks import models
+        from skipblocks.reference import networks
+        theirs = networks.NETWORKS[name.replace("se_resnet", "seresnet")]()
+        with torch.no_grad():
+            for m in theirs.modules():
+                if isinstance(m, torch.nn.BatchNorm2d):
+                    m.running_mean.uniform_(-0.2, 0.2)
+                    m.running_var.uniform_(0.5, 1.5)
+        return theirs, getattr(models, name)()
+    return build
+
+
+NETWORKS = ("resnet18", "resnet50", "densenet121", "googlenet", "se_resnet50")
+
 # (case, builder of (torch module, skipblocks module), input shape, how the
 # input is drawn, modes, FLOP count function or None)
 CASES = [
@@ -144,6 +173,10 @@ CASES = [
      ("eval", "train"), None),
     ("se-inception-28", _systems_pair("SEInception", 192, 64, 96, 128, 16, 32, 32),
      (8, 192, 28, 28), "randn", ("eval", "train"), None),
+] + [
+    # whole networks (skipblocks.models) at batch 1 and 8, eval
+    ("%s-b%d" % (name, batch), _network_pair(name), (batch, 3, 224, 224), "rand", ("eval",),
+     None) for name in NETWORKS for batch in (1, 8)
 ]
 
 # The per-layer breakdowns: (name, builder, input shape). The U-Net ones give

@@ -1,7 +1,9 @@
 """The calibration of tests/tolerances.py's entries for the document's other
-systems (U-Net, SE inside ResNet and Inception) and their new layers' blocks.
+systems (U-Net, SE inside ResNet and Inception) and their new layers' blocks,
+and, with ``--networks``, for the whole networks of skipblocks.models.
 
     python benchmarks/calibrate_systems.py
+    python benchmarks/calibrate_systems.py --networks [name ...]
 
 For each system, at the test suite's shapes, in train and eval mode (train
 first, so eval runs on updated running statistics), with the weights and
@@ -18,7 +20,12 @@ tests' metric (skipblocks.reference.parity_error) for
   (both sides accurate to ~1e-16 per operation; the float64 bound is a small
   multiple of the largest seen, and far below F64_BLOCK_BOUND);
 
-each the largest over three seeds, beside the table's bounds.
+each the largest over three seeds, beside the table's bounds. A network's
+one entry bounds its outputs and its running statistics; its dropouts run
+with p = 0 in train mode, as in the tests; GoogLeNet's aux outputs are
+measured with its logits. Networks run at the tests' 2x3x64x64 and, for the
+one per family the tests also run there, 2x3x224x224 (one seed), with the
+tests' weights (tests/helpers.randomize_network_: residual branches damped).
 
 A measurement, not a test.
 """
@@ -37,7 +44,9 @@ sys.path.insert(0, os.path.dirname(HERE))  # the checkout's skipblocks, when not
 import skipblocks as sb  # noqa: E402
 from skipblocks.reference import parity_error  # noqa: E402
 from skipblocks.reference import systems as ref  # noqa: E402
-from helpers import randomize_  # noqa: E402
+from skipblocks.reference import networks as torch_networks  # noqa: E402
+from skipblocks import models  # noqa: E402
+from helpers import randomize_, randomize_network_, without_dropout  # noqa: E402
 from tolerances import tolerance  # noqa: E402
 
 
@@ -65,26 +74,52 @@ def cases():
            lambda: sb.SEInception(*args), (1, 192, 28, 28))
 
 
+# skipblocks.models' builder -> the torch reference's (tests/models use the same table)
+NETWORK_PAIRS = {name: name.replace("se_resnet", "seresnet") for name in models.__all__
+                 if name[0].islower()}
+LARGE_INPUT_NETWORKS = ("resnet50", "densenet121", "googlenet", "se_resnet50")
+
+
+def network_cases(names):
+    for name in names:
+        sizes = (64, 224) if name in LARGE_INPUT_NETWORKS else (64,)
+        for size in sizes:
+            yield (name, "%s 2x3x%dx%d" % (name, size, size),
+                   torch_networks.NETWORKS[NETWORK_PAIRS[name]], getattr(models, name),
+                   (2, 3, size, size))
+
+
+def _outputs(result):
+    """A network's output(s) as a list of arrays (GoogLeNetOutputs: all three)."""
+    if isinstance(result, tuple):
+        return [r.numpy() if isinstance(r, torch.Tensor) else r for r in result]
+    return [result.numpy() if isinstance(result, torch.Tensor) else result]
+
+
 def measure(entry, label, make_torch, make_sb, shape, seed):
     rows = []
     rng = np.random.default_rng(seed)
     torch.manual_seed(seed)
-    t32 = randomize_(make_torch(), seed)
+    randomized = randomize_network_ if entry in NETWORK_PAIRS else randomize_
+    t32 = without_dropout(randomized(make_torch(), seed), nn.Dropout)
     t64 = copy.deepcopy(t32).double()
-    s32 = make_sb()
+    s32 = without_dropout(make_sb(), sb.Dropout)
     s32.load_state_dict(t32.state_dict())
-    s64 = make_sb().double()
+    s64 = without_dropout(make_sb(), sb.Dropout).double()
     s64.load_state_dict(t64.state_dict())
     for step, training in enumerate((True, False, True, False)):
         x = (rng.standard_normal(shape) + 0.1 * step).astype(np.float32)
         for m in (t32, t64, s32, s64):
             m.train(training)
         with torch.no_grad():
-            r32 = t32(torch.from_numpy(x)).numpy()
-            r64 = t64(torch.from_numpy(x.astype(np.float64))).numpy()
-        o32, o64 = s32(x), s64(x.astype(np.float64))
-        rows.append((training, parity_error(r32, r64), parity_error(o32, r32),
-                     parity_error(o64, r64)) + stats_errors(t32, t64, s32, s64))
+            r32 = _outputs(t32(torch.from_numpy(x)))
+            r64 = _outputs(t64(torch.from_numpy(x.astype(np.float64))))
+        o32, o64 = _outputs(s32(x)), _outputs(s64(x.astype(np.float64)))
+        rows.append((training,
+                     max(parity_error(a, b) for a, b in zip(r32, r64)),
+                     max(parity_error(a, b) for a, b in zip(o32, r32)),
+                     max(parity_error(a, b) for a, b in zip(o64, r64)))
+                    + stats_errors(t32, t64, s32, s64))
     return rows
 
 
@@ -102,16 +137,21 @@ def stats_errors(t32, t64, s32, s64):
     return tuple(worst)
 
 
-def main():
+def main(argv):
     print("%-44s %5s %-6s %10s %10s %8s  %10s %8s" % (
         "case", "mode", "what", "torch32-64", "sb32-t32", "bound32", "sb64-t64", "bound64"))
-    for entry, label, make_torch, make_sb, shape in cases():
+    if argv[:1] == ["--networks"]:
+        chosen = network_cases(argv[1:] or list(NETWORK_PAIRS))
+    else:
+        chosen = cases()
+    for entry, label, make_torch, make_sb, shape in chosen:
         worst = {}
-        for seed in range(3):
+        for seed in range(1 if shape[-1] > 64 and entry in NETWORK_PAIRS else 3):
             for row in measure(entry, label, make_torch, make_sb, shape, seed):
                 w = worst.setdefault(row[0], [0.0] * 6)
                 worst[row[0]] = [max(a, b) for a, b in zip(w, row[1:])]
-        stats_entry = entry + "_running_stats" if entry == "unet" else "running_stats"
+        stats_entry = entry + "_running_stats" if entry == "unet" else \
+            entry if entry in NETWORK_PAIRS else "running_stats"
         for training, errs in worst.items():
             for what, (own, e32, e64), key in (("output", errs[:3], entry),
                                                ("stats", errs[3:], stats_entry)):
@@ -123,4 +163,4 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    main(sys.argv[1:])

@@ -186,40 +186,82 @@ class DenseLayer(Module):
 
     def _forward(self, x, out=None):
         """x: one (N, C, H, W) array (possibly a channel slice of DenseBlock's
-        output); the new features go to ``out`` when given.
+        output); the new features go to ``out`` when given."""
+        return _dense_layer(self.bn1, self.conv1, self.bn2, self.conv2, x, out)
 
-        Fused path, the dense-layer operator (csrc/ops/dense_layer.c): each
-        BatchNorm + ReLU is applied to the values as the next convolution
-        stages its input (batch statistics in train mode, running statistics
-        in eval mode), so neither bn1(x) nor bn2(out1) is ever written. When
-        the shapes do not fit it, the layers run one by one, which raise
-        torch's errors after torch's side effects."""
-        # another rank runs the layers one by one, which raise torch's errors
-        layer_bn1, layer_bn2, layer_conv1, layer_conv2 = self.bn1, self.bn2, self.conv1, self.conv2
-        if x.ndim == 4 and runtime.fusion_enabled() and _is(layer_bn1, BatchNorm2d) \
-                and _is(layer_bn2, BatchNorm2d) and _fusable_conv(layer_conv1) \
-                and _fusable_conv(layer_conv2) and (out is None or out.dtype == x.dtype):
-            # (layers of another dtype than x: the operator refuses them,
-            # leaving everything untouched, and returns None)
-            shared = layer_bn2 is layer_bn1  # one BatchNorm updated twice, in order
-            bn1, factors = layer_bn1._state(updates=2 if shared else 1)
-            bn2 = bn1[:5] + (factors[1],) + bn1[6:] if shared else layer_bn2._state()[0]
-            # the buffers the operator updates in place (train mode)
-            running = [a for state in (bn1, bn2) if state[4] for a in state[2:4]
-                       if a is not None]
-            conv1, conv2 = layer_conv1._block_args(), layer_conv2._block_args()
-            with writable(*running):
-                result = _C.dense_layer("DenseLayer", x, bn1, bn2, conv1, conv2, out=out)
-            if result is not None:
-                layer_bn1._record_updates(1)
-                layer_bn2._record_updates(1)  # the shared one: its second update
-                return result
-        out1 = layer_conv1(_bn_relu(layer_bn1, x))
-        result = layer_conv2(_bn_relu(layer_bn2, out1))
-        if out is not None:
-            out[...] = result
-            return out
-        return result
+
+def _dense_layer(layer_bn1, layer_conv1, layer_bn2, layer_conv2, x, out=None):
+    """conv2(relu(bn2(conv1(relu(bn1(x)))))) for one (N, C, H, W) array x,
+    written into ``out`` when given: the document's Dense_Layer and
+    torchvision's _DenseLayer.
+
+    Fused path, the dense-layer operator (csrc/ops/dense_layer.c): each
+    BatchNorm + ReLU is applied to the values as the next convolution
+    stages its input (batch statistics in train mode, running statistics
+    in eval mode), so neither bn1(x) nor bn2(out1) is ever written. When
+    the shapes do not fit it, the layers run one by one, which raise
+    torch's errors after torch's side effects."""
+    # another rank runs the layers one by one, which raise torch's errors
+    if x.ndim == 4 and runtime.fusion_enabled() and _is(layer_bn1, BatchNorm2d) \
+            and _is(layer_bn2, BatchNorm2d) and _fusable_conv(layer_conv1) \
+            and _fusable_conv(layer_conv2) and (out is None or out.dtype == x.dtype):
+        # (layers of another dtype than x: the operator refuses them,
+        # leaving everything untouched, and returns None)
+        shared = layer_bn2 is layer_bn1  # one BatchNorm updated twice, in order
+        bn1, factors = layer_bn1._state(updates=2 if shared else 1)
+        bn2 = bn1[:5] + (factors[1],) + bn1[6:] if shared else layer_bn2._state()[0]
+        # the buffers the operator updates in place (train mode)
+        running = [a for state in (bn1, bn2) if state[4] for a in state[2:4]
+                   if a is not None]
+        conv1, conv2 = layer_conv1._block_args(), layer_conv2._block_args()
+        with writable(*running):
+            result = _C.dense_layer("DenseLayer", x, bn1, bn2, conv1, conv2, out=out)
+        if result is not None:
+            layer_bn1._record_updates(1)
+            layer_bn2._record_updates(1)  # the shared one: its second update
+            return result
+    out1 = layer_conv1(_bn_relu(layer_bn1, x))
+    result = layer_conv2(_bn_relu(layer_bn2, out1))
+    if out is not None:
+        out[...] = result
+        return out
+    return result
+
+
+def _dense_block(layers, features, dtype, fused_type, layer="DenseBlock"):
+    """The concatenation of ``features`` (an array, or a list/tuple of
+    them) and the new features of each of ``layers``, each fed the
+    concatenation of everything before it: the document's Dense_Block and
+    torchvision's _DenseBlock. Layers of exactly ``fused_type`` (which
+    have ``_forward(x, out)`` and a ``conv2`` giving their channels) write
+    their features straight into their slice of one preallocated output;
+    otherwise (a layer replaced by the user, an input that is not 4-D) the
+    list algorithm runs, whose layers raise torch's errors."""
+    # The first layer's torch.cat and its BatchNorm's 4-D check decide
+    # what the block accepts, with their errors (as DenseLayer's).
+    features = list(features) if isinstance(features, (list, tuple)) else [features]
+    features = [F.as_real(f, layer, "input", dtype) for f in features]
+    features, _ = F._cat_checked(features, 1, fused_type.__name__, dtype)
+    if features[0].ndim != 4 or not all(_is(m, fused_type) and _is(m.conv2, Conv2d)
+                                        and m.conv2.weight.ndim == 4 for m in layers):
+        for m in layers:
+            features.append(m(features))
+        return F.cat(features, dim=1)
+
+    n, _, h, w = features[0].shape
+    in_channels = sum(f.shape[1] for f in features)
+    # each layer's new channels, as its conv2's weight makes them
+    growth = [m.conv2.weight.shape[0] for m in layers]
+    output = np.empty((n, in_channels + sum(growth), h, w), dtype=features[0].dtype)
+    start = 0
+    for f in features:
+        output[:, start:start + f.shape[1]] = f
+        start += f.shape[1]
+    for m, g in zip(layers, growth):
+        # output[:, :start] is exactly torch.cat(features so far, dim=1).
+        m._forward(output[:, :start], out=output[:, start:start + g])
+        start += g
+    return output
 
 
 class DenseBlock(ModuleDict):
@@ -247,36 +289,8 @@ class DenseBlock(ModuleDict):
         self.block._dtype = dtype
 
     def forward(self, features):
-        # The first layer's torch.cat and its BatchNorm's 4-D check decide
-        # what the block accepts, with their errors (as DenseLayer's).
-        dtype = _compute_dtype(self)  # the module's dtype decides
-        features = list(features) if isinstance(features, (list, tuple)) else [features]
-        features = [F.as_real(f, "DenseBlock", "input", dtype) for f in features]
-        features, _ = F._cat_checked(features, 1, "DenseLayer", dtype)
-        layers = list(self.block.values())
-        if features[0].ndim != 4 or not all(_is(layer, DenseLayer) and _is(layer.conv2, Conv2d)
-                                            and layer.conv2.weight.ndim == 4
-                                            for layer in layers):
-            # a user replaced a layer, or the input is not 4-D: the document's
-            # list algorithm, whose layers raise torch's errors
-            for layer in layers:
-                features.append(layer(features))
-            return F.cat(features, dim=1)
-
-        n, _, h, w = features[0].shape
-        in_channels = sum(f.shape[1] for f in features)
-        # each layer's new channels, as its conv2's weight makes them
-        growth = [layer.conv2.weight.shape[0] for layer in layers]
-        output = np.empty((n, in_channels + sum(growth), h, w), dtype=features[0].dtype)
-        start = 0
-        for f in features:
-            output[:, start:start + f.shape[1]] = f
-            start += f.shape[1]
-        for layer, g in zip(layers, growth):
-            # output[:, :start] is exactly torch.cat(features so far, dim=1).
-            layer._forward(output[:, :start], out=output[:, start:start + g])
-            start += g
-        return output
+        return _dense_block(list(self.block.values()), features, _compute_dtype(self),
+                            DenseLayer)
 
 
 class SEAttention(Module):

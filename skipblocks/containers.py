@@ -165,23 +165,29 @@ class Sequential(Module):
             raise ValueError(f"Non-positive multiplication factor {factor} for {type(self)}")
 
     def forward(self, input):
-        modules = [m for m in self._modules.values() if m is not None]
-        fuse = runtime.fusion_enabled()
-        i = 0
-        while i < len(modules):
-            module = modules[i]
-            follower = modules[i + 1] if i + 1 < len(modules) else None
-            if fuse and _foldable(module, follower, input):
-                # Conv2d then an eval-mode BatchNorm2d (the stems, ResNet's
-                # downsample): one convolution with the BatchNorm folded into
-                # its packed weights, plus a following ReLU in its epilogue.
-                relu = i + 2 < len(modules) and type(modules[i + 2]) is ReLU
-                input = module._conv(input, fold=follower, relu=relu)
-                i += 3 if relu else 2
-                continue
-            input = module(input)
-            i += 1
-        return input
+        return _run_sequence([m for m in self._modules.values() if m is not None], input)
+
+
+def _run_sequence(modules, input):
+    """Sequential's forward over the list ``modules`` (also what a network
+    runs over part of its Sequential, e.g. all but a last BatchNorm it fuses
+    with the ReLU after it)."""
+    fuse = runtime.fusion_enabled()
+    i = 0
+    while i < len(modules):
+        module = modules[i]
+        follower = modules[i + 1] if i + 1 < len(modules) else None
+        if fuse and _foldable(module, follower, input):
+            # Conv2d then an eval-mode BatchNorm2d (the stems, ResNet's
+            # downsample): one convolution with the BatchNorm folded into
+            # its packed weights, plus a following ReLU in its epilogue.
+            relu = i + 2 < len(modules) and type(modules[i + 2]) is ReLU
+            input = module._conv(input, fold=follower, relu=relu)
+            i += 3 if relu else 2
+            continue
+        input = module(input)
+        i += 1
+    return input
 
 
 class ModuleDict(Module):

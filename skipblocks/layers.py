@@ -208,19 +208,20 @@ class Conv2d(Module):
                 and weight.shape[2] >= 1 and weight.shape[3] >= 1
                 and (bias is None or bias.shape == (weight.shape[0],)))
 
-    def _conv(self, input, fold=None, relu=False, out=None):
+    def _conv(self, input, fold=None, relu=False, out=None, residual=None):
         """The convolution, with an eval-mode BatchNorm ``fold`` folded into
         its packed weights (the caller checks _packable and the BatchNorm's
-        shapes) and ``relu`` applied as tiles are stored; written into
-        ``out`` (a 4-D array of the output's shape, possibly a channel slice
-        of a larger map) when given."""
+        shapes), then ``residual`` (an array of the output's shape) added
+        and ``relu`` applied as tiles are stored; written into ``out`` (a
+        4-D array of the output's shape, possibly a channel slice of a
+        larger map) when given."""
         padding, extra = self._padding_args()
         weight = self.__dict__["_parameters"]["weight"]
         input = F._module_input(input, "Conv2d", None if weight is None else weight.dtype)
         return _C.conv2d("Conv2d", input, self.weight, self.bias, self.stride,
                          padding, self.dilation, self.groups,
                          out=out, packed=self._packed_weights(fold), relu=relu,
-                         padding_extra=extra)
+                         residual=residual, padding_extra=extra)
 
     def _block_args(self, fold=None):
         """This convolution as a fused block's operator takes it (symmetric

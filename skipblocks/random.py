@@ -37,3 +37,20 @@ def seed64():
     """A 64-bit seed for one random operator call (dropout's mask), drawn
     from the package's generator: reproducible after manual_seed(n)."""
     return int(_generator.integers(0, 2**64, dtype=np.uint64))
+
+
+# networks' initialisations (skipblocks.models)
+def normal(std, shape, dtype=np.float32, low=None, high=None):
+    """Samples a normal of mean 0 and standard deviation ``std`` in
+    ``dtype``, as torch.nn.init.normal_ (kaiming_normal_ with its std);
+    with ``low``/``high``, values outside [low, high] are drawn again, the
+    distribution of torch.nn.init.trunc_normal_."""
+    values = _generator.normal(0.0, std, size=shape)
+    if low is not None or high is not None:
+        low = -np.inf if low is None else low
+        high = np.inf if high is None else high
+        outside = (values < low) | (values > high)
+        while outside.any():
+            values[outside] = _generator.normal(0.0, std, size=int(outside.sum()))
+            outside = (values < low) | (values > high)
+    return values.astype(dtype, copy=False)

@@ -244,20 +244,29 @@ def _write(obj, fileobj, fmt, metadata, archive_name):
 STATE_DICT_KEYS = ("state_dict", "model_state_dict", "model", "net", "module")
 
 
+def _is_array(value):
+    """A NumPy array, a RawTensor, or a torch tensor (recognised by its type's
+    name and module, without importing torch: a checkpoint torch.load read)."""
+    if isinstance(value, (np.ndarray, RawTensor)):
+        return True
+    t = type(value)
+    return t.__module__.split(".")[0] == "torch" and t.__name__ in ("Tensor", "Parameter")
+
+
 def _is_state_dict(obj):
-    """A mapping of names to arrays (a module's ``_extra_state`` entries may
-    hold anything, as in torch)."""
+    """A mapping of names to arrays or tensors (a module's ``_extra_state``
+    entries may hold anything, as in torch)."""
     return (isinstance(obj, Mapping) and len(obj) > 0
             and all(isinstance(k, str) for k in obj)
-            and any(isinstance(v, (np.ndarray, RawTensor)) for v in obj.values())
-            and all(isinstance(v, (np.ndarray, RawTensor)) or k.endswith("_extra_state")
-                    for k, v in obj.items()))
+            and any(_is_array(v) for v in obj.values())
+            and all(_is_array(v) or k.endswith("_extra_state") for k, v in obj.items()))
 
 
 def state_dict_from(obj, prefix="module."):
     """The state_dict inside a loaded checkpoint.
 
-    ``obj`` itself when it is a mapping of names to arrays; otherwise the
+    ``obj`` itself when it is a mapping of names to arrays (NumPy arrays, or
+    torch tensors of a checkpoint torch.load read); otherwise the
     first such mapping under the keys ``state_dict``, ``model_state_dict``,
     ``model``, ``net`` or ``module``, looked for in that order and then
     inside those entries (a few levels deep). Keys starting with ``prefix``

@@ -1,0 +1,51 @@
+"""``weights=`` of the network builders: a file or a state_dict, read
+without torch, and the builder arguments a file decides."""
+import os
+import re
+from collections.abc import Mapping
+
+from ..serialization import load, state_dict_from
+
+# torchvision's weight names ("IMAGENET1K_V1", "DEFAULT", "ResNet18_Weights.IMAGENET1K_V1"):
+# an enum torchvision downloads, which skipblocks does not do.
+_WEIGHTS_ENUM_NAME = re.compile(r"^(?:\w+_Weights\.)?(?:DEFAULT|[A-Z0-9]+(?:_[A-Z0-9]+)+)$")
+
+
+def state_dict_of(weights, builder):
+    """The state_dict ``weights`` stands for: a path (``str`` or
+    ``os.PathLike``) of a torch ``.pt``/``.pth``, ``.safetensors`` or
+    ``.npz`` file -- a state_dict, or a checkpoint holding one (see
+    skipblocks.state_dict_from) -- or a mapping of names to arrays or torch
+    tensors. Returns a new dict: the builders rewrite keys in it."""
+    if isinstance(weights, (str, os.PathLike)):
+        path = os.fspath(weights)
+        if isinstance(path, str) and not os.path.exists(path) and _WEIGHTS_ENUM_NAME.match(path):
+            raise ValueError(
+                f"{builder}: weights={path!r} names torchvision's download; skipblocks reads "
+                "weight files but never downloads. Pass the path of the file, e.g. the one "
+                "torchvision saved under ~/.cache/torch/hub/checkpoints/")
+        return dict(state_dict_from(load(path)))
+    if isinstance(weights, Mapping):
+        return dict(state_dict_from(weights))
+    raise TypeError(f"{builder}: weights must be a path of a weight file or a state_dict (a "
+                    f"mapping of names to arrays), got {type(weights).__name__}")
+
+
+def overwrite_named_param(builder, kwargs, param, new_value):
+    """torchvision's _ovewrite_named_param: the value the weights decide,
+    unless the caller passed another one, which raises torchvision's
+    ValueError."""
+    if param in kwargs:
+        if kwargs[param] != new_value:
+            raise ValueError(f"{builder}: The parameter '{param}' expected value {new_value} "
+                             f"but got {kwargs[param]} instead.")
+    else:
+        kwargs[param] = new_value
+
+
+def rows(state_dict, key):
+    """The first dimension of ``state_dict[key]`` (a classifier's weight:
+    its number of classes), or None when the key is absent or not 2-D."""
+    value = state_dict.get(key)
+    shape = tuple(getattr(value, "shape", ()))
+    return int(shape[0]) if len(shape) == 2 else None

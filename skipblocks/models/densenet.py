@@ -1,0 +1,251 @@
+"""torchvision's DenseNet (torchvision.models.densenet): ``DenseNet`` and
+the builders ``densenet121``, ``densenet161``, ``densenet169`` and
+``densenet201``, with torchvision's structure, constructor arguments,
+state_dict keys (in order), repr and initialisation.
+
+A dense layer is the document's Dense_Layer under torchvision's names
+(norm1, relu1, conv1, norm2, relu2, conv2) and runs on the same fused
+operator; a dense block writes each layer's new channels straight into
+its slice of one preallocated output, as the document's Dense_Block here.
+torchvision's published files keep the key names of torchvision before 0.4
+(``denselayer1.norm.1.weight``): the builders rename them as torchvision
+does before loading.
+"""
+import re
+from collections import OrderedDict
+
+import numpy as np
+
+from .. import functional as F
+from .. import random as _random
+from ..blocks import _dense_block, _dense_layer
+from ..containers import ModuleDict, Sequential, _run_sequence
+from ..layers import (AvgPool2d, BatchNorm2d, Conv2d, Linear, MaxPool2d, ReLU,
+                      _check_factory_kwargs, flatten)
+from ..module import Module, _compute_dtype
+from . import _weights
+
+__all__ = ["DenseNet", "densenet121", "densenet161", "densenet169", "densenet201"]
+
+
+class _DenseLayer(Module):
+    """torchvision's _DenseLayer: conv2(relu2(norm2(conv1(relu1(norm1(
+    cat(inputs))))))), ``growth_rate`` new channels through a 1x1
+    bottleneck of bn_size * growth_rate, then dropout with ``drop_rate``
+    in train mode. ``memory_efficient`` (torchvision's checkpointing, which
+    saves memory for the backward pass) changes nothing here: there is no
+    backward pass, and the fused path never stores the intermediate maps."""
+
+    def __init__(self, num_input_features, growth_rate, bn_size, drop_rate,
+                 memory_efficient=False, *, dtype=None):
+        super().__init__()
+        self._dtype = dtype = _check_factory_kwargs("_DenseLayer", None, dtype)
+        self.norm1 = BatchNorm2d(num_input_features, dtype=dtype)
+        self.relu1 = ReLU(inplace=True)
+        self.conv1 = Conv2d(num_input_features, bn_size * growth_rate, kernel_size=1, stride=1,
+                            bias=False, dtype=dtype)
+        self.norm2 = BatchNorm2d(bn_size * growth_rate, dtype=dtype)
+        self.relu2 = ReLU(inplace=True)
+        self.conv2 = Conv2d(bn_size * growth_rate, growth_rate, kernel_size=3, stride=1,
+                            padding=1, bias=False, dtype=dtype)
+        self.drop_rate = float(drop_rate)
+        self.memory_efficient = memory_efficient
+
+    def forward(self, input):
+        dtype = _compute_dtype(self)
+        if isinstance(input, (list, tuple)):
+            x = np.concatenate(*F._cat_checked(input, 1, "_DenseLayer", dtype))
+        else:
+            x = F.as_real(input, "_DenseLayer", "input", dtype)
+        return self._forward(x)
+
+    def _forward(self, x, out=None):
+        """The layer on one (N, C, H, W) array x (possibly a channel slice of
+        the block's output), its new features written into ``out`` when
+        given."""
+        if self.drop_rate > 0 and self.training:
+            features = F.dropout(_dense_layer(self.norm1, self.conv1, self.norm2, self.conv2, x),
+                                 p=self.drop_rate, training=True, _layer="_DenseLayer")
+            if out is None:
+                return features
+            out[...] = features
+            return out
+        return _dense_layer(self.norm1, self.conv1, self.norm2, self.conv2, x, out)
+
+
+class _DenseBlock(ModuleDict):
+    """torchvision's _DenseBlock: ``num_layers`` _DenseLayers named
+    denselayer1, denselayer2, ...; forward returns the concatenation of the
+    input and every layer's new features."""
+
+    _version = 2
+
+    def __init__(self, num_layers, num_input_features, bn_size, growth_rate, drop_rate,
+                 memory_efficient=False, *, dtype=None):
+        super().__init__()
+        self._dtype = dtype = _check_factory_kwargs("_DenseBlock", None, dtype)
+        for i in range(num_layers):
+            layer = _DenseLayer(num_input_features + i * growth_rate, growth_rate=growth_rate,
+                                bn_size=bn_size, drop_rate=drop_rate,
+                                memory_efficient=memory_efficient, dtype=dtype)
+            self.add_module("denselayer%d" % (i + 1), layer)
+
+    def forward(self, init_features):
+        return _dense_block(list(self.values()), init_features, _compute_dtype(self),
+                            _DenseLayer, "_DenseBlock")
+
+
+class _Transition(Sequential):
+    """torchvision's _Transition: norm, relu, 1x1 conv (halving the
+    channels in DenseNet), 2x2 average pool. The BatchNorm and the ReLU run
+    in one pass."""
+
+    def __init__(self, num_input_features, num_output_features, *, dtype=None):
+        super().__init__()
+        self._dtype = dtype = _check_factory_kwargs("_Transition", None, dtype)
+        self.norm = BatchNorm2d(num_input_features, dtype=dtype)
+        self.relu = ReLU(inplace=True)
+        self.conv = Conv2d(num_input_features, num_output_features, kernel_size=1, stride=1,
+                           bias=False, dtype=dtype)
+        self.pool = AvgPool2d(kernel_size=2, stride=2)
+
+    def forward(self, input):
+        modules = [m for m in self._modules.values() if m is not None]
+        if len(modules) == 4 and type(modules[0]) is BatchNorm2d and type(modules[1]) is ReLU:
+            return _run_sequence(modules[2:], modules[0]._run(input, relu=True))
+        return super().forward(input)
+
+
+class DenseNet(Module):
+    """torchvision's DenseNet-BC: ``features`` = Sequential(conv0 7x7/2,
+    norm0, relu0, pool0 3x3/2, then denseblock1, transition1, ...,
+    denseblockN, norm5), then ReLU, global average pooling and
+    ``classifier`` = Linear(num_features, num_classes).
+
+    Args are torchvision's: growth_rate (channels each layer adds),
+    block_config (layers per block), num_init_features, bn_size (the
+    bottleneck's width as a multiple of growth_rate), drop_rate (dropout
+    after each layer, train mode), num_classes, memory_efficient (no effect
+    here, see _DenseLayer). ``dtype`` (keyword-only, beyond torchvision):
+    float32 (default) or float64.
+
+    Initialisation as torchvision's: convolutions kaiming-normal (fan in,
+    ReLU gain), BatchNorm weights 1 and biases 0, the classifier's bias 0
+    (its weight torch's Linear default); distributed as torch's, not torch's
+    numbers."""
+
+    def __init__(self, growth_rate=32, block_config=(6, 12, 24, 16), num_init_features=64,
+                 bn_size=4, drop_rate=0, num_classes=1000, memory_efficient=False, *,
+                 dtype=None):
+        super().__init__()
+        self._dtype = dtype = _check_factory_kwargs("DenseNet", None, dtype)
+        self.features = Sequential(OrderedDict([
+            ("conv0", Conv2d(3, num_init_features, kernel_size=7, stride=2, padding=3,
+                             bias=False, dtype=dtype)),
+            ("norm0", BatchNorm2d(num_init_features, dtype=dtype)),
+            ("relu0", ReLU(inplace=True)),
+            ("pool0", MaxPool2d(kernel_size=3, stride=2, padding=1)),
+        ]))
+        num_features = num_init_features
+        for i, num_layers in enumerate(block_config):
+            block = _DenseBlock(num_layers=num_layers, num_input_features=num_features,
+                                bn_size=bn_size, growth_rate=growth_rate, drop_rate=drop_rate,
+                                memory_efficient=memory_efficient, dtype=dtype)
+            self.features.add_module("denseblock%d" % (i + 1), block)
+            num_features = num_features + num_layers * growth_rate
+            if i != len(block_config) - 1:
+                trans = _Transition(num_input_features=num_features,
+                                    num_output_features=num_features // 2, dtype=dtype)
+                self.features.add_module("transition%d" % (i + 1), trans)
+                num_features = num_features // 2
+        self.features.add_module("norm5", BatchNorm2d(num_features, dtype=dtype))
+        self.classifier = Linear(num_features, num_classes, dtype=dtype)
+        _init_densenet(self)
+
+    def forward(self, x):
+        x = F.as_real(x, "DenseNet", "input", _compute_dtype(self))
+        features = self.features
+        modules = [m for m in features._modules.values() if m is not None] \
+            if type(features) is Sequential else None
+        if modules and type(modules[-1]) is BatchNorm2d:
+            # norm5 and the ReLU after it in one pass
+            out = modules[-1]._run(_run_sequence(modules[:-1], x), relu=True)
+        else:
+            out = F.relu(features(x))
+        out = F.adaptive_avg_pool2d(out, (1, 1), _layer="DenseNet")
+        return self.classifier(flatten(out, 1))
+
+
+def _init_densenet(model):
+    """torchvision's DenseNet initialisation (see DenseNet)."""
+    for m in model.modules():
+        if isinstance(m, Conv2d):
+            w = m.weight
+            fan_in = w.shape[1] * w.shape[2] * w.shape[3]
+            m.weight = _random.normal((2.0 / fan_in) ** 0.5, w.shape, w.dtype)
+        elif isinstance(m, Linear) and m.bias is not None:
+            m.bias = np.zeros_like(m.bias)
+    # BatchNorm2d starts at weight 1, bias 0 already, as torchvision sets it
+
+
+# torchvision's _load_state_dict: the keys of DenseNet files written before
+# torchvision 0.4 ("denselayer1.norm.1.weight") to today's ("denselayer1.norm1.weight").
+_OLD_DENSE_LAYER_KEY = re.compile(
+    r"^(.*denselayer\d+\.(?:norm|relu|conv))\.((?:[12])\.(?:weight|bias|running_mean|running_var))$")
+
+
+def rename_old_keys(state_dict):
+    """The state_dict with the pre-0.4 dense-layer keys of torchvision's
+    published DenseNet files renamed as torchvision renames them; other
+    keys unchanged (a new dict; torchvision moves each renamed key to the
+    end, which changes nothing for loading)."""
+    renamed = {}
+    for key, value in state_dict.items():
+        match = _OLD_DENSE_LAYER_KEY.match(key)
+        renamed[match.group(1) + match.group(2) if match else key] = value
+    return renamed
+
+
+def _densenet(builder, growth_rate, block_config, num_init_features, weights, kwargs):
+    """torchvision's _densenet: with weights, num_classes is the file's (a
+    different num_classes raises torchvision's ValueError) and the keys are
+    renamed (rename_old_keys) before a strict load."""
+    kwargs.pop("progress", None)  # torchvision's download progress bar: nothing to show
+    state_dict = None
+    if weights is not None:
+        state_dict = rename_old_keys(_weights.state_dict_of(weights, builder))
+        classes = _weights.rows(state_dict, "classifier.weight")
+        if classes is not None:
+            _weights.overwrite_named_param(builder, kwargs, "num_classes", classes)
+    model = DenseNet(growth_rate, block_config, num_init_features, **kwargs)
+    if state_dict is not None:
+        model.load_state_dict(state_dict)
+    return model
+
+
+def _make_builder(name, title, growth_rate, block_config, num_init_features):
+    def builder(*, weights=None, progress=True, **kwargs):
+        return _densenet(name, growth_rate, block_config, num_init_features, weights, kwargs)
+    builder.__name__ = builder.__qualname__ = name
+    builder.__doc__ = f"""{title} (torchvision's ``{name}``): DenseNet(growth_rate={growth_rate},
+    block_config={block_config}, num_init_features={num_init_features}).
+
+    Args:
+        weights: None (torchvision's initialisation), or the path of a
+            weight file (torch ``.pth``/``.pt``, ``.safetensors``, ``.npz``;
+            a state_dict or a checkpoint holding one, e.g. torchvision's
+            published ``{name}-*.pth`` with its pre-0.4 key names, which are
+            renamed as torchvision renames them) or a state_dict, loaded
+            strictly. ``num_classes`` then comes from the file's
+            ``classifier.weight``.
+        progress: accepted for torchvision's signature; nothing is
+            downloaded.
+        **kwargs: DenseNet's arguments (bn_size, drop_rate, num_classes,
+            memory_efficient, dtype)."""
+    return builder
+
+
+densenet121 = _make_builder("densenet121", "DenseNet-121", 32, (6, 12, 24, 16), 64)
+densenet161 = _make_builder("densenet161", "DenseNet-161", 48, (6, 12, 36, 24), 96)
+densenet169 = _make_builder("densenet169", "DenseNet-169", 32, (6, 12, 32, 32), 64)
+densenet201 = _make_builder("densenet201", "DenseNet-201", 32, (6, 12, 48, 32), 64)
