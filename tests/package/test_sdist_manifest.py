@@ -42,3 +42,16 @@ def test_every_included_file_exists_under_csrc():
                     found = [c for c in candidates if os.path.isfile(c)]
                     assert found, f"{name}: #include \"{inc}\" not found"
                     assert any(fnmatch.fnmatch(os.path.basename(found[0]), p) for p in patterns)
+
+
+def test_pyproject_lists_every_subpackage():
+    """pip installs only the packages pyproject.toml names: a subpackage
+    missing there works from the checkout and is absent after install."""
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    with open(os.path.join(root, "pyproject.toml"), encoding="utf-8") as f:
+        listed = set(re.findall(r'"(skipblocks[\w.]*)"',
+                                re.search(r"^packages = \[(.*?)\]", f.read(), re.M | re.S)[1]))
+    found = {os.path.relpath(folder, root).replace(os.sep, ".")
+             for folder, _, files in os.walk(os.path.join(root, "skipblocks"))
+             if "__init__.py" in files}
+    assert found == listed
