@@ -62,6 +62,8 @@ from .random import manual_seed
 # weight files: torch .pt/.pth, .safetensors, .npz
 from .serialization import WeightsFileError, load, save, state_dict_from
 from .runtime import available_isas, get_isa, get_num_threads, set_isa, set_num_threads
+# whole networks: skipblocks.models (torchvision's ResNet, DenseNet, GoogLeNet; timm's SE-ResNet)
+from . import models
 from .unet import DoubleConv, Down, OutConv, UNet, Up
 # pad and dropout; Flatten, Identity, ModuleList
 from .containers import ModuleList
@@ -86,4 +88,6 @@ __all__ = [
     "AvgPool2d", "Upsample",
     # weight files
     "load", "save", "state_dict_from", "WeightsFileError",
+    # whole networks
+    "models",
 ]
