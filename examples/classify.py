@@ -6,8 +6,9 @@
 
 Nothing is downloaded. With torchvision's published weights (the file torchvision keeps under
 ~/.cache/torch/hub/checkpoints/ after its first download), the indices are ImageNet classes;
-with random weights they mean nothing, but the pipeline is the same. The image is resized with
-skipblocks' own bilinear interpolation and normalised as torchvision's ImageNet weights expect.
+with random weights they mean nothing, but the pipeline is the same. The image is prepared as
+torchvision evaluates its ImageNet weights (shorter side to 256, centre 224 x 224 crop, ImageNet
+normalisation), resized with skipblocks' own bilinear interpolation.
 To read a JPEG or PNG into an array, use any image library, e.g. ``np.asarray(PIL.Image.open(
 path).convert("RGB"))``, and save it with ``np.save``.
 """
@@ -22,12 +23,19 @@ IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32).reshape(1, 3, 
 IMAGENET_STD = np.array([0.229, 0.224, 0.225], dtype=np.float32).reshape(1, 3, 1, 1)
 
 
-def preprocess(image, size=224):
-    """An (H, W, 3) uint8 image -> the (1, 3, size, size) float32 batch
-    torchvision's ImageNet models take: scaled to [0, 1], resized, and
-    normalised with ImageNet's mean and standard deviation."""
+def preprocess(image, resize=256, crop=224):
+    """An (H, W, 3) uint8 image -> the (1, 3, crop, crop) float32 batch
+    torchvision's ImageNet weights are evaluated on: scaled to [0, 1], the
+    shorter side resized to ``resize`` (bilinear; torchvision's Resize also
+    antialiases when it shrinks, which skipblocks' interpolate does not),
+    the centre ``crop`` x ``crop`` cut out, and normalised with ImageNet's
+    mean and standard deviation."""
     x = np.ascontiguousarray(image.transpose(2, 0, 1)[None], dtype=np.float32) / 255
-    x = sb.functional.interpolate(x, size=(size, size), mode="bilinear", align_corners=False)
+    h, w = x.shape[2:]
+    size = (resize, int(resize * w / h)) if h <= w else (int(resize * h / w), resize)
+    x = sb.functional.interpolate(x, size=size, mode="bilinear", align_corners=False)
+    top, left = int(round((size[0] - crop) / 2.0)), int(round((size[1] - crop) / 2.0))
+    x = x[:, :, top:top + crop, left:left + crop]
     return (x - IMAGENET_MEAN) / IMAGENET_STD
 
 

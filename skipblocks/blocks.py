@@ -38,6 +38,14 @@ def _bn_relu(bn, x):
     return F.relu(bn(x))
 
 
+def _bn_then(relu, bn, x):
+    """relu(bn(x)) with ``relu`` a module (None or a plain ReLU: in one pass,
+    _bn_relu)."""
+    if relu is None or _is(relu, ReLU):
+        return _bn_relu(bn, x)
+    return relu(bn(x))
+
+
 def _fusable_conv(conv):
     """A Conv2d the fused paths can drive (any user replacement is simply
     called instead)."""
@@ -190,10 +198,13 @@ class DenseLayer(Module):
         return _dense_layer(self.bn1, self.conv1, self.bn2, self.conv2, x, out)
 
 
-def _dense_layer(layer_bn1, layer_conv1, layer_bn2, layer_conv2, x, out=None):
+def _dense_layer(layer_bn1, layer_conv1, layer_bn2, layer_conv2, x, out=None, relu1=None,
+                 relu2=None):
     """conv2(relu(bn2(conv1(relu(bn1(x)))))) for one (N, C, H, W) array x,
-    written into ``out`` when given: the document's Dense_Layer and
-    torchvision's _DenseLayer.
+    written into ``out`` when given: the document's Dense_Layer (its
+    functional ReLUs: relu1 and relu2 None) and torchvision's _DenseLayer
+    (its ReLU modules relu1 and relu2, called as they are when a user
+    replaced them).
 
     Fused path, the dense-layer operator (csrc/ops/dense_layer.c): each
     BatchNorm + ReLU is applied to the values as the next convolution
@@ -202,7 +213,8 @@ def _dense_layer(layer_bn1, layer_conv1, layer_bn2, layer_conv2, x, out=None):
     the shapes do not fit it, the layers run one by one, which raise
     torch's errors after torch's side effects."""
     # another rank runs the layers one by one, which raise torch's errors
-    if x.ndim == 4 and runtime.fusion_enabled() and _is(layer_bn1, BatchNorm2d) \
+    plain = all(relu is None or _is(relu, ReLU) for relu in (relu1, relu2))
+    if x.ndim == 4 and plain and runtime.fusion_enabled() and _is(layer_bn1, BatchNorm2d) \
             and _is(layer_bn2, BatchNorm2d) and _fusable_conv(layer_conv1) \
             and _fusable_conv(layer_conv2) and (out is None or out.dtype == x.dtype):
         # (layers of another dtype than x: the operator refuses them,
@@ -220,8 +232,8 @@ def _dense_layer(layer_bn1, layer_conv1, layer_bn2, layer_conv2, x, out=None):
             layer_bn1._record_updates(1)
             layer_bn2._record_updates(1)  # the shared one: its second update
             return result
-    out1 = layer_conv1(_bn_relu(layer_bn1, x))
-    result = layer_conv2(_bn_relu(layer_bn2, out1))
+    out1 = layer_conv1(_bn_then(relu1, layer_bn1, x))
+    result = layer_conv2(_bn_then(relu2, layer_bn2, out1))
     if out is not None:
         out[...] = result
         return out

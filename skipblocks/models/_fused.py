@@ -1,5 +1,5 @@
-"""The fused steps the networks are made of: a convolution with the
-BatchNorm after it (and a ReLU, and a residual) in one pass."""
+"""The fused step the networks are made of: a convolution, the BatchNorm
+after it, then the addition of a residual and a ReLU, in one pass."""
 import numpy as np
 
 from .. import _C
@@ -7,7 +7,7 @@ from .. import functional as F
 from .. import runtime
 from ..blocks import ResidualBlock
 from ..containers import _foldable
-from ..layers import BatchNorm2d
+from ..layers import BatchNorm2d, ReLU
 
 __all__ = ["conv_bn", "conv_output_shape", "add_relu"]
 
@@ -24,32 +24,49 @@ def conv_output_shape(conv, shape):
 
 
 def conv_bn(conv, bn, x, relu=False, residual=None, layer="BasicBlock"):
-    """bn(conv(x)), then ``+ residual`` when given, then a ReLU when
-    ``relu``: torchvision's ``out = self.bn(self.conv(x)); out += identity;
-    out = self.relu(out)``.
+    """bn(conv(x)), then ``+ residual()`` when ``residual`` is given, then
+    the module ``relu`` unless it is False: torchvision's ``out = self.bn(self.conv(
+    x)); out += identity; out = self.relu(out)``. ``residual`` is a function
+    returning the residual array (the block's downsample of its input), so
+    that it runs where torchvision runs it: after bn, on the layer-by-layer
+    path.
 
-    Eval mode: one convolution with bn folded into its packed weights, the
-    residual and the ReLU applied as its tiles are stored. Otherwise (train
-    mode, a user's own modules, shapes the fused path does not take) the
-    layers run in turn, with torch's errors."""
-    if runtime.fusion_enabled() and _foldable(conv, bn, x) and x.dtype == conv.weight.dtype \
-            and (residual is None or (type(residual) is np.ndarray
-                                      and residual.dtype == x.dtype
-                                      and residual.shape == conv_output_shape(conv, x.shape))):
-        return conv._conv(x, fold=bn, relu=relu, residual=residual)
-    out = conv(x)
-    if residual is None:
-        if relu:
-            return bn._run(out, relu=True) if type(bn) is BatchNorm2d else F.relu(bn(out))
-        return bn(out)
-    if not relu:
-        raise ValueError(f"{layer}: a residual is added before a ReLU")
-    return add_relu(bn(out), residual, layer)
+    Eval mode, with ``relu`` a plain ReLU (or False): one convolution with
+    bn folded into its packed weights, the residual and the ReLU applied as
+    its tiles are stored. Otherwise (train mode, a user's own modules,
+    shapes the fused path does not take) the modules are called in turn,
+    with torch's errors."""
+    plain_relu = relu is False or type(relu) is ReLU
+    if runtime.fusion_enabled() and plain_relu and _foldable(conv, bn, x) \
+            and x.dtype == conv.weight.dtype:
+        identity = None if residual is None else residual()
+        if identity is None or (type(identity) is np.ndarray and identity.dtype == x.dtype
+                                and identity.shape == conv_output_shape(conv, x.shape)):
+            return conv._conv(x, fold=bn, relu=relu is not False, residual=identity)
+        out = bn(conv(x))
+    else:
+        out = conv(x)
+        if residual is None and relu is not False and type(bn) is BatchNorm2d and plain_relu:
+            return bn._run(out, relu=True)  # BatchNorm and ReLU in one pass
+        out = bn(out)
+        identity = None if residual is None else residual()
+    if identity is not None:
+        if relu is not False and plain_relu:
+            return add_relu(out, identity, layer)
+        out = _add(out, identity, layer)
+    return out if relu is False else relu(out)
 
 
 def add_relu(out, residual, layer):
     """``out += residual`` (residual broadcast to out's shape, as torch's
-    in-place add), then a ReLU."""
+    in-place add), then a ReLU, in one pass."""
     out = F.as_real(out, layer, "output")
     residual = F.as_real(residual, layer, "residual", out.dtype)
     return _C.add_relu(layer, out, ResidualBlock._match_residual(residual, out.shape, layer))
+
+
+def _add(out, residual, layer):
+    """``out += residual`` alone (the ReLU after it is a user's module)."""
+    out = F.as_real(out, layer, "output")
+    residual = F.as_real(residual, layer, "residual", out.dtype)
+    return out + ResidualBlock._match_residual(residual, out.shape, layer)

@@ -49,3 +49,18 @@ def rows(state_dict, key):
     value = state_dict.get(key)
     shape = tuple(getattr(value, "shape", ()))
     return int(shape[0]) if len(shape) == 2 else None
+
+
+def builder_kwargs(builder, kwargs):
+    """The builder's keyword arguments for the network's class, without the
+    ones torchvision's builders take besides ``weights``: ``progress`` (a
+    download progress bar: nothing to show) and the deprecated
+    ``pretrained`` (torchvision maps True to a download; here it raises,
+    pointing to ``weights=``)."""
+    kwargs = dict(kwargs)
+    kwargs.pop("progress", None)
+    if kwargs.pop("pretrained", False):
+        raise ValueError(f"{builder}: pretrained=True downloads torchvision's weights; "
+                         "skipblocks never downloads. Pass weights=<the path of the file>, "
+                         "e.g. the one torchvision saved under ~/.cache/torch/hub/checkpoints/")
+    return kwargs

@@ -63,14 +63,16 @@ class _DenseLayer(Module):
         """The layer on one (N, C, H, W) array x (possibly a channel slice of
         the block's output), its new features written into ``out`` when
         given."""
+        layers = (self.norm1, self.conv1, self.norm2, self.conv2)
+        relus = dict(relu1=self.relu1, relu2=self.relu2)
         if self.drop_rate > 0 and self.training:
-            features = F.dropout(_dense_layer(self.norm1, self.conv1, self.norm2, self.conv2, x),
-                                 p=self.drop_rate, training=True, _layer="_DenseLayer")
+            features = F.dropout(_dense_layer(*layers, x, **relus), p=self.drop_rate,
+                                 training=True, _layer="_DenseLayer")
             if out is None:
                 return features
             out[...] = features
             return out
-        return _dense_layer(self.norm1, self.conv1, self.norm2, self.conv2, x, out)
+        return _dense_layer(*layers, x, out, **relus)
 
 
 class _DenseBlock(ModuleDict):
@@ -210,7 +212,7 @@ def _densenet(builder, growth_rate, block_config, num_init_features, weights, kw
     """torchvision's _densenet: with weights, num_classes is the file's (a
     different num_classes raises torchvision's ValueError) and the keys are
     renamed (rename_old_keys) before a strict load."""
-    kwargs.pop("progress", None)  # torchvision's download progress bar: nothing to show
+    kwargs = _weights.builder_kwargs(builder, kwargs)
     state_dict = None
     if weights is not None:
         state_dict = rename_old_keys(_weights.state_dict_of(weights, builder))

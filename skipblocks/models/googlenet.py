@@ -202,6 +202,7 @@ def googlenet(*, weights=None, progress=True, **kwargs):
     (torchvision raises for them with weights), since the result is the
     same model. ``progress`` is accepted for torchvision's signature;
     nothing is downloaded."""
+    kwargs = _weights.builder_kwargs("googlenet", kwargs)
     if weights is None:
         return GoogLeNet(**kwargs)
     state_dict = _weights.state_dict_of(weights, "googlenet")

@@ -73,9 +73,9 @@ class BasicBlock(Module):
 
     def forward(self, x):
         x = F.as_real(x, "BasicBlock", "input", _compute_dtype(self))
-        out = conv_bn(self.conv1, self.bn1, x, relu=True, layer="BasicBlock")
-        identity = x if self.downsample is None else self.downsample(x)
-        return conv_bn(self.conv2, self.bn2, out, relu=True, residual=identity,
+        out = conv_bn(self.conv1, self.bn1, x, relu=self.relu, layer="BasicBlock")
+        return conv_bn(self.conv2, self.bn2, out, relu=self.relu,
+                       residual=functools.partial(_identity, self.downsample, x),
                        layer="BasicBlock")
 
 
@@ -108,10 +108,15 @@ class Bottleneck(Module):
     def forward(self, x):
         layer = type(self).__name__
         x = F.as_real(x, layer, "input", _compute_dtype(self))
-        out = conv_bn(self.conv1, self.bn1, x, relu=True, layer=layer)
-        out = conv_bn(self.conv2, self.bn2, out, relu=True, layer=layer)
-        identity = x if self.downsample is None else self.downsample(x)
-        return conv_bn(self.conv3, self.bn3, out, relu=True, residual=identity, layer=layer)
+        out = conv_bn(self.conv1, self.bn1, x, relu=self.relu, layer=layer)
+        out = conv_bn(self.conv2, self.bn2, out, relu=self.relu, layer=layer)
+        return conv_bn(self.conv3, self.bn3, out, relu=self.relu,
+                       residual=functools.partial(_identity, self.downsample, x), layer=layer)
+
+
+def _identity(downsample, x):
+    """A block's residual: downsample(x), or x itself without one."""
+    return x if downsample is None else downsample(x)
 
 
 class ResNet(Module):
@@ -127,12 +132,19 @@ class ResNet(Module):
     Linear default; ``zero_init_residual`` zeroes each block's last
     BatchNorm weight. The draws are distributed as torch's, not torch's
     numbers (skipblocks.manual_seed makes them reproducible). ``dtype``
-    (keyword-only, beyond torchvision): float32 (default) or float64."""
+    (keyword-only, beyond torchvision): float32 (default) or float64; it is
+    passed on to ``block`` only when given, and a ``norm_layer`` of your
+    own is called as it is (make it build float64 layers for a float64
+    network). Eval mode runs each convolution with its BatchNorm folded in,
+    and the ReLU and residual in its epilogue, where ``relu`` is still a
+    ReLU; replaced modules are called as they are."""
 
     def __init__(self, block, layers, num_classes=1000, zero_init_residual=False, groups=1,
                  width_per_group=64, replace_stride_with_dilation=None, norm_layer=None, *,
                  dtype=None):
         super().__init__()
+        # a user's block is called without dtype unless one is asked for
+        self._block_dtype = {} if dtype is None else {"dtype": dtype}
         self._dtype = dtype = _check_factory_kwargs(type(self).__name__, None, dtype)
         self._norm_layer = _norm_layer(norm_layer, dtype)
         self.inplanes = 64
@@ -162,7 +174,12 @@ class ResNet(Module):
         _init_resnet(self, zero_init_residual)
 
     def _make_layer(self, block, planes, blocks, stride=1, dilate=False):
+        """One stage: ``blocks`` blocks of ``planes``, the first with
+        ``stride`` (or a dilation instead, with ``dilate``) and a 1x1
+        convolution + BatchNorm downsample where the shape changes
+        (torchvision's _make_layer)."""
         dtype = self._dtype
+        extra = self._block_dtype
         downsample = None
         previous_dilation = self.dilation
         if dilate:
@@ -173,17 +190,17 @@ class ResNet(Module):
                                             dtype=dtype),
                                     self._norm_layer(planes * block.expansion))
         layers = [block(self.inplanes, planes, stride, downsample, self.groups,
-                        self.base_width, previous_dilation, self._norm_layer, dtype=dtype)]
+                        self.base_width, previous_dilation, self._norm_layer, **extra)]
         self.inplanes = planes * block.expansion
         for _ in range(1, blocks):
             layers.append(block(self.inplanes, planes, groups=self.groups,
                                 base_width=self.base_width, dilation=self.dilation,
-                                norm_layer=self._norm_layer, dtype=dtype))
+                                norm_layer=self._norm_layer, **extra))
         return Sequential(*layers)
 
     def forward(self, x):
         x = F.as_real(x, type(self).__name__, "input", _compute_dtype(self))
-        x = conv_bn(self.conv1, self.bn1, x, relu=True, layer=type(self).__name__)
+        x = conv_bn(self.conv1, self.bn1, x, relu=self.relu, layer=type(self).__name__)
         x = self.maxpool(x)
         x = self.layer1(x)
         x = self.layer2(x)
@@ -219,7 +236,7 @@ def _resnet(builder, block, layers, weights, kwargs):
     """torchvision's _resnet: with weights, num_classes is the file's (a
     different num_classes raises torchvision's ValueError), then the
     state_dict is loaded strictly."""
-    kwargs.pop("progress", None)  # torchvision's download progress bar: nothing to show
+    kwargs = _weights.builder_kwargs(builder, kwargs)
     state_dict = None
     if weights is not None:
         state_dict = _weights.state_dict_of(weights, builder)

@@ -16,9 +16,10 @@ import numpy as np
 from .. import _C
 from .. import functional as F
 from .. import runtime
+from ..blocks import ResidualBlock
 from ..layers import Conv2d, Identity, ReLU, Sigmoid, _check_factory_kwargs
 from ..module import Module, _compute_dtype
-from ._fused import add_relu, conv_bn
+from ._fused import _add, add_relu, conv_bn
 from .resnet import Bottleneck, _resnet
 
 __all__ = ["SEModule", "SEBottleneck", "se_resnet50", "se_resnet101"]
@@ -68,7 +69,14 @@ class SEModule(Module):
         x_se = x.mean((2, 3), keepdims=True, dtype=x.dtype)
         x_se = self.gate(self.fc2(self.act(self.bn(self.fc1(x_se)))))
         x_se = F.as_real(x_se, "SEModule", "gate", x.dtype)
-        return _C.channel_scale("SEModule", x, x_se.reshape(x.shape[0], x.shape[1]))
+        if x_se.shape == x.shape[:2] + (1, 1):
+            return _C.channel_scale("SEModule", x, x_se.reshape(x.shape[0], x.shape[1]))
+        # torch's x * gate broadcasts (its error names the first mismatch)
+        try:
+            np.broadcast_shapes(x.shape, x_se.shape)
+        except ValueError:
+            ResidualBlock._match_residual(x_se, x.shape, "SEModule")
+        return x * x_se
 
     def _packed_linears(self, x):
         """fc1's and fc2's weights (and biases) packed as the fused
@@ -82,11 +90,16 @@ class SEModule(Module):
         w1, w2 = fc1.weight, fc2.weight
         hidden, channels = w1.shape[0], x.shape[1]
         if not (w1.shape == (hidden, channels, 1, 1) and w2.shape == (channels, hidden, 1, 1)
-                and fc1.groups == 1 and fc2.groups == 1 and x.dtype == w1.dtype == w2.dtype
+                and x.dtype == w1.dtype == w2.dtype
+                and all(fc.groups == 1 and fc.stride == (1, 1) and fc.dilation == (1, 1)
+                        and fc._padding_args() == ((0, 0), (0, 0)) for fc in (fc1, fc2))
                 and all(b is None or (b.shape == (w.shape[0],) and b.dtype == x.dtype)
                         for w, b in ((w1, fc1.bias), (w2, fc2.bias)))):
             return None
-        key = (fc1.__dict__["_version_box"][0], fc2.__dict__["_version_box"][0], x.dtype)
+        # the modules themselves are part of the key: a replaced fc1 may be
+        # at the same version count as the one it replaces
+        key = (fc1, fc1.__dict__["_version_box"][0], fc2, fc2.__dict__["_version_box"][0],
+               x.dtype)
         cache = self.__dict__.get("_packed_cache")
         if cache is None or cache[0] != key:
             packed = tuple(_C.linear_pack("SEModule", w.reshape(w.shape[0], w.shape[1]), b)
@@ -114,11 +127,13 @@ class SEBottleneck(Bottleneck):
     def forward(self, x):
         layer = "SEBottleneck"
         x = F.as_real(x, layer, "input", _compute_dtype(self))
-        out = conv_bn(self.conv1, self.bn1, x, relu=True, layer=layer)
-        out = conv_bn(self.conv2, self.bn2, out, relu=True, layer=layer)
+        out = conv_bn(self.conv1, self.bn1, x, relu=self.relu, layer=layer)
+        out = conv_bn(self.conv2, self.bn2, out, relu=self.relu, layer=layer)
         out = self.se(conv_bn(self.conv3, self.bn3, out, layer=layer))
         identity = x if self.downsample is None else self.downsample(x)
-        return add_relu(out, identity, layer)
+        if type(self.relu) is ReLU:
+            return add_relu(out, identity, layer)
+        return self.relu(_add(out, identity, layer))
 
 
 def _builder(name, timm_name, layers):

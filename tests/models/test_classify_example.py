@@ -32,8 +32,11 @@ def test_top5_matches_torch_for_a_weights_file_and_an_image(tmp_path, capsys):
     indices = _example().main(["--weights", str(weights), "--image",
                                str(tmp_path / "image.npy")])
 
+    # torchvision's ImageNet evaluation transform (Resize(256) without antialias,
+    # CenterCrop(224)), in torch: 180 x 240 -> 256 x 341 -> the centre 224 x 224
     x = torch.from_numpy(image).permute(2, 0, 1)[None].float() / 255
-    x = F.interpolate(x, size=(224, 224), mode="bilinear", align_corners=False)
+    x = F.interpolate(x, size=(256, 341), mode="bilinear", align_corners=False)
+    x = x[:, :, 16:240, 58:282]
     mean = torch.tensor([0.485, 0.456, 0.406]).reshape(1, 3, 1, 1)
     std = torch.tensor([0.229, 0.224, 0.225]).reshape(1, 3, 1, 1)
     with torch.no_grad():

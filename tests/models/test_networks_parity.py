@@ -6,6 +6,9 @@ train- and eval-mode forwards at 2x3x64x64 (float32 and float64), and at
 the builders; initialisation; errors.
 """
 
+import copy
+import pickle
+
 import numpy as np
 import pytest
 import torch
@@ -306,3 +309,136 @@ def test_networks_accept_other_real_inputs_as_torch_would_convert_them(rng):
     x = rng.integers(0, 255, size=(1, 3, 40, 40)).astype(np.uint8)
     np.testing.assert_array_equal(net(x), net(x.astype(np.float32)))
     assert net(x.astype(np.float64)).dtype == np.float32
+
+
+# ---------------------------------------------------------------------------
+# replaced modules are called; caches never stale; fused == unfused; pickling
+# ---------------------------------------------------------------------------
+
+REPLACEMENTS = {
+    # (network, the path of a module both sides replace)
+    "resnet18 block relu": ("resnet18", "layer2.1.relu"),
+    "resnet18 stem relu": ("resnet18", "relu"),
+    "resnet50 bottleneck relu": ("resnet50", "layer3.0.relu"),
+    "se_resnet50 se.act": ("se_resnet50", "layer1.2.se.act"),
+    "se_resnet50 se.gate": ("se_resnet50", "layer3.1.se.gate"),
+    "densenet121 relu1": ("densenet121", "features.denseblock2.denselayer3.relu1"),
+    "densenet121 relu2": ("densenet121", "features.denseblock1.denselayer1.relu2"),
+    "densenet121 transition relu": ("densenet121", "features.transition1.relu"),
+    "resnet50 bn3": ("resnet50", "layer2.0.bn3"),
+    "resnet18 downsample (a shape error)": ("resnet18", "layer3.0.downsample"),
+    "resnet50 first downsample (same shape)": ("resnet50", "layer1.0.downsample.1"),
+}
+
+
+def _replace(module, path, new):
+    parent, _, name = path.rpartition(".")
+    setattr(module.get_submodule(parent) if parent else module, name, new)
+
+
+@pytest.mark.parametrize("case", list(REPLACEMENTS))
+def test_replaced_modules_are_called(case, rng):
+    """A module a user puts in place of a ReLU, a BatchNorm or a downsample
+    runs, on the fused path's network too, as in torch."""
+    name, path = REPLACEMENTS[case]
+    tm, sm = _pair(ref.NETWORKS[PAIRS[name]], getattr(models, name))
+    _replace(tm, path, nn.Identity())
+    _replace(sm, path, sb.Identity())
+    for training in (False, True):
+        tm.train(training)
+        sm.train(training)
+        x = randn(rng, 2, 3, 64, 64)
+        try:
+            with torch.no_grad():
+                expected = tm(to_torch(x))
+        except RuntimeError as exc:   # an Identity downsample: the addition's shapes
+            with pytest.raises(RuntimeError) as ours:
+                sm(x)
+            assert str(exc) in str(ours.value)
+            continue
+        assert_parity(sm(x), expected, name, what="%s (%s)" % (case, training))
+
+
+def test_se_module_cache_follows_replaced_and_changed_convolutions(rng):
+    se = models.SEModule(64).eval()
+    x = randn(rng, 2, 64, 8, 8)
+    se(x)
+    for change in ("replace fc1", "assign fc2.weight", "load_state_dict"):
+        if change == "replace fc1":
+            se.fc1 = sb.Conv2d(64, 8, 1)        # at the same version count as the old one
+        elif change == "assign fc2.weight":
+            se.fc2.weight = se.fc2.weight * 2
+        else:
+            se.load_state_dict(models.SEModule(64).state_dict())
+        got = se(x)
+        with sb.runtime.unfused():
+            expected = se(x)
+        np.testing.assert_allclose(got, expected, rtol=1e-6, atol=1e-6, err_msg=change)
+
+
+def test_se_module_runs_its_convolutions_as_they_are(rng):
+    """A padded fc1 is not a 1x1 projection: the fused path is not taken,
+    and torch's broadcasting error comes out."""
+    se = models.SEModule(64)
+    se.fc1 = sb.Conv2d(64, 4, 1, padding=1)
+    se.fc2 = sb.Conv2d(4, 64, 1)
+    with pytest.raises(RuntimeError, match=r"SEModule: The size of tensor a \(8\) must match "
+                                           r"the size of tensor b \(3\)"):
+        se(randn(rng, 2, 64, 8, 8))
+    se.fc1 = sb.Conv2d(64, 4, 1)
+    se.fc2 = sb.Conv2d(4, 1, 1)                 # one gate for every channel: broadcast
+    x = randn(rng, 2, 64, 8, 8)
+    gate = se.gate(se.fc2(se.act(se.fc1(x.mean((2, 3), keepdims=True)))))
+    np.testing.assert_allclose(se(x), x * gate, rtol=1e-6)
+
+
+@pytest.mark.parametrize("name", ["resnet18", "resnet50", "densenet121", "googlenet",
+                                  "se_resnet50"])
+def test_fused_and_unfused_paths_agree(name, rng):
+    _, net = _pair(ref.NETWORKS[PAIRS[name]], getattr(models, name))  # torch's weights
+    x = randn(rng, 2, 3, 64, 64)
+    for training in (False, True):
+        net.train(training)
+        without_dropout(net, sb.Dropout)
+        fused_net, plain_net = copy.deepcopy(net), copy.deepcopy(net)
+        fused = _outputs(fused_net(x))
+        with sb.runtime.unfused():
+            plain = _outputs(plain_net(x))
+        for a, b in zip(fused, plain):
+            assert_parity(a, b, name, what="%s fused vs unfused (%s)" % (name, training))
+        ours, theirs = fused_net.state_dict(), plain_net.state_dict()
+        for key in ours:
+            assert_parity(ours[key], theirs[key], name, what=key) \
+                if ours[key].dtype.kind == "f" else np.testing.assert_array_equal(
+                    ours[key], theirs[key])
+
+
+@pytest.mark.parametrize("name", ["resnet18", "densenet121", "googlenet", "se_resnet50"])
+def test_networks_pickle_and_deepcopy(name, rng):
+    net = getattr(models, name)(num_classes=10).eval()
+    x = randn(rng, 1, 3, 64, 64)
+    expected = net(x)
+    for twin in (pickle.loads(pickle.dumps(net)), copy.deepcopy(net)):
+        np.testing.assert_array_equal(twin(x), expected)
+        assert repr(twin) == repr(net)
+
+
+def test_user_blocks_get_torchvision_arguments(rng):
+    """A block class of the user's, with torchvision's signature (no dtype),
+    builds a ResNet; a norm_layer of the user's is called per layer."""
+    class MyBlock(models.BasicBlock):
+        def __init__(self, inplanes, planes, stride=1, downsample=None, groups=1,
+                     base_width=64, dilation=1, norm_layer=None):
+            super().__init__(inplanes, planes, stride, downsample, groups, base_width,
+                             dilation, norm_layer)
+
+    calls = []
+
+    def norm_layer(channels):
+        calls.append(channels)
+        return sb.BatchNorm2d(channels, momentum=None)
+
+    net = models.ResNet(MyBlock, [1, 1, 1, 1], num_classes=3, norm_layer=norm_layer)
+    assert type(net.layer1[0]) is MyBlock and net.layer2[0].bn1.momentum is None
+    assert calls[:3] == [64, 64, 64]
+    assert net.eval()(randn(rng, 1, 3, 32, 32)).shape == (1, 3)

@@ -216,3 +216,11 @@ def test_loading_needs_no_torch(tmp_path):
     subprocess.run([sys.executable, "-c", script], check=True, env=env)
     assert_parity(np.load(tmp_path / "out.npy"), np.load(tmp_path / "expected.npy"), "resnet18",
                   what="torch-free process")
+
+
+def test_pretrained_true_points_to_weights():
+    with pytest.raises(ValueError, match="resnet18: pretrained=True downloads .* weights="):
+        models.resnet18(pretrained=True)
+    with pytest.raises(ValueError, match="googlenet: pretrained=True"):
+        models.googlenet(pretrained=True)
+    assert models.densenet121(pretrained=False, progress=False).classifier.out_features == 1000
