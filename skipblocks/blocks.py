@@ -39,9 +39,9 @@ def _bn_relu(bn, x):
 
 
 def _bn_then(relu, bn, x):
-    """relu(bn(x)) with ``relu`` a module (None or a plain ReLU: in one pass,
-    _bn_relu)."""
-    if relu is None or _is(relu, ReLU):
+    """relu(bn(x)) with ``relu`` a module, or _FUNCTIONAL_RELU (that or a
+    plain ReLU: in one pass, _bn_relu)."""
+    if relu is _FUNCTIONAL_RELU or _is(relu, ReLU):
         return _bn_relu(bn, x)
     return relu(bn(x))
 
@@ -198,13 +198,17 @@ class DenseLayer(Module):
         return _dense_layer(self.bn1, self.conv1, self.bn2, self.conv2, x, out)
 
 
-def _dense_layer(layer_bn1, layer_conv1, layer_bn2, layer_conv2, x, out=None, relu1=None,
-                 relu2=None):
+# The document's Dense_Layer applies relu as a function (F.relu), not a module.
+_FUNCTIONAL_RELU = object()
+
+
+def _dense_layer(layer_bn1, layer_conv1, layer_bn2, layer_conv2, x, out=None,
+                 relu1=_FUNCTIONAL_RELU, relu2=_FUNCTIONAL_RELU):
     """conv2(relu(bn2(conv1(relu(bn1(x)))))) for one (N, C, H, W) array x,
     written into ``out`` when given: the document's Dense_Layer (its
-    functional ReLUs: relu1 and relu2 None) and torchvision's _DenseLayer
-    (its ReLU modules relu1 and relu2, called as they are when a user
-    replaced them).
+    functional ReLUs, the default) and torchvision's _DenseLayer (its ReLU
+    modules relu1 and relu2, called as they are when a user replaced them;
+    None raises torch's TypeError).
 
     Fused path, the dense-layer operator (csrc/ops/dense_layer.c): each
     BatchNorm + ReLU is applied to the values as the next convolution
@@ -213,7 +217,7 @@ def _dense_layer(layer_bn1, layer_conv1, layer_bn2, layer_conv2, x, out=None, re
     the shapes do not fit it, the layers run one by one, which raise
     torch's errors after torch's side effects."""
     # another rank runs the layers one by one, which raise torch's errors
-    plain = all(relu is None or _is(relu, ReLU) for relu in (relu1, relu2))
+    plain = all(relu is _FUNCTIONAL_RELU or _is(relu, ReLU) for relu in (relu1, relu2))
     if x.ndim == 4 and plain and runtime.fusion_enabled() and _is(layer_bn1, BatchNorm2d) \
             and _is(layer_bn2, BatchNorm2d) and _fusable_conv(layer_conv1) \
             and _fusable_conv(layer_conv2) and (out is None or out.dtype == x.dtype):

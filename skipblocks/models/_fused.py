@@ -38,7 +38,9 @@ def conv_bn(conv, bn, x, relu=False, residual=None, layer="BasicBlock"):
     with torch's errors."""
     plain_relu = relu is False or type(relu) is ReLU
     if runtime.fusion_enabled() and plain_relu and _foldable(conv, bn, x) \
-            and x.dtype == conv.weight.dtype:
+            and x.dtype == conv.weight.dtype and _runs(conv, x):
+        # (the convolution cannot fail now, so running the residual's
+        # modules first changes no error and no side effect)
         identity = None if residual is None else residual()
         if identity is None or (type(identity) is np.ndarray and identity.dtype == x.dtype
                                 and identity.shape == conv_output_shape(conv, x.shape)):
@@ -55,6 +57,14 @@ def conv_bn(conv, bn, x, relu=False, residual=None, layer="BasicBlock"):
             return add_relu(out, identity, layer)
         out = _add(out, identity, layer)
     return out if relu is False else relu(out)
+
+
+def _runs(conv, x):
+    """conv (a packable Conv2d) accepts x: its channels, and an output of at
+    least one pixel."""
+    weight = conv.weight
+    return x.shape[1] == weight.shape[1] * conv.groups and \
+        min(conv_output_shape(conv, x.shape)[2:]) > 0
 
 
 def add_relu(out, residual, layer):

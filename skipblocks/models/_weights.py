@@ -60,7 +60,8 @@ def builder_kwargs(builder, kwargs):
     kwargs = dict(kwargs)
     kwargs.pop("progress", None)
     if kwargs.pop("pretrained", False):
-        raise ValueError(f"{builder}: pretrained=True downloads torchvision's weights; "
-                         "skipblocks never downloads. Pass weights=<the path of the file>, "
-                         "e.g. the one torchvision saved under ~/.cache/torch/hub/checkpoints/")
+        raise ValueError(f"{builder}: pretrained=True downloads published weights; "
+                         "skipblocks never downloads. Pass weights=<the path of the file> "
+                         "(torchvision keeps its downloads under ~/.cache/torch/hub/checkpoints/, "
+                         "timm's come from the Hugging Face hub as model.safetensors)")
     return kwargs

@@ -120,24 +120,30 @@ class _Transition(Sequential):
         if len(modules) == 4 and type(modules[0]) is BatchNorm2d and type(modules[1]) is ReLU:
             x = modules[0]._run(input, relu=True)
             conv, pool = modules[2], modules[3]
-            if runtime.fusion_enabled() and _pointwise(conv) and _plain_2x2_average(pool) \
-                    and x.ndim == 4 and x.shape[2] >= 2 and x.shape[3] >= 2:
+            if runtime.fusion_enabled() and x.ndim == 4 and x.shape[2] >= 2 \
+                    and x.shape[3] >= 2 and _pointwise(conv, x.shape[1]) \
+                    and _plain_2x2_average(pool):
                 return conv(pool(x))
             return _run_sequence(modules[2:], x)
         return super().forward(input)
 
 
-def _pointwise(conv):
-    """A Conv2d that maps each pixel on its own: 1x1, stride 1, no padding
-    (so it commutes with averaging pixels)."""
-    return (type(conv) is Conv2d and conv.kernel_size == (1, 1) and conv.stride == (1, 1)
-            and conv._padding_args() == ((0, 0), (0, 0)) and conv.weight.ndim == 4)
+def _pointwise(conv, channels):
+    """A Conv2d that maps each pixel on its own -- a 1x1 weight (the weight
+    decides, as in torch, not kernel_size), stride 1, no padding -- and
+    takes ``channels`` input channels (otherwise it runs on the unpooled
+    input, whose shape its error names, as torch's)."""
+    weight = conv.weight if type(conv) is Conv2d else None
+    return (weight is not None and weight.ndim == 4 and weight.shape[2:] == (1, 1)
+            and weight.shape[1] * conv.groups == channels and conv.stride == (1, 1)
+            and conv._padding_args() == ((0, 0), (0, 0)))
 
 
 def _plain_2x2_average(pool):
-    """AvgPool2d over disjoint 2x2 windows without padding: every output is
-    the mean of four input pixels, whatever count_include_pad and
-    ceil_mode say (no window reaches past the input)."""
+    """AvgPool2d over disjoint 2x2 windows without padding, ceil_mode or
+    divisor_override: every output is the mean of four input pixels
+    (count_include_pad changes nothing: no window reaches past the
+    input)."""
     if type(pool) is not AvgPool2d:
         return False
     try:

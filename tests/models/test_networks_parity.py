@@ -442,3 +442,40 @@ def test_user_blocks_get_torchvision_arguments(rng):
     assert type(net.layer1[0]) is MyBlock and net.layer2[0].bn1.momentum is None
     assert calls[:3] == [64, 64, 64]
     assert net.eval()(randn(rng, 1, 3, 32, 32)).shape == (1, 3)
+
+
+def test_transition_pools_first_only_for_a_true_1x1_convolution(rng):
+    """The weight decides the convolution (as in torch), not kernel_size: a
+    3x3 weight put into the transition's conv runs before the pool; a
+    channel mismatch names the unpooled input, as torch's error does."""
+    tm = ref._Transition(16, 8).eval()
+    sm = models.densenet._Transition(16, 8).eval()
+    x = randn(rng, 2, 16, 8, 8)
+    weight = randn(rng, 8, 16, 3, 3)
+    with torch.no_grad():
+        tm.conv.weight = nn.Parameter(to_torch(weight))
+        expected = tm(to_torch(x))
+    sm.conv.weight = weight
+    assert_parity(sm(x), expected, "densenet121", what="3x3 weight in a transition")
+    sm.conv.weight = randn(rng, 8, 12, 1, 1)
+    with pytest.raises(RuntimeError, match=r"expected input\[2, 16, 8, 8\] to have 12 channels"):
+        sm(x)
+
+
+def test_a_failing_convolution_runs_before_the_downsample(rng):
+    """torchvision's order: conv2 and bn2, then downsample. When conv2
+    cannot run, its error comes out and the downsample has not run."""
+    block = models.BasicBlock(16, 16, downsample=sb.BatchNorm2d(16)).eval()
+    block.downsample.train()                       # it would count a call
+    block.conv2.weight = randn(rng, 16, 5, 3, 3)   # wrong input channels
+    with pytest.raises(RuntimeError, match=r"weight of size \[16, 5, 3, 3\], expected "
+                                           r"input\[2, 16, 8, 8\]"):
+        block(randn(rng, 2, 16, 8, 8))
+    assert int(block.downsample.num_batches_tracked) == 0
+
+
+def test_dense_layer_relu_set_to_none_raises_as_torch(rng):
+    layer = models.densenet._DenseLayer(8, 4, 2, 0.0).eval()
+    layer.relu1 = None
+    with pytest.raises(TypeError, match="'NoneType' object is not callable"):
+        layer(randn(rng, 1, 8, 5, 5))
