@@ -126,14 +126,19 @@ def _systems_pair(name, *args, **kwargs):
     from skipblocks.reference import systems
 
     def build():
-        theirs = getattr(systems, name)(*args, **kwargs)
-        with torch.no_grad():
-            for m in theirs.modules():
-                if isinstance(m, torch.nn.BatchNorm2d):
-                    m.running_mean.uniform_(-0.2, 0.2)
-                    m.running_var.uniform_(0.5, 1.5)
-        return theirs, getattr(skipblocks, name)(*args, **kwargs)
+        return (_with_statistics(getattr(systems, name)(*args, **kwargs)),
+                getattr(skipblocks, name)(*args, **kwargs))
     return build
+
+
+def _with_statistics(theirs):
+    """The torch module with non-trivial BatchNorm running statistics."""
+    with torch.no_grad():
+        for m in theirs.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.running_mean.uniform_(-0.2, 0.2)
+                m.running_var.uniform_(0.5, 1.5)
+    return theirs
 
 
 def _network_pair(name):
@@ -145,12 +150,7 @@ def _network_pair(name):
         from skipblocks import models
         from skipblocks.reference import networks
         theirs = networks.NETWORKS[name.replace("se_resnet", "seresnet")]()
-        with torch.no_grad():
-            for m in theirs.modules():
-                if isinstance(m, torch.nn.BatchNorm2d):
-                    m.running_mean.uniform_(-0.2, 0.2)
-                    m.running_var.uniform_(0.5, 1.5)
-        return theirs, getattr(models, name)()
+        return _with_statistics(theirs), getattr(models, name)()
     return build
 
 

@@ -46,7 +46,8 @@ from skipblocks.reference import parity_error  # noqa: E402
 from skipblocks.reference import systems as ref  # noqa: E402
 from skipblocks.reference import networks as torch_networks  # noqa: E402
 from skipblocks import models  # noqa: E402
-from helpers import randomize_, randomize_network_, without_dropout  # noqa: E402
+from helpers import (network_outputs, randomize_, randomize_network_,  # noqa: E402
+                     without_dropout)
 from tolerances import tolerance  # noqa: E402
 
 
@@ -89,13 +90,6 @@ def network_cases(names):
                    (2, 3, size, size))
 
 
-def _outputs(result):
-    """A network's output(s) as a list of arrays (GoogLeNetOutputs: all three)."""
-    if isinstance(result, tuple):
-        return [r.numpy() if isinstance(r, torch.Tensor) else r for r in result]
-    return [result.numpy() if isinstance(result, torch.Tensor) else result]
-
-
 def measure(entry, label, make_torch, make_sb, shape, seed):
     rows = []
     rng = np.random.default_rng(seed)
@@ -112,9 +106,9 @@ def measure(entry, label, make_torch, make_sb, shape, seed):
         for m in (t32, t64, s32, s64):
             m.train(training)
         with torch.no_grad():
-            r32 = _outputs(t32(torch.from_numpy(x)))
-            r64 = _outputs(t64(torch.from_numpy(x.astype(np.float64))))
-        o32, o64 = _outputs(s32(x)), _outputs(s64(x.astype(np.float64)))
+            r32 = network_outputs(t32(torch.from_numpy(x)))
+            r64 = network_outputs(t64(torch.from_numpy(x.astype(np.float64))))
+        o32, o64 = network_outputs(s32(x)), network_outputs(s64(x.astype(np.float64)))
         rows.append((training,
                      max(parity_error(a, b) for a, b in zip(r32, r64)),
                      max(parity_error(a, b) for a, b in zip(o32, r32)),

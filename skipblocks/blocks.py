@@ -30,20 +30,41 @@ def _is(obj, cls):
     return type(obj) is cls
 
 
-def _bn_relu(bn, x):
-    """relu(bn(x)) as the document writes it, in one pass over x when bn is
-    our BatchNorm2d; any other module or callable is called as it is."""
+# The document's blocks apply relu as a function (F.relu), not a module.
+_FUNCTIONAL_RELU = object()
+
+
+def _bn_relu(bn, x, relu=_FUNCTIONAL_RELU):
+    """relu(bn(x)): with the document's functional ReLU (the default) or a
+    plain ReLU module, in one pass over x when bn is our BatchNorm2d; any
+    other module or callable (bn, or a user's ``relu``) is called as it
+    is."""
+    if relu is not _FUNCTIONAL_RELU and not _is(relu, ReLU):
+        return relu(bn(x))
     if _is(bn, BatchNorm2d):
         return bn._run(x, relu=True)
     return F.relu(bn(x))
 
 
-def _bn_then(relu, bn, x):
-    """relu(bn(x)) with ``relu`` a module, or _FUNCTIONAL_RELU (that or a
-    plain ReLU: in one pass, _bn_relu)."""
+def _add_relu(out, residual, layer, relu=_FUNCTIONAL_RELU):
+    """relu(out + residual), the residual blocks' tail: the residual
+    converted to out's dtype and broadcast to out's shape (torch's in-place
+    ``out += residual``); one pass with the functional ReLU or a plain ReLU
+    module, else the addition and then the user's ``relu``."""
+    out = F.as_real(out, layer, "output")
+    residual = ResidualBlock._match_residual(
+        F.as_real(residual, layer, "residual", out.dtype), out.shape, layer)
     if relu is _FUNCTIONAL_RELU or _is(relu, ReLU):
-        return _bn_relu(bn, x)
-    return relu(bn(x))
+        return _C.add_relu(layer, out, residual)
+    return relu(out + residual)
+
+
+def _layer_input(prev_features, layer, dtype):
+    """A dense layer's input: the concatenation of a list/tuple of feature
+    maps (torch.cat's checks and errors), or the one array, in ``dtype``."""
+    if isinstance(prev_features, (list, tuple)):
+        return np.concatenate(*F._cat_checked(prev_features, 1, layer, dtype))
+    return F.as_real(prev_features, layer, "input", dtype)
 
 
 def _fusable_conv(conv):
@@ -113,10 +134,7 @@ class ResidualBlock(Module):
             if out is not None:
                 return out
         out = _bn_relu(bn, conv1(x))
-        out = bn(conv2(out))
-        if getattr(out, "dtype", x.dtype) != residual.dtype:  # layers of another dtype
-            residual = F.as_real(residual, "ResidualBlock", "residual", out.dtype)
-        return _C.add_relu("ResidualBlock", out, self._match_residual(residual, out.shape))
+        return _add_relu(bn(conv2(out)), residual, "ResidualBlock")
 
     def _forward_fused(self, x, residual):
         """The same computation in two or four passes, by the residual-block
@@ -185,21 +203,13 @@ class DenseLayer(Module):
                             bias=False, dtype=dtype)
 
     def forward(self, prev_features):
-        dtype = _compute_dtype(self)  # the module's dtype decides
-        if isinstance(prev_features, (list, tuple)):
-            x = np.concatenate(*F._cat_checked(prev_features, 1, "DenseLayer", dtype))
-        else:
-            x = F.as_real(prev_features, "DenseLayer", "input", dtype)
-        return self._forward(x)
+        # the module's dtype decides
+        return self._forward(_layer_input(prev_features, "DenseLayer", _compute_dtype(self)))
 
     def _forward(self, x, out=None):
         """x: one (N, C, H, W) array (possibly a channel slice of DenseBlock's
         output); the new features go to ``out`` when given."""
         return _dense_layer(self.bn1, self.conv1, self.bn2, self.conv2, x, out)
-
-
-# The document's Dense_Layer applies relu as a function (F.relu), not a module.
-_FUNCTIONAL_RELU = object()
 
 
 def _dense_layer(layer_bn1, layer_conv1, layer_bn2, layer_conv2, x, out=None,
@@ -236,8 +246,8 @@ def _dense_layer(layer_bn1, layer_conv1, layer_bn2, layer_conv2, x, out=None,
             layer_bn1._record_updates(1)
             layer_bn2._record_updates(1)  # the shared one: its second update
             return result
-    out1 = layer_conv1(_bn_then(relu1, layer_bn1, x))
-    result = layer_conv2(_bn_then(relu2, layer_bn2, out1))
+    out1 = layer_conv1(_bn_relu(layer_bn1, x, relu1))
+    result = layer_conv2(_bn_relu(layer_bn2, out1, relu2))
     if out is not None:
         out[...] = result
         return out
@@ -405,11 +415,7 @@ class SEResidualBlock(ResidualBlock):
             out = conv2._conv(out, fold=bn) if _foldable(conv2, bn, out) else bn(conv2(out))
         else:
             out = bn(conv2(_bn_relu(bn, conv1(x))))
-        out = self.se(out)
-        if getattr(out, "dtype", x.dtype) != residual.dtype:  # layers of another dtype
-            residual = F.as_real(residual, "SEResidualBlock", "residual", out.dtype)
-        return _C.add_relu("SEResidualBlock", out,
-                           self._match_residual(residual, out.shape, "SEResidualBlock"))
+        return _add_relu(self.se(out), residual, "SEResidualBlock")
 
 
 # The document's names.

@@ -303,3 +303,10 @@ def randomize_network_(torch_module, seed=0):
             if last is not None and last.weight is not None:
                 last.weight.mul_(0.3)
     return torch_module
+
+
+def network_outputs(result):
+    """A network's output as a list of NumPy arrays (torch's or skipblocks'):
+    GoogLeNetOutputs gives its three fields, in order; anything else one."""
+    results = list(result) if isinstance(result, tuple) else [result]
+    return [to_numpy(r) for r in results]

@@ -31,24 +31,20 @@ def state_dict_of(weights, builder):
                     f"mapping of names to arrays), got {type(weights).__name__}")
 
 
-def overwrite_named_param(builder, kwargs, param, new_value):
-    """torchvision's _ovewrite_named_param: the value the weights decide,
-    unless the caller passed another one, which raises torchvision's
-    ValueError."""
-    if param in kwargs:
-        if kwargs[param] != new_value:
-            raise ValueError(f"{builder}: The parameter '{param}' expected value {new_value} "
-                             f"but got {kwargs[param]} instead.")
-    else:
-        kwargs[param] = new_value
-
-
-def rows(state_dict, key):
-    """The first dimension of ``state_dict[key]`` (a classifier's weight:
-    its number of classes), or None when the key is absent or not 2-D."""
-    value = state_dict.get(key)
-    shape = tuple(getattr(value, "shape", ()))
-    return int(shape[0]) if len(shape) == 2 else None
+def classes_from(state_dict, classifier, builder, kwargs):
+    """torchvision's builders with weights: ``num_classes`` is the number of
+    rows of the classifier's weight in the file (``state_dict[classifier]``;
+    nothing is set when it is absent or not 2-D, and the strict load then
+    names it). A different num_classes from the caller raises
+    torchvision's _ovewrite_named_param ValueError."""
+    shape = tuple(getattr(state_dict.get(classifier), "shape", ()))
+    if len(shape) != 2:
+        return
+    classes = int(shape[0])
+    if "num_classes" in kwargs and kwargs["num_classes"] != classes:
+        raise ValueError(f"{builder}: The parameter 'num_classes' expected value {classes} "
+                         f"but got {kwargs['num_classes']} instead.")
+    kwargs["num_classes"] = classes
 
 
 def builder_kwargs(builder, kwargs):

@@ -19,7 +19,7 @@ import numpy as np
 from .. import functional as F
 from .. import random as _random
 from .. import runtime
-from ..blocks import _dense_block, _dense_layer
+from ..blocks import _dense_block, _dense_layer, _layer_input
 from ..containers import ModuleDict, Sequential, _run_sequence
 from ..layers import (AvgPool2d, BatchNorm2d, Conv2d, Linear, MaxPool2d, ReLU,
                       _check_factory_kwargs, flatten)
@@ -53,12 +53,7 @@ class _DenseLayer(Module):
         self.memory_efficient = memory_efficient
 
     def forward(self, input):
-        dtype = _compute_dtype(self)
-        if isinstance(input, (list, tuple)):
-            x = np.concatenate(*F._cat_checked(input, 1, "_DenseLayer", dtype))
-        else:
-            x = F.as_real(input, "_DenseLayer", "input", dtype)
-        return self._forward(x)
+        return self._forward(_layer_input(input, "_DenseLayer", _compute_dtype(self)))
 
     def _forward(self, x, out=None):
         """The layer on one (N, C, H, W) array x (possibly a channel slice of
@@ -254,9 +249,7 @@ def _densenet(builder, growth_rate, block_config, num_init_features, weights, kw
     state_dict = None
     if weights is not None:
         state_dict = rename_old_keys(_weights.state_dict_of(weights, builder))
-        classes = _weights.rows(state_dict, "classifier.weight")
-        if classes is not None:
-            _weights.overwrite_named_param(builder, kwargs, "num_classes", classes)
+        _weights.classes_from(state_dict, "classifier.weight", builder, kwargs)
     model = DenseNet(growth_rate, block_config, num_init_features, **kwargs)
     if state_dict is not None:
         model.load_state_dict(state_dict)

@@ -209,9 +209,7 @@ def googlenet(*, weights=None, progress=True, **kwargs):
     wanted_aux = kwargs.pop("aux_logits", False)
     kwargs.pop("init_weights", None)
     kwargs.setdefault("transform_input", True)
-    classes = _weights.rows(state_dict, "fc.weight")
-    if classes is not None:
-        _weights.overwrite_named_param("googlenet", kwargs, "num_classes", classes)
+    _weights.classes_from(state_dict, "fc.weight", "googlenet", kwargs)
     has_aux = any(key.startswith(("aux1.", "aux2.")) for key in state_dict)
     model = GoogLeNet(aux_logits=has_aux or wanted_aux, init_weights=False, **kwargs)
     model.load_state_dict(state_dict)

@@ -240,9 +240,7 @@ def _resnet(builder, block, layers, weights, kwargs):
     state_dict = None
     if weights is not None:
         state_dict = _weights.state_dict_of(weights, builder)
-        classes = _weights.rows(state_dict, "fc.weight")
-        if classes is not None:
-            _weights.overwrite_named_param(builder, kwargs, "num_classes", classes)
+        _weights.classes_from(state_dict, "fc.weight", builder, kwargs)
     model = ResNet(block, layers, **kwargs)
     if state_dict is not None:
         model.load_state_dict(state_dict)

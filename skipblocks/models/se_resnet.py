@@ -19,7 +19,8 @@ from .. import runtime
 from ..blocks import ResidualBlock
 from ..layers import Conv2d, Identity, ReLU, Sigmoid, _check_factory_kwargs
 from ..module import Module, _compute_dtype
-from ._fused import _add, add_relu, conv_bn
+from ..blocks import _add_relu
+from ._fused import conv_bn
 from .resnet import Bottleneck, _resnet
 
 __all__ = ["SEModule", "SEBottleneck", "se_resnet50", "se_resnet101"]
@@ -131,9 +132,7 @@ class SEBottleneck(Bottleneck):
         out = conv_bn(self.conv2, self.bn2, out, relu=self.relu, layer=layer)
         out = self.se(conv_bn(self.conv3, self.bn3, out, layer=layer))
         identity = x if self.downsample is None else self.downsample(x)
-        if type(self.relu) is ReLU:
-            return add_relu(out, identity, layer)
-        return self.relu(_add(out, identity, layer))
+        return _add_relu(out, identity, layer, self.relu)
 
 
 def _builder(name, timm_name, layers):

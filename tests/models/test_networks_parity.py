@@ -18,8 +18,8 @@ import skipblocks as sb
 from skipblocks import models
 from skipblocks.reference import networks as ref
 
-from helpers import (assert_exact, assert_parity, assert_state_dict_parity, randn,
-                     randomize_network_, to_torch, without_dropout)
+from helpers import (assert_exact, assert_parity, assert_state_dict_parity, network_outputs,
+                     randn, randomize_network_, to_torch, without_dropout)
 
 # skipblocks builder -> the reference's (timm names SE-ResNet "seresnet")
 PAIRS = {name: name.replace("se_resnet", "seresnet") for name in models.__all__
@@ -33,8 +33,7 @@ def _outputs(result):
     """A network's output as a list of arrays: GoogLeNetOutputs gives three."""
     if isinstance(result, tuple):
         assert type(result).__name__ == "GoogLeNetOutputs"
-        return list(result)
-    return [result]
+    return network_outputs(result)
 
 
 def _pair(make_torch, make_sb, dtype="float32"):
