@@ -17,6 +17,7 @@ from . import runtime
 from .containers import ModuleDict, Sequential, _foldable
 from .layers import (AdaptiveAvgPool2d, BatchNorm2d, Conv2d, Linear, ReLU, Sigmoid,
                      _check_factory_kwargs)
+from .hooks import has_hooks
 from .module import Module, _compute_dtype, writable
 
 __all__ = ["ResidualBlock", "DenseLayer", "DenseBlock", "Dense_Layer", "Dense_Block",
@@ -38,10 +39,10 @@ def _bn_relu(bn, x, relu=_FUNCTIONAL_RELU):
     """relu(bn(x)): with the document's functional ReLU (the default) or a
     plain ReLU module, in one pass over x when bn is our BatchNorm2d; any
     other module or callable (bn, or a user's ``relu``) is called as it
-    is."""
-    if relu is not _FUNCTIONAL_RELU and not _is(relu, ReLU):
+    is (so are modules carrying a hook, skipblocks.hooks)."""
+    if relu is not _FUNCTIONAL_RELU and (not _is(relu, ReLU) or has_hooks(relu)):
         return relu(bn(x))
-    if _is(bn, BatchNorm2d):
+    if _is(bn, BatchNorm2d) and not has_hooks(bn):
         return bn._run(x, relu=True)
     return F.relu(bn(x))
 
@@ -54,7 +55,7 @@ def _add_relu(out, residual, layer, relu=_FUNCTIONAL_RELU):
     out = F.as_real(out, layer, "output")
     residual = ResidualBlock._match_residual(
         F.as_real(residual, layer, "residual", out.dtype), out.shape, layer)
-    if relu is _FUNCTIONAL_RELU or _is(relu, ReLU):
+    if relu is _FUNCTIONAL_RELU or (_is(relu, ReLU) and not has_hooks(relu)):
         return _C.add_relu(layer, out, residual)
     return relu(out + residual)
 
@@ -128,7 +129,7 @@ class ResidualBlock(Module):
         # another rank runs the layers one by one, which raise torch's errors
         # (layers of another dtype than x: the operator refuses them, leaving
         # everything untouched, and returns None)
-        if x.ndim == 4 and runtime.fusion_enabled() and _fusable_conv(conv1) \
+        if x.ndim == 4 and runtime.fusion_enabled(conv1, conv2, bn) and _fusable_conv(conv1) \
                 and _fusable_conv(conv2) and _is(bn, BatchNorm2d):
             out = self._forward_fused(x, residual)
             if out is not None:
@@ -228,7 +229,9 @@ def _dense_layer(layer_bn1, layer_conv1, layer_bn2, layer_conv2, x, out=None,
     torch's errors after torch's side effects."""
     # another rank runs the layers one by one, which raise torch's errors
     plain = all(relu is _FUNCTIONAL_RELU or _is(relu, ReLU) for relu in (relu1, relu2))
-    if x.ndim == 4 and plain and runtime.fusion_enabled() and _is(layer_bn1, BatchNorm2d) \
+    if x.ndim == 4 and plain and runtime.fusion_enabled(layer_bn1, layer_conv1, layer_bn2,
+                                                         layer_conv2, relu1, relu2) \
+            and _is(layer_bn1, BatchNorm2d) \
             and _is(layer_bn2, BatchNorm2d) and _fusable_conv(layer_conv1) \
             and _fusable_conv(layer_conv2) and (out is None or out.dtype == x.dtype):
         # (layers of another dtype than x: the operator refuses them,
@@ -268,7 +271,9 @@ def _dense_block(layers, features, dtype, fused_type, layer="DenseBlock"):
     features = list(features) if isinstance(features, (list, tuple)) else [features]
     features = [F.as_real(f, layer, "input", dtype) for f in features]
     features, _ = F._cat_checked(features, 1, fused_type.__name__, dtype)
-    if features[0].ndim != 4 or not all(_is(m, fused_type) and _is(m.conv2, Conv2d)
+    # (a layer carrying a hook is called, so the hook sees its call)
+    if features[0].ndim != 4 or not all(_is(m, fused_type) and not has_hooks(m)
+                                        and _is(m.conv2, Conv2d)
                                         and m.conv2.weight.ndim == 4 for m in layers):
         for m in layers:
             features.append(m(features))
@@ -349,7 +354,7 @@ class SEAttention(Module):
                 else "too many values to unpack (expected 4)"
             raise ValueError(f"SEAttention: {detail}")
         b, c = x.shape[:2]
-        if runtime.fusion_enabled() and self._fusable(c, x.dtype):
+        if runtime.fusion_enabled(self.avg_pool, self.fc) and self._fusable(c, x.dtype):
             # One C call: pool, both linears, ReLU, sigmoid and the scale
             # run back to back without the GIL and without Python between.
             fc1, fc2 = self.fc[0], self.fc[2]
@@ -409,7 +414,7 @@ class SEResidualBlock(ResidualBlock):
         residual = x if downsample is None else F.as_real(
             downsample(x), "SEResidualBlock", "residual", x.dtype)
         conv1, conv2, bn = self.conv1, self.conv2, self.bn
-        if runtime.fusion_enabled() and _foldable(conv1, bn, x) \
+        if runtime.fusion_enabled(conv1, conv2, bn) and _foldable(conv1, bn, x) \
                 and x.dtype == conv1.weight.dtype:
             out = conv1._conv(x, fold=bn, relu=True)
             out = conv2._conv(out, fold=bn) if _foldable(conv2, bn, out) else bn(conv2(out))

@@ -177,11 +177,13 @@ def _run_sequence(modules, input):
     while i < len(modules):
         module = modules[i]
         follower = modules[i + 1] if i + 1 < len(modules) else None
-        if fuse and _foldable(module, follower, input):
+        if fuse and _foldable(module, follower, input) \
+                and runtime.fusion_enabled(module, follower):
             # Conv2d then an eval-mode BatchNorm2d (the stems, ResNet's
             # downsample): one convolution with the BatchNorm folded into
             # its packed weights, plus a following ReLU in its epilogue.
-            relu = i + 2 < len(modules) and type(modules[i + 2]) is ReLU
+            relu = i + 2 < len(modules) and type(modules[i + 2]) is ReLU \
+                and runtime.fusion_enabled(modules[i + 2])
             input = module._conv(input, fold=follower, relu=relu)
             i += 3 if relu else 2
             continue

@@ -12,7 +12,8 @@ import numpy as np
 
 from . import functional as F
 from . import runtime
-from .blocks import SEAttention
+from .blocks import SEAttention, _bn_relu
+from .hooks import has_hooks
 from .containers import Sequential, _foldable
 from .layers import BatchNorm2d, Conv2d, MaxPool2d, _check_factory_kwargs
 from .module import Module, _compute_dtype
@@ -40,11 +41,10 @@ class BasicConv2d(Module):
         """forward, writing into ``out`` (a channel slice of the Inception
         module's output) when given."""
         conv, bn = self.conv, self.bn
-        if type(x) is np.ndarray and runtime.fusion_enabled() and _foldable(conv, bn, x) \
+        if type(x) is np.ndarray and runtime.fusion_enabled(conv, bn) and _foldable(conv, bn, x) \
                 and x.dtype == conv.weight.dtype:
             return conv._conv(x, fold=bn, relu=True, out=out)
-        y = conv(x)
-        y = bn._run(y, relu=True) if type(bn) is BatchNorm2d else F.relu(bn(y))
+        y = _bn_relu(bn, conv(x))
         if out is None:
             return y
         out[...] = y
@@ -111,7 +111,9 @@ class Inception(Module):
                 head, end = branch[0], branch[1]
             else:
                 return None
-            if not (keeps_size(end) and (head is None or keeps_size(head))):
+            # a hook on a branch, or on its last BasicConv2d, must see its call
+            if has_hooks(branch) or has_hooks(end) \
+                    or not (keeps_size(end) and (head is None or keeps_size(head))):
                 return None
             parts.append((head, end))
         return parts

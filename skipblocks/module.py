@@ -97,12 +97,10 @@ What else of torch.nn.Module's API is here, and how
   raises NotImplementedError on a module with parameters; ``zero_grad``
   returns None (there are no gradients).
 * ``get_submodule`` / ``get_parameter`` / ``get_buffer`` with torch's errors.
-* No module hooks: ``register_forward_pre_hook`` and
-  ``register_forward_hook`` raise NotImplementedError, whatever their
-  arguments. Blocks and Sequential run fused paths that call no children, so
-  a hook on a layer inside them would not see the calls torch's sees. To
-  compare each layer's output with torch's, use
-  ``skipblocks.parity.compare``.
+* Forward hooks: ``register_forward_pre_hook`` and ``register_forward_hook``
+  with torch's arguments (``prepend``, ``with_kwargs``, ``always_call``),
+  semantics and removable handles (skipblocks.hooks). A block whose
+  fused path would skip a hooked layer calls its layers one by one instead.
 * ``load_state_dict(..., assign=True)`` replaces the arrays (new read-only
   copies) instead of writing into them; as in torch, they take the values'
   float dtype (float32 or float64).
@@ -114,6 +112,8 @@ from collections import OrderedDict, namedtuple
 from collections.abc import Mapping
 
 import numpy as np
+
+from . import hooks as _hooks
 
 __all__ = ["Module", "Parameter"]
 
@@ -353,6 +353,8 @@ class Module:
         # counter too: a change made through either object invalidates the
         # caches of both.
         object.__setattr__(self, "_version_box", [0])
+        for name, hooks in _hooks.new_hook_dicts().items():
+            object.__setattr__(self, name, hooks)
 
     # -- registration -------------------------------------------------
     def _check_initialised(self, what=None):
@@ -525,6 +527,10 @@ class Module:
         # still frozen, arrays in the same dicts: those are kept as they are,
         # so the original's arrays keep their identity.
         self.__dict__.update(state)
+        for name in _hooks.HOOK_DICTS:  # pickles made before hooks existed
+            if name not in self.__dict__:
+                object.__setattr__(self, name, OrderedDict())
+        _hooks.mark_in_use(self)
         for store in (self._parameters, self._buffers):
             for name, value in store.items():
                 if value is not None and not _is_frozen(value):
@@ -538,22 +544,35 @@ class Module:
             f'Module [{type(self).__name__}] is missing the required "forward" function')
 
     def __call__(self, *args, **kwargs):
+        if self._forward_hooks or self._forward_pre_hooks:
+            return _hooks.call(self, args, kwargs)
         return self.forward(*args, **kwargs)
 
-    # -- hooks: none ------------------------------------------------------
-    # Blocks and Sequential run fused paths that call no children, so a hook
-    # on a layer inside them would not fire where torch's does: refusing is
-    # the only honest answer. Any arguments get the same error.
-    def register_forward_pre_hook(self, *args, **kwargs):
-        """NotImplementedError, whatever the arguments: skipblocks has no
-        module hooks. skipblocks.parity.compare compares each layer's output
-        with torch's."""
-        raise _no_hooks_error(self, "register_forward_pre_hook")
+    # -- hooks (skipblocks.hooks) ------------------------------------------
+    def register_forward_pre_hook(self, hook, *, prepend=False, with_kwargs=False):
+        """Registers ``hook`` to run before every call of this module, as
+        torch's: ``hook(module, args)`` may return new positional arguments
+        (a lone value is wrapped in a tuple) or None; with
+        ``with_kwargs=True`` it is called as ``hook(module, args, kwargs)``
+        and returns None or ``(args, kwargs)``. ``prepend=True`` runs it
+        before the hooks already registered. Returns a
+        :class:`skipblocks.hooks.RemovableHandle` (``handle.remove()``).
+        A block whose fused path would skip this module's call calls its
+        layers one by one while the hook is registered."""
+        return _hooks.register(self, hook, True, prepend, with_kwargs)
 
-    def register_forward_hook(self, *args, **kwargs):
-        """NotImplementedError, whatever the arguments: see
-        register_forward_pre_hook."""
-        raise _no_hooks_error(self, "register_forward_hook")
+    def register_forward_hook(self, hook, *, prepend=False, with_kwargs=False,
+                              always_call=False):
+        """Registers ``hook`` to run after every call of this module, as
+        torch's: ``hook(module, args, output)`` (with ``with_kwargs=True``:
+        ``hook(module, args, kwargs, output)``) may return a replacement
+        output, or None. ``prepend=True`` runs it before the hooks already
+        registered; ``always_call=True`` runs it also when the call raises
+        (with the output so far, None when forward did not return). Returns
+        a :class:`skipblocks.hooks.RemovableHandle`. A block whose fused path
+        would skip this module's call calls its layers one by one while the
+        hook is registered, so the hook sees this layer's own output."""
+        return _hooks.register(self, hook, False, prepend, with_kwargs, always_call)
 
     # -- modes ----------------------------------------------------------
     def train(self, mode=True):
@@ -1100,13 +1119,6 @@ def _type_target(dst_type):
 def _unsupported(module, call, only):
     """The error for a device or dtype conversion skipblocks cannot do."""
     return NotImplementedError(f"{module._get_name()}.{call}: skipblocks computes {only} only")
-
-
-def _no_hooks_error(module, method):
-    return NotImplementedError(
-        f"{module._get_name()}.{method}: skipblocks has no module hooks (its blocks fuse "
-        "layers, so a hook on a layer inside them would not see torch's calls); for "
-        "per-layer comparisons with torch use skipblocks.parity.compare")
 
 
 # -- Module.to's arguments, parsed as torch._C._nn._parse_to parses them --------

@@ -70,7 +70,7 @@ import numpy as np
 
 from .module import Module
 
-__all__ = ["compare", "ParityTable", "hook_forwards"]
+__all__ = ["compare", "assert_parity", "ParityTable", "hook_forwards"]
 
 # The entry points of skipblocks modules that are wrapped: ``forward`` and the
 # private ones the fused paths call instead (DenseLayer._forward,
@@ -526,3 +526,28 @@ def compare(torch_module, sb_module, x, mode="eval", copy_weights=True, fused=Fa
         for m, flag in flags:
             object.__setattr__(m, "training", flag)
     return ParityTable(rows, tol=tol)
+
+
+def assert_parity(torch_module, sb_module, x, tol=None, mode="eval"):
+    """:func:`compare`, then raise AssertionError when a row's output or
+    BatchNorm-statistics error exceeds ``tol`` (default 1e-4, the
+    document's blocks' bound; NaN or a shape mismatch always fails). The
+    message is the whole parity table, its failing rows flagged with "!",
+    preceded by the first failing layer. Returns the table when every row
+    passes, for a test or a notebook cell::
+
+        parity.assert_parity(torch_model, sb_model, x, mode="both")
+
+    ``mode``: "train", "eval" or "both", as in compare; torch's weights are
+    copied into ``sb_module`` first (it keeps them), and every layer is
+    called in turn, so every layer gets its row.
+    """
+    table = compare(torch_module, sb_module, x, mode=mode, tol=1e-4 if tol is None else tol)
+    failing = table.over()
+    if failing:
+        first = failing[0]
+        raise AssertionError(
+            f"parity: {len(failing)} of {len(table)} rows above {table.tol:.0e}; the first is "
+            f"{_label(first['name'])} ({first['type']}, {first['mode']}) at "
+            f"{ParityTable._row_worst(first):.2e}\n{table}")
+    return table

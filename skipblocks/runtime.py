@@ -19,6 +19,7 @@ import os
 import threading
 
 from . import _C
+from .hooks import hooked as _hooked
 
 __all__ = ["set_num_threads", "get_num_threads", "set_isa", "get_isa", "available_isas",
            "fusion_enabled", "unfused"]
@@ -85,9 +86,12 @@ class _FusionState(threading.local):
 _fusion = _FusionState()
 
 
-def fusion_enabled():
-    """Whether blocks run their fused fast paths in this thread (the default)."""
-    return _fusion.enabled
+def fusion_enabled(*modules):
+    """Whether blocks run their fused fast paths in this thread (the
+    default), for a fused path that would skip the calls of ``modules`` and
+    their descendants: not when one of them carries a forward hook
+    (skipblocks.hooks), which must see its module's own call."""
+    return _fusion.enabled and not _hooked(modules)
 
 
 class unfused:

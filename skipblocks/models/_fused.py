@@ -39,7 +39,7 @@ def conv_bn(conv, bn, x, relu=False, residual=None, layer="BasicBlock"):
     shapes the fused path does not take) the modules are called in turn,
     with torch's errors."""
     plain_relu = relu is False or type(relu) is ReLU
-    if runtime.fusion_enabled() and plain_relu and _foldable(conv, bn, x) \
+    if runtime.fusion_enabled(conv, bn, relu) and plain_relu and _foldable(conv, bn, x) \
             and x.dtype == conv.weight.dtype:
         out_shape = _output_shape_if_it_runs(conv, x)
         if out_shape is not None:

@@ -19,8 +19,9 @@ import numpy as np
 from .. import functional as F
 from .. import random as _random
 from .. import runtime
-from ..blocks import _dense_block, _dense_layer, _layer_input
+from ..blocks import _bn_relu, _dense_block, _dense_layer, _layer_input
 from ..containers import ModuleDict, Sequential, _run_sequence
+from ..hooks import has_hooks
 from ..layers import (AvgPool2d, BatchNorm2d, Conv2d, Linear, MaxPool2d, ReLU,
                       _check_factory_kwargs, flatten)
 from ..module import Module, _compute_dtype
@@ -113,9 +114,9 @@ class _Transition(Sequential):
     def forward(self, input):
         modules = [m for m in self._modules.values() if m is not None]
         if len(modules) == 4 and type(modules[0]) is BatchNorm2d and type(modules[1]) is ReLU:
-            x = modules[0]._run(input, relu=True)
+            x = _bn_relu(modules[0], input, modules[1])
             conv, pool = modules[2], modules[3]
-            if runtime.fusion_enabled() and x.ndim == 4 and x.shape[2] >= 2 \
+            if runtime.fusion_enabled(conv, pool) and x.ndim == 4 and x.shape[2] >= 2 \
                     and x.shape[3] >= 2 and _pointwise(conv, x.shape[1]) \
                     and _plain_2x2_average(pool):
                 return conv(pool(x))
@@ -200,11 +201,12 @@ class DenseNet(Module):
     def forward(self, x):
         x = F.as_real(x, "DenseNet", "input", _compute_dtype(self))
         features = self.features
+        # (a hook on features itself must see its call)
         modules = [m for m in features._modules.values() if m is not None] \
-            if type(features) is Sequential else None
+            if type(features) is Sequential and not has_hooks(features) else None
         if modules and type(modules[-1]) is BatchNorm2d:
             # norm5 and the ReLU after it in one pass
-            out = modules[-1]._run(_run_sequence(modules[:-1], x), relu=True)
+            out = _bn_relu(modules[-1], _run_sequence(modules[:-1], x))
         else:
             out = F.relu(features(x))
         out = F.adaptive_avg_pool2d(out, (1, 1), _layer="DenseNet")

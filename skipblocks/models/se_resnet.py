@@ -61,7 +61,8 @@ class SEModule(Module):
 
     def forward(self, x):
         x = F.as_real(x, "SEModule", "input", _compute_dtype(self))
-        packed = self._packed_linears(x) if runtime.fusion_enabled() else None
+        packed = self._packed_linears(x) if runtime.fusion_enabled(
+            self.fc1, self.bn, self.act, self.fc2, self.gate) else None
         if packed is not None:
             return _C.se_attention("SEModule", x, packed[0], packed[1],
                                    self.fc1.weight.shape[0])

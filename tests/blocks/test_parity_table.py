@@ -219,3 +219,44 @@ def test_import_without_torch_and_clear_error():
                          text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert "ImportError:" in out.stdout and "needs torch" in out.stdout
+
+
+# ---------------------------------------------------------------------------
+# assert_parity: compare, then raise with the table
+# ---------------------------------------------------------------------------
+
+def test_assert_parity_returns_the_table_when_every_row_passes():
+    theirs, ours, x = _resnet_pair()
+    table = parity.assert_parity(theirs, ours, x, mode="both")
+    assert isinstance(table, parity.ParityTable)
+    assert {r["mode"] for r in table.rows} == {"train", "eval"}
+    assert table.worst <= ISSUE_BLOCK_BOUND and table.tol == ISSUE_BLOCK_BOUND
+
+
+@pytest.mark.parametrize("mode", ["train", "eval"])
+def test_assert_parity_raises_naming_the_first_failing_layer_with_the_table(mode):
+    theirs, ours, x = _resnet_pair()
+    ours[3].bn.eps = 0.1   # not in the state_dict: copying torch's weights keeps it
+    with pytest.raises(AssertionError) as info:
+        parity.assert_parity(theirs, ours, x, mode=mode)
+    message = str(info.value)
+    assert message.startswith("parity: ")
+    assert "the first is 3.bn#1 (BatchNorm2d, %s)" % mode in message
+    table = parity.compare(theirs, ours, x, mode=mode)
+    assert str(table) in message            # the whole table, failing rows flagged
+    assert "\n! " in message
+
+
+def test_assert_parity_tol():
+    theirs, ours, x = _resnet_pair()
+    with pytest.raises(AssertionError, match="above 1e-12"):
+        parity.assert_parity(theirs, ours, x, tol=1e-12)   # float32 rounding is above it
+    ours[3].bn.eps = 0.1
+    parity.assert_parity(theirs, ours, x, tol=10.0)
+
+
+def test_assert_parity_fails_on_nan():
+    theirs, ours, x = _resnet_pair()
+    ours[2].conv1.register_forward_hook(lambda m, args, out: out * np.nan)
+    with pytest.raises(AssertionError, match="inf"):
+        parity.assert_parity(theirs, ours, x)

@@ -305,50 +305,8 @@ def test_get_buffer_registered_as_none_like_torch():
 
 
 # ---------------------------------------------------------------------------
-# module hooks: not supported, and said so
+# calling (hooks: tests/module_api/test_hooks.py)
 # ---------------------------------------------------------------------------
-
-HOOK_METHODS = ["register_forward_hook", "register_forward_pre_hook"]
-
-
-@pytest.mark.parametrize("method", HOOK_METHODS)
-@pytest.mark.parametrize("arguments", [
-    ((lambda *a: None,), {}),
-    ((lambda *a: None,), {"prepend": True, "with_kwargs": True}),
-    ((lambda *a: None,), {"always_call": True}),
-    ((), {}),
-    ((1, 2, 3), {"anything": None}),
-], ids=["hook", "options", "always_call", "no-arguments", "nonsense"])
-def test_hooks_raise_not_implemented_naming_parity(method, arguments, rng):
-    """skipblocks' blocks fuse layers, so a hook on a layer inside them
-    would not fire where torch's does: every register_*hook refuses, with
-    one message whatever the arguments, pointing to skipblocks.parity."""
-    args, kwargs = arguments
-    for model in (sb.Linear(3, 2), sb.ResidualBlock(4, 4), sb.Sequential(sb.ReLU())):
-        with pytest.raises(NotImplementedError) as info:
-            getattr(model, method)(*args, **kwargs)
-        message = str(info.value)
-        assert message.startswith(f"{type(model).__name__}.{method}: skipblocks has no module hooks")
-        assert "skipblocks.parity.compare" in message
-    # the model is untouched and runs as before (no hook state anywhere)
-    model = sb.ResidualBlock(4, 4).eval()
-    x = rng.standard_normal((1, 4, 5, 5)).astype(np.float32)
-    before = model(x)
-    with pytest.raises(NotImplementedError):
-        getattr(model.bn, method)(lambda *a: None)
-    np.testing.assert_array_equal(model(x), before)
-    assert not any(name.startswith("_forward") for m in model.modules() for name in vars(m))
-
-
-def test_every_register_hook_method_is_refused():
-    """Every register_*hook method skipblocks' Module has raises the same
-    error."""
-    methods = [name for name in dir(sb.Module) if name.startswith("register_") and "hook" in name]
-    assert sorted(methods) == sorted(HOOK_METHODS)
-    for name in methods:
-        with pytest.raises(NotImplementedError, match=r"skipblocks\.parity"):
-            getattr(sb.Conv2d(1, 1, 1), name)(lambda *a: None)
-
 
 def test_call_is_forward_and_forward_is_unwrapped():
     """No per-call wrapper: __call__ calls forward, and every forward is the
