@@ -68,6 +68,7 @@ from .unet import DoubleConv, Down, OutConv, UNet, Up
 # pad and dropout; Flatten, Identity, ModuleList
 from .containers import ModuleList
 from .layers import Dropout, Flatten, Identity, flatten
+from .conversion import from_torch
 
 __version__ = "0.1.0"
 
@@ -90,4 +91,5 @@ __all__ = [
     "load", "save", "state_dict_from", "WeightsFileError",
     # whole networks
     "models",
+    "from_torch",
 ]
