@@ -109,7 +109,44 @@ def _kaiming_uniform_bound(fan_in):
 
 
 class Conv2d(Module):
-    """torch.nn.Conv2d (zero padding only)."""
+    """Applies a 2D convolution over an input of several channels, as torch.nn.Conv2d.
+
+    Zero padding only (``padding_mode="zeros"``; the other modes raise
+    NotImplementedError). The weights are initialised as torch's default
+    (kaiming-uniform), reproducibly after :func:`skipblocks.manual_seed`.
+
+    Args:
+        in_channels: channels of the input.
+        out_channels: channels of the output.
+        kernel_size: the kernel's size, an int or a pair (kH, kW).
+        stride: the stride, an int or a pair. Default: 1.
+        padding: zeros added on both sides, an int, a pair, ``"valid"`` or
+            ``"same"`` (stride 1 only). Default: 0.
+        dilation: the spacing of the kernel's elements. Default: 1.
+        groups: blocked connections from input to output channels; both
+            counts must be divisible by it. Default: 1.
+        bias: add a learnable bias. Default: True.
+        padding_mode: ``"zeros"``. Default: ``"zeros"``.
+        device: None or ``"cpu"``.
+        dtype: float32 (None, the default) or float64: the parameters' dtype,
+            which the layer computes in.
+
+    Shape:
+        - Input: (N, C_in, H, W) or (C_in, H, W).
+        - Output: (N, C_out, H_out, W_out) or (C_out, H_out, W_out), with
+          H_out = floor((H + 2*padding[0] - dilation[0]*(kernel_size[0] - 1) - 1)
+          / stride[0] + 1), and W_out alike.
+
+    Attributes:
+        weight: (out_channels, in_channels // groups, kH, kW), read-only.
+        bias: (out_channels,), or None.
+
+    Example::
+
+        >>> conv = skipblocks.Conv2d(16, 33, 3, stride=2)
+        >>> conv(np.random.rand(20, 16, 50, 100)).shape
+        (20, 33, 24, 49)
+    """
 
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0,
                  dilation=1, groups=1, bias=True, padding_mode="zeros", device=None,
@@ -234,12 +271,36 @@ class Conv2d(Module):
 
 
 class BatchNorm2d(Module):
-    """torch.nn.BatchNorm2d (torch 2.13's signature, keyword-only ``bias``).
+    """Applies Batch Normalization over a 4D input, as torch.nn.BatchNorm2d.
 
-    Train mode normalises with the batch's biased variance and updates the
-    running statistics in place (unbiased variance, ``momentum``, or a
-    cumulative average when ``momentum=None``); eval mode uses the running
-    statistics, or the batch's when ``track_running_stats=False``."""
+    torch 2.13's signature, keyword-only ``bias`` included. Train mode
+    normalises with the batch's biased variance and updates the running
+    statistics in place (unbiased variance, ``momentum``, or a cumulative
+    average when ``momentum=None``); eval mode uses the running statistics,
+    or the batch's when ``track_running_stats=False``.
+
+    Args:
+        num_features: C, the channels of the input.
+        eps: added to the variance. Default: 1e-5.
+        momentum: the running statistics' update factor, or None for a
+            cumulative average. Default: 0.1.
+        affine: learnable ``weight`` (ones) and ``bias`` (zeros). Default: True.
+        track_running_stats: keep ``running_mean``, ``running_var`` and
+            ``num_batches_tracked``. Default: True.
+        device: None or ``"cpu"``.
+        dtype: float32 (None, the default) or float64.
+        bias: with ``affine``, a learnable bias (keyword-only). Default: True.
+
+    Shape:
+        - Input: (N, C, H, W).
+        - Output: (N, C, H, W) (same shape as input).
+
+    Example::
+
+        >>> bn = skipblocks.BatchNorm2d(100)
+        >>> bn(np.random.randn(20, 100, 35, 45)).shape
+        (20, 100, 35, 45)
+    """
 
     def __init__(self, num_features, eps=1e-5, momentum=0.1, affine=True,
                  track_running_stats=True, device=None, dtype=None, *, bias=True):
@@ -369,8 +430,16 @@ class BatchNorm2d(Module):
 
 
 class ReLU(Module):
-    """torch.nn.ReLU; ``inplace=True`` writes into its (writable float32 or
-    float64) input."""
+    """Applies max(x, 0) element-wise, as torch.nn.ReLU (NaN stays NaN).
+
+    Args:
+        inplace: write into the input (a writable float32 or float64 array)
+            and return it. Default: False.
+
+    Shape:
+        - Input: any shape.
+        - Output: the input's shape.
+    """
 
     def __init__(self, inplace=False):
         super().__init__()
@@ -384,15 +453,37 @@ class ReLU(Module):
 
 
 class Sigmoid(Module):
-    """torch.nn.Sigmoid."""
+    """Applies 1 / (1 + exp(-x)) element-wise, as torch.nn.Sigmoid.
+
+    Shape:
+        - Input: any shape.
+        - Output: the input's shape.
+    """
 
     def forward(self, input):
         return F.sigmoid(input, _layer="Sigmoid")
 
 
 class MaxPool2d(Module):
-    """torch.nn.MaxPool2d. Arguments are kept as given (an int stays an int),
-    so the repr echoes them as torch's does."""
+    """Applies a 2D max pooling, as torch.nn.MaxPool2d.
+
+    Padding counts as -inf and NaN propagates. Arguments are kept as given
+    (an int stays an int), so the repr echoes them as torch's does.
+
+    Args:
+        kernel_size: the window's size, an int or a pair.
+        stride: the window's stride. Default: ``kernel_size``.
+        padding: -inf added on both sides (at most half the kernel). Default: 0.
+        dilation: the spacing of the window's elements. Default: 1.
+        return_indices: must be False (True raises NotImplementedError).
+        ceil_mode: round the output size up, as torch does. Default: False.
+
+    Shape:
+        - Input: (N, C, H, W) or (C, H, W).
+        - Output: (N, C, H_out, W_out) or (C, H_out, W_out), with
+          H_out = floor((H + 2*padding[0] - dilation[0]*(kernel_size[0] - 1) - 1)
+          / stride[0] + 1) (ceil with ``ceil_mode``), and W_out alike.
+    """
 
     def __init__(self, kernel_size, stride=None, padding=0, dilation=1,
                  return_indices=False, ceil_mode=False):
@@ -418,7 +509,16 @@ class MaxPool2d(Module):
 
 
 class AdaptiveAvgPool2d(Module):
-    """torch.nn.AdaptiveAvgPool2d (int, pair, None entries keep the input size)."""
+    """Applies a 2D adaptive average pooling, as torch.nn.AdaptiveAvgPool2d.
+
+    Args:
+        output_size: (H_out, W_out), or one int for both; a None entry
+            keeps the input's size in that dimension.
+
+    Shape:
+        - Input: (N, C, H, W) or (C, H, W).
+        - Output: (N, C, H_out, W_out) or (C, H_out, W_out).
+    """
 
     def __init__(self, output_size):
         super().__init__()
@@ -432,7 +532,29 @@ class AdaptiveAvgPool2d(Module):
 
 
 class Linear(Module):
-    """torch.nn.Linear: (..., in_features) -> (..., out_features)."""
+    """Applies an affine map y = x A^T + b, as torch.nn.Linear.
+
+    Args:
+        in_features: the size of each input sample.
+        out_features: the size of each output sample.
+        bias: add a learnable bias. Default: True.
+        device: None or ``"cpu"``.
+        dtype: float32 (None, the default) or float64.
+
+    Shape:
+        - Input: (..., in_features).
+        - Output: (..., out_features).
+
+    Attributes:
+        weight: (out_features, in_features), read-only.
+        bias: (out_features,), or None.
+
+    Example::
+
+        >>> fc = skipblocks.Linear(20, 30)
+        >>> fc(np.random.randn(128, 20)).shape
+        (128, 30)
+    """
 
     def __init__(self, in_features, out_features, bias=True, device=None, dtype=None):
         super().__init__()
@@ -486,11 +608,36 @@ class Linear(Module):
 
 # conv_transpose2d
 class ConvTranspose2d(Module):
-    """torch.nn.ConvTranspose2d (zero padding only): weight (in_channels,
-    out_channels // groups, kH, kW), output size
-    (H - 1)*stride - 2*padding + dilation*(kernel_size - 1) + output_padding + 1.
-    forward's ``output_size`` ((H, W), or with the batch and channel sizes in
-    front) picks the output_padding, as torch's does."""
+    """Applies a 2D transposed convolution, as torch.nn.ConvTranspose2d.
+
+    Zero padding only. forward's ``output_size`` ((H, W), or with the batch
+    and channel sizes in front) picks the output_padding, as torch's does.
+
+    Args:
+        in_channels: channels of the input.
+        out_channels: channels of the output.
+        kernel_size: the kernel's size, an int or a pair.
+        stride: the stride, an int or a pair. Default: 1.
+        padding: ``dilation * (kernel_size - 1) - padding`` zeros are added on
+            both sides of the input. Default: 0.
+        output_padding: added to one side of the output's size. Default: 0.
+        groups: blocked connections from input to output channels. Default: 1.
+        bias: add a learnable bias. Default: True.
+        dilation: the spacing of the kernel's elements. Default: 1.
+        padding_mode: ``"zeros"``. Default: ``"zeros"``.
+        device: None or ``"cpu"``.
+        dtype: float32 (None, the default) or float64.
+
+    Shape:
+        - Input: (N, C_in, H, W) or (C_in, H, W).
+        - Output: (N, C_out, H_out, W_out) or (C_out, H_out, W_out), with
+          H_out = (H - 1)*stride[0] - 2*padding[0] + dilation[0]*(kernel_size[0] - 1)
+          + output_padding[0] + 1, and W_out alike.
+
+    Attributes:
+        weight: (in_channels, out_channels // groups, kH, kW), read-only.
+        bias: (out_channels,), or None.
+    """
 
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0,
                  output_padding=0, groups=1, bias=True, dilation=1, padding_mode="zeros",
@@ -592,11 +739,22 @@ class ConvTranspose2d(Module):
 # ---- pad and dropout; Flatten, Identity ------------------------------------
 
 class Dropout(Module):
-    """torch.nn.Dropout: in train mode, functional.dropout(input, p) (each
-    element zeroed with probability p, the rest scaled by 1 / (1 - p); the
-    masks are skipblocks' own, reproducible with skipblocks.manual_seed,
-    not torch's numbers); in eval mode the input itself. ``inplace=True``
-    writes into its (writable float32 or float64) input."""
+    """Zeroes elements at random in train mode, as torch.nn.Dropout.
+
+    In train mode, functional.dropout(input, p): each element zeroed with
+    probability p, the rest scaled by 1 / (1 - p) (the masks are
+    skipblocks' own, reproducible with skipblocks.manual_seed, not torch's
+    numbers); in eval mode the input itself.
+
+    Args:
+        p: the probability of an element to be zeroed. Default: 0.5.
+        inplace: write into the input (a writable float32 or float64 array).
+            Default: False.
+
+    Shape:
+        - Input: any shape.
+        - Output: the input's shape.
+    """
 
     def __init__(self, p=0.5, inplace=False):
         super().__init__()
@@ -614,11 +772,24 @@ class Dropout(Module):
 
 
 def flatten(input, start_dim=0, end_dim=-1, *, _layer="flatten"):
-    """torch.flatten: dims start_dim..end_dim merged into one. A view of the
-    input when NumPy's reshape can make one (else a copy, as torch's
-    reshape); the input itself when start_dim and end_dim name one dim; a
-    0-d input gives 1 element. torch's errors: IndexError for a dim out of
-    range, RuntimeError for start_dim after end_dim."""
+    """Flattens dims ``start_dim`` to ``end_dim`` of ``input`` into one, as torch.flatten.
+
+    A view of the input when NumPy's reshape can make one (else a copy, as
+    torch's reshape); the input itself when start_dim and end_dim name one
+    dim; a 0-d input gives 1 element. The input's dtype is kept (integers
+    stay integers). torch's errors: IndexError for a dim out of range,
+    RuntimeError for start_dim after end_dim.
+
+    Args:
+        input: an array-like or CPU torch tensor.
+        start_dim: the first dim to flatten. Default: 0.
+        end_dim: the last dim to flatten. Default: -1.
+
+    Example::
+
+        >>> skipblocks.flatten(np.zeros((2, 3, 4)), 1).shape
+        (2, 12)
+    """
     array = to_numpy(input)  # its own dtype: integers stay integers, as in torch
     ndim = array.ndim
     span = max(ndim, 1)  # torch wraps dims of a 0-d tensor as if it had one
@@ -646,8 +817,16 @@ def flatten(input, start_dim=0, end_dim=-1, *, _layer="flatten"):
 
 
 class Flatten(Module):
-    """torch.nn.Flatten: flatten(input, start_dim, end_dim), start_dim=1 by
-    default (the batch dim stays)."""
+    """Flattens a contiguous range of dims, as torch.nn.Flatten.
+
+    Args:
+        start_dim: the first dim to flatten. Default: 1 (the batch dim stays).
+        end_dim: the last dim to flatten. Default: -1.
+
+    Shape:
+        - Input: (*, S_start, ..., S_end, *).
+        - Output: (*, S_start * ... * S_end, *).
+    """
 
     def __init__(self, start_dim=1, end_dim=-1):
         super().__init__()
@@ -662,8 +841,14 @@ class Flatten(Module):
 
 
 class Identity(Module):
-    """torch.nn.Identity: forward returns its input itself; the constructor
-    takes and ignores any arguments, as torch's."""
+    """A placeholder that returns its input itself, as torch.nn.Identity.
+
+    The constructor takes and ignores any arguments, as torch's.
+
+    Shape:
+        - Input: any.
+        - Output: the input (the same object).
+    """
 
     def __init__(self, *args, **kwargs):
         super().__init__()
@@ -676,8 +861,25 @@ class Identity(Module):
 
 
 class AvgPool2d(Module):
-    """torch.nn.AvgPool2d. Arguments are kept as given (an int stays an int),
-    so the repr echoes them as torch's does; no state."""
+    """Applies a 2D average pooling, as torch.nn.AvgPool2d.
+
+    Arguments are kept as given (an int stays an int), so the repr echoes
+    them as torch's does; no state.
+
+    Args:
+        kernel_size: the window's size, an int or a pair.
+        stride: the window's stride. Default: ``kernel_size``.
+        padding: zeros added on both sides. Default: 0.
+        ceil_mode: round the output size up, as torch does. Default: False.
+        count_include_pad: count the padding zeros in the divisor. Default: True.
+        divisor_override: the divisor, instead of the window's size. Default: None.
+
+    Shape:
+        - Input: (N, C, H, W) or (C, H, W).
+        - Output: (N, C, H_out, W_out) or (C, H_out, W_out), with
+          H_out = floor((H + 2*padding[0] - kernel_size[0]) / stride[0] + 1)
+          (ceil with ``ceil_mode``), and W_out alike.
+    """
 
     def __init__(self, kernel_size, stride=None, padding=0, ceil_mode=False,
                  count_include_pad=True, divisor_override=None):
@@ -699,8 +901,27 @@ class AvgPool2d(Module):
 
 
 class Upsample(Module):
-    """torch.nn.Upsample: F.interpolate with the stored arguments. As torch,
-    scale_factor is stored as a float (a tuple of floats; 0 or None: None)."""
+    """Upsamples an input, as torch.nn.Upsample: functional.interpolate with the stored arguments.
+
+    As torch, scale_factor is stored as a float (a tuple of floats; 0 or
+    None: None).
+
+    Args:
+        size: the output's spatial size (an int or a tuple); or give
+            ``scale_factor``.
+        scale_factor: the multiplier of the spatial size (a float or a tuple).
+        mode: ``"nearest"`` (3-D or 4-D input) or ``"bilinear"`` (4-D).
+            Default: ``"nearest"``.
+        align_corners: bilinear only: align the corner pixels of input and
+            output. Default: None (False).
+        recompute_scale_factor: compute the scale from the output size, as
+            torch. Default: None.
+
+    Shape:
+        - Input: (N, C, W_in) or (N, C, H_in, W_in).
+        - Output: (N, C, W_out) or (N, C, H_out, W_out), with
+          H_out = floor(H_in * scale_factor) when ``size`` is not given.
+    """
 
     def __init__(self, size=None, scale_factor=None, mode="nearest", align_corners=None,
                  recompute_scale_factor=None):

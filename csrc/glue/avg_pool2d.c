@@ -10,7 +10,7 @@ static sb_status avg_run(const void *plan, const void *args, const sb_tensor *ou
 }
 
 PyDoc_STRVAR(avg_pool2d_doc,
-"avg_pool2d(layer, input, kernel_size, stride, padding, ceil_mode, count_include_pad,\n"
+"avg_pool2d($module, layer, input, kernel_size, stride, padding, ceil_mode, count_include_pad,\n"
 "           divisor_override)\n"
 "--\n\n"
 "torch.nn.functional.avg_pool2d, torch's divisor rule.\n"

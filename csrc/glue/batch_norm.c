@@ -11,7 +11,7 @@ static sb_status batch_norm_run(const void *plan, const void *args, const sb_ten
 }
 
 PyDoc_STRVAR(batch_norm_doc,
-"batch_norm(layer, input, running_mean, running_var, weight, bias, training,\n"
+"batch_norm($module, layer, input, running_mean, running_var, weight, bias, training,\n"
 "           momentum, eps, relu=False)\n"
 "--\n\n"
 "torch.nn.functional.batch_norm on (N, C, ...) input: statistics per channel\n"

@@ -143,7 +143,7 @@ static sb_status residual_run(const void *plan, const void *args, const sb_tenso
 }
 
 PyDoc_STRVAR(se_attention_doc,
-"se_attention(layer, input, fc1_packed, fc2_packed, hidden)\n--\n\n"
+"se_attention($module, layer, input, fc1_packed, fc2_packed, hidden)\n--\n\n"
 "SEAttention's forward in one call: global average pool -> Linear(C, hidden) ->\n"
 "ReLU -> Linear(hidden, C) -> Sigmoid -> scale each channel of the input, in\n"
 "float32 or float64: the input's dtype (after conversion) is the result's.\n"
@@ -196,7 +196,7 @@ static PyObject *py_se_attention(PyObject *self, PyObject *args, PyObject *kwarg
 }
 
 PyDoc_STRVAR(dense_layer_doc,
-"dense_layer(layer, input, bn1, bn2, conv1, conv2, out=None)\n--\n\n"
+"dense_layer($module, layer, input, bn1, bn2, conv1, conv2, out=None)\n--\n\n"
 "The document's DenseLayer: conv2(relu(bn2(conv1(relu(bn1(input)))))), each\n"
 "BatchNorm + ReLU applied while the next convolution stages its input.\n\n"
 "In float32 or float64: the input's dtype (after conversion) is the result's and\n"
@@ -270,7 +270,7 @@ done:
 }
 
 PyDoc_STRVAR(residual_block_doc,
-"residual_block(layer, input, residual, bn, momentum2, folded, conv1, conv2)\n--\n\n"
+"residual_block($module, layer, input, residual, bn, momentum2, folded, conv1, conv2)\n--\n\n"
 "The document's ResidualBlock: relu(bn(conv2(relu(bn(conv1(input))))) + residual)\n"
 "with one BatchNorm bn after both convolutions.\n\n"
 "Dtypes as dense_layer's (the residual too).\n\n"

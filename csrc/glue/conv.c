@@ -28,7 +28,7 @@ static void tensor_or_null(sb_tensor *t, PyArrayObject *arr, const sb_tensor **s
 }
 
 PyDoc_STRVAR(conv2d_doc,
-"conv2d(layer, input, weight, bias, stride, padding, dilation, groups, out=None,\n"
+"conv2d($module, layer, input, weight, bias, stride, padding, dilation, groups, out=None,\n"
 "       packed=None, in_scale=None, in_shift=None, in_relu=False, residual=None,\n"
 "       relu=False, padding_extra=(0, 0))\n"
 "--\n\n"
@@ -132,11 +132,12 @@ done:
 }
 
 PyDoc_STRVAR(conv2d_pack_doc,
-"conv2d_pack(layer, weight, bias, groups, fold=None) -> 1-D array\n"
+"conv2d_pack($module, layer, weight, bias, groups, fold=None)\n"
 "--\n\n"
-"Packs a convolution's weight (C_out, C_in/groups, kH, kW) and bias ((C_out,) or\n"
-"None) for conv2d(packed=...). fold: an eval-mode BatchNorm after the convolution,\n"
-"(running_mean, running_var, weight, bias, eps) with weight and bias possibly None,\n"
+"Returns a 1-D array: packs a convolution's weight (C_out, C_in/groups, kH, kW)\n"
+"and bias ((C_out,) or None) for conv2d(packed=...). fold: an eval-mode\n"
+"BatchNorm after the convolution, (running_mean, running_var, weight, bias,\n"
+"eps) with weight and bias possibly None,\n"
 "folded into the packed weights as torch's eval-mode batch_norm computes it.\n"
 "The packed array has the weight's dtype (float32 or float64, after the dtype\n"
 "rule of conv2d), for inputs of that dtype; the other arrays must have it too.");

@@ -19,7 +19,7 @@ static sb_status conv_transpose2d_pack_run(const void *plan, const void *args,
 }
 
 PyDoc_STRVAR(conv_transpose2d_doc,
-"conv_transpose2d(layer, input, weight, bias, stride, padding, output_padding,\n"
+"conv_transpose2d($module, layer, input, weight, bias, stride, padding, output_padding,\n"
 "                 dilation, groups, packed=None)\n"
 "--\n\n"
 "torch.nn.functional.conv_transpose2d with zero padding, in float32 or float64:\n"
@@ -88,12 +88,13 @@ done:
 }
 
 PyDoc_STRVAR(conv_transpose2d_pack_doc,
-"conv_transpose2d_pack(layer, weight, groups) -> 1-D array\n"
+"conv_transpose2d_pack($module, layer, weight, groups)\n"
 "--\n\n"
-"Packs a transposed convolution's weight (C_in, C_out/groups, kH, kW) for\n"
-"conv_transpose2d(packed=...): the weights of the 1x1 convolution it runs, in\n"
-"the weight's dtype (float32 or float64, after the dtype rule), for inputs of\n"
-"that dtype. The bias is not packed (the gather adds it).");
+"Returns a 1-D array: packs a transposed convolution's weight\n"
+"(C_in, C_out/groups, kH, kW) for conv_transpose2d(packed=...): the weights\n"
+"of the 1x1 convolution it runs, in the weight's dtype (float32 or float64,\n"
+"after the dtype rule), for inputs of that dtype. The bias is not packed (the\n"
+"gather adds it).");
 
 static PyObject *py_conv_transpose2d_pack(PyObject *self, PyObject *args, PyObject *kwargs)
 {

@@ -65,7 +65,7 @@ static PyObject *unary(PyObject *args, PyObject *kwargs, sb_unary_kind kind)
 }
 
 PyDoc_STRVAR(relu_doc,
-"relu(layer, input, out=None)\n--\n\n"
+"relu($module, layer, input, out=None)\n--\n\n"
 "torch.relu: max(x, 0), NaN stays NaN. layer: the name errors start with.\n"
 "float32 and float64 input give a result of their dtype; other real input is\n"
 "converted to float32.\n"
@@ -78,7 +78,7 @@ static PyObject *py_relu(PyObject *self, PyObject *args, PyObject *kwargs)
 }
 
 PyDoc_STRVAR(sigmoid_doc,
-"sigmoid(layer, input, out=None)\n--\n\n"
+"sigmoid($module, layer, input, out=None)\n--\n\n"
 "torch.sigmoid: 1 / (1 + exp(-x)). layer: the name errors start with.\n"
 "dtypes and out: as relu's.");
 
@@ -88,7 +88,7 @@ static PyObject *py_sigmoid(PyObject *self, PyObject *args, PyObject *kwargs)
 }
 
 PyDoc_STRVAR(add_relu_doc,
-"add_relu(layer, a, b)\n--\n\n"
+"add_relu($module, layer, a, b)\n--\n\n"
 "relu(a + b) for two arrays of one shape and dtype (ResidualBlock's \"out +\n"
 "residual, then relu\"), float32 or float64 (the dtype rule of conv2d).\n"
 "layer: the name errors start with.");
@@ -129,7 +129,7 @@ static PyObject *py_add_relu(PyObject *self, PyObject *args, PyObject *kwargs)
 }
 
 PyDoc_STRVAR(channel_scale_doc,
-"channel_scale(layer, input, scale)\n--\n\n"
+"channel_scale($module, layer, input, scale)\n--\n\n"
 "input (N, C, H, W) times scale (N * C values) broadcast over H and W:\n"
 "SEAttention's x * y.expand_as(x), float32 or float64 (both of one dtype, the\n"
 "dtype rule of conv2d). layer: the name errors start with.");

@@ -13,7 +13,7 @@ static sb_status interp_run(const void *plan, const void *args, const sb_tensor 
 }
 
 PyDoc_STRVAR(interpolate_doc,
-"interpolate(layer, input, mode, size, scales, align_corners)\n"
+"interpolate($module, layer, input, mode, size, scales, align_corners)\n"
 "--\n\n"
 "torch's upsample_nearest1d / upsample_nearest2d (mode 0; 3-D or 4-D input) and\n"
 "upsample_bilinear2d (mode 1; 4-D input) kernels.\n"

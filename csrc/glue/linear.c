@@ -17,7 +17,7 @@ static sb_status linear_pack_run(const void *plan, const void *args, const sb_te
 }
 
 PyDoc_STRVAR(linear_doc,
-"linear(layer, input, weight, bias, packed=None)\n--\n\n"
+"linear($module, layer, input, weight, bias, packed=None)\n--\n\n"
 "torch.nn.functional.linear: input (..., in_features) -> (..., out_features),\n"
 "in float32 or float64: the input's dtype (after conversion) is the result's,\n"
 "and the weight must have it too, else torch's error for the mix (so must the\n"
@@ -76,11 +76,11 @@ done:
 }
 
 PyDoc_STRVAR(linear_pack_doc,
-"linear_pack(layer, weight, bias) -> 1-D array\n--\n\n"
-"Packs weight (out_features, in_features) and bias ((out_features,) or None)\n"
-"once, for linear(packed=...) and se_attention. The packed array has the\n"
-"weight's dtype (float32 or float64, after the dtype rule of linear), for\n"
-"inputs of that dtype; the bias must have it too.");
+"linear_pack($module, layer, weight, bias)\n--\n\n"
+"Returns a 1-D array: packs weight (out_features, in_features) and bias\n"
+"((out_features,) or None) once, for linear(packed=...) and se_attention.\n"
+"The packed array has the weight's dtype (float32 or float64, after the dtype\n"
+"rule of linear), for inputs of that dtype; the bias must have it too.");
 
 static PyObject *py_linear_pack(PyObject *self, PyObject *args, PyObject *kwargs)
 {

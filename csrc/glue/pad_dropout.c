@@ -19,7 +19,7 @@ static sb_status dropout_run(const void *plan, const void *args, const sb_tensor
 }
 
 PyDoc_STRVAR(pad_doc,
-"pad(layer, input, pad, mode, value)\n--\n\n"
+"pad($module, layer, input, pad, mode, value)\n--\n\n"
 "torch.nn.functional.pad with mode='constant': a copy of input with pad[2k]\n"
 "elements of value before and pad[2k + 1] after dim -1-k (negative: cropped),\n"
 "any rank. float32 and float64 input give a result of their dtype; other real\n"
@@ -85,7 +85,7 @@ static PyObject *py_pad(PyObject *self, PyObject *args, PyObject *kwargs)
 }
 
 PyDoc_STRVAR(dropout_doc,
-"dropout(layer, input, p, training, seed, out=None)\n--\n\n"
+"dropout($module, layer, input, p, training, seed, out=None)\n--\n\n"
 "torch.nn.functional.dropout: in training, each element is zeroed with\n"
 "probability p and the others are scaled by 1 / (1 - p), the mask drawn from\n"
 "seed (a 64-bit integer) by a counter-based generator: reproducible, and the\n"

@@ -30,7 +30,7 @@ static PyObject *pool_result(sb_status planned, const sb_error *err, sb_glue_run
 }
 
 PyDoc_STRVAR(max_pool2d_doc,
-"max_pool2d(layer, input, kernel_size, stride, padding, dilation, ceil_mode)\n"
+"max_pool2d($module, layer, input, kernel_size, stride, padding, dilation, ceil_mode)\n"
 "--\n\n"
 "torch.nn.functional.max_pool2d: padding counts as -inf, NaN propagates.\n"
 "float32 and float64 input give a result of their dtype; other real input is\n"
@@ -65,7 +65,7 @@ static PyObject *py_max_pool2d(PyObject *self, PyObject *args, PyObject *kwargs)
 }
 
 PyDoc_STRVAR(adaptive_avg_pool2d_doc,
-"adaptive_avg_pool2d(layer, input, output_size)\n"
+"adaptive_avg_pool2d($module, layer, input, output_size)\n"
 "--\n\n"
 "torch.nn.functional.adaptive_avg_pool2d: output cell (i, j) averages rows\n"
 "floor(i*H/OH) .. ceil((i+1)*H/OH)-1 and the same for columns.\n"

@@ -1,7 +1,7 @@
 /*
  * runtime.c -- the glue of the runtime: threads, instruction sets, the
- * input conversion Python shares with the operators (as_real),
- * and the entry points used only by tests.
+ * input conversion Python shares with the operators (as_real), how the
+ * extension was built (build_info), and the entry points used only by tests.
  */
 #include <string.h>
 
@@ -77,8 +77,8 @@ static PyObject *py_set_isa(PyObject *self, PyObject *arg)
 }
 
 PyDoc_STRVAR(as_real_doc,
-"as_real(layer, value, what='input', dtype=None) -> numpy.ndarray\n--\n\n"
-"The array the operators compute on. dtype None: a float32 or float64 array\n"
+"as_real($module, layer, value, what='input', dtype=None)\n--\n\n"
+"Returns the numpy.ndarray the operators compute on. dtype None: a float32 or float64 array\n"
 "keeps its dtype, any other real input (ints, bool, float16, lists, torch\n"
 "tensors of other dtypes) becomes float32. dtype float32 or float64 (numpy.float32,\n"
 "numpy.float64, 'float32', 'float64' or a numpy.dtype of them): exactly that\n"
@@ -144,19 +144,111 @@ static PyObject *py_test_avx512_source(PyObject *self, PyObject *arg)
     return PyBool_FromLong(sb_test_use_avx512_source_on_avx2(on) == 0);
 }
 
+/* ---- build_info ------------------------------------------------------ */
+
+/* The compiler, named as CPython's Python/getcompiler.c names it (what
+ * platform.python_compiler() shows). */
+#if defined(__clang__)
+#define SB_COMPILER "Clang " __clang_version__
+#elif defined(__GNUC__)
+#define SB_COMPILER "GCC " __VERSION__
+#elif defined(_MSC_VER)
+#define SB_STR2(x) #x
+#define SB_STR(x) SB_STR2(x)
+#define SB_COMPILER "MSC v." SB_STR(_MSC_VER)
+#else
+#define SB_COMPILER "unknown"
+#endif
+
+/* setup.py defines both; a build without it (another build script) says so. */
+#ifndef SB_BUILD_FLAGS
+#define SB_BUILD_FLAGS "unknown"
+#endif
+#ifndef SB_SANITIZE
+#define SB_SANITIZE 0
+#endif
+#ifndef NPY_FEATURE_VERSION_STRING /* NumPy 1.x headers */
+#define NPY_FEATURE_VERSION_STRING "unknown"
+#endif
+
+/* The instruction sets whose kernels this build holds: the condition of
+ * SB_HAVE_AVX2_KERNELS in csrc/kernels/gemm_ukernel.h, which this file
+ * cannot include (the glue sees csrc/include only). The AVX-512 kernels are
+ * compiled whenever the AVX2 ones are (gemm_ukernel__avx512.c). The test
+ * checks that available_isas() is a subset of these. */
+#if (defined(__x86_64__) || defined(_M_X64) || defined(__i386__)) && \
+    !defined(SB_PORTABLE_ONLY) && (defined(__GNUC__) || defined(__clang__))
+static const char *const compiled_isas[] = {"scalar", "avx2", "avx512"};
+#else
+static const char *const compiled_isas[] = {"scalar"};
+#endif
+
+PyDoc_STRVAR(build_info_doc,
+"build_info($module, /)\n--\n\n"
+"Returns a new dict describing how this extension was built:\n\n"
+"compiler: the C compiler and its version ('GCC 13.2.0').\n"
+"build_flags: the compile flags setup.py passed ('unknown' for a build that\n"
+"  did not define SB_BUILD_FLAGS).\n"
+"sanitize: built with AddressSanitizer and UndefinedBehaviorSanitizer\n"
+"  (SKIPBLOCKS_SANITIZE=1).\n"
+"python: the version of the Python headers built against.\n"
+"numpy_api_version: the NumPy C-API version of the headers built against\n"
+"  (NPY_API_VERSION, 0x12 for NumPy 2.0).\n"
+"numpy_feature_version: the oldest NumPy C-API the module runs with\n"
+"  (NPY_FEATURE_VERSION); numpy_feature_version_string: that NumPy release.\n"
+"numpy_abi_version: NPY_ABI_VERSION of the headers.\n"
+"isas: the instruction sets whose kernels are compiled in (available_isas()\n"
+"  is those this CPU can also run).");
+
+static PyObject *py_build_info(PyObject *self, PyObject *unused)
+{
+    const Py_ssize_t n_isas = (Py_ssize_t)(sizeof compiled_isas / sizeof compiled_isas[0]);
+    PyObject *isas = PyList_New(n_isas);
+    if (isas == NULL)
+        return NULL;
+    for (Py_ssize_t i = 0; i < n_isas; i++) {
+        PyObject *name = PyUnicode_FromString(compiled_isas[i]);
+        if (name == NULL) {
+            Py_DECREF(isas);
+            return NULL;
+        }
+        PyList_SET_ITEM(isas, i, name);
+    }
+    /* "N" steals the list's reference, also when Py_BuildValue fails */
+    return Py_BuildValue("{s:s,s:s,s:O,s:s,s:k,s:k,s:s,s:k,s:N}",
+                         "compiler", SB_COMPILER,
+                         "build_flags", SB_BUILD_FLAGS,
+                         "sanitize", SB_SANITIZE ? Py_True : Py_False,
+                         "python", PY_VERSION,
+                         "numpy_api_version", (unsigned long)NPY_API_VERSION,
+                         "numpy_feature_version", (unsigned long)NPY_FEATURE_VERSION,
+                         "numpy_feature_version_string", NPY_FEATURE_VERSION_STRING,
+                         "numpy_abi_version", (unsigned long)NPY_ABI_VERSION,
+                         "isas", isas);
+}
+
 PyMethodDef sb_glue_runtime_methods[] = {
     {"get_num_threads", py_get_num_threads, METH_NOARGS,
-     "get_num_threads() -> the number of threads the operators use"},
+     "get_num_threads($module, /)\n--\n\n"
+     "Returns the number of threads the operators use."},
     {"set_num_threads", py_set_num_threads, METH_O,
-     "set_num_threads(n): use n threads (1 <= n <= 1024)"},
-    {"get_isa", py_get_isa, METH_NOARGS, "get_isa() -> name of the ISA in use"},
+     "set_num_threads($module, n, /)\n--\n\n"
+     "Use n threads (an int, 1 <= n <= 1024; ValueError otherwise)."},
+    {"get_isa", py_get_isa, METH_NOARGS,
+     "get_isa($module, /)\n--\n\n"
+     "Returns the name of the ISA in use: 'scalar', 'avx2' or 'avx512'."},
     {"set_isa", py_set_isa, METH_O,
-     "set_isa(name): force 'scalar', 'avx2' or 'avx512', or 'auto' (the best)"},
+     "set_isa($module, name, /)\n--\n\n"
+     "Force 'scalar', 'avx2' or 'avx512', or 'auto' (the best); ValueError for\n"
+     "an ISA this CPU or build cannot run, or an unknown name."},
     {"available_isas", py_available_isas, METH_NOARGS,
-     "available_isas() -> names of the ISAs this CPU and build can run"},
+     "available_isas($module, /)\n--\n\n"
+     "Returns a new list of the names of the ISAs this CPU and build can run."},
     {"as_real", (PyCFunction)(void (*)(void))py_as_real, METH_VARARGS | METH_KEYWORDS,
      as_real_doc},
+    {"build_info", py_build_info, METH_NOARGS, build_info_doc},
     {"_test_avx512_source_on_avx2", py_test_avx512_source, METH_O,
-     "_test_avx512_source_on_avx2(on) -> bool\n\nTests only: run the AVX-512 kernels' "
-     "source compiled for AVX2 (with the avx2 ISA selected); False without AVX2."},
+     "_test_avx512_source_on_avx2($module, on, /)\n--\n\n"
+     "Tests only: run the AVX-512 kernels' source compiled for AVX2 (with the\n"
+     "avx2 ISA selected). Returns False (nothing changed) without AVX2."},
     {NULL, NULL, 0, NULL}};

@@ -1,0 +1,4 @@
+from collections.abc import Sequence
+
+# python -m skipblocks [demo | inspect FILE | convert IN OUT]: the exit status
+def main(argv: Sequence[str] | None = None) -> int: ...
