@@ -219,12 +219,15 @@ class ModuleDict(Module):
         return key in self._modules
 
     def keys(self):
+        """The children's names, in order."""
         return self._modules.keys()
 
     def items(self):
+        """``(name, module)`` pairs, in order."""
         return self._modules.items()
 
     def values(self):
+        """The child modules, in order."""
         return self._modules.values()
 
     def clear(self):

@@ -540,6 +540,9 @@ class Module:
 
     # -- calling --------------------------------------------------------
     def forward(self, *args, **kwargs):
+        """The computation of the module, which every subclass defines. Call
+        the module (``module(x)``) rather than ``forward``: the call also runs
+        the module's hooks."""
         raise NotImplementedError(
             f'Module [{type(self).__name__}] is missing the required "forward" function')
 
@@ -616,6 +619,8 @@ class Module:
 
     # -- traversal ------------------------------------------------------
     def named_children(self):
+        """Yields ``(name, module)`` for each direct child, in registration
+        order, each module once (as torch's)."""
         seen = set()
         for name, module in self._modules.items():
             if module is not None and id(module) not in seen:
@@ -623,10 +628,15 @@ class Module:
                 yield name, module
 
     def children(self):
+        """Yields each direct child module, in registration order."""
         for _, module in self.named_children():
             yield module
 
     def named_modules(self, memo=None, prefix="", remove_duplicate=True):
+        """Yields ``(name, module)`` for this module (name ``prefix``, "" by
+        default) and every descendant, depth first, with dotted names as
+        state_dict keys use them; a module reachable twice is yielded once
+        unless ``remove_duplicate=False``."""
         if memo is None:
             memo = set()
         if remove_duplicate:
@@ -641,6 +651,8 @@ class Module:
             yield from module.named_modules(memo, sub, remove_duplicate)
 
     def modules(self):
+        """Yields this module and every descendant, each once (see
+        named_modules)."""
         for _, module in self.named_modules():
             yield module
 
@@ -655,16 +667,23 @@ class Module:
                 yield module_prefix + ("." if module_prefix else "") + name, value
 
     def named_parameters(self, prefix="", recurse=True):
+        """Yields ``(dotted name, array)`` for every parameter of this module
+        and, with ``recurse=True``, of its descendants; each array once."""
         yield from self._named_members("_parameters", prefix, recurse)
 
     def parameters(self, recurse=True):
+        """Yields every parameter array (see named_parameters)."""
         for _, p in self.named_parameters(recurse=recurse):
             yield p
 
     def named_buffers(self, prefix="", recurse=True):
+        """Yields ``(dotted name, array)`` for every buffer (running
+        statistics, ``num_batches_tracked``) of this module and, with
+        ``recurse=True``, of its descendants."""
         yield from self._named_members("_buffers", prefix, recurse)
 
     def buffers(self, recurse=True):
+        """Yields every buffer array (see named_buffers)."""
         for _, b in self.named_buffers(recurse=recurse):
             yield b
 
@@ -876,6 +895,8 @@ class Module:
         return type(self).__name__
 
     def extra_repr(self):
+        """The text inside the parentheses of this module's repr line
+        (torch's hook for custom reprs: override it); "" by default."""
         return ""
 
     def __repr__(self):

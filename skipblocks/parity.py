@@ -230,6 +230,9 @@ class ParityTable:
 
     @property
     def worst_row(self):
+        """The row with the largest output or statistics error (the
+        earliest on ties: the first layer to drift); None for a table
+        without numbers."""
         scored = [(self._row_worst(r), i) for i, r in enumerate(self.rows)]
         scored = [(s, i) for s, i in scored if s is not None]
         if not scored:
@@ -239,6 +242,8 @@ class ParityTable:
 
     @property
     def worst(self):
+        """The largest parity error of any output or statistic; 0.0 for an
+        empty table."""
         row = self.worst_row
         return 0.0 if row is None else self._row_worst(row)
 
@@ -298,6 +303,7 @@ class ParityTable:
         return f"<ParityTable {len(self.rows)} rows, worst {self.worst:.2e}>"
 
     def to_markdown(self):
+        """The table as GitHub Markdown, a summary line after it."""
         headers = [h.replace("|", "\\|") for _, h in self.COLUMNS]
         out = ["| " + " | ".join(headers) + " |",
                "|" + "|".join("---" for _ in headers) + "|"]

@@ -35,29 +35,7 @@ PUBLIC_MODULES = ["skipblocks", "skipblocks.functional", "skipblocks.models",
 
 # Undocumented entries in files other agents own and are editing (see the
 # module docstring). Qualified names as _public_objects() yields them.
-PENDING = {
-    # skipblocks/module.py
-    "skipblocks.module.Module.forward",
-    "skipblocks.module.Module.named_children",
-    "skipblocks.module.Module.children",
-    "skipblocks.module.Module.named_modules",
-    "skipblocks.module.Module.modules",
-    "skipblocks.module.Module.named_parameters",
-    "skipblocks.module.Module.parameters",
-    "skipblocks.module.Module.named_buffers",
-    "skipblocks.module.Module.buffers",
-    "skipblocks.module.Module.extra_repr",
-    # skipblocks/containers.py
-    "skipblocks.containers.ModuleDict.keys",
-    "skipblocks.containers.ModuleDict.items",
-    "skipblocks.containers.ModuleDict.values",
-    # skipblocks/parity.py
-    "skipblocks.parity.ParityTable.worst_row",
-    "skipblocks.parity.ParityTable.worst",
-    "skipblocks.parity.ParityTable.to_markdown",
-    # skipblocks/__main__.py (skipblocks.cli.main is this function)
-    "skipblocks.__main__.main",
-}
+PENDING = set()
 
 
 def _members(cls):
