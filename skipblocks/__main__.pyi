@@ -1,4 +1,4 @@
 from collections.abc import Sequence
 
-# python -m skipblocks [demo | inspect FILE | convert IN OUT]: the exit status
+# python -m skipblocks [demo | parity | bench | info | inspect FILE | convert IN OUT]: the exit status
 def main(argv: Sequence[str] | None = None) -> int: ...

@@ -25,7 +25,7 @@ import torch
 import skipblocks as sb
 from helpers import import_blocker
 from tolerances import TOLERANCES
-from skipblocks.__main__ import main as cli_main
+from skipblocks.cli import main as cli_main
 from skipblocks import reference
 from skipblocks.reference import systems as ref_systems
 
