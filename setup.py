@@ -3,6 +3,11 @@
 Only portable flags (no CPU-specific -march option), so a wheel built here runs on any
 x86-64 (and the same sources build on ARM). CPU-specific code paths are
 chosen at run time, never at build time.
+
+SKIPBLOCKS_SANITIZE=1 builds with AddressSanitizer and UndefinedBehaviorSanitizer
+(GCC or Clang), every finding fatal (-fno-sanitize-recover=all). Such a build only
+loads in a process that starts with the ASan runtime: .ci/sanitize shows how
+(LD_PRELOAD). skipblocks._C.build_info() reports the flags and the switch.
 """
 import glob
 import os
@@ -37,12 +42,29 @@ else:
                           "-Wno-unused-parameter", "-Wno-missing-field-initializers"]
     extra_link_args = ["-pthread"]
 
+SANITIZE = os.environ.get("SKIPBLOCKS_SANITIZE", "0") not in ("", "0")
+if SANITIZE:
+    if sys.platform == "win32":
+        sys.exit("SKIPBLOCKS_SANITIZE=1: the sanitizer build needs GCC or Clang (not MSVC)")
+    # -O1 -g: stack traces with lines; frame pointers for ASan's fast unwinder.
+    sanitize_flags = ["-fsanitize=address,undefined", "-fno-sanitize-recover=all",
+                      "-fno-omit-frame-pointer", "-g", "-O1"]
+    extra_compile_args = [f for f in extra_compile_args if f != "-O3"] + sanitize_flags
+    extra_link_args = extra_link_args + ["-fsanitize=address,undefined"]
+
+define_macros = [("NPY_NO_DEPRECATED_API", "NPY_1_23_API_VERSION"),
+                 ("SB_SANITIZE", "1" if SANITIZE else "0")]
+if sys.platform != "win32":
+    # reported by skipblocks._C.build_info() (MSVC's command line would need
+    # other quoting; there it says "unknown")
+    define_macros.append(("SB_BUILD_FLAGS", '"' + " ".join(extra_compile_args) + '"'))
+
 extension = Extension(
     "skipblocks._C",
     sources=c_sources(),
     depends=c_depends(),
     include_dirs=[os.path.join("csrc", "include"), numpy.get_include()],
-    define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_23_API_VERSION")],
+    define_macros=define_macros,
     extra_compile_args=extra_compile_args,
     extra_link_args=extra_link_args,
 )

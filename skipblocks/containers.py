@@ -165,7 +165,9 @@ class Sequential(Module):
             raise ValueError(f"Non-positive multiplication factor {factor} for {type(self)}")
 
     def forward(self, input):
-        return _run_sequence([m for m in self._modules.values() if m is not None], input)
+        # every child, None entries too: as torch's, a None child raises
+        # TypeError: 'NoneType' object is not callable
+        return _run_sequence(list(self._modules.values()), input)
 
 
 def _run_sequence(modules, input):

@@ -24,6 +24,8 @@ What converts
   (timm's parameter-free ``act1``/``act2``/``act3`` become the one ``relu``
   torchvision's layout has, and ``global_pool`` becomes ``avgpool``; the
   state_dict keys are timm's either way).
+  Being recognised by name, such a class must run the forward skipblocks
+  reproduces: see :func:`from_torch` for the rule.
 
 How a block is converted
 ------------------------
@@ -40,7 +42,8 @@ attributes a forward reads (GoogLeNet's ``transform_input`` and
 module's ``training`` flag. The result's state_dict keys are checked to be
 torch's, in torch's order.
 
-Each layer keeps the dtype of its torch tensors (float32 or float64); a
+Each layer keeps the dtype of its torch tensors (float32 or float64, and
+an integer buffer's: an int32 ``num_batches_tracked`` stays int32); a
 module shared by two parents in torch is one shared module in the result.
 The torch module is only read, never modified. The constructors draw their
 initial weights from skipblocks' generator (``skipblocks.manual_seed``)
@@ -55,15 +58,27 @@ Errors
   (GELU): skipblocks has no such layer``. That covers classes skipblocks
   does not have, settings it does not implement (``padding_mode='reflect'``,
   ``return_indices=True``, timm's ``drop_rate``), tensors other than
-  float32/float64 (call ``.float()`` on the torch module first), a block
-  whose children are not laid out as skipblocks' twin, and modules with
-  forward hooks (which skipblocks modules would not run).
+  float32/float64 (call ``.float()`` on the torch module first), an
+  ``Upsample`` mode other than 'nearest' and 'bilinear' (torch accepts any
+  mode until the first call; the conversion refuses it at once), a block
+  whose children are not laid out as skipblocks' twin, a block whose
+  forward would call a plain attribute that is neither None nor a module
+  (a function as a residual block's ``downsample``), a block class that
+  does not run the recognised forward (see :func:`from_torch`), an
+  uninitialised ``torch.nn.Lazy*`` module (run a forward through the torch
+  module first), and hooks, which skipblocks modules would not run:
+  forward, forward-pre and backward hooks on any module of the torch tree
+  -- also one the conversion absorbs or drops (timm's ``act2``, ``act3``,
+  ``drop_block``, ``aa``, ``global_pool``) -- and torch's global module
+  hooks (``torch.nn.modules.module.register_module_forward_hook`` and the
+  like), which run on every module's call.
 
 torch is imported inside :func:`from_torch` only.
 """
 import numpy as np
 
 from . import blocks, containers, inception, layers, models, unet
+from .module import _frozen_copy
 # (the submodule skipblocks.models.googlenet is shadowed by the builder of that name)
 from .models import densenet, resnet, se_resnet
 
@@ -78,6 +93,23 @@ def from_torch(module):
     for what converts; anything else raises ``NotImplementedError`` naming
     the module's path and class. ``module`` is not modified.
 
+    A block or network is recognised by its class's name and its children,
+    and the twin computes the forward of the class of that name (the
+    document's, torchvision's, timm's, milesial's). So the recognised class
+    is the deepest class of the module's MRO bearing that name, and the
+    module is refused when a class before it in the MRO -- a subclass,
+    even one keeping the name, or a mixin -- defines ``forward`` or any
+    other method the recognised class (or its bases outside torch) defines,
+    such as the helpers a forward calls (torchvision ResNet's
+    ``_forward_impl``, timm's ``forward_head``); when the class replaces
+    ``torch.nn.Module.__call__``; or when the recognised class does not
+    define its forward itself (torchvision's ``_Transition``, which runs
+    ``torch.nn.Sequential``'s, must run exactly that one). A subclass that
+    only adds methods or changes ``__init__`` converts. A class of a
+    recognised name and layout that is unrelated to skipblocks.reference
+    and defines its own forward cannot be told apart from the published
+    one: its name is taken as the promise that it computes the same.
+
     The reverse direction needs no function: load the twin's state_dict
     into the torch module, ``torch_model.load_state_dict({k:
     torch.from_numpy(np.array(v)) for k, v in sb_model.state_dict().items()})``.
@@ -86,6 +118,7 @@ def from_torch(module):
 
     if not isinstance(module, torch.nn.Module):
         raise TypeError(f"from_torch: expected a torch.nn.Module, got {type(module).__name__}")
+    _check_tree(torch, module)
     converter = _Converter(torch)
     twin = converter.convert(module, "")
     _check_keys(twin, module, "")
@@ -110,6 +143,44 @@ def _join(path, name):
 
 def _names(names):
     return "(" + ", ".join(names) + ")"
+
+
+# -- hooks and lazy modules: the whole torch tree, before anything converts ------
+
+# a module's hooks, and torch's global ones (register_module_forward_hook, ...),
+# by what the message calls them: skipblocks' twin would run none of them
+# (and the function that registers the global ones)
+_HOOKS = (("_forward_pre_hooks", "forward pre-hooks", "register_module_forward_pre_hook"),
+          ("_forward_hooks", "forward hooks", "register_module_forward_hook"),
+          ("_backward_pre_hooks", "backward pre-hooks",
+           "register_module_full_backward_pre_hook"),
+          ("_backward_hooks", "backward hooks", "register_module_full_backward_hook"))
+
+
+def _check_tree(torch, module):
+    """Refuses hooks and uninitialised lazy modules anywhere in the torch
+    tree -- also on the modules the conversion absorbs or drops (timm's
+    act2/act3, drop_block, aa, global_pool), whose hooks would otherwise
+    vanish silently -- and torch's global module hooks, which run on every
+    module's call."""
+    registry = torch.nn.modules.module
+    for store, kind, register in _HOOKS:
+        if getattr(registry, "_global" + store, None):
+            raise _cannot("", module, f"torch has global module {kind} registered "
+                          f"(torch.nn.modules.module.{register}), which skipblocks modules "
+                          "would not run (remove them before converting)")
+    lazy = torch.nn.modules.lazy.LazyModuleMixin
+    for path, m in module.named_modules():
+        # torch's lazy modules carry a pre-hook of their own until their
+        # first forward, which initialises them (and makes them Conv2d, ...)
+        if isinstance(m, lazy):
+            raise _cannot(path, m, "it is a lazy module that is not initialised yet (torch "
+                          "infers its shapes on its first call: run a forward through the "
+                          "torch module before converting)")
+        for store, kind, _ in _HOOKS:
+            if getattr(m, store, None):
+                raise _cannot(path, m, f"it has {kind}, which skipblocks modules would not "
+                              "run (remove them before converting)")
 
 
 # -- tensors -------------------------------------------------------------------
@@ -205,7 +276,16 @@ def _copy_tensors(twin, torch_module, path):
                           f"{type(twin).__name__} {_names(ours)}")
         for name, tensor in theirs.items():
             value = None if tensor is None else _read_tensor(tensor, path, torch_module, name)
-            setattr(twin, name, value)
+            mine = ours[name]
+            if store == "_buffers" and value is not None and mine is not None \
+                    and value.dtype.kind in "iub" and mine.dtype != value.dtype:
+                # an integer buffer (num_batches_tracked) keeps torch's dtype
+                # (int32 after a load of such a checkpoint): assignment would
+                # cast it to the twin's int64
+                ours[name] = _frozen_copy(value, value.dtype, f"{twin._get_name()}.{name}")
+                twin._bump_version()
+            else:
+                setattr(twin, name, value)
 
 
 def _check_keys(twin, torch_module, path):
@@ -239,11 +319,12 @@ class _Layer:
     there) and ``dtype=`` (the dtype of torch's tensors) where the
     constructor takes them."""
 
-    def __init__(self, sb_class, attributes, takes_bias=False, takes_dtype=False):
+    def __init__(self, sb_class, attributes, takes_bias=False, takes_dtype=False, check=None):
         self.sb_class = sb_class
         self.attributes = attributes
         self.takes_bias = takes_bias
         self.takes_dtype = takes_dtype
+        self.check = check  # check(t, path): raises for a setting the twin cannot run
 
     def arguments(self, torch_module, dtype):
         arguments = {name: getattr(torch_module, name) for name in self.attributes}
@@ -260,6 +341,18 @@ class _Layer:
                 and all(_identical(getattr(twin, name, _MISSING), getattr(torch_module, name))
                         for name in self.attributes)
                 and _same_tensor_layout(twin, torch_module))
+
+
+# skipblocks' interpolate: 'nearest' (3-D or 4-D input), 'bilinear' (4-D)
+_UPSAMPLE_MODES = ("nearest", "bilinear")
+
+
+def _check_upsample(t, path):
+    """torch.nn.Upsample accepts any mode and fails on its first call; the
+    twin would too, so a mode skipblocks has not is refused here."""
+    if t.mode not in _UPSAMPLE_MODES:
+        raise _cannot(path, t, f"mode={t.mode!r}: skipblocks' Upsample has mode 'nearest' "
+                      "(3-D or 4-D input) and 'bilinear' (4-D input) only")
 
 
 _LAYERS = {
@@ -285,7 +378,8 @@ _LAYERS = {
                                            "count_include_pad", "divisor_override")),
     "AdaptiveAvgPool2d": _Layer(layers.AdaptiveAvgPool2d, ("output_size",)),
     "Upsample": _Layer(layers.Upsample, ("size", "scale_factor", "mode", "align_corners",
-                                         "recompute_scale_factor")),
+                                         "recompute_scale_factor"),
+                         check=_check_upsample),
     "Dropout": _Layer(layers.Dropout, ("p", "inplace")),
     "Flatten": _Layer(layers.Flatten, ("start_dim", "end_dim")),
     "Identity": _Layer(layers.Identity, ()),
@@ -567,7 +661,7 @@ def _exactly(torch_module, *names):
 def _check_timm_bottleneck(t, path):
     # skipblocks' Bottleneck has one ReLU module, `relu`, applied after bn1,
     # bn2 and the addition, as torchvision's; timm's act1 becomes it
-    for name in ("act2", "act3"):
+    for name in ("act1", "act2", "act3"):
         child = t._modules[name]
         if not _exactly(child, "ReLU"):
             raise _cannot(_join(path, name), child,
@@ -593,6 +687,9 @@ def _check_timm_resnet(t, path):
                                                                                 "flatten"]:
         raise _cannot(where, pool, "timm's ResNet converts with global_pool = "
                       "SelectAdaptivePool2d(pool_type='avg', flatten=True) only")
+    import torch  # already imported by from_torch
+    # absorbed into the twin (its pool becomes avgpool): its forward must be timm's
+    _check_forward(torch.nn, pool, where, ("SelectAdaptivePool2d",))
     flatten = pool._modules["flatten"]
     if not (_exactly(flatten, "Flatten") and flatten.start_dim == 1 and flatten.end_dim == -1):
         raise _cannot(_join(where, "flatten"), flatten,
@@ -610,6 +707,77 @@ def _check_se_module(t, path):
         raise _cannot(path, t, "add_maxpool=True: skipblocks' SEModule pools by the mean only")
 
 
+# -- blocks: the class's own forward -------------------------------------------------
+
+# what every module's call goes through: a class that changes these runs
+# something else than its forward
+_CALL = ("__call__", "_call_impl", "_wrapped_call_impl")
+
+
+def _methods(cls):
+    """The methods (functions, static and class methods, properties) a
+    class defines itself, but its constructor."""
+    return {name for name, value in vars(cls).items()
+            if name != "__init__" and (callable(value) or isinstance(
+                value, (staticmethod, classmethod, property)))}
+
+
+def _check_forward(nn, t, path, class_names, forward_from=None):
+    """The module runs the forward of the class skipblocks recognises by
+    name (the deepest class of its MRO bearing one of ``class_names``):
+    refused when a class before it in the MRO (a subclass, a mixin)
+    defines forward or any other method the recognised class or its own
+    non-torch bases define (the helpers a forward calls: torchvision
+    ResNet's _forward_impl, timm's forward_features / forward_head, ...),
+    when the class changes how a module is called, or when its forward is
+    not the recognised class's own (``forward_from``: the torch.nn class
+    whose forward it inherits instead, as torchvision's _Transition runs
+    torch.nn.Sequential's)."""
+    cls = type(t)
+    mro = cls.__mro__
+    depth = max(i for i, c in enumerate(mro) if c.__name__ in class_names)
+    base = mro[depth]
+    recognised = f"{base.__module__}.{base.__qualname__}"
+    methods = {"forward"}.union(*(_methods(c) for c in mro[depth:]
+                                  if c is not object and not c.__module__.startswith("torch.")))
+    overridden = sorted({name for c in mro[:depth] for name in vars(c) if name in methods})
+    if overridden:
+        raise _cannot(path, t, f"its class {cls.__module__}.{cls.__qualname__} overrides "
+                      f"{', '.join(overridden)} of {recognised}, which skipblocks recognises "
+                      "by its name and children and whose forward it reproduces: the override "
+                      "may compute something else (only that class itself converts)")
+    changed = [name for name in _CALL if getattr(cls, name, None) is not getattr(nn.Module, name,
+                                                                                  None)]
+    if changed:
+        raise _cannot(path, t, f"its class {cls.__module__}.{cls.__qualname__} overrides "
+                      f"torch.nn.Module's {', '.join(changed)}, so calling it may not run the "
+                      f"forward of {recognised}, which skipblocks reproduces")
+    if forward_from is not None:
+        if cls.forward is not getattr(nn, forward_from).forward:
+            raise _cannot(path, t, f"its forward is not torch.nn.{forward_from}'s, which the "
+                          f"{base.__name__} skipblocks recognises runs and the twin reproduces")
+    elif "forward" not in vars(base):
+        owner = next((c for c in mro if "forward" in vars(c)), nn.Module)
+        raise _cannot(path, t, f"its forward is {owner.__module__}.{owner.__qualname__}'s, not "
+                      f"one {recognised} defines itself, the one skipblocks reproduces")
+
+
+def _check_child_attributes(spec, t, path):
+    """A child the block's forward reads (an optional one: a residual
+    block's downsample) that is a plain attribute holding something else
+    than None -- a function, which torch's forward calls -- instead of a
+    registered child module: the twin would not have it."""
+    if callable(spec.layout):
+        return
+    for entry in spec.layout:
+        name = entry.rstrip("?")
+        value = vars(t).get(name)
+        if value is not None:
+            raise _cannot(path, t, f"its {name} is a plain attribute holding a "
+                          f"{type(value).__name__}, not a child module or None: its forward "
+                          "would call it, and skipblocks converts torch.nn.Modules only")
+
+
 # -- blocks: the table -----------------------------------------------------------
 
 class _Block:
@@ -624,10 +792,12 @@ class _Block:
     name) of each child to convert into the twin (by default each torch
     child under its own name); ``attributes``: plain attributes its forward
     reads, copied from torch; ``check(t, path)``: raises for settings the
-    twin does not implement; ``target(t)``: the twin's class."""
+    twin does not implement; ``target(t)``: the twin's class;
+    ``forward_from``: the torch.nn class whose forward the class inherits
+    (else it defines its own; see _check_forward)."""
 
     def __init__(self, description, class_names, layout, target, build, attributes=(),
-                 children=None, check=None):
+                 children=None, check=None, forward_from=None):
         self.description = description
         self.class_names = class_names
         self.layout = layout
@@ -638,6 +808,7 @@ class _Block:
         self.children = children or (lambda t: [(name, name) for name, child
                                                 in t._modules.items() if child is not None])
         self.check = check
+        self.forward_from = forward_from
 
     def fits(self, names):
         if callable(self.layout):
@@ -731,7 +902,7 @@ _BLOCKS = [
     _Block("torchvision's _DenseBlock", ("_DenseBlock",), _numbered("denselayer"),
            densenet._DenseBlock, _torchvision_dense_block),
     _Block("torchvision's _Transition", ("_Transition",), ("norm", "relu", "conv", "pool"),
-           densenet._Transition, _transition),
+           densenet._Transition, _transition, forward_from="Sequential"),
     _Block("torchvision's DenseNet", ("DenseNet",), ("features", "classifier"),
            densenet.DenseNet, _densenet),
     _Block("torchvision's InceptionAux", ("InceptionAux",), ("conv", "fc1", "fc2", "dropout"),
@@ -778,9 +949,6 @@ class _Converter:
         done = self.converted.get(id(t))
         if done is not None:
             return done[1]
-        if t._forward_hooks or t._forward_pre_hooks:
-            raise _cannot(path, t, "it has forward hooks, which skipblocks modules would not "
-                          "run (remove them before converting)")
         if candidate is not None and id(candidate) in self.claimed:
             candidate = None
         name = type(t).__name__
@@ -812,6 +980,8 @@ class _Converter:
         return "skipblocks has no such layer or block (see help(skipblocks.from_torch))"
 
     def _layer(self, spec, t, path, candidate):
+        if spec.check is not None:
+            spec.check(t, path)
         if candidate is not None and spec.matches(candidate, t):
             return candidate
         dtype = _floating_dtype_of_leaf(t, path)
@@ -844,6 +1014,8 @@ class _Converter:
             expected = " or ".join(f"{s.description} {s.expected()}" for s in specs)
             raise _cannot(path, t, f"its children {_names(names)} are not laid out as "
                           f"{expected}")
+        _check_forward(self.nn, t, path, spec.class_names, spec.forward_from)
+        _check_child_attributes(spec, t, path)
         if spec.check is not None:
             spec.check(t, path)
         mapping = spec.children(t)

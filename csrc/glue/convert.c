@@ -14,9 +14,9 @@
  * non-numeric dtypes raise TypeError. Inputs are never written, except the
  * explicit out= arrays and BatchNorm's running statistics in train mode.
  */
-#include <string.h>
+#include "glue.h" /* first: Python.h must precede the system headers */
 
-#include "glue.h"
+#include <string.h>
 
 /* True when each image (the last three axes of a 4-D array) is contiguous
  * and images are a non-negative whole number of elements apart: the layout

@@ -3,9 +3,9 @@
  * input conversion Python shares with the operators (as_real), how the
  * extension was built (build_info), and the entry points used only by tests.
  */
-#include <string.h>
+#include "glue.h" /* first: Python.h must precede the system headers */
 
-#include "glue.h"
+#include <string.h>
 
 static PyObject *py_get_num_threads(PyObject *self, PyObject *unused)
 {

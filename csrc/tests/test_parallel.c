@@ -88,13 +88,14 @@ typedef struct {
     int64_t nested_count;    /* > 0: each index runs an inner loop this long */
     int nested_bad;          /* atomic: inner loops that were split */
     int64_t spin;            /* busy work per index, to make chunks overlap */
-    int expected;            /* > 0: chunk 0 waits (up to 2 s) until this many chunks started */
+    int expected;            /* > 0: chunk 0 waits (up to 5 s) until this many chunks started */
 } record_ctx;
 
 /* The caller steals every chunk whose worker has not claimed it by the time
  * the caller's own chunk 0 is done (sb_parallel.h). To check that each chunk
  * *can* run on its own thread, chunk 0 waits until all chunks have started;
- * a worker that never comes makes it give up after 2 s, the caller then
+ * a worker that never comes makes it give up after 5 s (generous: a loaded
+ * machine, or a sanitized build, starts threads slowly), the caller then
  * runs that chunk, and the distinct-thread count shows it. Off where fewer
  * threads are expected (a failed pthread_create). */
 static int g_wait_for_workers = 1;
@@ -121,7 +122,7 @@ static void record_task(void *vctx, int64_t begin, int64_t end)
         clock_gettime(CLOCK_MONOTONIC, &t0);
         while (__atomic_load_n(&c->nchunks, __ATOMIC_ACQUIRE) < c->expected) {
             clock_gettime(CLOCK_MONOTONIC, &t);
-            if (t.tv_sec - t0.tv_sec >= 2)
+            if (t.tv_sec - t0.tv_sec >= 5)
                 break;
             sched_yield();
         }
@@ -341,7 +342,8 @@ static void test_set_num_threads(void)
 /* In a child: a few loops at several sizes; exit status = failures. */
 static void child_checks(int threads)
 {
-    alarm(20); /* a deadlock becomes SIGALRM, not a hung test */
+    alarm(60); /* a deadlock becomes SIGALRM, not a hung test */
+    g_failures = 0; /* the exit status reports this child's checks, not the parent's */
     if (run_and_check(100000, 1, threads, 0, NULL) != threads)
         _exit(1);
     sb_set_num_threads(2);
@@ -404,7 +406,7 @@ static void test_fork(void)
     if (pid == 0) {
         pid_t inner;
         int status;
-        alarm(30);
+        alarm(90);
         if (run_and_check(10000, 1, 4, 0, NULL) != 4)
             _exit(5);
         inner = fork();

@@ -191,6 +191,23 @@ def test_layer_attributes_the_forward_reads_are_copied():
     assert up.scale_factor == (2.0, 3.0)
 
 
+def test_an_int32_num_batches_tracked_keeps_its_dtype(rng):
+    """torch keeps the dtype a checkpoint gave num_batches_tracked (int32
+    here); so does the twin, which counts in it as torch does."""
+    tm = randomize_(nn.Sequential(nn.Conv2d(3, 4, 1), nn.BatchNorm2d(4)))
+    tm[1].num_batches_tracked = tm[1].num_batches_tracked.int() + 5
+    count = int(tm[1].num_batches_tracked)
+    sm = convert(tm)   # torch's dtype and value, checked there
+    assert sm[1].num_batches_tracked.dtype == np.int32
+    x = randn(rng, 2, 3, 5, 5)
+    with torch.no_grad():
+        expected = tm(to_torch(x))
+    assert_parity(sm(x), expected, "sequential", what="train mode")
+    assert sm[1].num_batches_tracked.dtype == np.int32
+    assert int(sm[1].num_batches_tracked) == int(tm[1].num_batches_tracked) == count + 1
+    assert sm.state_dict()["1.num_batches_tracked"].dtype == np.int32
+
+
 # ---------------------------------------------------------------------------
 # containers
 # ---------------------------------------------------------------------------
@@ -596,6 +613,269 @@ def test_forward_hooks_are_refused():
     with pytest.raises(NotImplementedError, match=r"cannot convert 1 \(Conv2d\): it has forward "
                        "hooks"):
         sb.from_torch(tm)
+
+
+def _timm_block():
+    return ref_networks.TimmBottleneck(16, 4)
+
+
+def _timm_resnet():
+    return ref_networks.TimmResNet(ref_networks.TimmBottleneck, [1, 1, 1, 1], num_classes=3)
+
+
+def _hooked(make, dotted, register="register_forward_hook"):
+    def build():
+        tm = make()
+        hook = (lambda module, args, output: output * 0) if register == "register_forward_hook" \
+            else (lambda module, args: None) if register == "register_forward_pre_hook" \
+            else (lambda module, grad_input, grad_output: None)
+        getattr(tm.get_submodule(dotted), register)(hook)
+        return tm
+    return build
+
+
+@pytest.mark.parametrize("module, message", [
+    # modules the conversion absorbs (timm's act1 becomes relu) or drops
+    (_hooked(_timm_block, "act1"), "cannot convert act1 (ReLU): it has forward hooks"),
+    (_hooked(_timm_block, "act2"), "cannot convert act2 (ReLU): it has forward hooks"),
+    (_hooked(_timm_block, "act3"), "cannot convert act3 (ReLU): it has forward hooks"),
+    (_hooked(_timm_block, "drop_block"),
+     "cannot convert drop_block (Identity): it has forward hooks"),
+    (_hooked(_timm_block, "aa", "register_forward_pre_hook"),
+     "cannot convert aa (Identity): it has forward pre-hooks"),
+    (_hooked(_timm_resnet, "global_pool"),
+     "cannot convert global_pool (SelectAdaptivePool2d): it has forward hooks"),
+    (_hooked(_timm_resnet, "global_pool.flatten"),
+     "cannot convert global_pool.flatten (Flatten): it has forward hooks"),
+    (_hooked(_timm_resnet, "layer3.0.act2"),
+     "cannot convert layer3.0.act2 (ReLU): it has forward hooks"),
+    # converted modules: every kind of hook
+    (_hooked(lambda: nn.Sequential(nn.ReLU(), nn.Conv2d(3, 3, 1)), "1",
+             "register_forward_pre_hook"), "cannot convert 1 (Conv2d): it has forward pre-hooks"),
+    (_hooked(lambda: nn.Sequential(nn.ReLU(), nn.Conv2d(3, 3, 1)), "1",
+             "register_full_backward_hook"), "cannot convert 1 (Conv2d): it has backward hooks"),
+    (_hooked(document.resnet_demo, ""),
+     "cannot convert the top-level module (Sequential): it has forward hooks"),
+])
+def test_hooks_anywhere_in_the_torch_tree_are_refused(module, message):
+    """Also on the modules the twin has no counterpart of, whose hooks
+    would otherwise be dropped silently."""
+    with pytest.raises(NotImplementedError) as info:
+        sb.from_torch(module())
+    assert str(info.value).startswith("from_torch: " + message), str(info.value)
+    assert "which skipblocks modules would not run" in str(info.value)
+
+
+@pytest.mark.parametrize("register, kind", [
+    ("register_module_forward_hook", "forward hooks"),
+    ("register_module_forward_pre_hook", "forward pre-hooks"),
+    ("register_module_full_backward_hook", "backward hooks"),
+])
+def test_global_module_hooks_are_refused(register, kind):
+    """torch.nn.modules.module's global hooks run on every torch module's
+    call; the twin would run none."""
+    hook = {"forward hooks": lambda module, args, output: output * 0,
+            "forward pre-hooks": lambda module, args: None,
+            "backward hooks": lambda module, grad_input, grad_output: None}[kind]
+    handle = getattr(torch.nn.modules.module, register)(hook)
+    try:
+        with pytest.raises(NotImplementedError) as info:
+            sb.from_torch(nn.Conv2d(2, 3, 1))
+    finally:
+        handle.remove()
+    assert str(info.value) == (
+        f"from_torch: cannot convert the top-level module (Conv2d): torch has global module "
+        f"{kind} registered (torch.nn.modules.module.{register}), which skipblocks modules "
+        "would not run (remove them before converting)")
+    sb.from_torch(nn.Conv2d(2, 3, 1))  # removed: converts
+
+
+def test_an_uninitialised_lazy_module_is_refused_as_such():
+    """torch's lazy modules carry a pre-hook of their own until their first
+    forward: the message says what is missing, not that it has hooks."""
+    tm = nn.Sequential(nn.LazyConv2d(4, 1), nn.ReLU())
+    with pytest.raises(NotImplementedError) as info:
+        sb.from_torch(tm)
+    assert str(info.value).startswith(
+        "from_torch: cannot convert 0 (LazyConv2d): it is a lazy module that is not "
+        "initialised yet"), str(info.value)
+    assert "run a forward through the torch module" in str(info.value)
+    assert "hooks" not in str(info.value)
+    with torch.no_grad():
+        tm(torch.ones(1, 3, 2, 2))  # initialised: a Conv2d now, without its hook
+    assert type(convert(tm)[0]) is sb.Conv2d
+
+
+def _plain_downsample(make, name="downsample"):
+    def build():
+        tm = make()
+        setattr(tm, name, lambda x: x * 0.5)  # a plain attribute: torch's forward calls it
+        return nn.Sequential(tm)
+    return build
+
+
+@pytest.mark.parametrize("module, message", [
+    (_plain_downsample(lambda: document.ResidualBlock(4, 4)),
+     "cannot convert 0 (ResidualBlock): its downsample is a plain attribute holding a "
+     "function, not a child module or None"),
+    (_plain_downsample(lambda: ref_systems.SEResidualBlock(32, 32)),
+     "cannot convert 0 (SEResidualBlock): its downsample is a plain attribute"),
+    (_plain_downsample(lambda: ref_networks.BasicBlock(4, 4)),
+     "cannot convert 0 (BasicBlock): its downsample is a plain attribute"),
+    (_plain_downsample(lambda: ref_networks.Bottleneck(16, 4)),
+     "cannot convert 0 (Bottleneck): its downsample is a plain attribute"),
+    (_plain_downsample(_timm_block),
+     "cannot convert 0 (TimmBottleneck): its downsample is a plain attribute"),
+    (_plain_downsample(_timm_block, "se"),
+     "cannot convert 0 (TimmBottleneck): its se is a plain attribute holding a function"),
+])
+def test_a_child_that_is_not_a_module_is_refused(module, message):
+    """The document's downsample is "a callable": a function there is run by
+    torch's forward, and the twin would have no downsample."""
+    with pytest.raises(NotImplementedError) as info:
+        sb.from_torch(module())
+    assert str(info.value).startswith("from_torch: " + message), str(info.value)
+
+
+def test_timm_act1_must_be_relu():
+    """act1 becomes the twin's one relu, applied after bn1, bn2 and the
+    addition, so it is checked as act2 and act3 are."""
+    tm = _timm_resnet()
+    tm.layer2[0].act1 = nn.Sigmoid()
+    with pytest.raises(NotImplementedError, match=r"^from_torch: cannot convert layer2\.0\.act1 "
+                       r"\(Sigmoid\): skipblocks' Bottleneck applies one ReLU"):
+        sb.from_torch(tm)
+    tm = _timm_block()
+    tm.act1 = nn.GELU()
+    with pytest.raises(NotImplementedError, match=r"^from_torch: cannot convert act1 \(GELU\): "
+                       r"skipblocks' Bottleneck applies one ReLU"):
+        sb.from_torch(tm)
+    tm = _timm_resnet()
+    tm.act1 = nn.Sigmoid()   # the stem's act1 runs once: it converts as it is
+    assert type(sb.from_torch(tm).relu) is sb.Sigmoid
+
+
+@pytest.mark.parametrize("mode", ["nearest-exact", "bicubic", "area", "trilinear", "linear"])
+def test_upsample_modes_skipblocks_has_not_are_refused(mode):
+    """torch.nn.Upsample takes any mode and fails on its first call; the
+    conversion refuses the modes skipblocks' interpolate has not."""
+    tm = nn.Sequential(nn.Conv2d(2, 2, 1), nn.Upsample(scale_factor=2, mode=mode))
+    with pytest.raises(NotImplementedError) as info:
+        sb.from_torch(tm)
+    assert str(info.value) == (
+        f"from_torch: cannot convert 1 (Upsample): mode={mode!r}: skipblocks' Upsample has "
+        "mode 'nearest' (3-D or 4-D input) and 'bilinear' (4-D input) only")
+
+
+class ResidualBlock(document.ResidualBlock):
+    """A user's pre-activation variant under the document's name."""
+
+    def forward(self, x):
+        return self.conv2(torch.relu(self.bn(self.conv1(torch.relu(x))))) + x
+
+
+class BasicBlock(ref_networks.BasicBlock):
+    """A subclass keeping the name and torchvision's forward."""
+
+    def extra_note(self):
+        return "not a method BasicBlock has"
+
+
+class Scaled:
+    def forward(self, x):
+        return super().forward(x) * 2
+
+
+class OutConv(Scaled, ref_systems.OutConv):
+    """A mixin's forward before the recognised class's."""
+
+
+class _OutConvBase(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(4, 2, 1)
+
+    def forward(self, x):
+        return self.conv(x) * 2
+
+
+class _NamedOutConv(_OutConvBase):
+    pass
+
+
+_NamedOutConv.__name__ = _NamedOutConv.__qualname__ = "OutConv"
+
+
+class TimmResNet(ref_networks.TimmResNet):
+    def forward_head(self, x, pre_logits=False):
+        return super().forward_head(x, pre_logits) * 2
+
+
+class _Transition(ref_networks._Transition):
+    def forward(self, x):
+        return super().forward(x) * 2
+
+
+class SelectAdaptivePool2d(ref_networks.SelectAdaptivePool2d):
+    def forward(self, x):
+        return super().forward(x) * 2
+
+
+def _with_pool(make):
+    tm = make()
+    tm.global_pool = SelectAdaptivePool2d()
+    return tm
+
+
+class CallingBlock(ref_systems.OutConv):
+    def __call__(self, *args):
+        return super().__call__(*args) * 2
+
+
+CallingBlock.__name__ = "OutConv"
+
+
+@pytest.mark.parametrize("module, message", [
+    (lambda: nn.Sequential(ResidualBlock(4, 4)),
+     "cannot convert 0 (ResidualBlock): its class test_from_torch.ResidualBlock overrides "
+     "forward of skipblocks.reference.document.ResidualBlock, which skipblocks recognises by "
+     "its name and children and whose forward it reproduces: the override may compute "
+     "something else (only that class itself converts)"),
+    (lambda: OutConv(4, 2), "cannot convert the top-level module (OutConv): its class "
+     "test_from_torch.OutConv overrides forward of skipblocks.reference.systems.OutConv"),
+    (lambda: _NamedOutConv(), "cannot convert the top-level module (OutConv): its forward is "
+     "test_from_torch._OutConvBase's, not one test_from_torch.OutConv defines itself"),
+    (lambda: TimmResNet(ref_networks.TimmBottleneck, [1, 1, 1, 1]),
+     "cannot convert the top-level module (TimmResNet): its class test_from_torch.TimmResNet "
+     "overrides forward_head of skipblocks.reference.networks.TimmResNet"),
+    (lambda: _with_pool(_timm_resnet), "cannot convert global_pool (SelectAdaptivePool2d): its "
+     "class test_from_torch.SelectAdaptivePool2d overrides forward of "
+     "skipblocks.reference.networks.SelectAdaptivePool2d"),
+    (lambda: nn.Sequential(_Transition(4, 2)), "cannot convert 0 (_Transition): its class "
+     "test_from_torch._Transition overrides forward of skipblocks.reference.networks."
+     "_Transition"),
+    (lambda: CallingBlock(4, 2), "cannot convert the top-level module (OutConv): its class "
+     "test_from_torch.CallingBlock overrides torch.nn.Module's __call__, so calling it may "
+     "not run the forward of skipblocks.reference.systems.OutConv"),
+])
+def test_a_recognised_class_with_another_forward_is_refused(module, message):
+    """Blocks are recognised by class name and children: a subclass (or a
+    mixin) that changes the forward, a helper of it or the call, or a
+    class of that name whose forward another class defines, would convert
+    into a twin computing the recognised forward."""
+    with pytest.raises(NotImplementedError) as info:
+        sb.from_torch(module())
+    assert str(info.value).startswith("from_torch: " + message), str(info.value)
+
+
+def test_a_subclass_keeping_the_forward_converts(rng):
+    """A subclass of a recognised class that only adds methods runs the
+    recognised forward: it converts."""
+    tm = randomize_(nn.Sequential(BasicBlock(4, 4))).eval()
+    sm = convert(tm)
+    assert type(sm[0]) is models.BasicBlock
+    run_modes(tm, sm, lambda step: randn(rng, 2, 4, 6, 6), "resnet18", "BasicBlock subclass",
+              modes=(False,))
 
 
 @pytest.mark.parametrize("value", [sb.Conv2d(3, 3, 1), torch.ones(3), None, "resnet18"])

@@ -421,6 +421,24 @@ def test_sequential_slice_keeps_subclass_and_named_children_like_torch():
     assert _outcome(lambda: s.insert(0, sb.ReLU())) == _outcome(lambda: t.insert(0, nn.ReLU()))
 
 
+def test_sequential_with_a_none_child_raises_like_torch():
+    """torch's Sequential.forward calls every entry of _modules, a None one
+    too (a child set to None after it was registered): TypeError."""
+    outcomes = []
+    for lib, x in ((nn, torch.ones(2, 4)), (sb, np.ones((2, 4), np.float32))):
+        for position in (0, 1, 2):
+            children = [("a", lib.ReLU()), ("b", lib.Sigmoid())]
+            children.insert(position, ("gap", None))
+            seq = lib.Sequential(OrderedDict(children))
+            outcomes.append(_outcome(lambda: seq(x)))
+        # a Conv2d + BatchNorm2d pair around the None entry: no fused path
+        # steps over it either
+        seq = lib.Sequential(lib.Conv2d(1, 1, 1), lib.BatchNorm2d(1), lib.ReLU()).eval()
+        seq[1] = None
+        outcomes.append(_outcome(lambda: seq(x.reshape(2, 1, 2, 2))))
+    assert outcomes[:4] == outcomes[4:] == [(TypeError, "'NoneType' object is not callable")] * 4
+
+
 def test_sequential_built_with_the_new_methods_computes_as_torch(rng):
     tleaves, sleaves = _leaves(nn), _leaves(sb)
     for t, s in zip(tleaves, sleaves):

@@ -18,6 +18,8 @@
 - Each program runs twice: in the normal build, and in the portable build
   a CPU without the x86 vector kernels gets (-DSB_PORTABLE_ONLY), which
   must hold no AVX (ymm/zmm) instruction.
+- With SKIPBLOCKS_SANITIZE=1 (as .ci/sanitize runs them) every program is
+  built with AddressSanitizer and UndefinedBehaviorSanitizer.
 - csrc/tests/test_parallel.c checks the thread-pool runtime: coverage and
   determinism of the split, nested and concurrent loops, fork, failing
   pthread_create, an idle pool that sleeps.
@@ -52,6 +54,16 @@ CFLAGS = [
 ]
 LDFLAGS = ["-pthread", "-lm"]
 PORTABLE = ["-DSB_PORTABLE_ONLY"]
+
+# SKIPBLOCKS_SANITIZE=1 (setup.py's switch, set by .ci/sanitize): every
+# program is built with AddressSanitizer and UndefinedBehaviorSanitizer, and
+# the first finding ends it with a nonzero status and the report. The
+# programs link the runtime themselves, so no LD_PRELOAD is needed here.
+SANITIZE = os.environ.get("SKIPBLOCKS_SANITIZE", "0") not in ("", "0")
+if SANITIZE:
+    CFLAGS += ["-fsanitize=address,undefined", "-fno-sanitize-recover=all",
+               "-fno-omit-frame-pointer", "-g"]
+    LDFLAGS += ["-fsanitize=address,undefined"]
 
 # csrc/tests/test_*.c files that are not operator programs.
 NOT_PROGRAMS = {"test_parallel.c", "test_harness.c"}

@@ -1,0 +1,228 @@
+"""Memory leaks: thousands of calls of each public entry point must not grow
+the process's resident memory.
+
+Each case calls one entry point WARMUP times (caches, packed weights and
+allocator pools settle), then CALLS times more, and the resident set size
+(/proc/self/statm, what the operating system sees, so C allocations count,
+not only Python objects as with tracemalloc) may grow by at most
+BOUND_BYTES. Inputs are small, so a leak of one output array per call
+(CALLS x 4 KiB = 8 MiB) is four times the bound: test_measurement_sees_a_leak
+keeps exactly that and must fail the bound.
+
+The cases cover every function of skipblocks.functional, every layer and
+block class in skipblocks (train and eval where they differ), the weight
+files (save and load in each format, and a refused file), state_dict round
+trips, pickling, the runtime settings, from_torch, and failing calls (an
+error path must release what it took, too). Networks are their blocks:
+those run the same C entry points as a whole resnet50 would.
+
+Linux only (/proc). Not under AddressSanitizer, whose quarantine holds
+freed memory on purpose (.ci/sanitize leaves this file out).
+"""
+
+import gc
+import os
+import pickle
+
+import numpy as np
+import pytest
+
+import skipblocks as sb
+import skipblocks.functional as F
+
+WARMUP = 200
+CALLS = 2000
+BOUND_BYTES = 2 << 20  # 2 MiB
+
+pytestmark = [
+    pytest.mark.skipif(not os.path.exists("/proc/self/statm"), reason="needs Linux's /proc"),
+    pytest.mark.skipif(sb._C.build_info()["sanitize"],
+                       reason="ASan's quarantine keeps freed memory resident by design"),
+]
+
+
+def _rss_bytes():
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def _growth(call, calls=CALLS):
+    for _ in range(WARMUP):
+        call()
+    gc.collect()
+    before = _rss_bytes()
+    for _ in range(calls):
+        call()
+    gc.collect()
+    return _rss_bytes() - before
+
+
+def _x(shape, seed=0, dtype=np.float32):
+    return np.random.default_rng(seed).standard_normal(shape).astype(dtype)
+
+
+def _raises(error, call):
+    def run():
+        try:
+            call()
+        except error:
+            return
+        raise AssertionError(f"expected {error.__name__}")
+    return run
+
+
+def _module_call(module, x, training=False):
+    module.train(training)
+    return lambda: module(x)
+
+
+def _functional_cases():
+    x = _x((2, 4, 8, 8))
+    w = _x((6, 4, 3, 3), 1)
+    x64, w64 = x.astype(np.float64), w.astype(np.float64)
+    b = _x((6,), 2)
+    mean, var = np.zeros(4, np.float32), np.ones(4, np.float32)
+    lin_w, lin_b = _x((5, 16), 3), _x((5,), 4)
+    wt = _x((4, 3, 2, 2), 5)
+    return {
+        "F.conv2d": lambda: F.conv2d(x, w, b, padding=1),
+        "F.conv2d float64": lambda: F.conv2d(x64, w64, padding=1),
+        "F.batch_norm eval": lambda: F.batch_norm(x, mean, var),
+        "F.batch_norm train": lambda: F.batch_norm(x, mean.copy(), var.copy(), training=True),
+        "F.relu": lambda: F.relu(x),
+        "F.sigmoid": lambda: F.sigmoid(x),
+        "F.max_pool2d": lambda: F.max_pool2d(x, 2),
+        "F.avg_pool2d": lambda: F.avg_pool2d(x, 3, 1, 1),
+        "F.adaptive_avg_pool2d": lambda: F.adaptive_avg_pool2d(x, (3, 3)),
+        "F.linear": lambda: F.linear(_x((3, 16)), lin_w, lin_b),
+        "F.cat": lambda: F.cat([x, x], 1),
+        "F.conv_transpose2d": lambda: F.conv_transpose2d(x, wt, stride=2),
+        "F.pad": lambda: F.pad(x, (1, 1, 2, 2), value=0.5),
+        "F.pad refused": _raises(NotImplementedError,
+                                 lambda: F.pad(x, (1, 1, 2, 2), mode="reflect")),
+        "F.dropout": lambda: F.dropout(x, 0.5, training=True),
+        "F.interpolate bilinear": lambda: F.interpolate(x, scale_factor=2, mode="bilinear",
+                                                        align_corners=True),
+        "F.conv2d refused": _raises(RuntimeError, lambda: F.conv2d(x, _x((6, 3, 3, 3)))),
+        "F.linear refused": _raises(RuntimeError, lambda: F.linear(_x((3, 7)), lin_w)),
+        "F.batch_norm refused": _raises(RuntimeError,
+                                        lambda: F.batch_norm(x, mean[:3], var[:3])),
+    }
+
+
+def _module_cases():
+    x8 = _x((2, 8, 8, 8))
+    cases = {
+        "Conv2d": _module_call(sb.Conv2d(8, 8, 3, padding=1), x8),
+        "Conv2d groups stride": _module_call(sb.Conv2d(8, 4, 3, stride=2, groups=4), x8),
+        "BatchNorm2d eval": _module_call(sb.BatchNorm2d(8), x8),
+        "BatchNorm2d train": _module_call(sb.BatchNorm2d(8), x8, training=True),
+        "ReLU": _module_call(sb.ReLU(), x8),
+        "Sigmoid": _module_call(sb.Sigmoid(), x8),
+        "MaxPool2d": _module_call(sb.MaxPool2d(3, 2, 1), x8),
+        "AvgPool2d": _module_call(sb.AvgPool2d(2), x8),
+        "AdaptiveAvgPool2d": _module_call(sb.AdaptiveAvgPool2d(1), x8),
+        "Linear": _module_call(sb.Linear(8, 3), _x((4, 8))),
+        "Flatten": _module_call(sb.Flatten(), x8),
+        "Identity": _module_call(sb.Identity(), x8),
+        "Dropout train": _module_call(sb.Dropout(0.2), x8, training=True),
+        "ConvTranspose2d": _module_call(sb.ConvTranspose2d(8, 4, 2, stride=2), x8),
+        "Upsample": _module_call(sb.Upsample(scale_factor=2, mode="nearest"), x8),
+        "Sequential conv-bn-relu": _module_call(
+            sb.Sequential(sb.Conv2d(8, 8, 3, padding=1, bias=False), sb.BatchNorm2d(8),
+                          sb.ReLU()), x8),
+        "ResidualBlock eval": _module_call(sb.ResidualBlock(8, 8), x8),
+        "ResidualBlock train": _module_call(sb.ResidualBlock(8, 8), x8, training=True),
+        "ResidualBlock downsample": _module_call(
+            sb.ResidualBlock(8, 16, stride=[2, 1],
+                             downsample=sb.Sequential(sb.Conv2d(8, 16, 1, stride=2, bias=False),
+                                                      sb.BatchNorm2d(16))), x8),
+        "DenseLayer": _module_call(sb.DenseLayer(8, 4, 2), x8),
+        "DenseBlock eval": _module_call(sb.DenseBlock(3, 8, 4, 2), x8),
+        "DenseBlock train": _module_call(sb.DenseBlock(3, 8, 4, 2), x8, training=True),
+        "SEAttention": _module_call(sb.SEAttention(16, 4), _x((2, 16, 4, 4))),
+        "SEResidualBlock": _module_call(sb.SEResidualBlock(16, 16, reduction=4),
+                                        _x((2, 16, 4, 4))),
+        "BasicConv2d": _module_call(sb.BasicConv2d(8, 4, kernel_size=3, padding=1), x8),
+        "Inception": _module_call(sb.Inception(8, 4, 4, 4, 2, 2, 2), x8),
+        "SEInception": _module_call(sb.SEInception(8, 4, 4, 4, 2, 2, 2, reduction=2), x8),
+        "DoubleConv": _module_call(sb.DoubleConv(3, 8), _x((1, 3, 8, 8))),
+        "Down": _module_call(sb.Down(8, 8), x8),
+        "OutConv": _module_call(sb.OutConv(8, 2), x8),
+        "Conv2d refused": _raises(RuntimeError, lambda m=sb.Conv2d(8, 8, 3): m(_x((2, 3, 8, 8)))),
+    }
+    up_bilinear = sb.Up(16, 8, bilinear=True).eval()
+    up_transposed = sb.Up(16, 8, bilinear=False).eval()
+    small, large = _x((2, 8, 4, 4)), _x((2, 8, 8, 8))
+    cases["Up bilinear"] = lambda: up_bilinear(small, large)
+    cases["Up transposed"] = lambda: up_transposed(_x((2, 16, 4, 4)), large)
+    return cases
+
+
+def _weights_cases(directory):
+    state = sb.ResidualBlock(4, 4).state_dict()
+    cases = {}
+    for suffix in (".safetensors", ".pth", ".npz"):
+        path = os.path.join(directory, "weights" + suffix)
+        sb.save(state, path)
+        cases["save " + suffix] = lambda path=path: sb.save(state, path)
+        cases["load " + suffix] = lambda path=path: sb.load(path)
+    broken = os.path.join(directory, "broken.safetensors")
+    with open(broken, "wb") as f:
+        f.write(b"\x10\x00\x00\x00\x00\x00\x00\x00{not json at all}")
+    cases["load refused"] = _raises(sb.WeightsFileError, lambda: sb.load(broken))
+    return cases
+
+
+def _api_cases():
+    block = sb.ResidualBlock(4, 4)
+    state = block.state_dict()
+    buffer = pickle.dumps(block)
+    isa = sb.get_isa()
+    threads = sb.get_num_threads()
+    return {
+        "state_dict": block.state_dict,
+        "load_state_dict": lambda: block.load_state_dict(state),
+        "pickle round trip": lambda: pickle.loads(buffer),
+        "set_isa": lambda: sb.set_isa(isa),
+        "set_num_threads": lambda: sb.set_num_threads(threads),
+        "set_num_threads refused": _raises(ValueError, lambda: sb.set_num_threads(0)),
+        "build_info": sb._C.build_info,
+        "available_isas": sb.available_isas,
+        "manual_seed": lambda: sb.manual_seed(0),
+    }
+
+
+CASES = {**_functional_cases(), **_module_cases(), **_api_cases()}
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_no_growth(name):
+    growth = _growth(CASES[name])
+    assert growth <= BOUND_BYTES, (
+        f"{name}: resident memory grew by {growth / 2**20:.2f} MiB over {CALLS} calls "
+        f"(bound {BOUND_BYTES / 2**20:.0f} MiB)")
+
+
+@pytest.mark.parametrize("name", ["save .safetensors", "load .safetensors", "save .pth",
+                                  "load .pth", "save .npz", "load .npz", "load refused"])
+def test_no_growth_weight_files(tmp_path, name):
+    growth = _growth(_weights_cases(str(tmp_path))[name])
+    assert growth <= BOUND_BYTES, (
+        f"{name}: resident memory grew by {growth / 2**20:.2f} MiB over {CALLS} calls")
+
+
+def test_no_growth_from_torch():
+    torch = pytest.importorskip("torch")
+    source = torch.nn.Sequential(torch.nn.Conv2d(4, 4, 3, padding=1), torch.nn.BatchNorm2d(4),
+                                 torch.nn.ReLU())
+    growth = _growth(lambda: sb.from_torch(source), calls=CALLS // 2)
+    assert growth <= BOUND_BYTES, f"from_torch: resident memory grew by {growth / 2**20:.2f} MiB"
+
+
+def test_measurement_sees_a_leak():
+    """The bound is tight enough to see one 4 KiB output kept per call."""
+    kept = []
+    x = _x((1, 1, 32, 32))  # 4 KiB outputs
+    growth = _growth(lambda: kept.append(F.relu(x)))
+    assert growth > BOUND_BYTES, f"a leak of {CALLS} x 4 KiB grew RSS by only {growth} bytes"
