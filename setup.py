@@ -42,15 +42,23 @@ else:
                           "-Wno-unused-parameter", "-Wno-missing-field-initializers"]
     extra_link_args = ["-pthread"]
 
-SANITIZE = os.environ.get("SKIPBLOCKS_SANITIZE", "0") not in ("", "0")
+_sanitize = os.environ.get("SKIPBLOCKS_SANITIZE", "0")
+if _sanitize not in ("", "0", "1"):
+    sys.exit(f"SKIPBLOCKS_SANITIZE={_sanitize!r}: expected 1 (sanitizer build) or 0")
+SANITIZE = _sanitize == "1"
 if SANITIZE:
     if sys.platform == "win32":
         sys.exit("SKIPBLOCKS_SANITIZE=1: the sanitizer build needs GCC or Clang (not MSVC)")
     # -O1 -g: stack traces with lines; frame pointers for ASan's fast unwinder.
-    sanitize_flags = ["-fsanitize=address,undefined", "-fno-sanitize-recover=all",
+    # -fno-wrapv: CPython's own flags (sysconfig) carry -fwrapv, which defines
+    # signed overflow and so silences UBSan's check of it; later flags win.
+    # float-cast-overflow (a float to an integer it does not fit) is not part
+    # of GCC's -fsanitize=undefined.
+    sanitize_flags = ["-fsanitize=address,undefined,float-cast-overflow",
+                      "-fno-sanitize-recover=all", "-fno-wrapv",
                       "-fno-omit-frame-pointer", "-g", "-O1"]
     extra_compile_args = [f for f in extra_compile_args if f != "-O3"] + sanitize_flags
-    extra_link_args = extra_link_args + ["-fsanitize=address,undefined"]
+    extra_link_args = extra_link_args + ["-fsanitize=address,undefined,float-cast-overflow"]
 
 define_macros = [("NPY_NO_DEPRECATED_API", "NPY_1_23_API_VERSION"),
                  ("SB_SANITIZE", "1" if SANITIZE else "0")]

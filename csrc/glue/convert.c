@@ -355,6 +355,31 @@ static int g_arena_busy = 0;
  * rather than held for the life of the process. */
 #define SCRATCH_KEEP_BYTES ((size_t)64 << 20)
 
+/* In the AddressSanitizer build (SKIPBLOCKS_SANITIZE=1) the part of the
+ * arena past the current workspace is poisoned while that workspace is in
+ * use: the arena grows to the largest workspace seen, so without this a
+ * write past a smaller workspace would land in memory ASan considers valid
+ * and go unseen. (ASan tracks 8-byte granules: an overrun of fewer than 8
+ * bytes past an unaligned end can escape, as with malloc.) */
+#if SB_SANITIZE && defined(__has_include)
+#if __has_include(<sanitizer/asan_interface.h>)
+#include <sanitizer/asan_interface.h>
+#endif
+#endif
+#ifdef ASAN_POISON_MEMORY_REGION
+#define SB_ASAN_POISON(p, n) ASAN_POISON_MEMORY_REGION((p), (n))
+#define SB_ASAN_UNPOISON(p, n) ASAN_UNPOISON_MEMORY_REGION((p), (n))
+#else
+#define SB_ASAN_POISON(p, n) ((void)(p), (void)(n))
+#define SB_ASAN_UNPOISON(p, n) ((void)(p), (void)(n))
+#endif
+
+static void arena_unpoison(void)
+{
+    if (g_arena != NULL)
+        SB_ASAN_UNPOISON(g_arena, g_arena_bytes);
+}
+
 int sb_glue_scratch_take(sb_scratch *s, size_t bytes)
 {
     s->ptr = NULL;
@@ -366,6 +391,7 @@ int sb_glue_scratch_take(sb_scratch *s, size_t bytes)
     size_t want = bytes > 0 ? bytes : 1;
     if (!g_arena_busy) {
         if (g_arena_bytes < want) {
+            arena_unpoison();
             PyMem_RawFree(g_arena);
             g_arena = PyMem_RawMalloc(want);
             g_arena_bytes = g_arena != NULL ? want : 0;
@@ -374,6 +400,8 @@ int sb_glue_scratch_take(sb_scratch *s, size_t bytes)
             g_arena_busy = 1;
             s->ptr = g_arena;
             s->from_arena = 1;
+            /* the arena past this call's workspace: out of bounds for it */
+            SB_ASAN_POISON((char *)g_arena + want, g_arena_bytes - want);
             return 0;
         }
     }
@@ -392,6 +420,7 @@ void sb_glue_scratch_give(sb_scratch *s)
     if (!s->from_arena) {
         PyMem_RawFree(s->ptr);
     } else {
+        arena_unpoison();
         if (g_arena_bytes > SCRATCH_KEEP_BYTES) {
             PyMem_RawFree(g_arena);
             g_arena = NULL;

@@ -15,6 +15,12 @@
 
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+
+/* 1 in the AddressSanitizer build (setup.py, SKIPBLOCKS_SANITIZE=1), which
+ * poisons the unused part of the scratch arena (convert.c); 0 otherwise. */
+#ifndef SB_SANITIZE
+#define SB_SANITIZE 0
+#endif
 #ifndef SB_GLUE_MODULE_C
 #define NO_IMPORT_ARRAY
 #endif

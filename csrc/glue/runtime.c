@@ -160,12 +160,10 @@ static PyObject *py_test_avx512_source(PyObject *self, PyObject *arg)
 #define SB_COMPILER "unknown"
 #endif
 
-/* setup.py defines both; a build without it (another build script) says so. */
+/* setup.py defines it (and SB_SANITIZE, glue.h); a build without it (another
+ * build script) says so. */
 #ifndef SB_BUILD_FLAGS
 #define SB_BUILD_FLAGS "unknown"
-#endif
-#ifndef SB_SANITIZE
-#define SB_SANITIZE 0
 #endif
 #ifndef NPY_FEATURE_VERSION_STRING /* NumPy 1.x headers */
 #define NPY_FEATURE_VERSION_STRING "unknown"

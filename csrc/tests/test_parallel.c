@@ -169,13 +169,34 @@ static int64_t expected_chunks(int64_t count, int64_t grain, int threads)
  * distinct threads used, or -1 after a failure. *out (if given) receives
  * the sorted chunk list for determinism checks. threads <= 0: the count may
  * change during the call (a resizer thread), so check coverage only. */
+/* The thread that runs loops while the main thread forks (test_fork's
+ * busy_caller) uses this context instead of calloc, so no fork can happen
+ * while that thread is inside the allocator. glibc's malloc is fork-safe
+ * (it takes its locks around fork), but the sanitizer runtimes of GCC 12
+ * are not: a fork while another thread holds ASan's allocator lock leaves
+ * the child's first calloc waiting forever. The pool, which is what the
+ * test checks, allocates nothing in the loop either way. */
+enum { STATIC_CTX_MAX = 20000 };
+static __thread int t_static_ctx = 0;
+static record_ctx g_static_ctx;
+static int g_static_visits[STATIC_CTX_MAX];
+
 static int run_and_check(int64_t count, int64_t grain, int threads,
                          int64_t spin, record_ctx *out)
 {
-    record_ctx *c = calloc(1, sizeof *c);
+    const int static_ctx = t_static_ctx && count <= STATIC_CTX_MAX;
+    record_ctx *c;
+    if (static_ctx) {
+        c = &g_static_ctx;
+        memset(c, 0, sizeof *c);
+        memset(g_static_visits, 0, sizeof g_static_visits);
+        c->visits = g_static_visits;
+    } else {
+        c = calloc(1, sizeof *c);
+        c->visits = calloc(count > 0 ? (size_t)count : 1, sizeof(int));
+    }
     int distinct = 0, ok = 1;
     int64_t k = expected_chunks(count, grain, threads);
-    c->visits = calloc(count > 0 ? (size_t)count : 1, sizeof(int));
     c->spin = spin;
     c->expected = (g_wait_for_workers && threads > 0) ? (int)k : 0;
     sb_parallel_for(count, grain, record_task, c);
@@ -215,8 +236,10 @@ static int run_and_check(int64_t count, int64_t grain, int threads,
     }
     if (out != NULL)
         *out = *c;
-    free(c->visits);
-    free(c);
+    if (!static_ctx) {
+        free(c->visits);
+        free(c);
+    }
     return ok ? distinct : -1;
 }
 
@@ -376,6 +399,7 @@ static volatile int g_stop_busy = 0;
 static void *busy_caller(void *arg)
 {
     int *loops = (int *)arg;
+    t_static_ctx = 1; /* no calloc in this thread: see run_and_check */
     while (!__atomic_load_n(&g_stop_busy, __ATOMIC_RELAXED)) {
         if (run_and_check(20000, 1, 4, 10, NULL) < 0)
             break;

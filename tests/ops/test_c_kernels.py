@@ -59,11 +59,12 @@ PORTABLE = ["-DSB_PORTABLE_ONLY"]
 # program is built with AddressSanitizer and UndefinedBehaviorSanitizer, and
 # the first finding ends it with a nonzero status and the report. The
 # programs link the runtime themselves, so no LD_PRELOAD is needed here.
-SANITIZE = os.environ.get("SKIPBLOCKS_SANITIZE", "0") not in ("", "0")
+SANITIZE = os.environ.get("SKIPBLOCKS_SANITIZE", "0") == "1"
 if SANITIZE:
-    CFLAGS += ["-fsanitize=address,undefined", "-fno-sanitize-recover=all",
-               "-fno-omit-frame-pointer", "-g"]
-    LDFLAGS += ["-fsanitize=address,undefined"]
+    # setup.py's sanitizer flags (see there)
+    CFLAGS += ["-fsanitize=address,undefined,float-cast-overflow", "-fno-sanitize-recover=all",
+               "-fno-wrapv", "-fno-omit-frame-pointer", "-g"]
+    LDFLAGS += ["-fsanitize=address,undefined,float-cast-overflow"]
 
 # csrc/tests/test_*.c files that are not operator programs.
 NOT_PROGRAMS = {"test_parallel.c", "test_harness.c"}

@@ -2,18 +2,28 @@
 the process's resident memory.
 
 Each case calls one entry point WARMUP times (caches, packed weights and
-allocator pools settle), then CALLS times more, and the resident set size
-(/proc/self/statm, what the operating system sees, so C allocations count,
-not only Python objects as with tracemalloc) may grow by at most
-BOUND_BYTES. Inputs are small, so a leak of one output array per call
-(CALLS x 4 KiB = 8 MiB) is four times the bound: test_measurement_sees_a_leak
-keeps exactly that and must fail the bound.
+allocator pools settle), then CALLS times more, and checks three things:
+  - the resident set size (/proc/self/statm, what the operating system
+    sees, so C allocations count, not only Python objects) grows by at most
+    BOUND_BYTES. Inputs are small, so a leak of one output array per call
+    (CALLS x 4 KiB = 8 MiB) is four times the bound;
+  - the memory blocks Python has allocated (sys.getallocatedblocks: every
+    object and PyMem buffer, however small) grow by at most BOUND_BLOCKS,
+    a tenth of the calls: a leaked tuple or shape per call shows here long
+    before it shows in the RSS;
+  - the reference counts of the arrays the call reads (inputs, weights,
+    buffers) are unchanged: a missing Py_DECREF on an argument costs no
+    memory when the same array is passed every time.
+test_measurement_sees_a_leak keeps one output per call and must fail the
+first two bounds; test_measurement_sees_a_reference_leak must fail the third.
 
 The cases cover every function of skipblocks.functional, every layer and
-block class in skipblocks (train and eval where they differ), the weight
-files (save and load in each format, and a refused file), state_dict round
-trips, pickling, the runtime settings, from_torch, and failing calls (an
-error path must release what it took, too). Networks are their blocks:
+block class in skipblocks (train and eval where the C call differs), the
+paths that repack weights (load_state_dict before each call), in-place
+ReLU, the unfused SE gate (a hooked SEAttention), the weight files (save
+and load in each format, and a refused file), state_dict round trips,
+pickling, the runtime settings, from_torch (1000 calls) and failing calls
+(an error path must release what it took, too). Networks are their blocks:
 those run the same C entry points as a whole resnet50 would.
 
 Linux only (/proc). Not under AddressSanitizer, whose quarantine holds
@@ -23,6 +33,7 @@ freed memory on purpose (.ci/sanitize leaves this file out).
 import gc
 import os
 import pickle
+import sys
 
 import numpy as np
 import pytest
@@ -33,6 +44,7 @@ import skipblocks.functional as F
 WARMUP = 200
 CALLS = 2000
 BOUND_BYTES = 2 << 20  # 2 MiB
+BOUND_BLOCKS = CALLS // 10
 
 pytestmark = [
     pytest.mark.skipif(not os.path.exists("/proc/self/statm"), reason="needs Linux's /proc"),
@@ -46,15 +58,56 @@ def _rss_bytes():
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
 
+def _arrays_read_by(call):
+    """The arrays a case's closure holds, and its modules' parameters and
+    buffers: what the calls pass to skipblocks' C functions."""
+    found, seen, todo = [], set(), [call]
+    while todo:
+        obj = todo.pop()
+        if id(obj) in seen:
+            continue
+        seen.add(id(obj))
+        if isinstance(obj, np.ndarray):
+            found.append(obj)
+        elif isinstance(obj, sb.Module):
+            for module in obj.modules():
+                todo.extend(v for v in module._parameters.values() if v is not None)
+                todo.extend(v for v in module._buffers.values() if v is not None)
+        elif isinstance(obj, (list, tuple)):
+            todo.extend(obj)
+        elif callable(obj) and hasattr(obj, "__closure__"):
+            todo.extend(cell.cell_contents for cell in obj.__closure__ or ())
+            todo.extend(obj.__defaults__ or ())
+    return found
+
+
 def _growth(call, calls=CALLS):
+    """(RSS growth in bytes, allocated-block growth, arrays whose reference
+    count changed) over `calls` calls after the warm-up."""
     for _ in range(WARMUP):
         call()
+    arrays = _arrays_read_by(call)
     gc.collect()
+    refs = [sys.getrefcount(a) for a in arrays]
+    blocks = sys.getallocatedblocks()
     before = _rss_bytes()
     for _ in range(calls):
         call()
     gc.collect()
-    return _rss_bytes() - before
+    after = [sys.getrefcount(a) for a in arrays]  # counted as `refs` was
+    grown = [a.shape for a, r, r2 in zip(arrays, refs, after) if r2 != r]
+    return _rss_bytes() - before, sys.getallocatedblocks() - blocks, grown
+
+
+def _check(name, call, calls=CALLS):
+    rss, blocks, grown = _growth(call, calls)
+    assert rss <= BOUND_BYTES, (
+        f"{name}: resident memory grew by {rss / 2**20:.2f} MiB over {calls} calls "
+        f"(bound {BOUND_BYTES / 2**20:.0f} MiB)")
+    assert blocks <= BOUND_BLOCKS, (
+        f"{name}: Python's allocated blocks grew by {blocks} over {calls} calls "
+        f"(bound {BOUND_BLOCKS})")
+    assert not grown, f"{name}: the reference counts of arrays of shapes {grown} changed"
 
 
 def _x(shape, seed=0, dtype=np.float32):
@@ -151,6 +204,19 @@ def _module_cases():
         "OutConv": _module_call(sb.OutConv(8, 2), x8),
         "Conv2d refused": _raises(RuntimeError, lambda m=sb.Conv2d(8, 8, 3): m(_x((2, 3, 8, 8)))),
     }
+    relu_in_place, scratch = sb.ReLU(inplace=True), x8.copy()
+    cases["ReLU inplace"] = lambda: relu_in_place(scratch)
+    reloaded = sb.ResidualBlock(8, 8).eval()
+    state = reloaded.state_dict()
+
+    def load_then_call():
+        reloaded.load_state_dict(state)  # new weight versions: the next call repacks
+        return reloaded(x8)
+    cases["load_state_dict then forward (repack)"] = load_then_call
+    hooked = sb.SEAttention(16, 4).eval()
+    hooked.fc[0].register_forward_hook(lambda module, args, output: None)
+    se_input = _x((2, 16, 4, 4))
+    cases["SEAttention hooked (unfused gate)"] = lambda: hooked(se_input)
     up_bilinear = sb.Up(16, 8, bilinear=True).eval()
     up_transposed = sb.Up(16, 8, bilinear=False).eval()
     small, large = _x((2, 8, 4, 4)), _x((2, 8, 8, 8))
@@ -198,31 +264,35 @@ CASES = {**_functional_cases(), **_module_cases(), **_api_cases()}
 
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_no_growth(name):
-    growth = _growth(CASES[name])
-    assert growth <= BOUND_BYTES, (
-        f"{name}: resident memory grew by {growth / 2**20:.2f} MiB over {CALLS} calls "
-        f"(bound {BOUND_BYTES / 2**20:.0f} MiB)")
+    _check(name, CASES[name])
 
 
 @pytest.mark.parametrize("name", ["save .safetensors", "load .safetensors", "save .pth",
                                   "load .pth", "save .npz", "load .npz", "load refused"])
 def test_no_growth_weight_files(tmp_path, name):
-    growth = _growth(_weights_cases(str(tmp_path))[name])
-    assert growth <= BOUND_BYTES, (
-        f"{name}: resident memory grew by {growth / 2**20:.2f} MiB over {CALLS} calls")
+    _check(name, _weights_cases(str(tmp_path))[name])
 
 
 def test_no_growth_from_torch():
     torch = pytest.importorskip("torch")
     source = torch.nn.Sequential(torch.nn.Conv2d(4, 4, 3, padding=1), torch.nn.BatchNorm2d(4),
                                  torch.nn.ReLU())
-    growth = _growth(lambda: sb.from_torch(source), calls=CALLS // 2)
-    assert growth <= BOUND_BYTES, f"from_torch: resident memory grew by {growth / 2**20:.2f} MiB"
+    rss, blocks, _ = _growth(lambda: sb.from_torch(source), calls=CALLS // 2)
+    assert rss <= BOUND_BYTES, f"from_torch: resident memory grew by {rss / 2**20:.2f} MiB"
+    assert blocks <= BOUND_BLOCKS, f"from_torch: Python's allocated blocks grew by {blocks}"
 
 
 def test_measurement_sees_a_leak():
-    """The bound is tight enough to see one 4 KiB output kept per call."""
+    """The bounds are tight enough to see one 4 KiB output kept per call."""
     kept = []
     x = _x((1, 1, 32, 32))  # 4 KiB outputs
-    growth = _growth(lambda: kept.append(F.relu(x)))
-    assert growth > BOUND_BYTES, f"a leak of {CALLS} x 4 KiB grew RSS by only {growth} bytes"
+    rss, blocks, _ = _growth(lambda: kept.append(F.relu(x)))
+    assert rss > BOUND_BYTES, f"a leak of {CALLS} x 4 KiB grew RSS by only {rss} bytes"
+    assert blocks > BOUND_BLOCKS, f"a leak of {CALLS} arrays grew the blocks by only {blocks}"
+
+
+def test_measurement_sees_a_reference_leak():
+    kept = []
+    x = _x((1, 1, 4, 4))
+    _, _, grown = _growth(lambda: kept.append(x) or F.relu(x), calls=10)
+    assert grown == [(1, 1, 4, 4)]
