@@ -19,9 +19,10 @@ and UNet(3, 2) with transposed convolutions at 1x3x256x256 (unet-256).
 
 The torch side is skipblocks.reference (the document's modules, the
 networks written from torchvision's and timm's source, the U-Net of
-reference.systems), built with torch.manual_seed(--seed) and non-trivial
-BatchNorm running statistics, as bench_demos.py builds them. A torch process
-builds each case once and writes, into a work directory: the input (.npy,
+reference.systems), built with torch.manual_seed(--seed) and BatchNorm
+running statistics drawn uniformly. A torch process builds each case once
+(a --workdir reused by a later run keeps a case only when its seed,
+exporter options, torch version and reference source match) and writes, into a work directory: the input (.npy,
 drawn with NumPy), the weights (torch.save of the state_dict, a .pth file
 that skipblocks.load reads without torch) and the ONNX file, exported from
 that same module with torch's TorchScript exporter (torch.onnx.export(...,
@@ -43,9 +44,10 @@ records the check. The engines' settings:
                   NUM_STREAMS=1, PERFORMANCE_HINT=LATENCY, INFERENCE_PRECISION_HINT=f32;
                   one InferRequest, infer(share_inputs=True)
 
-(the JSON also records the settings each engine reports back). For each
-case and thread count, every worker loads the case and warms up (at least
---warmup runs and 0.2 s); its warm-up time per run sizes its timed batch to
+(the JSON also records the settings each engine reports back; ONNX
+Runtime's are the ones set). For each case and thread count, every worker
+loads the case and warms up (at least --warmup runs and 0.4 x
+--batch-seconds); its warm-up time per run sizes its timed batch to
 about --batch-seconds (at least one run). Then --rounds rounds: round r runs
 each engine's batch in turn, the order rotated by one engine per round, with
 a --pause between batches (spinning thread pools go quiet), so drift in the
@@ -70,8 +72,10 @@ convolutions (transposed ones included) and linear layers only, counted by
 forward hooks on the torch module at the case's shape (Conv2d:
 N*C_out*H_out*W_out*C_in/groups*kh*kw; ConvTranspose2d:
 N*C_in*H_in*W_in*C_out/groups*kh*kw; Linear: rows*in*out; biases,
-BatchNorm, pooling and activations not counted). % of peak = skipblocks'
-FLOPs / median time against the FMA peak measured at that thread count:
+BatchNorm, pooling and activations not counted: torch's algorithm, the
+same count for every engine, although skipblocks does less work in
+DenseNet's transitions, where it pools before the 1x1 convolution). % of
+peak = those FLOPs / skipblocks' median time against the FMA peak measured at that thread count:
 benchmarks/fma_peak.c, built and run by bench_demos.py's own functions (the
 best of three 0.5 s runs per CPU second, one thread), and at n threads n
 copies run at once, their rates summed (best of three). The peak's vector
@@ -89,6 +93,7 @@ checkout's; --quick writes no files unless --out is given.
 import argparse
 import fnmatch
 import json
+import math
 import os
 import platform
 import statistics
@@ -131,6 +136,28 @@ CASES["unet-256"] = ("unet", False, (1, 3, 256, 256), "rand")
 QUICK_CASES = ("resnet-doc", "se-doc", "resnet18-b1")
 
 
+def select_cases(patterns):
+    """The case names matching any of the prefixes or globs (all: None)."""
+    return [c for c in CASES if patterns is None or any(
+        c.startswith(p) or fnmatch.fnmatchcase(c, p) for p in patterns)]
+
+
+def open_workdir(path, prefix):
+    """(TemporaryDirectory or None, absolute path): the given work directory,
+    created if needed, or a temporary one removed when the first is."""
+    tmp = None
+    if path is None:
+        tmp = tempfile.TemporaryDirectory(prefix=prefix)
+        path = tmp.name
+    path = os.path.abspath(path)
+    os.makedirs(path, exist_ok=True)
+    return tmp, path
+
+
+def log(msg):
+    print(msg, file=sys.stderr, flush=True)
+
+
 def case_files(workdir, case):
     d = os.path.join(workdir, case)
     return {"dir": d, "input": os.path.join(d, "input.npy"),
@@ -171,7 +198,8 @@ class SkipblocksEngine(Engine):
 
     @staticmethod
     def check_no_torch():
-        assert "torch" not in sys.modules, "skipblocks' worker imported torch"
+        if "torch" in sys.modules:  # not an assert: python -O must not drop it
+            raise RuntimeError("skipblocks' worker imported torch")
 
     def versions(self):
         sb = self.sb
@@ -207,9 +235,16 @@ class SkipblocksEngine(Engine):
         return self.model(self.x)
 
 
+def skipblocks_reference_file():
+    """Where the torch references come from (part of a cached case's key)."""
+    from skipblocks import reference
+    return os.path.dirname(os.path.abspath(reference.__file__))
+
+
 def torch_reference(kind, arg, seed):
-    """The torch module of a case, as bench_demos.py builds it: seeded
-    weights, BatchNorm running statistics drawn uniformly."""
+    """The torch module of a case: seeded weights, BatchNorm running
+    statistics drawn uniformly (so that eval mode's BatchNorm is not close
+    to the identity)."""
     import torch
     from skipblocks import reference as ref
     torch.manual_seed(seed)
@@ -274,12 +309,22 @@ class TorchEngine(Engine):
 
     def prepare(self, case, files, seed):
         """Builds the case's torch module and writes input, weights and ONNX
-        file (once: kept when case.json exists)."""
+        file; kept for a later run with the same work directory only when
+        case.json says they were made the same way (case, seed, exporter
+        options, torch version, reference source) and the export worked."""
         import warnings
         torch = self.torch
+        key = {"case": case, "seed": seed, "export_options": EXPORT_OPTIONS,
+               "torch": torch.__version__, "reference": skipblocks_reference_file()}
         if os.path.exists(files["info"]):
-            with open(files["info"]) as f:
-                return json.load(f)
+            try:
+                with open(files["info"]) as f:
+                    cached = json.load(f)
+            except ValueError:
+                cached = {}
+            if cached.get("key") == json.loads(json.dumps(key)) and \
+                    cached.get("export", {}).get("ok"):
+                return cached
         os.makedirs(files["dir"], exist_ok=True)
         kind, arg, shape, how = CASES[case]
         rng = np.random.default_rng([seed, zlib.crc32(case.encode())])
@@ -291,7 +336,8 @@ class TorchEngine(Engine):
         xt = torch.from_numpy(x.copy())
         flops, by_type = count_flops(model, xt)
         info = {"case": case, "input_shape": list(shape), "input_draw": how, "seed": seed,
-                "flops": flops, "flops_by_type": by_type, "export": dict(EXPORT_OPTIONS)}
+                "flops": flops, "flops_by_type": by_type, "export": dict(EXPORT_OPTIONS),
+                "key": key}
         start = time.perf_counter()
         try:
             with warnings.catch_warnings(record=True) as caught:
@@ -302,10 +348,10 @@ class TorchEngine(Engine):
                                       input_names=["input"], output_names=["output"])
             info["export"]["warnings"] = sorted({str(w.message)[:300] for w in caught})
             info["export"]["seconds"] = time.perf_counter() - start
-            info["export"]["ok"] = True
             import onnx
             graph = onnx.load(files["onnx"])
             onnx.checker.check_model(graph)
+            info["export"]["ok"] = True
             ops = {}
             for node in graph.graph.node:
                 ops[node.op_type] = ops.get(node.op_type, 0) + 1
@@ -318,8 +364,10 @@ class TorchEngine(Engine):
         except Exception as exc:  # recorded; the ONNX engines then fail to load
             info["export"]["ok"] = False
             info["export"]["error"] = f"{type(exc).__name__}: {exc}"[:2000]
-        with open(files["info"], "w") as f:
+        # written whole or not at all: a run killed here leaves no half file
+        with open(files["info"] + ".tmp", "w") as f:
             json.dump(info, f)
+        os.replace(files["info"] + ".tmp", files["info"])
         return info
 
     def load(self, case, files, threads):
@@ -692,9 +740,11 @@ def run_cell(workers, case, threads, workdir, args, log):
                          if sb and cell["engines"][n].get("median_ms") else None)
                      for n in ENGINES if n != "skipblocks" and n in cell["engines"]}
     errs = [cell["engines"][n].get("parity", {}).get("scaled") for n in live if n != "torch"]
-    cell["max_parity_error"] = max(errs) if errs and None not in errs else None
-    cell["counts"] = (not cell["failed"] and len(live) == len(workers)
-                      and cell["max_parity_error"] is not None
+    # NaN-aware: max() would skip a NaN after the first element
+    finite = bool(errs) and all(e is not None and math.isfinite(e) for e in errs)
+    cell["max_parity_error"] = max(errs) if finite else (
+        None if not errs or None in errs else float("nan"))
+    cell["counts"] = (not cell["failed"] and len(live) == len(workers) and finite
                       and cell["max_parity_error"] <= PARITY_TOL)
     return cell
 
@@ -841,22 +891,12 @@ def main(argv=None):
     if rounds < 1 or args.warmup < 1 or any(n < 1 for n in args.threads):
         parser.error("--rounds, --warmup and --threads must be >= 1")
     patterns = args.cases or (list(QUICK_CASES) if args.quick else None)
-    cases = [c for c in CASES if patterns is None or any(
-        c.startswith(p) or fnmatch.fnmatchcase(c, p) for p in patterns)]
+    cases = select_cases(patterns)
     if not cases:
         parser.error(f"no case matches {patterns}")
 
-    def log(msg):
-        print(msg, file=sys.stderr, flush=True)
-
     load_before = load_average()
-    tmp = None
-    workdir = args.workdir
-    if workdir is None:
-        tmp = tempfile.TemporaryDirectory(prefix="skipblocks-engines-")
-        workdir = tmp.name
-    workdir = os.path.abspath(workdir)
-    os.makedirs(workdir, exist_ok=True)
+    tmp, workdir = open_workdir(args.workdir, "skipblocks-engines-")
     if args.skipblocks_root:
         args.skipblocks_root = os.path.abspath(args.skipblocks_root)
     workers = {}

@@ -80,7 +80,6 @@ skipblocks faster. Nothing here asserts on speed.
 import argparse
 import collections
 import cProfile
-import fnmatch
 import json
 import math
 import os
@@ -89,7 +88,6 @@ import pstats
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 
 import numpy as np
@@ -380,7 +378,9 @@ def profile_worker(args):
         sb_rows.append(row)
     splits = {}
     for j, call in enumerate(first):
-        if call[0] in FUSED_BLOCKS:
+        # a fused call that returned None fell back to layer-by-layer calls,
+        # which are timed on their own: nothing to split
+        if call[0] in FUSED_BLOCKS and call[4] is not None:
             splits[j] = split_block(call, timer.originals["conv2d"], timer.originals[call[0]],
                                     args.split_runs)
             splits[j]["block_ms_in_run"] = sb_rows[j]["ms"]
@@ -785,22 +785,13 @@ def main(argv=None):
         return peak_worker(args)
 
     patterns = args.cases or list(QUICK_CASES if q else DEFAULT_CASES)
-    cases = [c for c in be.CASES if any(c.startswith(p) or fnmatch.fnmatchcase(c, p)
-                                        for p in patterns)]
+    cases = be.select_cases(patterns)
     if not cases:
         parser.error(f"no case matches {patterns}")
-
-    def log(msg):
-        print(msg, file=sys.stderr, flush=True)
+    log = be.log
 
     load_before = load_average()
-    tmp = None
-    workdir = args.workdir
-    if workdir is None:
-        tmp = tempfile.TemporaryDirectory(prefix="skipblocks-layers-")
-        workdir = tmp.name
-    workdir = os.path.abspath(workdir)
-    os.makedirs(workdir, exist_ok=True)
+    tmp, workdir = be.open_workdir(args.workdir, "skipblocks-layers-")
     root_args = ["--skipblocks-root", args.skipblocks_root] if args.skipblocks_root else []
 
     def run_worker(kind, result, extra=()):

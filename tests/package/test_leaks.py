@@ -7,6 +7,11 @@ allocator pools settle), then CALLS times more, and checks three things:
     sees, so C allocations count, not only Python objects) grows by at most
     BOUND_BYTES. Inputs are small, so a leak of one output array per call
     (CALLS x 4 KiB = 8 MiB) is four times the bound;
+  - the bytes malloc has handed out and not taken back (glibc's mallinfo2:
+    uordblks + hblkhd) grow by at most BOUND_BYTES. This is the check a
+    leak cannot hide from: in a process that has freed a lot (this test
+    after the rest of the suite), a leak reuses freed, already resident
+    pages, and the RSS does not move;
   - the memory blocks Python has allocated (sys.getallocatedblocks: every
     object and PyMem buffer, however small) grow by at most BOUND_BLOCKS,
     a tenth of the calls: a leaked tuple or shape per call shows here long
@@ -15,7 +20,8 @@ allocator pools settle), then CALLS times more, and checks three things:
     buffers) are unchanged: a missing Py_DECREF on an argument costs no
     memory when the same array is passed every time.
 test_measurement_sees_a_leak keeps one output per call and must fail the
-first two bounds; test_measurement_sees_a_reference_leak must fail the third.
+malloc and block bounds; test_measurement_sees_a_reference_leak must fail
+the reference check.
 
 The cases cover every function of skipblocks.functional, every layer and
 block class in skipblocks (train and eval where the C call differs), the
@@ -30,6 +36,7 @@ Linux only (/proc). Not under AddressSanitizer, whose quarantine holds
 freed memory on purpose (.ci/sanitize leaves this file out).
 """
 
+import ctypes
 import gc
 import os
 import pickle
@@ -51,6 +58,33 @@ pytestmark = [
     pytest.mark.skipif(sb._C.build_info()["sanitize"],
                        reason="ASan's quarantine keeps freed memory resident by design"),
 ]
+
+
+class _MallInfo2(ctypes.Structure):
+    _fields_ = [(name, ctypes.c_size_t) for name in (
+        "arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks",
+        "fordblks", "keepcost")]
+
+
+def _mallinfo2():
+    """glibc's mallinfo2 (2.33 and later), or None (another C library)."""
+    try:
+        function = ctypes.CDLL(None).mallinfo2
+    except (AttributeError, OSError):
+        return None
+    function.restype = _MallInfo2
+    return function
+
+
+_MALLINFO2 = _mallinfo2()
+
+
+def _malloc_bytes():
+    """Bytes in use from malloc: small blocks plus mmap'ed large ones."""
+    if _MALLINFO2 is None:
+        return 0
+    info = _MALLINFO2()
+    return info.uordblks + info.hblkhd
 
 
 def _rss_bytes():
@@ -82,28 +116,33 @@ def _arrays_read_by(call):
 
 
 def _growth(call, calls=CALLS):
-    """(RSS growth in bytes, allocated-block growth, arrays whose reference
-    count changed) over `calls` calls after the warm-up."""
+    """(RSS growth in bytes, malloc growth in bytes, allocated-block growth,
+    arrays whose reference count changed) over `calls` calls after the
+    warm-up."""
     for _ in range(WARMUP):
         call()
     arrays = _arrays_read_by(call)
     gc.collect()
     refs = [sys.getrefcount(a) for a in arrays]
     blocks = sys.getallocatedblocks()
-    before = _rss_bytes()
+    before, malloc_before = _rss_bytes(), _malloc_bytes()
     for _ in range(calls):
         call()
     gc.collect()
     after = [sys.getrefcount(a) for a in arrays]  # counted as `refs` was
     grown = [a.shape for a, r, r2 in zip(arrays, refs, after) if r2 != r]
-    return _rss_bytes() - before, sys.getallocatedblocks() - blocks, grown
+    return (_rss_bytes() - before, _malloc_bytes() - malloc_before,
+            sys.getallocatedblocks() - blocks, grown)
 
 
 def _check(name, call, calls=CALLS):
-    rss, blocks, grown = _growth(call, calls)
+    rss, malloced, blocks, grown = _growth(call, calls)
     assert rss <= BOUND_BYTES, (
         f"{name}: resident memory grew by {rss / 2**20:.2f} MiB over {calls} calls "
         f"(bound {BOUND_BYTES / 2**20:.0f} MiB)")
+    assert malloced <= BOUND_BYTES, (
+        f"{name}: memory in use from malloc grew by {malloced / 2**20:.2f} MiB over {calls} "
+        f"calls (bound {BOUND_BYTES / 2**20:.0f} MiB)")
     assert blocks <= BOUND_BLOCKS, (
         f"{name}: Python's allocated blocks grew by {blocks} over {calls} calls "
         f"(bound {BOUND_BLOCKS})")
@@ -277,8 +316,9 @@ def test_no_growth_from_torch():
     torch = pytest.importorskip("torch")
     source = torch.nn.Sequential(torch.nn.Conv2d(4, 4, 3, padding=1), torch.nn.BatchNorm2d(4),
                                  torch.nn.ReLU())
-    rss, blocks, _ = _growth(lambda: sb.from_torch(source), calls=CALLS // 2)
+    rss, malloced, blocks, _ = _growth(lambda: sb.from_torch(source), calls=CALLS // 2)
     assert rss <= BOUND_BYTES, f"from_torch: resident memory grew by {rss / 2**20:.2f} MiB"
+    assert malloced <= BOUND_BYTES, f"from_torch: malloc grew by {malloced / 2**20:.2f} MiB"
     assert blocks <= BOUND_BLOCKS, f"from_torch: Python's allocated blocks grew by {blocks}"
 
 
@@ -286,13 +326,15 @@ def test_measurement_sees_a_leak():
     """The bounds are tight enough to see one 4 KiB output kept per call."""
     kept = []
     x = _x((1, 1, 32, 32))  # 4 KiB outputs
-    rss, blocks, _ = _growth(lambda: kept.append(F.relu(x)))
-    assert rss > BOUND_BYTES, f"a leak of {CALLS} x 4 KiB grew RSS by only {rss} bytes"
+    _, malloced, blocks, _ = _growth(lambda: kept.append(F.relu(x)))
+    assert _MALLINFO2 is not None, "glibc's mallinfo2 is needed (glibc 2.33 or later)"
+    assert malloced > BOUND_BYTES, (
+        f"a leak of {CALLS} x 4 KiB grew malloc's bytes in use by only {malloced}")
     assert blocks > BOUND_BLOCKS, f"a leak of {CALLS} arrays grew the blocks by only {blocks}"
 
 
 def test_measurement_sees_a_reference_leak():
     kept = []
     x = _x((1, 1, 4, 4))
-    _, _, grown = _growth(lambda: kept.append(x) or F.relu(x), calls=10)
+    _, _, _, grown = _growth(lambda: kept.append(x) or F.relu(x), calls=10)
     assert grown == [(1, 1, 4, 4)]
