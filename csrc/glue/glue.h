@@ -17,7 +17,7 @@
 #include <Python.h>
 
 /* 1 in the AddressSanitizer build (setup.py, SKIPBLOCKS_SANITIZE=1), which
- * poisons the unused part of the scratch arena (convert.c); 0 otherwise. */
+ * poisons the unused part of the scratch arena (scratch.c); 0 otherwise. */
 #ifndef SB_SANITIZE
 #define SB_SANITIZE 0
 #endif
@@ -117,7 +117,7 @@ int sb_glue_is_packed(PyObject *obj);
 int sb_glue_packed(PyObject *obj, const char *layer, const void **data, int64_t *numel,
                    sb_dtype *dtype);
 
-/* ---- scratch (convert.c) --------------------------------------------- */
+/* ---- scratch (scratch.c) ---------------------------------------------- */
 
 /* `bytes` of scratch (at least one), from the kept arena when it is free;
  * NULL with MemoryError set. Taken and given back with the GIL held. */
