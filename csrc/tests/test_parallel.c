@@ -165,10 +165,6 @@ static int64_t expected_chunks(int64_t count, int64_t grain, int threads)
     return k < threads ? k : threads;
 }
 
-/* Runs one loop and checks coverage and the split. Returns the number of
- * distinct threads used, or -1 after a failure. *out (if given) receives
- * the sorted chunk list for determinism checks. threads <= 0: the count may
- * change during the call (a resizer thread), so check coverage only. */
 /* The thread that runs loops while the main thread forks (test_fork's
  * busy_caller) uses this context instead of calloc, so no fork can happen
  * while that thread is inside the allocator. glibc's malloc is fork-safe
@@ -181,6 +177,10 @@ static __thread int t_static_ctx = 0;
 static record_ctx g_static_ctx;
 static int g_static_visits[STATIC_CTX_MAX];
 
+/* Runs one loop and checks coverage and the split. Returns the number of
+ * distinct threads used, or -1 after a failure. *out (if given) receives
+ * the sorted chunk list for determinism checks. threads <= 0: the count may
+ * change during the call (a resizer thread), so check coverage only. */
 static int run_and_check(int64_t count, int64_t grain, int threads,
                          int64_t spin, record_ctx *out)
 {
@@ -189,7 +189,7 @@ static int run_and_check(int64_t count, int64_t grain, int threads,
     if (static_ctx) {
         c = &g_static_ctx;
         memset(c, 0, sizeof *c);
-        memset(g_static_visits, 0, sizeof g_static_visits);
+        memset(g_static_visits, 0, (size_t)(count > 0 ? count : 0) * sizeof(int));
         c->visits = g_static_visits;
     } else {
         c = calloc(1, sizeof *c);
