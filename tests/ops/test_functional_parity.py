@@ -132,6 +132,8 @@ POOL_CASES = [
     (1, 9, 4, 17, (1, 3), (1, 2), (0, 1), 1, True),
     (2, 16, 6, 6, 2, 1, 0, 1, False),
     (1, 3, 7, 7, 7, 1, 3, 1, False),    # kernel = input, padding = k // 2
+    (1, 2, 112, 112, 3, 2, 1, 1, False),  # ResNet's stem pool: the vectorised interior runs
+    (1, 2, 20, 45, 3, 1, 1, 1, True),
 ]
 
 
