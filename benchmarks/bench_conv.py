@@ -1,0 +1,93 @@
+"""Lone convolutions of ResNet-50's shapes at batch 1: time and % of the FMA peak.
+
+    python benchmarks/bench_conv.py                       # 1 thread, every shape
+    python benchmarks/bench_conv.py --threads 2 --batch 8
+    python benchmarks/bench_conv.py --shapes 0 1 8        # some rows only
+    python benchmarks/bench_conv.py --root /work/baseline # another build's tree
+
+What tuning a kernel needs between two builds (run each build's tree in turn,
+--root, and compare the tables): the 1x1 convolutions at 56x56 down to 7x7
+(ResNet-50's bottlenecks), its stride-2 1x1 downsample and the 3x3
+convolutions of each stage. Each shape is an eval-mode skipblocks.Conv2d
+without bias on a standard-normal input. Method: 1 s of warm-up, then
+--rounds rounds over every shape in turn; per round and shape the fastest of
+3 batches of calls (each about 0.1 s of work at the peak); the figure is the
+median over the rounds, with the spread of the rounds beside it. FLOPs are
+2 x multiply-adds; the peak is --peak GFLOP/s per thread (default 102.4,
+fma_peak.c on the Zen 3 of benchmarks/results/engines_epyc_zen3_avx2.txt:
+measure yours with benchmarks/fma_peak.c). Nothing is written: the table
+goes to stdout with the machine and build lines of common.py.
+"""
+import argparse
+import os
+import statistics
+import sys
+import time
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import common  # noqa: E402
+
+# (C_in, C_out, input size, kernel, stride)
+SHAPES = [
+    (64, 256, 56, 1, 1), (256, 64, 56, 1, 1), (64, 64, 56, 1, 1), (256, 128, 56, 1, 1),
+    (128, 512, 28, 1, 1), (512, 128, 28, 1, 1), (256, 1024, 14, 1, 1), (1024, 256, 14, 1, 1),
+    (512, 2048, 7, 1, 1), (2048, 512, 7, 1, 1), (256, 512, 56, 1, 2),
+    (64, 64, 56, 3, 1), (128, 128, 28, 3, 1), (256, 256, 14, 3, 1), (512, 512, 7, 3, 1),
+]
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--batch", type=int, default=1)
+    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--shapes", type=int, nargs="+", help="row numbers of SHAPES")
+    ap.add_argument("--peak", type=float, default=102.4, help="GFLOP/s per thread")
+    ap.add_argument("--root", help="a source tree with an in-place build to import instead")
+    args = ap.parse_args(argv)
+    if args.root:
+        sys.path.insert(0, os.path.abspath(args.root))
+        import skipblocks as sb
+    else:
+        sb = common.import_skipblocks()
+    sb.set_num_threads(args.threads)
+    peak = args.peak * 1e9 * args.threads
+    rng = np.random.default_rng(0)
+    rows = args.shapes if args.shapes else range(len(SHAPES))
+    cases = []
+    for i in rows:
+        c_in, c_out, size, k, stride = SHAPES[i]
+        conv = sb.Conv2d(c_in, c_out, k, stride=stride, padding=k // 2, bias=False).eval()
+        x = rng.standard_normal((args.batch, c_in, size, size), dtype=np.float32)
+        out = conv(x).shape[2]
+        flops = 2 * args.batch * c_in * c_out * out * out * k * k
+        label = "%4d -> %4d  %dx%d s%d  %3dx%-3d" % (c_in, c_out, k, k, stride, size, size)
+        cases.append((label, conv, x, flops, max(3, int(0.1 * peak / flops))))
+    start = time.perf_counter()
+    while time.perf_counter() - start < 1.0:
+        cases[0][1](cases[0][2])
+    times = {label: [] for label, *_ in cases}
+    for _ in range(args.rounds):
+        for label, conv, x, flops, calls in cases:
+            best = float("inf")
+            for _ in range(3):
+                t = time.perf_counter()
+                for _ in range(calls):
+                    conv(x)
+                best = min(best, (time.perf_counter() - t) / calls)
+            times[label].append(best)
+    print(common.machine_line())
+    print(common.build_line(common.build_info(sb)))
+    print("threads %d, batch %d, %d rounds, peak %.1f GFLOP/s" % (
+        args.threads, args.batch, args.rounds, peak / 1e9))
+    for label, conv, x, flops, calls in cases:
+        t = statistics.median(times[label])
+        print("%s  %8.3f ms  %5.1f %% of peak  (rounds %.3f-%.3f ms)" % (
+            label, t * 1e3, flops / t / peak * 100, min(times[label]) * 1e3,
+            max(times[label]) * 1e3))
+
+
+if __name__ == "__main__":
+    main()
