@@ -70,9 +70,10 @@ TOLERANCES = {
     "inception": 4e-6,             # torch f32 vs f64: <= 1.4e-6 (inception3a), sb: <= 1.4e-6
     "se_inception": 4e-6,          # the same, the SE scale adds ~nothing
     "unet_running_stats": 1e-5,    # torch f32 vs f64: <= 1.3e-6, sb: <= 3.3e-6
-    # conv_transpose2d: measured worst 5.9e-7 over tests/ops/test_conv_transpose2d.py's sweep
-    # (fan-in up to 256 per tap, U-Net's k=2 s=2 at 256 -> 128 channels)
-    "conv_transpose2d": 1.5e-6,
+    # conv_transpose2d: measured worst 1.2e-7 over tests/ops/test_conv_transpose2d.py's sweep
+    # (fan-in up to 256 per tap, U-Net's k=2 s=2 at 256 -> 128 channels; its GEMM is a 1x1
+    # convolution, summed in K blocks of 128)
+    "conv_transpose2d": 1e-6,
     # pad and dropout: a copy, and x * (1 / (1 - p)) rounded as torch's (given the mask)
     "pad": 0.0,
     "dropout": 0.0,
@@ -115,8 +116,8 @@ TOLERANCES_F64 = {
     "inception": 8e-15,            # <= 2.3e-15
     "se_inception": 8e-15,         # <= 2.5e-15
     "unet_running_stats": 4e-14,   # <= 7.8e-15
-    # conv_transpose2d: measured worst 3.4e-16 over the same sweep
-    "conv_transpose2d": 1e-15,
+    # conv_transpose2d: measured worst 1.1e-15 over the same sweep
+    "conv_transpose2d": 4e-15,
     # pad and dropout: exact, as in float32
     "pad": 0.0,
     "dropout": 0.0,
