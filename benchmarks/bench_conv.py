@@ -7,16 +7,19 @@
 
 What tuning a kernel needs between two builds (run each build's tree in turn,
 --root, and compare the tables): the 1x1 convolutions at 56x56 down to 7x7
-(ResNet-50's bottlenecks), its stride-2 1x1 downsample and the 3x3
-convolutions of each stage. Each shape is an eval-mode skipblocks.Conv2d
-without bias on a standard-normal input. Method: 1 s of warm-up, then
---rounds rounds over every shape in turn; per round and shape the fastest of
-3 batches of calls (each about 0.1 s of work at the peak); the figure is the
-median over the rounds, with the spread of the rounds beside it. FLOPs are
-2 x multiply-adds; the peak is --peak GFLOP/s per thread (default 102.4,
-fma_peak.c on the Zen 3 of benchmarks/results/engines_epyc_zen3_avx2.txt:
-measure yours with benchmarks/fma_peak.c). Nothing is written: the table
-goes to stdout with the machine and build lines of common.py.
+(ResNet-50's bottlenecks, torchvision's v1.5 layout), layer2's stride-2 1x1
+downsample and the stride-1 3x3 convolution of each stage. Each shape is an
+eval-mode skipblocks.Conv2d without bias on a standard-normal input. Method:
+one call per shape while setting up (which also packs its weights), 1 s of
+calls of the first shape, then --rounds rounds over every shape in turn; per
+round and shape the fastest of 3 batches of calls (each about 0.1 s of work
+at the peak); the figure is the median over the rounds, with the spread of
+the rounds beside it. FLOPs are 2 x multiply-adds; the peak is --peak
+GFLOP/s, per thread, times --threads (default 102.4, fma_peak.c at one
+thread on the Zen 3 of benchmarks/results/engines_epyc_zen3_avx2.txt, whose
+two threads measured 201.9 rather than 204.8: measure yours with
+benchmarks/fma_peak.c). Nothing is written: the table goes to stdout with
+the machine and build lines of common.py.
 """
 import argparse
 import os
@@ -48,8 +51,12 @@ def main(argv=None):
     ap.add_argument("--root", help="a source tree with an in-place build to import instead")
     args = ap.parse_args(argv)
     if args.root:
-        sys.path.insert(0, os.path.abspath(args.root))
+        root = os.path.abspath(args.root)
+        sys.path.insert(0, root)
         import skipblocks as sb
+        if not os.path.abspath(sb.__file__).startswith(root + os.sep):
+            sys.exit("--root %s: skipblocks was imported from %s instead (no in-place build "
+                     "there?)" % (root, sb.__file__))
     else:
         sb = common.import_skipblocks()
     sb.set_num_threads(args.threads)

@@ -22,7 +22,17 @@ CONFIGS = [
          divisor_override=-5),
     dict(kernel_size=5, stride=3, padding=2, ceil_mode=True),
 ]
-SHAPES = [(1, 1, 7, 7), (2, 3, 9, 11), (3, 5, 6, 13), (4, 8, 8), (0, 3, 8, 8)]
+# (2, 3, 20, 45): rows long enough for the kernel's vectorised interior runs
+SHAPES = [(1, 1, 7, 7), (2, 3, 9, 11), (3, 5, 6, 13), (4, 8, 8), (0, 3, 8, 8), (2, 3, 20, 45)]
+
+
+def assert_same_bits(got, expected):
+    """Equal values and equal signs of zero (assert_array_equal counts -0.0
+    equal to +0.0); NaN where torch has NaN, of any sign."""
+    np.testing.assert_array_equal(got, expected)
+    nan = np.isnan(expected)
+    assert np.array_equal(np.isnan(got), nan)
+    assert np.array_equal(np.signbit(got)[~nan], np.signbit(expected)[~nan])
 
 
 @pytest.mark.parametrize("config", CONFIGS)
@@ -34,10 +44,26 @@ def test_parity_exact(config, shape, dtype, rng):
     got = sb.functional.avg_pool2d(x, **config)
     assert got.dtype == x.dtype and got.shape == expected.shape
     assert tolerance("avg_pool2d", dtype=dtype) == 0.0
-    np.testing.assert_array_equal(got, expected)
+    assert_same_bits(got, expected)
     np.testing.assert_array_equal(x, before)
     layer = sb.AvgPool2d(**config)
     np.testing.assert_array_equal(layer(x), torch.nn.AvgPool2d(**config)(torch.from_numpy(x)).numpy())
+
+
+@pytest.mark.parametrize("values, kwargs", [
+    ("zeros", dict(kernel_size=2, divisor_override=-1)),     # 0 / -1 = -0.0
+    ("zeros", dict(kernel_size=3, stride=1, padding=1, divisor_override=-3)),
+    ("denormal", dict(kernel_size=2)),      # one -tiny per window: -tiny / 4 underflows to -0.0
+    ("denormal", dict(kernel_size=3, stride=3)),
+])
+def test_negative_zero_quotient_comes_out_positive(values, kwargs, dtype):
+    """torch adds each quotient to its zero-filled output: 0 + -0.0 = +0.0."""
+    x = np.zeros((1, 2, 6, 20), dtype=dtype)
+    if values == "denormal":
+        x[:, :, ::6, ::6] = -np.finfo(dtype).smallest_subnormal
+    expected = F.avg_pool2d(torch.from_numpy(x), **kwargs).numpy()
+    assert not np.signbit(expected).any()
+    assert_same_bits(sb.functional.avg_pool2d(x, **kwargs), expected)
 
 
 def test_ceil_window_past_padding_not_counted(dtype):

@@ -1,5 +1,5 @@
 """The convolution fast path (GEMM on 6x16 register tiles, K blocks of
-<= 256, tiles of <= 192 pixels; "channel rows" = 6 output channels x 16
+<= 256 (<= 128 for 1x1 kernels), tiles of <= 192 pixels; "channel rows" = 6 output channels x 16
 pixel columns, or "pixel rows" = 6 pixels x 16 output channels, the default
 unless 16-channel panels pad C_out more than 5 % over 6-channel blocks: C_out
 13, 16, 32, 64, ... run pixel rows, 1, 5, 6, 7, 12 channel rows) on every
@@ -7,7 +7,8 @@ ISA this machine runs, and the fusions built on it:
 
 1. Conv2d against torch.nn.functional.conv2d across the tile edges of both
    orientations (C_out around MR=6 and around 16-channel panels, pixel
-   counts around NR=16, 6 and the 192-pixel tile, K around the 256 K block),
+   counts around NR=16, 6 and the 192-pixel tile, K around the 256 and the
+   1x1 kernels' 128 K blocks),
    strides, dilations, groups, paddings, views.
    Also the fusion arguments of Conv2d._conv (input BatchNorm+ReLU, folded
    BatchNorm, residual, ReLU) at those edges.
@@ -136,6 +137,9 @@ def _conv_cases():
     ]
     cases.append(("K256_1x1", _conv_case(2, 256, (5, 7), 13, k=1, pad=0)))
     cases.append(("K257_1x1", _conv_case(1, 257, (3, 6), 7, k=1, pad=0)))
+    for cin in (127, 128, 129):  # around the 1x1 kernels' 128-row K block, both orientations
+        cases.append(("K%d_1x1_pixrows" % cin, _conv_case(1, cin, (4, 9), 16, k=1, pad=0)))
+        cases.append(("K%d_1x1_chanrows" % cin, _conv_case(1, cin, (4, 9), 6, k=1, pad=0)))
     # K tiny
     for cout, hw in ((1, (4, 4)), (7, (1, 17)), (64, (13, 15))):
         cases.append(("K1_cout%d" % cout, _conv_case(2, 1, hw, cout, k=1, pad=0)))
