@@ -33,6 +33,14 @@ void sb_global_avg_pool_f32__avx2(float *out, const float *in, int64_t planes, i
 void sb_channel_scale_f32__avx2(float *out, const float *in, const float *scale,
                                 int64_t planes, int64_t hw);
 
+/* max_pool2d's interior run (stride 1 or 2, every tap inside the input):
+ *   out[x] = max, by torch's rule in torch's order, over r < rows, t < taps of
+ *            first_row[r*row_step + t*tap_step + x*stride],  x < n;
+ * max_pool2d_f32__avx2.c. */
+void sb_max_pool_run_f32__avx2(float *out, const float *first_row, int64_t rows,
+                               int64_t row_step, int64_t taps, int64_t tap_step,
+                               int64_t stride, int64_t n);
+
 /* The convolution's pixel-row epilogue for one 8-channel x 8-pixel block:
  *   out[c*out_stride + i] = relu?((tile[i*ldt + c] + bias[c]) + res[c*res_stride + i])
  * (res may be NULL), c, i < 8; conv2d_store_f32__avx2.c. */
