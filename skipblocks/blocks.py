@@ -11,7 +11,7 @@ appends to the caller's list.
 """
 import numpy as np
 
-from . import _C
+from . import _C, _blocked
 from . import functional as F
 from . import runtime
 from .containers import ModuleDict, Sequential, _foldable
@@ -212,6 +212,35 @@ class DenseLayer(Module):
         output); the new features go to ``out`` when given."""
         return _dense_layer(self.bn1, self.conv1, self.bn2, self.conv2, x, out)
 
+
+
+def _planned_residual_fits(block, shape):
+    """The output shape of the document's ResidualBlock on a blocked map of
+    ``shape`` when a plan runs it as its eval-mode forward does (bn folded
+    into both convolutions, the second adding the residual -- its input, or
+    its downsample's Conv2d + BatchNorm2d -- and applying the ReLU), else
+    None."""
+    out = _blocked.conv_fits(block.conv1, block.bn, shape)
+    out = out and _blocked.conv_fits(block.conv2, block.bn, out)
+    if out is None:
+        return None
+    if block.downsample is None:
+        return out if out == tuple(shape) else None
+    ds = _blocked.sequential_of(block.downsample, Conv2d, BatchNorm2d)
+    return out if ds is not None and _blocked.conv_fits(ds[0], ds[1], shape) == out else None
+
+
+def _planned_residual(block, x):
+    """_planned_residual_fits' block on the Blocked map x."""
+    identity = x
+    if block.downsample is not None:
+        ds_conv, ds_bn = block.downsample._modules.values()
+        identity = _blocked.conv(ds_conv, x, fold=ds_bn)
+    out = _blocked.conv(block.conv1, x, fold=block.bn, relu=True)
+    return _blocked.conv(block.conv2, out, fold=block.bn, relu=True, residual=identity)
+
+
+_blocked.register_block(ResidualBlock, _planned_residual_fits, _planned_residual)
 
 def _dense_layer(layer_bn1, layer_conv1, layer_bn2, layer_conv2, x, out=None,
                  relu1=_FUNCTIONAL_RELU, relu2=_FUNCTIONAL_RELU):

@@ -3,6 +3,8 @@ import operator
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping
 
+import numpy as np
+
 from . import runtime
 from .layers import BatchNorm2d, Conv2d, ReLU
 from .module import Module, _indent_after_first_line
@@ -165,6 +167,13 @@ class Sequential(Module):
             raise ValueError(f"Non-positive multiplication factor {factor} for {type(self)}")
 
     def forward(self, input):
+        # eval mode: a chain holding a residual block may run on
+        # channel-blocked maps (skipblocks._blocked; the same bits)
+        if type(self) is Sequential and type(input) is np.ndarray:
+            from . import _blocked  # (it imports this module)
+            planned = _blocked.planned_sequential(self, input)
+            if planned is not None:
+                return planned
         # every child, None entries too: as torch's, a None child raises
         # TypeError: 'NoneType' object is not callable
         return _run_sequence(list(self._modules.values()), input)

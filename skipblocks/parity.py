@@ -69,6 +69,7 @@ import time
 import numpy as np
 
 from .module import Module
+from .runtime import unplanned
 
 __all__ = ["compare", "assert_parity", "ParityTable", "hook_forwards"]
 
@@ -122,6 +123,8 @@ def hook_forwards(module, callback):
     Only the outermost entry into a submodule is reported: ``forward`` calling
     the same module's ``_forward`` is one call, not two. The wrappers are
     instance attributes shadowing the class's methods, deleted on exit.
+    Networks run layer by layer meanwhile (``runtime.unplanned()``): a
+    planned forward would not call the blocks it runs.
     """
     if not isinstance(module, Module):
         raise TypeError(f"expected a skipblocks Module, got {type(module).__name__}")
@@ -139,7 +142,8 @@ def hook_forwards(module, callback):
                 # this module only; other instances stay unwrapped.
                 object.__setattr__(sub, entry, wrapper)
                 installed.append((sub, entry))
-        yield module
+        with unplanned():
+            yield module
     finally:
         for sub, entry in installed:
             sub.__dict__.pop(entry, None)

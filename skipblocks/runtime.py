@@ -22,7 +22,7 @@ from . import _C
 from .hooks import hooked as _hooked
 
 __all__ = ["set_num_threads", "get_num_threads", "set_isa", "get_isa", "available_isas",
-           "fusion_enabled", "unfused"]
+           "fusion_enabled", "unfused", "planning_enabled", "unplanned"]
 
 
 def set_num_threads(n):
@@ -84,6 +84,36 @@ class _FusionState(threading.local):
 
 
 _fusion = _FusionState()
+
+
+class _PlanState(threading.local):
+    enabled = True
+
+
+_plans = _PlanState()
+
+
+def planning_enabled():
+    """Whether networks run their planned eval-mode forwards in this thread
+    (the default; see skipblocks._blocked): fusion on, and not inside
+    ``unplanned()``."""
+    return _plans.enabled and _fusion.enabled
+
+
+class unplanned:
+    """Context manager: in this thread, networks run layer by layer on NCHW
+    maps (with their fusions) instead of their planned channel-blocked
+    forwards. The results are the same bits either way; this is for tests
+    and benchmarks that compare the two."""
+
+    def __enter__(self):
+        self._previous = _plans.enabled
+        _plans.enabled = False
+        return self
+
+    def __exit__(self, *exc):
+        _plans.enabled = self._previous
+        return False
 
 
 def fusion_enabled(*modules):

@@ -30,7 +30,7 @@ static void tensor_or_null(sb_tensor *t, PyArrayObject *arr, const sb_tensor **s
 PyDoc_STRVAR(conv2d_doc,
 "conv2d($module, layer, input, weight, bias, stride, padding, dilation, groups, out=None,\n"
 "       packed=None, in_scale=None, in_shift=None, in_relu=False, residual=None,\n"
-"       relu=False, padding_extra=(0, 0))\n"
+"       relu=False, padding_extra=(0, 0), in_blocked=False, out_blocked=False)\n"
 "--\n\n"
 "torch.nn.functional.conv2d with zero padding, and skipblocks' fusions, in\n"
 "float32 or float64: the input's dtype (after conversion) is the result's, and\n"
@@ -49,24 +49,29 @@ PyDoc_STRVAR(conv2d_doc,
 "residual: an array of the output's shape added to the result, then max(., 0)\n"
 "  when relu.\n"
 "padding_extra: zeros added after the input (bottom, right) besides padding, as\n"
-"  torch's padding='same' with an even total does.");
+"  torch's padding='same' with an even total does.\n"
+"in_blocked, out_blocked: the input, or the output and residual, are\n"
+"  channel-blocked maps (N, ceil(C/B), H, W, B), B = 16 float32 or 8 float64\n"
+"  values, the lanes past C zero (skipblocks' planned networks; see\n"
+"  conv2d_blocked_ok, to_blocked, from_blocked).");
 
 static PyObject *py_conv2d(PyObject *self, PyObject *args, PyObject *kwargs)
 {
     static char *keywords[] = {"layer", "input", "weight", "bias", "stride", "padding",
                                "dilation", "groups", "out", "packed",
                                "in_scale", "in_shift", "in_relu", "residual", "relu",
-                               "padding_extra", NULL};
+                               "padding_extra", "in_blocked", "out_blocked", NULL};
     const char *layer;
     PyObject *input_obj, *weight_obj, *bias_obj, *out_obj = Py_None, *packed_obj = Py_None;
     PyObject *in_scale_obj = Py_None, *in_shift_obj = Py_None, *residual_obj = Py_None;
     Py_ssize_t sh, sw, ph, pw, dh, dw, groups, eh = 0, ew = 0;
-    int in_relu = 0, relu = 0;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "sOOO(nn)(nn)(nn)n|OOOOpOp(nn)", keywords,
+    int in_relu = 0, relu = 0, in_blocked = 0, out_blocked = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "sOOO(nn)(nn)(nn)n|OOOOpOp(nn)pp", keywords,
                                      &layer, &input_obj, &weight_obj, &bias_obj,
                                      &sh, &sw, &ph, &pw, &dh, &dw, &groups,
                                      &out_obj, &packed_obj, &in_scale_obj,
-                                     &in_shift_obj, &in_relu, &residual_obj, &relu, &eh, &ew))
+                                     &in_shift_obj, &in_relu, &residual_obj, &relu, &eh, &ew,
+                                     &in_blocked, &out_blocked))
         return NULL;
 
     enum { WEIGHT, BIAS, INPUT, IN_SCALE, IN_SHIFT, RESIDUAL, N_ARGS };
@@ -107,6 +112,8 @@ static PyObject *py_conv2d(PyObject *self, PyObject *args, PyObject *kwargs)
     a.padding_extra[0] = eh; a.padding_extra[1] = ew;
     a.in_relu = in_relu;
     a.out_relu = relu;
+    a.in_blocked = in_blocked;
+    a.out_blocked = out_blocked;
     a.num_threads = sb_get_num_threads();
 
     sb_conv2d_plan plan;

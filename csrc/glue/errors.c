@@ -89,6 +89,11 @@ static const message messages[] = {
     {SB_E_CONV_WEIGHT_DTYPE_MKLDNN, RUNTIME,
      "Input type ({T0}) and weight type ({T1}) should be the same or input should be a "
      "MKLDNN tensor and weight is a dense tensor"},
+    {SB_E_CONV_BLOCKED, VALUE,
+     "{a} of size {s0} is not a channel-blocked map: expected [N, {0}, H, W, {1}]"},
+    {SB_E_CONV_BLOCKED_UNSUPPORTED, VALUE,
+     "a channel-blocked layout needs groups=1, no padding_extra, the packed path and "
+     "C_out tiled as pixel rows"},
     /* batch_norm: torch.nn.functional.batch_norm and Normalization.cpp */
     {SB_E_BN_EPS_TRAIN, VALUE, "batch_norm eps must be positive during training, but got {f}"},
     {SB_E_BN_EPS, VALUE, "batch_norm eps must be non-negative, but got {f}"},

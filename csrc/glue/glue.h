@@ -155,6 +155,7 @@ PyObject *sb_glue_raise_status(sb_status status, const char *layer);
 extern PyMethodDef sb_glue_conv_methods[];
 extern PyMethodDef sb_glue_batch_norm_methods[];
 extern PyMethodDef sb_glue_pool_methods[];
+extern PyMethodDef sb_glue_blocked_methods[];
 extern PyMethodDef sb_glue_elementwise_methods[];
 extern PyMethodDef sb_glue_linear_methods[];
 extern PyMethodDef sb_glue_blocks_methods[];

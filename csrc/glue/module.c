@@ -38,7 +38,9 @@ PyMODINIT_FUNC PyInit__C(void)
                                      /* pad and dropout */
                                      sb_glue_pad_dropout_methods,
                                      /* avg_pool2d and interpolate */
-                                     sb_glue_avg_pool2d_methods, sb_glue_interpolate_methods};
+                                     sb_glue_avg_pool2d_methods, sb_glue_interpolate_methods,
+                                     /* the channel-blocked layout */
+                                     sb_glue_blocked_methods};
     size_t count = 0;
     for (size_t i = 0; i < sizeof families / sizeof families[0]; i++)
         if (add_methods(families[i], &count) < 0)

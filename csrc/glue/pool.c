@@ -30,32 +30,36 @@ static PyObject *pool_result(sb_status planned, const sb_error *err, sb_glue_run
 }
 
 PyDoc_STRVAR(max_pool2d_doc,
-"max_pool2d($module, layer, input, kernel_size, stride, padding, dilation, ceil_mode)\n"
+"max_pool2d($module, layer, input, kernel_size, stride, padding, dilation, ceil_mode,\n"
+"           blocked_channels=0)\n"
 "--\n\n"
 "torch.nn.functional.max_pool2d: padding counts as -inf, NaN propagates.\n"
 "float32 and float64 input give a result of their dtype; other real input is\n"
 "converted to float32.\n\n"
 "layer: the name errors start with. input: (N, C, H, W) or (C, H, W).\n"
-"kernel_size, stride, padding, dilation: pairs of ints. ceil_mode: torch's rule.");
+"kernel_size, stride, padding, dilation: pairs of ints. ceil_mode: torch's rule.\n"
+"blocked_channels > 0: input is a channel-blocked map of that many channels,\n"
+"  (N, ceil(C/B), H, W, B) (see conv2d's in_blocked), and so is the result.");
 
 static PyObject *py_max_pool2d(PyObject *self, PyObject *args, PyObject *kwargs)
 {
     static char *keywords[] = {"layer", "input", "kernel_size", "stride", "padding",
-                               "dilation", "ceil_mode", NULL};
+                               "dilation", "ceil_mode", "blocked_channels", NULL};
     const char *layer;
     PyObject *input_obj;
-    Py_ssize_t kh, kw, sh, sw, ph, pw, dh, dw;
+    Py_ssize_t kh, kw, sh, sw, ph, pw, dh, dw, blocked_channels = 0;
     int ceil_mode;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "sO(nn)(nn)(nn)(nn)p", keywords, &layer,
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "sO(nn)(nn)(nn)(nn)p|n", keywords, &layer,
                                      &input_obj, &kh, &kw, &sh, &sw, &ph, &pw, &dh, &dw,
-                                     &ceil_mode))
+                                     &ceil_mode, &blocked_channels))
         return NULL;
     PyArrayObject *input = sb_glue_as_array(input_obj, layer, "input", 1);
     if (input == NULL)
         return NULL;
     sb_tensor t_input;
     sb_glue_tensor_of(&t_input, input);
-    sb_max_pool2d_args a = {&t_input, {kh, kw}, {sh, sw}, {ph, pw}, {dh, dw}, ceil_mode};
+    sb_max_pool2d_args a = {&t_input,  {kh, kw},  {sh, sw},        {ph, pw},
+                            {dh, dw}, ceil_mode, blocked_channels};
     sb_pool2d_plan plan;
     sb_error err;
     PyObject *result = pool_result(sb_op_max_pool2d_plan(&plan, &a, &err), &err, max_pool_run,

@@ -121,6 +121,14 @@ sb_status SB_FN(sb_max_pool2d)(sb_real *out_data, const sb_fmap *out,
                             const sb_real *in_data, const sb_fmap *in,
                             const sb_pool2d_params *params);
 
+/* sb_max_pool2d_<dt> on channel-blocked maps (NCHW<B>c, see
+ * sb_conv2d_fusion; out->batch_stride and in->batch_stride are the blocked
+ * ones): the same value for every real channel, every lane of a block at
+ * once; the lanes past C are the pool of the input's (0s give 0s). */
+sb_status SB_FN_(sb_max_pool2d, _blocked)(sb_real *out_data, const sb_fmap *out,
+                                       const sb_real *in_data, const sb_fmap *in,
+                                       const sb_pool2d_params *params);
+
 /* Reference, for tests: the window scanned tap by tap with a bounds test,
  * keeping a value that is greater or NaN (torch's rule). Single-threaded;
  * same statuses; the kernel must give its bits. */
@@ -218,6 +226,18 @@ int64_t SB_FN_(sb_conv2d, _packed_workspace_elems)(const sb_fmap *out, const sb_
                                               const sb_conv2d_params *params,
                                               const sb_conv2d_fusion *fusion,
                                               int num_threads);
+
+/* Whether sb_conv2d_<dt>_packed takes a channel-blocked input or output
+ * (sb_conv2d_fusion's in_blocked, out_blocked) for this convolution: one
+ * group, and C_out tiled as pixel rows, whose tiles are already the
+ * pixel-major layout of a block. */
+int SB_FN_(sb_conv2d, _blocked_ok)(int64_t c_out, int64_t groups);
+
+/* Channel-blocked copies (see sb_conv2d_fusion): dst = src in NCHW<B>c, the
+ * lanes past C of the last block 0, and back. map is the NCHW shape (its
+ * batch_stride the NCHW one); single-threaded, no rounding. */
+sb_status SB_FN(sb_to_blocked)(sb_real *dst, const sb_real *src, const sb_fmap *map);
+sb_status SB_FN(sb_from_blocked)(sb_real *dst, const sb_real *src, const sb_fmap *map);
 
 /* out = epilogue(conv(transform(in), packed weights)). fusion may be NULL.
  * Splits the output over up to num_threads threads (sb_parallel_for);

@@ -132,6 +132,8 @@ typedef enum {
     SB_E_CONV_BIAS_DTYPE,      /* dtype mismatch (v0, v1): the bias, checked first */
     SB_E_CONV_WEIGHT_DTYPE,    /* dtype mismatch (v0, v1): the weight, after the shapes */
     SB_E_CONV_WEIGHT_DTYPE_MKLDNN, /* the same, where torch's float32 call runs oneDNN */
+    SB_E_CONV_BLOCKED,         /* arg: not (N, v0, H, W, v1) blocked; shape 0: it */
+    SB_E_CONV_BLOCKED_UNSUPPORTED, /* a blocked layout for this convolution */
     /* batch_norm */
     SB_E_BN_EPS_TRAIN,         /* real: eps */
     SB_E_BN_EPS,               /* real: eps */
@@ -255,11 +257,17 @@ typedef struct {
     int out_relu;
     int reference;   /* the direct loop sb_conv2d_<dt>__ref, for the C tests; no fusion */
     int num_threads;
+    /* Channel-blocked layouts (sb_conv2d_fusion; where
+     * sb_conv2d_<dt>_blocked_ok holds, no padding_extra): in_blocked, the
+     * input is (N, ceil(C_in/B), H, W, B), B = SB_CONV_NR of the dtype;
+     * out_blocked, the output and the residual are (N, ceil(C_out/B), OH,
+     * OW, B). */
+    int in_blocked, out_blocked;
 } sb_conv2d_args;
 
 typedef struct {
-    int out_ndim;        /* 3 for an unbatched input, else 4 */
-    int64_t out_dims[4];
+    int out_ndim;        /* 3 for an unbatched input, 5 for a blocked output, else 4 */
+    int64_t out_dims[5];
     size_t workspace_bytes;
     /* the operator's own */
     int direct;
@@ -270,6 +278,9 @@ typedef struct {
 } sb_conv2d_plan;
 
 sb_status sb_op_conv2d_plan(sb_conv2d_plan *plan, const sb_conv2d_args *args, sb_error *err);
+/* Whether a convolution of dtype dt with these output channels and groups
+ * takes in_blocked / out_blocked. */
+int sb_op_conv2d_blocked_ok(int64_t c_out, int64_t groups, sb_dtype dt);
 /* out: a tensor of plan->out_dims (an fmap when 4-D), not overlapping the input. */
 sb_status sb_op_conv2d_run(const sb_conv2d_plan *plan, const sb_conv2d_args *args,
                            const sb_tensor *out, void *workspace);
@@ -331,6 +342,30 @@ sb_status sb_op_batch_norm_run(const sb_batch_norm_plan *plan, const sb_batch_no
                                const sb_tensor *out, void *workspace);
 
 /* ------------------------------------------------------------------ */
+/* Channel-blocked layout (sb_conv2d_fusion): the copies in and out     */
+/* ------------------------------------------------------------------ */
+
+typedef struct {
+    /* to_blocked: input (N, C, H, W), the result (N, ceil(C/B), H, W, B);
+     * else input (N, ceil(channels/B), H, W, B), the result (N, channels,
+     * H, W) */
+    const sb_tensor *input;
+    int to_blocked;
+    int64_t channels;
+} sb_layout_args;
+
+typedef struct {
+    int out_ndim;
+    int64_t out_dims[5];
+    size_t workspace_bytes;
+    sb_fmap map; /* the NCHW map (its NCHW batch stride) */
+} sb_layout_plan;
+
+sb_status sb_op_layout_plan(sb_layout_plan *plan, const sb_layout_args *args, sb_error *err);
+sb_status sb_op_layout_run(const sb_layout_plan *plan, const sb_layout_args *args,
+                           const sb_tensor *out, void *workspace);
+
+/* ------------------------------------------------------------------ */
 /* Pooling                                                             */
 /* ------------------------------------------------------------------ */
 
@@ -338,11 +373,14 @@ typedef struct {
     const sb_tensor *input;   /* (N, C, H, W) or (C, H, W) */
     int64_t kernel[2], stride[2], padding[2], dilation[2];
     int ceil_mode;
+    /* > 0: the input is a channel-blocked map of this many channels,
+     * (N, ceil(C/B), H, W, B) (sb_conv2d_args), and so is the output */
+    int64_t blocked_channels;
 } sb_max_pool2d_args;
 
 typedef struct {
     int out_ndim;
-    int64_t out_dims[4];
+    int64_t out_dims[5];
     size_t workspace_bytes;
     sb_fmap in_map, out_map;
     sb_pool2d_params params;
@@ -350,6 +388,8 @@ typedef struct {
 
 sb_status sb_op_max_pool2d_plan(sb_pool2d_plan *plan, const sb_max_pool2d_args *args,
                                 sb_error *err);
+/* (a blocked input: args->input may be the 5-D array; the plan's maps are
+ * the logical ones) */
 sb_status sb_op_max_pool2d_run(const sb_pool2d_plan *plan, const sb_max_pool2d_args *args,
                                const sb_tensor *out, void *workspace);
 

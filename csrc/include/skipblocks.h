@@ -179,6 +179,14 @@ typedef struct {
     const void *residual;
     sb_fmap residual_map;
     int out_relu;
+    /* Layouts (0: NCHW). Nonzero in_blocked: the input is channel-blocked,
+     * NCHW<B>c with B = SB_CONV_NR of the type (16 floats, 8 doubles): value
+     * (n, c, y, x) at n*batch_stride + (c/B)*H*W*B + (y*W + x)*B + c%B, and
+     * in_map.batch_stride = ceil(C/B)*H*W*B. Nonzero out_blocked: the output
+     * and the residual likewise, and the lanes of the last block past C_out
+     * are written 0. Results are the same bits as in NCHW. Only where
+     * sb_conv2d_<dt>_blocked_ok says so (one group, pixel-row tiles). */
+    int in_blocked, out_blocked;
 } sb_conv2d_fusion;
 
 /* ---- pad and dropout ------------------------------------------------ */

@@ -55,6 +55,39 @@ SB_TARGET_AVX2 void sb_conv2d_store_block_8x8__avx2(float *out, int64_t out_stri
         _mm256_storeu_ps(out + c * out_stride, v);
     }
 }
+SB_TARGET_AVX2 void sb_conv2d_store_blocked_f32__avx2(float *out, const float *tile,
+                                                      int64_t ldt, const float *bias,
+                                                      const float *res, int64_t n,
+                                                      int64_t real, int relu)
+{
+    const __m256 zero = _mm256_setzero_ps();
+    const __m256 b0 = _mm256_loadu_ps(bias), b1 = _mm256_loadu_ps(bias + 8);
+    /* lanes l < real kept, the others 0 (an and with all-ones / all-zero
+     * lanes: a NaN past C_out becomes +0) */
+    const __m256i lane0 = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    const __m256i lane1 = _mm256_setr_epi32(8, 9, 10, 11, 12, 13, 14, 15);
+    const __m256i limit = _mm256_set1_epi32((int)real);
+    const __m256 keep0 = _mm256_castsi256_ps(_mm256_cmpgt_epi32(limit, lane0));
+    const __m256 keep1 = _mm256_castsi256_ps(_mm256_cmpgt_epi32(limit, lane1));
+    for (int64_t i = 0; i < n; i++) {
+        __m256 v0 = _mm256_add_ps(_mm256_loadu_ps(tile + i * ldt), b0);
+        __m256 v1 = _mm256_add_ps(_mm256_loadu_ps(tile + i * ldt + 8), b1);
+        if (res != NULL) {
+            v0 = _mm256_add_ps(v0, _mm256_loadu_ps(res + i * 16));
+            v1 = _mm256_add_ps(v1, _mm256_loadu_ps(res + i * 16 + 8));
+        }
+        if (relu) { /* lanes with v < 0 (ordered: not NaN, not -0.0) become 0 */
+            v0 = _mm256_blendv_ps(v0, zero, _mm256_cmp_ps(v0, zero, _CMP_LT_OQ));
+            v1 = _mm256_blendv_ps(v1, zero, _mm256_cmp_ps(v1, zero, _CMP_LT_OQ));
+        }
+        if (real < 16) {
+            v0 = _mm256_and_ps(v0, keep0);
+            v1 = _mm256_and_ps(v1, keep1);
+        }
+        _mm256_storeu_ps(out + i * 16, v0);
+        _mm256_storeu_ps(out + i * 16 + 8, v1);
+    }
+}
 #else
 /* Not an x86 GCC/clang build: no AVX2 store (conv2d_packed_f32.c never asks). */
 typedef int sb_conv2d_store_f32_avx2_unused;

@@ -23,6 +23,7 @@
 
 #ifdef SB_HAVE_AVX2_KERNELS
 #include <immintrin.h>
+#include <math.h>
 
 /* The eight values src[0], src[stride], ..., src[7 * stride] (stride 1 or
  * 2); reads src[0 .. 7 * stride] and nothing past it. */
@@ -85,6 +86,24 @@ SB_TARGET_AVX2 void sb_max_pool_run_f32__avx2(float *out, const float *first_row
         }
         out[x] = m;
     }
+}
+SB_TARGET_AVX2 void sb_max_pool_blocked_pixel_f32__avx2(float *out, const float *first,
+                                                        int64_t rows, int64_t row_step,
+                                                        int64_t taps, int64_t tap_step)
+{
+    __m256 m0 = _mm256_set1_ps(-INFINITY), m1 = m0;
+    for (int64_t r = 0; r < rows; r++)
+        for (int64_t t = 0; t < taps; t++) {
+            const float *v = first + r * row_step + t * tap_step;
+            const __m256 v0 = _mm256_loadu_ps(v), v1 = _mm256_loadu_ps(v + 8);
+            /* torch's rule per lane: take v if v > m or v is NaN */
+            m0 = _mm256_blendv_ps(m0, v0, _mm256_or_ps(_mm256_cmp_ps(v0, m0, _CMP_GT_OQ),
+                                                       _mm256_cmp_ps(v0, v0, _CMP_UNORD_Q)));
+            m1 = _mm256_blendv_ps(m1, v1, _mm256_or_ps(_mm256_cmp_ps(v1, m1, _CMP_GT_OQ),
+                                                       _mm256_cmp_ps(v1, v1, _CMP_UNORD_Q)));
+        }
+    _mm256_storeu_ps(out, m0);
+    _mm256_storeu_ps(out + 8, m1);
 }
 #else
 /* Not an x86 GCC/clang build: no AVX2 max pool (max_pool2d.inc never asks). */

@@ -47,6 +47,22 @@ void sb_max_pool_run_f32__avx2(float *out, const float *first_row, int64_t rows,
 void sb_conv2d_store_block_8x8__avx2(float *out, int64_t out_stride, const float *tile,
                                      int64_t ldt, const float *bias, const float *res,
                                      int64_t res_stride, int relu);
+
+/* The same epilogue for n pixels of one 16-channel block of a
+ * channel-blocked output (no transpose):
+ *   out[i*16 + l] = relu?((tile[i*ldt + l] + bias[l]) + res[i*16 + l]), l < real,
+ *   out[i*16 + l] = 0, real <= l < 16,
+ * i < n (res may be NULL); conv2d_store_f32__avx2.c. */
+void sb_conv2d_store_blocked_f32__avx2(float *out, const float *tile, int64_t ldt,
+                                       const float *bias, const float *res, int64_t n,
+                                       int64_t real, int relu);
+
+/* max_pool2d on a channel-blocked map, one output pixel of a 16-lane
+ * block: out[l] = max, by torch's rule in torch's order, over r < rows,
+ * t < taps of first[r*row_step + t*tap_step + l], l < 16 (the steps in
+ * floats); max_pool2d_f32__avx2.c. */
+void sb_max_pool_blocked_pixel_f32__avx2(float *out, const float *first, int64_t rows,
+                                         int64_t row_step, int64_t taps, int64_t tap_step);
 #endif
 
 #endif /* SB_ISA_KERNELS_H */

@@ -32,12 +32,49 @@ static void fusion_of(sb_conv2d_fusion *f, const sb_conv2d_args *a)
         f->residual = a->residual->data;
         f->residual_map = sb_fmap_of(a->residual);
     }
+    f->in_blocked = a->in_blocked;
+    f->out_blocked = a->out_blocked;
 }
 
 static int fused(const sb_conv2d_args *a)
 {
     return a->in_scale != NULL || a->in_shift != NULL || a->residual != NULL || a->in_relu ||
-           a->out_relu;
+           a->out_relu || a->in_blocked || a->out_blocked;
+}
+
+int sb_op_conv2d_blocked_ok(int64_t c_out, int64_t groups, sb_dtype dt)
+{
+    return SB_DT_CALL(dt, sb_conv2d, _blocked_ok, c_out, groups);
+}
+
+/* With a blocked layout asked for: checks what it needs, and points
+ * local's input and residual at their logical views (views[0], [1]), so
+ * the checks and the run below read them as NCHW maps. *a is kept
+ * otherwise. */
+static sb_status blocked_args(sb_conv2d_args *local, sb_tensor views[2],
+                              const sb_conv2d_args *a, sb_error *err)
+{
+    *local = *a;
+    if (!a->in_blocked && !a->out_blocked)
+        return SB_OK;
+    const sb_tensor *w = a->weight;
+    if (w->ndim != 4 || a->groups != 1 || a->reference || a->padding_extra[0] != 0 ||
+        a->padding_extra[1] != 0 || !sb_check_dtype(err, a->input) ||
+        !SB_DT_CALL(a->input->dtype, sb_conv2d, _blocked_ok, w->dims[0], a->groups))
+        return sb_fail(err, SB_ERR_ARGUMENT, SB_E_CONV_BLOCKED_UNSUPPORTED);
+    sb_status status;
+    if (a->in_blocked) {
+        if ((status = sb_blocked_view(&views[0], a->input, w->dims[1], "input", err)) != SB_OK)
+            return status;
+        local->input = &views[0];
+    }
+    if (a->residual != NULL && a->out_blocked) {
+        if ((status = sb_blocked_view(&views[1], a->residual, w->dims[0], "residual", err)) !=
+            SB_OK)
+            return status;
+        local->residual = &views[1];
+    }
+    return SB_OK;
 }
 
 /* Channel vectors of the input transform: C_in elements each, given together. */
@@ -81,13 +118,19 @@ static int torch_uses_mkldnn(const sb_conv2d_args *a, int64_t n, int64_t c, int6
            (a->groups > 1 || (wd[3] > 3 && wd[2] > 3) || n > 1 || numel > 20480);
 }
 
-sb_status sb_op_conv2d_plan(sb_conv2d_plan *plan, const sb_conv2d_args *a, sb_error *err)
+sb_status sb_op_conv2d_plan(sb_conv2d_plan *plan, const sb_conv2d_args *args, sb_error *err)
 {
     memset(plan, 0, sizeof *plan);
-    const sb_tensor *x = a->input, *w = a->weight, *b = a->bias;
-    if (!sb_check_dtype(err, x) || !sb_check_dtype(err, w) || !sb_check_dtype(err, b) ||
-        !sb_check_dtype(err, a->residual))
+    if (!sb_check_dtype(err, args->input) || !sb_check_dtype(err, args->weight) ||
+        !sb_check_dtype(err, args->bias) || !sb_check_dtype(err, args->residual))
         return SB_ERR_ARGUMENT;
+    sb_conv2d_args local;
+    sb_tensor views[2];
+    sb_status blocked = blocked_args(&local, views, args, err);
+    if (blocked != SB_OK)
+        return blocked;
+    const sb_conv2d_args *a = &local;
+    const sb_tensor *x = a->input, *w = a->weight, *b = a->bias;
     const sb_dtype dt = x->dtype;
     /* torch checks the bias's dtype before anything else */
     if (!sb_dtype_is(b, dt))
@@ -235,6 +278,12 @@ sb_status sb_op_conv2d_plan(sb_conv2d_plan *plan, const sb_conv2d_args *a, sb_er
         plan->staged_map.batch_stride = xc * hin * win;
     plan->out_map = (sb_fmap){xn, oc, oh, ow, oc * oh * ow};
     plan->packed_numel = packed_numel;
+    if (a->out_blocked) {
+        plan->out_ndim = 5;
+        sb_blocked_dims(plan->out_dims, &plan->out_map, dt);
+        plan->out_map.batch_stride = sb_sat_mul(
+            sb_sat_mul(plan->out_dims[1], plan->out_dims[4]), oh * ow);
+    }
 
     sb_layout layout = {0};
     plan->direct = a->reference;
@@ -289,9 +338,21 @@ static void stage_extra_padding(void *dst, const sb_fmap *staged, const void *sr
         }
 }
 
-sb_status sb_op_conv2d_run(const sb_conv2d_plan *plan, const sb_conv2d_args *a,
+sb_status sb_op_conv2d_run(const sb_conv2d_plan *plan, const sb_conv2d_args *args,
                            const sb_tensor *out, void *workspace)
 {
+    sb_conv2d_args local;
+    sb_tensor views[3];
+    sb_error err;
+    memset(&err, 0, sizeof err);
+    if (blocked_args(&local, views, args, &err) != SB_OK)
+        return SB_ERR_SHAPE; /* (the plan checked these arguments) */
+    const sb_conv2d_args *a = &local;
+    if (a->out_blocked) {
+        if (sb_blocked_view(&views[2], out, plan->out_map.c, "out", &err) != SB_OK)
+            return SB_ERR_SHAPE;
+        out = &views[2];
+    }
     sb_fmap out_map = sb_fmap_of(out);
     if (out_map.n != plan->out_map.n || out_map.c != plan->out_map.c ||
         out_map.h != plan->out_map.h || out_map.w != plan->out_map.w)

@@ -39,6 +39,13 @@ sb_status sb_op_max_pool2d_plan(sb_pool2d_plan *plan, const sb_max_pool2d_args *
     const sb_tensor *x = a->input;
     if (!sb_check_dtype(err, x))
         return SB_ERR_ARGUMENT;
+    sb_tensor view;
+    if (a->blocked_channels > 0) {
+        const sb_status status = sb_blocked_view(&view, x, a->blocked_channels, "input", err);
+        if (status != SB_OK)
+            return status;
+        x = &view;
+    }
     const int64_t kh = a->kernel[0], kw = a->kernel[1], sh = a->stride[0], sw = a->stride[1];
     const int64_t ph = a->padding[0], pw = a->padding[1], dh = a->dilation[0],
                   dw = a->dilation[1];
@@ -88,12 +95,21 @@ sb_status sb_op_max_pool2d_plan(sb_pool2d_plan *plan, const sb_max_pool2d_args *
     }
     set_out(plan, x, in.c, oh, ow);
     plan->params = (sb_pool2d_params){kh, kw, sh, sw, ph, pw, dh, dw};
+    if (a->blocked_channels > 0) {
+        plan->out_ndim = 5;
+        sb_blocked_dims(plan->out_dims, &plan->out_map, x->dtype);
+        plan->out_map.batch_stride = sb_sat_mul(
+            sb_sat_mul(plan->out_dims[1], plan->out_dims[4]), oh * ow);
+    }
     return SB_OK;
 }
 
 sb_status sb_op_max_pool2d_run(const sb_pool2d_plan *plan, const sb_max_pool2d_args *a,
                                const sb_tensor *out, void *workspace)
 {
+    if (a->blocked_channels > 0)
+        return SB_DT_CALL(a->input->dtype, sb_max_pool2d, _blocked, out->data, &plan->out_map,
+                          a->input->data, &plan->in_map, &plan->params);
     return SB_DT_CALL(a->input->dtype, sb_max_pool2d, , out->data, &plan->out_map,
                       a->input->data, &plan->in_map, &plan->params);
 }

@@ -79,6 +79,40 @@ sb_fmap sb_fmap_of(const sb_tensor *t)
     return m;
 }
 
+int64_t sb_block_lanes(sb_dtype dt)
+{
+    return dt == SB_DTYPE_F64 ? SB_CONV_NR_F64 : SB_CONV_NR_F32;
+}
+
+sb_status sb_blocked_view(sb_tensor *view, const sb_tensor *t, int64_t channels,
+                          const char *arg, sb_error *err)
+{
+    const int64_t b = sb_block_lanes(t->dtype);
+    const int64_t blocks = (channels + b - 1) / b;
+    if (t->ndim != 5 || t->dims[1] != blocks || t->dims[4] != b) {
+        sb_fail_v(err, SB_ERR_SHAPE, SB_E_CONV_BLOCKED, 2, blocks, b, 0, 0);
+        sb_err_shape(err, 0, t);
+        sb_err_arg(err, arg);
+        return SB_ERR_SHAPE;
+    }
+    *view = *t;
+    view->ndim = 4;
+    view->dims[1] = channels;
+    view->dims[4] = 0;
+    view->batch_stride = sb_sat_mul(sb_sat_mul(blocks, b), sb_sat_mul(t->dims[2], t->dims[3]));
+    return SB_OK;
+}
+
+void sb_blocked_dims(int64_t dims[5], const sb_fmap *m, sb_dtype dt)
+{
+    const int64_t b = sb_block_lanes(dt);
+    dims[0] = m->n;
+    dims[1] = (m->c + b - 1) / b;
+    dims[2] = m->h;
+    dims[3] = m->w;
+    dims[4] = b;
+}
+
 int sb_same_dims(const sb_tensor *t, int ndim, const int64_t *dims)
 {
     if (t->ndim != ndim)

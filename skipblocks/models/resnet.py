@@ -18,6 +18,7 @@ from ..layers import (AdaptiveAvgPool2d, BatchNorm2d, Conv2d, Linear, MaxPool2d,
                       _check_factory_kwargs, flatten)
 from ..module import Module, _compute_dtype
 from .. import random as _random
+from .. import _blocked
 from . import _weights
 from ._fused import conv_bn
 
@@ -119,6 +120,68 @@ def _identity(downsample, x):
     return x if downsample is None else downsample(x)
 
 
+def _block_parts(block):
+    """A BasicBlock's or Bottleneck's (conv, bn) pairs in order."""
+    if type(block) is BasicBlock:
+        return [(block.conv1, block.bn1), (block.conv2, block.bn2)]
+    return [(block.conv1, block.bn1), (block.conv2, block.bn2), (block.conv3, block.bn3)]
+
+
+def _planned_block_fits(block, shape):
+    """The output shape of a BasicBlock or Bottleneck on a blocked map of
+    ``shape`` when a plan can run it as its eval-mode forward does (each
+    convolution with its BatchNorm folded, the last adding the residual and
+    applying the ReLU), else None."""
+    if not _blocked.is_relu(block.relu):
+        return None
+    out = shape
+    for conv, bn in _block_parts(block):
+        out = _blocked.conv_fits(conv, bn, out)
+        if out is None:
+            return None
+    if block.downsample is None:
+        return out if out == tuple(shape) else None
+    ds = _blocked.sequential_of(block.downsample, Conv2d, BatchNorm2d)
+    return out if ds is not None and _blocked.conv_fits(ds[0], ds[1], shape) == out else None
+
+
+def _planned_block(block, x):
+    """_planned_block_fits' block on the Blocked map x."""
+    parts = _block_parts(block)
+    out = x
+    for conv, bn in parts[:-1]:
+        out = _blocked.conv(conv, out, fold=bn, relu=True)
+    identity = x
+    if block.downsample is not None:
+        ds_conv, ds_bn = block.downsample._modules.values()
+        identity = _blocked.conv(ds_conv, x, fold=ds_bn)
+    conv, bn = parts[-1]
+    return _blocked.conv(conv, out, fold=bn, relu=True, residual=identity)
+
+
+_blocked.register_block(BasicBlock, _planned_block_fits, _planned_block)
+_blocked.register_block(Bottleneck, _planned_block_fits, _planned_block)
+
+
+def _planned_resnet(net, x):
+    """ResNet's eval-mode forward from the stem to layer4 on channel-blocked
+    maps (skipblocks._blocked), or None when no plan applies to all of it.
+    The same bits as the layer-by-layer path."""
+    if not _blocked.plan_input_ok(net, x) or not _blocked.is_relu(net.relu):
+        return None
+    stages = [net.layer1, net.layer2, net.layer3, net.layer4]
+    if any(type(stage) is not Sequential for stage in stages):
+        return None
+    modules = [net.conv1, net.bn1, net.relu, net.maxpool] + \
+        [block for stage in stages for block in stage._modules.values()]
+    if any(type(m) not in _blocked.BLOCKS for m in modules[4:]):
+        return None
+    plan = _blocked.sequence_plan(modules, x.shape)
+    if plan is None:
+        return None
+    return _blocked.to_nchw(_blocked.run_steps(plan[0], x), "ResNet")
+
+
 class ResNet(Module):
     """torchvision's ResNet: a 7x7 stride-2 stem (conv1, bn1, relu), a 3x3
     stride-2 max pool, four stages ``layer1`` ... ``layer4`` of ``block``
@@ -200,12 +263,16 @@ class ResNet(Module):
 
     def forward(self, x):
         x = F.as_real(x, type(self).__name__, "input", _compute_dtype(self))
-        x = conv_bn(self.conv1, self.bn1, x, relu=self.relu, layer=type(self).__name__)
-        x = self.maxpool(x)
-        x = self.layer1(x)
-        x = self.layer2(x)
-        x = self.layer3(x)
-        x = self.layer4(x)
+        planned = _planned_resnet(self, x) if type(self) is ResNet else None
+        if planned is not None:
+            x = planned
+        else:
+            x = conv_bn(self.conv1, self.bn1, x, relu=self.relu, layer=type(self).__name__)
+            x = self.maxpool(x)
+            x = self.layer1(x)
+            x = self.layer2(x)
+            x = self.layer3(x)
+            x = self.layer4(x)
         x = self.avgpool(x)
         return self.fc(flatten(x, 1))
 

@@ -1,0 +1,259 @@
+"""Planned networks: eval-mode forwards that keep their feature maps in a
+channel-blocked layout from layer to layer.
+
+A channel-blocked map (NCHW16c for float32, NCHW8c for float64; see
+``sb_conv2d_fusion`` in csrc/include/skipblocks.h) stores the values of 16
+consecutive channels of one pixel side by side: a (N, C, H, W) map is held
+as an (N, ceil(C/16), H, W, 16) array whose lanes past C are zero. The
+convolutions' pixel-row tiles read 16 channels of a pixel from one cache
+line there (NCHW spreads them over 16) and store their pixel-major results
+without a transpose; the numbers are the same bits as in NCHW, since every
+sum runs over the same terms in the same order.
+
+A network whose forward can be planned converts its input once, runs each
+layer on blocked maps, and converts back before the layers that need NCHW
+(the final pooling and the classifier). Users only ever see NCHW arrays.
+The plan applies in eval mode, on float32 input, where no module below the
+network carries a hook and every part is the standard module the plan
+knows (a replaced or subclassed part runs its own forward: the network then
+takes its layer-by-layer path); everything else keeps that path. It is
+decided on every call from the modules as they are, so it is never stale:
+the packed weights it uses are the layers' own cache, keyed on their
+weight versions.
+"""
+import numpy as np
+
+from . import _C, runtime
+from .containers import Sequential, _foldable
+from .layers import BatchNorm2d, Conv2d, MaxPool2d, ReLU
+
+__all__ = []
+
+
+class Blocked:
+    """A channel-blocked map: ``data`` (N, ceil(C/B), H, W, B) and its
+    ``channels`` C."""
+
+    __slots__ = ("data", "channels")
+    ndim = 4  # what _foldable asks of an input
+
+    def __init__(self, data, channels):
+        self.data = data
+        self.channels = channels
+
+    @property
+    def shape(self):
+        n, _, h, w, _ = self.data.shape
+        return (n, self.channels, h, w)
+
+    @property
+    def dtype(self):
+        return self.data.dtype
+
+
+def to_blocked(x, layer):
+    return Blocked(_C.to_blocked(layer, x), x.shape[1])
+
+
+def to_nchw(b, layer):
+    return _C.from_blocked(layer, b.data, b.channels)
+
+
+def conv(conv_layer, x, fold=None, relu=False, residual=None, out_blocked=True):
+    """``conv_layer`` with an eval-mode BatchNorm ``fold`` folded in, then
+    ``residual`` (Blocked) added and ``relu`` applied as its tiles are
+    stored (Conv2d._conv's fusions) on x, an NCHW array or a Blocked map;
+    the result Blocked (or NCHW with out_blocked False)."""
+    in_blocked = isinstance(x, Blocked)
+    padding, extra = conv_layer._padding_args()
+    out = _C.conv2d("Conv2d", x.data if in_blocked else x, conv_layer.weight, conv_layer.bias,
+                    conv_layer.stride, padding, conv_layer.dilation, conv_layer.groups,
+                    packed=conv_layer._packed_weights(fold), relu=relu,
+                    residual=None if residual is None else residual.data,
+                    padding_extra=extra, in_blocked=in_blocked, out_blocked=out_blocked)
+    return Blocked(out, conv_layer.weight.shape[0]) if out_blocked else out
+
+
+def max_pool(pool, x):
+    """The MaxPool2d ``pool`` on the Blocked map x."""
+    out = _C.max_pool2d("MaxPool2d", x.data, _pair(pool.kernel_size),
+                        _pair(pool.kernel_size if pool.stride is None else pool.stride),
+                        _pair(pool.padding), _pair(pool.dilation), bool(pool.ceil_mode),
+                        blocked_channels=x.channels)
+    return Blocked(out, x.channels)
+
+
+def _pair(v):
+    return (v, v) if isinstance(v, int) else tuple(v)
+
+
+# ---- plans: checked whole before anything runs ---------------------------
+
+class _Shape:
+    """The shape of a map as a plan check walks the network: ``ndim`` and
+    ``shape`` are all _foldable and the shape helpers ask of an input."""
+
+    ndim = 4
+
+    def __init__(self, shape):
+        self.shape = tuple(shape)
+
+
+def conv_out_shape(conv_layer, shape):
+    """conv_layer's output shape on an input of ``shape``, or None when it
+    has no pixel (the layer-by-layer path then raises torch's error)."""
+    n, _, h, w = shape
+    (ph, pw), (sh, sw), (dh, dw) = conv_layer._symmetric_padding(), conv_layer.stride, \
+        conv_layer.dilation
+    kh, kw = conv_layer.weight.shape[2:]
+    oh = (h + 2 * ph - dh * (kh - 1) - 1) // sh + 1
+    ow = (w + 2 * pw - dw * (kw - 1) - 1) // sw + 1
+    return (n, conv_layer.weight.shape[0], oh, ow) if oh > 0 and ow > 0 else None
+
+
+def conv_fits(conv_layer, bn, shape):
+    """The output shape of ``conv_layer`` (then the BatchNorm ``bn``, folded,
+    or None) on a blocked float32 map of ``shape``, when it runs there with
+    the result the layer-by-layer path gives -- the exact Conv2d (and
+    BatchNorm2d) type, an eval-mode BatchNorm on its running statistics,
+    symmetric padding, one group, the channels it expects, an output tiled
+    as pixel rows -- else None."""
+    if type(conv_layer) is not Conv2d or (bn is not None and type(bn) is not BatchNorm2d):
+        return None
+    params = conv_layer.__dict__["_parameters"]
+    weight, bias = params.get("weight"), params.get("bias")
+    if not (isinstance(weight, np.ndarray) and weight.dtype == np.float32 and weight.ndim == 4
+            and (bias is None or (isinstance(bias, np.ndarray) and bias.dtype == np.float32))
+            and conv_layer.groups == 1 and weight.shape[1] == shape[1]
+            and conv_layer._packable() and conv_layer._symmetric_padding() is not None
+            and _C.conv2d_blocked_ok(weight.shape[0], 1)):
+        return None
+    if bn is not None and not _foldable(conv_layer, bn, _Shape(shape)):
+        return None
+    return conv_out_shape(conv_layer, shape)
+
+
+def pool_out_shape(pool, shape):
+    """MaxPool2d's output shape on ``shape`` by torch's pooling_output_shape,
+    or None when the pool is not a plain one (return_indices) or its
+    parameters are not ones it accepts (it then raises its own error)."""
+    if type(pool) is not MaxPool2d or pool.return_indices:
+        return None
+    try:
+        k = _pair(pool.kernel_size)
+        s = k if pool.stride is None else _pair(pool.stride)
+        p, d = _pair(pool.padding), _pair(pool.dilation)
+    except TypeError:
+        return None
+    if not all(type(v) is int for v in k + s + p + d) or min(k + s + d) < 1 or min(p) < 0 \
+            or any(pad > ((kk - 1) * dd + 1) // 2 or pad > kk // 2
+                   for pad, kk, dd in zip(p, k, d)):
+        return None
+    out = []
+    for size, kk, ss, pp, dd in zip(shape[2:], k, s, p, d):
+        numerator = size + 2 * pp - dd * (kk - 1) - 1
+        o = (numerator + (ss - 1 if pool.ceil_mode else 0)) // ss + 1
+        if pool.ceil_mode and (o - 1) * ss >= size + pp:
+            o -= 1
+        if o < 1:
+            return None
+        out.append(o)
+    return (shape[0], shape[1], out[0], out[1])
+
+
+def is_relu(module):
+    return type(module) is ReLU
+
+
+def sequential_of(module, *types):
+    """The children of ``module`` when it is exactly a Sequential of these
+    types in this order, else None."""
+    if type(module) is not Sequential:
+        return None
+    children = list(module._modules.values())
+    if len(children) != len(types) or any(type(c) is not t for c, t in zip(children, types)):
+        return None
+    return children
+
+
+# Blocks a plan takes: type -> (fits(block, shape) -> output shape or None,
+# run(block, x Blocked) -> Blocked). Registered by the modules defining them
+# (blocks.py, models/resnet.py).
+BLOCKS = {}
+
+
+def register_block(cls, fits, run):
+    BLOCKS[cls] = (fits, run)
+
+
+def sequence_plan(modules, shape):
+    """The steps that run ``modules`` (a Sequential's children) on a map of
+    ``shape`` as _run_sequence does -- Conv2d with a following eval-mode
+    BatchNorm2d folded and a ReLU after it fused, MaxPool2d, registered
+    blocks -- and the output shape; None when any part is not one of these
+    or does not fit."""
+    steps, i = [], 0
+    while i < len(modules):
+        module = modules[i]
+        if type(module) is Conv2d:
+            follower = modules[i + 1] if i + 1 < len(modules) else None
+            if type(follower) is BatchNorm2d:
+                # _run_sequence folds it (when it cannot, it calls both: no plan)
+                shape = conv_fits(module, follower, shape)
+                relu = i + 2 < len(modules) and is_relu(modules[i + 2])
+                steps.append(("conv", module, follower, relu))
+                i += 3 if relu else 2
+            else:
+                shape = conv_fits(module, None, shape)
+                steps.append(("conv", module, None, False))
+                i += 1
+        elif type(module) is MaxPool2d:
+            shape = pool_out_shape(module, shape)
+            steps.append(("pool", module))
+            i += 1
+        elif type(module) in BLOCKS:
+            shape = BLOCKS[type(module)][0](module, shape)
+            steps.append(("block", module))
+            i += 1
+        else:
+            return None
+        if shape is None:
+            return None
+    return steps, shape
+
+
+def run_steps(steps, x):
+    """Runs sequence_plan's steps on x (NCHW for the first convolution, or
+    Blocked); returns the Blocked result."""
+    for step in steps:
+        if step[0] == "conv":
+            x = conv(step[1], x, fold=step[2], relu=step[3])
+        else:
+            if not isinstance(x, Blocked):
+                x = to_blocked(x, "Sequential")
+            x = max_pool(step[1], x) if step[0] == "pool" else BLOCKS[type(step[1])][1](step[1], x)
+    return x
+
+
+def plan_input_ok(module, x):
+    """The module's input and state admit a plan: planning on, eval mode, a
+    non-empty float32 NCHW array, and no hook below the module."""
+    return (runtime.planning_enabled() and not module.training and type(x) is np.ndarray
+            and x.ndim == 4 and x.dtype == np.float32 and x.shape[0] > 0
+            and runtime.fusion_enabled(*module.children()))
+
+
+def planned_sequential(seq, x):
+    """A Sequential's forward on channel-blocked maps, or None when no plan
+    applies: it must hold a registered block (a chain of single layers
+    gains too little to pay for the two conversions)."""
+    if not plan_input_ok(seq, x):
+        return None
+    modules = list(seq._modules.values())
+    if not any(type(m) in BLOCKS for m in modules):
+        return None
+    plan = sequence_plan(modules, x.shape)
+    if plan is None:
+        return None
+    y = run_steps(plan[0], x)
+    return to_nchw(y, "Sequential") if isinstance(y, Blocked) else y

@@ -1,0 +1,346 @@
+"""The channel-blocked layout (NCHW16c float32, NCHW8c float64) of the
+planned networks (skipblocks._blocked):
+
+1. to_blocked / from_blocked: the layout as documented, zero lanes, round
+   trip, errors.
+2. conv2d with in_blocked / out_blocked gives the same bits as the NCHW
+   path, with every fusion (folded BatchNorm, input transform, residual,
+   ReLU), across kernel sizes, strides, paddings, dilations, channel counts
+   around the 16-lane block and the 128/256 K blocks, thread counts and
+   every ISA; lanes past C_out come out 0 even from NaN input.
+3. max_pool2d on blocked maps gives the same bits as on NCHW (NaN, signed
+   zeros, ceil_mode, padding).
+4. Bad blocked arguments raise clear errors, never crash.
+5. Planned networks (resnet18/resnet50 and their blocks) give the same bits
+   as the layer-by-layer path (runtime.unplanned), and a plan is not used
+   where it must not be (train mode, hooks, float64, replaced modules).
+"""
+import numpy as np
+import pytest
+
+import skipblocks as sb
+from skipblocks import _C, _blocked, runtime
+
+LANES = {"float32": 16, "float64": 8}
+
+
+def _blocked_by_numpy(x, lanes):
+    """The documented layout written with NumPy: [n, c // B, y, x, c % B]."""
+    n, c, h, w = x.shape
+    blocks = -(-c // lanes)
+    out = np.zeros((n, blocks * lanes, h, w), x.dtype)
+    out[:, :c] = x
+    return np.ascontiguousarray(out.reshape(n, blocks, lanes, h, w).transpose(0, 1, 3, 4, 2))
+
+
+@pytest.mark.parametrize("c", [1, 3, 8, 15, 16, 17, 40, 64])
+def test_layout_round_trip(dtype, rng, c):
+    x = rng.standard_normal((2, c, 5, 7)).astype(dtype)
+    b = _C.to_blocked("t", x)
+    expected = _blocked_by_numpy(x, LANES[dtype])
+    assert b.shape == expected.shape and b.dtype == x.dtype
+    np.testing.assert_array_equal(b, expected)
+    back = _C.from_blocked("t", b, c)
+    assert back.shape == x.shape
+    np.testing.assert_array_equal(back, x)
+
+
+def test_layout_errors():
+    x = np.zeros((1, 20, 4, 4), np.float32)
+    b = _C.to_blocked("Net", x)
+    with pytest.raises(ValueError, match=r"Net: input of size \[1, 2, 4, 4, 16\] is not a "
+                                         r"channel-blocked map: expected \[N, 3, H, W, 16\]"):
+        _C.from_blocked("Net", b, 40)
+    with pytest.raises(ValueError, match="expected \\[N, 2, H, W, 16\\]"):
+        _C.from_blocked("Net", x, 20)  # 4-D, not blocked
+    with pytest.raises(ValueError, match="expected \\[N, 3, H, W, 8\\]"):
+        _C.from_blocked("Net", np.zeros((1, 3, 4, 4, 16)), 20)  # float64 blocks are 8 wide
+    with pytest.raises(RuntimeError):
+        _C.to_blocked("Net", np.zeros((4, 4), np.float32))
+
+
+def _conv_pair(rng, dtype, c_in, c_out, k, stride, padding, dilation, n=2, hw=(9, 11),
+               bias=True, fold=False):
+    conv = sb.Conv2d(c_in, c_out, k, stride=stride, padding=padding, dilation=dilation,
+                     bias=bias, dtype=dtype)
+    conv.weight = rng.standard_normal(conv.weight.shape).astype(dtype)
+    bn = None
+    if fold:
+        bn = sb.BatchNorm2d(c_out, dtype=dtype).eval()
+        bn.running_mean = rng.standard_normal(c_out).astype(dtype)
+        bn.running_var = rng.uniform(0.5, 2, c_out).astype(dtype)
+        bn.weight = rng.standard_normal(c_out).astype(dtype)
+        bn.bias = rng.standard_normal(c_out).astype(dtype)
+    x = rng.standard_normal((n, c_in) + hw).astype(dtype)
+    return conv, bn, x
+
+
+def _run(conv, x, bn=None, in_blocked=False, out_blocked=False, **fusion):
+    residual = fusion.pop("residual", None)
+    if residual is not None and out_blocked:
+        residual = _C.to_blocked("t", residual)
+    out = _C.conv2d("Conv2d", _C.to_blocked("t", x) if in_blocked else x, conv.weight,
+                    conv.bias, conv.stride, conv._symmetric_padding(), conv.dilation, 1,
+                    packed=conv._packed_weights(bn), residual=residual,
+                    in_blocked=in_blocked, out_blocked=out_blocked, **fusion)
+    return _C.from_blocked("t", out, conv.weight.shape[0]) if out_blocked else out
+
+
+CASES = [  # c_in, c_out, kernel, stride, padding, dilation
+    (16, 16, 1, 1, 0, 1), (64, 32, 1, 1, 0, 1), (17, 48, 1, 2, 0, 1), (3, 64, 7, 2, 3, 1),
+    (16, 13, 3, 1, 1, 1), (40, 64, 3, 2, 1, 1), (8, 45, 3, 1, 2, 2), (32, 16, 3, 1, 0, 1),
+    (130, 32, 1, 1, 0, 1), (30, 16, 3, 1, 1, 1), (20, 32, (1, 3), (1, 2), (0, 1), 1),
+    (5, 16, 5, 3, 2, 1), (300, 16, 1, 1, 0, 1),
+]
+
+
+@pytest.mark.parametrize("case", CASES)
+@pytest.mark.parametrize("layouts", [(True, False), (False, True), (True, True)])
+def test_conv_blocked_same_bits(isa, dtype, rng, case, layouts):
+    c_in, c_out, k, stride, padding, dilation = case
+    assert _C.conv2d_blocked_ok(c_out, 1, dtype == "float64")
+    in_blocked, out_blocked = layouts
+    conv, bn, x = _conv_pair(rng, dtype, c_in, c_out, k, stride, padding, dilation,
+                             fold=True)
+    expected = _run(conv, x, bn)
+    got = _run(conv, x, bn, in_blocked, out_blocked)
+    np.testing.assert_array_equal(got, expected)
+    # residual and ReLU in the epilogue
+    res = rng.standard_normal(expected.shape).astype(dtype)
+    expected = _run(conv, x, bn, residual=res, relu=True)
+    got = _run(conv, x, bn, in_blocked, out_blocked, residual=res, relu=True)
+    np.testing.assert_array_equal(got, expected)
+    # the input transform (DenseLayer's BatchNorm + ReLU) while staging
+    scale = rng.standard_normal(c_in).astype(dtype)
+    shift = rng.standard_normal(c_in).astype(dtype)
+    expected = _run(conv, x, in_scale=scale, in_shift=shift, in_relu=True)
+    got = _run(conv, x, None, in_blocked, out_blocked, in_scale=scale, in_shift=shift,
+               in_relu=True)
+    np.testing.assert_array_equal(got, expected)
+
+
+def test_conv_blocked_rejects_channel_rows():
+    assert not _C.conv2d_blocked_ok(6, 1) and not _C.conv2d_blocked_ok(12, 1)
+    assert _C.conv2d_blocked_ok(16, 1) and not _C.conv2d_blocked_ok(16, 2)
+    conv = sb.Conv2d(4, 6, 1)
+    x = np.ones((1, 4, 3, 3), np.float32)
+    with pytest.raises(ValueError, match="channel-blocked layout needs groups=1"):
+        _C.conv2d("Conv2d", x, conv.weight, conv.bias, (1, 1), (0, 0), (1, 1), 1,
+                  out_blocked=True)
+
+
+def test_conv_blocked_bad_shapes():
+    conv = sb.Conv2d(20, 16, 3, padding=1)
+    x = np.ones((1, 20, 5, 5), np.float32)
+    xb = _C.to_blocked("t", x)
+    args = (conv.weight, conv.bias, (1, 1), (1, 1), (1, 1), 1)
+    with pytest.raises(ValueError, match=r"Conv2d: input of size \[1, 20, 5, 5\] is not a "
+                                         r"channel-blocked map: expected \[N, 2, H, W, 16\]"):
+        _C.conv2d("Conv2d", x, *args, in_blocked=True)
+    with pytest.raises(ValueError, match="expected \\[N, 1, H, W, 16\\]"):
+        _C.conv2d("Conv2d", xb[:, :1].copy(), sb.Conv2d(16, 16, 3).weight, None, (1, 1),
+                  (1, 1), (1, 1), 1, in_blocked=True, residual=xb, out_blocked=True)
+    with pytest.raises(ValueError, match="residual of size .* expected \\[N, 1, H, W, 16\\]"):
+        _C.conv2d("Conv2d", xb, *args, in_blocked=True, out_blocked=True, residual=xb)
+    with pytest.raises(RuntimeError, match="residual has size"):
+        _C.conv2d("Conv2d", x, *args, residual=np.ones((1, 16, 4, 4), np.float32))
+
+
+def test_conv_blocked_pad_lanes_zero_with_nan(rng):
+    conv, bn, x = _conv_pair(rng, "float32", 16, 45, 3, 1, 1, 1)
+    assert _C.conv2d_blocked_ok(45, 1)
+    x[0, 3, 2, 2] = np.nan
+    out = _C.conv2d("Conv2d", x, conv.weight, conv.bias, (1, 1), (1, 1), (1, 1), 1,
+                    packed=conv._packed_weights(None), out_blocked=True)
+    assert out.shape == (2, 3, 9, 11, 16)
+    assert np.isnan(out[0, 2, 2, 2, :13]).all()
+    np.testing.assert_array_equal(out[:, 2, :, :, 13:], 0)
+
+
+@pytest.mark.parametrize("threads", [1, 2, 3])
+def test_conv_blocked_thread_counts(restore_threads, rng, threads):
+    conv, bn, x = _conv_pair(rng, "float32", 64, 64, 3, 1, 1, 1, n=3, hw=(30, 30), fold=True)
+    sb.set_num_threads(1)
+    expected = _run(conv, x, bn, True, True)
+    sb.set_num_threads(threads)
+    np.testing.assert_array_equal(_run(conv, x, bn, True, True), expected)
+    np.testing.assert_array_equal(_run(conv, x, bn), expected)
+
+
+@pytest.mark.parametrize("params", [
+    (3, 2, 1, 1, False), (2, 2, 0, 1, False), (3, 2, 1, 1, True), (3, 1, 1, 2, False),
+    ((2, 3), (1, 2), (1, 0), 1, True)])
+def test_max_pool_blocked_same_bits(isa, dtype, rng, params):
+    k, s, p, d, ceil_mode = params
+    pool = sb.MaxPool2d(k, s, p, d, ceil_mode=ceil_mode)
+    x = rng.standard_normal((2, 21, 13, 12)).astype(dtype)
+    x[0, 1, 3:5, 3:5] = np.nan
+    x[1, 2, :, :] = -0.0
+    x[1, 2, ::2, 1::3] = 0.0
+    expected = pool(x)
+    got = _blocked.max_pool(pool, _blocked.to_blocked(x, "t"))
+    out = _blocked.to_nchw(got, "t")
+    np.testing.assert_array_equal(out, expected)
+    assert (np.signbit(out) == np.signbit(expected)).all()
+    np.testing.assert_array_equal(got.data[:, -1, ..., 21 % LANES[dtype]:], 0)
+
+
+# ---- planned networks ---------------------------------------------------
+
+def _randomized(model, rng):
+    state = {}
+    for name, value in model.state_dict().items():
+        if name.endswith("running_var"):
+            value = rng.uniform(0.5, 2.0, value.shape).astype(value.dtype)
+        elif value.dtype.kind == "f":
+            value = (rng.standard_normal(value.shape) * 0.2).astype(value.dtype)
+        state[name] = value
+    model.load_state_dict(state)
+    return model.eval()
+
+
+@pytest.mark.parametrize("builder, shape", [("resnet18", (2, 3, 64, 64)),
+                                            ("resnet50", (1, 3, 64, 48))])
+def test_planned_resnet_same_bits(isa, rng, builder, shape):
+    model = _randomized(getattr(sb.models, builder)(num_classes=10), rng)
+    x = rng.standard_normal(shape).astype(np.float32)
+    with runtime.unplanned():
+        expected = model(x)
+    assert _blocked_calls(model, x) > 0
+    np.testing.assert_array_equal(model(x), expected)
+
+
+def _blocked_calls(model, x):
+    """How many blocked convolutions one forward runs."""
+    calls = []
+    original = _blocked.conv
+
+    def counting(*args, **kwargs):
+        calls.append(1)
+        return original(*args, **kwargs)
+    _blocked.conv = counting
+    try:
+        model(x)
+    finally:
+        _blocked.conv = original
+    return len(calls)
+
+
+def test_plan_not_used_where_it_must_not(rng):
+    model = _randomized(sb.models.resnet18(num_classes=10), rng)
+    x = rng.standard_normal((1, 3, 32, 32)).astype(np.float32)
+    assert _blocked_calls(model, x) > 0
+    assert _blocked_calls(model, x.astype(np.float64)) > 0  # converted to float32 first
+    model.train()
+    assert _blocked_calls(model, np.concatenate([x, x])) == 0
+    model.eval()
+    seen = []
+    everything = _blocked_calls(model, x)
+    handle = model.layer2[0].conv1.register_forward_hook(
+        lambda m, i, o: seen.append((type(o), o.shape)))
+    with runtime.unplanned():
+        expected = model(x)
+    # the hooked stage runs layer by layer; the other stages keep their plans
+    assert 0 < _blocked_calls(model, x) < everything - 4
+    assert seen == [(np.ndarray, (1, 128, 4, 4))] * 2
+    np.testing.assert_array_equal(model(x), expected)
+    handle.remove()
+    assert _blocked_calls(model, x) == everything
+    with runtime.unfused():
+        assert _blocked_calls(model, x) == 0
+    model64 = _randomized(sb.models.resnet18(num_classes=10, dtype="float64"), rng)
+    assert _blocked_calls(model64, x) == 0
+
+
+def test_plan_skips_replaced_blocks(rng):
+    """A replaced block: no plan for its stage (its forward sees NCHW
+    arrays), same bits."""
+    model = _randomized(sb.models.resnet18(num_classes=10), rng)
+    x = rng.standard_normal((1, 3, 32, 32)).astype(np.float32)
+    seen = []
+
+    class Probe(sb.Module):
+        def __init__(self, inner):
+            super().__init__()
+            self.inner = inner
+
+        def forward(self, y):
+            seen.append(type(y))
+            return self.inner(y)
+    with runtime.unplanned():
+        expected = model(x)
+    everything = _blocked_calls(model, x)
+    model.layer3[1] = Probe(model.layer3[1])
+    # layer3 runs layer by layer; the other stages keep their plans
+    assert 0 < _blocked_calls(model, x) < everything - 4
+    seen.clear()
+    np.testing.assert_array_equal(model(x), expected)
+    assert seen == [np.ndarray]
+
+
+@pytest.mark.parametrize("demo, shape", [("resnet_demo", (1, 3, 100, 100)),
+                                         ("resnet_demo", (2, 3, 64, 80))])
+def test_planned_document_demo_same_bits(isa, rng, demo, shape):
+    from skipblocks import demos
+    model = getattr(demos, demo)().eval()
+    _randomized(model, rng)
+    x = rng.standard_normal(shape).astype(np.float32)
+    with runtime.unplanned():
+        expected = model(x)
+    assert _blocked_calls(model, x) > 0
+    np.testing.assert_array_equal(model(x), expected)
+
+
+def test_planned_sequential_of_blocks(rng):
+    """A Sequential of the document's blocks, with a lone Conv2d (bias), a
+    Conv2d + BatchNorm2d, pools; and what keeps it unplanned."""
+    seq = sb.Sequential(sb.Conv2d(5, 32, 3, padding=1), sb.MaxPool2d(3, 2, 1, ceil_mode=True),
+                        sb.Conv2d(32, 48, 1), sb.BatchNorm2d(48), sb.ReLU(),
+                        sb.ResidualBlock(48, 48),
+                        sb.ResidualBlock(48, 64, stride=[2, 1], downsample=sb.Sequential(
+                            sb.Conv2d(48, 64, 1, stride=2, bias=False), sb.BatchNorm2d(64))))
+    _randomized(seq, rng)
+    x = rng.standard_normal((2, 5, 23, 19)).astype(np.float32)
+    with runtime.unplanned():
+        expected = seq(x)
+    assert _blocked_calls(seq, x) == 7  # 1 + 1 + 2 + 3 (the downsample)
+    np.testing.assert_array_equal(seq(x), expected)
+    seq[3].train()  # a BatchNorm in train mode: no plan
+    assert _blocked_calls(seq, x) == 0
+    seq[3].eval()
+    seq[1] = sb.AvgPool2d(2)  # not a layer a plan knows
+    assert _blocked_calls(seq, x) == 0
+    plain = sb.Sequential(sb.Conv2d(5, 32, 3), sb.ReLU(), sb.Conv2d(32, 32, 3))
+    assert _blocked_calls(plain.eval(), x) == 0  # no residual block: not worth converting
+
+
+def test_plan_never_stale(rng):
+    model = _randomized(sb.models.resnet18(num_classes=10), rng)
+    x = rng.standard_normal((1, 3, 32, 32)).astype(np.float32)
+    model(x)
+    conv = model.layer1[0].conv1
+    conv.weight = conv.weight + np.float32(1.0)
+    model.layer2[0].bn2.running_mean = model.layer2[0].bn2.running_mean + 0.5
+    model.layer3[0].bn1.eps = 0.1
+    with runtime.unplanned():
+        expected = model(x)
+    np.testing.assert_array_equal(model(x), expected)
+
+
+def test_plan_errors_as_unplanned(rng):
+    model = _randomized(sb.models.resnet18(num_classes=10), rng)
+    x = np.ones((1, 3, 32, 32), np.float32)
+    cases = [(model, np.ones((1, 4, 32, 32), np.float32))]
+    no_downsample = _randomized(sb.models.resnet18(num_classes=10), rng)
+    no_downsample.layer2[0].downsample = None  # the residual's shape no longer fits
+    cases.append((no_downsample, x))
+    wrong_width = _randomized(sb.models.resnet18(num_classes=10), rng)
+    wrong_width.layer3[1].conv1 = sb.Conv2d(128, 256, 3, padding=1, bias=False)
+    cases.append((wrong_width, x))
+    for net, bad in cases:
+        with runtime.unplanned():
+            with pytest.raises(Exception) as unplanned_error:
+                net(bad)
+        with pytest.raises(type(unplanned_error.value)) as planned_error:
+            net(bad)
+        assert str(planned_error.value) == str(unplanned_error.value)
