@@ -8,7 +8,9 @@ as an (N, ceil(C/16), H, W, 16) array whose lanes past C are zero. The
 convolutions' pixel-row tiles read 16 channels of a pixel from one cache
 line there (NCHW spreads them over 16) and store their pixel-major results
 without a transpose; the numbers are the same bits as in NCHW, since every
-sum runs over the same terms in the same order.
+sum runs over the same terms in the same order (except which NaN's sign and
+payload survive where a sum and a residual are both NaN, which differs
+between the NCHW path's own vector and scalar stores too).
 
 A network whose forward can be planned converts its input once, runs each
 layer on blocked maps, and converts back before the layers that need NCHW
@@ -24,6 +26,7 @@ weight versions.
 import numpy as np
 
 from . import _C, runtime
+from . import functional as F
 from .containers import Sequential, _foldable
 from .layers import BatchNorm2d, Conv2d, MaxPool2d, ReLU
 
@@ -75,16 +78,28 @@ def conv(conv_layer, x, fold=None, relu=False, residual=None, out_blocked=True):
 
 
 def max_pool(pool, x):
-    """The MaxPool2d ``pool`` on the Blocked map x."""
-    out = _C.max_pool2d("MaxPool2d", x.data, _pair(pool.kernel_size),
-                        _pair(pool.kernel_size if pool.stride is None else pool.stride),
-                        _pair(pool.padding), _pair(pool.dilation), bool(pool.ceil_mode),
-                        blocked_channels=x.channels)
+    """The MaxPool2d ``pool`` on the Blocked map x (pool_params checked it)."""
+    kernel, stride, padding, dilation = pool_params(pool)
+    out = _C.max_pool2d("MaxPool2d", x.data, kernel, stride, padding, dilation,
+                        bool(pool.ceil_mode), blocked_channels=x.channels)
     return Blocked(out, x.channels)
 
 
-def _pair(v):
-    return (v, v) if isinstance(v, int) else tuple(v)
+def pool_params(pool):
+    """MaxPool2d's (kernel, stride, padding, dilation) as pairs, normalised
+    as F.max_pool2d does (an int, a 1- or 2-sequence; no stride: the
+    kernel), or None when they are not such (it then raises its error)."""
+    try:
+        kernel = F.pair(pool.kernel_size, "kernel_size", "MaxPool2d", "max_pool2d")
+        stride = pool.stride
+        stride = kernel if stride is None or (not isinstance(stride, int)
+                                               and len(tuple(stride)) == 0) \
+            else F.pair(stride, "stride", "MaxPool2d", "max_pool2d")
+        padding = F.pair(pool.padding, "padding", "MaxPool2d", "max_pool2d")
+        dilation = F.pair(pool.dilation, "dilation", "MaxPool2d", "max_pool2d")
+    except (TypeError, ValueError, RuntimeError):
+        return None
+    return kernel, stride, padding, dilation
 
 
 # ---- plans: checked whole before anything runs ---------------------------
@@ -99,13 +114,30 @@ class _Shape:
         self.shape = tuple(shape)
 
 
+# Convolution parameters a plan takes: far beyond any network's, and small
+# enough that the blocked staging always fits its workspace (the NCHW path
+# falls back to the direct loop for parameters near 2^31).
+_PARAM_MAX = 1 << 16
+
+
+def _int_pair(value):
+    return type(value) is tuple and len(value) == 2 and all(type(v) is int for v in value)
+
+
 def conv_out_shape(conv_layer, shape):
     """conv_layer's output shape on an input of ``shape``, or None when it
-    has no pixel (the layer-by-layer path then raises torch's error)."""
+    has no pixel or parameters a plan does not take (the layer-by-layer path
+    then computes it, or raises torch's error)."""
     n, _, h, w = shape
-    (ph, pw), (sh, sw), (dh, dw) = conv_layer._symmetric_padding(), conv_layer.stride, \
+    padding, stride, dilation = conv_layer._symmetric_padding(), conv_layer.stride, \
         conv_layer.dilation
+    if not (_int_pair(padding) and _int_pair(stride) and _int_pair(dilation)):
+        return None
     kh, kw = conv_layer.weight.shape[2:]
+    if not (0 <= min(padding) and 0 < min(stride + dilation)
+            and max(padding + stride + dilation + (kh, kw)) <= _PARAM_MAX):
+        return None
+    (ph, pw), (sh, sw), (dh, dw) = padding, stride, dilation
     oh = (h + 2 * ph - dh * (kh - 1) - 1) // sh + 1
     ow = (w + 2 * pw - dw * (kw - 1) - 1) // sw + 1
     return (n, conv_layer.weight.shape[0], oh, ow) if oh > 0 and ow > 0 else None
@@ -139,13 +171,11 @@ def pool_out_shape(pool, shape):
     parameters are not ones it accepts (it then raises its own error)."""
     if type(pool) is not MaxPool2d or pool.return_indices:
         return None
-    try:
-        k = _pair(pool.kernel_size)
-        s = k if pool.stride is None else _pair(pool.stride)
-        p, d = _pair(pool.padding), _pair(pool.dilation)
-    except TypeError:
+    params = pool_params(pool)
+    if params is None:
         return None
-    if not all(type(v) is int for v in k + s + p + d) or min(k + s + d) < 1 or min(p) < 0 \
+    k, s, p, d = params
+    if min(k + s + d) < 1 or min(p) < 0 or max(k + s + d + p) > _PARAM_MAX \
             or any(pad > ((kk - 1) * dd + 1) // 2 or pad > kk // 2
                    for pad, kk, dd in zip(p, k, d)):
         return None
@@ -195,6 +225,8 @@ def sequence_plan(modules, shape):
     steps, i = [], 0
     while i < len(modules):
         module = modules[i]
+        if "forward" in module.__dict__ or "_forward" in module.__dict__:
+            return None  # its own forward, set on the instance, must run
         if type(module) is Conv2d:
             follower = modules[i + 1] if i + 1 < len(modules) else None
             if type(follower) is BatchNorm2d:

@@ -353,6 +353,94 @@ class DenseBlock(ModuleDict):
                             DenseLayer)
 
 
+
+def _dense_parts(layer):
+    """(bn1, conv1, bn2, conv2, relu1, relu2) of the document's DenseLayer
+    (functional ReLUs) or torchvision's _DenseLayer, or None for another
+    module."""
+    if type(layer) is DenseLayer:
+        return (layer.bn1, layer.conv1, layer.bn2, layer.conv2, _FUNCTIONAL_RELU,
+                _FUNCTIONAL_RELU)
+    from .models.densenet import _DenseLayer  # (it imports this module)
+    if type(layer) is _DenseLayer:
+        return (layer.norm1, layer.conv1, layer.norm2, layer.conv2, layer.relu1, layer.relu2)
+    return None
+
+
+def _dense_block_layers(block):
+    from .models.densenet import _DenseBlock
+    return list(block.block.values()) if type(block) is DenseBlock else \
+        list(block.values()) if type(block) is _DenseBlock else None
+
+
+def _bn_fits(bn, channels):
+    """An eval-mode BatchNorm2d on its running statistics whose arrays the
+    dense-layer operator takes for ``channels`` float32 channels."""
+    return (_is(bn, BatchNorm2d) and bn._uses_running_stats() and not bn.eps < 0
+            and bn.running_mean is not None and bn.running_var is not None
+            and all(a is None or (isinstance(a, np.ndarray) and a.shape == (channels,)
+                                  and a.dtype == np.float32)
+                    for a in (bn.running_mean, bn.running_var, bn.weight, bn.bias)))
+
+
+def _planned_dense_fits(block, shape):
+    """The output shape of a DenseBlock (the document's or torchvision's) on
+    a blocked map of ``shape`` when a plan runs it as its eval-mode forward
+    does -- every layer a DenseLayer or _DenseLayer in eval mode with plain
+    ReLUs, eval-mode BatchNorms on their running statistics, convolutions a
+    blocked map takes -- with the input's and every layer's channels whole
+    16-lane blocks, so each layer writes its own blocks of the block's
+    buffer; else None."""
+    layers = _dense_block_layers(block)
+    lanes = 16
+    n, channels, h, w = shape
+    if not layers or channels % lanes:
+        return None
+    for layer in layers:
+        parts = _dense_parts(layer)
+        if parts is None or layer.training or "forward" in layer.__dict__ \
+                or "_forward" in layer.__dict__:
+            return None
+        bn1, conv1, bn2, conv2, relu1, relu2 = parts
+        if not all(relu is _FUNCTIONAL_RELU or _is(relu, ReLU) for relu in (relu1, relu2)):
+            return None
+        mid = _blocked.conv_fits(conv1, None, (n, channels, h, w))
+        if mid is None or not _bn_fits(bn1, channels) or not _bn_fits(bn2, mid[1]):
+            return None
+        out = _blocked.conv_fits(conv2, None, mid)
+        if out is None or out[2:] != (h, w) or out[1] % lanes:
+            return None
+        channels += out[1]
+    return (n, channels, h, w)
+
+
+def _planned_dense(block, x):
+    """_planned_dense_fits' block on the Blocked map x: one blocked buffer
+    for the input and every layer's features (torch.cat's result), each
+    layer reading the blocks before its own and writing its own."""
+    layers = _dense_block_layers(block)
+    lanes = 16
+    n, start, h, w = x.shape
+    growth = [_dense_parts(layer)[3].weight.shape[0] for layer in layers]
+    total = start + sum(growth)
+    buffer = np.empty((n, total // lanes, h, w, lanes), dtype=x.data.dtype)
+    buffer[:, :start // lanes] = x.data
+    for layer, g in zip(layers, growth):
+        bn1, conv1, bn2, conv2 = _dense_parts(layer)[:4]
+        a, b = start // lanes, (start + g) // lanes
+        result = _C.dense_layer("DenseLayer", buffer[:, :a], bn1._state()[0],
+                                bn2._state()[0], conv1._block_args(), conv2._block_args(),
+                                out=buffer[:, a:b], blocked=True)
+        if result is None:  # (the checks above make the operator take it)
+            raise RuntimeError("DenseLayer: the planned forward's operator refused its "
+                               "arguments")
+        start += g
+    return _blocked.Blocked(buffer, total)
+
+
+
+_blocked.register_block(DenseBlock, _planned_dense_fits, _planned_dense)
+
 class SEAttention(Module):
     """The document's Squeeze-and-Excitation module: global average pool ->
     Linear(C, C // r) -> ReLU -> Linear(C // r, C) -> Sigmoid -> scale each

@@ -196,7 +196,7 @@ static PyObject *py_se_attention(PyObject *self, PyObject *args, PyObject *kwarg
 }
 
 PyDoc_STRVAR(dense_layer_doc,
-"dense_layer($module, layer, input, bn1, bn2, conv1, conv2, out=None)\n--\n\n"
+"dense_layer($module, layer, input, bn1, bn2, conv1, conv2, out=None, blocked=False)\n--\n\n"
 "The document's DenseLayer: conv2(relu(bn2(conv1(relu(bn1(input)))))), each\n"
 "BatchNorm + ReLU applied while the next convolution stages its input.\n\n"
 "In float32 or float64: the input's dtype (after conversion) is the result's and\n"
@@ -209,15 +209,21 @@ PyDoc_STRVAR(dense_layer_doc,
 "  conv2d_pack or None.\n"
 "out: an array of the result's dtype and the output's shape to write (a channel\n"
 "  slice of DenseBlock's output). Returns None, touching nothing, when the shapes\n"
-"  or dtypes do not fit (the caller then runs the layers one by one).");
+"  or dtypes do not fit (the caller then runs the layers one by one).\n"
+"blocked: input, out and the result are channel-blocked maps (N, ceil(C/B), H,\n"
+"  W, B) (see conv2d's in_blocked), input and out possibly block slices of a\n"
+"  larger one; eval mode only.");
 
 static PyObject *py_dense_layer(PyObject *self, PyObject *args, PyObject *kwargs)
 {
-    static char *keywords[] = {"layer", "input", "bn1", "bn2", "conv1", "conv2", "out", NULL};
+    static char *keywords[] = {"layer", "input", "bn1", "bn2", "conv1", "conv2", "out",
+                               "blocked", NULL};
     const char *layer;
     PyObject *input_obj, *bn1_obj, *bn2_obj, *conv1_obj, *conv2_obj, *out_obj = Py_None;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "sOOOOO|O", keywords, &layer, &input_obj,
-                                     &bn1_obj, &bn2_obj, &conv1_obj, &conv2_obj, &out_obj))
+    int blocked = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "sOOOOO|Op", keywords, &layer, &input_obj,
+                                     &bn1_obj, &bn2_obj, &conv1_obj, &conv2_obj, &out_obj,
+                                     &blocked))
         return NULL;
     bn_holder bn1, bn2;
     conv_holder conv1, conv2;
@@ -246,7 +252,7 @@ static PyObject *py_dense_layer(PyObject *self, PyObject *args, PyObject *kwargs
     sb_tensor t_input;
     sb_glue_tensor_of(&t_input, arg[INPUT].arr);
     sb_dense_layer_args a = {&t_input, bn1.state, bn2.state, conv1.conv, conv2.conv,
-                             sb_get_num_threads()};
+                             sb_get_num_threads(), blocked};
     sb_dense_layer_plan plan;
     sb_error err;
     if (sb_op_dense_layer_plan(&plan, &a, &err) != SB_OK) {
@@ -259,9 +265,9 @@ static PyObject *py_dense_layer(PyObject *self, PyObject *args, PyObject *kwargs
      * reads conv1's output from the workspace, writes out. */
     result = sb_glue_run(dense_run, &plan, &a,
                          out_obj != Py_None
-                             ? sb_glue_out_array(out_obj, layer, 4, plan.out_dims, 1, NULL, 0,
-                                                 t_input.dtype)
-                             : sb_glue_new_array(4, plan.out_dims, t_input.dtype),
+                             ? sb_glue_out_array(out_obj, layer, plan.out_ndim, plan.out_dims,
+                                                 1, NULL, 0, t_input.dtype)
+                             : sb_glue_new_array(plan.out_ndim, plan.out_dims, t_input.dtype),
                          plan.workspace_bytes, layer);
 done:
     bn_release(&bn1); bn_release(&bn2);

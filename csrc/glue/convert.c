@@ -24,12 +24,15 @@
  * rule). */
 static int has_fmap_layout(PyArrayObject *arr)
 {
-    if (PyArray_NDIM(arr) != 4) return 0;
+    /* 4-D maps, and 5-D channel-blocked ones (their blocks a prefix or a
+     * slice of a larger map's, e.g. DenseBlock's) */
+    const int ndim = PyArray_NDIM(arr);
+    if (ndim != 4 && ndim != 5) return 0;
     npy_intp *d = PyArray_DIMS(arr);
     npy_intp *s = PyArray_STRIDES(arr);
     const npy_intp item = PyArray_ITEMSIZE(arr);
     npy_intp expect = item;
-    for (int axis = 3; axis >= 1; axis--) {
+    for (int axis = ndim - 1; axis >= 1; axis--) {
         if (d[axis] != 1 && s[axis] != expect) return 0;
         expect *= d[axis];
     }
@@ -190,7 +193,7 @@ void sb_glue_tensor_of(sb_tensor *t, PyArrayObject *arr)
         if (i > 0) inner *= t->dims[i];
     }
     t->batch_stride = inner;
-    if (ndim == 4 && t->dims[0] > 1)
+    if ((ndim == 4 || ndim == 5) && t->dims[0] > 1)
         t->batch_stride = PyArray_STRIDES(arr)[0] / PyArray_ITEMSIZE(arr);
 }
 

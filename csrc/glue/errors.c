@@ -94,6 +94,11 @@ static const message messages[] = {
     {SB_E_CONV_BLOCKED_UNSUPPORTED, VALUE,
      "a channel-blocked layout needs groups=1, no padding_extra, the packed path and "
      "C_out tiled as pixel rows"},
+    {SB_E_BLOCKED_CHANNELS, VALUE,
+     "{a}: a channel-blocked map of {0} channels: expected 0 to {1} channels"},
+    {SB_E_BLOCKED_NDIM, VALUE,
+     "expected a 4-D (N, C, H, W) map to convert to the channel-blocked layout, got size "
+     "{s0}"},
     /* batch_norm: torch.nn.functional.batch_norm and Normalization.cpp */
     {SB_E_BN_EPS_TRAIN, VALUE, "batch_norm eps must be positive during training, but got {f}"},
     {SB_E_BN_EPS, VALUE, "batch_norm eps must be non-negative, but got {f}"},

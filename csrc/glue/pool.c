@@ -38,7 +38,7 @@ PyDoc_STRVAR(max_pool2d_doc,
 "converted to float32.\n\n"
 "layer: the name errors start with. input: (N, C, H, W) or (C, H, W).\n"
 "kernel_size, stride, padding, dilation: pairs of ints. ceil_mode: torch's rule.\n"
-"blocked_channels > 0: input is a channel-blocked map of that many channels,\n"
+"blocked_channels nonzero: input is a channel-blocked map of that many channels,\n"
 "  (N, ceil(C/B), H, W, B) (see conv2d's in_blocked), and so is the result.");
 
 static PyObject *py_max_pool2d(PyObject *self, PyObject *args, PyObject *kwargs)

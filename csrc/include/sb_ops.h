@@ -134,6 +134,8 @@ typedef enum {
     SB_E_CONV_WEIGHT_DTYPE_MKLDNN, /* the same, where torch's float32 call runs oneDNN */
     SB_E_CONV_BLOCKED,         /* arg: not (N, v0, H, W, v1) blocked; shape 0: it */
     SB_E_CONV_BLOCKED_UNSUPPORTED, /* a blocked layout for this convolution */
+    SB_E_BLOCKED_CHANNELS,     /* arg: v0 channels, not in [0, v1] */
+    SB_E_BLOCKED_NDIM,         /* shape 0: not a 4-D (N, C, H, W) map */
     /* batch_norm */
     SB_E_BN_EPS_TRAIN,         /* real: eps */
     SB_E_BN_EPS,               /* real: eps */
@@ -373,7 +375,7 @@ typedef struct {
     const sb_tensor *input;   /* (N, C, H, W) or (C, H, W) */
     int64_t kernel[2], stride[2], padding[2], dilation[2];
     int ceil_mode;
-    /* > 0: the input is a channel-blocked map of this many channels,
+    /* nonzero: the input is a channel-blocked map of this many channels,
      * (N, ceil(C/B), H, W, B) (sb_conv2d_args), and so is the output */
     int64_t blocked_channels;
 } sb_max_pool2d_args;
@@ -571,10 +573,14 @@ typedef struct {
     sb_batch_norm_state bn1, bn2;
     sb_block_conv conv1, conv2;
     int num_threads;
+    /* channel-blocked input, conv1 output and output (sb_conv2d_args'
+     * in_blocked and out_blocked; eval mode: no batch statistics) */
+    int blocked;
 } sb_dense_layer_args;
 
 typedef struct {
-    int64_t out_dims[4];
+    int out_ndim;        /* 4, or 5 when blocked */
+    int64_t out_dims[5];
     size_t workspace_bytes;
     sb_batch_norm_plan bn1, bn2;
     sb_conv2d_plan conv1, conv2;

@@ -184,7 +184,8 @@ typedef struct {
      * (n, c, y, x) at n*batch_stride + (c/B)*H*W*B + (y*W + x)*B + c%B, and
      * in_map.batch_stride = ceil(C/B)*H*W*B. Nonzero out_blocked: the output
      * and the residual likewise, and the lanes of the last block past C_out
-     * are written 0. Results are the same bits as in NCHW. Only where
+     * are written 0. Results are the same bits as in NCHW (NaN payloads
+     * where a sum and a residual are both NaN aside). Only where
      * sb_conv2d_<dt>_blocked_ok says so (one group, pixel-row tiles). */
     int in_blocked, out_blocked;
 } sb_conv2d_fusion;

@@ -46,4 +46,20 @@ SB_TARGET_AVX2 void sb_batch_norm_apply_plane_f32__avx2(float *out, const float 
                             bn_one(_mm256_maskload_ps(in + full, tail), s, t,
                                    residual != NULL ? residual + full : NULL, tail, 1, relu));
 }
+
+SB_TARGET_AVX2 void sb_batch_norm_apply_pixels16_f32__avx2(float *out, const float *in,
+                                                          int64_t n, int64_t in_step,
+                                                          const float *scale,
+                                                          const float *shift, int relu)
+{
+    const __m256 s0 = _mm256_loadu_ps(scale), s1 = _mm256_loadu_ps(scale + 8);
+    const __m256 t0 = _mm256_loadu_ps(shift), t1 = _mm256_loadu_ps(shift + 8);
+    const __m256i none = _mm256_setzero_si256();
+    for (int64_t i = 0; i < n; i++) {
+        const float *x = in + i * in_step;
+        _mm256_storeu_ps(out + i * 16, bn_one(_mm256_loadu_ps(x), s0, t0, NULL, none, 0, relu));
+        _mm256_storeu_ps(out + i * 16 + 8,
+                         bn_one(_mm256_loadu_ps(x + 8), s1, t1, NULL, none, 0, relu));
+    }
+}
 #endif /* SB_HAVE_AVX2_KERNELS */

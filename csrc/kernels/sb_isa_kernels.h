@@ -33,6 +33,13 @@ void sb_global_avg_pool_f32__avx2(float *out, const float *in, int64_t planes, i
 void sb_channel_scale_f32__avx2(float *out, const float *in, const float *scale,
                                 int64_t planes, int64_t hw);
 
+/* The same for n pixels of a channel-blocked map, 16 lanes each:
+ * out[i*16 + l] = fma(in[i*in_step + l], scale[l], shift[l]), then the ReLU
+ * if relu, l < 16 (the convolution's blocked staging); batch_norm_f32__avx2.c. */
+void sb_batch_norm_apply_pixels16_f32__avx2(float *out, const float *in, int64_t n,
+                                            int64_t in_step, const float *scale,
+                                            const float *shift, int relu);
+
 /* max_pool2d's interior run (stride 1 or 2, every tap inside the input):
  *   out[x] = max, by torch's rule in torch's order, over r < rows, t < taps of
  *            first_row[r*row_step + t*tap_step + x*stride],  x < n;

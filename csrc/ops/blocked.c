@@ -15,7 +15,7 @@ sb_status sb_op_layout_plan(sb_layout_plan *plan, const sb_layout_args *a, sb_er
         return SB_ERR_ARGUMENT;
     if (a->to_blocked) {
         if (x->ndim != 4) {
-            sb_fail(err, SB_ERR_SHAPE, SB_E_CONV_INPUT_NDIM);
+            sb_fail(err, SB_ERR_SHAPE, SB_E_BLOCKED_NDIM);
             sb_err_shape(err, 0, x);
             return SB_ERR_SHAPE;
         }

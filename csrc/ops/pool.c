@@ -40,7 +40,7 @@ sb_status sb_op_max_pool2d_plan(sb_pool2d_plan *plan, const sb_max_pool2d_args *
     if (!sb_check_dtype(err, x))
         return SB_ERR_ARGUMENT;
     sb_tensor view;
-    if (a->blocked_channels > 0) {
+    if (a->blocked_channels != 0) { /* (a negative count: sb_blocked_view's error) */
         const sb_status status = sb_blocked_view(&view, x, a->blocked_channels, "input", err);
         if (status != SB_OK)
             return status;
@@ -95,7 +95,7 @@ sb_status sb_op_max_pool2d_plan(sb_pool2d_plan *plan, const sb_max_pool2d_args *
     }
     set_out(plan, x, in.c, oh, ow);
     plan->params = (sb_pool2d_params){kh, kw, sh, sw, ph, pw, dh, dw};
-    if (a->blocked_channels > 0) {
+    if (a->blocked_channels != 0) {
         plan->out_ndim = 5;
         sb_blocked_dims(plan->out_dims, &plan->out_map, x->dtype);
         plan->out_map.batch_stride = sb_sat_mul(
@@ -107,7 +107,7 @@ sb_status sb_op_max_pool2d_plan(sb_pool2d_plan *plan, const sb_max_pool2d_args *
 sb_status sb_op_max_pool2d_run(const sb_pool2d_plan *plan, const sb_max_pool2d_args *a,
                                const sb_tensor *out, void *workspace)
 {
-    if (a->blocked_channels > 0)
+    if (a->blocked_channels != 0)
         return SB_DT_CALL(a->input->dtype, sb_max_pool2d, _blocked, out->data, &plan->out_map,
                           a->input->data, &plan->in_map, &plan->params);
     return SB_DT_CALL(a->input->dtype, sb_max_pool2d, , out->data, &plan->out_map,

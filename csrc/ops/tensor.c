@@ -88,8 +88,23 @@ sb_status sb_blocked_view(sb_tensor *view, const sb_tensor *t, int64_t channels,
                           const char *arg, sb_error *err)
 {
     const int64_t b = sb_block_lanes(t->dtype);
+    if (channels < 0 || channels > SB_BLOCKED_CHANNELS_MAX) {
+        sb_fail_v(err, SB_ERR_ARGUMENT, SB_E_BLOCKED_CHANNELS, 2, channels,
+                  SB_BLOCKED_CHANNELS_MAX, 0, 0);
+        sb_err_arg(err, arg);
+        return SB_ERR_ARGUMENT;
+    }
     const int64_t blocks = (channels + b - 1) / b;
     if (t->ndim != 5 || t->dims[1] != blocks || t->dims[4] != b) {
+        sb_fail_v(err, SB_ERR_SHAPE, SB_E_CONV_BLOCKED, 2, blocks, b, 0, 0);
+        sb_err_shape(err, 0, t);
+        sb_err_arg(err, arg);
+        return SB_ERR_SHAPE;
+    }
+    /* the images may lie further apart (a slice of a larger blocked map),
+     * never closer */
+    const int64_t image = sb_sat_mul(sb_sat_mul(blocks, b), sb_sat_mul(t->dims[2], t->dims[3]));
+    if (t->dims[0] > 1 && t->batch_stride < image) {
         sb_fail_v(err, SB_ERR_SHAPE, SB_E_CONV_BLOCKED, 2, blocks, b, 0, 0);
         sb_err_shape(err, 0, t);
         sb_err_arg(err, arg);
@@ -99,7 +114,7 @@ sb_status sb_blocked_view(sb_tensor *view, const sb_tensor *t, int64_t channels,
     view->ndim = 4;
     view->dims[1] = channels;
     view->dims[4] = 0;
-    view->batch_stride = sb_sat_mul(sb_sat_mul(blocks, b), sb_sat_mul(t->dims[2], t->dims[3]));
+    view->batch_stride = t->dims[0] > 1 ? t->batch_stride : image;
     return SB_OK;
 }
 

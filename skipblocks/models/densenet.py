@@ -16,10 +16,12 @@ from collections import OrderedDict
 
 import numpy as np
 
+from .. import _blocked
 from .. import functional as F
 from .. import random as _random
 from .. import runtime
-from ..blocks import _bn_relu, _dense_block, _dense_layer, _layer_input
+from ..blocks import (_bn_relu, _dense_block, _dense_layer, _layer_input, _planned_dense,
+                      _planned_dense_fits)
 from ..containers import ModuleDict, Sequential, _run_sequence
 from ..hooks import has_hooks
 from ..layers import (AvgPool2d, BatchNorm2d, Conv2d, Linear, MaxPool2d, ReLU,
@@ -206,11 +208,50 @@ class DenseNet(Module):
             if type(features) is Sequential and not has_hooks(features) else None
         if modules and type(modules[-1]) is BatchNorm2d:
             # norm5 and the ReLU after it in one pass
-            out = _bn_relu(modules[-1], _run_sequence(modules[:-1], x))
+            planned = _planned_features(self, modules[:-1], x)
+            out = _bn_relu(modules[-1], planned if planned is not None
+                           else _run_sequence(modules[:-1], x))
         else:
             out = F.relu(features(x))
         out = F.adaptive_avg_pool2d(out, (1, 1), _layer="DenseNet")
         return self.classifier(flatten(out, 1))
+
+
+def _planned_features(net, modules, x):
+    """features' layers before norm5 on channel-blocked maps
+    (skipblocks._blocked: the stem, the dense blocks; each transition on
+    NCHW between two conversions), or None when no plan applies. The same
+    bits as _run_sequence."""
+    if not _blocked.plan_input_ok(net, x) or \
+            not any(type(m) is _DenseBlock for m in modules):
+        return None
+    plan = _blocked.sequence_plan(modules, x.shape)
+    if plan is None:
+        return None
+    return _blocked.to_nchw(_blocked.run_steps(plan[0], x), "DenseNet")
+
+
+def _planned_transition_fits(transition, shape):
+    """A standard _Transition (BatchNorm2d, ReLU, a 1x1 Conv2d, a plain 2x2
+    average pool) on ``shape``: its output shape, for a plan that runs it on
+    NCHW between two conversions; else None."""
+    modules = [m for m in transition._modules.values() if m is not None]
+    if len(modules) != 4 or [type(m) for m in modules] != [BatchNorm2d, ReLU, Conv2d,
+                                                            AvgPool2d]:
+        return None
+    n, c, h, w = shape
+    conv, pool = modules[2], modules[3]
+    if h < 2 or w < 2 or not _pointwise(conv, c) or not _plain_2x2_average(pool):
+        return None
+    return (n, conv.weight.shape[0], h // 2, w // 2)
+
+
+def _planned_transition(transition, x):
+    return _blocked.to_blocked(transition(_blocked.to_nchw(x, "_Transition")), "_Transition")
+
+
+_blocked.register_block(_DenseBlock, _planned_dense_fits, _planned_dense)
+_blocked.register_block(_Transition, _planned_transition_fits, _planned_transition)
 
 
 def _init_densenet(model):

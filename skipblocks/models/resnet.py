@@ -170,7 +170,7 @@ def _planned_resnet(net, x):
     if not _blocked.plan_input_ok(net, x) or not _blocked.is_relu(net.relu):
         return None
     stages = [net.layer1, net.layer2, net.layer3, net.layer4]
-    if any(type(stage) is not Sequential for stage in stages):
+    if any(type(stage) is not Sequential or "forward" in stage.__dict__ for stage in stages):
         return None
     modules = [net.conv1, net.bn1, net.relu, net.maxpool] + \
         [block for stage in stages for block in stage._modules.values()]

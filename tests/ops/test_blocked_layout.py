@@ -55,7 +55,7 @@ def test_layout_errors():
         _C.from_blocked("Net", x, 20)  # 4-D, not blocked
     with pytest.raises(ValueError, match="expected \\[N, 3, H, W, 8\\]"):
         _C.from_blocked("Net", np.zeros((1, 3, 4, 4, 16)), 20)  # float64 blocks are 8 wide
-    with pytest.raises(RuntimeError):
+    with pytest.raises(ValueError, match=r"Net: expected a 4-D \(N, C, H, W\) map"):
         _C.to_blocked("Net", np.zeros((4, 4), np.float32))
 
 
@@ -211,19 +211,81 @@ def test_planned_resnet_same_bits(isa, rng, builder, shape):
 
 
 def _blocked_calls(model, x):
-    """How many blocked convolutions one forward runs."""
+    """How many blocked convolutions (a dense layer counts two) one forward
+    runs."""
     calls = []
-    original = _blocked.conv
+    original, original_dense = _blocked.conv, _C.dense_layer
 
     def counting(*args, **kwargs):
         calls.append(1)
         return original(*args, **kwargs)
-    _blocked.conv = counting
+
+    def counting_dense(*args, **kwargs):
+        if kwargs.get("blocked"):
+            calls.extend([1, 1])
+        return original_dense(*args, **kwargs)
+    _blocked.conv, _C.dense_layer = counting, counting_dense
     try:
         model(x)
     finally:
-        _blocked.conv = original
+        _blocked.conv, _C.dense_layer = original, original_dense
     return len(calls)
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_planned_densenet_same_bits(isa, rng, restore_threads, threads):
+    sb.set_num_threads(threads)
+    model = _randomized(sb.models.densenet121(num_classes=10), rng)
+    x = rng.standard_normal((2, 3, 64, 48)).astype(np.float32)
+    with runtime.unplanned():
+        expected = model(x)
+    # the stem, and both convolutions of each of the 58 dense layers
+    assert _blocked_calls(model, x) == 1 + 2 * 58
+    np.testing.assert_array_equal(model(x), expected)
+
+
+def test_planned_dense_block_needs_whole_blocks(rng):
+    """Channels that are not whole 16-lane blocks (growth 12, or an input of
+    40 channels): the block runs on NCHW, same bits."""
+    for growth, width in ((12, 64), (32, 40)):
+        seq = sb.Sequential(sb.Conv2d(3, width, 3, padding=1), sb.BatchNorm2d(width),
+                            sb.Dense_Block(3, width, growthrate=growth, bn_size=4))
+        _randomized(seq, rng)
+        x = rng.standard_normal((1, 3, 20, 20)).astype(np.float32)
+        with runtime.unplanned():
+            expected = seq(x)
+        assert _blocked_calls(seq, x) == 0
+        np.testing.assert_array_equal(seq(x), expected)
+
+
+def test_dense_layer_blocked_operator_errors(rng):
+    layer = _randomized(sb.DenseLayer(32, 32, 4), rng)
+    x = _C.to_blocked("t", rng.standard_normal((2, 32, 6, 6)).astype(np.float32))
+    args = (layer.bn1._state()[0], layer.bn2._state()[0], layer.conv1._block_args(),
+            layer.conv2._block_args())
+    out = _C.dense_layer("DenseLayer", x, *args, blocked=True)
+    expected = layer(_C.from_blocked("t", x, 32))
+    np.testing.assert_array_equal(_C.from_blocked("t", out, 32), expected)
+    # a slice of a larger blocked buffer, written in place
+    buffer = np.zeros((2, 4, 6, 6, 16), np.float32)
+    buffer[:, :2] = x
+    assert _C.dense_layer("DenseLayer", buffer[:, :2], *args, out=buffer[:, 2:],
+                          blocked=True) is not None
+    np.testing.assert_array_equal(buffer[:, 2:], out)
+    np.testing.assert_array_equal(buffer[:, :2], x)
+    # an NCHW input is refused (None: the caller runs the layers one by one)
+    assert _C.dense_layer("DenseLayer", _C.from_blocked("t", x, 32), *args,
+                          blocked=True) is None
+    layer.train()  # batch statistics: refused, the running statistics untouched
+    from skipblocks.module import writable
+    running = [layer.bn1.running_mean, layer.bn1.running_var]
+    before = [r.copy() for r in running]
+    with writable(*running, layer.bn2.running_mean, layer.bn2.running_var):
+        assert _C.dense_layer("DenseLayer", x, layer.bn1._state()[0], layer.bn2._state()[0],
+                              layer.conv1._block_args(), layer.conv2._block_args(),
+                              blocked=True) is None
+    for r, b in zip(running, before):
+        np.testing.assert_array_equal(r, b)
 
 
 def test_plan_not_used_where_it_must_not(rng):
@@ -279,7 +341,9 @@ def test_plan_skips_replaced_blocks(rng):
 
 
 @pytest.mark.parametrize("demo, shape", [("resnet_demo", (1, 3, 100, 100)),
-                                         ("resnet_demo", (2, 3, 64, 80))])
+                                         ("resnet_demo", (2, 3, 64, 80)),
+                                         ("densenet_demo", (1, 3, 100, 100)),
+                                         ("densenet_demo", (2, 3, 45, 61))])
 def test_planned_document_demo_same_bits(isa, rng, demo, shape):
     from skipblocks import demos
     model = getattr(demos, demo)().eval()
@@ -343,4 +407,64 @@ def test_plan_errors_as_unplanned(rng):
                 net(bad)
         with pytest.raises(type(unplanned_error.value)) as planned_error:
             net(bad)
+        assert str(planned_error.value) == str(unplanned_error.value)
+
+
+def test_layout_channel_count_errors():
+    b = _C.to_blocked("t", np.zeros((1, 16, 2, 2), np.float32))
+    for channels in (2 ** 63 - 1, -1, -30):
+        with pytest.raises(ValueError, match=f"L: input: a channel-blocked map of {channels} "
+                                             "channels: expected 0 to"):
+            _C.from_blocked("L", b, channels)
+    with pytest.raises(ValueError, match="map of -1 channels"):
+        _C.max_pool2d("L", b, (2, 2), (2, 2), (0, 0), (1, 1), False, blocked_channels=-1)
+    with pytest.raises(ValueError, match=r"expected a 4-D \(N, C, H, W\) map .* got size "
+                                         r"\[16, 2, 2\]"):
+        _C.to_blocked("L", np.zeros((16, 2, 2), np.float32))
+
+
+@pytest.mark.parametrize("pool_args", [dict(kernel_size=(3,), stride=2, padding=1),
+                                       dict(kernel_size=3, stride=[], padding=1),
+                                       dict(kernel_size=3, stride=(2,), padding=(1,))])
+def test_plan_pool_parameters_as_the_functional(rng, pool_args):
+    seq = sb.Sequential(sb.Conv2d(3, 16, 3, padding=1), sb.MaxPool2d(**pool_args),
+                        sb.ResidualBlock(16, 16))
+    _randomized(seq, rng)
+    x = rng.standard_normal((1, 3, 17, 15)).astype(np.float32)
+    with runtime.unplanned():
+        expected = seq(x)
+    assert _blocked_calls(seq, x) == 3
+    np.testing.assert_array_equal(seq(x), expected)
+
+
+def test_plan_respects_instance_forwards(rng):
+    """A forward set on a module instance (a user's patch, parity's
+    recording wrappers) is called: that Sequential runs layer by layer."""
+    seq = _randomized(sb.Sequential(sb.Conv2d(3, 16, 3, padding=1), sb.ResidualBlock(16, 16)),
+                      rng)
+    x = rng.standard_normal((1, 3, 9, 9)).astype(np.float32)
+    calls = []
+    block = seq[1]
+    original = block.forward
+
+    def patched(y):
+        calls.append(1)
+        return original(y) * 0
+    block.forward = patched
+    out = seq(x)
+    assert calls == [1] and not out.any()
+    del block.forward
+    assert _blocked_calls(seq, x) == 3
+
+
+def test_plan_errors_for_reassigned_conv_attributes(rng):
+    for attribute, value in (("stride", 2), ("dilation", 1), ("padding", 1), ("stride", (2,))):
+        net = _randomized(sb.models.resnet18(num_classes=10), rng)
+        setattr(net.layer2[0].conv1, attribute, value)
+        x = np.ones((1, 3, 32, 32), np.float32)
+        with runtime.unplanned():
+            with pytest.raises(Exception) as unplanned_error:
+                net(x)
+        with pytest.raises(type(unplanned_error.value)) as planned_error:
+            net(x)
         assert str(planned_error.value) == str(unplanned_error.value)
