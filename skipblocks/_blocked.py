@@ -206,6 +206,25 @@ def sequential_of(module, *types):
     return children
 
 
+def residual_fits(downsample, shape, out):
+    """``out`` (a residual block's main-branch output shape on an input of
+    ``shape``) when the block's residual fits it -- the input itself, or a
+    ``downsample`` that is exactly Sequential(Conv2d, BatchNorm2d) with the
+    BatchNorm folded -- else None."""
+    if downsample is None:
+        return out if out == tuple(shape) else None
+    ds = sequential_of(downsample, Conv2d, BatchNorm2d)
+    return out if ds is not None and conv_fits(ds[0], ds[1], shape) == out else None
+
+
+def residual(downsample, x):
+    """residual_fits' residual of the Blocked map x."""
+    if downsample is None:
+        return x
+    ds_conv, ds_bn = downsample._modules.values()
+    return conv(ds_conv, x, fold=ds_bn)
+
+
 # Blocks a plan takes: type -> (fits(block, shape) -> output shape or None,
 # run(block, x Blocked) -> Blocked). Registered by the modules defining them
 # (blocks.py, models/resnet.py).

@@ -222,20 +222,13 @@ def _planned_residual_fits(block, shape):
     None."""
     out = _blocked.conv_fits(block.conv1, block.bn, shape)
     out = out and _blocked.conv_fits(block.conv2, block.bn, out)
-    if out is None:
-        return None
-    if block.downsample is None:
-        return out if out == tuple(shape) else None
-    ds = _blocked.sequential_of(block.downsample, Conv2d, BatchNorm2d)
-    return out if ds is not None and _blocked.conv_fits(ds[0], ds[1], shape) == out else None
+    return None if out is None else _blocked.residual_fits(block.downsample, shape, out)
 
 
 def _planned_residual(block, x):
-    """_planned_residual_fits' block on the Blocked map x."""
-    identity = x
-    if block.downsample is not None:
-        ds_conv, ds_bn = block.downsample._modules.values()
-        identity = _blocked.conv(ds_conv, x, fold=ds_bn)
+    """_planned_residual_fits' block on the Blocked map x (the residual
+    first, as its forward computes it)."""
+    identity = _blocked.residual(block.downsample, x)
     out = _blocked.conv(block.conv1, x, fold=block.bn, relu=True)
     return _blocked.conv(block.conv2, out, fold=block.bn, relu=True, residual=identity)
 

@@ -139,10 +139,7 @@ def _planned_block_fits(block, shape):
         out = _blocked.conv_fits(conv, bn, out)
         if out is None:
             return None
-    if block.downsample is None:
-        return out if out == tuple(shape) else None
-    ds = _blocked.sequential_of(block.downsample, Conv2d, BatchNorm2d)
-    return out if ds is not None and _blocked.conv_fits(ds[0], ds[1], shape) == out else None
+    return _blocked.residual_fits(block.downsample, shape, out)
 
 
 def _planned_block(block, x):
@@ -151,10 +148,7 @@ def _planned_block(block, x):
     out = x
     for conv, bn in parts[:-1]:
         out = _blocked.conv(conv, out, fold=bn, relu=True)
-    identity = x
-    if block.downsample is not None:
-        ds_conv, ds_bn = block.downsample._modules.values()
-        identity = _blocked.conv(ds_conv, x, fold=ds_bn)
+    identity = _blocked.residual(block.downsample, x)
     conv, bn = parts[-1]
     return _blocked.conv(conv, out, fold=bn, relu=True, residual=identity)
 

@@ -203,11 +203,7 @@ def _randomized(model, rng):
                                             ("resnet50", (1, 3, 64, 48))])
 def test_planned_resnet_same_bits(isa, rng, builder, shape):
     model = _randomized(getattr(sb.models, builder)(num_classes=10), rng)
-    x = rng.standard_normal(shape).astype(np.float32)
-    with runtime.unplanned():
-        expected = model(x)
-    assert _blocked_calls(model, x) > 0
-    np.testing.assert_array_equal(model(x), expected)
+    _assert_planned(model, rng.standard_normal(shape).astype(np.float32), lambda n: n > 0)
 
 
 def _blocked_calls(model, x):
@@ -232,16 +228,23 @@ def _blocked_calls(model, x):
     return len(calls)
 
 
+
+def _assert_planned(model, x, calls):
+    """model(x) runs ``calls`` blocked convolutions (an int, or a predicate
+    on the count) and gives exactly the layer-by-layer result."""
+    with runtime.unplanned():
+        expected = model(x)
+    count = _blocked_calls(model, x)
+    assert calls(count) if callable(calls) else count == calls, count
+    np.testing.assert_array_equal(model(x), expected)
+
 @pytest.mark.parametrize("threads", [1, 2])
 def test_planned_densenet_same_bits(isa, rng, restore_threads, threads):
     sb.set_num_threads(threads)
     model = _randomized(sb.models.densenet121(num_classes=10), rng)
     x = rng.standard_normal((2, 3, 64, 48)).astype(np.float32)
-    with runtime.unplanned():
-        expected = model(x)
     # the stem, and both convolutions of each of the 58 dense layers
-    assert _blocked_calls(model, x) == 1 + 2 * 58
-    np.testing.assert_array_equal(model(x), expected)
+    _assert_planned(model, x, 1 + 2 * 58)
 
 
 def test_planned_dense_block_needs_whole_blocks(rng):
@@ -251,11 +254,7 @@ def test_planned_dense_block_needs_whole_blocks(rng):
         seq = sb.Sequential(sb.Conv2d(3, width, 3, padding=1), sb.BatchNorm2d(width),
                             sb.Dense_Block(3, width, growthrate=growth, bn_size=4))
         _randomized(seq, rng)
-        x = rng.standard_normal((1, 3, 20, 20)).astype(np.float32)
-        with runtime.unplanned():
-            expected = seq(x)
-        assert _blocked_calls(seq, x) == 0
-        np.testing.assert_array_equal(seq(x), expected)
+        _assert_planned(seq, rng.standard_normal((1, 3, 20, 20)).astype(np.float32), 0)
 
 
 def test_dense_layer_blocked_operator_errors(rng):
@@ -348,11 +347,7 @@ def test_planned_document_demo_same_bits(isa, rng, demo, shape):
     from skipblocks import demos
     model = getattr(demos, demo)().eval()
     _randomized(model, rng)
-    x = rng.standard_normal(shape).astype(np.float32)
-    with runtime.unplanned():
-        expected = model(x)
-    assert _blocked_calls(model, x) > 0
-    np.testing.assert_array_equal(model(x), expected)
+    _assert_planned(model, rng.standard_normal(shape).astype(np.float32), lambda n: n > 0)
 
 
 def test_planned_sequential_of_blocks(rng):
@@ -402,12 +397,17 @@ def test_plan_errors_as_unplanned(rng):
     wrong_width.layer3[1].conv1 = sb.Conv2d(128, 256, 3, padding=1, bias=False)
     cases.append((wrong_width, x))
     for net, bad in cases:
-        with runtime.unplanned():
-            with pytest.raises(Exception) as unplanned_error:
-                net(bad)
-        with pytest.raises(type(unplanned_error.value)) as planned_error:
-            net(bad)
-        assert str(planned_error.value) == str(unplanned_error.value)
+        _assert_same_error(net, bad)
+
+
+def _assert_same_error(net, x):
+    """net(x) raises the same exception, with the same text, planned or not."""
+    with runtime.unplanned():
+        with pytest.raises(Exception) as unplanned_error:
+            net(x)
+    with pytest.raises(type(unplanned_error.value)) as planned_error:
+        net(x)
+    assert str(planned_error.value) == str(unplanned_error.value)
 
 
 def test_layout_channel_count_errors():
@@ -430,11 +430,7 @@ def test_plan_pool_parameters_as_the_functional(rng, pool_args):
     seq = sb.Sequential(sb.Conv2d(3, 16, 3, padding=1), sb.MaxPool2d(**pool_args),
                         sb.ResidualBlock(16, 16))
     _randomized(seq, rng)
-    x = rng.standard_normal((1, 3, 17, 15)).astype(np.float32)
-    with runtime.unplanned():
-        expected = seq(x)
-    assert _blocked_calls(seq, x) == 3
-    np.testing.assert_array_equal(seq(x), expected)
+    _assert_planned(seq, rng.standard_normal((1, 3, 17, 15)).astype(np.float32), 3)
 
 
 def test_plan_respects_instance_forwards(rng):
@@ -461,10 +457,4 @@ def test_plan_errors_for_reassigned_conv_attributes(rng):
     for attribute, value in (("stride", 2), ("dilation", 1), ("padding", 1), ("stride", (2,))):
         net = _randomized(sb.models.resnet18(num_classes=10), rng)
         setattr(net.layer2[0].conv1, attribute, value)
-        x = np.ones((1, 3, 32, 32), np.float32)
-        with runtime.unplanned():
-            with pytest.raises(Exception) as unplanned_error:
-                net(x)
-        with pytest.raises(type(unplanned_error.value)) as planned_error:
-            net(x)
-        assert str(planned_error.value) == str(unplanned_error.value)
+        _assert_same_error(net, np.ones((1, 3, 32, 32), np.float32))
