@@ -23,6 +23,8 @@ decided on every call from the modules as they are, so it is never stale:
 the packed weights it uses are the layers' own cache, keyed on their
 weight versions.
 """
+import numbers
+
 import numpy as np
 
 from . import _C, runtime
@@ -92,7 +94,7 @@ def pool_params(pool):
     try:
         kernel = F.pair(pool.kernel_size, "kernel_size", "MaxPool2d", "max_pool2d")
         stride = pool.stride
-        stride = kernel if stride is None or (not isinstance(stride, int)
+        stride = kernel if stride is None or (not isinstance(stride, numbers.Integral)
                                                and len(tuple(stride)) == 0) \
             else F.pair(stride, "stride", "MaxPool2d", "max_pool2d")
         padding = F.pair(pool.padding, "padding", "MaxPool2d", "max_pool2d")

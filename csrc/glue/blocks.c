@@ -237,7 +237,7 @@ static PyObject *py_dense_layer(PyObject *self, PyObject *args, PyObject *kwargs
     if (bn_parse(bn1_obj, &bn1) < 0 || bn_parse(bn2_obj, &bn2) < 0 ||
         conv_parse(conv1_obj, &conv1) < 0 || conv_parse(conv2_obj, &conv2) < 0)
         return NULL;
-    arg[INPUT] = (sb_glue_arg){input_obj, layer, "input", 1, NULL};
+    arg[INPUT] = (sb_glue_arg){input_obj, layer, "input", SB_GLUE_BLOCKED_OK, NULL};
     bn_args(&bn1, arg + BN1);
     bn_args(&bn2, arg + BN2);
     arg[CONV1] = conv_arg(&conv1);
@@ -266,7 +266,7 @@ static PyObject *py_dense_layer(PyObject *self, PyObject *args, PyObject *kwargs
     result = sb_glue_run(dense_run, &plan, &a,
                          out_obj != Py_None
                              ? sb_glue_out_array(out_obj, layer, plan.out_ndim, plan.out_dims,
-                                                 1, NULL, 0, t_input.dtype)
+                                                 SB_GLUE_BLOCKED_OK, NULL, 0, t_input.dtype)
                              : sb_glue_new_array(plan.out_ndim, plan.out_dims, t_input.dtype),
                          plan.workspace_bytes, layer);
 done:

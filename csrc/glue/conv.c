@@ -78,10 +78,10 @@ static PyObject *py_conv2d(PyObject *self, PyObject *args, PyObject *kwargs)
     sb_glue_arg arg[N_ARGS] = {
         {weight_obj, layer, "weight", 0, NULL},
         {SB_GLUE_OPTIONAL(bias_obj), layer, "bias", 0, NULL},
-        {input_obj, layer, "input", 1, NULL},
+        {input_obj, layer, "input", SB_GLUE_BLOCKED_OK, NULL},
         {SB_GLUE_OPTIONAL(in_scale_obj), layer, "in_scale", 0, NULL},
         {SB_GLUE_OPTIONAL(in_shift_obj), layer, "in_shift", 0, NULL},
-        {SB_GLUE_OPTIONAL(residual_obj), layer, "residual", 1, NULL},
+        {SB_GLUE_OPTIONAL(residual_obj), layer, "residual", SB_GLUE_BLOCKED_OK, NULL},
     };
     PyArrayObject *out = NULL;
     PyObject *result = NULL;

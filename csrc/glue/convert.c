@@ -22,12 +22,14 @@
  * and images are a non-negative whole number of elements apart: the layout
  * an sb_tensor describes. Axes of extent 1 may have any stride (NumPy's
  * rule). */
-static int has_fmap_layout(PyArrayObject *arr)
+static int has_fmap_layout(PyArrayObject *arr, int fmap_ok)
 {
-    /* 4-D maps, and 5-D channel-blocked ones (their blocks a prefix or a
-     * slice of a larger map's, e.g. DenseBlock's) */
+    /* 4-D maps; with SB_GLUE_BLOCKED_OK also 5-D channel-blocked ones (their
+     * blocks a prefix or a slice of a larger map's, e.g. DenseBlock's),
+     * which only the operators that take blocked maps read by their batch
+     * stride */
     const int ndim = PyArray_NDIM(arr);
-    if (ndim != 4 && ndim != 5) return 0;
+    if (ndim != 4 && (ndim != 5 || fmap_ok != SB_GLUE_BLOCKED_OK)) return 0;
     npy_intp *d = PyArray_DIMS(arr);
     npy_intp *s = PyArray_STRIDES(arr);
     const npy_intp item = PyArray_ITEMSIZE(arr);
@@ -130,7 +132,7 @@ PyArrayObject *sb_glue_settle(PyArrayObject *arr, sb_dtype other, int exact, int
     const int own = dtype_of(arr);
     const sb_dtype want = own >= 0 && !exact ? (sb_dtype)own : other;
     int usable = own == (int)want && PyArray_ISALIGNED(arr) && PyArray_ISNOTSWAPPED(arr) &&
-                 (PyArray_IS_C_CONTIGUOUS(arr) || (fmap_ok && has_fmap_layout(arr)));
+                 (PyArray_IS_C_CONTIGUOUS(arr) || (fmap_ok && has_fmap_layout(arr, fmap_ok)));
     if (usable) return arr;
     PyArrayObject *converted = (PyArrayObject *)PyArray_FromAny(
         (PyObject *)arr, PyArray_DescrFromType(sb_glue_npy_type(want)), 0, 0,
@@ -271,7 +273,7 @@ PyArrayObject *sb_glue_out_array(PyObject *out, const char *layer, int ndim,
         return NULL;
     }
     PyArrayObject *arr = (PyArrayObject *)out;
-    int layout_ok = PyArray_IS_C_CONTIGUOUS(arr) || (fmap_ok && has_fmap_layout(arr));
+    int layout_ok = PyArray_IS_C_CONTIGUOUS(arr) || (fmap_ok && has_fmap_layout(arr, fmap_ok));
     if (PyArray_TYPE(arr) != sb_glue_npy_type(dtype) || !PyArray_ISALIGNED(arr) ||
         !PyArray_ISNOTSWAPPED(arr) || !layout_ok) {
         PyErr_Format(PyExc_ValueError,

@@ -48,10 +48,15 @@ typedef struct {
                            * argument passes SB_GLUE_OPTIONAL(obj)) */
     const char *layer;    /* the name its errors start with */
     const char *what;     /* the argument's name in them */
-    int fmap_ok;          /* a 4-D array whose images are contiguous will do */
+    int fmap_ok;          /* a 4-D array whose images are contiguous will do;
+                           * SB_GLUE_BLOCKED_OK: a 5-D channel-blocked one too */
     PyArrayObject *arr;   /* out: the array the operator takes (a new reference) */
     int untyped;          /* out: obj was a list, tuple or Python number */
 } sb_glue_arg;
+
+/* fmap_ok for the operators that take channel-blocked maps (conv2d,
+ * dense_layer): a 5-D array whose images are contiguous will do too. */
+#define SB_GLUE_BLOCKED_OK 2
 
 /* NULL for None: an optional argument that was not given. */
 #define SB_GLUE_OPTIONAL(obj) ((obj) == Py_None ? NULL : (obj))

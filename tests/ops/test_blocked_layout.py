@@ -458,3 +458,17 @@ def test_plan_errors_for_reassigned_conv_attributes(rng):
         net = _randomized(sb.models.resnet18(num_classes=10), rng)
         setattr(net.layer2[0].conv1, attribute, value)
         _assert_same_error(net, np.ones((1, 3, 32, 32), np.float32))
+
+
+def test_batch_norm_reads_strided_5d_slices_as_copies(rng):
+    """Only the operators that take blocked maps accept a 5-D slice with a
+    gap between images as it is; others (F.batch_norm on 5-D input) read a
+    copy, so the gap never shifts their images."""
+    x = rng.standard_normal((2, 4, 3, 5, 6)).astype(np.float32)
+    view = x[:, :2]
+    zeros, ones = np.zeros(2, np.float32), np.ones(2, np.float32)
+    out = sb.functional.batch_norm(view, zeros, ones, eps=0.0)
+    np.testing.assert_array_equal(out, view)
+    mean = zeros.copy()
+    sb.functional.batch_norm(view, mean, ones.copy(), training=True, momentum=1.0, eps=1e-5)
+    np.testing.assert_allclose(mean, view.mean(axis=(0, 2, 3, 4)), rtol=1e-6)
