@@ -79,18 +79,28 @@ def _apply_environment():
 _apply_environment()
 
 
-class _FusionState(threading.local):
+class _Switch(threading.local):
     enabled = True  # per thread: one thread's unfused() never reaches another
 
 
-_fusion = _FusionState()
+_fusion = _Switch()
+_plans = _Switch()
 
 
-class _PlanState(threading.local):
-    enabled = True
+class _SwitchedOff:
+    """A context manager turning the class's ``_switch`` off in this thread,
+    and back to what it was on exit."""
 
+    _switch = None
 
-_plans = _PlanState()
+    def __enter__(self):
+        self._previous = self._switch.enabled
+        self._switch.enabled = False
+        return self
+
+    def __exit__(self, *exc):
+        self._switch.enabled = self._previous
+        return False
 
 
 def planning_enabled():
@@ -100,20 +110,13 @@ def planning_enabled():
     return _plans.enabled and _fusion.enabled
 
 
-class unplanned:
+class unplanned(_SwitchedOff):
     """Context manager: in this thread, networks run layer by layer on NCHW
     maps (with their fusions) instead of their planned channel-blocked
     forwards. The results are the same bits either way; this is for tests
     and benchmarks that compare the two."""
 
-    def __enter__(self):
-        self._previous = _plans.enabled
-        _plans.enabled = False
-        return self
-
-    def __exit__(self, *exc):
-        _plans.enabled = self._previous
-        return False
+    _switch = _plans
 
 
 def fusion_enabled(*modules):
@@ -124,7 +127,7 @@ def fusion_enabled(*modules):
     return _fusion.enabled and not _hooked(modules)
 
 
-class unfused:
+class unfused(_SwitchedOff):
     """Context manager: in this thread, blocks and Sequential call each child
     layer in turn, as the document's torch code does, instead of their fused
     paths (folded BatchNorms, BatchNorm + ReLU inside the next convolution's
@@ -132,11 +135,4 @@ class unfused:
     numbers agree within the parity bounds either way; skipblocks.parity
     uses this to see every layer's output."""
 
-    def __enter__(self):
-        self._previous = _fusion.enabled
-        _fusion.enabled = False
-        return self
-
-    def __exit__(self, *exc):
-        _fusion.enabled = self._previous
-        return False
+    _switch = _fusion

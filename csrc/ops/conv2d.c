@@ -280,9 +280,7 @@ sb_status sb_op_conv2d_plan(sb_conv2d_plan *plan, const sb_conv2d_args *args, sb
     plan->packed_numel = packed_numel;
     if (a->out_blocked) {
         plan->out_ndim = 5;
-        sb_blocked_dims(plan->out_dims, &plan->out_map, dt);
-        plan->out_map.batch_stride = sb_sat_mul(
-            sb_sat_mul(plan->out_dims[1], plan->out_dims[4]), oh * ow);
+        plan->out_map.batch_stride = sb_blocked_dims(plan->out_dims, &plan->out_map, dt);
     }
 
     sb_layout layout = {0};

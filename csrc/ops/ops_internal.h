@@ -31,13 +31,14 @@ sb_fmap sb_fmap_of(const sb_tensor *t);
  * the lanes per pixel for dtype dt (16 float32, 8 float64); the logical
  * (N, C, H, W) view of a blocked (N, ceil(C/B), H, W, B) tensor t, with its
  * batch stride (at least one image's blocks; SB_E_CONV_BLOCKED naming arg
- * when t is not such a map); the blocked dims of the NCHW map m. */
+ * when t is not such a map); the blocked dims of the NCHW map m, returning
+ * the floats of one blocked image (its contiguous batch stride). */
 int64_t sb_block_lanes(sb_dtype dt);
 /* The most channels a blocked map may claim (its blocks then fit an int64). */
 #define SB_BLOCKED_CHANNELS_MAX ((int64_t)1 << 40)
 sb_status sb_blocked_view(sb_tensor *view, const sb_tensor *t, int64_t channels,
                           const char *arg, sb_error *err);
-void sb_blocked_dims(int64_t dims[5], const sb_fmap *m, sb_dtype dt);
+int64_t sb_blocked_dims(int64_t dims[5], const sb_fmap *m, sb_dtype dt);
 
 /* Whether t has exactly these dims. */
 int sb_same_dims(const sb_tensor *t, int ndim, const int64_t *dims);

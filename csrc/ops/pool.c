@@ -97,9 +97,7 @@ sb_status sb_op_max_pool2d_plan(sb_pool2d_plan *plan, const sb_max_pool2d_args *
     plan->params = (sb_pool2d_params){kh, kw, sh, sw, ph, pw, dh, dw};
     if (a->blocked_channels != 0) {
         plan->out_ndim = 5;
-        sb_blocked_dims(plan->out_dims, &plan->out_map, x->dtype);
-        plan->out_map.batch_stride = sb_sat_mul(
-            sb_sat_mul(plan->out_dims[1], plan->out_dims[4]), oh * ow);
+        plan->out_map.batch_stride = sb_blocked_dims(plan->out_dims, &plan->out_map, x->dtype);
     }
     return SB_OK;
 }

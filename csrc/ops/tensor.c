@@ -118,7 +118,7 @@ sb_status sb_blocked_view(sb_tensor *view, const sb_tensor *t, int64_t channels,
     return SB_OK;
 }
 
-void sb_blocked_dims(int64_t dims[5], const sb_fmap *m, sb_dtype dt)
+int64_t sb_blocked_dims(int64_t dims[5], const sb_fmap *m, sb_dtype dt)
 {
     const int64_t b = sb_block_lanes(dt);
     dims[0] = m->n;
@@ -126,6 +126,7 @@ void sb_blocked_dims(int64_t dims[5], const sb_fmap *m, sb_dtype dt)
     dims[2] = m->h;
     dims[3] = m->w;
     dims[4] = b;
+    return sb_sat_mul(sb_sat_mul(dims[1], b), sb_sat_mul(m->h, m->w));
 }
 
 int sb_same_dims(const sb_tensor *t, int ndim, const int64_t *dims)
