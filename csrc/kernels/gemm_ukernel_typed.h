@@ -22,7 +22,36 @@ typedef void (*SB_FN_(sb_pixgemm, _ukernel))(int64_t kc, const sb_real *const *p
                                              int64_t w_next, sb_real *c, int64_t ldc,
                                              int accumulate);
 
-/* One name per variant: the gemm/igemm/pixgemm contracts above. */
+/* Pixel rows stored straight into a channel-blocked output (NR lanes per
+ * pixel, so pixel i's NR channels of one panel are the run c + i*NR), the
+ * convolution's epilogue applied by the kernel on the last K block instead
+ * of by a pass over a tile buffer. A kernel computes the pixgemm sums of its
+ * MR pixels and stores rows i < rows only (a partial last block repeats its
+ * last pixel; the repeats are not stored):
+ *   v = sum (+ c[i] when accumulate: the sums of the earlier K blocks);
+ *   when bias != NULL (the last K block): v = (v + bias) [+ res[i]], then
+ *   torch.relu if relu (v < 0 -> 0; NaN and -0.0 kept) -- the order of the
+ *   tile-buffer stores, so the bits are theirs.
+ * A wide kernel's second panel is at c + c_next (its biases at bias +
+ * bias_next, its residual at res + c_next); a one-panel kernel ignores both
+ * offsets. */
+typedef struct {
+    sb_real *c;
+    int64_t c_next;
+    int64_t rows; /* 1..MR */
+    int accumulate;
+    const sb_real *bias; /* NULL: not the last K block, store the sums */
+    int64_t bias_next;
+    const sb_real *res;  /* NULL: no residual; laid out like c */
+    int relu;
+} SB_FN_(sb_pixgemm, _out);
+
+typedef void (*SB_FN_(sb_pixgemm_out, _ukernel))(int64_t kc, const sb_real *const *pixels,
+                                                 const int64_t *offsets, const sb_real *w,
+                                                 int64_t w_next,
+                                                 const SB_FN_(sb_pixgemm, _out) *out);
+
+/* One name per variant: the gemm/igemm/pixgemm/pixgemm_out contracts above. */
 #define SB_UK_DECLARE(suffix)                                                            \
     void SB_FN_(sb_gemm, _ukernel##suffix)(int64_t kc, const sb_real *a, const sb_real *b, \
                                            sb_real *c, int64_t ldc, int accumulate);     \
@@ -32,7 +61,11 @@ typedef void (*SB_FN_(sb_pixgemm, _ukernel))(int64_t kc, const sb_real *const *p
     void SB_FN_(sb_pixgemm, _ukernel##suffix)(int64_t kc, const sb_real *const *pixels,  \
                                               const int64_t *offsets, const sb_real *w,   \
                                               int64_t w_next, sb_real *c, int64_t ldc,   \
-                                              int accumulate);
+                                              int accumulate);                           \
+    void SB_FN_(sb_pixgemm_out, _ukernel##suffix)(int64_t kc, const sb_real *const *pixels, \
+                                                  const int64_t *offsets, const sb_real *w, \
+                                                  int64_t w_next,                          \
+                                                  const SB_FN_(sb_pixgemm, _out) *out);
 
 SB_UK_DECLARE(__scalar)
 #ifdef SB_HAVE_AVX2_KERNELS
@@ -59,6 +92,13 @@ void SB_FN_(sb_pixgemm, _ukernel_wide__avx512)(int64_t kc, const sb_real *const 
 void SB_FN_(sb_pixgemm, _ukernel_wide__avx512_source_on_avx2)(
     int64_t kc, const sb_real *const *pixels, const int64_t *offsets, const sb_real *w,
     int64_t w_next, sb_real *c, int64_t ldc, int accumulate);
+void SB_FN_(sb_pixgemm_out, _ukernel_wide__avx512)(int64_t kc, const sb_real *const *pixels,
+                                                   const int64_t *offsets, const sb_real *w,
+                                                   int64_t w_next,
+                                                   const SB_FN_(sb_pixgemm, _out) *out);
+void SB_FN_(sb_pixgemm_out, _ukernel_wide__avx512_source_on_avx2)(
+    int64_t kc, const sb_real *const *pixels, const int64_t *offsets, const sb_real *w,
+    int64_t w_next, const SB_FN_(sb_pixgemm, _out) *out);
 #endif
 #undef SB_UK_DECLARE
 
@@ -71,5 +111,7 @@ SB_FN_(sb_igemm, _ukernel) SB_FN_(sb_igemm, _ukernel_for)(sb_isa isa);
 SB_FN_(sb_igemm, _ukernel) SB_FN_(sb_igemm, _wide_ukernel_for)(sb_isa isa);
 SB_FN_(sb_pixgemm, _ukernel) SB_FN_(sb_pixgemm, _ukernel_for)(sb_isa isa);
 SB_FN_(sb_pixgemm, _ukernel) SB_FN_(sb_pixgemm, _wide_ukernel_for)(sb_isa isa);
+SB_FN_(sb_pixgemm_out, _ukernel) SB_FN_(sb_pixgemm_out, _ukernel_for)(sb_isa isa);
+SB_FN_(sb_pixgemm_out, _ukernel) SB_FN_(sb_pixgemm_out, _wide_ukernel_for)(sb_isa isa);
 
 #include "sb_real_end.h"
