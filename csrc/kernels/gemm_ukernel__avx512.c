@@ -18,6 +18,10 @@
  * compiler. On a CPU with AVX-512 the test suite runs the real kernel too
  * (every available ISA is tested).
  *
+ * The pixel-row kernels come in two heights: 6 x 2 panels and 7 x 2
+ * panels (_wide7), which the convolution uses where every channel chunk is
+ * whole panel pairs (no one-panel call, whose AVX2 kernel has six rows).
+ *
  * The partial last panel and any odd single panel use the one-panel AVX2
  * kernels: every AVX-512 CPU has AVX2 and FMA, and the results are the same
  * bits either way.
@@ -29,10 +33,20 @@
 #define SB_UK_VEC_BYTES 64 /* one panel row, one zmm register */
 #define SB_UK_WIDE 1
 
+/* each target twice: six rows (every kernel), then seven (the pixel-row
+ * kernels: _wide7) */
 #define SB_UK_TARGET __attribute__((target("avx512f,avx2,fma")))
 #define SB_UK_SUFFIX _ukernel_wide__avx512
 #define SB_REAL_BITS 32
 #include "gemm_ukernel_2v.inc"
+#define SB_REAL_BITS 64
+#include "gemm_ukernel_2v.inc"
+#undef SB_UK_SUFFIX
+#define SB_UK_SUFFIX _ukernel_wide7__avx512
+#define SB_UK_ROWS 7
+#define SB_REAL_BITS 32
+#include "gemm_ukernel_2v.inc"
+#define SB_UK_ROWS 7
 #define SB_REAL_BITS 64
 #include "gemm_ukernel_2v.inc"
 
@@ -42,6 +56,14 @@
 #define SB_UK_SUFFIX _ukernel_wide__avx512_source_on_avx2
 #define SB_REAL_BITS 32
 #include "gemm_ukernel_2v.inc"
+#define SB_REAL_BITS 64
+#include "gemm_ukernel_2v.inc"
+#undef SB_UK_SUFFIX
+#define SB_UK_SUFFIX _ukernel_wide7__avx512_source_on_avx2
+#define SB_UK_ROWS 7
+#define SB_REAL_BITS 32
+#include "gemm_ukernel_2v.inc"
+#define SB_UK_ROWS 7
 #define SB_REAL_BITS 64
 #include "gemm_ukernel_2v.inc"
 

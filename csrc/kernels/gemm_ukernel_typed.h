@@ -38,7 +38,7 @@ typedef void (*SB_FN_(sb_pixgemm, _ukernel))(int64_t kc, const sb_real *const *p
 typedef struct {
     sb_real *c;
     int64_t c_next;
-    int64_t rows; /* 1..MR */
+    int64_t rows; /* 1..the kernel's rows (6, or 7 for _wide7) */
     int accumulate;
     const sb_real *bias; /* NULL: not the last K block, store the sums */
     int64_t bias_next;
@@ -99,6 +99,21 @@ void SB_FN_(sb_pixgemm_out, _ukernel_wide__avx512)(int64_t kc, const sb_real *co
 void SB_FN_(sb_pixgemm_out, _ukernel_wide__avx512_source_on_avx2)(
     int64_t kc, const sb_real *const *pixels, const int64_t *offsets, const sb_real *w,
     int64_t w_next, const SB_FN_(sb_pixgemm, _out) *out);
+/* seven pixel rows (gemm_ukernel_2v.inc, SB_UK_ROWS 7): pixels[0..6], out->rows <= 7 */
+void SB_FN_(sb_pixgemm, _ukernel_wide7__avx512)(int64_t kc, const sb_real *const *pixels,
+                                                const int64_t *offsets, const sb_real *w,
+                                                int64_t w_next, sb_real *c, int64_t ldc,
+                                                int accumulate);
+void SB_FN_(sb_pixgemm, _ukernel_wide7__avx512_source_on_avx2)(
+    int64_t kc, const sb_real *const *pixels, const int64_t *offsets, const sb_real *w,
+    int64_t w_next, sb_real *c, int64_t ldc, int accumulate);
+void SB_FN_(sb_pixgemm_out, _ukernel_wide7__avx512)(int64_t kc, const sb_real *const *pixels,
+                                                    const int64_t *offsets, const sb_real *w,
+                                                    int64_t w_next,
+                                                    const SB_FN_(sb_pixgemm, _out) *out);
+void SB_FN_(sb_pixgemm_out, _ukernel_wide7__avx512_source_on_avx2)(
+    int64_t kc, const sb_real *const *pixels, const int64_t *offsets, const sb_real *w,
+    int64_t w_next, const SB_FN_(sb_pixgemm, _out) *out);
 #endif
 #undef SB_UK_DECLARE
 
@@ -113,5 +128,9 @@ SB_FN_(sb_pixgemm, _ukernel) SB_FN_(sb_pixgemm, _ukernel_for)(sb_isa isa);
 SB_FN_(sb_pixgemm, _ukernel) SB_FN_(sb_pixgemm, _wide_ukernel_for)(sb_isa isa);
 SB_FN_(sb_pixgemm_out, _ukernel) SB_FN_(sb_pixgemm_out, _ukernel_for)(sb_isa isa);
 SB_FN_(sb_pixgemm_out, _ukernel) SB_FN_(sb_pixgemm_out, _wide_ukernel_for)(sb_isa isa);
+/* The seven-row wide pixel kernels, NULL where the ISA has none (rows 7
+ * come in pairs of panels only). */
+SB_FN_(sb_pixgemm, _ukernel) SB_FN_(sb_pixgemm, _wide7_ukernel_for)(sb_isa isa);
+SB_FN_(sb_pixgemm_out, _ukernel) SB_FN_(sb_pixgemm_out, _wide7_ukernel_for)(sb_isa isa);
 
 #include "sb_real_end.h"
