@@ -77,7 +77,8 @@ def linear_pack(layer: str, weight: ArrayLike, bias: ArrayLike | None) -> Array:
 # blocks.c: dense_layer and residual_block return None, touching nothing, when
 # the shapes or dtypes do not fit their fused operator.
 def se_attention(layer: str, input: ArrayLike, fc1_packed: Array, fc2_packed: Array,
-                 hidden: int) -> Array: ...
+                 hidden: int, blocked: bool = False, channels: int = 0,
+                 residual: ArrayLike | None = None, relu: bool = False) -> Array: ...
 def dense_layer(layer: str, input: ArrayLike, bn1: _BN, bn2: _BN, conv1: _Conv, conv2: _Conv,
                 out: Array | None = None, blocked: bool = False) -> Array | None: ...
 def residual_block(layer: str, input: ArrayLike, residual: ArrayLike, bn: _BN,

@@ -143,7 +143,8 @@ static sb_status residual_run(const void *plan, const void *args, const sb_tenso
 }
 
 PyDoc_STRVAR(se_attention_doc,
-"se_attention($module, layer, input, fc1_packed, fc2_packed, hidden)\n--\n\n"
+"se_attention($module, layer, input, fc1_packed, fc2_packed, hidden, blocked=False,\n"
+"             channels=0, residual=None, relu=False)\n--\n\n"
 "SEAttention's forward in one call: global average pool -> Linear(C, hidden) ->\n"
 "ReLU -> Linear(hidden, C) -> Sigmoid -> scale each channel of the input, in\n"
 "float32 or float64: the input's dtype (after conversion) is the result's.\n"
@@ -151,28 +152,44 @@ PyDoc_STRVAR(se_attention_doc,
 "float64 when the packed weights are float64, else to float32.\n\n"
 "layer: the name errors start with. input: (N, C, H, W).\n"
 "fc1_packed, fc2_packed: the two Linear layers' weights from linear_pack, of the\n"
-"input's dtype. hidden: fc1's out_features.");
+"input's dtype. hidden: fc1's out_features.\n"
+"blocked: input, residual and the result are channel-blocked maps (N, ceil(C/B),\n"
+"  H, W, B) of `channels` channels (see conv2d's in_blocked), and the result is\n"
+"  relu?(input * gate (+ residual)): SEBottleneck's se, residual addition and\n"
+"  ReLU, with the NCHW path's bits; eval-mode plans only.");
 
 static PyObject *py_se_attention(PyObject *self, PyObject *args, PyObject *kwargs)
 {
-    static char *keywords[] = {"layer", "input", "fc1_packed", "fc2_packed", "hidden", NULL};
+    static char *keywords[] = {"layer", "input", "fc1_packed", "fc2_packed", "hidden",
+                               "blocked", "channels", "residual", "relu", NULL};
     const char *layer;
-    PyObject *input_obj, *fc1_obj, *fc2_obj;
-    Py_ssize_t hidden;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "sOOOn", keywords, &layer, &input_obj,
-                                     &fc1_obj, &fc2_obj, &hidden))
+    PyObject *input_obj, *fc1_obj, *fc2_obj, *residual_obj = Py_None;
+    Py_ssize_t hidden, channels = 0;
+    int blocked = 0, relu = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "sOOOn|pnOp", keywords, &layer, &input_obj,
+                                     &fc1_obj, &fc2_obj, &hidden, &blocked, &channels,
+                                     &residual_obj, &relu))
         return NULL;
-    sb_glue_arg arg = {input_obj, layer, "input", 1, NULL};
-    if (sb_glue_convert(&arg, 1, sb_glue_is_float64(fc1_obj) || sb_glue_is_float64(fc2_obj)) < 0)
+    const int fmap_ok = blocked ? SB_GLUE_BLOCKED_OK : 1;
+    sb_glue_arg arg[2] = {{input_obj, layer, "input", fmap_ok, NULL},
+                          {SB_GLUE_OPTIONAL(residual_obj), layer, "residual", fmap_ok, NULL}};
+    if (sb_glue_convert(arg, 2, sb_glue_is_float64(fc1_obj) || sb_glue_is_float64(fc2_obj)) < 0)
         return NULL;
-    PyArrayObject *input = arg.arr;
-    sb_tensor t_input;
+    PyArrayObject *input = arg[0].arr, *residual = arg[1].arr;
+    sb_tensor t_input, t_residual;
     sb_glue_tensor_of(&t_input, input);
     sb_se_attention_args a;
     memset(&a, 0, sizeof a);
     a.input = &t_input;
     a.hidden = hidden;
     a.num_threads = sb_get_num_threads();
+    a.blocked = blocked;
+    a.channels = channels;
+    a.relu = relu;
+    if (residual != NULL) {
+        sb_glue_tensor_of(&t_residual, residual);
+        a.residual = &t_residual;
+    }
     if (sb_glue_is_packed(fc1_obj) && sb_glue_is_packed(fc2_obj)) {
         a.fc1_packed = PyArray_DATA((PyArrayObject *)fc1_obj);
         a.fc1_numel = PyArray_SIZE((PyArrayObject *)fc1_obj);
@@ -189,9 +206,11 @@ static PyObject *py_se_attention(PyObject *self, PyObject *args, PyObject *kwarg
     if (sb_op_se_attention_plan(&plan, &a, &err) != SB_OK)
         sb_glue_raise(&err, layer);
     else
-        result = sb_glue_run(se_run, &plan, &a, sb_glue_new_array(4, t_input.dims, t_input.dtype),
+        result = sb_glue_run(se_run, &plan, &a,
+                             sb_glue_new_array(plan.out_ndim, plan.out_dims, t_input.dtype),
                              plan.workspace_bytes, layer);
     Py_DECREF(input);
+    Py_XDECREF(residual);
     return result;
 }
 

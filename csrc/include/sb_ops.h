@@ -520,19 +520,29 @@ sb_status sb_op_linear_pack_run(const sb_linear_pack_plan *plan,
  * Linear(hidden, C) -> Sigmoid -> scale each channel of the input, on the
  * two Linear layers' packed weights (sb_op_linear_pack_run). */
 typedef struct {
-    const sb_tensor *input;   /* (N, C, H, W) */
+    const sb_tensor *input;   /* (N, C, H, W), or blocked (below) */
     const void *fc1_packed, *fc2_packed;
     int64_t fc1_numel, fc2_numel;
     sb_dtype fc1_dtype, fc2_dtype;   /* the input's */
     int64_t hidden;
     int num_threads;
+    /* blocked (eval-mode plans): input, residual and the result are
+     * channel-blocked maps (N, ceil(C/B), H, W, B) of `channels` channels,
+     * and the result is relu?(input * gate (+ residual)) -- SEBottleneck's
+     * se followed by its residual addition and ReLU. */
+    int blocked;
+    int64_t channels;
+    const sb_tensor *residual; /* NULL: none (blocked only) */
+    int relu;                  /* blocked only */
 } sb_se_attention_args;
 
 typedef struct {
     size_t workspace_bytes;
     int64_t n, c, hidden;
-    sb_fmap in_map;
+    sb_fmap in_map, residual_map; /* logical maps (blocked: blocked strides) */
     size_t gate_offset, hidden_offset, linear_offset;
+    int out_ndim;
+    int64_t out_dims[5];
 } sb_se_attention_plan;
 
 sb_status sb_op_se_attention_plan(sb_se_attention_plan *plan,

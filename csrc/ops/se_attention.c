@@ -15,6 +15,12 @@
  * its first Linear on such weights (SB_E_LINEAR_MM_DTYPE, from "Linear").
  * The reference sb_se_attention_<dt>__ref is se_attention_ref.inc, compiled
  * here once per type.
+ *
+ * Blocked mode (the eval-mode plans of se_resnet): the input is a
+ * channel-blocked map, the squeeze and the scale run on it with the NCHW
+ * kernels' operations in their order (blocked_layout.inc), and the scale
+ * also adds SEBottleneck's residual and applies its ReLU, as the NCHW path's
+ * add_relu rounds: the same bits as the NCHW path.
  */
 #include <math.h>
 
@@ -28,6 +34,33 @@ sb_status sb_op_se_attention_plan(sb_se_attention_plan *plan, const sb_se_attent
     if (!sb_check_dtype(err, x))
         return SB_ERR_ARGUMENT;
     const sb_dtype dt = x->dtype;
+    sb_tensor view, residual_view;
+    if (a->blocked) {
+        sb_status status = sb_blocked_view(&view, x, a->channels, "input", err);
+        if (status != SB_OK)
+            return status;
+        if (a->residual != NULL) {
+            status = sb_blocked_view(&residual_view, a->residual, a->channels, "residual", err);
+            if (status != SB_OK)
+                return status;
+            if (a->residual->dtype != dt) {
+                sb_fail_dtype(err, SB_E_DTYPE_MISMATCH, "residual", dt, a->residual->dtype);
+                return SB_ERR_ARGUMENT;
+            }
+            if (!sb_same_dims(a->residual, 5, x->dims)) {
+                sb_fail(err, SB_ERR_SHAPE, SB_E_ADD_SHAPES);
+                sb_err_shape(err, 0, x);
+                sb_err_shape(err, 1, a->residual);
+                return SB_ERR_SHAPE;
+            }
+            plan->residual_map = sb_fmap_of(&residual_view);
+        }
+        x = &view;
+    } else if (a->residual != NULL || a->relu) {
+        sb_fail(err, SB_ERR_ARGUMENT, SB_E_PAIRED);
+        sb_err_arg(err, "residual or relu and blocked");
+        return SB_ERR_ARGUMENT;
+    }
     if (x->ndim != 4) {
         sb_fail(err, SB_ERR_SHAPE, SB_E_SE_INPUT_NDIM);
         sb_err_shape(err, 0, x);
@@ -55,6 +88,14 @@ sb_status sb_op_se_attention_plan(sb_se_attention_plan *plan, const sb_se_attent
     plan->c = c;
     plan->hidden = hidden;
     plan->in_map = sb_fmap_of(x);
+    if (a->blocked) {
+        plan->out_ndim = 5;
+        sb_blocked_dims(plan->out_dims, &plan->in_map, dt);
+    } else {
+        plan->out_ndim = 4;
+        for (int i = 0; i < 4; i++)
+            plan->out_dims[i] = x->dims[i];
+    }
     const int64_t ws1 =
         SB_DT_CALL(dt, sb_linear, _packed_workspace_elems, n, c, hidden, a->num_threads);
     const int64_t ws2 =
@@ -83,8 +124,10 @@ sb_status sb_op_se_attention_run(const sb_se_attention_plan *plan,
     const sb_fmap pooled_map = {n, c, 1, 1, c};
     const sb_fmap out_map = sb_fmap_of(out);
     const void *x = a->input->data;
-    sb_status status = SB_DT_CALL(dt, sb_adaptive_avg_pool2d, , pooled, &pooled_map, x,
-                                  &plan->in_map);
+    sb_status status =
+        a->blocked ? SB_DT_CALL(dt, sb_global_avg_pool_blocked, , pooled, x, &plan->in_map)
+                   : SB_DT_CALL(dt, sb_adaptive_avg_pool2d, , pooled, &pooled_map, x,
+                                &plan->in_map);
     if (status == SB_OK)
         status = SB_DT_CALL(dt, sb_linear, _packed, hid, pooled, a->fc1_packed, n, c, hidden,
                             ws, a->num_threads);
@@ -95,6 +138,9 @@ sb_status sb_op_se_attention_run(const sb_se_attention_plan *plan,
                             a->num_threads);
     if (status == SB_OK)
         status = SB_DT_CALL(dt, sb_sigmoid, , gate, gate, n * c);
+    if (status == SB_OK && a->blocked)
+        return SB_DT_CALL(dt, sb_channel_scale_blocked, , out->data, x, &plan->in_map, gate,
+                          a->residual == NULL ? NULL : a->residual->data, a->relu);
     if (status == SB_OK)
         status = SB_DT_CALL(dt, sb_channel_scale, , out->data, &out_map, x, &plan->in_map,
                             gate);

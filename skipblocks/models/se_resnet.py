@@ -21,7 +21,8 @@ from ..layers import Conv2d, Identity, ReLU, Sigmoid, _check_factory_kwargs
 from ..module import Module, _compute_dtype
 from ..blocks import _add_relu
 from ._fused import conv_bn
-from .resnet import Bottleneck, _resnet
+from .. import _blocked
+from .resnet import Bottleneck, _block_parts, _planned_block_fits, _resnet
 
 __all__ = ["SEModule", "SEBottleneck", "se_resnet50", "se_resnet101"]
 
@@ -84,24 +85,29 @@ class SEModule(Module):
         """fc1's and fc2's weights (and biases) packed as the fused
         operator's two Linear layers, cached until either changes; None
         when the children or shapes are not the ones it computes."""
+        return self._packed_for(x.ndim, x.shape[1] if x.ndim > 1 else None, x.dtype)
+
+    def _packed_for(self, ndim, channels, dtype):
+        """_packed_linears for an input of ``ndim`` dimensions, ``channels``
+        channels and ``dtype``."""
         fc1, fc2 = self.fc1, self.fc2
-        if not (x.ndim == 4 and type(fc1) is Conv2d and type(fc2) is Conv2d
+        if not (ndim == 4 and type(fc1) is Conv2d and type(fc2) is Conv2d
                 and type(self.bn) is Identity and type(self.act) is ReLU
                 and type(self.gate) is Sigmoid):
             return None
         w1, w2 = fc1.weight, fc2.weight
-        hidden, channels = w1.shape[0], x.shape[1]
+        hidden = w1.shape[0]
         if not (w1.shape == (hidden, channels, 1, 1) and w2.shape == (channels, hidden, 1, 1)
-                and x.dtype == w1.dtype == w2.dtype
+                and dtype == w1.dtype == w2.dtype
                 and all(fc.groups == 1 and fc.stride == (1, 1) and fc.dilation == (1, 1)
                         and fc._padding_args() == ((0, 0), (0, 0)) for fc in (fc1, fc2))
-                and all(b is None or (b.shape == (w.shape[0],) and b.dtype == x.dtype)
+                and all(b is None or (b.shape == (w.shape[0],) and b.dtype == dtype)
                         for w, b in ((w1, fc1.bias), (w2, fc2.bias)))):
             return None
         # the modules themselves are part of the key: a replaced fc1 may be
         # at the same version count as the one it replaces
         key = (fc1, fc1.__dict__["_version_box"][0], fc2, fc2.__dict__["_version_box"][0],
-               x.dtype)
+               np.dtype(dtype))
         cache = self.__dict__.get("_packed_cache")
         if cache is None or cache[0] != key:
             packed = tuple(_C.linear_pack("SEModule", w.reshape(w.shape[0], w.shape[1]), b)
@@ -134,6 +140,37 @@ class SEBottleneck(Bottleneck):
         out = self.se(conv_bn(self.conv3, self.bn3, out, layer=layer))
         identity = x if self.downsample is None else self.downsample(x)
         return _add_relu(out, identity, layer, self.relu)
+
+
+def _planned_se_fits(block, shape):
+    """The output shape of an SEBottleneck on a blocked map of ``shape``
+    when a plan can run it as its eval-mode forward does (resnet's
+    _planned_block_fits, with ``se`` the fused operator between conv3 and
+    the residual addition), else None."""
+    out = _planned_block_fits(block, shape)
+    se = block.se
+    if out is None or type(se) is not SEModule or "forward" in se.__dict__:
+        return None
+    return out if se._packed_for(4, out[1], np.float32) is not None else None
+
+
+def _planned_se_block(block, x):
+    """_planned_se_fits' block on the Blocked map x: conv1 and conv2 with
+    their BatchNorms folded and ReLUs, conv3 with bn3, then the SE scale,
+    the residual and the ReLU in one pass (_C.se_attention, blocked)."""
+    (conv1, bn1), (conv2, bn2), (conv3, bn3) = _block_parts(block)
+    out = _blocked.conv(conv1, x, fold=bn1, relu=True)
+    out = _blocked.conv(conv2, out, fold=bn2, relu=True)
+    out = _blocked.conv(conv3, out, fold=bn3)
+    identity = _blocked.residual(block.downsample, x)
+    se = block.se
+    fc1, fc2 = se._packed_for(4, out.channels, np.float32)
+    y = _C.se_attention("SEModule", out.data, fc1, fc2, se.fc1.weight.shape[0], blocked=True,
+                        channels=out.channels, residual=identity.data, relu=True)
+    return _blocked.Blocked(y, out.channels)
+
+
+_blocked.register_block(SEBottleneck, _planned_se_fits, _planned_se_block)
 
 
 def _builder(name, timm_name, layers):

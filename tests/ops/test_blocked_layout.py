@@ -11,9 +11,12 @@ planned networks (skipblocks._blocked):
 3. max_pool2d on blocked maps gives the same bits as on NCHW (NaN, signed
    zeros, ceil_mode, padding).
 4. Bad blocked arguments raise clear errors, never crash.
-5. Planned networks (resnet18/resnet50 and their blocks) give the same bits
-   as the layer-by-layer path (runtime.unplanned), and a plan is not used
-   where it must not be (train mode, hooks, float64, replaced modules).
+5. Planned networks (resnet18/resnet50, se_resnet50, densenet121 and their
+   blocks) give the same bits as the layer-by-layer path
+   (runtime.unplanned), and a plan is not used where it must not be (train
+   mode, hooks, float64, replaced modules).
+6. The blocked SE operator (se_resnet's planned SEBottleneck) gives the NCHW
+   operator's bits followed by the residual addition and ReLU.
 """
 import numpy as np
 import pytest
@@ -246,6 +249,63 @@ def test_planned_densenet_same_bits(isa, rng, restore_threads, threads):
     # the stem, and both convolutions of each of the 58 dense layers
     _assert_planned(model, x, 1 + 2 * 58)
 
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_planned_se_resnet_same_bits(isa, rng, restore_threads, threads):
+    sb.set_num_threads(threads)
+    model = _randomized(sb.models.se_resnet50(num_classes=10), rng)
+    x = rng.standard_normal((2, 3, 64, 48)).astype(np.float32)
+    # the stem, three convolutions in each of the 16 blocks, 4 downsamples
+    _assert_planned(model, x, 1 + 3 * 16 + 4)
+
+
+def _se_operator_case(rng, dtype, n, c, h, w, hidden=5):
+    se = sb.models.SEModule(c, rd_channels=hidden, dtype=dtype)
+    for fc in (se.fc1, se.fc2):
+        fc.weight = rng.standard_normal(fc.weight.shape).astype(dtype)
+        fc.bias = rng.standard_normal(fc.bias.shape).astype(dtype)
+    x = rng.standard_normal((n, c, h, w)).astype(dtype)
+    residual = rng.standard_normal(x.shape).astype(dtype)
+    return se, x, residual
+
+
+@pytest.mark.parametrize("n, c, h, w", [(2, 40, 7, 7), (1, 16, 65, 64), (3, 33, 1, 2)])
+def test_se_attention_blocked_same_bits(isa, dtype, rng, n, c, h, w):
+    """The blocked SE operator (pool, gate, scale, + residual, ReLU) gives the
+    NCHW operator's bits followed by the addition and torch.relu, including
+    maps of more than one 4096-pixel pooling block, and 0 in the lanes past
+    C."""
+    se, x, residual = _se_operator_case(rng, dtype, n, c, h, w)
+    fc1, fc2 = se._packed_for(4, c, np.dtype(dtype))
+    hidden = se.fc1.weight.shape[0]
+    scaled = _C.se_attention("SEModule", x, fc1, fc2, hidden)
+    expected = scaled + residual
+    expected = np.where(expected < 0, np.zeros_like(expected), expected)
+    xb, rb = _C.to_blocked("t", x), _C.to_blocked("t", residual)
+    for res, relu, want in [(rb, True, expected), (None, False, scaled)]:
+        got = _C.se_attention("SEModule", xb, fc1, fc2, hidden, blocked=True, channels=c,
+                              residual=res, relu=relu)
+        assert got.shape == xb.shape
+        np.testing.assert_array_equal(_C.from_blocked("t", got, c), want)
+        flat = got.transpose(0, 1, 4, 2, 3).reshape(n, -1, h, w)
+        assert not flat[:, c:].any()
+
+
+def test_se_attention_blocked_errors(rng):
+    se, x, residual = _se_operator_case(rng, "float32", 1, 20, 4, 4)
+    fc1, fc2 = se._packed_for(4, 20, np.float32)
+    xb = _C.to_blocked("t", x)
+    with pytest.raises(ValueError, match=r"SEModule: input of size \[1, 20, 4, 4\] is not a "
+                                         r"channel-blocked map"):
+        _C.se_attention("SEModule", x, fc1, fc2, 5, blocked=True, channels=20)
+    with pytest.raises(RuntimeError, match="the residual, of size \\[1, 2, 4, 3, 16\\]"):
+        _C.se_attention("SEModule", xb, fc1, fc2, 5, blocked=True, channels=20,
+                        residual=np.zeros((1, 2, 4, 3, 16), np.float32), relu=True)
+    with pytest.raises(ValueError, match="residual or relu and blocked go together"):
+        _C.se_attention("SEModule", x, fc1, fc2, 5, residual=residual)
+    with pytest.raises(ValueError, match="expected \\[N, 1, H, W, 16\\]"):
+        _C.se_attention("SEModule", xb, fc1, fc2, 5, blocked=True, channels=16)
 
 def test_planned_dense_block_needs_whole_blocks(rng):
     """Channels that are not whole 16-lane blocks (growth 12, or an input of
