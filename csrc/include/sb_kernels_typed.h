@@ -235,7 +235,8 @@ int SB_FN_(sb_conv2d, _blocked_ok)(int64_t c_out, int64_t groups);
 
 /* Channel-blocked copies (see sb_conv2d_fusion): dst = src in NCHW<B>c, the
  * lanes past C of the last block 0, and back. map is the NCHW shape (its
- * batch_stride the NCHW one); single-threaded, no rounding. */
+ * batch_stride the NCHW one); split over the threads by block, no
+ * rounding. */
 sb_status SB_FN(sb_to_blocked)(sb_real *dst, const sb_real *src, const sb_fmap *map);
 sb_status SB_FN(sb_from_blocked)(sb_real *dst, const sb_real *src, const sb_fmap *map);
 
