@@ -241,7 +241,8 @@ sb_status SB_FN(sb_to_blocked)(sb_real *dst, const sb_real *src, const sb_fmap *
 sb_status SB_FN(sb_from_blocked)(sb_real *dst, const sb_real *src, const sb_fmap *map);
 
 /* SEAttention on blocked maps (map: the logical N, C, H, W, its batch
- * stride the blocked image stride): the global average pool into pooled
+ * stride the blocked image stride; residual_map the residual's, NULL
+ * without one): the global average pool into pooled
  * (N x C) and out = relu?(x * gate[n, c] (+ residual)) into a contiguous
  * blocked map, each value computed as sb_global_avg_pool / channel_scale /
  * add_relu compute it on NCHW, so the same bits; split over the threads by
@@ -250,7 +251,7 @@ sb_status SB_FN(sb_global_avg_pool_blocked)(sb_real *pooled, const sb_real *src,
                                             const sb_fmap *map);
 sb_status SB_FN(sb_channel_scale_blocked)(sb_real *out, const sb_real *x, const sb_fmap *map,
                                           const sb_real *gate, const sb_real *residual,
-                                          int relu);
+                                          const sb_fmap *residual_map, int relu);
 
 /* out = epilogue(conv(transform(in), packed weights)). fusion may be NULL.
  * Splits the output over up to num_threads threads (sb_parallel_for);

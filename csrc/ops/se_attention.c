@@ -40,13 +40,13 @@ sb_status sb_op_se_attention_plan(sb_se_attention_plan *plan, const sb_se_attent
         if (status != SB_OK)
             return status;
         if (a->residual != NULL) {
-            status = sb_blocked_view(&residual_view, a->residual, a->channels, "residual", err);
-            if (status != SB_OK)
-                return status;
             if (a->residual->dtype != dt) {
                 sb_fail_dtype(err, SB_E_DTYPE_MISMATCH, "residual", dt, a->residual->dtype);
                 return SB_ERR_ARGUMENT;
             }
+            status = sb_blocked_view(&residual_view, a->residual, a->channels, "residual", err);
+            if (status != SB_OK)
+                return status;
             if (!sb_same_dims(a->residual, 5, x->dims)) {
                 sb_fail(err, SB_ERR_SHAPE, SB_E_ADD_SHAPES);
                 sb_err_shape(err, 0, x);
@@ -56,9 +56,9 @@ sb_status sb_op_se_attention_plan(sb_se_attention_plan *plan, const sb_se_attent
             plan->residual_map = sb_fmap_of(&residual_view);
         }
         x = &view;
-    } else if (a->residual != NULL || a->relu) {
+    } else if (a->residual != NULL || a->relu || a->channels != 0) {
         sb_fail(err, SB_ERR_ARGUMENT, SB_E_PAIRED);
-        sb_err_arg(err, "residual or relu and blocked");
+        sb_err_arg(err, "residual, relu or channels and blocked");
         return SB_ERR_ARGUMENT;
     }
     if (x->ndim != 4) {
@@ -140,7 +140,8 @@ sb_status sb_op_se_attention_run(const sb_se_attention_plan *plan,
         status = SB_DT_CALL(dt, sb_sigmoid, , gate, gate, n * c);
     if (status == SB_OK && a->blocked)
         return SB_DT_CALL(dt, sb_channel_scale_blocked, , out->data, x, &plan->in_map, gate,
-                          a->residual == NULL ? NULL : a->residual->data, a->relu);
+                          a->residual == NULL ? NULL : a->residual->data,
+                          a->residual == NULL ? NULL : &plan->residual_map, a->relu);
     if (status == SB_OK)
         status = SB_DT_CALL(dt, sb_channel_scale, , out->data, &out_map, x, &plan->in_map,
                             gate);

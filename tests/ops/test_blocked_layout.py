@@ -231,7 +231,6 @@ def _blocked_calls(model, x):
     return len(calls)
 
 
-
 def _assert_planned(model, x, calls):
     """model(x) runs ``calls`` blocked convolutions (an int, or a predicate
     on the count) and gives exactly the layer-by-layer result."""
@@ -240,6 +239,7 @@ def _assert_planned(model, x, calls):
     count = _blocked_calls(model, x)
     assert calls(count) if callable(calls) else count == calls, count
     np.testing.assert_array_equal(model(x), expected)
+
 
 @pytest.mark.parametrize("threads", [1, 2])
 def test_planned_densenet_same_bits(isa, rng, restore_threads, threads):
@@ -260,6 +260,30 @@ def test_planned_se_resnet_same_bits(isa, rng, restore_threads, threads):
     _assert_planned(model, x, 1 + 3 * 16 + 4)
 
 
+
+def test_planned_se_resnet_steps_aside(rng):
+    """The stage holding an SE layer with a hook (which must see its call),
+    an SE module whose forward is patched, or an SE module replaced by
+    another module runs unplanned (the other stages stay planned); the
+    results are the unplanned ones."""
+    model = _randomized(sb.models.se_resnet50(num_classes=10), rng)
+    x = rng.standard_normal((1, 3, 32, 32)).astype(np.float32)
+    full = 1 + 3 * 16 + 4
+    partly = lambda count: 0 < count < full  # noqa: E731
+    seen = []
+    handle = model.layer2[1].se.fc1.register_forward_hook(lambda m, a, out: seen.append(1))
+    _assert_planned(model, x, partly)
+    assert seen
+    handle.remove()
+    block = model.layer3[0]
+    block.se.forward = lambda y: y * 0.5
+    _assert_planned(model, x, partly)
+    del block.se.forward
+    _assert_planned(model, x, full)
+    block.se = sb.Identity()
+    _assert_planned(model, x, partly)
+
+
 def _se_operator_case(rng, dtype, n, c, h, w, hidden=5):
     se = sb.models.SEModule(c, rd_channels=hidden, dtype=dtype)
     for fc in (se.fc1, se.fc2):
@@ -270,23 +294,36 @@ def _se_operator_case(rng, dtype, n, c, h, w, hidden=5):
     return se, x, residual
 
 
-@pytest.mark.parametrize("n, c, h, w", [(2, 40, 7, 7), (1, 16, 65, 64), (3, 33, 1, 2)])
-def test_se_attention_blocked_same_bits(isa, dtype, rng, n, c, h, w):
+@pytest.mark.parametrize("n, c, h, w", [(2, 40, 7, 7), (1, 16, 65, 64), (3, 33, 1, 2),
+                                        (8, 64, 14, 14)])
+@pytest.mark.parametrize("threads", [1, 2])
+def test_se_attention_blocked_same_bits(isa, dtype, rng, restore_threads, n, c, h, w, threads):
     """The blocked SE operator (pool, gate, scale, + residual, ReLU) gives the
-    NCHW operator's bits followed by the addition and torch.relu, including
-    maps of more than one 4096-pixel pooling block, and 0 in the lanes past
-    C."""
+    NCHW operator's bits followed by the addition and torch.relu -- with NaN
+    and signed zeros in the input, maps of more than one 4096-pixel pooling
+    block, batch slices of larger blocked maps as input and residual, on 1
+    and 2 threads -- and 0 in the lanes past C."""
+    sb.set_num_threads(threads)
     se, x, residual = _se_operator_case(rng, dtype, n, c, h, w)
+    x[0, 0, 0, 0] = np.nan
+    x[-1, -1, -1, -1] = -0.0
+    residual[0, -1, 0, 0] = -0.0
     fc1, fc2 = se._packed_for(4, c, np.dtype(dtype))
     hidden = se.fc1.weight.shape[0]
     scaled = _C.se_attention("SEModule", x, fc1, fc2, hidden)
     expected = scaled + residual
     expected = np.where(expected < 0, np.zeros_like(expected), expected)
     xb, rb = _C.to_blocked("t", x), _C.to_blocked("t", residual)
-    for res, relu, want in [(rb, True, expected), (None, False, scaled)]:
-        got = _C.se_attention("SEModule", xb, fc1, fc2, hidden, blocked=True, channels=c,
+    # the same maps as every other image of a batch twice as long, and as
+    # the first blocks of maps with more channel blocks
+    x_sliced = np.concatenate([xb, xb + 1], axis=1)[:, :xb.shape[1]]
+    r_sliced = np.stack([rb, rb], axis=1).reshape((2 * n,) + rb.shape[1:])[::2]
+    for xi, res, relu, want in [(xb, rb, True, expected), (xb, None, False, scaled),
+                                (x_sliced, rb, True, expected), (xb, r_sliced, True, expected),
+                                (x_sliced, r_sliced, True, expected)]:
+        got = _C.se_attention("SEModule", xi, fc1, fc2, hidden, blocked=True, channels=c,
                               residual=res, relu=relu)
-        assert got.shape == xb.shape
+        assert got.shape == xb.shape and got.flags.c_contiguous
         np.testing.assert_array_equal(_C.from_blocked("t", got, c), want)
         flat = got.transpose(0, 1, 4, 2, 3).reshape(n, -1, h, w)
         assert not flat[:, c:].any()
@@ -302,8 +339,14 @@ def test_se_attention_blocked_errors(rng):
     with pytest.raises(RuntimeError, match="the residual, of size \\[1, 2, 4, 3, 16\\]"):
         _C.se_attention("SEModule", xb, fc1, fc2, 5, blocked=True, channels=20,
                         residual=np.zeros((1, 2, 4, 3, 16), np.float32), relu=True)
-    with pytest.raises(ValueError, match="residual or relu and blocked go together"):
+    with pytest.raises(ValueError, match="residual, relu or channels and blocked go together"):
         _C.se_attention("SEModule", x, fc1, fc2, 5, residual=residual)
+    with pytest.raises(ValueError, match="residual, relu or channels and blocked go together"):
+        _C.se_attention("SEModule", x, fc1, fc2, 5, channels=20)
+    with pytest.raises(RuntimeError,
+                       match="residual has dtype float64 but the input has dtype float32"):
+        _C.se_attention("SEModule", xb, fc1, fc2, 5, blocked=True, channels=20,
+                        residual=xb.astype(np.float64), relu=True)
     with pytest.raises(ValueError, match="expected \\[N, 1, H, W, 16\\]"):
         _C.se_attention("SEModule", xb, fc1, fc2, 5, blocked=True, channels=16)
 
