@@ -18,10 +18,11 @@ layer on blocked maps, and converts back before the layers that need NCHW
 The plan applies in eval mode, on float32 input, where no module below the
 network carries a hook and every part is the standard module the plan
 knows (a replaced or subclassed part runs its own forward: the network then
-takes its layer-by-layer path); everything else keeps that path. It is
-decided on every call from the modules as they are, so it is never stale:
-the packed weights it uses are the layers' own cache, keyed on their
-weight versions.
+takes its layer-by-layer path); everything else keeps that path. A plan
+is built from the modules as they are and cached per input shape until any
+module changes (cached_plan, module.state_epoch), so it is never stale; the
+packed weights it uses are the layers' own cache, keyed on their weight
+versions.
 """
 import numbers
 
@@ -29,6 +30,7 @@ import numpy as np
 
 from . import _C, runtime
 from . import functional as F
+from .module import state_epoch
 from .containers import Sequential, _foldable
 from .layers import BatchNorm2d, Conv2d, MaxPool2d, ReLU
 
@@ -288,6 +290,23 @@ def run_steps(steps, x):
     return x
 
 
+def cached_plan(owner, shape, build):
+    """build() -- a plan for ``owner`` on an input of ``shape``, or None --
+    cached on ``owner`` and reused while no module anywhere has changed
+    (module.state_epoch: children, parameters, buffers, attributes, modes)
+    and the shape is the same; the caller checks what the epoch does not
+    cover (plan_input_ok: the thread's switches, hooks, the input's type)
+    on every call. A plan built once per (model, input shape) and never
+    stale."""
+    key = (state_epoch(), shape)
+    cache = owner.__dict__.get("_plan_cache")
+    if cache is not None and cache[0] == key:
+        return cache[1]
+    plan = build()
+    object.__setattr__(owner, "_plan_cache", (key, plan))
+    return plan
+
+
 def plan_input_ok(module, x):
     """The module's input and state admit a plan: planning on, eval mode, a
     non-empty float32 NCHW array, and no hook below the module."""
@@ -296,16 +315,20 @@ def plan_input_ok(module, x):
             and runtime.fusion_enabled(*module.children()))
 
 
+def _sequential_plan(seq, shape):
+    modules = list(seq._modules.values())
+    if not any(type(m) in BLOCKS for m in modules):
+        return None
+    return sequence_plan(modules, shape)
+
+
 def planned_sequential(seq, x):
     """A Sequential's forward on channel-blocked maps, or None when no plan
     applies: it must hold a registered block (a chain of single layers
     gains too little to pay for the two conversions)."""
     if not plan_input_ok(seq, x):
         return None
-    modules = list(seq._modules.values())
-    if not any(type(m) in BLOCKS for m in modules):
-        return None
-    plan = sequence_plan(modules, x.shape)
+    plan = cached_plan(seq, x.shape, lambda: _sequential_plan(seq, x.shape))
     if plan is None:
         return None
     y = run_steps(plan[0], x)

@@ -106,6 +106,7 @@ What else of torch.nn.Module's API is here, and how
   float dtype (float32 or float64).
 """
 import bisect
+import itertools
 import re
 import threading
 from collections import OrderedDict, namedtuple
@@ -333,6 +334,82 @@ def _snapshot_aliased_values(updates):
     return result
 
 
+# The state epoch: a new value after every change of any module's
+# structure or attributes (children, parameters, buffers, plain attributes,
+# train/eval mode), and only then. The planned networks' cached plans
+# (skipblocks._blocked.cached_plan) are checked against it, so a plan is
+# rebuilt after any change and reused while nothing changed. Hooks and the
+# thread-local switches (runtime.unplanned, unfused) are checked on every
+# call instead. (A counter, not an increment: two threads changing modules
+# at once still leave a value no plan was built under.)
+_EPOCH_VALUES = itertools.count(1)
+_STATE_EPOCH = [0]
+
+
+def _state_changed():
+    _STATE_EPOCH[0] = next(_EPOCH_VALUES)
+
+
+def state_epoch():
+    """The current state epoch (see _STATE_EPOCH)."""
+    return _STATE_EPOCH[0]
+
+
+class _TrackedDict(OrderedDict):
+    """A module's ``_parameters``, ``_buffers`` and ``_modules``: an
+    OrderedDict whose every change moves the state epoch on, including
+    changes made to the dict directly (``model._modules["fc"] = ...``)."""
+
+    __slots__ = ()
+
+    def __setitem__(self, key, value):
+        OrderedDict.__setitem__(self, key, value)
+        _state_changed()
+
+    def __delitem__(self, key):
+        OrderedDict.__delitem__(self, key)
+        _state_changed()
+
+    def clear(self):
+        OrderedDict.clear(self)
+        _state_changed()
+
+    def pop(self, *args):
+        value = OrderedDict.pop(self, *args)
+        _state_changed()
+        return value
+
+    def popitem(self, last=True):
+        item = OrderedDict.popitem(self, last)
+        _state_changed()
+        return item
+
+    def setdefault(self, key, default=None):
+        value = OrderedDict.setdefault(self, key, default)
+        _state_changed()
+        return value
+
+    def update(self, *args, **kwargs):
+        OrderedDict.update(self, *args, **kwargs)
+        _state_changed()
+
+    def move_to_end(self, key, last=True):
+        OrderedDict.move_to_end(self, key, last)
+        _state_changed()
+
+    def __ior__(self, other):
+        OrderedDict.update(self, other)
+        _state_changed()
+        return self
+
+    def __reduce__(self):
+        # pickles as a plain OrderedDict (Module.__setstate__ tracks it again)
+        return (OrderedDict, (list(self.items()),))
+
+
+_TRACKED_STORES = ("_parameters", "_buffers", "_modules")
+
+
 class Module:
     """Base class of every skipblocks layer and block, like torch.nn.Module.
 
@@ -342,9 +419,9 @@ class Module:
     """
 
     def __init__(self):
-        object.__setattr__(self, "_parameters", OrderedDict())
-        object.__setattr__(self, "_buffers", OrderedDict())
-        object.__setattr__(self, "_modules", OrderedDict())
+        object.__setattr__(self, "_parameters", _TrackedDict())
+        object.__setattr__(self, "_buffers", _TrackedDict())
+        object.__setattr__(self, "_modules", _TrackedDict())
         object.__setattr__(self, "training", True)
         # Incremented on every change of this module's own parameters or
         # buffers: the key that weight-derived caches are checked against.
@@ -443,6 +520,7 @@ class Module:
 
     def _bump_version(self):
         self.__dict__["_version_box"][0] += 1
+        _state_changed()
 
     def _remove(self, name, *stores):
         for store in stores:
@@ -481,6 +559,7 @@ class Module:
             self._bump_version()
         else:
             object.__setattr__(self, name, value)
+            _state_changed()
 
     def __getattr__(self, name):
         # Only called when normal lookup fails: parameters, buffers and
@@ -498,6 +577,7 @@ class Module:
                 self._bump_version()
                 return
         object.__delattr__(self, name)
+        _state_changed()
 
     def __dir__(self):
         return sorted(set(super().__dir__()) | set(self._parameters) | set(self._buffers)
@@ -511,7 +591,7 @@ class Module:
 
     # Attributes derived from the weights and rebuilt on demand: never
     # pickled or copied (subclasses may add names).
-    _derived_attributes = ("_packed_cache",)
+    _derived_attributes = ("_packed_cache", "_plan_cache")
 
     def __getstate__(self):
         # pickle and copy.deepcopy/copy.copy: everything but the derived
@@ -527,6 +607,11 @@ class Module:
         # still frozen, arrays in the same dicts: those are kept as they are,
         # so the original's arrays keep their identity.
         self.__dict__.update(state)
+        for name in _TRACKED_STORES:  # unpickled stores are plain OrderedDicts
+            store = self.__dict__.get(name)
+            if store is not None and type(store) is not _TrackedDict:
+                object.__setattr__(self, name, _TrackedDict(store))
+        _state_changed()
         for name in _hooks.HOOK_DICTS:  # pickles made before hooks existed
             if name not in self.__dict__:
                 object.__setattr__(self, name, OrderedDict())
@@ -584,6 +669,7 @@ class Module:
         if not isinstance(mode, bool):
             raise ValueError("training mode is expected to be boolean")
         object.__setattr__(self, "training", mode)
+        _state_changed()
         for child in self.children():
             child.train(mode)
         return self

@@ -222,10 +222,11 @@ def _planned_features(net, modules, x):
     (skipblocks._blocked: the stem, the dense blocks; each transition on
     NCHW between two conversions), or None when no plan applies. The same
     bits as _run_sequence."""
-    if not _blocked.plan_input_ok(net, x) or \
-            not any(type(m) is _DenseBlock for m in modules):
+    if not _blocked.plan_input_ok(net, x):
         return None
-    plan = _blocked.sequence_plan(modules, x.shape)
+    # (the modules are features' children: the epoch covers them)
+    plan = _blocked.cached_plan(net, x.shape, lambda: _blocked.sequence_plan(modules, x.shape)
+                                if any(type(m) is _DenseBlock for m in modules) else None)
     if plan is None:
         return None
     return _blocked.to_nchw(_blocked.run_steps(plan[0], x), "DenseNet")

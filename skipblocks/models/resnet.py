@@ -161,7 +161,16 @@ def _planned_resnet(net, x):
     """ResNet's eval-mode forward from the stem to layer4 on channel-blocked
     maps (skipblocks._blocked), or None when no plan applies to all of it.
     The same bits as the layer-by-layer path."""
-    if not _blocked.plan_input_ok(net, x) or not _blocked.is_relu(net.relu):
+    if not _blocked.plan_input_ok(net, x):
+        return None
+    plan = _blocked.cached_plan(net, x.shape, lambda: _resnet_plan(net, x.shape))
+    if plan is None:
+        return None
+    return _blocked.to_nchw(_blocked.run_steps(plan[0], x), "ResNet")
+
+
+def _resnet_plan(net, shape):
+    if not _blocked.is_relu(net.relu):
         return None
     stages = [net.layer1, net.layer2, net.layer3, net.layer4]
     if any(type(stage) is not Sequential or "forward" in stage.__dict__ for stage in stages):
@@ -170,10 +179,7 @@ def _planned_resnet(net, x):
         [block for stage in stages for block in stage._modules.values()]
     if any(type(m) not in _blocked.BLOCKS for m in modules[4:]):
         return None
-    plan = _blocked.sequence_plan(modules, x.shape)
-    if plan is None:
-        return None
-    return _blocked.to_nchw(_blocked.run_steps(plan[0], x), "ResNet")
+    return _blocked.sequence_plan(modules, shape)
 
 
 class ResNet(Module):

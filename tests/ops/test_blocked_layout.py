@@ -18,6 +18,8 @@ planned networks (skipblocks._blocked):
 6. The blocked SE operator (se_resnet's planned SEBottleneck) gives the NCHW
    operator's bits followed by the residual addition and ReLU.
 """
+import re
+
 import numpy as np
 import pytest
 
@@ -488,6 +490,63 @@ def test_plan_never_stale(rng):
         expected = model(x)
     np.testing.assert_array_equal(model(x), expected)
 
+
+
+def _same_as_unplanned(model, x):
+    """model(x) gives the unplanned result, or raises the unplanned error."""
+    try:
+        with runtime.unplanned():
+            expected = model(x)
+    except (ValueError, RuntimeError) as e:
+        with pytest.raises(type(e), match=re.escape(str(e))):
+            model(x)
+        return
+    np.testing.assert_array_equal(model(x), expected)
+
+
+def test_cached_plan_rebuilt_after_any_change(rng):
+    """A network's plan is cached per input shape and rebuilt after any
+    change to any module: each change below, made after a planned forward,
+    gives the unplanned result (a stale plan would run the old structure),
+    and a plan is reused when nothing changed."""
+    model = _randomized(sb.models.resnet18(num_classes=10), rng)
+    x = rng.standard_normal((1, 3, 32, 32)).astype(np.float32)
+    model(x)
+    plan = model.__dict__["_plan_cache"]
+    model(x)
+    assert model.__dict__["_plan_cache"] is plan  # reused: nothing changed
+    model(rng.standard_normal((2, 3, 40, 32)).astype(np.float32))  # another shape
+    assert model.__dict__["_plan_cache"] is not plan
+    changes = [
+        lambda m: setattr(m.layer1[0].conv2, "stride", (2, 2)),
+        lambda m: setattr(m.layer2[0].conv1, "padding", (2, 2)),
+        lambda m: m.layer1.__delitem__(1),
+        lambda m: m.layer1.append(sb.models.resnet.BasicBlock(64, 64).eval()),
+        lambda m: m.layer3.__setitem__(1, sb.Identity()),
+        lambda m: m.layer2._modules.pop("1"),  # the children's dict itself
+        lambda m: setattr(m, "relu", sb.Identity()),
+        lambda m: m.layer4[0].__setattr__("downsample", None),
+        lambda m: m.layer1[0].bn1.train(),
+        lambda m: setattr(m.layer1[0].bn2, "track_running_stats", False),
+        lambda m: m.layer2[0].bn1.__delattr__("running_var") or
+        m.layer2[0].bn1.register_buffer("running_var", None),
+    ]
+    for change in changes:
+        model = _randomized(sb.models.resnet18(num_classes=10), rng)
+        model(x)
+        change(model)
+        _same_as_unplanned(model, x)
+    # copies and pickles carry no plan; their plans are their own
+    import copy
+    import pickle
+    model = _randomized(sb.models.resnet18(num_classes=10), rng)
+    model(x)
+    for clone in (copy.deepcopy(model), pickle.loads(pickle.dumps(model)), copy.copy(model)):
+        assert "_plan_cache" not in clone.__dict__
+        _same_as_unplanned(clone, x)
+        clone.layer1[1] = sb.Identity()
+        _same_as_unplanned(clone, x)
+        _same_as_unplanned(model, x)
 
 def test_plan_errors_as_unplanned(rng):
     model = _randomized(sb.models.resnet18(num_classes=10), rng)
