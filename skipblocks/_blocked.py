@@ -290,20 +290,32 @@ def run_steps(steps, x):
     return x
 
 
+# Input shapes a network keeps plans for at once (the least recently built
+# goes first).
+_PLANS_PER_OWNER = 8
+
+
 def cached_plan(owner, shape, build):
     """build() -- a plan for ``owner`` on an input of ``shape``, or None --
-    cached on ``owner`` and reused while no module anywhere has changed
-    (module.state_epoch: children, parameters, buffers, attributes, modes)
-    and the shape is the same; the caller checks what the epoch does not
-    cover (plan_input_ok: the thread's switches, hooks, the input's type)
-    on every call. A plan built once per (model, input shape) and never
-    stale."""
-    key = (state_epoch(), shape)
+    cached on ``owner`` per shape and reused while no module anywhere has
+    changed (module.state_epoch: children, parameters, buffers, attributes,
+    modes); the caller checks what the epoch does not cover (plan_input_ok:
+    the thread's switches, hooks, the input's type) on every call. A plan
+    built once per (model, input shape) and never stale. (Writing a module's
+    __dict__ directly, bypassing setattr, is not a change the epoch sees:
+    skipblocks.parity's instance wrappers move it on themselves.)"""
+    epoch = state_epoch()
     cache = owner.__dict__.get("_plan_cache")
-    if cache is not None and cache[0] == key:
-        return cache[1]
+    if cache is None or cache[0] != epoch:
+        cache = (epoch, {})
+        object.__setattr__(owner, "_plan_cache", cache)
+    plans = cache[1]
+    if shape in plans:
+        return plans[shape]
     plan = build()
-    object.__setattr__(owner, "_plan_cache", (key, plan))
+    if len(plans) >= _PLANS_PER_OWNER:
+        del plans[next(iter(plans))]
+    plans[shape] = plan
     return plan
 
 

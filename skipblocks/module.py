@@ -357,57 +357,72 @@ def state_epoch():
 
 class _TrackedDict(OrderedDict):
     """A module's ``_parameters``, ``_buffers`` and ``_modules``: an
-    OrderedDict whose every change moves the state epoch on, including
-    changes made to the dict directly (``model._modules["fc"] = ...``)."""
+    OrderedDict whose every change moves the state epoch on and, for the
+    first two, the owner's version (``box``, its ``_version_box``: the key
+    of the packed-weight caches), including changes made to the dict
+    directly (``model._modules["fc"] = ...``). Pickled and copied as
+    itself, the box shared through the memo as the owner's is."""
 
-    __slots__ = ()
+    def __init__(self, *args, box=None):
+        self.__dict__["_box"] = box
+        OrderedDict.__init__(self, *args)
+
+    def _changed(self):
+        box = self.__dict__.get("_box")  # (unset while unpickling the items)
+        if box is not None:
+            box[0] += 1
+        _state_changed()
 
     def __setitem__(self, key, value):
         OrderedDict.__setitem__(self, key, value)
-        _state_changed()
+        self._changed()
 
     def __delitem__(self, key):
         OrderedDict.__delitem__(self, key)
-        _state_changed()
+        self._changed()
 
     def clear(self):
         OrderedDict.clear(self)
-        _state_changed()
+        self._changed()
 
     def pop(self, *args):
         value = OrderedDict.pop(self, *args)
-        _state_changed()
+        self._changed()
         return value
 
     def popitem(self, last=True):
         item = OrderedDict.popitem(self, last)
-        _state_changed()
+        self._changed()
         return item
 
     def setdefault(self, key, default=None):
         value = OrderedDict.setdefault(self, key, default)
-        _state_changed()
+        self._changed()
         return value
 
     def update(self, *args, **kwargs):
         OrderedDict.update(self, *args, **kwargs)
-        _state_changed()
+        self._changed()
 
     def move_to_end(self, key, last=True):
         OrderedDict.move_to_end(self, key, last)
-        _state_changed()
+        self._changed()
 
     def __ior__(self, other):
         OrderedDict.update(self, other)
-        _state_changed()
+        self._changed()
         return self
-
-    def __reduce__(self):
-        # pickles as a plain OrderedDict (Module.__setstate__ tracks it again)
-        return (OrderedDict, (list(self.items()),))
 
 
 _TRACKED_STORES = ("_parameters", "_buffers", "_modules")
+
+
+def _tracked_store(module, name, store):
+    """``store`` (a dict) as ``module``'s tracked store ``name``."""
+    if type(store) is _TrackedDict:
+        return store
+    box = None if name == "_modules" else module.__dict__.get("_version_box")
+    return _TrackedDict(store, box=box)
 
 
 class Module:
@@ -419,17 +434,18 @@ class Module:
     """
 
     def __init__(self):
-        object.__setattr__(self, "_parameters", _TrackedDict())
-        object.__setattr__(self, "_buffers", _TrackedDict())
-        object.__setattr__(self, "_modules", _TrackedDict())
-        object.__setattr__(self, "training", True)
         # Incremented on every change of this module's own parameters or
         # buffers: the key that weight-derived caches are checked against.
         # Kept in a one-element list so that a shallow copy (copy.copy),
         # which shares the parameter dicts as torch's does, shares the
         # counter too: a change made through either object invalidates the
         # caches of both.
-        object.__setattr__(self, "_version_box", [0])
+        box = [0]
+        object.__setattr__(self, "_version_box", box)
+        object.__setattr__(self, "_parameters", _TrackedDict(box=box))
+        object.__setattr__(self, "_buffers", _TrackedDict(box=box))
+        object.__setattr__(self, "_modules", _TrackedDict())
+        object.__setattr__(self, "training", True)
         for name, hooks in _hooks.new_hook_dicts().items():
             object.__setattr__(self, name, hooks)
 
@@ -558,6 +574,8 @@ class Module:
             self._buffers[name] = None if value is None else self._buffer_copy(name, value)
             self._bump_version()
         else:
+            if name in _TRACKED_STORES and isinstance(value, dict):
+                value = _tracked_store(self, name, value)  # a replaced store stays tracked
             object.__setattr__(self, name, value)
             _state_changed()
 
@@ -607,10 +625,10 @@ class Module:
         # still frozen, arrays in the same dicts: those are kept as they are,
         # so the original's arrays keep their identity.
         self.__dict__.update(state)
-        for name in _TRACKED_STORES:  # unpickled stores are plain OrderedDicts
+        for name in _TRACKED_STORES:  # pickles made before the stores were tracked
             store = self.__dict__.get(name)
-            if store is not None and type(store) is not _TrackedDict:
-                object.__setattr__(self, name, _TrackedDict(store))
+            if isinstance(store, dict):
+                object.__setattr__(self, name, _tracked_store(self, name, store))
         _state_changed()
         for name in _hooks.HOOK_DICTS:  # pickles made before hooks existed
             if name not in self.__dict__:

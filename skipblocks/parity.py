@@ -68,7 +68,7 @@ import time
 
 import numpy as np
 
-from .module import Module
+from .module import Module, _state_changed
 from .runtime import unplanned
 
 __all__ = ["compare", "assert_parity", "ParityTable", "hook_forwards"]
@@ -142,11 +142,13 @@ def hook_forwards(module, callback):
                 # this module only; other instances stay unwrapped.
                 object.__setattr__(sub, entry, wrapper)
                 installed.append((sub, entry))
+        _state_changed()  # (instance forwards: cached plans step aside)
         with unplanned():
             yield module
     finally:
         for sub, entry in installed:
             sub.__dict__.pop(entry, None)
+        _state_changed()
 
 
 def _make_wrapper(name, sub, bound, depth, callback):
@@ -535,6 +537,7 @@ def compare(torch_module, sb_module, x, mode="eval", copy_weights=True, fused=Fa
         sb_module.load_state_dict(snapshot)
         for m, flag in flags:
             object.__setattr__(m, "training", flag)
+        _state_changed()
     return ParityTable(rows, tol=tol)
 
 

@@ -512,11 +512,9 @@ def test_cached_plan_rebuilt_after_any_change(rng):
     model = _randomized(sb.models.resnet18(num_classes=10), rng)
     x = rng.standard_normal((1, 3, 32, 32)).astype(np.float32)
     model(x)
-    plan = model.__dict__["_plan_cache"]
+    plan = model.__dict__["_plan_cache"][1][x.shape]
     model(x)
-    assert model.__dict__["_plan_cache"] is plan  # reused: nothing changed
-    model(rng.standard_normal((2, 3, 40, 32)).astype(np.float32))  # another shape
-    assert model.__dict__["_plan_cache"] is not plan
+    assert model.__dict__["_plan_cache"][1][x.shape] is plan  # reused: nothing changed
     changes = [
         lambda m: setattr(m.layer1[0].conv2, "stride", (2, 2)),
         lambda m: setattr(m.layer2[0].conv1, "padding", (2, 2)),
@@ -536,6 +534,26 @@ def test_cached_plan_rebuilt_after_any_change(rng):
         model(x)
         change(model)
         _same_as_unplanned(model, x)
+    # a store replaced by assignment stays tracked; direct edits of the
+    # parameter dicts also move the layer's version (its packed weights)
+    from collections import OrderedDict
+    model = _randomized(sb.models.resnet18(num_classes=10), rng)
+    model(x)
+    model.layer1._modules = OrderedDict(model.layer1._modules)
+    model(x)
+    model.layer1._modules.pop("1")
+    _same_as_unplanned(model, x)
+    conv = model.layer2[0].conv1
+    conv._parameters["weight"] = (conv.weight * 2).astype(np.float32)
+    with runtime.unfused():
+        expected = model(x)
+    np.testing.assert_allclose(model(x), expected, rtol=1e-4, atol=1e-4)
+    # several input shapes keep their plans side by side
+    model(x)
+    y = rng.standard_normal((1, 3, 48, 40)).astype(np.float32)
+    model(y)
+    plans = model.__dict__["_plan_cache"][1]
+    assert x.shape in plans and y.shape in plans
     # copies and pickles carry no plan; their plans are their own
     import copy
     import pickle
