@@ -124,6 +124,22 @@ def test_conv_blocked_same_bits(isa, dtype, rng, case, layouts):
     np.testing.assert_array_equal(got, expected)
 
 
+
+@pytest.mark.parametrize("c_out, hw", [(256, (7, 7)), (384, (5, 9)), (512, (1, 1)), (256, (12, 12))])
+@pytest.mark.parametrize("threads", [1, 2])
+def test_conv_batch_equals_images_alone(isa, dtype, rng, restore_threads, c_out, hw, threads):
+    """A batch of pointwise convolutions on small maps, several channel
+    chunks each, gives, bit for bit, each image's convolution alone, in both
+    layouts, with a residual and ReLU."""
+    sb.set_num_threads(threads)
+    conv, bn, x = _conv_pair(rng, dtype, 64, c_out, 1, 1, 0, 1, n=3, hw=hw, fold=True)
+    res = rng.standard_normal((3, c_out) + hw).astype(dtype)
+    for layouts in [(False, False), (True, True)]:
+        batch = _run(conv, x, bn, *layouts, residual=res, relu=True)
+        for i in range(3):
+            alone = _run(conv, x[i:i + 1], bn, *layouts, residual=res[i:i + 1], relu=True)
+            np.testing.assert_array_equal(batch[i:i + 1], alone)
+
 def test_conv_blocked_rejects_channel_rows():
     assert not _C.conv2d_blocked_ok(6, 1) and not _C.conv2d_blocked_ok(12, 1)
     assert _C.conv2d_blocked_ok(16, 1) and not _C.conv2d_blocked_ok(16, 2)
