@@ -15,16 +15,16 @@ calls of the first shape, then --rounds rounds over every shape in turn; per
 round and shape the fastest of 3 batches of calls (each about 0.1 s of work
 at the peak); the figure is the median over the rounds, with the spread of
 the rounds beside it. FLOPs are 2 x multiply-adds; the peak is --peak
-GFLOP/s, per thread, times --threads (default 102.4, fma_peak.c at one
-thread on the Zen 3 of benchmarks/results/engines_epyc_zen3_avx2.txt, whose
-two threads measured 201.9 rather than 204.8: measure yours with
-benchmarks/fma_peak.c). Nothing is written: the table goes to stdout with
+GFLOP/s per thread times --threads; by default it is measured here:
+benchmarks/fma_peak.c at one thread (the best of three 0.5 s runs, common.run_peak),
+with 512-bit FMAs when skipblocks runs its AVX-512 kernels, else 256-bit. Nothing is written: the table goes to stdout with
 the machine and build lines of common.py.
 """
 import argparse
 import os
 import statistics
 import sys
+import tempfile
 import time
 
 import numpy as np
@@ -41,13 +41,28 @@ SHAPES = [
 ]
 
 
+def measured_peak(sb):
+    """(GFLOP/s of one thread, how it was measured) from fma_peak.c, at the
+    vector width of the ISA skipblocks runs; exits when it cannot run."""
+    width = 512 if sb.runtime.get_isa() == "avx512" else 256
+    with tempfile.TemporaryDirectory(prefix="skipblocks-peak-") as workdir:
+        exe, build = common.build_peak(workdir)
+        if exe is None:
+            sys.exit("bench_conv: %s; give --peak" % build)
+        runs = common.run_peak(exe, width=width)
+    if not isinstance(runs, list):
+        sys.exit("bench_conv: %s; give --peak" % runs)
+    return max(r[0] for r in runs), "fma_peak.c, %d-bit, one thread x threads" % width
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--batch", type=int, default=1)
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--shapes", type=int, nargs="+", help="row numbers of SHAPES")
-    ap.add_argument("--peak", type=float, default=102.4, help="GFLOP/s per thread")
+    ap.add_argument("--peak", type=float, default=None,
+                    help="GFLOP/s per thread (default: measured with fma_peak.c)")
     ap.add_argument("--root", help="a source tree with an in-place build to import instead")
     args = ap.parse_args(argv)
     if args.root:
@@ -60,7 +75,8 @@ def main(argv=None):
     else:
         sb = common.import_skipblocks()
     sb.set_num_threads(args.threads)
-    peak = args.peak * 1e9 * args.threads
+    per_thread, how = (args.peak, "--peak") if args.peak else measured_peak(sb)
+    peak = per_thread * 1e9 * args.threads
     rng = np.random.default_rng(0)
     rows = args.shapes if args.shapes else range(len(SHAPES))
     cases = []
@@ -87,8 +103,8 @@ def main(argv=None):
             times[label].append(best)
     print(common.machine_line())
     print(common.build_line(common.build_info(sb)))
-    print("threads %d, batch %d, %d rounds, peak %.1f GFLOP/s" % (
-        args.threads, args.batch, args.rounds, peak / 1e9))
+    print("threads %d, batch %d, %d rounds, peak %.1f GFLOP/s (%s)" % (
+        args.threads, args.batch, args.rounds, peak / 1e9, how))
     for label, conv, x, flops, calls in cases:
         t = statistics.median(times[label])
         print("%s  %8.3f ms  %5.1f %% of peak  (rounds %.3f-%.3f ms)" % (

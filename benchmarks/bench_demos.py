@@ -87,9 +87,9 @@ import time
 
 import numpy as np
 
-from common import (RESULTS, build_info, build_line, command_line, format_rows,
-                    import_skipblocks, load_average, load_line, machine_info, machine_line,
-                    now_utc, write_json)
+from common import (RESULTS, avx512_peak_skip_reason, build_info, build_line,  # noqa: F401
+                    build_peak, command_line, format_rows, import_skipblocks, load_average,
+                    load_line, machine_info, machine_line, now_utc, run_peak, write_json)
 
 skipblocks = import_skipblocks()
 
@@ -190,70 +190,6 @@ BREAKDOWNS = {
 
 
 # -- machine and peak ---------------------------------------------------------
-PEAK_SOURCE = os.path.join(HERE, "fma_peak.c")
-
-
-def _compiler():
-    for name in (os.environ.get("CC"), "cc", "gcc", "clang"):
-        if name and shutil.which(name):
-            return shutil.which(name)
-    return None
-
-
-def build_peak(workdir):
-    """Compiles fma_peak.c into workdir; (path, description) or (None, why not).
-    One binary for both widths: its 512-bit loop is compiled for AVX-512F on
-    its own (a target attribute), the rest needs AVX2 + FMA only."""
-    flags = machine_info()["flags"]
-    if platform.machine() not in ("x86_64", "AMD64") or not (flags["avx2"] and flags["fma"]):
-        return None, "no AVX2+FMA on this CPU: the 256-bit FMA peak program cannot run"
-    cc = _compiler()
-    if cc is None:
-        return None, "no C compiler found (tried $CC, cc, gcc, clang)"
-    exe = os.path.join(workdir, "fma_peak")
-    # -mavx2 -mfma as well as the file's pragma: clang ignores GCC's pragma.
-    cmd = [cc, "-O2", "-mavx2", "-mfma", "-o", exe, PEAK_SOURCE]
-    try:
-        done = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        return None, f"compiling fma_peak.c failed: {exc}"
-    if done.returncode != 0:
-        return None, (f"compiling fma_peak.c failed (exit {done.returncode}): "
-                      f"{done.stderr.strip()[:500]}")
-    return exe, " ".join(os.path.basename(c) if i == 0 else c for i, c in enumerate(cmd))
-
-
-def run_peak(exe, runs=3, seconds=0.5, width=256):
-    """[(GFLOP/s per CPU second, GFLOP/s per wall second)] of each run of the
-    peak program (one thread) with width-bit FMAs, or an error string."""
-    values = []
-    for _ in range(runs):
-        try:
-            done = subprocess.run([exe, str(seconds), str(width)], capture_output=True,
-                                  text=True, timeout=60 + 10 * seconds)
-            if done.returncode != 0:
-                # The program says why (e.g. no AVX-512F); a signal is a negative code.
-                return (f"running fma_peak ({width}-bit) failed (exit {done.returncode}): "
-                        f"{done.stderr.strip()[:300]}")
-            cpu_rate, wall_rate = map(float, done.stdout.split()[:2])
-            values.append((cpu_rate, wall_rate))
-        except (OSError, subprocess.TimeoutExpired, ValueError) as exc:
-            return (f"running fma_peak ({width}-bit) failed: {exc} "
-                    f"{getattr(exc, 'stderr', '') or ''}")
-    return values
-
-
-def avx512_peak_skip_reason():
-    """Why the 512-bit peak is not run on this CPU, or None when its flags
-    show AVX-512F (the program checks again before any 512-bit instruction)."""
-    avx512f = machine_info()["flags"]["avx512f"]
-    if avx512f is None:
-        return "not measured: no CPU flags (/proc/cpuinfo) to tell whether it has AVX-512F"
-    if not avx512f:
-        return "not measured: this CPU has no AVX-512F"
-    return None
-
-
 def _best(runs, error):
     return max(r[0] for r in runs) if runs and not error else None
 
