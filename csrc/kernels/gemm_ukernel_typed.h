@@ -51,13 +51,10 @@ typedef void (*SB_FN_(sb_pixgemm_out, _ukernel))(int64_t kc, const sb_real *cons
                                                  int64_t w_next,
                                                  const SB_FN_(sb_pixgemm, _out) *out);
 
-/* One name per variant: the gemm/igemm/pixgemm/pixgemm_out contracts above. */
-#define SB_UK_DECLARE(suffix)                                                            \
-    void SB_FN_(sb_gemm, _ukernel##suffix)(int64_t kc, const sb_real *a, const sb_real *b, \
-                                           sb_real *c, int64_t ldc, int accumulate);     \
-    void SB_FN_(sb_igemm, _ukernel##suffix)(int64_t kc, const sb_real *a, const sb_real *b,\
-                                            const int64_t *b_offsets, sb_real *c,         \
-                                            int64_t ldc, int accumulate);                \
+/* One name per variant: the gemm/igemm/pixgemm/pixgemm_out contracts above
+ * (the pixel-row pair alone for the wide kernels, whose pixgemm and
+ * pixgemm_out take the one-panel signature: w_next is their second panel). */
+#define SB_UK_DECLARE_PIXEL(suffix)                                                        \
     void SB_FN_(sb_pixgemm, _ukernel##suffix)(int64_t kc, const sb_real *const *pixels,  \
                                               const int64_t *offsets, const sb_real *w,   \
                                               int64_t w_next, sb_real *c, int64_t ldc,   \
@@ -66,6 +63,13 @@ typedef void (*SB_FN_(sb_pixgemm_out, _ukernel))(int64_t kc, const sb_real *cons
                                                   const int64_t *offsets, const sb_real *w, \
                                                   int64_t w_next,                          \
                                                   const SB_FN_(sb_pixgemm, _out) *out);
+#define SB_UK_DECLARE(suffix)                                                            \
+    void SB_FN_(sb_gemm, _ukernel##suffix)(int64_t kc, const sb_real *a, const sb_real *b, \
+                                           sb_real *c, int64_t ldc, int accumulate);     \
+    void SB_FN_(sb_igemm, _ukernel##suffix)(int64_t kc, const sb_real *a, const sb_real *b,\
+                                            const int64_t *b_offsets, sb_real *c,         \
+                                            int64_t ldc, int accumulate);                \
+    SB_UK_DECLARE_PIXEL(suffix)
 
 SB_UK_DECLARE(__scalar)
 #ifdef SB_HAVE_AVX2_KERNELS
@@ -85,37 +89,14 @@ void SB_FN_(sb_igemm, _ukernel_wide__avx512)(int64_t kc, const sb_real *a, const
 void SB_FN_(sb_igemm, _ukernel_wide__avx512_source_on_avx2)(
     int64_t kc, const sb_real *a, const sb_real *b, const int64_t *b_offsets, sb_real *c,
     int64_t ldc, int accumulate);
-void SB_FN_(sb_pixgemm, _ukernel_wide__avx512)(int64_t kc, const sb_real *const *pixels,
-                                               const int64_t *offsets, const sb_real *w,
-                                               int64_t w_next, sb_real *c, int64_t ldc,
-                                               int accumulate);
-void SB_FN_(sb_pixgemm, _ukernel_wide__avx512_source_on_avx2)(
-    int64_t kc, const sb_real *const *pixels, const int64_t *offsets, const sb_real *w,
-    int64_t w_next, sb_real *c, int64_t ldc, int accumulate);
-void SB_FN_(sb_pixgemm_out, _ukernel_wide__avx512)(int64_t kc, const sb_real *const *pixels,
-                                                   const int64_t *offsets, const sb_real *w,
-                                                   int64_t w_next,
-                                                   const SB_FN_(sb_pixgemm, _out) *out);
-void SB_FN_(sb_pixgemm_out, _ukernel_wide__avx512_source_on_avx2)(
-    int64_t kc, const sb_real *const *pixels, const int64_t *offsets, const sb_real *w,
-    int64_t w_next, const SB_FN_(sb_pixgemm, _out) *out);
+SB_UK_DECLARE_PIXEL(_wide__avx512)
+SB_UK_DECLARE_PIXEL(_wide__avx512_source_on_avx2)
 /* seven pixel rows (gemm_ukernel_2v.inc, SB_UK_ROWS 7): pixels[0..6], out->rows <= 7 */
-void SB_FN_(sb_pixgemm, _ukernel_wide7__avx512)(int64_t kc, const sb_real *const *pixels,
-                                                const int64_t *offsets, const sb_real *w,
-                                                int64_t w_next, sb_real *c, int64_t ldc,
-                                                int accumulate);
-void SB_FN_(sb_pixgemm, _ukernel_wide7__avx512_source_on_avx2)(
-    int64_t kc, const sb_real *const *pixels, const int64_t *offsets, const sb_real *w,
-    int64_t w_next, sb_real *c, int64_t ldc, int accumulate);
-void SB_FN_(sb_pixgemm_out, _ukernel_wide7__avx512)(int64_t kc, const sb_real *const *pixels,
-                                                    const int64_t *offsets, const sb_real *w,
-                                                    int64_t w_next,
-                                                    const SB_FN_(sb_pixgemm, _out) *out);
-void SB_FN_(sb_pixgemm_out, _ukernel_wide7__avx512_source_on_avx2)(
-    int64_t kc, const sb_real *const *pixels, const int64_t *offsets, const sb_real *w,
-    int64_t w_next, const SB_FN_(sb_pixgemm, _out) *out);
+SB_UK_DECLARE_PIXEL(_wide7__avx512)
+SB_UK_DECLARE_PIXEL(_wide7__avx512_source_on_avx2)
 #endif
 #undef SB_UK_DECLARE
+#undef SB_UK_DECLARE_PIXEL
 
 /* The micro-kernels of `isa` (ukernel_select.inc). The wide ones are NULL
  * when the ISA has none (callers then run the one-panel kernel panel by
