@@ -27,8 +27,11 @@ typedef void (*SB_FN_(sb_pixgemm, _ukernel))(int64_t kc, const sb_real *const *p
  * convolution's epilogue applied by the kernel on the last K block instead
  * of by a pass over a tile buffer. A kernel computes the pixgemm sums of its
  * MR pixels and stores rows i < rows only (a partial last block repeats its
- * last pixel; the repeats are not stored):
- *   v = sum (+ c[i] when accumulate: the sums of the earlier K blocks);
+ * last pixel; the repeats are not stored). Its kc rows of k are one or more
+ * of the convolution's K blocks, sum_block rows each (the last one may be
+ * shorter), and it adds them up as separate calls of one K block would:
+ *   v = c[i] when accumulate (the sums of the earlier K blocks), then for
+ *   each K block in turn v = block sum (+ v, from the second term on);
  *   when bias != NULL (the last K block): v = (v + bias) [+ res[i]], then
  *   torch.relu if relu (v < 0 -> 0; NaN and -0.0 kept) -- the order of the
  *   tile-buffer stores, so the bits are theirs.
@@ -44,6 +47,7 @@ typedef struct {
     int64_t bias_next;
     const sb_real *res;  /* NULL: no residual; laid out like c */
     int relu;
+    int64_t sum_block; /* > 0: the rows of one K block */
 } SB_FN_(sb_pixgemm, _out);
 
 typedef void (*SB_FN_(sb_pixgemm_out, _ukernel))(int64_t kc, const sb_real *const *pixels,
