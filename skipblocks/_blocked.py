@@ -37,6 +37,10 @@ from .layers import BatchNorm2d, Conv2d, MaxPool2d, ReLU
 __all__ = []
 
 
+# Channels per block of a float32 map (the lanes of _C.to_blocked's result).
+LANES_F32 = _C.to_blocked("Blocked", np.zeros((1, 1, 1, 1), np.float32)).shape[-1]
+
+
 class Blocked:
     """A channel-blocked map: ``data`` (N, ceil(C/B), H, W, B) and its
     ``channels`` C."""

@@ -12,6 +12,8 @@ __all__: list[str]
 
 _Shape4 = tuple[int, int, int, int]
 
+LANES_F32: int
+
 class Blocked:
     data: Array
     channels: int

@@ -10,7 +10,16 @@ the paper (Ronneberger et al., 2015), the 3x3 convolutions are padded and
 followed by BatchNorm, so the skips need no cropping and the output has the
 input's size; the decoder pads an upsampled map by at most one row and column
 where the encoder's pooling floored an odd size.
+
+In eval mode on float32 input, UNet keeps its feature maps channel-blocked
+from the first convolution to the last DoubleConv (skipblocks._blocked):
+each convolution with its BatchNorm folded and its ReLU fused, the poolings
+and the skip concatenations on blocked maps; only the upsampling runs on
+NCHW maps, converted either side. The same bits as the layer-by-layer path.
 """
+import numpy as np
+
+from . import _blocked
 from . import functional as F
 from .containers import Sequential
 from .layers import (BatchNorm2d, Conv2d, ConvTranspose2d, MaxPool2d, ReLU, Upsample,
@@ -87,11 +96,19 @@ class Up(Module):
         if x1.ndim != 4 or x2.ndim != 4:
             raise ValueError(f"Up: expected 4-D inputs, got x1 of shape {tuple(x1.shape)} "
                              f"(upsampled) and x2 of shape {tuple(x2.shape)}")
-        dy = x2.shape[2] - x1.shape[2]
-        dx = x2.shape[3] - x1.shape[3]
-        if dx or dy:  # the encoder floored an odd size (negative: crops, as torch's pad)
-            x1 = F.pad(x1, [dx // 2, dx - dx // 2, dy // 2, dy - dy // 2], _layer="Up")
+        x1 = _pad_to(x1, x2.shape)
         return self.conv(F.cat([x2, x1], dim=1, _layer="Up"))
+
+
+def _pad_to(x1, shape):
+    """The upsampled map x1 padded (or cropped, where negative, as torch's
+    pad) to the height and width of ``shape``, the skip's: the encoder
+    floored an odd size."""
+    dy = shape[2] - x1.shape[2]
+    dx = shape[3] - x1.shape[3]
+    if dx or dy:
+        x1 = F.pad(x1, [dx // 2, dx - dx // 2, dy // 2, dy - dy // 2], _layer="Up")
+    return x1
 
 
 class OutConv(Module):
@@ -144,6 +161,9 @@ class UNet(Module):
         if x.ndim != 4 or x.shape[2] < 16 or x.shape[3] < 16:
             raise ValueError(f"UNet: expected an input of shape (N, {self.n_channels}, H, W) "
                              f"with H, W >= 16 (four 2x2 poolings), got {tuple(x.shape)}")
+        planned = _planned_unet(self, x) if type(self) is UNet else None
+        if planned is not None:
+            return planned
         x1 = self.inc(x)
         x2 = self.down1(x1)
         x3 = self.down2(x2)
@@ -154,3 +174,120 @@ class UNet(Module):
         x = self.up3(x, x2)
         x = self.up4(x, x1)
         return self.outc(x)
+
+
+
+# ---- the planned forward (skipblocks._blocked) ---------------------------
+
+def _own_forward(module):
+    return "forward" in module.__dict__ or "_forward" in module.__dict__
+
+
+def _double_conv_fits(dc, shape):
+    """DoubleConv's output shape on a blocked map of ``shape`` when a plan
+    runs it as its eval-mode forward does (each convolution with its
+    BatchNorm folded and its ReLU fused), else None."""
+    if _own_forward(dc) or _own_forward(dc.double_conv):
+        return None
+    parts = _blocked.sequential_of(dc.double_conv, Conv2d, BatchNorm2d, ReLU,
+                                   Conv2d, BatchNorm2d, ReLU)
+    if parts is None:
+        return None
+    shape = _blocked.conv_fits(parts[0], parts[1], shape)
+    return None if shape is None else _blocked.conv_fits(parts[3], parts[4], shape)
+
+
+def _double_conv(dc, x):
+    """_double_conv_fits' DoubleConv on x (Blocked, or the NCHW input)."""
+    conv1, bn1, _, conv2, bn2, _ = dc.double_conv._modules.values()
+    return _blocked.conv(conv2, _blocked.conv(conv1, x, fold=bn1, relu=True), fold=bn2,
+                         relu=True)
+
+
+def _down_fits(down, shape):
+    if _own_forward(down) or _own_forward(down.maxpool_conv):
+        return None
+    parts = _blocked.sequential_of(down.maxpool_conv, MaxPool2d, DoubleConv)
+    if parts is None:
+        return None
+    shape = _blocked.pool_out_shape(parts[0], shape)
+    return None if shape is None else _double_conv_fits(parts[1], shape)
+
+
+def _down(down, x):
+    pool, dc = down.maxpool_conv._modules.values()
+    return _double_conv(dc, _blocked.max_pool(pool, x))
+
+
+_blocked.register_block(DoubleConv, _double_conv_fits, _double_conv)
+_blocked.register_block(Down, _down_fits, _down)
+
+
+def _up_fits(up, shape, skip):
+    """Up's output shape on the blocked maps of ``shape`` (the deeper) and
+    ``skip`` when a plan runs it: its upsampling (ConvTranspose2d or
+    Upsample, run on NCHW) gives ``channels`` channels, which join the
+    skip's whole channel blocks, then its DoubleConv fits; else None."""
+    if _own_forward(up) or _compute_dtype(up) != np.float32:
+        return None  # (Up converts both inputs to its dtype)
+    if type(up.up) is ConvTranspose2d:
+        weight = up.up.__dict__["_parameters"].get("weight")
+        if not (isinstance(weight, np.ndarray) and weight.ndim == 4
+                and weight.shape[0] == shape[1]):
+            return None
+        channels = weight.shape[1] * up.up.groups
+    elif type(up.up) is Upsample:
+        channels = shape[1]
+    else:
+        return None
+    if skip[1] % _blocked.LANES_F32 != 0:
+        return None  # the concatenation would not be whole channel blocks
+    return _double_conv_fits(up.conv, (skip[0], skip[1] + channels, skip[2], skip[3]))
+
+
+def _up(up, x, skip):
+    """_up_fits' Up on the Blocked maps x (the deeper) and skip."""
+    y = _pad_to(up.up(_blocked.to_nchw(x, "Up")), skip.shape)
+    y = _blocked.to_blocked(y, "Up")
+    cat = _blocked.Blocked(np.concatenate([skip.data, y.data], axis=1),
+                           skip.channels + y.channels)
+    return _double_conv(up.conv, cat)
+
+
+def _unet_plan(net, shape):
+    """True when every part of ``net`` fits a plan on an input of ``shape``
+    (the exact DoubleConv, Down, Up and OutConv types, without hooks or
+    forwards of their own), else None."""
+    downs = [net.down1, net.down2, net.down3, net.down4]
+    ups = [net.up1, net.up2, net.up3, net.up4]
+    if type(net.inc) is not DoubleConv or any(type(d) is not Down for d in downs) \
+            or any(type(u) is not Up for u in ups) or type(net.outc) is not OutConv \
+            or _own_forward(net.outc):
+        return None
+    shapes = [_double_conv_fits(net.inc, shape)]
+    for down in downs:
+        shapes.append(None if shapes[-1] is None else _down_fits(down, shapes[-1]))
+    if shapes[-1] is None:
+        return None
+    out = shapes[-1]
+    for up, skip in zip(ups, reversed(shapes[:-1])):
+        out = _up_fits(up, out, skip)
+        if out is None:
+            return None
+    return True
+
+
+def _planned_unet(net, x):
+    """UNet's eval-mode forward on channel-blocked maps, or None when no plan
+    applies to all of it (module docstring)."""
+    if not _blocked.plan_input_ok(net, x):
+        return None
+    if _blocked.cached_plan(net, x.shape, lambda: _unet_plan(net, x.shape)) is None:
+        return None
+    skips = [_double_conv(net.inc, x)]
+    for down in (net.down1, net.down2, net.down3, net.down4):
+        skips.append(_down(down, skips[-1]))
+    y = skips.pop()
+    for up in (net.up1, net.up2, net.up3, net.up4):
+        y = _up(up, y, skips.pop())
+    return net.outc(_blocked.to_nchw(y, "UNet"))

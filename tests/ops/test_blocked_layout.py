@@ -11,8 +11,8 @@ planned networks (skipblocks._blocked):
 3. max_pool2d on blocked maps gives the same bits as on NCHW (NaN, signed
    zeros, ceil_mode, padding).
 4. Bad blocked arguments raise clear errors, never crash.
-5. Planned networks (resnet18/resnet50, se_resnet50, densenet121 and their
-   blocks) give the same bits as the layer-by-layer path
+5. Planned networks (resnet18/resnet50, se_resnet50, densenet121, UNet and
+   their blocks) give the same bits as the layer-by-layer path
    (runtime.unplanned), and a plan is not used where it must not be (train
    mode, hooks, float64, replaced modules).
 6. The blocked SE operator (se_resnet's planned SEBottleneck) gives the NCHW
@@ -345,6 +345,50 @@ def test_se_attention_blocked_same_bits(isa, dtype, rng, restore_threads, n, c, 
         np.testing.assert_array_equal(_C.from_blocked("t", got, c), want)
         flat = got.transpose(0, 1, 4, 2, 3).reshape(n, -1, h, w)
         assert not flat[:, c:].any()
+
+
+
+@pytest.mark.parametrize("bilinear, shape, threads", [(False, (1, 3, 64, 64), 1),
+                                                      (False, (2, 3, 37, 45), 2),
+                                                      (True, (1, 3, 50, 34), 1),
+                                                      (True, (2, 3, 33, 64), 2)])
+def test_planned_unet_same_bits(isa, rng, restore_threads, bilinear, shape, threads):
+    """UNet, with transposed convolutions or bilinear upsampling, even and
+    odd sizes (the decoder pads): every one of the 18 DoubleConv
+    convolutions blocked, the layer-by-layer bits."""
+    sb.set_num_threads(threads)
+    model = _randomized(sb.UNet(3, 2, bilinear=bilinear), rng)
+    _assert_planned(model, rng.standard_normal(shape).astype(np.float32), 18)
+
+
+def test_planned_unet_steps_aside(rng):
+    """A hook below UNet, or a replaced part, and UNet runs layer by layer
+    (its Down steps, Sequentials of registered blocks, may still be
+    planned on their own); the bits are the unplanned ones, the hook sees
+    its call, and the plan is back once the hook is gone."""
+    model = _randomized(sb.UNet(3, 2), rng)
+    x = rng.standard_normal((1, 3, 32, 32)).astype(np.float32)
+    seen = []
+    handle = model.up2.conv.double_conv[3].register_forward_hook(
+        lambda m, a, out: seen.append(out.shape))
+    _assert_planned(model, x, lambda count: count < 18)
+    assert seen == [(1, 256, 8, 8)] * 3  # (_assert_planned runs it three times)
+    handle.remove()
+    _assert_planned(model, x, 18)
+
+    class Probe(sb.Module):
+        def __init__(self, inner):
+            super().__init__()
+            self.inner = inner
+
+        def forward(self, *args):
+            seen.append([type(a) for a in args])
+            return self.inner(*args)
+    model.up3 = Probe(model.up3)
+    seen.clear()
+    _assert_planned(model, x, lambda count: count < 18)
+    assert seen == [[np.ndarray, np.ndarray]] * 3
+    _assert_same_error(model, np.ones((1, 4, 32, 32), np.float32))
 
 
 def test_se_attention_blocked_errors(rng):
