@@ -235,7 +235,7 @@ def residual(downsample, x):
 
 # Blocks a plan takes: type -> (fits(block, shape) -> output shape or None,
 # run(block, x Blocked) -> Blocked). Registered by the modules defining them
-# (blocks.py, models/resnet.py).
+# (blocks.py, unet.py, models/).
 BLOCKS = {}
 
 

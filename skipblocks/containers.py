@@ -167,8 +167,9 @@ class Sequential(Module):
             raise ValueError(f"Non-positive multiplication factor {factor} for {type(self)}")
 
     def forward(self, input):
-        # eval mode: a chain holding a residual block may run on
-        # channel-blocked maps (skipblocks._blocked; the same bits)
+        # eval mode: a chain holding a planned block (a residual or dense
+        # block, U-Net's DoubleConv or Down, ...) may run on channel-blocked
+        # maps (skipblocks._blocked.BLOCKS; the same bits)
         if type(self) is Sequential and type(input) is np.ndarray:
             from . import _blocked  # (it imports this module)
             planned = _blocked.planned_sequential(self, input)

@@ -208,7 +208,7 @@ def _down_fits(down, shape):
     if _own_forward(down) or _own_forward(down.maxpool_conv):
         return None
     parts = _blocked.sequential_of(down.maxpool_conv, MaxPool2d, DoubleConv)
-    if parts is None:
+    if parts is None or _own_forward(parts[0]):
         return None
     shape = _blocked.pool_out_shape(parts[0], shape)
     return None if shape is None else _double_conv_fits(parts[1], shape)
@@ -228,12 +228,15 @@ def _up_fits(up, shape, skip):
     ``skip`` when a plan runs it: its upsampling (ConvTranspose2d or
     Upsample, run on NCHW) gives ``channels`` channels, which join the
     skip's whole channel blocks, then its DoubleConv fits; else None."""
-    if _own_forward(up) or _compute_dtype(up) != np.float32:
+    if _own_forward(up) or _own_forward(up.up) or _compute_dtype(up) != np.float32:
         return None  # (Up converts both inputs to its dtype)
     if type(up.up) is ConvTranspose2d:
-        weight = up.up.__dict__["_parameters"].get("weight")
+        params = up.up.__dict__["_parameters"]
+        weight = params.get("weight")
         if not (isinstance(weight, np.ndarray) and weight.ndim == 4
-                and weight.shape[0] == shape[1]):
+                and weight.shape[0] == shape[1]
+                and all(v is None or (isinstance(v, np.ndarray) and v.dtype == np.float32)
+                        for v in params.values())):
             return None
         channels = weight.shape[1] * up.up.groups
     elif type(up.up) is Upsample:

@@ -391,6 +391,29 @@ def test_planned_unet_steps_aside(rng):
     _assert_same_error(model, np.ones((1, 4, 32, 32), np.float32))
 
 
+def test_planned_unet_respects_instance_forwards(rng):
+    """A forward set on the pooling of a Down or on an Up's upsampling is
+    called (UNet then runs layer by layer), whatever it returns: a scaled
+    map, or one channel fewer (torch's error)."""
+    model = _randomized(sb.UNet(3, 2, bilinear=True), rng)
+    x = rng.standard_normal((2, 3, 33, 35)).astype(np.float32)
+    with runtime.unplanned():
+        expected = model(x)
+    pool = model.down3.maxpool_conv[0]
+    pool.forward = lambda y: sb.MaxPool2d.forward(pool, y) * 0.5
+    _assert_planned(model, x, lambda count: count < 18)
+    assert not np.array_equal(model(x), expected)
+    del pool.forward
+    up = model.up3.up
+    up.forward = lambda y: sb.Upsample.forward(up, y)[:, 1:]
+    _assert_same_error(model, x)
+    up.forward = lambda y: sb.Upsample.forward(up, y) * 2
+    _assert_planned(model, x, lambda count: count < 18)
+    del up.forward
+    _assert_planned(model, x, 18)
+    np.testing.assert_array_equal(model(x), expected)
+
+
 def test_se_attention_blocked_errors(rng):
     se, x, residual = _se_operator_case(rng, "float32", 1, 20, 4, 4)
     fc1, fc2 = se._packed_for(4, 20, np.float32)
