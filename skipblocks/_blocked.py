@@ -62,6 +62,13 @@ class Blocked:
         return self.data.dtype
 
 
+def own_forward(module):
+    """Whether a forward (or _forward) is set on the module instance: a
+    user's patch, or parity's recording wrappers, which must run -- a plan
+    then leaves that module to its layer-by-layer path."""
+    return "forward" in module.__dict__ or "_forward" in module.__dict__
+
+
 def to_blocked(x, layer):
     return Blocked(_C.to_blocked(layer, x), x.shape[1])
 
@@ -252,8 +259,8 @@ def sequence_plan(modules, shape):
     steps, i = [], 0
     while i < len(modules):
         module = modules[i]
-        if "forward" in module.__dict__ or "_forward" in module.__dict__:
-            return None  # its own forward, set on the instance, must run
+        if own_forward(module):
+            return None
         if type(module) is Conv2d:
             follower = modules[i + 1] if i + 1 < len(modules) else None
             if type(follower) is BatchNorm2d:

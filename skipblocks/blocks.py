@@ -385,14 +385,13 @@ def _planned_dense_fits(block, shape):
     16-lane blocks, so each layer writes its own blocks of the block's
     buffer; else None."""
     layers = _dense_block_layers(block)
-    lanes = 16
+    lanes = _blocked.LANES_F32
     n, channels, h, w = shape
     if not layers or channels % lanes:
         return None
     for layer in layers:
         parts = _dense_parts(layer)
-        if parts is None or layer.training or "forward" in layer.__dict__ \
-                or "_forward" in layer.__dict__:
+        if parts is None or layer.training or _blocked.own_forward(layer):
             return None
         bn1, conv1, bn2, conv2, relu1, relu2 = parts
         if not all(relu is _FUNCTIONAL_RELU or _is(relu, ReLU) for relu in (relu1, relu2)):
@@ -412,7 +411,7 @@ def _planned_dense(block, x):
     for the input and every layer's features (torch.cat's result), each
     layer reading the blocks before its own and writing its own."""
     layers = _dense_block_layers(block)
-    lanes = 16
+    lanes = _blocked.LANES_F32
     n, start, h, w = x.shape
     growth = [_dense_parts(layer)[3].weight.shape[0] for layer in layers]
     total = start + sum(growth)

@@ -179,15 +179,11 @@ class UNet(Module):
 
 # ---- the planned forward (skipblocks._blocked) ---------------------------
 
-def _own_forward(module):
-    return "forward" in module.__dict__ or "_forward" in module.__dict__
-
-
 def _double_conv_fits(dc, shape):
     """DoubleConv's output shape on a blocked map of ``shape`` when a plan
     runs it as its eval-mode forward does (each convolution with its
     BatchNorm folded and its ReLU fused), else None."""
-    if _own_forward(dc) or _own_forward(dc.double_conv):
+    if _blocked.own_forward(dc) or _blocked.own_forward(dc.double_conv):
         return None
     parts = _blocked.sequential_of(dc.double_conv, Conv2d, BatchNorm2d, ReLU,
                                    Conv2d, BatchNorm2d, ReLU)
@@ -205,10 +201,10 @@ def _double_conv(dc, x):
 
 
 def _down_fits(down, shape):
-    if _own_forward(down) or _own_forward(down.maxpool_conv):
+    if _blocked.own_forward(down) or _blocked.own_forward(down.maxpool_conv):
         return None
     parts = _blocked.sequential_of(down.maxpool_conv, MaxPool2d, DoubleConv)
-    if parts is None or _own_forward(parts[0]):
+    if parts is None or _blocked.own_forward(parts[0]):
         return None
     shape = _blocked.pool_out_shape(parts[0], shape)
     return None if shape is None else _double_conv_fits(parts[1], shape)
@@ -228,7 +224,8 @@ def _up_fits(up, shape, skip):
     ``skip`` when a plan runs it: its upsampling (ConvTranspose2d or
     Upsample, run on NCHW) gives ``channels`` channels, which join the
     skip's whole channel blocks, then its DoubleConv fits; else None."""
-    if _own_forward(up) or _own_forward(up.up) or _compute_dtype(up) != np.float32:
+    if _blocked.own_forward(up) or _blocked.own_forward(up.up) \
+            or _compute_dtype(up) != np.float32:
         return None  # (Up converts both inputs to its dtype)
     if type(up.up) is ConvTranspose2d:
         params = up.up.__dict__["_parameters"]
@@ -257,15 +254,20 @@ def _up(up, x, skip):
     return _double_conv(up.conv, cat)
 
 
+def _stages(net):
+    """UNet's encoder steps down1..down4 and decoder steps up1..up4."""
+    return ([net.down1, net.down2, net.down3, net.down4],
+            [net.up1, net.up2, net.up3, net.up4])
+
+
 def _unet_plan(net, shape):
     """True when every part of ``net`` fits a plan on an input of ``shape``
     (the exact DoubleConv, Down, Up and OutConv types, without hooks or
     forwards of their own), else None."""
-    downs = [net.down1, net.down2, net.down3, net.down4]
-    ups = [net.up1, net.up2, net.up3, net.up4]
+    downs, ups = _stages(net)
     if type(net.inc) is not DoubleConv or any(type(d) is not Down for d in downs) \
             or any(type(u) is not Up for u in ups) or type(net.outc) is not OutConv \
-            or _own_forward(net.outc):
+            or _blocked.own_forward(net.outc):
         return None
     shapes = [_double_conv_fits(net.inc, shape)]
     for down in downs:
@@ -287,10 +289,11 @@ def _planned_unet(net, x):
         return None
     if _blocked.cached_plan(net, x.shape, lambda: _unet_plan(net, x.shape)) is None:
         return None
+    downs, ups = _stages(net)
     skips = [_double_conv(net.inc, x)]
-    for down in (net.down1, net.down2, net.down3, net.down4):
+    for down in downs:
         skips.append(_down(down, skips[-1]))
     y = skips.pop()
-    for up in (net.up1, net.up2, net.up3, net.up4):
+    for up in ups:
         y = _up(up, y, skips.pop())
     return net.outc(_blocked.to_nchw(y, "UNet"))
