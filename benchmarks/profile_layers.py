@@ -119,8 +119,11 @@ def times_summary(ms):
 
 
 def conv_desc(xshape, wshape, stride, outshape):
-    """The shape fields and FLOPs (2 x multiply-adds) of one convolution."""
-    cin, cout = xshape[1], wshape[0]
+    """The shape fields and FLOPs (2 x multiply-adds) of one convolution.
+    A channel-blocked input (N, C/16, H, W, 16) holds its channels rounded
+    up to whole blocks; the planned convolutions that take one have one
+    group, so C_in is the weight's."""
+    cin, cout = (wshape[1] if len(xshape) == 5 else xshape[1]), wshape[0]
     groups = max(1, cin // wshape[1])
     return {"n": outshape[0], "cin": cin, "cout": cout, "k": wshape[2], "kw": wshape[3],
             "stride": stride[0], "groups": groups, "hin": xshape[2], "ho": outshape[2],
