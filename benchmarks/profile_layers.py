@@ -219,16 +219,19 @@ def split_block(call, conv2d, block_fn, runs):
         def affine(c):
             return {"in_scale": (rng.random(c) + 0.5).astype(xin.dtype),
                     "in_shift": (rng.random(c) - 0.5).astype(xin.dtype), "in_relu": True}
-        kw1, kw2 = affine(xin.shape[1]), affine(w1.shape[0])
+        # (a planned dense block's layers take and give channel-blocked
+        # maps: blocked=True; their channels are the weights')
+        kw1, kw2 = affine(w1.shape[1]), affine(w2.shape[1])
         epi = ("bn1+relu on staging", "bn2+relu on staging")
         extra = {"x_contiguous": bool(xin.flags.c_contiguous)}
+    layout = ({"in_blocked": True, "out_blocked": True} if kw.get("blocked") else {})
 
     def c1(**k):
-        return conv2d("Conv2d", xin, w1, None, s1, d1, l1, g1, packed=p1, **k)
+        return conv2d("Conv2d", xin, w1, None, s1, d1, l1, g1, packed=p1, **layout, **k)
     o1 = c1(**kw1)
 
     def c2(**k):
-        return conv2d("Conv2d", o1, w2, None, s2, d2, l2, g2, packed=p2, **k)
+        return conv2d("Conv2d", o1, w2, None, s2, d2, l2, g2, packed=p2, **layout, **k)
     o2 = c2(**kw2)
     convs = []
     for (x_, w_, s_, o_, f, kws, e) in ((xin, w1, s1, o1, c1, kw1, epi[0]),

@@ -77,19 +77,43 @@ def to_nchw(b, layer):
     return _C.from_blocked(layer, b.data, b.channels)
 
 
+def epoch_cached(module, key, build):
+    """build()'s result, kept on ``module`` under ``key`` while no module
+    anywhere has changed (module.state_epoch, as cached_plan): what a
+    planned forward reads from its modules on every call (arguments,
+    packed weights), gathered once. Never stale: any change of a
+    parameter, buffer, attribute or mode moves the epoch."""
+    epoch = state_epoch()
+    cache = module.__dict__.get("_prepared_cache")
+    if cache is None or cache[0] != epoch:
+        cache = (epoch, {})
+        object.__setattr__(module, "_prepared_cache", cache)
+    values = cache[1]
+    if key not in values:
+        values[key] = build()
+    return values[key]
+
+
+def _conv_args(conv_layer, fold):
+    padding, extra = conv_layer._padding_args()
+    return (conv_layer.weight, conv_layer.bias, conv_layer.stride, padding,
+            conv_layer.dilation, conv_layer.groups, conv_layer._packed_weights(fold), extra,
+            conv_layer.weight.shape[0])
+
+
 def conv(conv_layer, x, fold=None, relu=False, residual=None, out_blocked=True):
     """``conv_layer`` with an eval-mode BatchNorm ``fold`` folded in, then
     ``residual`` (Blocked) added and ``relu`` applied as its tiles are
     stored (Conv2d._conv's fusions) on x, an NCHW array or a Blocked map;
     the result Blocked (or NCHW with out_blocked False)."""
     in_blocked = isinstance(x, Blocked)
-    padding, extra = conv_layer._padding_args()
-    out = _C.conv2d("Conv2d", x.data if in_blocked else x, conv_layer.weight, conv_layer.bias,
-                    conv_layer.stride, padding, conv_layer.dilation, conv_layer.groups,
-                    packed=conv_layer._packed_weights(fold), relu=relu,
+    weight, bias, stride, padding, dilation, groups, packed, extra, channels = epoch_cached(
+        conv_layer, ("conv", fold), lambda: _conv_args(conv_layer, fold))
+    out = _C.conv2d("Conv2d", x.data if in_blocked else x, weight, bias, stride, padding,
+                    dilation, groups, packed=packed, relu=relu,
                     residual=None if residual is None else residual.data,
                     padding_extra=extra, in_blocked=in_blocked, out_blocked=out_blocked)
-    return Blocked(out, conv_layer.weight.shape[0]) if out_blocked else out
+    return Blocked(out, channels) if out_blocked else out
 
 
 def max_pool(pool, x):

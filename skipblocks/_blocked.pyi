@@ -1,7 +1,7 @@
 # Internal: the planned networks' channel-blocked forwards (see the module's
 # docstring). Nothing here is public API.
-from collections.abc import Callable, Sequence
-from typing import Any
+from collections.abc import Callable, Hashable, Sequence
+from typing import Any, TypeVar
 
 from ._typing import Array
 from .containers import Sequential
@@ -11,6 +11,7 @@ from .module import Module
 __all__: list[str]
 
 _Shape4 = tuple[int, int, int, int]
+_T = TypeVar("_T")
 
 LANES_F32: int
 
@@ -27,6 +28,7 @@ class Blocked:
 def own_forward(module: Module) -> bool: ...
 def to_blocked(x: Array, layer: str) -> Blocked: ...
 def to_nchw(b: Blocked, layer: str) -> Array: ...
+def epoch_cached(module: Module, key: Hashable, build: Callable[[], _T]) -> _T: ...
 def conv(conv_layer: Conv2d, x: Array | Blocked, fold: BatchNorm2d | None = None,
          relu: bool = False, residual: Blocked | None = None,
          out_blocked: bool = True) -> Any: ...

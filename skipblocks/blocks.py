@@ -410,24 +410,34 @@ def _planned_dense(block, x):
     """_planned_dense_fits' block on the Blocked map x: one blocked buffer
     for the input and every layer's features (torch.cat's result), each
     layer reading the blocks before its own and writing its own."""
-    layers = _dense_block_layers(block)
     lanes = _blocked.LANES_F32
     n, start, h, w = x.shape
-    growth = [_dense_parts(layer)[3].weight.shape[0] for layer in layers]
-    total = start + sum(growth)
+    calls = _blocked.epoch_cached(block, ("dense", start), lambda: _dense_calls(block, start))
+    total = calls[-1][1] * lanes if calls else start
     buffer = np.empty((n, total // lanes, h, w, lanes), dtype=x.data.dtype)
     buffer[:, :start // lanes] = x.data
-    for layer, g in zip(layers, growth):
-        bn1, conv1, bn2, conv2 = _dense_parts(layer)[:4]
-        a, b = start // lanes, (start + g) // lanes
-        result = _C.dense_layer("DenseLayer", buffer[:, :a], bn1._state()[0],
-                                bn2._state()[0], conv1._block_args(), conv2._block_args(),
+    for a, b, bn1, bn2, conv1, conv2 in calls:
+        result = _C.dense_layer("DenseLayer", buffer[:, :a], bn1, bn2, conv1, conv2,
                                 out=buffer[:, a:b], blocked=True)
         if result is None:  # (the checks above make the operator take it)
             raise RuntimeError("DenseLayer: the planned forward's operator refused its "
                                "arguments")
-        start += g
     return _blocked.Blocked(buffer, total)
+
+
+def _dense_calls(block, start):
+    """The dense-layer operator's arguments for each layer of ``block`` on
+    ``start`` input channels: the blocks [0, a) it reads, the blocks [a, b)
+    it writes, its BatchNorms' states and its convolutions."""
+    lanes = _blocked.LANES_F32
+    calls = []
+    for layer in _dense_block_layers(block):
+        bn1, conv1, bn2, conv2 = _dense_parts(layer)[:4]
+        end = start + conv2.weight.shape[0]
+        calls.append((start // lanes, end // lanes, bn1._state()[0], bn2._state()[0],
+                      conv1._block_args(), conv2._block_args()))
+        start = end
+    return calls
 
 
 

@@ -609,7 +609,7 @@ class Module:
 
     # Attributes derived from the weights and rebuilt on demand: never
     # pickled or copied (subclasses may add names).
-    _derived_attributes = ("_packed_cache", "_plan_cache")
+    _derived_attributes = ("_packed_cache", "_plan_cache", "_prepared_cache")
 
     def __getstate__(self):
         # pickle and copy.deepcopy/copy.copy: everything but the derived

@@ -587,6 +587,45 @@ def _same_as_unplanned(model, x):
     np.testing.assert_array_equal(model(x), expected)
 
 
+def test_prepared_arguments_follow_every_change(rng):
+    """What a planned forward gathers from its modules once per state epoch
+    (each convolution's arguments and packed weights, a dense block's
+    per-layer BatchNorm states and convolutions) follows every change made
+    after a planned forward: the next forward gives the unplanned result,
+    and deep copies and pickles carry none of it."""
+    x = rng.standard_normal((1, 3, 32, 32)).astype(np.float32)
+
+    def fresh():
+        model = _randomized(sb.models.densenet121(num_classes=10), rng)
+        model(x)
+        return model
+
+    layer = lambda m: m.features.denseblock2.denselayer3  # noqa: E731
+    changes = [
+        lambda m: setattr(layer(m).norm1, "running_var",
+                          (layer(m).norm1.running_var * 3).astype(np.float32)),
+        lambda m: setattr(layer(m).norm2, "eps", 0.5),
+        lambda m: layer(m).conv2._parameters.__setitem__(
+            "weight", (layer(m).conv2.weight * -2).astype(np.float32)),
+        lambda m: setattr(m.features.conv0, "weight", (m.features.conv0.weight * 2)),
+        lambda m: setattr(m.features.transition1.conv, "weight",
+                          (m.features.transition1.conv.weight + 1).astype(np.float32)),
+    ]
+    for change in changes:
+        model = fresh()
+        before = model(x)
+        change(model)
+        after = model(x)
+        _same_as_unplanned(model, x)
+        assert not np.array_equal(before, after)  # the change reached the result
+    import copy
+    import pickle
+    model = fresh()
+    for clone in (copy.deepcopy(model), pickle.loads(pickle.dumps(model))):
+        assert all("_prepared_cache" not in m.__dict__ for m in clone.modules())
+        _same_as_unplanned(clone, x)
+
+
 def test_cached_plan_rebuilt_after_any_change(rng):
     """A network's plan is cached per input shape and rebuilt after any
     change to any module: each change below, made after a planned forward,
