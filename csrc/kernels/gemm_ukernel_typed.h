@@ -48,6 +48,10 @@ typedef struct {
     const sb_real *res;  /* NULL: no residual; laid out like c */
     int relu;
     int64_t sum_block; /* > 0: the rows of one K block */
+    /* NULL, or kc cache lines (kc x NR values) the caller will read next --
+     * the next call's weights -- which a kernel may prefetch while it
+     * computes (a hint: no effect on any result) */
+    const sb_real *prefetch;
 } SB_FN_(sb_pixgemm, _out);
 
 typedef void (*SB_FN_(sb_pixgemm_out, _ukernel))(int64_t kc, const sb_real *const *pixels,
