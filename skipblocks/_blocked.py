@@ -77,18 +77,24 @@ def to_nchw(b, layer):
     return _C.from_blocked(layer, b.data, b.channels)
 
 
-def epoch_cached(module, key, build):
-    """build()'s result, kept on ``module`` under ``key`` while no module
-    anywhere has changed (module.state_epoch, as cached_plan): what a
-    planned forward reads from its modules on every call (arguments,
-    packed weights), gathered once. Never stale: any change of a
-    parameter, buffer, attribute or mode moves the epoch."""
+def _epoch_values(module, attribute):
+    """The dict kept on ``module`` as ``attribute`` for the current state
+    epoch (module.state_epoch), emptied whenever the epoch has moved: any
+    change of any module's parameters, buffers, attributes or modes."""
     epoch = state_epoch()
-    cache = module.__dict__.get("_prepared_cache")
+    cache = module.__dict__.get(attribute)
     if cache is None or cache[0] != epoch:
         cache = (epoch, {})
-        object.__setattr__(module, "_prepared_cache", cache)
-    values = cache[1]
+        object.__setattr__(module, attribute, cache)
+    return cache[1]
+
+
+def epoch_cached(module, key, build):
+    """build()'s result, kept on ``module`` under ``key`` while no module
+    anywhere has changed (_epoch_values, as cached_plan): what a planned
+    forward reads from its modules on every call (arguments, packed
+    weights), gathered once and never stale."""
+    values = _epoch_values(module, "_prepared_cache")
     if key not in values:
         values[key] = build()
     return values[key]
@@ -339,12 +345,7 @@ def cached_plan(owner, shape, build):
     built once per (model, input shape) and never stale. (Writing a module's
     __dict__ directly, bypassing setattr, is not a change the epoch sees:
     skipblocks.parity's instance wrappers move it on themselves.)"""
-    epoch = state_epoch()
-    cache = owner.__dict__.get("_plan_cache")
-    if cache is None or cache[0] != epoch:
-        cache = (epoch, {})
-        object.__setattr__(owner, "_plan_cache", cache)
-    plans = cache[1]
+    plans = _epoch_values(owner, "_plan_cache")
     if shape in plans:
         return plans[shape]
     plan = build()
