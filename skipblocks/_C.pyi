@@ -109,10 +109,11 @@ def pad(layer: str, input: ArrayLike, pad: tuple[int, ...], mode: str,
 def dropout(layer: str, input: ArrayLike, p: float, training: bool, seed: int,
             out: Array | None = None) -> Array: ...
 
-# avg_pool2d.c
+# avg_pool2d.c: bn and relu (relu(bn(input)) pooled) need a blocked input.
 def avg_pool2d(layer: str, input: ArrayLike, kernel_size: _Pair, stride: _Pair,
                padding: _Pair, ceil_mode: bool, count_include_pad: bool,
-               divisor_override: int | None) -> Array: ...
+               divisor_override: int | None, blocked_channels: int = 0,
+               bn: _Fold | None = None, relu: bool = False) -> Array: ...
 
 # interpolate.c: mode 0 nearest, 1 bilinear; scales <= 0: none.
 def interpolate(layer: str, input: ArrayLike, mode: int, size: _Pair,

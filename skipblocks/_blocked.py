@@ -130,6 +130,16 @@ def max_pool(pool, x):
     return Blocked(out, x.channels)
 
 
+def transition_pool(bn, x):
+    """relu(bn(x)) through a 2x2 average pool (stride 2, no padding) on the
+    Blocked map x, in one pass: the eval-mode BatchNorm2d ``bn`` (checked by
+    the caller's plan) applied as the NCHW path applies it, then the pool,
+    the same bits."""
+    out = _C.avg_pool2d("AvgPool2d", x.data, (2, 2), (2, 2), (0, 0), False, True, None,
+                        blocked_channels=x.channels, bn=bn._fold_args(), relu=True)
+    return Blocked(out, x.channels)
+
+
 def pool_params(pool):
     """MaxPool2d's (kernel, stride, padding, dilation) as pairs, normalised
     as F.max_pool2d does (an int, a 1- or 2-sequence; no stride: the

@@ -11,26 +11,33 @@ static sb_status avg_run(const void *plan, const void *args, const sb_tensor *ou
 
 PyDoc_STRVAR(avg_pool2d_doc,
 "avg_pool2d($module, layer, input, kernel_size, stride, padding, ceil_mode, count_include_pad,\n"
-"           divisor_override)\n"
+"           divisor_override, blocked_channels=0, bn=None, relu=False)\n"
 "--\n\n"
 "torch.nn.functional.avg_pool2d, torch's divisor rule.\n"
 "float32 and float64 input give a result of their dtype; other real input is\n"
 "converted to float32.\n\n"
 "layer: the name errors start with. input: (N, C, H, W) or (C, H, W).\n"
 "kernel_size, stride, padding: pairs of ints. ceil_mode, count_include_pad: bools.\n"
-"divisor_override: an int or None.");
+"divisor_override: an int or None.\n"
+"blocked_channels nonzero: input is a channel-blocked map of that many channels,\n"
+"  (N, ceil(C/B), H, W, B) (see conv2d's in_blocked), and so is the result.\n"
+"bn, relu (blocked only): relu(bn(input)) is pooled, bn an eval-mode BatchNorm as\n"
+"  (running_mean, running_var, weight, bias, eps) (weight, bias: None for none),\n"
+"  with the bits of batch_norm(..., relu=relu) followed by the pool.");
 
 static PyObject *py_avg_pool2d(PyObject *self, PyObject *args, PyObject *kwargs)
 {
     static char *keywords[] = {"layer", "input", "kernel_size", "stride", "padding",
-                               "ceil_mode", "count_include_pad", "divisor_override", NULL};
+                               "ceil_mode", "count_include_pad", "divisor_override",
+                               "blocked_channels", "bn", "relu", NULL};
     const char *layer;
-    PyObject *input_obj, *divisor_obj;
-    Py_ssize_t kh, kw, sh, sw, ph, pw;
-    int ceil_mode, count_include_pad;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "sO(nn)(nn)(nn)ppO", keywords, &layer,
+    PyObject *input_obj, *divisor_obj, *bn_obj = Py_None;
+    Py_ssize_t kh, kw, sh, sw, ph, pw, blocked_channels = 0;
+    int ceil_mode, count_include_pad, relu = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "sO(nn)(nn)(nn)ppO|nOp", keywords, &layer,
                                      &input_obj, &kh, &kw, &sh, &sw, &ph, &pw, &ceil_mode,
-                                     &count_include_pad, &divisor_obj))
+                                     &count_include_pad, &divisor_obj, &blocked_channels,
+                                     &bn_obj, &relu))
         return NULL;
     long long divisor = 0;
     if (divisor_obj != Py_None) {
@@ -38,13 +45,40 @@ static PyObject *py_avg_pool2d(PyObject *self, PyObject *args, PyObject *kwargs)
         if (divisor == -1 && PyErr_Occurred())
             return NULL;
     }
-    PyArrayObject *input = sb_glue_as_array(input_obj, layer, "input", 1);
-    if (input == NULL)
+    PyObject *mean_obj = Py_None, *var_obj = Py_None, *bn_w_obj = Py_None, *bn_b_obj = Py_None;
+    double eps = 0.0;
+    if (bn_obj != Py_None &&
+        !PyArg_ParseTuple(bn_obj, "OOOOd", &mean_obj, &var_obj, &bn_w_obj, &bn_b_obj, &eps))
         return NULL;
-    sb_tensor t_input;
-    sb_glue_tensor_of(&t_input, input);
-    sb_avg_pool2d_args a = {&t_input, {kh, kw}, {sh, sw}, {ph, pw}, ceil_mode,
-                            count_include_pad, divisor, divisor_obj != Py_None};
+    enum { INPUT, MEAN, VAR, BN_W, BN_B, N_ARGS };
+    sb_glue_arg arg[N_ARGS] = {
+        {input_obj, layer, "input", 1, NULL},
+        {SB_GLUE_OPTIONAL(mean_obj), "BatchNorm2d", "running_mean", 0, NULL},
+        {SB_GLUE_OPTIONAL(var_obj), "BatchNorm2d", "running_var", 0, NULL},
+        {SB_GLUE_OPTIONAL(bn_w_obj), "BatchNorm2d", "weight", 0, NULL},
+        {SB_GLUE_OPTIONAL(bn_b_obj), "BatchNorm2d", "bias", 0, NULL},
+    };
+    if (sb_glue_convert(arg, N_ARGS, 0) < 0)
+        return NULL;
+    sb_tensor t[N_ARGS];
+    const sb_tensor *bn_tensor[N_ARGS];
+    for (int i = 0; i < N_ARGS; i++) {
+        bn_tensor[i] = NULL;
+        if (arg[i].arr != NULL) {
+            sb_glue_tensor_of(&t[i], arg[i].arr);
+            bn_tensor[i] = &t[i];
+        }
+    }
+    sb_batch_norm_state bn;
+    memset(&bn, 0, sizeof bn);
+    bn.running_mean = bn_tensor[MEAN];
+    bn.running_var = bn_tensor[VAR];
+    bn.weight = bn_tensor[BN_W];
+    bn.bias = bn_tensor[BN_B];
+    bn.eps = eps;
+    sb_avg_pool2d_args a = {&t[INPUT], {kh, kw}, {sh, sw}, {ph, pw}, ceil_mode,
+                            count_include_pad, divisor, divisor_obj != Py_None,
+                            blocked_channels, bn_obj != Py_None ? &bn : NULL, relu};
     sb_pool2d_plan plan;
     sb_error err;
     PyObject *result;
@@ -52,9 +86,9 @@ static PyObject *py_avg_pool2d(PyObject *self, PyObject *args, PyObject *kwargs)
         result = sb_glue_raise(&err, layer);
     else
         result = sb_glue_run(avg_run, &plan, &a,
-                             sb_glue_new_array(plan.out_ndim, plan.out_dims, t_input.dtype),
+                             sb_glue_new_array(plan.out_ndim, plan.out_dims, t[INPUT].dtype),
                              plan.workspace_bytes, layer);
-    Py_DECREF(input);
+    sb_glue_release(arg, N_ARGS);
     return result;
 }
 

@@ -229,6 +229,11 @@ static const message messages[] = {
     {SB_E_AVG_NO_DIMS, INDEX, "Dimension specified as -3 but tensor has no dimensions"},
     {SB_E_AVG_DIM_RANGE, INDEX,
      "Dimension out of range (expected to be in range of [{0}, {1}], but got -3)"},
+    {SB_E_AVG_BLOCKED_KERNEL, VALUE,
+     "a channel-blocked average pool takes a kernel width of at most {1}, got {0}"},
+    {SB_E_AVG_BLOCKED_BN, VALUE,
+     "a BatchNorm and ReLU before an average pool need a channel-blocked input and the "
+     "BatchNorm's running statistics"},
     {SB_E_INTERP_SIZES_1D, RUNTIME,
      "Input and output sizes should be greater than 0, but got input (W: {0}) and output "
      "(W: {1})"},

@@ -379,6 +379,17 @@ sb_status SB_FN(sb_avg_pool2d)(sb_real *out_data, const sb_fmap *out,
                             const sb_real *in_data, const sb_fmap *in,
                             const sb_pool2d_params *params, int count_include_pad,
                             int64_t divisor_override);
+/* sb_avg_pool2d_<dt> on channel-blocked maps (NCHW<B>c, as
+ * sb_max_pool2d_<dt>_blocked; the lanes past C are the pool of the input's),
+ * each input value first through x * scale[c] + shift[c] (both NULL: none)
+ * and torch.relu (relu != 0), rounded as sb_batch_norm_apply_<dt> on this
+ * ISA -- an eval-mode BatchNorm, ReLU and average pool in one pass, their
+ * bits. params->kernel_w at most SB_AVG_POOL2D_BLOCKED_KERNEL_MAX. */
+sb_status SB_FN_(sb_avg_pool2d, _blocked)(sb_real *out_data, const sb_fmap *out,
+                                       const sb_real *in_data, const sb_fmap *in,
+                                       const sb_pool2d_params *params, int count_include_pad,
+                                       int64_t divisor_override, const sb_real *scale,
+                                       const sb_real *shift, int relu);
 /* Reference, for tests: the same formula per cell; the kernel gives its bits. */
 sb_status SB_FN_(sb_avg_pool2d, __ref)(sb_real *out_data, const sb_fmap *out,
                                  const sb_real *in_data, const sb_fmap *in,

@@ -211,6 +211,8 @@ typedef enum {
     SB_E_AVG_DIVISOR_ZERO,     /* divisor_override == 0 */
     SB_E_AVG_NO_DIMS,          /* a 0-d input (IndexError) */
     SB_E_AVG_DIM_RANGE,        /* v0: -ndim, v1: ndim - 1 (IndexError, input.size(-3)) */
+    SB_E_AVG_BLOCKED_KERNEL,   /* v0: the kernel width, v1: the widest a blocked pool takes */
+    SB_E_AVG_BLOCKED_BN,       /* a BatchNorm / ReLU on an NCHW input, or on batch statistics */
     SB_E_INTERP_SIZES_1D,      /* v0: input W, v1: output W */
     SB_E_INTERP_SIZES_2D,      /* v0, v1: input H, W; v2, v3: output H, W */
     SB_E_INTERP_EMPTY,         /* v0: ndim; shape 0: input */
@@ -766,13 +768,23 @@ sb_status sb_op_dropout_run(const sb_dropout_plan *plan, const sb_dropout_args *
 /* ------------------------------------------------------------------ */
 
 /* torch.nn.functional.avg_pool2d; divisor_override 0: not given. Plans into
- * sb_pool2d_plan (params' dilation 1). */
+ * sb_pool2d_plan (params' dilation 1; workspace: the BatchNorm's scale and
+ * shift). */
 typedef struct {
     const sb_tensor *input;   /* (N, C, H, W) or (C, H, W) */
     int64_t kernel[2], stride[2], padding[2];
     int ceil_mode, count_include_pad;
     int64_t divisor_override;
     int has_divisor_override;
+    /* nonzero: the input is a channel-blocked map of this many channels,
+     * (N, ceil(C/B), H, W, B) (sb_conv2d_args), and so is the output; its
+     * kernel width at most SB_AVG_POOL2D_BLOCKED_KERNEL_MAX */
+    int64_t blocked_channels;
+    /* blocked only: an eval-mode BatchNorm on its running statistics (NULL:
+     * none) and then a ReLU (relu) applied to the input first: relu(bn(x))
+     * pooled, with the bits of the three in turn (DenseNet's transition) */
+    const sb_batch_norm_state *bn;
+    int relu;
 } sb_avg_pool2d_args;
 
 sb_status sb_op_avg_pool2d_plan(sb_pool2d_plan *plan, const sb_avg_pool2d_args *args,

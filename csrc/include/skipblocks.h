@@ -103,6 +103,10 @@ typedef struct {
  * type int without overflow"); it keeps dilation * (kernel - 1) and every
  * offset inside int64. */
 #define SB_POOL_PARAM_MAX ((int64_t)2147483647)
+/* The widest window a channel-blocked average pool takes
+ * (sb_avg_pool2d_<dt>_blocked stages a window row's input columns on its
+ * stack). */
+#define SB_AVG_POOL2D_BLOCKED_KERNEL_MAX 64
 
 /* torch's pooling output size, including its ceil_mode rule: with ceil
  * rounding, the last window must start inside the input or the left

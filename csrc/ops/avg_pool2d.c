@@ -9,6 +9,12 @@
  * pool2d_shape_check: kernel and stride positive, the non-batch dimensions
  * non-empty (a 5-D input fails here too), padding at most half the kernel,
  * and an output of at least 1x1. float32 and float64 (SB_DT_CALL).
+ *
+ * blocked_channels: the same checks on the channel-blocked input's logical
+ * (N, C, H, W) map, then the blocked kernel's own limit (its kernel width);
+ * with a BatchNorm (eval mode: its running statistics, checked as
+ * BatchNorm2d checks them, errors naming BatchNorm2d) and ReLU in front,
+ * folded into a scale and shift in the workspace at run time.
  */
 #include "ops_internal.h"
 
@@ -19,6 +25,18 @@ sb_status sb_op_avg_pool2d_plan(sb_pool2d_plan *plan, const sb_avg_pool2d_args *
     const sb_tensor *x = a->input;
     if (!sb_check_dtype(err, x))
         return SB_ERR_ARGUMENT;
+    if ((a->bn != NULL || a->relu) &&
+        (a->blocked_channels == 0 ||
+         (a->bn != NULL && (a->bn->batch_stats || a->bn->running_mean == NULL ||
+                            a->bn->running_var == NULL))))
+        return sb_fail(err, SB_ERR_ARGUMENT, SB_E_AVG_BLOCKED_BN);
+    sb_tensor view;
+    if (a->blocked_channels != 0) { /* (a negative count: sb_blocked_view's error) */
+        const sb_status status = sb_blocked_view(&view, x, a->blocked_channels, "input", err);
+        if (status != SB_OK)
+            return status;
+        x = &view;
+    }
     const int64_t kh = a->kernel[0], kw = a->kernel[1], sh = a->stride[0], sw = a->stride[1];
     const int64_t ph = a->padding[0], pw = a->padding[1];
     const int64_t all[8] = {kh, kw, sh, sw, ph, pw, 1, 1};
@@ -78,13 +96,45 @@ sb_status sb_op_avg_pool2d_plan(sb_pool2d_plan *plan, const sb_avg_pool2d_args *
     plan->in_map = in;
     plan->out_map = (sb_fmap){in.n, in.c, oh, ow, in.c * oh * ow};
     plan->params = (sb_pool2d_params){kh, kw, sh, sw, ph, pw, 1, 1};
+    if (a->blocked_channels == 0)
+        return SB_OK;
+    if (kw > SB_AVG_POOL2D_BLOCKED_KERNEL_MAX)
+        return sb_fail_v(err, SB_ERR_ARGUMENT, SB_E_AVG_BLOCKED_KERNEL, 2, kw,
+                         SB_AVG_POOL2D_BLOCKED_KERNEL_MAX, 0, 0);
+    if (a->bn != NULL) {
+        const sb_status status = sb_bn_state_check(a->bn, in.c, in.n * in.h * in.w, x,
+                                                   x->dtype, err);
+        if (status != SB_OK) {
+            err->layer = "BatchNorm2d";
+            return status;
+        }
+        /* scale, then shift: C elements each */
+        plan->workspace_bytes = sb_elem_bytes(x->dtype, sb_sat_mul(2, in.c));
+    }
+    plan->out_ndim = 5;
+    plan->out_map.batch_stride = sb_blocked_dims(plan->out_dims, &plan->out_map, x->dtype);
     return SB_OK;
 }
 
 sb_status sb_op_avg_pool2d_run(const sb_pool2d_plan *plan, const sb_avg_pool2d_args *a,
                                const sb_tensor *out, void *workspace)
 {
-    return SB_DT_CALL(a->input->dtype, sb_avg_pool2d, , out->data, &plan->out_map,
-                      a->input->data, &plan->in_map, &plan->params, a->count_include_pad,
-                      a->has_divisor_override ? a->divisor_override : 0);
+    const sb_dtype dt = a->input->dtype;
+    const int64_t divisor = a->has_divisor_override ? a->divisor_override : 0;
+    if (a->blocked_channels == 0)
+        return SB_DT_CALL(dt, sb_avg_pool2d, , out->data, &plan->out_map, a->input->data,
+                          &plan->in_map, &plan->params, a->count_include_pad, divisor);
+    void *scale = NULL, *shift = NULL;
+    if (a->bn != NULL) {
+        const int64_t c = plan->in_map.c;
+        scale = workspace;
+        shift = sb_elem(workspace, dt, c);
+        /* (eval mode: nothing read from the input, no scratch) */
+        const sb_status status = sb_bn_transform(scale, shift, a->bn, NULL, NULL, 0, NULL, dt);
+        if (status != SB_OK)
+            return status;
+    }
+    return SB_DT_CALL(dt, sb_avg_pool2d, _blocked, out->data, &plan->out_map, a->input->data,
+                      &plan->in_map, &plan->params, a->count_include_pad, divisor, scale,
+                      shift, a->relu);
 }

@@ -20,8 +20,8 @@ from .. import _blocked
 from .. import functional as F
 from .. import random as _random
 from .. import runtime
-from ..blocks import (_bn_relu, _dense_block, _dense_layer, _layer_input, _planned_dense,
-                      _planned_dense_fits)
+from ..blocks import (_bn_fits, _bn_relu, _dense_block, _dense_layer, _layer_input,
+                      _planned_dense, _planned_dense_fits)
 from ..containers import ModuleDict, Sequential, _run_sequence
 from ..hooks import has_hooks
 from ..layers import (AvgPool2d, BatchNorm2d, Conv2d, Linear, MaxPool2d, ReLU,
@@ -219,9 +219,8 @@ class DenseNet(Module):
 
 def _planned_features(net, modules, x):
     """features' layers before norm5 on channel-blocked maps
-    (skipblocks._blocked: the stem, the dense blocks; each transition on
-    NCHW between two conversions), or None when no plan applies. The same
-    bits as _run_sequence."""
+    (skipblocks._blocked: the stem, the dense blocks, the transitions), or
+    None when no plan applies. The same bits as _run_sequence."""
     if not _blocked.plan_input_ok(net, x):
         return None
     # (the modules are features' children: the epoch covers them)
@@ -233,22 +232,29 @@ def _planned_features(net, modules, x):
 
 
 def _planned_transition_fits(transition, shape):
-    """A standard _Transition (BatchNorm2d, ReLU, a 1x1 Conv2d, a plain 2x2
-    average pool) on ``shape``: its output shape, for a plan that runs it on
-    NCHW between two conversions; else None."""
+    """A standard _Transition (an eval-mode BatchNorm2d on its running
+    statistics, ReLU, a 1x1 Conv2d, a plain 2x2 average pool), none of its
+    modules with a forward of its own, on a blocked map of ``shape``: its
+    output shape, for a plan that runs it as its forward does (the pool
+    before the convolution) on blocked maps; else None."""
     modules = [m for m in transition._modules.values() if m is not None]
     if len(modules) != 4 or [type(m) for m in modules] != [BatchNorm2d, ReLU, Conv2d,
-                                                            AvgPool2d]:
+                                                            AvgPool2d] \
+            or any(_blocked.own_forward(m) for m in modules):
         return None
     n, c, h, w = shape
-    conv, pool = modules[2], modules[3]
-    if h < 2 or w < 2 or not _pointwise(conv, c) or not _plain_2x2_average(pool):
+    norm, conv, pool = modules[0], modules[2], modules[3]
+    if h < 2 or w < 2 or not _pointwise(conv, c) or not _plain_2x2_average(pool) \
+            or not _bn_fits(norm, c):
         return None
-    return (n, conv.weight.shape[0], h // 2, w // 2)
+    return _blocked.conv_fits(conv, None, (n, c, h // 2, w // 2))
 
 
 def _planned_transition(transition, x):
-    return _blocked.to_blocked(transition(_blocked.to_nchw(x, "_Transition")), "_Transition")
+    """_planned_transition_fits' transition on the Blocked map x: norm, relu
+    and the pool in one pass, then the 1x1 convolution."""
+    norm, _, conv, _ = [m for m in transition._modules.values() if m is not None]
+    return _blocked.conv(conv, _blocked.transition_pool(norm, x))
 
 
 _blocked.register_block(_DenseBlock, _planned_dense_fits, _planned_dense)

@@ -9,7 +9,9 @@ planned networks (skipblocks._blocked):
    around the 16-lane block and the 128/256 K blocks, thread counts and
    every ISA; lanes past C_out come out 0 even from NaN input.
 3. max_pool2d on blocked maps gives the same bits as on NCHW (NaN, signed
-   zeros, ceil_mode, padding).
+   zeros, ceil_mode, padding); so does avg_pool2d, alone and with an
+   eval-mode BatchNorm and ReLU in front (DenseNet's transition), whose
+   errors are clear.
 4. Bad blocked arguments raise clear errors, never crash.
 5. Planned networks (resnet18/resnet50, se_resnet50, densenet121, UNet and
    their blocks) give the same bits as the layer-by-layer path
@@ -189,6 +191,72 @@ def test_conv_blocked_thread_counts(restore_threads, rng, threads):
 
 
 @pytest.mark.parametrize("params", [
+    (2, 2, 0, False, True, None), (3, 2, 1, False, True, None), (3, 2, 1, True, False, None),
+    (3, 1, 1, False, False, None), ((2, 3), (1, 2), (1, 0), True, True, None),
+    (2, 2, 0, False, True, 3), (5, 3, 2, True, True, None), (64, 64, 0, False, True, None)])
+@pytest.mark.parametrize("bn_relu", [False, True])
+def test_avg_pool_blocked_same_bits(isa, dtype, rng, restore_threads, params, bn_relu):
+    """The blocked pool (with relu(bn(x)) first when bn_relu) against
+    BatchNorm2d + ReLU + AvgPool2d on NCHW: the same bits, signed zeros
+    and NaN positions included, lanes past C zero, at 1 and 2 threads."""
+    k, s, p, ceil_mode, count_include_pad, divisor = params
+    pool = sb.AvgPool2d(k, s, p, ceil_mode=ceil_mode, count_include_pad=count_include_pad,
+                        divisor_override=divisor)
+    c = 21
+    bn = sb.BatchNorm2d(c, dtype=dtype).eval()
+    bn.load_state_dict({"weight": rng.normal(0, 1, c), "bias": rng.normal(0, 1, c),
+                        "running_mean": rng.normal(0, 1, c),
+                        "running_var": rng.uniform(0.5, 2, c),
+                        "num_batches_tracked": np.array(3)})
+    hw = (64, 70) if k == 64 else (13, 12)
+    x = rng.standard_normal((2, c) + hw).astype(dtype)
+    x[0, 1, 3:5, 3:5] = np.nan
+    x[1, 2, :, :] = -0.0
+    x[1, 2, ::2, 1::3] = 0.0
+    x[1, 3, 0, 0] = np.inf
+    args = (pool.kernel_size, pool.stride, pool.padding)
+    args = tuple(v if isinstance(v, tuple) else (v, v) for v in args)
+    expected = pool(sb.functional.relu(bn(x)) if bn_relu else x)
+    blocked = _blocked.to_blocked(x, "t")
+    for threads in (1, 2):
+        sb.set_num_threads(threads)
+        got = _C.avg_pool2d("AvgPool2d", blocked.data, *args, ceil_mode, count_include_pad,
+                            divisor, blocked_channels=c,
+                            bn=bn._fold_args() if bn_relu else None, relu=bn_relu)
+        out = _C.from_blocked("t", got, c)
+        np.testing.assert_array_equal(out, expected)
+        assert (np.signbit(out) == np.signbit(expected)).all()
+        np.testing.assert_array_equal(got[:, -1, ..., c % LANES[dtype]:], 0)
+
+
+def test_avg_pool_blocked_errors(rng):
+    x = rng.standard_normal((1, 20, 8, 8)).astype(np.float32)
+    blocked = _C.to_blocked("t", x)
+    bn = sb.BatchNorm2d(20).eval()
+    pool = ("AvgPool2d", blocked, (2, 2), (2, 2), (0, 0), False, True, None)
+    with pytest.raises(ValueError, match=r"AvgPool2d: a BatchNorm and ReLU before an "
+                                         r"average pool need a channel-blocked input"):
+        _C.avg_pool2d("AvgPool2d", x, (2, 2), (2, 2), (0, 0), False, True, None,
+                      bn=bn._fold_args(), relu=True)
+    with pytest.raises(ValueError, match="need a channel-blocked input"):
+        _C.avg_pool2d("AvgPool2d", x, (2, 2), (2, 2), (0, 0), False, True, None, relu=True)
+    with pytest.raises(ValueError, match="running statistics"):
+        _C.avg_pool2d(*pool, blocked_channels=20, bn=(None, None, None, None, 1e-5))
+    with pytest.raises(ValueError, match="kernel width of at most 64, got 65"):
+        _C.avg_pool2d("AvgPool2d", _C.to_blocked("t", np.zeros((1, 2, 70, 70), np.float32)),
+                      (1, 65), (1, 1), (0, 0), False, True, None, blocked_channels=2)
+    with pytest.raises(RuntimeError, match=r"^BatchNorm2d: running_mean should contain 20 "
+                                           r"elements not 16"):
+        small = sb.BatchNorm2d(16).eval()
+        _C.avg_pool2d(*pool, blocked_channels=20, bn=small._fold_args(), relu=True)
+    with pytest.raises(ValueError, match=r"not a channel-blocked map"):
+        _C.avg_pool2d(*pool, blocked_channels=40)
+    before = blocked.copy()
+    _C.avg_pool2d(*pool, blocked_channels=20, bn=bn._fold_args(), relu=True)
+    np.testing.assert_array_equal(blocked, before)  # the input is never written
+
+
+@pytest.mark.parametrize("params", [
     (3, 2, 1, 1, False), (2, 2, 0, 1, False), (3, 2, 1, 1, True), (3, 1, 1, 2, False),
     ((2, 3), (1, 2), (1, 0), 1, True)])
 def test_max_pool_blocked_same_bits(isa, dtype, rng, params):
@@ -264,8 +332,9 @@ def test_planned_densenet_same_bits(isa, rng, restore_threads, threads):
     sb.set_num_threads(threads)
     model = _randomized(sb.models.densenet121(num_classes=10), rng)
     x = rng.standard_normal((2, 3, 64, 48)).astype(np.float32)
-    # the stem, and both convolutions of each of the 58 dense layers
-    _assert_planned(model, x, 1 + 2 * 58)
+    # the stem, both convolutions of each of the 58 dense layers and the
+    # three transitions' 1x1 convolutions (after the pool; 4x3 -> 2x1 last)
+    _assert_planned(model, x, 1 + 2 * 58 + 3)
 
 
 
