@@ -45,40 +45,17 @@ static PyObject *py_avg_pool2d(PyObject *self, PyObject *args, PyObject *kwargs)
         if (divisor == -1 && PyErr_Occurred())
             return NULL;
     }
-    PyObject *mean_obj = Py_None, *var_obj = Py_None, *bn_w_obj = Py_None, *bn_b_obj = Py_None;
-    double eps = 0.0;
-    if (bn_obj != Py_None &&
-        !PyArg_ParseTuple(bn_obj, "OOOOd", &mean_obj, &var_obj, &bn_w_obj, &bn_b_obj, &eps))
+    enum { INPUT, BN, N_ARGS = BN + 4 };
+    sb_glue_arg arg[N_ARGS];
+    sb_glue_fold bn;
+    arg[INPUT] = (sb_glue_arg){input_obj, layer, "input", 1, NULL};
+    if (sb_glue_fold_parse(bn_obj, arg + BN, &bn) < 0 || sb_glue_convert(arg, N_ARGS, 0) < 0)
         return NULL;
-    enum { INPUT, MEAN, VAR, BN_W, BN_B, N_ARGS };
-    sb_glue_arg arg[N_ARGS] = {
-        {input_obj, layer, "input", 1, NULL},
-        {SB_GLUE_OPTIONAL(mean_obj), "BatchNorm2d", "running_mean", 0, NULL},
-        {SB_GLUE_OPTIONAL(var_obj), "BatchNorm2d", "running_var", 0, NULL},
-        {SB_GLUE_OPTIONAL(bn_w_obj), "BatchNorm2d", "weight", 0, NULL},
-        {SB_GLUE_OPTIONAL(bn_b_obj), "BatchNorm2d", "bias", 0, NULL},
-    };
-    if (sb_glue_convert(arg, N_ARGS, 0) < 0)
-        return NULL;
-    sb_tensor t[N_ARGS];
-    const sb_tensor *bn_tensor[N_ARGS];
-    for (int i = 0; i < N_ARGS; i++) {
-        bn_tensor[i] = NULL;
-        if (arg[i].arr != NULL) {
-            sb_glue_tensor_of(&t[i], arg[i].arr);
-            bn_tensor[i] = &t[i];
-        }
-    }
-    sb_batch_norm_state bn;
-    memset(&bn, 0, sizeof bn);
-    bn.running_mean = bn_tensor[MEAN];
-    bn.running_var = bn_tensor[VAR];
-    bn.weight = bn_tensor[BN_W];
-    bn.bias = bn_tensor[BN_B];
-    bn.eps = eps;
-    sb_avg_pool2d_args a = {&t[INPUT], {kh, kw}, {sh, sw}, {ph, pw}, ceil_mode,
+    sb_tensor t_input;
+    sb_glue_tensor_of(&t_input, arg[INPUT].arr);
+    sb_avg_pool2d_args a = {&t_input, {kh, kw}, {sh, sw}, {ph, pw}, ceil_mode,
                             count_include_pad, divisor, divisor_obj != Py_None,
-                            blocked_channels, bn_obj != Py_None ? &bn : NULL, relu};
+                            blocked_channels, sb_glue_fold_state(&bn, arg + BN), relu};
     sb_pool2d_plan plan;
     sb_error err;
     PyObject *result;
@@ -86,7 +63,7 @@ static PyObject *py_avg_pool2d(PyObject *self, PyObject *args, PyObject *kwargs)
         result = sb_glue_raise(&err, layer);
     else
         result = sb_glue_run(avg_run, &plan, &a,
-                             sb_glue_new_array(plan.out_ndim, plan.out_dims, t[INPUT].dtype),
+                             sb_glue_new_array(plan.out_ndim, plan.out_dims, t_input.dtype),
                              plan.workspace_bytes, layer);
     sb_glue_release(arg, N_ARGS);
     return result;

@@ -4,6 +4,36 @@
  */
 #include "glue.h"
 
+int sb_glue_fold_parse(PyObject *obj, sb_glue_arg arg[4], sb_glue_fold *fold)
+{
+    static const char *names[4] = {"running_mean", "running_var", "weight", "bias"};
+    PyObject *a[4] = {Py_None, Py_None, Py_None, Py_None};
+    memset(fold, 0, sizeof *fold);
+    fold->given = obj != Py_None;
+    if (fold->given && !PyArg_ParseTuple(obj, "OOOOd", &a[0], &a[1], &a[2], &a[3],
+                                         &fold->state.eps))
+        return -1;
+    for (int i = 0; i < 4; i++)
+        arg[i] = (sb_glue_arg){SB_GLUE_OPTIONAL(a[i]), "BatchNorm2d", names[i], 0, NULL};
+    return 0;
+}
+
+const sb_batch_norm_state *sb_glue_fold_state(sb_glue_fold *fold, const sb_glue_arg arg[4])
+{
+    if (!fold->given)
+        return NULL;
+    const sb_tensor **slot[4] = {&fold->state.running_mean, &fold->state.running_var,
+                                 &fold->state.weight, &fold->state.bias};
+    for (int i = 0; i < 4; i++) {
+        *slot[i] = NULL;
+        if (arg[i].arr != NULL) {
+            sb_glue_tensor_of(&fold->t[i], arg[i].arr);
+            *slot[i] = &fold->t[i];
+        }
+    }
+    return &fold->state;
+}
+
 static sb_status batch_norm_run(const void *plan, const void *args, const sb_tensor *out,
                                 void *workspace)
 {

@@ -158,44 +158,25 @@ static PyObject *py_conv2d_pack(PyObject *self, PyObject *args, PyObject *kwargs
     if (!PyArg_ParseTupleAndKeywords(args, kwargs, "sOOn|O", keywords, &layer, &weight_obj,
                                      &bias_obj, &groups, &fold_obj))
         return NULL;
-    PyObject *mean_obj = Py_None, *var_obj = Py_None, *bn_w_obj = Py_None, *bn_b_obj = Py_None;
-    double eps = 0.0;
-    if (fold_obj != Py_None &&
-        !PyArg_ParseTuple(fold_obj, "OOOOd", &mean_obj, &var_obj, &bn_w_obj, &bn_b_obj, &eps))
+    enum { WEIGHT, BIAS, FOLD, N_ARGS = FOLD + 4 };
+    sb_glue_arg arg[N_ARGS];
+    sb_glue_fold fold;
+    arg[WEIGHT] = (sb_glue_arg){weight_obj, layer, "weight", 0, NULL};
+    arg[BIAS] = (sb_glue_arg){SB_GLUE_OPTIONAL(bias_obj), layer, "bias", 0, NULL};
+    if (sb_glue_fold_parse(fold_obj, arg + FOLD, &fold) < 0)
         return NULL;
-    enum { WEIGHT, BIAS, MEAN, VAR, BN_W, BN_B, N_ARGS };
-    sb_glue_arg arg[N_ARGS] = {
-        {weight_obj, layer, "weight", 0, NULL},
-        {SB_GLUE_OPTIONAL(bias_obj), layer, "bias", 0, NULL},
-        {SB_GLUE_OPTIONAL(mean_obj), "BatchNorm2d", "running_mean", 0, NULL},
-        {SB_GLUE_OPTIONAL(var_obj), "BatchNorm2d", "running_var", 0, NULL},
-        {SB_GLUE_OPTIONAL(bn_w_obj), "BatchNorm2d", "weight", 0, NULL},
-        {SB_GLUE_OPTIONAL(bn_b_obj), "BatchNorm2d", "bias", 0, NULL},
-    };
     PyObject *result = NULL;
     sb_error err;
     if (sb_glue_convert(arg, N_ARGS, 0) < 0)
         return NULL;
-    PyArrayObject *weight = arg[WEIGHT].arr, *bias = arg[BIAS].arr;
-    PyArrayObject *mean = arg[MEAN].arr, *var = arg[VAR].arr;
-    PyArrayObject *bn_w = arg[BN_W].arr, *bn_b = arg[BN_B].arr;
-    sb_tensor t_weight, t_bias, t_mean, t_var, t_bn_w, t_bn_b;
-    sb_batch_norm_state bn;
+    sb_tensor t_weight, t_bias;
     sb_conv2d_pack_args a;
     memset(&a, 0, sizeof a);
-    memset(&bn, 0, sizeof bn);
-    sb_glue_tensor_of(&t_weight, weight);
+    sb_glue_tensor_of(&t_weight, arg[WEIGHT].arr);
     a.weight = &t_weight;
-    tensor_or_null(&t_bias, bias, &a.bias);
+    tensor_or_null(&t_bias, arg[BIAS].arr, &a.bias);
     a.groups = groups;
-    if (fold_obj != Py_None) {
-        tensor_or_null(&t_mean, mean, &bn.running_mean);
-        tensor_or_null(&t_var, var, &bn.running_var);
-        tensor_or_null(&t_bn_w, bn_w, &bn.weight);
-        tensor_or_null(&t_bn_b, bn_b, &bn.bias);
-        bn.eps = eps;
-        a.fold = &bn;
-    }
+    a.fold = sb_glue_fold_state(&fold, arg + FOLD);
     sb_conv2d_pack_plan plan;
     if (sb_op_conv2d_pack_plan(&plan, &a, &err) != SB_OK) {
         sb_glue_raise(&err, layer);

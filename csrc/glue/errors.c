@@ -232,8 +232,8 @@ static const message messages[] = {
     {SB_E_AVG_BLOCKED_KERNEL, VALUE,
      "a channel-blocked average pool takes a kernel width of at most {1}, got {0}"},
     {SB_E_AVG_BLOCKED_BN, VALUE,
-     "a BatchNorm and ReLU before an average pool need a channel-blocked input and the "
-     "BatchNorm's running statistics"},
+     "a BatchNorm or ReLU applied before an average pool needs a channel-blocked input, "
+     "and the BatchNorm its running statistics (eval mode)"},
     {SB_E_INTERP_SIZES_1D, RUNTIME,
      "Input and output sizes should be greater than 0, but got input (W: {0}) and output "
      "(W: {1})"},

@@ -122,6 +122,22 @@ int sb_glue_is_packed(PyObject *obj);
 int sb_glue_packed(PyObject *obj, const char *layer, const void **data, int64_t *numel,
                    sb_dtype *dtype);
 
+/* An eval-mode BatchNorm passed as (running_mean, running_var, weight,
+ * bias, eps), each array possibly None (BatchNorm2d._fold_args; conv2d_pack's
+ * fold, avg_pool2d's bn) -- or None for none. sb_glue_fold_parse reads the
+ * tuple and fills its four arrays' entries of the call's sb_glue_convert
+ * list (absent for None); after the conversion sb_glue_fold_state gives the
+ * sb_batch_norm_state of the converted arrays, or NULL for None
+ * (batch_norm.c). */
+typedef struct {
+    int given;
+    sb_tensor t[4];
+    sb_batch_norm_state state;
+} sb_glue_fold;
+
+int sb_glue_fold_parse(PyObject *obj, sb_glue_arg arg[4], sb_glue_fold *fold);
+const sb_batch_norm_state *sb_glue_fold_state(sb_glue_fold *fold, const sb_glue_arg arg[4]);
+
 /* ---- scratch (scratch.c) ---------------------------------------------- */
 
 /* `bytes` of scratch (at least one), from the kept arena when it is free;

@@ -212,7 +212,8 @@ typedef enum {
     SB_E_AVG_NO_DIMS,          /* a 0-d input (IndexError) */
     SB_E_AVG_DIM_RANGE,        /* v0: -ndim, v1: ndim - 1 (IndexError, input.size(-3)) */
     SB_E_AVG_BLOCKED_KERNEL,   /* v0: the kernel width, v1: the widest a blocked pool takes */
-    SB_E_AVG_BLOCKED_BN,       /* a BatchNorm / ReLU on an NCHW input, or on batch statistics */
+    SB_E_AVG_BLOCKED_BN,       /* a BatchNorm or ReLU with an NCHW input, or a BatchNorm
+                                * without running statistics or on batch statistics */
     SB_E_INTERP_SIZES_1D,      /* v0: input W, v1: output W */
     SB_E_INTERP_SIZES_2D,      /* v0, v1: input H, W; v2, v3: output H, W */
     SB_E_INTERP_EMPTY,         /* v0: ndim; shape 0: input */

@@ -124,12 +124,15 @@ sb_status sb_op_avg_pool2d_run(const sb_pool2d_plan *plan, const sb_avg_pool2d_a
     if (a->blocked_channels == 0)
         return SB_DT_CALL(dt, sb_avg_pool2d, , out->data, &plan->out_map, a->input->data,
                           &plan->in_map, &plan->params, a->count_include_pad, divisor);
+    if (plan->in_map.n == 0)
+        return SB_OK; /* an empty batch (whose BatchNorm arrays the plan did not check) */
     void *scale = NULL, *shift = NULL;
     if (a->bn != NULL) {
         const int64_t c = plan->in_map.c;
         scale = workspace;
         shift = sb_elem(workspace, dt, c);
-        /* (eval mode: nothing read from the input, no scratch) */
+        /* (eval mode, a non-empty map: the running statistics, checked by
+         * the plan; nothing read from the input, no scratch) */
         const sb_status status = sb_bn_transform(scale, shift, a->bn, NULL, NULL, 0, NULL, dt);
         if (status != SB_OK)
             return status;

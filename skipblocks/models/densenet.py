@@ -231,30 +231,55 @@ def _planned_features(net, modules, x):
     return _blocked.to_nchw(_blocked.run_steps(plan[0], x), "DenseNet")
 
 
-def _planned_transition_fits(transition, shape):
-    """A standard _Transition (an eval-mode BatchNorm2d on its running
-    statistics, ReLU, a 1x1 Conv2d, a plain 2x2 average pool), none of its
-    modules with a forward of its own, on a blocked map of ``shape``: its
-    output shape, for a plan that runs it as its forward does (the pool
-    before the convolution) on blocked maps; else None."""
+def _transition_parts(transition):
+    """norm, relu, conv, pool of a standard _Transition (BatchNorm2d, ReLU, a
+    1x1 Conv2d, a plain 2x2 average pool, none with a forward of its own),
+    else None."""
     modules = [m for m in transition._modules.values() if m is not None]
     if len(modules) != 4 or [type(m) for m in modules] != [BatchNorm2d, ReLU, Conv2d,
                                                             AvgPool2d] \
             or any(_blocked.own_forward(m) for m in modules):
         return None
+    return modules
+
+
+def _transition_blocked(transition, shape):
+    """The output shape of the transition on a blocked map of ``shape`` when
+    it runs on blocked maps as its forward runs (norm, relu and the pool in
+    one pass, then the 1x1 convolution): an eval-mode BatchNorm on its
+    running statistics and a convolution a blocked map takes; else None."""
+    parts = _transition_parts(transition)
     n, c, h, w = shape
-    norm, conv, pool = modules[0], modules[2], modules[3]
-    if h < 2 or w < 2 or not _pointwise(conv, c) or not _plain_2x2_average(pool) \
-            or not _bn_fits(norm, c):
+    if parts is None or h < 2 or w < 2 or not _pointwise(parts[2], c) \
+            or not _plain_2x2_average(parts[3]) or not _bn_fits(parts[0], c):
         return None
-    return _blocked.conv_fits(conv, None, (n, c, h // 2, w // 2))
+    return _blocked.conv_fits(parts[2], None, (n, c, h // 2, w // 2))
+
+
+def _planned_transition_fits(transition, shape):
+    """The transition's output shape on a blocked map of ``shape`` for a
+    plan: on blocked maps (_transition_blocked), or else -- a BatchNorm in
+    train mode, a float64 one, a convolution a blocked map does not take --
+    its own forward on NCHW between two conversions; None when it is not a
+    standard _Transition."""
+    out = _transition_blocked(transition, shape)
+    parts = _transition_parts(transition)
+    if out is not None or parts is None:
+        return out
+    n, c, h, w = shape
+    conv, pool = parts[2], parts[3]
+    if h < 2 or w < 2 or not _pointwise(conv, c) or not _plain_2x2_average(pool):
+        return None
+    return (n, conv.weight.shape[0], h // 2, w // 2)
 
 
 def _planned_transition(transition, x):
-    """_planned_transition_fits' transition on the Blocked map x: norm, relu
-    and the pool in one pass, then the 1x1 convolution."""
-    norm, _, conv, _ = [m for m in transition._modules.values() if m is not None]
-    return _blocked.conv(conv, _blocked.transition_pool(norm, x))
+    """_planned_transition_fits' transition on the Blocked map x."""
+    if _blocked.epoch_cached(transition, ("blocked", x.shape),
+                             lambda: _transition_blocked(transition, x.shape) is not None):
+        norm, _, conv, _ = _transition_parts(transition)
+        return _blocked.conv(conv, _blocked.transition_pool(norm, x))
+    return _blocked.to_blocked(transition(_blocked.to_nchw(x, "_Transition")), "_Transition")
 
 
 _blocked.register_block(_DenseBlock, _planned_dense_fits, _planned_dense)

@@ -194,35 +194,43 @@ def test_conv_blocked_thread_counts(restore_threads, rng, threads):
     (2, 2, 0, False, True, None), (3, 2, 1, False, True, None), (3, 2, 1, True, False, None),
     (3, 1, 1, False, False, None), ((2, 3), (1, 2), (1, 0), True, True, None),
     (2, 2, 0, False, True, 3), (5, 3, 2, True, True, None), (64, 64, 0, False, True, None)])
-@pytest.mark.parametrize("bn_relu", [False, True])
-def test_avg_pool_blocked_same_bits(isa, dtype, rng, restore_threads, params, bn_relu):
-    """The blocked pool (with relu(bn(x)) first when bn_relu) against
-    BatchNorm2d + ReLU + AvgPool2d on NCHW: the same bits, signed zeros
-    and NaN positions included, lanes past C zero, at 1 and 2 threads."""
+@pytest.mark.parametrize("transform", ["none", "bn+relu", "bn", "relu", "bn without affine"])
+@pytest.mark.parametrize("width", [12, 140])
+def test_avg_pool_blocked_same_bits(isa, dtype, rng, restore_threads, params, transform,
+                                    width):
+    """The blocked pool (with bn(x) and/or relu first) against BatchNorm2d,
+    ReLU and AvgPool2d on NCHW: the same bits, NaN positions included, lanes
+    past C zero, at 1 and 2 threads; 140 columns take several of the
+    kernel's pieces of output columns per row (windows across their
+    boundaries, with padding and ceil_mode)."""
     k, s, p, ceil_mode, count_include_pad, divisor = params
     pool = sb.AvgPool2d(k, s, p, ceil_mode=ceil_mode, count_include_pad=count_include_pad,
                         divisor_override=divisor)
     c = 21
-    bn = sb.BatchNorm2d(c, dtype=dtype).eval()
-    bn.load_state_dict({"weight": rng.normal(0, 1, c), "bias": rng.normal(0, 1, c),
-                        "running_mean": rng.normal(0, 1, c),
-                        "running_var": rng.uniform(0.5, 2, c),
-                        "num_batches_tracked": np.array(3)})
-    hw = (64, 70) if k == 64 else (13, 12)
-    x = rng.standard_normal((2, c) + hw).astype(dtype)
+    affine = transform != "bn without affine"
+    bn = sb.BatchNorm2d(c, affine=affine, dtype=dtype).eval()
+    state = {"running_mean": rng.normal(0, 1, c), "running_var": rng.uniform(0.5, 2, c),
+             "num_batches_tracked": np.array(3)}
+    if affine:
+        state.update(weight=rng.normal(0, 1, c), bias=rng.normal(0, 1, c))
+    bn.load_state_dict(state)
+    hw = (64, 70) if k == 64 else (13, width)
+    x = rng.standard_normal((3 if width > 100 else 2, c) + hw).astype(dtype)
     x[0, 1, 3:5, 3:5] = np.nan
     x[1, 2, :, :] = -0.0
     x[1, 2, ::2, 1::3] = 0.0
     x[1, 3, 0, 0] = np.inf
     args = (pool.kernel_size, pool.stride, pool.padding)
     args = tuple(v if isinstance(v, tuple) else (v, v) for v in args)
-    expected = pool(sb.functional.relu(bn(x)) if bn_relu else x)
+    with_bn, relu = transform.startswith("bn"), transform.endswith("relu")
+    y = bn(x) if with_bn else x
+    expected = pool(sb.functional.relu(y) if relu else y)
     blocked = _blocked.to_blocked(x, "t")
     for threads in (1, 2):
         sb.set_num_threads(threads)
         got = _C.avg_pool2d("AvgPool2d", blocked.data, *args, ceil_mode, count_include_pad,
                             divisor, blocked_channels=c,
-                            bn=bn._fold_args() if bn_relu else None, relu=bn_relu)
+                            bn=bn._fold_args() if with_bn else None, relu=relu)
         out = _C.from_blocked("t", got, c)
         np.testing.assert_array_equal(out, expected)
         assert (np.signbit(out) == np.signbit(expected)).all()
@@ -234,14 +242,25 @@ def test_avg_pool_blocked_errors(rng):
     blocked = _C.to_blocked("t", x)
     bn = sb.BatchNorm2d(20).eval()
     pool = ("AvgPool2d", blocked, (2, 2), (2, 2), (0, 0), False, True, None)
-    with pytest.raises(ValueError, match=r"AvgPool2d: a BatchNorm and ReLU before an "
-                                         r"average pool need a channel-blocked input"):
+    with pytest.raises(ValueError, match=r"AvgPool2d: a BatchNorm or ReLU applied before an "
+                                         r"average pool needs a channel-blocked input"):
         _C.avg_pool2d("AvgPool2d", x, (2, 2), (2, 2), (0, 0), False, True, None,
                       bn=bn._fold_args(), relu=True)
-    with pytest.raises(ValueError, match="need a channel-blocked input"):
+    with pytest.raises(ValueError, match="needs a channel-blocked input"):
         _C.avg_pool2d("AvgPool2d", x, (2, 2), (2, 2), (0, 0), False, True, None, relu=True)
-    with pytest.raises(ValueError, match="running statistics"):
+    with pytest.raises(ValueError, match=r"the BatchNorm its running statistics \(eval mode\)"):
         _C.avg_pool2d(*pool, blocked_channels=20, bn=(None, None, None, None, 1e-5))
+    with pytest.raises(RuntimeError, match=r"^BatchNorm2d: mixed dtype \(CPU\): expect parameter "
+                                           r"to have scalar type of Float"):
+        _C.avg_pool2d(*pool, blocked_channels=20,
+                      bn=tuple(a.astype(np.float64) for a in bn._fold_args()[:2])
+                      + (None, None, 1e-5))
+    # an empty batch: an empty result, the BatchNorm's arrays not read
+    empty = _C.to_blocked("t", np.zeros((0, 8, 4, 4), np.float64))
+    got = _C.avg_pool2d("AvgPool2d", empty, (2, 2), (2, 2), (0, 0), False, True, None,
+                        blocked_channels=8, relu=True,
+                        bn=(np.zeros(8, np.float32), np.ones(8, np.float32), None, None, 1e-5))
+    assert got.shape == (0, 1, 2, 2, LANES["float64"]) and got.dtype == np.float64
     with pytest.raises(ValueError, match="kernel width of at most 64, got 65"):
         _C.avg_pool2d("AvgPool2d", _C.to_blocked("t", np.zeros((1, 2, 70, 70), np.float32)),
                       (1, 65), (1, 1), (0, 0), False, True, None, blocked_channels=2)
@@ -336,6 +355,16 @@ def test_planned_densenet_same_bits(isa, rng, restore_threads, threads):
     # three transitions' 1x1 convolutions (after the pool; 4x3 -> 2x1 last)
     _assert_planned(model, x, 1 + 2 * 58 + 3)
 
+
+
+def test_planned_densenet_transition_on_nchw(rng):
+    """A transition whose BatchNorm is in train mode (batch statistics) runs
+    its own forward on NCHW inside the plan, the rest stays planned: the
+    same bits as the layer-by-layer path."""
+    model = _randomized(sb.models.densenet121(num_classes=10), rng)
+    model.features.transition2.norm.train()
+    x = rng.standard_normal((2, 3, 64, 48)).astype(np.float32)
+    _assert_planned(model, x, 1 + 2 * 58 + 2)
 
 
 @pytest.mark.parametrize("threads", [1, 2])
@@ -679,6 +708,9 @@ def test_prepared_arguments_follow_every_change(rng):
         lambda m: setattr(m.features.conv0, "weight", (m.features.conv0.weight * 2)),
         lambda m: setattr(m.features.transition1.conv, "weight",
                           (m.features.transition1.conv.weight + 1).astype(np.float32)),
+        lambda m: setattr(m.features.transition2.norm, "running_mean",
+                          (m.features.transition2.norm.running_mean + 1).astype(np.float32)),
+        lambda m: setattr(m.features.transition3.norm, "eps", 0.25),
     ]
     for change in changes:
         model = fresh()
