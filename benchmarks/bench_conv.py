@@ -4,6 +4,7 @@
     python benchmarks/bench_conv.py --threads 2 --batch 8
     python benchmarks/bench_conv.py --shapes 0 1 8        # some rows only
     python benchmarks/bench_conv.py --root /work/baseline # another build's tree
+    python benchmarks/bench_conv.py --blocked --cold      # as inside a planned network
 
 What tuning a kernel needs between two builds (run each build's tree in turn,
 --root, and compare the tables): the 1x1 convolutions at 56x56 down to 7x7
@@ -19,6 +20,13 @@ GFLOP/s per thread times --threads; by default it is measured here:
 benchmarks/fma_peak.c at one thread (the best of three 0.5 s runs, common.run_peak),
 with 512-bit FMAs when skipblocks runs its AVX-512 kernels, else 256-bit. Nothing is written: the table goes to stdout with
 the machine and build lines of common.py.
+
+--blocked runs each convolution as a planned network does, on a channel-blocked
+input into a blocked output (skipblocks._blocked.conv, internal). --cold
+writes a 64 MiB buffer before every call (evicting the caches: the weights,
+the input and the output's memory come from DRAM, as for a network's layer
+whose weights were last read one forward ago) and times the calls one by
+one: per round the median of 9 calls.
 """
 import argparse
 import os
@@ -64,6 +72,10 @@ def main(argv=None):
     ap.add_argument("--peak", type=float, default=None,
                     help="GFLOP/s per thread (default: measured with fma_peak.c)")
     ap.add_argument("--root", help="a source tree with an in-place build to import instead")
+    ap.add_argument("--blocked", action="store_true",
+                    help="channel-blocked input and output, as in a planned network")
+    ap.add_argument("--cold", action="store_true",
+                    help="evict the caches before every call (64 MiB written)")
     args = ap.parse_args(argv)
     if args.root:
         root = os.path.abspath(args.root)
@@ -87,25 +99,43 @@ def main(argv=None):
         out = conv(x).shape[2]
         flops = 2 * args.batch * c_in * c_out * out * out * k * k
         label = "%4d -> %4d  %dx%d s%d  %3dx%-3d" % (c_in, c_out, k, k, stride, size, size)
-        cases.append((label, conv, x, flops, max(3, int(0.1 * peak / flops))))
+        if args.blocked:
+            from skipblocks import _blocked
+            xb = _blocked.to_blocked(x, "bench")
+            run = (lambda conv, xb: lambda: _blocked.conv(conv, xb))(conv, xb)
+        else:
+            run = (lambda conv, x: lambda: conv(x))(conv, x)
+        cases.append((label, run, flops, max(3, int(0.1 * peak / flops))))
+    evict = np.zeros(64 << 18, np.float32) if args.cold else None  # 64 MiB
     start = time.perf_counter()
     while time.perf_counter() - start < 1.0:
-        cases[0][1](cases[0][2])
+        cases[0][1]()
     times = {label: [] for label, *_ in cases}
     for _ in range(args.rounds):
-        for label, conv, x, flops, calls in cases:
+        for label, run, flops, calls in cases:
+            if evict is not None:
+                one = []
+                for _ in range(9):
+                    evict += 1.0
+                    t = time.perf_counter()
+                    run()
+                    one.append(time.perf_counter() - t)
+                times[label].append(statistics.median(one))
+                continue
             best = float("inf")
             for _ in range(3):
                 t = time.perf_counter()
                 for _ in range(calls):
-                    conv(x)
+                    run()
                 best = min(best, (time.perf_counter() - t) / calls)
             times[label].append(best)
     print(common.machine_line())
     print(common.build_line(common.build_info(sb)))
-    print("threads %d, batch %d, %d rounds, peak %.1f GFLOP/s (%s)" % (
-        args.threads, args.batch, args.rounds, peak / 1e9, how))
-    for label, conv, x, flops, calls in cases:
+    print("threads %d, batch %d, %d rounds, peak %.1f GFLOP/s (%s)%s%s" % (
+        args.threads, args.batch, args.rounds, peak / 1e9, how,
+        ", blocked" if args.blocked else "", ", caches evicted before each call"
+        if args.cold else ""))
+    for label, run, flops, calls in cases:
         t = statistics.median(times[label])
         print("%s  %8.3f ms  %5.1f %% of peak  (rounds %.3f-%.3f ms)" % (
             label, t * 1e3, flops / t / peak * 100, min(times[label]) * 1e3,
