@@ -31,12 +31,9 @@ sb_status sb_op_avg_pool2d_plan(sb_pool2d_plan *plan, const sb_avg_pool2d_args *
                             a->bn->running_var == NULL))))
         return sb_fail(err, SB_ERR_ARGUMENT, SB_E_AVG_BLOCKED_BN);
     sb_tensor view;
-    if (a->blocked_channels != 0) { /* (a negative count: sb_blocked_view's error) */
-        const sb_status status = sb_blocked_view(&view, x, a->blocked_channels, "input", err);
-        if (status != SB_OK)
-            return status;
-        x = &view;
-    }
+    const sb_status viewed = sb_pool_input(&view, &x, a->blocked_channels, err);
+    if (viewed != SB_OK)
+        return viewed;
     const int64_t kh = a->kernel[0], kw = a->kernel[1], sh = a->stride[0], sw = a->stride[1];
     const int64_t ph = a->padding[0], pw = a->padding[1];
     const int64_t all[8] = {kh, kw, sh, sw, ph, pw, 1, 1};

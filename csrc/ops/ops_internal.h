@@ -39,6 +39,20 @@ int64_t sb_block_lanes(sb_dtype dt);
 sb_status sb_blocked_view(sb_tensor *view, const sb_tensor *t, int64_t channels,
                           const char *arg, sb_error *err);
 int64_t sb_blocked_dims(int64_t dims[5], const sb_fmap *m, sb_dtype dt);
+/* The pooling operators' input: *x itself when channels is 0, else *x
+ * replaced by `view`, its logical NCHW view as a blocked map of that many
+ * channels (sb_blocked_view's checks and errors; a negative count fails
+ * there). */
+static inline sb_status sb_pool_input(sb_tensor *view, const sb_tensor **x, int64_t channels,
+                                      sb_error *err)
+{
+    if (channels == 0)
+        return SB_OK;
+    const sb_status status = sb_blocked_view(view, *x, channels, "input", err);
+    if (status == SB_OK)
+        *x = view;
+    return status;
+}
 
 /* Whether t has exactly these dims. */
 int sb_same_dims(const sb_tensor *t, int ndim, const int64_t *dims);

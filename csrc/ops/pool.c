@@ -40,12 +40,9 @@ sb_status sb_op_max_pool2d_plan(sb_pool2d_plan *plan, const sb_max_pool2d_args *
     if (!sb_check_dtype(err, x))
         return SB_ERR_ARGUMENT;
     sb_tensor view;
-    if (a->blocked_channels != 0) { /* (a negative count: sb_blocked_view's error) */
-        const sb_status status = sb_blocked_view(&view, x, a->blocked_channels, "input", err);
-        if (status != SB_OK)
-            return status;
-        x = &view;
-    }
+    const sb_status viewed = sb_pool_input(&view, &x, a->blocked_channels, err);
+    if (viewed != SB_OK)
+        return viewed;
     const int64_t kh = a->kernel[0], kw = a->kernel[1], sh = a->stride[0], sw = a->stride[1];
     const int64_t ph = a->padding[0], pw = a->padding[1], dh = a->dilation[0],
                   dw = a->dilation[1];
