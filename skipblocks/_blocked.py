@@ -130,13 +130,13 @@ def max_pool(pool, x):
     return Blocked(out, x.channels)
 
 
-def transition_pool(bn, x):
+def transition_pool(fold, x):
     """relu(bn(x)) through a 2x2 average pool (stride 2, no padding) on the
-    Blocked map x, in one pass: the eval-mode BatchNorm2d ``bn`` (checked by
-    the caller's plan) applied as the NCHW path applies it, then the pool,
-    the same bits."""
+    Blocked map x, in one pass: the eval-mode BatchNorm2d whose
+    ``_fold_args()`` is ``fold`` (checked by the caller's plan) applied as
+    the NCHW path applies it, then the pool, the same bits."""
     out = _C.avg_pool2d("AvgPool2d", x.data, (2, 2), (2, 2), (0, 0), False, True, None,
-                        blocked_channels=x.channels, bn=bn._fold_args(), relu=True)
+                        blocked_channels=x.channels, bn=fold, relu=True)
     return Blocked(out, x.channels)
 
 

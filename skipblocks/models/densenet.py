@@ -243,42 +243,48 @@ def _transition_parts(transition):
     return modules
 
 
-def _transition_blocked(transition, shape):
-    """The output shape of the transition on a blocked map of ``shape`` when
-    it runs on blocked maps as its forward runs (norm, relu and the pool in
-    one pass, then the 1x1 convolution): an eval-mode BatchNorm on its
-    running statistics and a convolution a blocked map takes; else None."""
-    parts = _transition_parts(transition)
+def _transition_pooled(parts, shape):
+    """The pooled map's shape when a transition of these parts on ``shape``
+    pools before its convolution (_Transition.forward's condition), else
+    None."""
     n, c, h, w = shape
     if parts is None or h < 2 or w < 2 or not _pointwise(parts[2], c) \
-            or not _plain_2x2_average(parts[3]) or not _bn_fits(parts[0], c):
+            or not _plain_2x2_average(parts[3]):
         return None
-    return _blocked.conv_fits(parts[2], None, (n, c, h // 2, w // 2))
+    return (n, c, h // 2, w // 2)
 
 
 def _planned_transition_fits(transition, shape):
-    """The transition's output shape on a blocked map of ``shape`` for a
-    plan: on blocked maps (_transition_blocked), or else -- a BatchNorm in
-    train mode, a float64 one, a convolution a blocked map does not take --
-    its own forward on NCHW between two conversions; None when it is not a
-    standard _Transition."""
-    out = _transition_blocked(transition, shape)
+    """The output shape of a standard _Transition, pooling first, on a
+    blocked map of ``shape`` (the plan runs it on blocked maps, or, where
+    _transition_blocked says no, its own forward on NCHW between two
+    conversions); else None."""
     parts = _transition_parts(transition)
-    if out is not None or parts is None:
-        return out
-    n, c, h, w = shape
-    conv, pool = parts[2], parts[3]
-    if h < 2 or w < 2 or not _pointwise(conv, c) or not _plain_2x2_average(pool):
+    pooled = _transition_pooled(parts, shape)
+    return None if pooled is None else (shape[0], parts[2].weight.shape[0]) + pooled[2:]
+
+
+def _transition_blocked(transition, shape):
+    """(conv, norm's fold arguments) when the transition runs on blocked
+    maps of ``shape`` as its forward runs (norm, relu and the pool in one
+    pass, then the 1x1 convolution): an eval-mode BatchNorm on its running
+    statistics and a convolution a blocked map takes; else None (a BatchNorm
+    in train mode or float64, say)."""
+    parts = _transition_parts(transition)
+    pooled = _transition_pooled(parts, shape)
+    if pooled is None or not _bn_fits(parts[0], shape[1]) \
+            or _blocked.conv_fits(parts[2], None, pooled) is None:
         return None
-    return (n, conv.weight.shape[0], h // 2, w // 2)
+    return parts[2], parts[0]._fold_args()
 
 
 def _planned_transition(transition, x):
     """_planned_transition_fits' transition on the Blocked map x."""
-    if _blocked.epoch_cached(transition, ("blocked", x.shape),
-                             lambda: _transition_blocked(transition, x.shape) is not None):
-        norm, _, conv, _ = _transition_parts(transition)
-        return _blocked.conv(conv, _blocked.transition_pool(norm, x))
+    blocked = _blocked.epoch_cached(transition, ("blocked", x.shape),
+                                    lambda: _transition_blocked(transition, x.shape))
+    if blocked is not None:
+        conv, fold = blocked
+        return _blocked.conv(conv, _blocked.transition_pool(fold, x))
     return _blocked.to_blocked(transition(_blocked.to_nchw(x, "_Transition")), "_Transition")
 
 
